@@ -1,0 +1,241 @@
+/* keymux: key algorithms and operation algorithms, by name */
+#include "config.h"
+
+#include <string.h>
+
+#include "kmx-algorithm.h"
+
+static const struct {
+	KmxKeyType type;
+	const char *name;
+	guint bits;
+	KmxKeyUsage usage;
+} key_types[] = {
+	{KMX_KEY_TYPE_RSA2048, "rsa2048", 2048, KMX_KEY_USAGE_SIGN | KMX_KEY_USAGE_DECRYPT},
+	{KMX_KEY_TYPE_RSA3072, "rsa3072", 3072, KMX_KEY_USAGE_SIGN | KMX_KEY_USAGE_DECRYPT},
+	{KMX_KEY_TYPE_RSA4096, "rsa4096", 4096, KMX_KEY_USAGE_SIGN | KMX_KEY_USAGE_DECRYPT},
+	{KMX_KEY_TYPE_ECDSA_P256, "ecdsa-p256", 256, KMX_KEY_USAGE_SIGN | KMX_KEY_USAGE_DERIVE},
+	{KMX_KEY_TYPE_ECDSA_P384, "ecdsa-p384", 384, KMX_KEY_USAGE_SIGN | KMX_KEY_USAGE_DERIVE},
+	{KMX_KEY_TYPE_ED25519, "ed25519", 256, KMX_KEY_USAGE_SIGN},
+	{KMX_KEY_TYPE_X25519, "x25519", 256, KMX_KEY_USAGE_DERIVE},
+};
+
+static const struct {
+	KmxMechanism mech;
+	const char *name;
+	KmxOperation op;
+	KmxHash hash;
+} mechanisms[] = {
+	{KMX_MECHANISM_RSA_PKCS1_SHA256, "rsa-pkcs1-sha256", KMX_OPERATION_SIGN, KMX_HASH_SHA256},
+	{KMX_MECHANISM_RSA_PKCS1_SHA384, "rsa-pkcs1-sha384", KMX_OPERATION_SIGN, KMX_HASH_SHA384},
+	{KMX_MECHANISM_RSA_PKCS1_SHA512, "rsa-pkcs1-sha512", KMX_OPERATION_SIGN, KMX_HASH_SHA512},
+	{KMX_MECHANISM_RSA_PSS_SHA256, "rsa-pss-sha256", KMX_OPERATION_SIGN, KMX_HASH_SHA256},
+	{KMX_MECHANISM_RSA_PSS_SHA384, "rsa-pss-sha384", KMX_OPERATION_SIGN, KMX_HASH_SHA384},
+	{KMX_MECHANISM_RSA_PSS_SHA512, "rsa-pss-sha512", KMX_OPERATION_SIGN, KMX_HASH_SHA512},
+	{KMX_MECHANISM_ECDSA_SHA256, "ecdsa-sha256", KMX_OPERATION_SIGN, KMX_HASH_SHA256},
+	{KMX_MECHANISM_ECDSA_SHA384, "ecdsa-sha384", KMX_OPERATION_SIGN, KMX_HASH_SHA384},
+	{KMX_MECHANISM_ED25519, "ed25519", KMX_OPERATION_SIGN, KMX_HASH_NONE},
+	{KMX_MECHANISM_RSA_PKCS1, "rsa-pkcs1", KMX_OPERATION_DECRYPT, KMX_HASH_NONE},
+	{KMX_MECHANISM_RSA_OAEP_SHA256, "rsa-oaep-sha256", KMX_OPERATION_DECRYPT, KMX_HASH_SHA256},
+	{KMX_MECHANISM_ECDH, "ecdh", KMX_OPERATION_DERIVE, KMX_HASH_NONE},
+	{KMX_MECHANISM_X25519, "x25519", KMX_OPERATION_DERIVE, KMX_HASH_NONE},
+};
+
+KmxKeyType
+kmx_key_type_from_string(const char *name)
+{
+	for (guint i = 0; name != NULL && i < G_N_ELEMENTS(key_types); i++) {
+		if (g_strcmp0(key_types[i].name, name) == 0)
+			return key_types[i].type;
+	}
+	return KMX_KEY_TYPE_UNKNOWN;
+}
+
+const char *
+kmx_key_type_to_string(KmxKeyType type)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(key_types); i++) {
+		if (key_types[i].type == type)
+			return key_types[i].name;
+	}
+	return "unknown";
+}
+
+KmxKeyUsage
+kmx_key_type_get_usage(KmxKeyType type)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(key_types); i++) {
+		if (key_types[i].type == type)
+			return key_types[i].usage;
+	}
+	return KMX_KEY_USAGE_NONE;
+}
+
+guint
+kmx_key_type_get_bits(KmxKeyType type)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(key_types); i++) {
+		if (key_types[i].type == type)
+			return key_types[i].bits;
+	}
+	return 0;
+}
+
+gboolean
+kmx_key_type_is_rsa(KmxKeyType type)
+{
+	return type == KMX_KEY_TYPE_RSA2048 || type == KMX_KEY_TYPE_RSA3072 ||
+	       type == KMX_KEY_TYPE_RSA4096;
+}
+
+gboolean
+kmx_key_type_is_ec(KmxKeyType type)
+{
+	return type == KMX_KEY_TYPE_ECDSA_P256 || type == KMX_KEY_TYPE_ECDSA_P384;
+}
+
+/**
+ * kmx_key_usage_to_strv:
+ *
+ * Returns: (transfer full): the usage as the Key.Usage property lists it
+ */
+char **
+kmx_key_usage_to_strv(KmxKeyUsage usage)
+{
+	g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+	if (usage & KMX_KEY_USAGE_SIGN)
+		g_strv_builder_add(b, "sign");
+	if (usage & KMX_KEY_USAGE_DECRYPT)
+		g_strv_builder_add(b, "decrypt");
+	if (usage & KMX_KEY_USAGE_DERIVE)
+		g_strv_builder_add(b, "derive");
+	return g_strv_builder_end(b);
+}
+
+KmxKeyUsage
+kmx_key_usage_from_strv(const char *const *strv)
+{
+	KmxKeyUsage usage = KMX_KEY_USAGE_NONE;
+
+	for (guint i = 0; strv != NULL && strv[i] != NULL; i++) {
+		if (g_str_equal(strv[i], "sign"))
+			usage |= KMX_KEY_USAGE_SIGN;
+		else if (g_str_equal(strv[i], "decrypt"))
+			usage |= KMX_KEY_USAGE_DECRYPT;
+		else if (g_str_equal(strv[i], "derive"))
+			usage |= KMX_KEY_USAGE_DERIVE;
+	}
+	return usage;
+}
+
+/**
+ * kmx_mechanism_from_string:
+ * @op: the operation the name is given for
+ * @name: an algorithm name, e.g. "rsa-pss-sha256"
+ *
+ * Returns: the mechanism, or %KMX_MECHANISM_UNKNOWN when @name is not an
+ * algorithm of @op
+ */
+KmxMechanism
+kmx_mechanism_from_string(KmxOperation op, const char *name)
+{
+	for (guint i = 0; name != NULL && i < G_N_ELEMENTS(mechanisms); i++) {
+		if (mechanisms[i].op == op && g_str_equal(mechanisms[i].name, name))
+			return mechanisms[i].mech;
+	}
+	return KMX_MECHANISM_UNKNOWN;
+}
+
+const char *
+kmx_mechanism_to_string(KmxMechanism mech)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(mechanisms); i++) {
+		if (mechanisms[i].mech == mech)
+			return mechanisms[i].name;
+	}
+	return "unknown";
+}
+
+KmxOperation
+kmx_mechanism_get_operation(KmxMechanism mech)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(mechanisms); i++) {
+		if (mechanisms[i].mech == mech)
+			return mechanisms[i].op;
+	}
+	return KMX_OPERATION_SIGN;
+}
+
+KmxHash
+kmx_mechanism_get_hash(KmxMechanism mech)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(mechanisms); i++) {
+		if (mechanisms[i].mech == mech)
+			return mechanisms[i].hash;
+	}
+	return KMX_HASH_NONE;
+}
+
+/**
+ * kmx_mechanism_supports_key_type:
+ *
+ * Returns: whether a key of @type can be used with @mech at all
+ */
+gboolean
+kmx_mechanism_supports_key_type(KmxMechanism mech, KmxKeyType type)
+{
+	switch (mech) {
+	case KMX_MECHANISM_RSA_PKCS1_SHA256:
+	case KMX_MECHANISM_RSA_PKCS1_SHA384:
+	case KMX_MECHANISM_RSA_PKCS1_SHA512:
+	case KMX_MECHANISM_RSA_PSS_SHA256:
+	case KMX_MECHANISM_RSA_PSS_SHA384:
+	case KMX_MECHANISM_RSA_PSS_SHA512:
+	case KMX_MECHANISM_RSA_PKCS1:
+	case KMX_MECHANISM_RSA_OAEP_SHA256:
+		return kmx_key_type_is_rsa(type);
+	case KMX_MECHANISM_ECDSA_SHA256:
+	case KMX_MECHANISM_ECDSA_SHA384:
+	case KMX_MECHANISM_ECDH:
+		return kmx_key_type_is_ec(type);
+	case KMX_MECHANISM_ED25519:
+		return type == KMX_KEY_TYPE_ED25519;
+	case KMX_MECHANISM_X25519:
+		return type == KMX_KEY_TYPE_X25519;
+	case KMX_MECHANISM_UNKNOWN:
+	default:
+		return FALSE;
+	}
+}
+
+gsize
+kmx_hash_get_length(KmxHash hash)
+{
+	switch (hash) {
+	case KMX_HASH_SHA256:
+		return 32;
+	case KMX_HASH_SHA384:
+		return 48;
+	case KMX_HASH_SHA512:
+		return 64;
+	case KMX_HASH_NONE:
+	default:
+		return 0;
+	}
+}
+
+const char *
+kmx_operation_to_string(KmxOperation op)
+{
+	switch (op) {
+	case KMX_OPERATION_SIGN:
+		return "sign";
+	case KMX_OPERATION_DECRYPT:
+		return "decrypt";
+	case KMX_OPERATION_DERIVE:
+		return "derive";
+	default:
+		return "unknown";
+	}
+}

@@ -1,0 +1,100 @@
+/* keymux: an asymmetric private key on a device */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "kmx-algorithm.h"
+#include "kmx-device.h"
+
+G_BEGIN_DECLS
+
+#define KMX_TYPE_KEY (kmx_key_get_type())
+G_DECLARE_DERIVABLE_TYPE(KmxKey, kmx_key, KMX, KEY, GObject)
+
+/**
+ * KmxKeyClass:
+ * @sign: sign with @mechanism.  For hashed mechanisms (RSA, ECDSA) @data is
+ *   the digest, whose length the core has checked; for ed25519 it is the
+ *   message.  ECDSA signatures are DER.
+ * @decrypt: decrypt @data; return the plaintext in secret memory
+ *   (kmx_secret_to_bytes())
+ * @derive: the raw shared secret with @peer_public, which is a DER
+ *   SubjectPublicKeyInfo, a raw 32-byte X25519 key or an uncompressed EC
+ *   point, unchecked: treat it as hostile
+ * @set_label: persist a new label (the core updates the property)
+ * @delete_key: remove every trace of the key from the device
+ *
+ * Every vfunc runs on the device's executor, never on the main thread.  The
+ * core has already checked that @mechanism is one this key's type supports.
+ * A locked device is %KMX_ERROR_LOCKED.
+ */
+struct _KmxKeyClass {
+	GObjectClass parent_class;
+
+	GBytes *(*sign)(KmxKey *self,
+			KmxMechanism mechanism,
+			GBytes *data,
+			GCancellable *cancellable,
+			GError **error);
+	GBytes *(*decrypt)(KmxKey *self,
+			   KmxMechanism mechanism,
+			   GBytes *data,
+			   GCancellable *cancellable,
+			   GError **error);
+	GBytes *(*derive)(KmxKey *self,
+			  KmxMechanism mechanism,
+			  GBytes *peer_public,
+			  GCancellable *cancellable,
+			  GError **error);
+	gboolean (*set_label)(KmxKey *self,
+			      const char *label,
+			      GCancellable *cancellable,
+			      GError **error);
+	gboolean (*delete_key)(KmxKey *self, GCancellable *cancellable, GError **error);
+	gpointer padding[8];
+};
+
+char *
+kmx_key_compute_id(GBytes *spki);
+
+const char *
+kmx_key_get_id(KmxKey *self);
+KmxDevice *
+kmx_key_get_device(KmxKey *self);
+char *
+kmx_key_dup_label(KmxKey *self);
+void
+kmx_key_set_label(KmxKey *self, const char *label);
+KmxKeyType
+kmx_key_get_key_type(KmxKey *self);
+KmxKeyUsage
+kmx_key_get_usage(KmxKey *self);
+GBytes *
+kmx_key_get_public_key(KmxKey *self);
+gboolean
+kmx_key_get_exportable(KmxKey *self);
+
+GBytes *
+kmx_key_sign(KmxKey *self,
+	     KmxMechanism mechanism,
+	     GBytes *data,
+	     GCancellable *cancellable,
+	     GError **error);
+GBytes *
+kmx_key_decrypt(KmxKey *self,
+		KmxMechanism mechanism,
+		GBytes *data,
+		GCancellable *cancellable,
+		GError **error);
+GBytes *
+kmx_key_derive(KmxKey *self,
+	       KmxMechanism mechanism,
+	       GBytes *peer_public,
+	       GCancellable *cancellable,
+	       GError **error);
+gboolean
+kmx_key_save_label(KmxKey *self, const char *label, GCancellable *cancellable, GError **error);
+gboolean
+kmx_key_delete(KmxKey *self, GCancellable *cancellable, GError **error);
+
+G_END_DECLS
