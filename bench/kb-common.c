@@ -5,6 +5,7 @@
  */
 
 #include "kb-common.h"
+#include "kb-wire.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,6 +13,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,7 +64,7 @@ GBytes *
 kb_message (void)
 {
 	/* 64 bytes: a typical size for what is signed (a hash-sized token plus context) */
-	static const gchar msg[] = "keymux bench message: the same 64 bytes on every path, ok!!!!!!";
+	static const gchar msg[] = "keymux bench message: the same 64 bytes on every path, ok!!!!!!!";
 	G_STATIC_ASSERT (sizeof (msg) - 1 == 64);
 	return g_bytes_new_static (msg, 64);
 }
@@ -914,4 +917,103 @@ kb_common_prepare (KbCommonOptions *opts, KbRun *run, GBytes **ciphertext, GErro
 		run->check = KB_CHECK_PLAINTEXT;
 	}
 	return TRUE;
+}
+
+/* ---- wire helpers (kb-wire.h) ---- */
+
+int
+kb_unix_connect (const gchar *path, GError **error)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen (path) >= sizeof sa.sun_path) {
+		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "socket path too long: %s", path);
+		return -1;
+	}
+	strcpy (sa.sun_path, path);
+	fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "connecting to %s: %s", path,
+			     g_strerror (errno));
+		if (fd >= 0)
+			close (fd);
+		return -1;
+	}
+	return fd;
+}
+
+void
+kb_raw_key_free (KbRawKey *raw)
+{
+	GByteArray **all[] = { &raw->x, &raw->y, &raw->d, &raw->n, &raw->e,
+			       &raw->rd, &raw->p, &raw->q, &raw->iqmp };
+	for (guint i = 0; i < G_N_ELEMENTS (all); i++) {
+		if (*all[i] != NULL) {
+			memset ((*all[i])->data, 0, (*all[i])->len);
+			g_byte_array_unref (*all[i]);
+		}
+	}
+	g_free (raw);
+}
+
+static GByteArray *
+mpz_bytes (mpz_t v)
+{
+	GByteArray *out = g_byte_array_new ();
+	g_byte_array_set_size (out, nettle_mpz_sizeinbase_256_u (v));
+	nettle_mpz_get_str_256 (out->len, out->data, v);
+	return out;
+}
+
+KbRawKey *
+kb_raw_key_export (KbKey *key, GError **error)
+{
+	g_autoptr(KbRawKey) raw = g_new0 (KbRawKey, 1);
+	KbKeyReal *real = (KbKeyReal *) key;
+
+	raw->pk = key->pk;
+	if (key->pk == GNUTLS_PK_RSA) {
+		mpz_t iqmp;
+		if (!real->have_rsa) {
+			g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "rsa key not prepared");
+			return NULL;
+		}
+		raw->n = mpz_bytes (real->rsa_pub.n);
+		raw->e = mpz_bytes (real->rsa_pub.e);
+		raw->rd = mpz_bytes (real->rsa_priv.d);
+		raw->p = mpz_bytes (real->rsa_priv.p);
+		raw->q = mpz_bytes (real->rsa_priv.q);
+		mpz_init (iqmp);
+		mpz_invert (iqmp, real->rsa_priv.q, real->rsa_priv.p);
+		raw->iqmp = mpz_bytes (iqmp);
+		mpz_clear (iqmp);
+	} else if (key->pk == GNUTLS_PK_EDDSA_ED25519 || key->pk == GNUTLS_PK_ECDSA) {
+		gnutls_ecc_curve_t curve;
+		gnutls_datum_t x = { NULL, 0 }, y = { NULL, 0 }, k = { NULL, 0 };
+		int rc = gnutls_privkey_export_ecc_raw2 (key->priv, &curve, &x, &y, &k, 0);
+		if (!gnutls_check (rc, "exporting the ec key", error))
+			return NULL;
+		if (key->pk == GNUTLS_PK_ECDSA && curve != GNUTLS_ECC_CURVE_SECP256R1) {
+			g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED,
+					     "only p-256 ecdsa keys are benchmarked");
+			rc = -1;
+		} else {
+			raw->x = kb_fixed_len (x.data, x.size, 32);
+			raw->d = kb_fixed_len (k.data, k.size, 32);
+			if (key->pk == GNUTLS_PK_ECDSA)
+				raw->y = kb_fixed_len (y.data, y.size, 32);
+		}
+		gnutls_free (x.data);
+		gnutls_free (y.data);
+		gnutls_memset (k.data, 0, k.size);
+		gnutls_free (k.data);
+		if (rc < 0)
+			return NULL;
+	} else {
+		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "unsupported key type %s",
+			     gnutls_pk_get_name (key->pk));
+		return NULL;
+	}
+	return g_steal_pointer (&raw);
 }

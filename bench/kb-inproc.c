@@ -64,6 +64,12 @@ main (int argc, char **argv)
 	InprocCfg cfg = { 0 };
 	KbRun run = { .driver = &inproc_driver, .cfg = &cfg, .use_threads = TRUE };
 
+	/* the versions this binary runs with, for the report's header */
+	if (argc == 2 && g_strcmp0 (argv[1], "--versions") == 0) {
+		g_print ("{\"gnutls\":\"%s\",\"glib\":\"%u.%u.%u\"}\n", gnutls_check_version (NULL),
+			 glib_major_version, glib_minor_version, glib_micro_version);
+		return 0;
+	}
 	g_option_context_add_main_entries (ctx, entries, NULL);
 	if (!g_option_context_parse (ctx, &argc, &argv, &error))
 		return kb_report_error ("inproc", error);

@@ -68,6 +68,7 @@ kmx_device_notify_main(KmxDevice *self, guint prop)
 {
 	KmxDevicePrivate *priv = GET_PRIVATE(self);
 	KmxNotifyIdle *idle;
+	GSource *source;
 
 	if (g_main_context_is_owner(priv->main_context)) {
 		g_object_notify_by_pspec(G_OBJECT(self), props[prop]);
@@ -76,7 +77,13 @@ kmx_device_notify_main(KmxDevice *self, guint prop)
 	idle = g_new0(KmxNotifyIdle, 1);
 	g_weak_ref_init(&idle->device, self);
 	idle->pspec = props[prop];
-	g_main_context_invoke(priv->main_context, kmx_device_notify_cb, idle);
+	/* not g_main_context_invoke(): it would run here when no thread
+	 * happens to own the main context at this moment */
+	source = g_idle_source_new();
+	g_source_set_priority(source, G_PRIORITY_DEFAULT);
+	g_source_set_callback(source, kmx_device_notify_cb, idle, NULL);
+	g_source_attach(source, priv->main_context);
+	g_source_unref(source);
 }
 
 static void

@@ -1,4 +1,156 @@
+/* keymuxd: the keymux session keystore daemon */
 #include "config.h"
-#include <glib.h>
-int kmx_daemon_placeholder(void);
-int main(void) { return kmx_daemon_placeholder(); }
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "kmx-daemon.h"
+#include "kmx-error.h"
+#include "kmx-names.h"
+
+typedef struct {
+	GMainLoop *loop;
+	int status;
+} KmxMain;
+
+/* keys live in this process: no core dumps, no ptrace by other processes
+ * of the user, no privileges gained through exec */
+static void
+kmx_harden_process(void)
+{
+	struct rlimit no_core = {0, 0};
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		g_warning("cannot make the process non-dumpable: %s", g_strerror(errno));
+	if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+		g_warning("cannot disable core dumps: %s", g_strerror(errno));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		g_warning("cannot set no-new-privileges: %s", g_strerror(errno));
+	umask(0077);
+}
+
+static gboolean
+kmx_main_signal_cb(gpointer user_data)
+{
+	KmxMain *m = user_data;
+	g_info("signal received: locking everything and exiting");
+	g_main_loop_quit(m->loop);
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+kmx_main_name_acquired_cb(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+	g_debug("owning %s", name);
+}
+
+static void
+kmx_main_name_lost_cb(GDBusConnection *connection, const char *name, gpointer user_data)
+{
+	KmxMain *m = user_data;
+
+	if (connection == NULL || g_dbus_connection_is_closed(connection))
+		g_printerr("keymuxd: lost the connection to the session bus; exiting\n");
+	else
+		g_printerr("keymuxd: %s is owned by another keymuxd; use --replace to take it over\n",
+			   name);
+	m->status = 1;
+	g_main_loop_quit(m->loop);
+}
+
+static void
+kmx_main_closed_cb(GDBusConnection *connection,
+		   gboolean remote_peer_vanished,
+		   GError *error,
+		   gpointer user_data)
+{
+	KmxMain *m = user_data;
+	g_info("the session bus went away; exiting");
+	g_main_loop_quit(m->loop);
+}
+
+int
+main(int argc, char **argv)
+{
+	gboolean replace = FALSE;
+	gboolean verbose = FALSE;
+	gboolean version = FALSE;
+	const GOptionEntry entries[] = {
+	    {"replace", 'r', 0, G_OPTION_ARG_NONE, &replace, "Replace a running keymuxd", NULL},
+	    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print debug messages", NULL},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
+	    {NULL},
+	};
+	g_autoptr(GOptionContext) options = g_option_context_new("— the keymux session keystore");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxContext) context = NULL;
+	g_autoptr(KmxDaemon) daemon = NULL;
+	g_autoptr(GDBusConnection) connection = NULL;
+	g_autoptr(GMainLoop) loop = NULL;
+	KmxMain m = {0};
+	guint owner_id;
+
+	setlocale(LC_ALL, "");
+	kmx_harden_process();
+	g_option_context_add_main_entries(options, entries, NULL);
+	if (!g_option_context_parse(options, &argc, &argv, &error)) {
+		g_printerr("keymuxd: %s\n", error->message);
+		return 2;
+	}
+	if (version) {
+		g_print("keymuxd %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (verbose)
+		g_log_set_debug_enabled(TRUE);
+	(void)KMX_ERROR; /* register the D-Bus error names before any reply */
+
+	context = kmx_context_new_default(&error);
+	if (context == NULL) {
+		g_printerr("keymuxd: %s\n", error->message);
+		return 1;
+	}
+	daemon = kmx_daemon_new(context, &error);
+	if (daemon == NULL) {
+		g_printerr("keymuxd: %s\n", error->message);
+		return 1;
+	}
+	connection = g_bus_get_sync(G_BUS_TYPE_SESSION, NULL, &error);
+	if (connection == NULL) {
+		g_printerr("keymuxd: cannot connect to the session bus (%s); start it in a "
+			   "desktop session, or under dbus-run-session\n",
+			   error->message);
+		return 1;
+	}
+	g_dbus_connection_set_exit_on_close(connection, FALSE);
+	if (!kmx_daemon_export(daemon, connection, &error)) {
+		g_printerr("keymuxd: cannot export the keystore: %s\n", error->message);
+		return 1;
+	}
+
+	loop = g_main_loop_new(NULL, FALSE);
+	m.loop = loop;
+	g_signal_connect(connection, "closed", G_CALLBACK(kmx_main_closed_cb), &m);
+	g_unix_signal_add(SIGTERM, kmx_main_signal_cb, &m);
+	g_unix_signal_add(SIGINT, kmx_main_signal_cb, &m);
+	g_unix_signal_add(SIGHUP, kmx_main_signal_cb, &m);
+	owner_id = g_bus_own_name_on_connection(connection,
+						KMX_DBUS_NAME,
+						G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
+						    (replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
+						kmx_main_name_acquired_cb,
+						kmx_main_name_lost_cb,
+						&m,
+						NULL);
+	g_main_loop_run(loop);
+
+	g_bus_unown_name(owner_id);
+	kmx_daemon_shutdown(daemon);
+	if (!g_dbus_connection_is_closed(connection))
+		g_dbus_connection_flush_sync(connection, NULL, NULL);
+	return m.status;
+}

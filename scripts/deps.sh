@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs the Debian packages keymux needs to build, run, test and
+# benchmark, if any is missing.  Used by run.sh and test.sh.
+set -euo pipefail
+
+packages=(
+	build-essential pkg-config meson ninja-build
+	dbus dbus-daemon libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin systemd
+	libgnutls28-dev gnutls-bin libssl-dev openssl libp11-kit-dev p11-kit softhsm2
+	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools
+	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
+	openssh-client gnupg gpg-agent python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "keymux: installing ${missing[*]}" >&2
+sudo=
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null || { echo "keymux: run as root or install sudo to install: ${missing[*]}" >&2; exit 1; }
+	sudo=sudo
+fi
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+	-o DPkg::Lock::Timeout=300 "${missing[@]}"

@@ -1,0 +1,757 @@
+/* keymux: a soft-key store, one directory of key files
+ *
+ * Files and the order they are written in (docs/softkey-format.md):
+ * - a new key: <id>.pem first, then <id>.info, each atomically; a crash in
+ *   between leaves a .pem without .info, which is kept (it may be the only
+ *   copy of the key), reported as incomplete, and completed by importing
+ *   the key again;
+ * - a deletion: <id>.pem first, then <id>.info; a crash in between leaves an
+ *   .info without key material, which the next start removes;
+ * - a password change: store.info only, atomically; the file key, and so
+ *   every .pem, stays the same.
+ * Temporary files of kmx_file_write_atomic() were never acknowledged and are
+ * removed at start.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "kmx-error.h"
+#include "kmx-file.h"
+#include "kmx-softkey-device.h"
+#include "kmx-softkey-import.h"
+#include "kmx-softkey-store.h"
+
+struct _KmxSoftkeyDevice {
+	KmxDevice parent_instance;
+	char *name;
+	char *dir;
+	GMutex secret_mutex; /* serialises unlock and change_secret (slow KDFs) */
+	GMutex mutex;	     /* everything below */
+	char *broken;	     /* why the store is unusable, or NULL */
+	gboolean protected;
+	KmxSecret *file_key; /* NULL when locked (or not needed yet) */
+	GHashTable *keys;    /* id -> KmxSoftkeyKey, what is on disk */
+	GHashTable *pending; /* ids being written by an import or generate */
+	guint broken_keys;
+	guint incomplete_keys;
+};
+
+G_DEFINE_TYPE(KmxSoftkeyDevice, kmx_softkey_device, KMX_TYPE_DEVICE)
+
+static gboolean
+kmx_softkey_device_is_key_id(const char *s, gsize len)
+{
+	if (len != 64)
+		return FALSE;
+	for (gsize i = 0; i < len; i++) {
+		if (!g_ascii_isdigit(s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static char *
+kmx_softkey_device_path(KmxSoftkeyDevice *self, const char *id, const char *suffix)
+{
+	g_autofree char *name = g_strconcat(id, suffix, NULL);
+	return g_build_filename(self->dir, name, NULL);
+}
+
+/* called with self->mutex held */
+static GVariant *
+kmx_softkey_device_build_details(KmxSoftkeyDevice *self)
+{
+	GVariantDict dict;
+
+	g_variant_dict_init(&dict, NULL);
+	g_variant_dict_insert(&dict, "store", "s", self->name);
+	g_variant_dict_insert(&dict, "path", "s", self->dir);
+	g_variant_dict_insert(&dict, "protected", "b", self->protected);
+	g_variant_dict_insert(&dict, "key-count", "u", g_hash_table_size(self->keys));
+	g_variant_dict_insert(&dict, "broken-keys", "u", self->broken_keys);
+	g_variant_dict_insert(&dict, "incomplete-keys", "u", self->incomplete_keys);
+	g_variant_dict_insert(&dict, "key-file-format", "s", "pkcs8-pbes2-aes-256-cbc");
+	if (self->protected) {
+		g_variant_dict_insert(&dict, "kdf", "s", "pbkdf2-sha256");
+		g_variant_dict_insert(&dict, "kdf-iterations", "u", (guint32)KMX_SOFTKEY_KDF_ITERATIONS);
+	}
+	if (self->broken != NULL)
+		g_variant_dict_insert(&dict, "error", "s", self->broken);
+	return g_variant_dict_end(&dict);
+}
+
+static void
+kmx_softkey_device_update_details(KmxSoftkeyDevice *self)
+{
+	GVariant *details;
+
+	g_mutex_lock(&self->mutex);
+	details = kmx_softkey_device_build_details(self);
+	g_mutex_unlock(&self->mutex);
+	kmx_device_set_details(KMX_DEVICE(self), details);
+}
+
+static void
+kmx_softkey_device_set_broken(KmxSoftkeyDevice *self, const char *why)
+{
+	g_warning("soft-key store %s is unavailable: %s", self->name, why);
+	g_mutex_lock(&self->mutex);
+	g_free(self->broken);
+	self->broken = g_strdup(why);
+	g_mutex_unlock(&self->mutex);
+	kmx_device_set_flags(KMX_DEVICE(self), KMX_DEVICE_FLAG_REGISTERED);
+}
+
+static gboolean
+kmx_softkey_device_check_usable(KmxSoftkeyDevice *self, GError **error)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
+	if (self->broken != NULL) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "the soft-key store %s is unavailable: %s",
+			    self->name,
+			    self->broken);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* the store.info part of loading; returns FALSE when the store is unusable */
+static gboolean
+kmx_softkey_device_load_store_info(KmxSoftkeyDevice *self, gboolean has_keys)
+{
+	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
+	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+		g_autoptr(KmxSecret) file_key = NULL;
+		/* never make a new file key for a directory that has key files:
+		 * they would be lost under a key nobody has */
+		if (has_keys) {
+			kmx_softkey_device_set_broken(self,
+						      "store.info is missing, so the key files "
+						      "cannot be decrypted: restore it from a backup");
+			return FALSE;
+		}
+		file_key = kmx_softkey_file_key_new(&error);
+		if (file_key == NULL ||
+		    !kmx_softkey_store_info_save(path, file_key, NULL, &error)) {
+			kmx_softkey_device_set_broken(self, error->message);
+			return FALSE;
+		}
+		g_debug("created soft-key store %s", self->dir);
+	}
+	info = kmx_softkey_store_info_load(path, &error);
+	if (info == NULL) {
+		kmx_softkey_device_set_broken(self, error->message);
+		return FALSE;
+	}
+	g_mutex_lock(&self->mutex);
+	self->protected = info->protected;
+	g_mutex_unlock(&self->mutex);
+	/* the clear file key of an unprotected store is read again on first
+	 * use, so that nothing secret is held before a key is used */
+	kmx_device_set_flags(KMX_DEVICE(self),
+			     KMX_DEVICE_FLAG_AVAILABLE | KMX_DEVICE_FLAG_REGISTERED |
+				 (info->protected ? KMX_DEVICE_FLAG_LOCKED : 0));
+	return TRUE;
+}
+
+/**
+ * kmx_softkey_device_load:
+ *
+ * Scans the store directory on the main thread at start-up: reads
+ * store.info and every <id>.info, decrypts nothing, tidies what a crash
+ * may have left, and never stops on a bad file.
+ *
+ * Returns: (transfer full) (element-type KmxSoftkeyKey): the keys to add
+ */
+GPtrArray *
+kmx_softkey_device_load(KmxSoftkeyDevice *self)
+{
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(GHashTable) pems = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDir) dir = g_dir_open(self->dir, 0, &error);
+	const char *name;
+
+	if (dir == NULL) {
+		kmx_softkey_device_set_broken(self, error->message);
+		return g_steal_pointer(&keys);
+	}
+	while ((name = g_dir_read_name(dir)) != NULL) {
+		gsize len = strlen(name);
+		if (strstr(name, ".tmp-") != NULL) {
+			/* an atomic write that never completed was never acknowledged */
+			g_autofree char *path = g_build_filename(self->dir, name, NULL);
+			g_message("removing %s, left by an interrupted write", path);
+			if (g_unlink(path) != 0)
+				g_warning("cannot remove %s: %s", path, g_strerror(errno));
+		} else if (len == 68 && g_str_has_suffix(name, ".pem") &&
+			   kmx_softkey_device_is_key_id(name, 64)) {
+			g_hash_table_add(pems, g_strndup(name, 64));
+		} else if (len == 69 && g_str_has_suffix(name, ".info") &&
+			   kmx_softkey_device_is_key_id(name, 64)) {
+			g_ptr_array_add(infos, g_strndup(name, 64));
+		}
+	}
+	if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
+		g_debug("listing the keys of the unavailable store %s anyway", self->name);
+
+	for (guint i = 0; i < infos->len; i++) {
+		const char *id = g_ptr_array_index(infos, i);
+		g_autofree char *path = kmx_softkey_device_path(self, id, ".info");
+		g_autoptr(KmxSoftkeyKeyInfo) info = NULL;
+		g_autoptr(GError) error_local = NULL;
+		KmxSoftkeyKey *key;
+
+		if (!g_hash_table_remove(pems, id)) {
+			/* the key material is gone: a deletion was interrupted */
+			g_message("removing %s: its key file was deleted", path);
+			if (g_unlink(path) != 0)
+				g_warning("cannot remove %s: %s", path, g_strerror(errno));
+			continue;
+		}
+		info = kmx_softkey_key_info_load(path, id, &error_local);
+		if (info == NULL) {
+			g_warning("ignoring a key of store %s: %s", self->name, error_local->message);
+			self->broken_keys++;
+			continue;
+		}
+		key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, info);
+		g_hash_table_insert(self->keys,
+				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
+				    g_object_ref(key));
+		g_ptr_array_add(keys, key);
+	}
+	/* what is left are .pem files without .info: an import interrupted
+	 * between its two writes.  keep them: they may be the only copy */
+	self->incomplete_keys = g_hash_table_size(pems);
+	if (self->incomplete_keys > 0)
+		g_warning("store %s has %u key file(s) without .info; they are kept and listed "
+			  "again once the same key is imported again",
+			  self->name,
+			  self->incomplete_keys);
+	kmx_softkey_device_update_details(self);
+	return g_steal_pointer(&keys);
+}
+
+const char *
+kmx_softkey_device_get_dir(KmxSoftkeyDevice *self)
+{
+	return self->dir;
+}
+
+/**
+ * kmx_softkey_device_dup_file_key:
+ *
+ * Returns: (transfer full): the file key, or %NULL with %KMX_ERROR_LOCKED
+ * or %KMX_ERROR_UNAVAILABLE
+ */
+KmxSecret *
+kmx_softkey_device_dup_file_key(KmxSoftkeyDevice *self, GError **error)
+{
+	g_autofree char *path = NULL;
+	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
+
+	if (!kmx_softkey_device_check_usable(self, error))
+		return NULL;
+	g_mutex_lock(&self->mutex);
+	if (self->file_key != NULL) {
+		KmxSecret *key = kmx_secret_ref(self->file_key);
+		g_mutex_unlock(&self->mutex);
+		return key;
+	}
+	if (self->protected) {
+		g_mutex_unlock(&self->mutex);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_LOCKED,
+			    "the soft-key store %s is locked: unlock it with its password",
+			    self->name);
+		return NULL;
+	}
+	g_mutex_unlock(&self->mutex);
+
+	/* unprotected: the file key is in store.info in clear */
+	path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
+	info = kmx_softkey_store_info_load(path, error);
+	if (info == NULL)
+		return NULL;
+	if (info->protected) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_LOCKED,
+			    "the soft-key store %s is locked: unlock it with its password",
+			    self->name);
+		return NULL;
+	}
+	g_mutex_lock(&self->mutex);
+	if (self->file_key == NULL)
+		self->file_key = kmx_secret_ref(info->file_key);
+	g_mutex_unlock(&self->mutex);
+	return kmx_secret_ref(info->file_key);
+}
+
+/**
+ * kmx_softkey_device_drop_secrets:
+ *
+ * Forgets the file key and every decrypted key; any thread.
+ */
+void
+kmx_softkey_device_drop_secrets(KmxSoftkeyDevice *self)
+{
+	g_autoptr(GPtrArray) keys = NULL;
+	g_autoptr(KmxSecret) file_key = NULL;
+
+	g_mutex_lock(&self->mutex);
+	file_key = g_steal_pointer(&self->file_key);
+	keys = g_hash_table_get_values_as_ptr_array(self->keys);
+	g_ptr_array_set_free_func(keys, g_object_unref);
+	for (guint i = 0; i < keys->len; i++)
+		g_object_ref(g_ptr_array_index(keys, i));
+	g_mutex_unlock(&self->mutex);
+	for (guint i = 0; i < keys->len; i++)
+		kmx_softkey_key_drop_secrets(g_ptr_array_index(keys, i));
+}
+
+static gboolean
+kmx_softkey_device_unlock(KmxDevice *device,
+			  KmxSecret *secret,
+			  GCancellable *cancellable,
+			  GError **error)
+{
+	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->secret_mutex);
+	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
+	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
+	g_autoptr(KmxSecret) file_key = NULL;
+
+	if (!kmx_softkey_device_check_usable(self, error))
+		return FALSE;
+	g_mutex_lock(&self->mutex);
+	if (!self->protected || self->file_key != NULL) {
+		g_mutex_unlock(&self->mutex);
+		kmx_device_change_flags(device, 0, KMX_DEVICE_FLAG_LOCKED);
+		return TRUE;
+	}
+	g_mutex_unlock(&self->mutex);
+	if (kmx_secret_is_empty(secret)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_LOCKED,
+			    "the soft-key store %s needs its password to unlock",
+			    self->name);
+		return FALSE;
+	}
+	info = kmx_softkey_store_info_load(path, error);
+	if (info == NULL)
+		return FALSE;
+	file_key = kmx_softkey_store_info_unwrap(info, secret, error);
+	if (file_key == NULL)
+		return FALSE;
+	g_mutex_lock(&self->mutex);
+	g_clear_pointer(&self->file_key, kmx_secret_unref);
+	self->file_key = g_steal_pointer(&file_key);
+	g_mutex_unlock(&self->mutex);
+	kmx_device_change_flags(device, 0, KMX_DEVICE_FLAG_LOCKED);
+	return TRUE;
+}
+
+static gboolean
+kmx_softkey_device_lock(KmxDevice *device, GCancellable *cancellable, GError **error)
+{
+	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
+	gboolean protected;
+
+	kmx_softkey_device_drop_secrets(self);
+	g_mutex_lock(&self->mutex);
+	protected = self->protected;
+	g_mutex_unlock(&self->mutex);
+	if (protected)
+		kmx_device_change_flags(device, KMX_DEVICE_FLAG_LOCKED, 0);
+	return TRUE;
+}
+
+static gboolean
+kmx_softkey_device_change_secret(KmxDevice *device,
+				 KmxSecret *old_secret,
+				 KmxSecret *new_secret,
+				 GCancellable *cancellable,
+				 GError **error)
+{
+	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->secret_mutex);
+	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
+	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
+	g_autoptr(KmxSecret) file_key = NULL;
+	gboolean protect = !kmx_secret_is_empty(new_secret);
+
+	if (!kmx_softkey_device_check_usable(self, error))
+		return FALSE;
+	info = kmx_softkey_store_info_load(path, error);
+	if (info == NULL)
+		return FALSE;
+	if (info->protected && kmx_secret_is_empty(old_secret)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_BAD_SECRET,
+			    "the soft-key store %s has a password: give it as the old secret",
+			    self->name);
+		return FALSE;
+	}
+	if (!info->protected && !kmx_secret_is_empty(old_secret)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_BAD_SECRET,
+			    "the soft-key store %s has no password: give an empty old secret",
+			    self->name);
+		return FALSE;
+	}
+	/* checks the old password (one KDF) for a protected store */
+	file_key = kmx_softkey_store_info_unwrap(info, old_secret, error);
+	if (file_key == NULL)
+		return FALSE;
+	if (!kmx_softkey_store_info_save(path, file_key, protect ? new_secret : NULL, error))
+		return FALSE;
+	g_mutex_lock(&self->mutex);
+	self->protected = protect;
+	g_clear_pointer(&self->file_key, kmx_secret_unref);
+	self->file_key = g_steal_pointer(&file_key);
+	g_mutex_unlock(&self->mutex);
+	/* whoever knew the old secret may use the store now */
+	kmx_device_change_flags(device, 0, KMX_DEVICE_FLAG_LOCKED);
+	kmx_softkey_device_update_details(self);
+	return TRUE;
+}
+
+/* write one key's files and list it; @pkcs8 must be in secret memory */
+static KmxSoftkeyKey *
+kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
+			     KmxSecret *file_key,
+			     KmxSoftkeyParsedKey *parsed,
+			     const char *label,
+			     gboolean exportable,
+			     GError **error)
+{
+	g_autofree char *id = kmx_key_compute_id(parsed->spki);
+	g_autofree char *pem = kmx_softkey_device_path(self, id, ".pem");
+	g_autofree char *info_path = kmx_softkey_device_path(self, id, ".info");
+	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+	g_autofree char *created = g_date_time_format_iso8601(now);
+	g_autofree char *fallback = NULL;
+	gboolean had_pem = g_file_test(pem, G_FILE_TEST_EXISTS);
+	KmxSoftkeyKeyInfo info = {0};
+	KmxSoftkeyKey *key;
+
+	if (label == NULL || label[0] == '\0')
+		label = parsed->comment;
+	if (label == NULL || label[0] == '\0') {
+		fallback = g_strdup_printf("%s key", kmx_key_type_to_string(parsed->type));
+		label = fallback;
+	}
+	/* .pem first: until .info exists the key is not listed, and a crash
+	 * leaves only a file that start-up keeps */
+	if (!kmx_softkey_pem_write(pem, parsed->pkcs8, file_key, error))
+		return NULL;
+	info.label = (char *)label;
+	info.type = parsed->type;
+	info.usage = kmx_key_type_get_usage(parsed->type);
+	info.spki = parsed->spki;
+	info.created = created;
+	info.exportable = exportable;
+	if (!kmx_softkey_key_info_save(info_path, &info, error)) {
+		if (!had_pem)
+			(void)kmx_file_remove_durable(pem, NULL);
+		return NULL;
+	}
+	key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, &info);
+	g_mutex_lock(&self->mutex);
+	g_hash_table_insert(self->keys, (gpointer)kmx_key_get_id(KMX_KEY(key)), g_object_ref(key));
+	if (had_pem && self->incomplete_keys > 0)
+		self->incomplete_keys--;
+	g_mutex_unlock(&self->mutex);
+	return key;
+}
+
+/* reserve ids so that two concurrent imports of one key cannot both win */
+static gboolean
+kmx_softkey_device_reserve(KmxSoftkeyDevice *self, GPtrArray *parsed, GError **error)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
+
+	for (guint i = 0; i < parsed->len; i++) {
+		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
+		g_autofree char *id = kmx_key_compute_id(p->spki);
+		gboolean twice = FALSE;
+		for (guint j = 0; j < i; j++) {
+			KmxSoftkeyParsedKey *q = g_ptr_array_index(parsed, j);
+			twice = twice || g_bytes_equal(p->spki, q->spki);
+		}
+		if (twice || g_hash_table_contains(self->keys, id) ||
+		    g_hash_table_contains(self->pending, id)) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_EXISTS,
+				    "key %s is already in the soft-key store %s",
+				    id,
+				    self->name);
+			return FALSE;
+		}
+	}
+	for (guint i = 0; i < parsed->len; i++) {
+		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
+		g_hash_table_add(self->pending, kmx_key_compute_id(p->spki));
+	}
+	return TRUE;
+}
+
+static void
+kmx_softkey_device_unreserve(KmxSoftkeyDevice *self, GPtrArray *parsed)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
+
+	for (guint i = 0; i < parsed->len; i++) {
+		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
+		g_autofree char *id = kmx_key_compute_id(p->spki);
+		g_hash_table_remove(self->pending, id);
+	}
+}
+
+static GPtrArray *
+kmx_softkey_device_store_keys(KmxSoftkeyDevice *self,
+			      KmxSecret *file_key,
+			      GPtrArray *parsed,
+			      const char *label,
+			      GVariant *options,
+			      GError **error)
+{
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
+	gboolean exportable = FALSE;
+
+	if (options != NULL)
+		(void)g_variant_lookup(options, "exportable", "b", &exportable);
+	if (!kmx_softkey_device_reserve(self, parsed, error))
+		return NULL;
+	for (guint i = 0; i < parsed->len; i++) {
+		KmxSoftkeyKey *key = kmx_softkey_device_store_key(self,
+								  file_key,
+								  g_ptr_array_index(parsed, i),
+								  label,
+								  exportable,
+								  error);
+		if (key == NULL) {
+			/* the keys written so far stay: they are complete and listed */
+			kmx_softkey_device_unreserve(self, parsed);
+			kmx_softkey_device_update_details(self);
+			return NULL;
+		}
+		g_ptr_array_add(keys, key);
+	}
+	kmx_softkey_device_unreserve(self, parsed);
+	kmx_softkey_device_update_details(self);
+	return g_steal_pointer(&keys);
+}
+
+static KmxKey *
+kmx_softkey_device_generate_key(KmxDevice *device,
+				KmxKeyType type,
+				const char *label,
+				GVariant *options,
+				GCancellable *cancellable,
+				GError **error)
+{
+	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
+	g_autoptr(KmxSecret) file_key = NULL;
+	g_auto(gnutls_x509_privkey_t) x = NULL;
+	g_autoptr(GPtrArray) parsed = g_ptr_array_new_with_free_func(
+	    (GDestroyNotify)kmx_softkey_parsed_key_free);
+	g_autoptr(GPtrArray) keys = NULL;
+	KmxSoftkeyParsedKey *p;
+	gnutls_pk_algorithm_t pk;
+	unsigned int bits;
+	int rc;
+
+	switch (type) {
+	case KMX_KEY_TYPE_RSA2048:
+	case KMX_KEY_TYPE_RSA3072:
+	case KMX_KEY_TYPE_RSA4096:
+		pk = GNUTLS_PK_RSA;
+		bits = kmx_key_type_get_bits(type);
+		break;
+	case KMX_KEY_TYPE_ECDSA_P256:
+		pk = GNUTLS_PK_ECDSA;
+		bits = GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1);
+		break;
+	case KMX_KEY_TYPE_ECDSA_P384:
+		pk = GNUTLS_PK_ECDSA;
+		bits = GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1);
+		break;
+	case KMX_KEY_TYPE_ED25519:
+		pk = GNUTLS_PK_EDDSA_ED25519;
+		bits = GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_ED25519);
+		break;
+	case KMX_KEY_TYPE_X25519:
+		pk = GNUTLS_PK_ECDH_X25519;
+		bits = GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_X25519);
+		break;
+	case KMX_KEY_TYPE_UNKNOWN:
+	default:
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "unknown key algorithm: use rsa2048, rsa3072, rsa4096, ecdsa-p256, "
+				    "ecdsa-p384, ed25519 or x25519");
+		return NULL;
+	}
+	file_key = kmx_softkey_device_dup_file_key(self, error);
+	if (file_key == NULL)
+		return NULL;
+	gnutls_x509_privkey_init(&x);
+	rc = gnutls_x509_privkey_generate(x, pk, bits, 0);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot generate the key");
+		return NULL;
+	}
+	p = g_new0(KmxSoftkeyParsedKey, 1);
+	g_ptr_array_add(parsed, p);
+	p->type = type;
+	p->pkcs8 = kmx_softkey_x509_to_pkcs8(x, error);
+	if (p->pkcs8 == NULL)
+		return NULL;
+	p->spki = kmx_softkey_x509_get_spki(x, error);
+	if (p->spki == NULL)
+		return NULL;
+	keys = kmx_softkey_device_store_keys(self, file_key, parsed, label, options, error);
+	if (keys == NULL)
+		return NULL;
+	return g_object_ref(g_ptr_array_index(keys, 0));
+}
+
+static GPtrArray *
+kmx_softkey_device_import_key(KmxDevice *device,
+			      GBytes *data,
+			      KmxSecret *passphrase,
+			      const char *label,
+			      GVariant *options,
+			      GCancellable *cancellable,
+			      GError **error)
+{
+	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
+	g_autoptr(KmxSecret) file_key = NULL;
+	g_autoptr(GPtrArray) parsed = NULL;
+
+	file_key = kmx_softkey_device_dup_file_key(self, error);
+	if (file_key == NULL)
+		return NULL;
+	parsed = kmx_softkey_import_parse(data, passphrase, error);
+	if (parsed == NULL)
+		return NULL;
+	return kmx_softkey_device_store_keys(self, file_key, parsed, label, options, error);
+}
+
+/**
+ * kmx_softkey_device_delete_key:
+ *
+ * Removes the key's files: the .pem first, so that a crash leaves at most
+ * an .info without key material, which start-up removes.
+ */
+gboolean
+kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError **error)
+{
+	g_autofree char *pem = kmx_softkey_key_get_path(key, ".pem");
+	g_autofree char *info = kmx_softkey_key_get_path(key, ".info");
+	const char *id = kmx_key_get_id(KMX_KEY(key));
+
+	if (!kmx_file_remove_durable(pem, error))
+		return FALSE;
+	g_mutex_lock(&self->mutex);
+	g_hash_table_remove(self->keys, id);
+	g_mutex_unlock(&self->mutex);
+	if (!kmx_file_remove_durable(info, error))
+		return FALSE;
+	kmx_softkey_device_update_details(self);
+	return TRUE;
+}
+
+static gboolean
+kmx_softkey_device_register(KmxDevice *device, GCancellable *cancellable, GError **error)
+{
+	/* a store is its directory: it is always registered */
+	return TRUE;
+}
+
+static void
+kmx_softkey_device_finalize(GObject *object)
+{
+	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(object);
+
+	kmx_softkey_device_drop_secrets(self);
+	g_hash_table_unref(self->keys);
+	g_hash_table_unref(self->pending);
+	g_free(self->broken);
+	g_free(self->name);
+	g_free(self->dir);
+	g_mutex_clear(&self->mutex);
+	g_mutex_clear(&self->secret_mutex);
+	G_OBJECT_CLASS(kmx_softkey_device_parent_class)->finalize(object);
+}
+
+static void
+kmx_softkey_device_class_init(KmxSoftkeyDeviceClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	KmxDeviceClass *device_class = KMX_DEVICE_CLASS(klass);
+
+	object_class->finalize = kmx_softkey_device_finalize;
+	device_class->executor_kind = KMX_EXECUTOR_POOL;
+	device_class->unlock = kmx_softkey_device_unlock;
+	device_class->lock = kmx_softkey_device_lock;
+	device_class->register_device = kmx_softkey_device_register;
+	device_class->change_secret = kmx_softkey_device_change_secret;
+	device_class->generate_key = kmx_softkey_device_generate_key;
+	device_class->import_key = kmx_softkey_device_import_key;
+}
+
+static void
+kmx_softkey_device_init(KmxSoftkeyDevice *self)
+{
+	g_mutex_init(&self->mutex);
+	g_mutex_init(&self->secret_mutex);
+	self->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_object_unref);
+	self->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+}
+
+/**
+ * kmx_softkey_device_new:
+ * @store_name: the directory name, e.g. "login"
+ * @dir: the store's directory
+ *
+ * Returns: (transfer full): the store; call kmx_softkey_device_load() next
+ */
+KmxSoftkeyDevice *
+kmx_softkey_device_new(const char *backend_name, const char *store_name, const char *dir)
+{
+	g_autofree char *id = g_strdup_printf("%s:%s", backend_name, store_name);
+	KmxSoftkeyDevice *self;
+
+	self = g_object_new(KMX_TYPE_SOFTKEY_DEVICE,
+			    "id",
+			    id,
+			    "backend",
+			    backend_name,
+			    "label",
+			    g_str_equal(store_name, "login") ? "Login keys" : store_name,
+			    NULL);
+	self->name = g_strdup(store_name);
+	self->dir = g_strdup(dir);
+	kmx_device_set_flags(KMX_DEVICE(self), KMX_DEVICE_FLAG_REGISTERED);
+	return self;
+}

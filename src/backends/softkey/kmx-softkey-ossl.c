@@ -1,0 +1,338 @@
+/* keymux: the few soft-key operations that need OpenSSL's libcrypto
+ *
+ * Everything else in the soft-key backend is gnutls.  gnutls 3.7 cannot do
+ * these, which is why this file exists:
+ * - write a PKCS#8 EncryptedPrivateKeyInfo with a chosen PBKDF2 iteration
+ *   count (gnutls_x509_privkey_export_pkcs8() always uses 600,000, which
+ *   costs ~0.75 s per key file for no gain when the passphrase is random);
+ * - RSA-OAEP decryption (gnutls has no OAEP before 3.8.4);
+ * - ECDH and X25519 key agreement (no public derive API in gnutls).
+ * Keys reach this file as a plain PKCS#8 DER in secret memory; an EVP_PKEY
+ * made from it is freed (and wiped by libcrypto) when the store locks.
+ */
+#include "config.h"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "kmx-error.h"
+#include "kmx-softkey-ossl.h"
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PKCS8_PRIV_KEY_INFO, PKCS8_PRIV_KEY_INFO_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_SIG, X509_SIG_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIO, BIO_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OSSL_PARAM_BLD, OSSL_PARAM_BLD_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OSSL_PARAM, OSSL_PARAM_free)
+
+/* libcrypto keeps an error queue per thread: take its first entry for the
+ * message and empty it, so that a later call does not report a stale error */
+static gpointer
+kmx_softkey_ossl_error(GError **error, KmxError code, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256] = "unknown error";
+
+	if (e != 0)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	g_set_error(error, KMX_ERROR, code, "%s: %s", what, buf);
+	return NULL;
+}
+
+static PKCS8_PRIV_KEY_INFO *
+kmx_softkey_ossl_parse_pkcs8(KmxSecret *pkcs8_der, GError **error)
+{
+	const unsigned char *p = kmx_secret_get_data(pkcs8_der);
+	gsize len = kmx_secret_get_length(pkcs8_der);
+	PKCS8_PRIV_KEY_INFO *p8;
+
+	if (len == 0 || len > G_MAXINT32) {
+		g_set_error_literal(error, KMX_ERROR, KMX_ERROR_FAILED, "empty private key");
+		return NULL;
+	}
+	p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+	if (p8 == NULL)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot read the private key");
+	if (p != kmx_secret_get_data(pkcs8_der) + len) {
+		PKCS8_PRIV_KEY_INFO_free(p8);
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_FAILED,
+				    "trailing data after the private key");
+		return NULL;
+	}
+	return p8;
+}
+
+/**
+ * kmx_softkey_ossl_encrypt_pkcs8:
+ * @pkcs8_der: a plain PKCS#8 PrivateKeyInfo, DER
+ * @passphrase: the passphrase (the hex file key)
+ * @len: (out): the length of the result
+ *
+ * Returns: (transfer full): a PEM "ENCRYPTED PRIVATE KEY": PBES2,
+ * PBKDF2-HMAC-SHA256 with %KMX_SOFTKEY_PEM_ITERATIONS iterations and a
+ * random salt, AES-256-CBC with a random IV
+ */
+char *
+kmx_softkey_ossl_encrypt_pkcs8(KmxSecret *pkcs8_der, KmxSecret *passphrase, gsize *len,
+			       GError **error)
+{
+	g_autoptr(PKCS8_PRIV_KEY_INFO) p8 = NULL;
+	g_autoptr(X509_SIG) enc = NULL;
+	g_autoptr(BIO) bio = NULL;
+	char *mem = NULL;
+	long n;
+
+	p8 = kmx_softkey_ossl_parse_pkcs8(pkcs8_der, error);
+	if (p8 == NULL)
+		return NULL;
+	/* pbe_nid -1 with a cipher selects PBES2; libcrypto 3 defaults the PRF
+	 * to hmacWithSHA256 and draws a 16-byte salt and the IV from its DRBG */
+	enc = PKCS8_encrypt(-1,
+			    EVP_aes_256_cbc(),
+			    kmx_secret_get_string(passphrase),
+			    (int)kmx_secret_get_length(passphrase),
+			    NULL,
+			    0,
+			    KMX_SOFTKEY_PEM_ITERATIONS,
+			    p8);
+	if (enc == NULL)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot encrypt the key");
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL || !PEM_write_bio_PKCS8(bio, enc))
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot encode the key");
+	n = BIO_get_mem_data(bio, &mem);
+	if (n <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot encode the key");
+	*len = (gsize)n;
+	return g_strndup(mem, (gsize)n);
+}
+
+/**
+ * kmx_softkey_ossl_key_new:
+ * @pkcs8_der: a plain PKCS#8 PrivateKeyInfo, DER
+ *
+ * Returns: (transfer full): the key as libcrypto sees it
+ */
+KmxSoftkeyOsslKey *
+kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error)
+{
+	g_autoptr(PKCS8_PRIV_KEY_INFO) p8 = NULL;
+	EVP_PKEY *pkey;
+
+	p8 = kmx_softkey_ossl_parse_pkcs8(pkcs8_der, error);
+	if (p8 == NULL)
+		return NULL;
+	pkey = EVP_PKCS82PKEY(p8);
+	if (pkey == NULL)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot load the key");
+	return (KmxSoftkeyOsslKey *)pkey;
+}
+
+KmxSoftkeyOsslKey *
+kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self)
+{
+	EVP_PKEY_up_ref((EVP_PKEY *)self);
+	return self;
+}
+
+void
+kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self)
+{
+	/* EVP_PKEY_free() clears the key material of the last reference */
+	EVP_PKEY_free((EVP_PKEY *)self);
+}
+
+/**
+ * kmx_softkey_ossl_decrypt_oaep_sha256:
+ *
+ * RSA-OAEP with SHA-256, MGF1-SHA-256 and an empty label.
+ *
+ * Returns: (transfer full): the plaintext, in secret memory
+ */
+KmxSecret *
+kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
+{
+	EVP_PKEY *pkey = (EVP_PKEY *)self;
+	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	g_autoptr(KmxSecret) out = NULL;
+	gsize inlen = 0;
+	const guint8 *in = g_bytes_get_data(data, &inlen);
+	size_t outlen = 0;
+
+	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up RSA-OAEP");
+	if (inlen != (gsize)EVP_PKEY_get_size(pkey)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "an RSA-OAEP ciphertext for this key is %d bytes, not %" G_GSIZE_FORMAT,
+			    EVP_PKEY_get_size(pkey),
+			    inlen);
+		return NULL;
+	}
+	if (EVP_PKEY_decrypt(ctx, NULL, &outlen, in, inlen) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "RSA-OAEP decryption failed");
+	out = kmx_secret_new(outlen);
+	if (EVP_PKEY_decrypt(ctx, kmx_secret_get_data(out), &outlen, in, inlen) <= 0) {
+		ERR_clear_error();
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_FAILED,
+				    "RSA-OAEP decryption failed: the ciphertext was not made for this "
+				    "key with OAEP SHA-256");
+		return NULL;
+	}
+	kmx_secret_truncate(out, outlen);
+	return g_steal_pointer(&out);
+}
+
+static EVP_PKEY *
+kmx_softkey_ossl_ec_point(const char *group, const guint8 *pt, gsize len, GError **error)
+{
+	g_autoptr(OSSL_PARAM_BLD) bld = OSSL_PARAM_BLD_new();
+	g_autoptr(OSSL_PARAM) params = NULL;
+	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *peer = NULL;
+
+	if (bld == NULL || ctx == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, len))
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot read the peer key");
+	params = OSSL_PARAM_BLD_to_param(bld);
+	/* decoding the point checks that it is on the curve */
+	if (params == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_INVALID_ARGUMENT,
+					      "the peer's EC point is not on the key's curve");
+	return peer;
+}
+
+static EVP_PKEY *
+kmx_softkey_ossl_peer(KmxKeyType type, GBytes *peer_public, GError **error)
+{
+	gsize len = 0;
+	const guint8 *p = g_bytes_get_data(peer_public, &len);
+	const guint8 *end = p + len;
+	const char *group = NULL;
+	gsize point_len = 0;
+	g_autoptr(EVP_PKEY) peer = NULL;
+
+	if (type == KMX_KEY_TYPE_ECDSA_P256) {
+		group = "P-256";
+		point_len = 65;
+	} else if (type == KMX_KEY_TYPE_ECDSA_P384) {
+		group = "P-384";
+		point_len = 97;
+	}
+	if (group != NULL && len == point_len && p[0] == 0x04)
+		return kmx_softkey_ossl_ec_point(group, p, len, error);
+	if (type == KMX_KEY_TYPE_X25519 && len == 32) {
+		peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, p, len);
+		if (peer == NULL)
+			return kmx_softkey_ossl_error(error,
+						      KMX_ERROR_INVALID_ARGUMENT,
+						      "cannot read the X25519 peer key");
+		return g_steal_pointer(&peer);
+	}
+	if (len == 0 || len > 4096 || p[0] != 0x30) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "the peer public key must be a DER SubjectPublicKeyInfo or %s",
+			    group != NULL ? "an uncompressed EC point (0x04||X||Y)"
+					  : "a raw 32-byte X25519 key");
+		return NULL;
+	}
+	peer = d2i_PUBKEY(NULL, &p, (long)len);
+	if (peer == NULL)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_INVALID_ARGUMENT,
+					      "the peer public key is not a valid SubjectPublicKeyInfo");
+	if (p != end) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "trailing data after the peer's SubjectPublicKeyInfo");
+		return NULL;
+	}
+	if (group != NULL) {
+		char name[64] = "";
+		if (!EVP_PKEY_is_a(peer, "EC") ||
+		    !EVP_PKEY_get_utf8_string_param(peer,
+						    OSSL_PKEY_PARAM_GROUP_NAME,
+						    name,
+						    sizeof(name),
+						    NULL) ||
+		    (g_strcmp0(name, group) != 0 &&
+		     g_strcmp0(name, type == KMX_KEY_TYPE_ECDSA_P256 ? "prime256v1" : "secp384r1") !=
+			 0)) {
+			ERR_clear_error();
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "the peer key is not an EC key on %s",
+				    group);
+			return NULL;
+		}
+	} else if (!EVP_PKEY_is_a(peer, "X25519")) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "the peer key is not an X25519 key");
+		return NULL;
+	}
+	return g_steal_pointer(&peer);
+}
+
+/**
+ * kmx_softkey_ossl_derive:
+ * @type: the type of @self: an EC key or X25519
+ * @peer_public: hostile bytes: DER SPKI, raw X25519 key or uncompressed point
+ *
+ * Returns: (transfer full): the raw shared secret, in secret memory
+ */
+KmxSecret *
+kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self, KmxKeyType type, GBytes *peer_public,
+			GError **error)
+{
+	EVP_PKEY *pkey = (EVP_PKEY *)self;
+	g_autoptr(EVP_PKEY) peer = NULL;
+	g_autoptr(EVP_PKEY_CTX) ctx = NULL;
+	g_autoptr(KmxSecret) out = NULL;
+	size_t outlen = 0;
+
+	peer = kmx_softkey_ossl_peer(type, peer_public, error);
+	if (peer == NULL)
+		return NULL;
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	if (ctx == NULL || EVP_PKEY_derive_init(ctx) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up the derivation");
+	/* validate_peer=1: a full public-key check of the peer (point on the
+	 * curve, not the point at infinity) before it is used */
+	if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) <= 0)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_INVALID_ARGUMENT,
+					      "the peer public key was rejected");
+	if (EVP_PKEY_derive(ctx, NULL, &outlen) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "key derivation failed");
+	out = kmx_secret_new(outlen);
+	/* X25519 fails here on a small-order peer (an all-zero result) */
+	if (EVP_PKEY_derive(ctx, kmx_secret_get_data(out), &outlen) <= 0)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_INVALID_ARGUMENT,
+					      "key derivation failed (a weak peer key?)");
+	kmx_secret_truncate(out, outlen);
+	return g_steal_pointer(&out);
+}

@@ -1,0 +1,854 @@
+/* keymux: the soft-key files (store.info, <id>.info, <id>.pem), read and written
+ *
+ * docs/softkey-format.md is the reference for every byte written here.
+ * Every file is hostile input: sizes are bounded before anything is read,
+ * every field is checked, and a bad file is an error naming the file, never
+ * a crash or a silently wrong key.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kmx-file.h"
+#include "kmx-key.h"
+#include "kmx-softkey-ossl.h"
+#include "kmx-softkey-store.h"
+
+/**
+ * kmx_softkey_gnutls_error:
+ *
+ * Sets @error from a gnutls return code, keeping the library's text.
+ *
+ * Returns: %FALSE
+ */
+gboolean
+kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what)
+{
+	g_set_error(error, KMX_ERROR, code, "%s: %s", what, gnutls_strerror(rc));
+	return FALSE;
+}
+
+/* read a whole small file into secret memory, refusing anything too big to
+ * be ours before a byte is read */
+static KmxSecret *
+kmx_softkey_read_secret_file(const char *path, GError **error)
+{
+	g_autoptr(KmxSecret) buf = NULL;
+	struct stat st;
+	gsize done = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		int errsv = errno;
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot open %s: %s",
+			    path,
+			    g_strerror(errsv));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > KMX_SOFTKEY_MAX_FILE_SIZE) {
+		close(fd);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "%s is empty, too large or not a regular file",
+			    path);
+		return NULL;
+	}
+	buf = kmx_secret_new((gsize)st.st_size);
+	while (done < (gsize)st.st_size) {
+		ssize_t n = read(fd, kmx_secret_get_data(buf) + done, (gsize)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int errsv = n < 0 ? errno : EIO;
+			close(fd);
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_FAILED,
+				    "cannot read %s: %s",
+				    path,
+				    g_strerror(errsv));
+			return NULL;
+		}
+		done += (gsize)n;
+	}
+	close(fd);
+	return g_steal_pointer(&buf);
+}
+
+/* strict base64: the alphabet, padding only at the end, a multiple of 4 */
+static gboolean
+kmx_softkey_base64_is_valid(const char *s)
+{
+	gsize len = strlen(s);
+	gsize pad = 0;
+
+	if (len == 0 || len % 4 != 0)
+		return FALSE;
+	for (gsize i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad > 0 || !(g_ascii_isalnum(c) || c == '+' || c == '/'))
+			return FALSE;
+	}
+	return pad <= 2;
+}
+
+static GBytes *
+kmx_softkey_base64_decode(const char *s, gsize want_min, gsize want_max)
+{
+	g_autofree guchar *raw = NULL;
+	gsize len = 0;
+
+	if (s == NULL || !kmx_softkey_base64_is_valid(s))
+		return NULL;
+	raw = g_base64_decode(s, &len);
+	if (len < want_min || len > want_max)
+		return NULL;
+	return g_bytes_new_take(g_steal_pointer(&raw), len);
+}
+
+/* decode base64 straight into secret memory, for the clear file key */
+static KmxSecret *
+kmx_softkey_base64_decode_secret(const char *s, gsize want)
+{
+	g_autoptr(KmxSecret) out = NULL;
+	gint state = 0;
+	guint save = 0;
+	gsize len;
+
+	if (s == NULL || !kmx_softkey_base64_is_valid(s))
+		return NULL;
+	out = kmx_secret_new(strlen(s) / 4 * 3 + 3);
+	len = g_base64_decode_step(s, strlen(s), kmx_secret_get_data(out), &state, &save);
+	if (len != want)
+		return NULL;
+	kmx_secret_truncate(out, len);
+	return g_steal_pointer(&out);
+}
+
+void
+kmx_softkey_store_info_free(KmxSoftkeyStoreInfo *info)
+{
+	if (info == NULL)
+		return;
+	g_clear_pointer(&info->file_key, kmx_secret_unref);
+	g_clear_pointer(&info->salt, g_bytes_unref);
+	g_clear_pointer(&info->nonce, g_bytes_unref);
+	g_clear_pointer(&info->wrapped, g_bytes_unref);
+	g_free(info);
+}
+
+typedef struct {
+	const char *version;
+	const char *protected;
+	const char *key;
+	const char *kdf;
+	const char *iterations;
+	const char *salt;
+	const char *cipher;
+	const char *nonce;
+	const char *wrapped;
+} KmxSoftkeyStoreFields;
+
+/* store.info is parsed by hand, in place, so that the clear file key of an
+ * unprotected store is never copied out of secret memory (GKeyFile would
+ * keep copies in the ordinary heap) */
+static gboolean
+kmx_softkey_store_info_parse(char *text, gsize len, KmxSoftkeyStoreFields *f)
+{
+	const char *group = "";
+	char *line = text;
+
+	if (strlen(text) != len)
+		return FALSE;
+	while (line != NULL && *line != '\0') {
+		char *next = strchr(line, '\n');
+		char *eq;
+		if (next != NULL)
+			*next++ = '\0';
+		if (line[0] == '#' || line[0] == '\0') {
+			line = next;
+			continue;
+		}
+		if (line[0] == '[') {
+			gsize l = strlen(line);
+			if (l < 3 || line[l - 1] != ']')
+				return FALSE;
+			line[l - 1] = '\0';
+			group = line + 1;
+			line = next;
+			continue;
+		}
+		eq = strchr(line, '=');
+		if (eq == NULL)
+			return FALSE;
+		*eq = '\0';
+		if (g_str_equal(group, "store")) {
+			if (g_str_equal(line, "version"))
+				f->version = eq + 1;
+			else if (g_str_equal(line, "protected"))
+				f->protected = eq + 1;
+		} else if (g_str_equal(group, "file-key")) {
+			if (g_str_equal(line, "key"))
+				f->key = eq + 1;
+			else if (g_str_equal(line, "kdf"))
+				f->kdf = eq + 1;
+			else if (g_str_equal(line, "iterations"))
+				f->iterations = eq + 1;
+			else if (g_str_equal(line, "salt"))
+				f->salt = eq + 1;
+			else if (g_str_equal(line, "cipher"))
+				f->cipher = eq + 1;
+			else if (g_str_equal(line, "nonce"))
+				f->nonce = eq + 1;
+			else if (g_str_equal(line, "wrapped"))
+				f->wrapped = eq + 1;
+		}
+		line = next;
+	}
+	return TRUE;
+}
+
+static gboolean
+kmx_softkey_store_info_invalid(GError **error, const char *path, const char *why)
+{
+	g_set_error(error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "%s is damaged (%s); restore it from a backup: without it the keys of this "
+		    "store cannot be decrypted",
+		    path,
+		    why);
+	return FALSE;
+}
+
+/**
+ * kmx_softkey_store_info_load:
+ *
+ * Reads and checks store.info; nothing is decrypted.
+ */
+KmxSoftkeyStoreInfo *
+kmx_softkey_store_info_load(const char *path, GError **error)
+{
+	g_autoptr(KmxSecret) text = NULL;
+	g_autoptr(KmxSoftkeyStoreInfo) info = g_new0(KmxSoftkeyStoreInfo, 1);
+	KmxSoftkeyStoreFields f = {0};
+	guint64 iter = 0;
+
+	text = kmx_softkey_read_secret_file(path, error);
+	if (text == NULL)
+		return NULL;
+	if (!kmx_softkey_store_info_parse((char *)kmx_secret_get_data(text),
+					  kmx_secret_get_length(text),
+					  &f)) {
+		kmx_softkey_store_info_invalid(error, path, "not a key file");
+		return NULL;
+	}
+	if (g_strcmp0(f.version, "1") != 0) {
+		kmx_softkey_store_info_invalid(error, path, "missing or unknown version");
+		return NULL;
+	}
+	if (g_strcmp0(f.protected, "false") == 0) {
+		info->file_key = kmx_softkey_base64_decode_secret(f.key, KMX_SOFTKEY_FILE_KEY_LEN);
+		if (info->file_key == NULL) {
+			kmx_softkey_store_info_invalid(error, path, "bad file key");
+			return NULL;
+		}
+		return g_steal_pointer(&info);
+	}
+	if (g_strcmp0(f.protected, "true") != 0) {
+		kmx_softkey_store_info_invalid(error, path, "bad 'protected' value");
+		return NULL;
+	}
+	info->protected = TRUE;
+	if (g_strcmp0(f.kdf, "pbkdf2-sha256") != 0 || g_strcmp0(f.cipher, "aes-256-gcm") != 0) {
+		kmx_softkey_store_info_invalid(error, path, "unknown kdf or cipher");
+		return NULL;
+	}
+	if (f.iterations == NULL ||
+	    !g_ascii_string_to_unsigned(f.iterations,
+					10,
+					KMX_SOFTKEY_KDF_ITERATIONS,
+					KMX_SOFTKEY_KDF_MAX_ITERATIONS,
+					&iter,
+					NULL)) {
+		kmx_softkey_store_info_invalid(error, path, "bad iteration count");
+		return NULL;
+	}
+	info->iterations = (guint)iter;
+	info->salt = kmx_softkey_base64_decode(f.salt, KMX_SOFTKEY_SALT_LEN, 64);
+	info->nonce = kmx_softkey_base64_decode(f.nonce,
+						KMX_SOFTKEY_NONCE_LEN,
+						KMX_SOFTKEY_NONCE_LEN);
+	info->wrapped = kmx_softkey_base64_decode(f.wrapped,
+						  KMX_SOFTKEY_FILE_KEY_LEN + KMX_SOFTKEY_TAG_LEN,
+						  KMX_SOFTKEY_FILE_KEY_LEN + KMX_SOFTKEY_TAG_LEN);
+	if (info->salt == NULL || info->nonce == NULL || info->wrapped == NULL) {
+		kmx_softkey_store_info_invalid(error, path, "bad salt, nonce or wrapped key");
+		return NULL;
+	}
+	return g_steal_pointer(&info);
+}
+
+/* PBKDF2-HMAC-SHA256(password, salt, iterations) -> 32-byte key-encryption key */
+static gnutls_aead_cipher_hd_t
+kmx_softkey_kek_new(KmxSecret *password, GBytes *salt, guint iterations, GError **error)
+{
+	g_autoptr(KmxSecret) kek = kmx_secret_new(32);
+	gnutls_datum_t pw = {kmx_secret_get_data(password), kmx_secret_get_length(password)};
+	gnutls_datum_t s = {(void *)g_bytes_get_data(salt, NULL), g_bytes_get_size(salt)};
+	gnutls_datum_t k = {kmx_secret_get_data(kek), 32};
+	gnutls_aead_cipher_hd_t h = NULL;
+	int rc;
+
+	rc = gnutls_pbkdf2(GNUTLS_MAC_SHA256, &pw, &s, iterations, kmx_secret_get_data(kek), 32);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot derive the key");
+		return NULL;
+	}
+	rc = gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &k);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot set up AES-GCM");
+		return NULL;
+	}
+	return h;
+}
+
+/**
+ * kmx_softkey_store_info_unwrap:
+ *
+ * One PBKDF2 run and an AES-GCM decryption.
+ *
+ * Returns: (transfer full): the file key, or %NULL with %KMX_ERROR_BAD_SECRET
+ */
+KmxSecret *
+kmx_softkey_store_info_unwrap(KmxSoftkeyStoreInfo *info, KmxSecret *password, GError **error)
+{
+	g_auto(gnutls_aead_cipher_hd_t) h = NULL;
+	g_autoptr(KmxSecret) file_key = NULL;
+	size_t outlen = KMX_SOFTKEY_FILE_KEY_LEN + KMX_SOFTKEY_TAG_LEN;
+	int rc;
+
+	if (!info->protected)
+		return kmx_secret_ref(info->file_key);
+	h = kmx_softkey_kek_new(password, info->salt, info->iterations, error);
+	if (h == NULL)
+		return NULL;
+	file_key = kmx_secret_new(outlen);
+	rc = gnutls_aead_cipher_decrypt(h,
+					g_bytes_get_data(info->nonce, NULL),
+					KMX_SOFTKEY_NONCE_LEN,
+					KMX_SOFTKEY_AAD,
+					strlen(KMX_SOFTKEY_AAD),
+					KMX_SOFTKEY_TAG_LEN,
+					g_bytes_get_data(info->wrapped, NULL),
+					g_bytes_get_size(info->wrapped),
+					kmx_secret_get_data(file_key),
+					&outlen);
+	if (rc == GNUTLS_E_DECRYPTION_FAILED) {
+		g_set_error_literal(error, KMX_ERROR, KMX_ERROR_BAD_SECRET, "wrong password");
+		return NULL;
+	}
+	if (rc < 0 || outlen != KMX_SOFTKEY_FILE_KEY_LEN) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot unwrap the file key");
+		return NULL;
+	}
+	kmx_secret_truncate(file_key, outlen);
+	return g_steal_pointer(&file_key);
+}
+
+static char *
+kmx_softkey_base64(const void *data, gsize len)
+{
+	return g_base64_encode(data, len);
+}
+
+/**
+ * kmx_softkey_store_info_save:
+ * @file_key: the store's file key
+ * @password: (nullable): wrap the file key with this, or store it in clear
+ *   when %NULL or empty
+ *
+ * Writes store.info atomically and durably.
+ */
+gboolean
+kmx_softkey_store_info_save(const char *path,
+			    KmxSecret *file_key,
+			    KmxSecret *password,
+			    GError **error)
+{
+	g_autoptr(KmxSecret) text = kmx_secret_new(1024);
+	char *buf = (char *)kmx_secret_get_data(text);
+	const char *head = "# keymux soft-key store: see docs/softkey-format.md\n"
+			   "[store]\nversion=1\n";
+	int n;
+
+	if (kmx_secret_is_empty(password)) {
+		g_autoptr(KmxSecret) b64 = kmx_secret_new(64);
+		gint state = 0, save = 0;
+		gsize l;
+
+		/* straight into secret memory: this is the key itself */
+		l = g_base64_encode_step(kmx_secret_get_data(file_key),
+					 kmx_secret_get_length(file_key),
+					 FALSE,
+					 (char *)kmx_secret_get_data(b64),
+					 &state,
+					 &save);
+		l += g_base64_encode_close(FALSE,
+					   (char *)kmx_secret_get_data(b64) + l,
+					   &state,
+					   &save);
+		kmx_secret_truncate(b64, l);
+		n = g_snprintf(buf,
+			       1024,
+			       "%sprotected=false\n[file-key]\nkey=%s\n",
+			       head,
+			       kmx_secret_get_string(b64));
+	} else {
+		g_auto(gnutls_aead_cipher_hd_t) h = NULL;
+		guint8 salt[KMX_SOFTKEY_SALT_LEN];
+		guint8 nonce[KMX_SOFTKEY_NONCE_LEN];
+		guint8 wrapped[KMX_SOFTKEY_FILE_KEY_LEN + KMX_SOFTKEY_TAG_LEN];
+		size_t wlen = sizeof(wrapped);
+		g_autoptr(GBytes) salt_b = NULL;
+		g_autofree char *salt_s = NULL;
+		g_autofree char *nonce_s = NULL;
+		g_autofree char *wrapped_s = NULL;
+		int rc;
+
+		if (gnutls_rnd(GNUTLS_RND_RANDOM, salt, sizeof(salt)) < 0 ||
+		    gnutls_rnd(GNUTLS_RND_NONCE, nonce, sizeof(nonce)) < 0) {
+			g_set_error_literal(error,
+					    KMX_ERROR,
+					    KMX_ERROR_FAILED,
+					    "no random numbers");
+			return FALSE;
+		}
+		salt_b = g_bytes_new(salt, sizeof(salt));
+		h = kmx_softkey_kek_new(password, salt_b, KMX_SOFTKEY_KDF_ITERATIONS, error);
+		if (h == NULL)
+			return FALSE;
+		rc = gnutls_aead_cipher_encrypt(h,
+						nonce,
+						sizeof(nonce),
+						KMX_SOFTKEY_AAD,
+						strlen(KMX_SOFTKEY_AAD),
+						KMX_SOFTKEY_TAG_LEN,
+						kmx_secret_get_data(file_key),
+						kmx_secret_get_length(file_key),
+						wrapped,
+						&wlen);
+		if (rc < 0 || wlen != sizeof(wrapped))
+			return kmx_softkey_gnutls_error(error,
+							rc,
+							KMX_ERROR_FAILED,
+							"cannot wrap the file key");
+		salt_s = kmx_softkey_base64(salt, sizeof(salt));
+		nonce_s = kmx_softkey_base64(nonce, sizeof(nonce));
+		wrapped_s = kmx_softkey_base64(wrapped, sizeof(wrapped));
+		n = g_snprintf(buf,
+			       1024,
+			       "%sprotected=true\n[file-key]\nkdf=pbkdf2-sha256\niterations=%u\n"
+			       "salt=%s\ncipher=aes-256-gcm\nnonce=%s\nwrapped=%s\n",
+			       head,
+			       (guint)KMX_SOFTKEY_KDF_ITERATIONS,
+			       salt_s,
+			       nonce_s,
+			       wrapped_s);
+	}
+	if (n <= 0 || n >= 1024) {
+		g_set_error_literal(error, KMX_ERROR, KMX_ERROR_FAILED, "store.info too long");
+		return FALSE;
+	}
+	return kmx_file_write_atomic(path, buf, (gsize)n, 0600, error);
+}
+
+void
+kmx_softkey_key_info_free(KmxSoftkeyKeyInfo *info)
+{
+	if (info == NULL)
+		return;
+	g_free(info->label);
+	g_free(info->created);
+	g_clear_pointer(&info->spki, g_bytes_unref);
+	g_free(info);
+}
+
+static gpointer
+kmx_softkey_key_info_invalid(GError **error, const char *path, const char *why)
+{
+	g_set_error(error, KMX_ERROR, KMX_ERROR_FAILED, "%s is damaged: %s", path, why);
+	return NULL;
+}
+
+/**
+ * kmx_softkey_key_info_load:
+ * @path: an <id>.info
+ * @id: the id its name says it has
+ *
+ * Reads the public facts of a key, checking that the public key there has
+ * the id of the file name.  This runs for every key at start-up: keep it
+ * to one small read and a hash.
+ */
+KmxSoftkeyKeyInfo *
+kmx_softkey_key_info_load(const char *path, const char *id, GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
+	g_autofree char *contents = NULL;
+	g_autofree char *alg = NULL;
+	g_autofree char *spki = NULL;
+	g_autofree char *spki_id = NULL;
+	g_auto(GStrv) usage = NULL;
+	g_autoptr(GError) error_local = NULL;
+	gsize len = 0;
+
+	if (!g_file_get_contents(path, &contents, &len, &error_local)) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_FAILED, "%s", error_local->message);
+		return NULL;
+	}
+	if (len > KMX_SOFTKEY_MAX_FILE_SIZE || strlen(contents) != len)
+		return kmx_softkey_key_info_invalid(error, path, "too large or binary");
+	if (!g_key_file_load_from_data(kf, contents, len, G_KEY_FILE_NONE, NULL))
+		return kmx_softkey_key_info_invalid(error, path, "not a key file");
+	if (g_key_file_get_integer(kf, "key", "version", NULL) != 1)
+		return kmx_softkey_key_info_invalid(error, path, "missing or unknown version");
+	alg = g_key_file_get_string(kf, "key", "algorithm", NULL);
+	info->type = kmx_key_type_from_string(alg);
+	if (info->type == KMX_KEY_TYPE_UNKNOWN)
+		return kmx_softkey_key_info_invalid(error, path, "unknown algorithm");
+	spki = g_key_file_get_string(kf, "key", "public-key", NULL);
+	info->spki = kmx_softkey_base64_decode(spki, 32, 4096);
+	if (info->spki == NULL)
+		return kmx_softkey_key_info_invalid(error, path, "bad public key");
+	spki_id = kmx_key_compute_id(info->spki);
+	if (g_strcmp0(spki_id, id) != 0)
+		return kmx_softkey_key_info_invalid(error, path, "the public key has another id");
+	info->label = g_key_file_get_string(kf, "key", "label", NULL);
+	if (info->label == NULL || !g_utf8_validate(info->label, -1, NULL)) {
+		g_free(info->label);
+		info->label = g_strdup(alg);
+	}
+	usage = g_key_file_get_string_list(kf, "key", "usage", NULL, NULL);
+	/* a key can never do more than its type allows, whatever the file says */
+	info->usage = kmx_key_usage_from_strv((const char *const *)usage) &
+		      kmx_key_type_get_usage(info->type);
+	if (info->usage == KMX_KEY_USAGE_NONE)
+		info->usage = kmx_key_type_get_usage(info->type);
+	info->created = g_key_file_get_string(kf, "key", "created", NULL);
+	info->exportable = g_key_file_get_boolean(kf, "key", "exportable", NULL);
+	return g_steal_pointer(&info);
+}
+
+gboolean
+kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree char *spki = NULL;
+	g_autofree char *data = NULL;
+	g_auto(GStrv) usage = kmx_key_usage_to_strv(info->usage);
+	gsize len = 0;
+
+	spki = g_base64_encode(g_bytes_get_data(info->spki, NULL), g_bytes_get_size(info->spki));
+	g_key_file_set_integer(kf, "key", "version", 1);
+	g_key_file_set_string(kf, "key", "label", info->label != NULL ? info->label : "");
+	g_key_file_set_string(kf, "key", "algorithm", kmx_key_type_to_string(info->type));
+	g_key_file_set_string_list(kf,
+				   "key",
+				   "usage",
+				   (const char *const *)usage,
+				   g_strv_length(usage));
+	g_key_file_set_string(kf, "key", "public-key", spki);
+	if (info->created != NULL)
+		g_key_file_set_string(kf, "key", "created", info->created);
+	g_key_file_set_boolean(kf, "key", "exportable", info->exportable);
+	data = g_key_file_to_data(kf, &len, NULL);
+	return kmx_file_write_atomic(path, data, len, 0600, error);
+}
+
+/**
+ * kmx_softkey_file_key_new:
+ *
+ * Returns: (transfer full): 32 random bytes from gnutls's key-grade generator
+ */
+KmxSecret *
+kmx_softkey_file_key_new(GError **error)
+{
+	g_autoptr(KmxSecret) key = kmx_secret_new(KMX_SOFTKEY_FILE_KEY_LEN);
+	int rc = gnutls_rnd(GNUTLS_RND_KEY, kmx_secret_get_data(key), KMX_SOFTKEY_FILE_KEY_LEN);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "no random numbers");
+		return NULL;
+	}
+	return g_steal_pointer(&key);
+}
+
+/**
+ * kmx_softkey_file_key_to_passphrase:
+ *
+ * Returns: (transfer full): the PKCS#8 passphrase of the key files: the file
+ * key as 64 lowercase hex digits
+ */
+KmxSecret *
+kmx_softkey_file_key_to_passphrase(KmxSecret *file_key)
+{
+	static const char hex[] = "0123456789abcdef";
+	gsize len = kmx_secret_get_length(file_key);
+	g_autoptr(KmxSecret) pass = kmx_secret_new(len * 2);
+	const guint8 *in = kmx_secret_get_data(file_key);
+	guint8 *out = kmx_secret_get_data(pass);
+
+	for (gsize i = 0; i < len; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 0xf];
+	}
+	return g_steal_pointer(&pass);
+}
+
+/**
+ * kmx_softkey_x509_to_pkcs8:
+ *
+ * Returns: (transfer full): @key as a plain PKCS#8 PrivateKeyInfo DER, in
+ * secret memory; gnutls's own copy is wiped
+ */
+KmxSecret *
+kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error)
+{
+	gnutls_datum_t out = {NULL, 0};
+	KmxSecret *der;
+	int rc;
+
+	rc = gnutls_x509_privkey_export2_pkcs8(key,
+					       GNUTLS_X509_FMT_DER,
+					       NULL,
+					       GNUTLS_PKCS_PLAIN,
+					       &out);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot encode the key");
+		return NULL;
+	}
+	der = kmx_secret_new_from_data(out.data, out.size);
+	gnutls_memset(out.data, 0, out.size);
+	gnutls_free(out.data);
+	return der;
+}
+
+/**
+ * kmx_softkey_pem_decrypt:
+ * @path: an <id>.pem
+ * @file_key: the store's file key
+ *
+ * Returns: (transfer full): the plain PKCS#8 DER of the key, in secret memory
+ */
+KmxSecret *
+kmx_softkey_pem_decrypt(const char *path, KmxSecret *file_key, GError **error)
+{
+	g_auto(gnutls_x509_privkey_t) x = NULL;
+	g_autoptr(KmxSecret) pass = kmx_softkey_file_key_to_passphrase(file_key);
+	g_autofree char *pem = NULL;
+	g_autoptr(GError) error_local = NULL;
+	gnutls_datum_t d;
+	gsize len = 0;
+	int rc;
+
+	if (!g_file_get_contents(path, &pem, &len, &error_local)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot read the key file: %s",
+			    error_local->message);
+		return NULL;
+	}
+	if (len == 0 || len > KMX_SOFTKEY_MAX_FILE_SIZE) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_FAILED, "%s is empty or too large", path);
+		return NULL;
+	}
+	d.data = (guint8 *)pem;
+	d.size = (guint)len;
+	gnutls_x509_privkey_init(&x);
+	rc = gnutls_x509_privkey_import_pkcs8(x,
+					      &d,
+					      GNUTLS_X509_FMT_PEM,
+					      kmx_secret_get_string(pass),
+					      0);
+	if (rc < 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot decrypt %s with the store's file key (%s): the file is "
+			    "damaged or belongs to another store",
+			    path,
+			    gnutls_strerror(rc));
+		return NULL;
+	}
+	return kmx_softkey_x509_to_pkcs8(x, error);
+}
+
+/**
+ * kmx_softkey_pem_write:
+ *
+ * Encrypts @pkcs8_der under the file key and writes it atomically.
+ */
+gboolean
+kmx_softkey_pem_write(const char *path, KmxSecret *pkcs8_der, KmxSecret *file_key, GError **error)
+{
+	g_autoptr(KmxSecret) pass = kmx_softkey_file_key_to_passphrase(file_key);
+	g_autofree char *pem = NULL;
+	gsize len = 0;
+
+	pem = kmx_softkey_ossl_encrypt_pkcs8(pkcs8_der, pass, &len, error);
+	if (pem == NULL)
+		return FALSE;
+	return kmx_file_write_atomic(path, pem, len, 0600, error);
+}
+
+/**
+ * kmx_softkey_privkey_new:
+ *
+ * Returns: (transfer full): a gnutls key made from a plain PKCS#8 DER; it
+ * owns its own copy of the key material
+ */
+gnutls_privkey_t
+kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error)
+{
+	gnutls_x509_privkey_t x = NULL;
+	g_auto(gnutls_privkey_t) key = NULL;
+	gnutls_datum_t d = {kmx_secret_get_data(pkcs8_der), kmx_secret_get_length(pkcs8_der)};
+	int rc;
+
+	gnutls_x509_privkey_init(&x);
+	rc = gnutls_x509_privkey_import_pkcs8(x, &d, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN);
+	if (rc < 0) {
+		gnutls_x509_privkey_deinit(x);
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot load the key");
+		return NULL;
+	}
+	gnutls_privkey_init(&key);
+	rc = gnutls_privkey_import_x509(key, x, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+	if (rc < 0) {
+		gnutls_x509_privkey_deinit(x);
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot load the key");
+		return NULL;
+	}
+	return g_steal_pointer(&key);
+}
+
+/**
+ * kmx_softkey_privkey_get_spki:
+ *
+ * Returns: (transfer full): the DER SubjectPublicKeyInfo of @key
+ */
+GBytes *
+kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error)
+{
+	g_auto(gnutls_pubkey_t) pub = NULL;
+	gnutls_datum_t out = {NULL, 0};
+	GBytes *spki;
+	int rc;
+
+	gnutls_pubkey_init(&pub);
+	rc = gnutls_pubkey_import_privkey(pub, key, 0, 0);
+	if (rc >= 0)
+		rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &out);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot get the public key");
+		return NULL;
+	}
+	spki = g_bytes_new(out.data, out.size);
+	gnutls_free(out.data);
+	return spki;
+}
+
+/**
+ * kmx_softkey_x509_get_spki:
+ *
+ * Returns: (transfer full): the DER SubjectPublicKeyInfo of @key
+ */
+GBytes *
+kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error)
+{
+	g_auto(gnutls_privkey_t) pk = NULL;
+	int rc;
+
+	gnutls_privkey_init(&pk);
+	rc = gnutls_privkey_import_x509(pk, key, 0);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot read the key");
+		return NULL;
+	}
+	return kmx_softkey_privkey_get_spki(pk, error);
+}
+
+/**
+ * kmx_softkey_x509_get_key_type:
+ *
+ * Returns: the keymux type of @key, or %KMX_KEY_TYPE_UNKNOWN with
+ * %KMX_ERROR_NOT_SUPPORTED set
+ */
+KmxKeyType
+kmx_softkey_x509_get_key_type(gnutls_x509_privkey_t key, GError **error)
+{
+	unsigned int bits = 0;
+	int pk = gnutls_x509_privkey_get_pk_algorithm2(key, &bits);
+
+	switch (pk) {
+	case GNUTLS_PK_RSA:
+		if (bits == 2048)
+			return KMX_KEY_TYPE_RSA2048;
+		if (bits == 3072)
+			return KMX_KEY_TYPE_RSA3072;
+		if (bits == 4096)
+			return KMX_KEY_TYPE_RSA4096;
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "RSA keys of %u bits are not supported: use 2048, 3072 or 4096",
+			    bits);
+		return KMX_KEY_TYPE_UNKNOWN;
+	case GNUTLS_PK_ECDSA: {
+		gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+		gnutls_datum_t x = {NULL, 0}, y = {NULL, 0}, k = {NULL, 0};
+		if (gnutls_x509_privkey_export_ecc_raw(key, &curve, &x, &y, &k) < 0)
+			curve = GNUTLS_ECC_CURVE_INVALID;
+		gnutls_free(x.data);
+		gnutls_free(y.data);
+		if (k.data != NULL)
+			gnutls_memset(k.data, 0, k.size);
+		gnutls_free(k.data);
+		if (curve == GNUTLS_ECC_CURVE_SECP256R1)
+			return KMX_KEY_TYPE_ECDSA_P256;
+		if (curve == GNUTLS_ECC_CURVE_SECP384R1)
+			return KMX_KEY_TYPE_ECDSA_P384;
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "EC keys on %s are not supported: use P-256 or P-384",
+			    gnutls_ecc_curve_get_name(curve) ?: "this curve");
+		return KMX_KEY_TYPE_UNKNOWN;
+	}
+	case GNUTLS_PK_EDDSA_ED25519:
+		return KMX_KEY_TYPE_ED25519;
+	case GNUTLS_PK_ECDH_X25519:
+		return KMX_KEY_TYPE_X25519;
+	default:
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "%s keys are not supported: use RSA, P-256, P-384, Ed25519 or X25519",
+			    gnutls_pk_get_name(pk) ?: "these");
+		return KMX_KEY_TYPE_UNKNOWN;
+	}
+}

@@ -1,0 +1,106 @@
+/* keymux: the soft-key files (store.info, <id>.info, <id>.pem), read and written */
+#pragma once
+
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/pkcs12.h>
+#include <gnutls/x509.h>
+
+#include "kmx-algorithm.h"
+#include "kmx-error.h"
+#include "kmx-secret.h"
+
+G_BEGIN_DECLS
+
+#define KMX_SOFTKEY_STORE_INFO	     "store.info"
+#define KMX_SOFTKEY_FILE_KEY_LEN     32
+#define KMX_SOFTKEY_KDF_ITERATIONS   600000
+#define KMX_SOFTKEY_KDF_MAX_ITERATIONS 20000000
+#define KMX_SOFTKEY_SALT_LEN	     16
+#define KMX_SOFTKEY_NONCE_LEN	     12
+#define KMX_SOFTKEY_TAG_LEN	     16
+#define KMX_SOFTKEY_AAD		     "keymux-softkey-file-key-v1"
+#define KMX_SOFTKEY_MAX_FILE_SIZE    (64 * 1024)
+
+/**
+ * KmxSoftkeyStoreInfo:
+ * @protected: the file key is wrapped by a password
+ * @file_key: the file key of an unprotected store, else %NULL
+ * @iterations: PBKDF2 iterations of a protected store
+ * @salt: PBKDF2 salt
+ * @nonce: AES-GCM nonce
+ * @wrapped: the AES-GCM ciphertext of the file key, tag appended
+ */
+typedef struct {
+	gboolean protected;
+	KmxSecret *file_key;
+	guint iterations;
+	GBytes *salt;
+	GBytes *nonce;
+	GBytes *wrapped;
+} KmxSoftkeyStoreInfo;
+
+void
+kmx_softkey_store_info_free(KmxSoftkeyStoreInfo *info);
+KmxSoftkeyStoreInfo *
+kmx_softkey_store_info_load(const char *path, GError **error);
+gboolean
+kmx_softkey_store_info_save(const char *path,
+			    KmxSecret *file_key,
+			    KmxSecret *password,
+			    GError **error);
+KmxSecret *
+kmx_softkey_store_info_unwrap(KmxSoftkeyStoreInfo *info, KmxSecret *password, GError **error);
+
+/**
+ * KmxSoftkeyKeyInfo:
+ *
+ * The public facts of one key, from its <id>.info.
+ */
+typedef struct {
+	char *label;
+	KmxKeyType type;
+	KmxKeyUsage usage;
+	GBytes *spki;
+	char *created;
+	gboolean exportable;
+} KmxSoftkeyKeyInfo;
+
+void
+kmx_softkey_key_info_free(KmxSoftkeyKeyInfo *info);
+KmxSoftkeyKeyInfo *
+kmx_softkey_key_info_load(const char *path, const char *id, GError **error);
+gboolean
+kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
+
+KmxSecret *
+kmx_softkey_file_key_new(GError **error);
+KmxSecret *
+kmx_softkey_file_key_to_passphrase(KmxSecret *file_key);
+KmxSecret *
+kmx_softkey_pem_decrypt(const char *path, KmxSecret *file_key, GError **error);
+gboolean
+kmx_softkey_pem_write(const char *path, KmxSecret *pkcs8_der, KmxSecret *file_key, GError **error);
+
+gboolean
+kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what);
+gnutls_privkey_t
+kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error);
+GBytes *
+kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error);
+KmxSecret *
+kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error);
+GBytes *
+kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error);
+KmxKeyType
+kmx_softkey_x509_get_key_type(gnutls_x509_privkey_t key, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyStoreInfo, kmx_softkey_store_info_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyKeyInfo, kmx_softkey_key_info_free)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_privkey_t, gnutls_privkey_deinit, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_x509_privkey_t, gnutls_x509_privkey_deinit, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_pubkey_t, gnutls_pubkey_deinit, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_pkcs12_t, gnutls_pkcs12_deinit, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_aead_cipher_hd_t, gnutls_aead_cipher_deinit, NULL)
+
+G_END_DECLS

@@ -1,0 +1,57 @@
+/* keymuxctl devices: list devices */
+#include "config.h"
+
+#include "keymuxctl.h"
+
+/**
+ * kmx_cli_device_state:
+ *
+ * Returns: (transfer full): "locked", "unlocked", with ", absent" when the
+ * device cannot be used now
+ */
+char *
+kmx_cli_device_state(KmxDBusDevice *device)
+{
+	return g_strdup_printf("%s%s",
+			       kmx_dbus_device_get_locked(device) ? "locked" : "unlocked",
+			       kmx_dbus_device_get_available(device) ? "" : ", absent");
+}
+
+gboolean
+kmx_cmd_devices(KmxCli *cli, int argc, char **argv, GError **error)
+{
+	g_autolist(KmxDBusDevice) devices = NULL;
+
+	if (!kmx_cli_parse_options(cli, "devices", "", "List devices.", NULL, &argc, &argv, error))
+		return FALSE;
+	if (!kmx_cli_check_args("devices", argc, 0, 0, error))
+		return FALSE;
+	if (!kmx_cli_connect(cli, TRUE, error))
+		return FALSE;
+	devices = kmx_cli_list_devices(cli);
+
+	if (cli->json) {
+		g_autoptr(KmxJson) json = kmx_json_new();
+		kmx_json_begin_array(json);
+		for (GList *l = devices; l != NULL; l = l->next)
+			kmx_cli_json_device(cli, json, l->data);
+		kmx_json_end_array(json);
+		kmx_json_print(json);
+	} else {
+		g_autoptr(KmxTable) table = kmx_table_new(4, "DEVICE ID", "LABEL", "STATE", "KEYS");
+		for (GList *l = devices; l != NULL; l = l->next) {
+			KmxDBusDevice *device = l->data;
+			const char *const *keys = kmx_dbus_device_get_keys(device);
+			g_autofree char *state = kmx_cli_device_state(device);
+			g_autofree char *count =
+			    g_strdup_printf("%u", keys != NULL ? g_strv_length((char **)keys) : 0);
+			kmx_table_add_row(table,
+					  kmx_dbus_device_get_id(device),
+					  kmx_dbus_device_get_label(device),
+					  state,
+					  count);
+		}
+		kmx_table_print(table);
+	}
+	return TRUE;
+}

@@ -1,0 +1,59 @@
+/* keymuxctl export-public: print the public key of a key */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "keymuxctl.h"
+
+gboolean
+kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
+{
+	g_autoptr(KmxDBusKey) key = NULL;
+	g_autofree char *pem = NULL;
+	const guint8 *der;
+	gsize len = 0;
+	gboolean as_der = FALSE;
+	const GOptionEntry entries[] = {
+	    {"der", 0, 0, G_OPTION_ARG_NONE, &as_der, "Write DER instead of PEM", NULL},
+	    G_OPTION_ENTRY_NULL,
+	};
+
+	if (!kmx_cli_parse_options(cli,
+				   "export-public",
+				   "KEY",
+				   "Print the public key (SubjectPublicKeyInfo) as PEM \"PUBLIC KEY\".",
+				   entries,
+				   &argc,
+				   &argv,
+				   error))
+		return FALSE;
+	if (!kmx_cli_check_args("export-public", argc, 1, 1, error))
+		return FALSE;
+	if (!kmx_cli_connect(cli, TRUE, error))
+		return FALSE;
+	key = kmx_cli_find_key(cli, argv[1], NULL, error);
+	if (key == NULL)
+		return FALSE;
+	if (kmx_dbus_key_get_public_key(key) == NULL) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "keymuxd gave no public key for %s",
+			    kmx_dbus_key_get_id(key));
+		return FALSE;
+	}
+	der = g_variant_get_fixed_array(kmx_dbus_key_get_public_key(key), &len, 1);
+	if (len == 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "keymuxd gave an empty public key for %s",
+			    kmx_dbus_key_get_id(key));
+		return FALSE;
+	}
+	if (as_der)
+		return kmx_cli_write_all(STDOUT_FILENO, der, len, error);
+	pem = kmx_cli_pem_encode("PUBLIC KEY", der, len);
+	return kmx_cli_write_all(STDOUT_FILENO, pem, strlen(pem), error);
+}

@@ -1,0 +1,64 @@
+/* keymuxctl keys: list keys */
+#include "config.h"
+
+#include "keymuxctl.h"
+
+gboolean
+kmx_cmd_keys(KmxCli *cli, int argc, char **argv, GError **error)
+{
+	g_autolist(KmxDBusKey) keys = NULL;
+	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KmxJson) json = kmx_json_new();
+	g_autoptr(KmxTable) table =
+	    kmx_table_new(5, "KEY ID", "ALGORITHM", "USAGE", "LABEL", "DEVICE");
+
+	if (!kmx_cli_parse_options(cli,
+				   "keys",
+				   "[DEVICE]",
+				   "List the keys of every device, or of DEVICE.",
+				   NULL,
+				   &argc,
+				   &argv,
+				   error))
+		return FALSE;
+	if (!kmx_cli_check_args("keys", argc, 0, 1, error))
+		return FALSE;
+	if (!kmx_cli_connect(cli, TRUE, error))
+		return FALSE;
+	if (argc > 1) {
+		device = kmx_cli_find_device(cli, argv[1], error);
+		if (device == NULL)
+			return FALSE;
+	}
+
+	keys = kmx_cli_list_keys(cli);
+	kmx_json_begin_array(json);
+	for (GList *l = keys; l != NULL; l = l->next) {
+		KmxDBusKey *key = l->data;
+		g_autofree char *id = NULL;
+		g_autofree char *usage = NULL;
+
+		if (device != NULL &&
+		    g_strcmp0(kmx_dbus_key_get_device(key),
+			      g_dbus_proxy_get_object_path(G_DBUS_PROXY(device))) != 0)
+			continue;
+		if (cli->json) {
+			kmx_cli_json_key(cli, json, key);
+			continue;
+		}
+		id = kmx_cli_short_id(kmx_dbus_key_get_id(key));
+		usage = kmx_cli_usage_string(kmx_dbus_key_get_usage(key));
+		kmx_table_add_row(table,
+				  id,
+				  kmx_dbus_key_get_algorithm(key),
+				  usage,
+				  kmx_dbus_key_get_label(key),
+				  kmx_cli_key_device_id(cli, key));
+	}
+	kmx_json_end_array(json);
+	if (cli->json)
+		kmx_json_print(json);
+	else
+		kmx_table_print(table);
+	return TRUE;
+}

@@ -1,0 +1,105 @@
+/* keymuxctl sign: sign a file or stdin with a key */
+#include "config.h"
+
+#include "kmx-algorithm.h"
+
+#include "keymuxctl.h"
+
+/* the usual choice for each key type; RSA gets PSS, the modern padding */
+static const char *
+kmx_cli_default_sign_algorithm(const char *key_algorithm)
+{
+	switch (kmx_key_type_from_string(key_algorithm)) {
+	case KMX_KEY_TYPE_ED25519:
+		return "ed25519";
+	case KMX_KEY_TYPE_ECDSA_P256:
+		return "ecdsa-sha256";
+	case KMX_KEY_TYPE_ECDSA_P384:
+		return "ecdsa-sha384";
+	case KMX_KEY_TYPE_RSA2048:
+	case KMX_KEY_TYPE_RSA3072:
+	case KMX_KEY_TYPE_RSA4096:
+		return "rsa-pss-sha256";
+	default:
+		return NULL;
+	}
+}
+
+gboolean
+kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
+{
+	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(GBytes) data = NULL;
+	g_autoptr(GVariant) signature = NULL;
+	g_autofree char *algorithm = NULL;
+	g_auto(GVariantBuilder) options = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+	gboolean prehashed = FALSE;
+	gboolean base64 = FALSE;
+	gboolean hex = FALSE;
+	const GOptionEntry entries[] = {
+	    {"algorithm", 'a', 0, G_OPTION_ARG_STRING, &algorithm,
+	     "The signature algorithm (default: by key type)", "ALGORITHM"},
+	    {"prehashed", 0, 0, G_OPTION_ARG_NONE, &prehashed, "The input is already the digest",
+	     NULL},
+	    {"base64", 0, 0, G_OPTION_ARG_NONE, &base64, "Print the signature in base64", NULL},
+	    {"hex", 0, 0, G_OPTION_ARG_NONE, &hex, "Print the signature in hex", NULL},
+	    G_OPTION_ENTRY_NULL,
+	};
+
+	if (!kmx_cli_parse_options(cli,
+				   "sign",
+				   "KEY [FILE|-]",
+				   "Sign FILE (default: stdin) and write the signature to stdout. "
+				   "The default algorithm is ed25519, ecdsa-sha256, ecdsa-sha384 or "
+				   "rsa-pss-sha256, by key type.",
+				   entries,
+				   &argc,
+				   &argv,
+				   error))
+		return FALSE;
+	if (!kmx_cli_check_args("sign", argc, 1, 2, error))
+		return FALSE;
+	if (base64 && hex) {
+		g_set_error_literal(error,
+				    G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "sign: --base64 and --hex exclude each other");
+		return FALSE;
+	}
+	if (!kmx_cli_connect(cli, TRUE, error))
+		return FALSE;
+	key = kmx_cli_find_key(cli, argv[1], NULL, error);
+	if (key == NULL)
+		return FALSE;
+	if (algorithm == NULL) {
+		const char *fallback =
+		    kmx_cli_default_sign_algorithm(kmx_dbus_key_get_algorithm(key));
+		if (fallback == NULL) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_NOT_SUPPORTED,
+				    "key %.16s is an %s key, which cannot sign",
+				    kmx_dbus_key_get_id(key),
+				    kmx_dbus_key_get_algorithm(key));
+			return FALSE;
+		}
+		algorithm = g_strdup(fallback);
+	}
+	data = kmx_cli_read_file(argc > 2 ? argv[2] : NULL, error);
+	if (data == NULL)
+		return FALSE;
+	if (prehashed)
+		g_variant_builder_add(&options, "{sv}", "prehashed", g_variant_new_boolean(TRUE));
+
+	/* the key may have to be unlocked through a prompt first */
+	kmx_cli_use_long_timeout(key);
+	if (!kmx_dbus_key_call_sign_sync(key,
+					 algorithm,
+					 kmx_cli_bytes_to_variant(data),
+					 g_variant_builder_end(&options),
+					 &signature,
+					 NULL,
+					 error))
+		return FALSE;
+	return kmx_cli_write_binary(signature, base64, hex, FALSE, error);
+}

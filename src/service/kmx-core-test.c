@@ -1,0 +1,312 @@
+/* keymux: unit tests of the service core: executors, files, context,
+ * the device and key base classes */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <sys/stat.h>
+
+#include "kmx-context.h"
+#include "kmx-device.h"
+#include "kmx-error.h"
+#include "kmx-executor.h"
+#include "kmx-file.h"
+#include "kmx-key.h"
+
+/* ---- executors ---- */
+
+typedef struct {
+	GMutex mutex;
+	GPtrArray *order;
+	gint running;
+	gint max_running;
+	guint done;
+} ExecState;
+
+static void
+exec_work(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+	ExecState *st = *(ExecState **)g_task_get_task_data(task);
+	int n = g_atomic_int_add(&st->running, 1) + 1;
+
+	g_mutex_lock(&st->mutex);
+	st->max_running = MAX(st->max_running, n);
+	g_ptr_array_add(st->order, GINT_TO_POINTER(g_task_get_priority(task)));
+	g_mutex_unlock(&st->mutex);
+	g_usleep(20000);
+	g_atomic_int_add(&st->running, -1);
+	g_task_return_boolean(task, TRUE);
+}
+
+static void
+exec_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	ExecState *st = user_data;
+	g_assert_true(g_task_propagate_boolean(G_TASK(res), NULL));
+	st->done++;
+}
+
+static void
+run_executor(KmxExecutor *ex, ExecState *st, guint n, GCancellable *cancellable)
+{
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(GTask) task = g_task_new(NULL, cancellable, exec_done, st);
+		ExecState **p = g_new(ExecState *, 1);
+		*p = st;
+		g_task_set_task_data(task, p, g_free);
+		g_task_set_priority(task, (int)i);
+		kmx_executor_run(ex, task, exec_work);
+	}
+}
+
+static void
+test_executor_serial(void)
+{
+	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 8);
+	ExecState st = {0};
+
+	g_mutex_init(&st.mutex);
+	st.order = g_ptr_array_new();
+	run_executor(ex, &st, 6, NULL);
+	while (st.done < 6)
+		g_main_context_iteration(NULL, TRUE);
+	/* one at a time, in the order they came */
+	g_assert_cmpint(st.max_running, ==, 1);
+	for (guint i = 0; i < 6; i++)
+		g_assert_cmpint(GPOINTER_TO_INT(st.order->pdata[i]), ==, (int)i);
+	g_ptr_array_unref(st.order);
+	g_mutex_clear(&st.mutex);
+}
+
+static void
+test_executor_pool(void)
+{
+	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_POOL, 4);
+	ExecState st = {0};
+
+	g_mutex_init(&st.mutex);
+	st.order = g_ptr_array_new();
+	run_executor(ex, &st, 8, NULL);
+	while (st.done < 8)
+		g_main_context_iteration(NULL, TRUE);
+	/* the pool really runs work side by side */
+	g_assert_cmpint(st.max_running, >, 1);
+	g_assert_cmpint(st.max_running, <=, 4);
+	g_ptr_array_unref(st.order);
+	g_mutex_clear(&st.mutex);
+}
+
+static void
+cancelled_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	gboolean *done = user_data;
+
+	g_assert_false(g_task_propagate_boolean(G_TASK(res), &error));
+	/* GTask reports its own cancellation; replies map it to ours */
+	kmx_error_normalize(&error);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_CANCELLED);
+	*done = TRUE;
+}
+
+static void
+never_run(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+	g_assert_not_reached();
+}
+
+static void
+test_executor_cancelled_before_start(void)
+{
+	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 1);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new();
+	g_autoptr(GTask) task = NULL;
+	gboolean done = FALSE;
+
+	g_cancellable_cancel(cancellable);
+	task = g_task_new(NULL, cancellable, cancelled_done, &done);
+	kmx_executor_run(ex, task, never_run);
+	while (!done)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* ---- files ---- */
+
+static void
+test_file_atomic_write(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("kmx-core-test-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "f", NULL);
+	g_autofree char *content = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDir) d = NULL;
+	GStatBuf st;
+
+	g_assert_true(kmx_file_write_atomic(path, "one", 3, 0600, &error));
+	g_assert_no_error(error);
+	g_assert_true(kmx_file_write_atomic(path, "two!", 4, 0600, &error));
+	g_assert_true(g_file_get_contents(path, &content, NULL, NULL));
+	g_assert_cmpstr(content, ==, "two!");
+	g_assert_cmpint(g_stat(path, &st), ==, 0);
+	g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+	/* no temp file is left behind */
+	d = g_dir_open(dir, 0, NULL);
+	g_assert_cmpstr(g_dir_read_name(d), ==, "f");
+	g_assert_null(g_dir_read_name(d));
+
+	g_assert_true(kmx_file_remove_durable(path, &error));
+	g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
+	g_assert_true(kmx_file_remove_durable(path, &error)); /* already gone: fine */
+	g_rmdir(dir);
+}
+
+static void
+test_file_write_into_missing_dir(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_assert_false(kmx_file_write_atomic("/nonexistent-kmx/dir/f", "x", 1, 0600, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_FAILED);
+	g_assert_nonnull(strstr(error->message, "/nonexistent-kmx/dir/f"));
+}
+
+/* ---- context ---- */
+
+static void
+test_context_config(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("kmx-core-test-XXXXXX", NULL);
+	g_autofree char *data = g_build_filename(dir, "data", NULL);
+	g_autofree char *conf = g_build_filename(dir, "keymux.conf", NULL);
+	g_autofree char *backend_dir = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxContext) ctx = NULL;
+	GStatBuf st;
+
+	g_assert_true(g_file_set_contents(conf,
+					  "[daemon]\nidle-lock-timeout=30\nlock-on-suspend=false\n"
+					  "[backends]\nsoftkey=notabool\n",
+					  -1,
+					  NULL));
+	ctx = kmx_context_new(data, conf, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(g_stat(data, &st), ==, 0);
+	g_assert_cmpint(st.st_mode & 0777, ==, 0700);
+	g_assert_cmpint(kmx_context_get_int(ctx, "daemon", "idle-lock-timeout", 0), ==, 30);
+	g_assert_false(kmx_context_get_boolean(ctx, "daemon", "lock-on-suspend", TRUE));
+	g_assert_cmpint(kmx_context_get_int(ctx, "daemon", "missing", 7), ==, 7);
+	/* a bad value warns and falls back */
+	g_test_expect_message("keymux", G_LOG_LEVEL_WARNING, "*softkey*");
+	g_assert_true(kmx_context_get_boolean(ctx, "backends", "softkey", TRUE));
+	g_test_assert_expected_messages();
+	backend_dir = kmx_context_get_backend_dir(ctx, "softkey");
+	g_assert_true(g_str_has_suffix(backend_dir, "/data/softkey"));
+}
+
+static void
+test_context_bad_config(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("kmx-core-test-XXXXXX", NULL);
+	g_autofree char *conf = g_build_filename(dir, "keymux.conf", NULL);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxContext) ctx = NULL;
+
+	g_assert_true(g_file_set_contents(conf, "this is [not a key file\n", -1, NULL));
+	ctx = kmx_context_new(dir, conf, &error);
+	g_assert_null(ctx);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_assert_nonnull(strstr(error->message, conf));
+}
+
+/* ---- device and key base classes ---- */
+
+static void
+count_notify(GObject *obj, GParamSpec *pspec, guint *n)
+{
+	(*n)++;
+}
+
+static gpointer
+set_flags_thread(gpointer data)
+{
+	kmx_device_change_flags(data, KMX_DEVICE_FLAG_LOCKED, 0);
+	return NULL;
+}
+
+static void
+test_device_flags_from_thread(void)
+{
+	g_autoptr(KmxDevice) dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	guint notified = 0;
+	GThread *t;
+
+	g_assert_true(kmx_device_is_available(dev));
+	g_assert_false(kmx_device_is_locked(dev));
+	g_signal_connect(dev, "notify::flags", G_CALLBACK(count_notify), &notified);
+	t = g_thread_new("flags", set_flags_thread, dev);
+	g_thread_join(t);
+	/* the state is there at once; the notification comes on the main thread */
+	g_assert_true(kmx_device_is_locked(dev));
+	g_assert_cmpuint(notified, ==, 0);
+	while (notified == 0)
+		g_main_context_iteration(NULL, TRUE);
+	g_assert_cmpuint(notified, ==, 1);
+	/* no change, no notification */
+	kmx_device_change_flags(dev, KMX_DEVICE_FLAG_LOCKED, 0);
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+	g_assert_cmpuint(notified, ==, 1);
+}
+
+static void
+test_device_keys(void)
+{
+	g_autoptr(KmxDevice) dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
+	g_autofree char *want = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, spki);
+	g_autoptr(KmxKey) key = g_object_new(KMX_TYPE_KEY,
+					     "device",
+					     dev,
+					     "public-key",
+					     spki,
+					     "key-type",
+					     (guint)KMX_KEY_TYPE_ED25519,
+					     "label",
+					     "mine",
+					     NULL);
+	g_autoptr(KmxKey) same = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, NULL);
+	guint changed = 0;
+	g_autoptr(GError) error = NULL;
+
+	g_assert_cmpstr(kmx_key_get_id(key), ==, want);
+	g_assert_cmpint(kmx_key_get_usage(key), ==, KMX_KEY_USAGE_SIGN);
+	g_assert_true(kmx_key_get_device(key) == dev);
+	g_signal_connect(dev, "keys-changed", G_CALLBACK(count_notify), &changed);
+	kmx_device_add_key(dev, key);
+	kmx_device_add_key(dev, same); /* same id: not added twice */
+	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 1);
+	g_assert_cmpuint(changed, ==, 1);
+	g_assert_true(kmx_device_find_key(dev, want) == key);
+	/* a base key can do nothing by itself */
+	g_assert_null(kmx_key_sign(key, KMX_MECHANISM_ED25519, spki, NULL, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
+	kmx_device_remove_key(dev, key);
+	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 0);
+	g_assert_null(kmx_device_find_key(dev, want));
+	g_assert_cmpuint(changed, ==, 2);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	(void)KMX_ERROR;
+	g_test_add_func("/kmx/executor/serial", test_executor_serial);
+	g_test_add_func("/kmx/executor/pool", test_executor_pool);
+	g_test_add_func("/kmx/executor/cancelled-before-start", test_executor_cancelled_before_start);
+	g_test_add_func("/kmx/file/atomic-write", test_file_atomic_write);
+	g_test_add_func("/kmx/file/missing-dir", test_file_write_into_missing_dir);
+	g_test_add_func("/kmx/context/config", test_context_config);
+	g_test_add_func("/kmx/context/bad-config", test_context_bad_config);
+	g_test_add_func("/kmx/device/flags-from-thread", test_device_flags_from_thread);
+	g_test_add_func("/kmx/device/keys", test_device_keys);
+	return g_test_run();
+}

@@ -1,0 +1,38 @@
+#!/bin/bash
+# Build keymux and run its whole test suite (unit and integration tests on
+# private buses).  --sanitize builds with AddressSanitizer and UBSan into
+# build-sanitize.  Fails on any failed or skipped test.
+set -euo pipefail
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top"
+
+builddir=build
+setup=()
+if [ "${1:-}" = "--sanitize" ]; then
+	builddir=build-sanitize
+	setup=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug)
+fi
+
+scripts/deps.sh
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" -Dwerror=true "${setup[@]}" >/dev/null
+ninja -C "$builddir"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp"
+status=0
+meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=$?
+summary=$(grep -E '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout):' "$builddir/meson-logs/testlog.txt" || true)
+skipped=$(sed -n 's/^Skipped: *//p' <<<"$summary")
+if [ "$status" != 0 ]; then
+	failed=$(sed -n 's/^Fail: *//p' <<<"$summary")
+	echo "tests: $(sed -n 's/^Ok: *//p' <<<"$summary") passed, ${failed:-1} failed"
+	exit 1
+fi
+if [ -n "$skipped" ] && [ "$skipped" != 0 ]; then
+	echo "keymux: $skipped tests were skipped; every test must run" >&2
+	exit 1
+fi
+ok=$(sed -n 's/^Ok: *//p' <<<"$summary")
+echo "keymux: all tests passed in $builddir"
+echo "tests: ${ok:-0} passed, 0 failed"

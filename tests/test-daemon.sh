@@ -1,0 +1,103 @@
+#!/bin/bash
+# keymuxd's life on the bus: start, activation, replace, exit, config, and
+# the errors every caller can meet before touching a key.
+. "$KMX_TESTS_DIR/harness.sh"
+kmx_setup
+
+# ---- D-Bus activation: the first call starts the daemon ----
+out=$(kmx_manager ListDevices)
+assert_contains "$out" "softkey_3alogin" "activation starts keymuxd with the default store"
+owner_pid=$(busctl --user status org.keymux.Keystore1 | sed -n 's/^PID=//p')
+[ -n "$owner_pid" ] || fail "no pid for the activated daemon"
+kill -TERM "$owner_pid"
+for _ in $(seq 100); do kill -0 "$owner_pid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$owner_pid" 2>/dev/null && fail "the activated daemon ignored SIGTERM"
+
+# ---- properties ----
+kmx_start_daemon
+assert_contains "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Version)" '"0.1.0"'
+assert_contains "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Backends)" '"softkey"'
+dev=$(kmx_device_path softkey:login)
+assert_eq 's "softkey:login"' "$(kmx_prop "$dev" org.keymux.Keystore1.Device Id)"
+assert_eq 's "softkey"' "$(kmx_prop "$dev" org.keymux.Keystore1.Device Backend)"
+assert_eq 'b false' "$(kmx_prop "$dev" org.keymux.Keystore1.Device Locked)" "a new store is unprotected"
+assert_eq 'b true' "$(kmx_prop "$dev" org.keymux.Keystore1.Device Available)"
+assert_eq 'i -1' "$(kmx_prop "$dev" org.keymux.Keystore1.Device PinRetries)"
+assert_contains "$(kmx_prop "$dev" org.keymux.Keystore1.Device Details)" '"protected" b false'
+# the object manager lists the device with its interfaces
+objs=$(busctl --user call org.keymux.Keystore1 "$KMX_PATH" org.freedesktop.DBus.ObjectManager GetManagedObjects)
+assert_contains "$objs" "org.keymux.Keystore1.Device"
+
+# ---- a second daemon does not steal the name; --replace does ----
+status=0
+"$KEYMUXD" >"$KMX_TMP/second.log" 2>&1 || status=$?
+assert_eq 1 "$status" "a second keymuxd must exit 1"
+assert_contains "$(cat "$KMX_TMP/second.log")" "--replace"
+old=$KMX_DAEMON_PID
+KMX_DAEMON_PID=
+kmx_start_daemon --replace
+for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$old" 2>/dev/null && fail "the replaced keymuxd is still running"
+wait "$old" || true
+kmx_manager ListDevices >/dev/null
+
+# ---- malformed calls get D-Bus errors, and the daemon carries on ----
+err=$(kmx_call_error busctl --user call org.keymux.Keystore1 "$KMX_PATH" org.keymux.Keystore1.Manager FindKey i 5)
+assert_contains "$err" "nvalid"
+err=$(kmx_call_error kmx_manager FindKey s abc)
+assert_contains "$err" "at least 8"
+err=$(kmx_call_error kmx_manager FindKey s zzzzzzzzzz)
+assert_contains "$err" "hexadecimal"
+err=$(kmx_call_error kmx_manager FindKey s 0123456789abcdef)
+assert_contains "$err" "no key with id"
+err=$(kmx_call_error busctl --user call org.keymux.Keystore1 "$KMX_PATH" org.keymux.Keystore1.Manager NoSuchMethod)
+assert_contains "$err" "NoSuchMethod"
+err=$(kmx_call_error kmx_manager Sign ssaya{sv} 0123456789abcdef ed25519 1 65 0)
+assert_contains "$err" "no key with id"
+err=$(kmx_call_error kmx_manager UnregisterPrompter o /never/registered)
+assert_contains "$err" "not a prompter"
+err=$(kmx_call_error kmx_device softkey:login GenerateKey ssa{sv} dsa1024 x 0)
+assert_contains "$err" "unknown key algorithm 'dsa1024'"
+err=$(kmx_call_error kmx_device softkey:login ImportKey aysssa{sv} 0 "" "" 0)
+assert_contains "$err" "no key data"
+# error names reach clients as org.keymux.Keystore1.Error.*
+err=$(kmx_call_error gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
+	--method org.keymux.Keystore1.Manager.FindKey abc)
+assert_contains "$err" "org.keymux.Keystore1.Error.InvalidArgument"
+err=$(kmx_call_error gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
+	--method org.keymux.Keystore1.Manager.FindKey 0123456789abcdef)
+assert_contains "$err" "org.keymux.Keystore1.Error.NotFound"
+kmx_manager ListDevices >/dev/null
+
+# ---- SIGTERM: clean exit ----
+kmx_stop_daemon || fail "keymuxd did not exit cleanly on SIGTERM"
+
+# ---- the config file: a disabled backend is not started ----
+printf '[backends]\nsoftkey=false\n' >"$KEYMUX_CONFIG"
+kmx_start_daemon
+assert_eq 'as 0' "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Backends)"
+assert_eq 'ao 0' "$(kmx_manager ListDevices)"
+kmx_stop_daemon
+
+# ---- a broken config file: a clear error, no start ----
+printf 'this is [not a key file\n' >"$KEYMUX_CONFIG"
+status=0
+"$KEYMUXD" >"$KMX_TMP/bad.log" 2>&1 || status=$?
+assert_eq 1 "$status"
+assert_contains "$(cat "$KMX_TMP/bad.log")" "keymux.conf"
+rm "$KEYMUX_CONFIG"
+
+# ---- the process is not dumpable ----
+kmx_start_daemon
+assert_contains "$(grep -i '^CoreDumping\|^NoNewPrivs' /proc/$KMX_DAEMON_PID/status | tr '\n' ' ')" "NoNewPrivs:	1"
+[ "$(stat -c %u /proc/$KMX_DAEMON_PID/mem 2>/dev/null || echo 0)" = "0" ] ||
+	fail "/proc/PID/mem of a non-dumpable process belongs to root"
+
+# ---- the bus goes away: the daemon exits ----
+kill "$KMX_BUS_PID"
+KMX_BUS_PID=
+for _ in $(seq 100); do kill -0 "$KMX_DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$KMX_DAEMON_PID" 2>/dev/null && fail "keymuxd outlived its bus"
+wait "$KMX_DAEMON_PID" || true
+KMX_DAEMON_PID=
+echo "PASS: test-daemon"
