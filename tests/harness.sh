@@ -135,7 +135,8 @@ kmx_wait_name() {
 }
 
 kmx_start_daemon() {
-	"$KEYMUXD" --verbose "$@" >>"$KMX_TMP/keymuxd.log" 2>&1 &
+	# KMX_DAEMON_WRAPPER="valgrind --leak-check=full" runs the daemon under a tool
+	${KMX_DAEMON_WRAPPER:-} "$KEYMUXD" --verbose "$@" >>"$KMX_TMP/keymuxd.log" 2>&1 &
 	KMX_DAEMON_PID=$!
 	for _ in $(seq 200); do
 		if busctl --user status "$KMX_NAME" >/dev/null 2>&1; then
@@ -193,6 +194,12 @@ kmx_key() {
 
 kmx_prop() {
 	busctl --user get-property "$KMX_NAME" "$1" "$2" "$3"
+}
+
+# a property through GLib's gdbus: prints UTF-8 as it is
+kmx_gprop() {
+	gdbus call --session --dest "$KMX_NAME" --object-path "$1" \
+		--method org.freedesktop.DBus.Properties.Get "$2" "$3"
 }
 
 # busctl prints ay as 'ay N b1 b2 ...': turn it into a file

@@ -231,6 +231,8 @@ kmx_daemon_name_owner_changed_cb(GDBusConnection *connection,
 static void
 kmx_prompter_free(KmxPrompter *p)
 {
+	if (p == NULL)
+		return;
 	g_free(p->sender);
 	g_free(p->path);
 	g_free(p);

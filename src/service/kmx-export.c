@@ -506,7 +506,7 @@ kmx_unlock_prompted(KmxRequest *req, GError *error)
 static gboolean
 kmx_exported_device_handle_unlock(KmxDBusDevice *iface,
 				  GDBusMethodInvocation *invocation,
-				  GVariant *secret,
+				  const char *secret,
 				  GVariant *options,
 				  KmxExportedDevice *edev)
 {
@@ -516,10 +516,7 @@ kmx_exported_device_handle_unlock(KmxDBusDevice *iface,
 					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_AUDIT,
 					  edev->device,
 					  NULL);
-	gsize len = 0;
-	const char *s = g_variant_get_string(secret, &len);
-
-	req->secret = kmx_secret_new_from_data(s, len);
+	req->secret = kmx_secret_new_from_string(secret);
 	if (kmx_secret_is_empty(req->secret)) {
 		/* nothing to give: already open, or ask the prompter */
 		if (!kmx_device_is_locked(edev->device)) {
@@ -627,8 +624,8 @@ kmx_change_secret_work(KmxRequest *req, GTask *task)
 static gboolean
 kmx_exported_device_handle_change_secret(KmxDBusDevice *iface,
 					 GDBusMethodInvocation *invocation,
-					 GVariant *old_secret,
-					 GVariant *new_secret,
+					 const char *old_secret,
+					 const char *new_secret,
 					 KmxExportedDevice *edev)
 {
 	KmxRequest *req = kmx_request_new(edev->daemon,
@@ -637,13 +634,8 @@ kmx_exported_device_handle_change_secret(KmxDBusDevice *iface,
 					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_AUDIT,
 					  edev->device,
 					  NULL);
-	gsize len = 0;
-	const char *s;
-
-	s = g_variant_get_string(old_secret, &len);
-	req->secret = kmx_secret_new_from_data(s, len);
-	s = g_variant_get_string(new_secret, &len);
-	req->secret2 = kmx_secret_new_from_data(s, len);
+	req->secret = kmx_secret_new_from_string(old_secret);
+	req->secret2 = kmx_secret_new_from_string(new_secret);
 	req->work = kmx_change_secret_work;
 	req->done = kmx_boolean_done;
 	kmx_request_start(req);

@@ -116,7 +116,8 @@ void
 kmx_request_return_value(KmxRequest *req, GVariant *value)
 {
 	kmx_request_audit(req, NULL);
-	if (req->device != NULL && (req->flags & KMX_REQUEST_FLAG_NEEDS_UNLOCKED))
+	/* the idle timer runs from the last use of an open device */
+	if (req->device != NULL && !kmx_device_is_locked(req->device))
 		kmx_daemon_device_used(req->daemon, req->device);
 	g_dbus_method_invocation_return_value(g_steal_pointer(&req->invocation), value);
 	kmx_request_free(req);
