@@ -116,6 +116,7 @@ kmx_setup() {
 	    <allow send_destination="*" eavesdrop="true"/>
 	    <allow eavesdrop="true"/>
 	    <allow own="*"/>
+	    <allow user="*"/>
 	  </policy>
 	  <limit name="service_start_timeout">10000</limit>
 	</busconfig>
@@ -127,6 +128,18 @@ kmx_setup() {
 	KMX_BUS_PID=$(sed -n 2p <<<"$out")
 	[ -n "$KMX_BUS_PID" ] || fail "cannot start a private dbus-daemon"
 	unset DBUS_SYSTEM_BUS_ADDRESS
+}
+
+# kmx_start_system_bus: a second private bus that the daemon takes for the
+# system bus (where logind lives)
+kmx_start_system_bus() {
+	local out
+	sed "s|$KMX_TMP/bus.sock|$KMX_TMP/system.sock|; s|<type>session</type>|<type>system</type>|" \
+		"$KMX_TMP/bus.conf" >"$KMX_TMP/system.conf"
+	out=$(dbus-daemon --config-file="$KMX_TMP/system.conf" --fork --print-address=1 --print-pid=1 --nopidfile 2>/dev/null)
+	export DBUS_SYSTEM_BUS_ADDRESS
+	DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p <<<"$out")
+	KMX_PIDS+=("$(sed -n 2p <<<"$out")")
 }
 
 kmx_wait_name() {

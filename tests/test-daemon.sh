@@ -69,6 +69,23 @@ err=$(kmx_call_error gdbus call --session --dest org.keymux.Keystore1 --object-p
 assert_contains "$err" "org.keymux.Keystore1.Error.NotFound"
 kmx_manager ListDevices >/dev/null
 
+# ---- the authorisation hook: another user is denied everything ----
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 0755 "$KMX_TMP"
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
+		--method org.keymux.Keystore1.Manager.ListDevices)
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
+		--method org.keymux.Keystore1.Device.GenerateKey ed25519 x '{}')
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	assert_eq "ao 0" "$(kmx_manager ListKeys)" "a denied call changed nothing"
+	chmod 0700 "$KMX_TMP"
+else
+	kmx_log "not root: the other-user check needs setpriv as root"
+fi
+
 # ---- SIGTERM: clean exit ----
 kmx_stop_daemon || fail "keymuxd did not exit cleanly on SIGTERM"
 

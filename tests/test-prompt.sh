@@ -147,6 +147,28 @@ sign1 >/dev/null
 for _ in $(seq 100); do [ "$(locked)" = "b true" ] && break; sleep 0.1; done
 assert_eq "b true" "$(locked)" "the store locks itself when unused"
 
+# ---- logind's PrepareForSleep(true) locks everything ----
+kmx_stop_daemon
+printf '[daemon]\nidle-lock-timeout=0\n' >"$KEYMUX_CONFIG"
+kmx_start_system_bus
+mkfifo logind.in
+"$KMX_TEST_LOGIND" <logind.in >logind.out 2>logind.err &
+KMX_PIDS+=($!)
+exec 7>logind.in
+for _ in $(seq 100); do grep -q ready logind.out && break; sleep 0.05; done
+grep -q ready logind.out || fail "the logind stand-in did not start: $(cat logind.err)"
+kmx_start_daemon
+kmx_device softkey:login Unlock sa{sv} "battery staple" 0
+sign1 >/dev/null
+echo false >&7
+sleep 0.3
+assert_eq "b false" "$(locked)" "waking up does not lock"
+echo true >&7
+for _ in $(seq 100); do [ "$(locked)" = "b true" ] && break; sleep 0.05; done
+assert_eq "b true" "$(locked)" "PrepareForSleep(true) locks the store"
+exec 7>&-
+unset DBUS_SYSTEM_BUS_ADDRESS
+
 # ---- the audit trail never holds a password ----
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "battery staple"
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "correct horse"
