@@ -25,14 +25,25 @@ meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=$?
 summary=$(grep -E '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout):' "$builddir/meson-logs/testlog.txt" || true)
 skipped=$(sed -n 's/^Skipped: *//p' <<<"$summary")
 if [ "$status" != 0 ]; then
-	failed=$(sed -n 's/^Fail: *//p' <<<"$summary")
-	echo "tests: $(sed -n 's/^Ok: *//p' <<<"$summary") passed, ${failed:-1} failed"
+	failed=$(sed -n 's/^Fail: *//p' <<<"$summary" | tr -d ' ')
+	echo "tests: $(sed -n 's/^Ok: *//p' <<<"$summary" | tr -d ' ') passed, ${failed:-1} failed"
 	exit 1
 fi
 if [ -n "$skipped" ] && [ "$skipped" != 0 ]; then
 	echo "keymux: $skipped tests were skipped; every test must run" >&2
 	exit 1
 fi
-ok=$(sed -n 's/^Ok: *//p' <<<"$summary")
+ok=$(sed -n "s/^Ok: *//p" <<<"$summary" | tr -d " ")
+
+# what meson install puts in place
+destdir=$(mktemp -d)
+trap 'rm -rf "$destdir"' EXIT
+DESTDIR=$destdir meson install -C "$builddir" --quiet --no-rebuild
+for f in libexec/keymuxd bin/keymuxctl share/dbus-1/services/org.keymux.Keystore1.service \
+	share/dbus-1/interfaces/org.keymux.Keystore1.xml lib/systemd/user/keymuxd.service; do
+	[ -e "$destdir/usr/local/$f" ] || { echo "keymux: meson install did not install $f" >&2; exit 1; }
+done
+grep -q '^SystemdService=keymuxd.service' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"
+grep -q '^Exec=/usr/local/libexec/keymuxd' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"
 echo "keymux: all tests passed in $builddir"
 echo "tests: ${ok:-0} passed, 0 failed"

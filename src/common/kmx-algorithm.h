@@ -80,38 +80,23 @@ typedef enum {
 	KMX_MECHANISM_X25519,
 } KmxMechanism;
 
-KmxKeyType
-kmx_key_type_from_string(const char *name);
-const char *
-kmx_key_type_to_string(KmxKeyType type);
-KmxKeyUsage
-kmx_key_type_get_usage(KmxKeyType type);
-gboolean
-kmx_key_type_is_rsa(KmxKeyType type);
-gboolean
-kmx_key_type_is_ec(KmxKeyType type);
-guint
-kmx_key_type_get_bits(KmxKeyType type);
+KmxKeyType kmx_key_type_from_string(const char *name);
+const char *kmx_key_type_to_string(KmxKeyType type);
+KmxKeyUsage kmx_key_type_get_usage(KmxKeyType type);
+gboolean kmx_key_type_is_rsa(KmxKeyType type);
+gboolean kmx_key_type_is_ec(KmxKeyType type);
+guint kmx_key_type_get_bits(KmxKeyType type);
 
-char **
-kmx_key_usage_to_strv(KmxKeyUsage usage);
-KmxKeyUsage
-kmx_key_usage_from_strv(const char *const *strv);
+char **kmx_key_usage_to_strv(KmxKeyUsage usage);
+KmxKeyUsage kmx_key_usage_from_strv(const char *const *strv);
 
-KmxMechanism
-kmx_mechanism_from_string(KmxOperation op, const char *name);
-const char *
-kmx_mechanism_to_string(KmxMechanism mech);
-KmxOperation
-kmx_mechanism_get_operation(KmxMechanism mech);
-KmxHash
-kmx_mechanism_get_hash(KmxMechanism mech);
-gboolean
-kmx_mechanism_supports_key_type(KmxMechanism mech, KmxKeyType type);
+KmxMechanism kmx_mechanism_from_string(KmxOperation op, const char *name);
+const char *kmx_mechanism_to_string(KmxMechanism mech);
+KmxOperation kmx_mechanism_get_operation(KmxMechanism mech);
+KmxHash kmx_mechanism_get_hash(KmxMechanism mech);
+gboolean kmx_mechanism_supports_key_type(KmxMechanism mech, KmxKeyType type);
 
-gsize
-kmx_hash_get_length(KmxHash hash);
-const char *
-kmx_operation_to_string(KmxOperation op);
+gsize kmx_hash_get_length(KmxHash hash);
+const char *kmx_operation_to_string(KmxOperation op);
 
 G_END_DECLS

@@ -76,14 +76,16 @@ test_algorithm_names(void)
 			 ==,
 			 48);
 	g_assert_true(kmx_mechanism_supports_key_type(KMX_MECHANISM_ECDH, KMX_KEY_TYPE_ECDSA_P256));
-	g_assert_false(kmx_mechanism_supports_key_type(KMX_MECHANISM_RSA_PKCS1, KMX_KEY_TYPE_ED25519));
+	g_assert_false(
+	    kmx_mechanism_supports_key_type(KMX_MECHANISM_RSA_PKCS1, KMX_KEY_TYPE_ED25519));
 	g_assert_false(kmx_mechanism_supports_key_type(KMX_MECHANISM_ED25519, KMX_KEY_TYPE_X25519));
 }
 
 static void
 test_algorithm_usage(void)
 {
-	g_auto(GStrv) usage = kmx_key_usage_to_strv(kmx_key_type_get_usage(KMX_KEY_TYPE_ECDSA_P256));
+	g_auto(GStrv)
+	    usage = kmx_key_usage_to_strv(kmx_key_type_get_usage(KMX_KEY_TYPE_ECDSA_P256));
 
 	g_assert_cmpuint(g_strv_length(usage), ==, 2);
 	g_assert_cmpstr(usage[0], ==, "sign");
@@ -102,7 +104,8 @@ test_error_dbus_names(void)
 	g_autoptr(GError) back = NULL;
 
 	g_assert_cmpstr(name, ==, "org.keymux.Keystore1.Error.BadSecret");
-	back = g_dbus_error_new_for_dbus_error("org.keymux.Keystore1.Error.Blocked", "no more tries");
+	back =
+	    g_dbus_error_new_for_dbus_error("org.keymux.Keystore1.Error.Blocked", "no more tries");
 	g_assert_error(back, KMX_ERROR, KMX_ERROR_BLOCKED);
 	kmx_error_strip_remote(back);
 	g_assert_cmpstr(back->message, ==, "no more tries");

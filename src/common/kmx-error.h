@@ -37,16 +37,12 @@ typedef enum {
 } KmxError;
 
 #define KMX_ERROR (kmx_error_quark())
-GQuark
-kmx_error_quark(void);
+GQuark kmx_error_quark(void);
 
-const char *
-kmx_error_to_dbus_name(KmxError code);
+const char *kmx_error_to_dbus_name(KmxError code);
 
-void
-kmx_error_normalize(GError **error);
+void kmx_error_normalize(GError **error);
 
-void
-kmx_error_strip_remote(GError *error);
+void kmx_error_strip_remote(GError *error);
 
 G_END_DECLS

@@ -16,11 +16,11 @@
 
 struct _KmxSecret {
 	gatomicrefcount ref;
-	gsize len;	/* bytes in use */
-	gsize map_len;	/* size of the mapping */
+	gsize len;     /* bytes in use */
+	gsize map_len; /* size of the mapping */
 	gboolean locked;
 	gboolean mapped;
-	guint8 *data;	/* always NUL-terminated at data[len] */
+	guint8 *data; /* always NUL-terminated at data[len] */
 };
 
 static gint kmx_secure_lock_failed = 0;

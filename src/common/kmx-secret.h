@@ -7,36 +7,22 @@ G_BEGIN_DECLS
 
 typedef struct _KmxSecret KmxSecret;
 
-KmxSecret *
-kmx_secret_new(gsize len) G_GNUC_WARN_UNUSED_RESULT;
-KmxSecret *
-kmx_secret_new_from_data(const void *data, gsize len) G_GNUC_WARN_UNUSED_RESULT;
-KmxSecret *
-kmx_secret_new_from_string(const char *str) G_GNUC_WARN_UNUSED_RESULT;
-KmxSecret *
-kmx_secret_ref(KmxSecret *self);
-void
-kmx_secret_unref(KmxSecret *self);
+KmxSecret *kmx_secret_new(gsize len) G_GNUC_WARN_UNUSED_RESULT;
+KmxSecret *kmx_secret_new_from_data(const void *data, gsize len) G_GNUC_WARN_UNUSED_RESULT;
+KmxSecret *kmx_secret_new_from_string(const char *str) G_GNUC_WARN_UNUSED_RESULT;
+KmxSecret *kmx_secret_ref(KmxSecret *self);
+void kmx_secret_unref(KmxSecret *self);
 
-guint8 *
-kmx_secret_get_data(KmxSecret *self);
-gsize
-kmx_secret_get_length(const KmxSecret *self);
-const char *
-kmx_secret_get_string(const KmxSecret *self);
-gboolean
-kmx_secret_is_empty(const KmxSecret *self);
-void
-kmx_secret_truncate(KmxSecret *self, gsize len);
-gboolean
-kmx_secret_equal(const KmxSecret *a, const KmxSecret *b);
-GBytes *
-kmx_secret_to_bytes(KmxSecret *self) G_GNUC_WARN_UNUSED_RESULT;
+guint8 *kmx_secret_get_data(KmxSecret *self);
+gsize kmx_secret_get_length(const KmxSecret *self);
+const char *kmx_secret_get_string(const KmxSecret *self);
+gboolean kmx_secret_is_empty(const KmxSecret *self);
+void kmx_secret_truncate(KmxSecret *self, gsize len);
+gboolean kmx_secret_equal(const KmxSecret *a, const KmxSecret *b);
+GBytes *kmx_secret_to_bytes(KmxSecret *self) G_GNUC_WARN_UNUSED_RESULT;
 
-void
-kmx_secure_zero(void *data, gsize len);
-gboolean
-kmx_secure_memory_is_locked(void);
+void kmx_secure_zero(void *data, gsize len);
+gboolean kmx_secure_memory_is_locked(void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSecret, kmx_secret_unref)
 

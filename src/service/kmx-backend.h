@@ -25,22 +25,14 @@ struct _KmxBackendClass {
 	gpointer padding[8];
 };
 
-const char *
-kmx_backend_get_name(KmxBackend *self);
-KmxContext *
-kmx_backend_get_context(KmxBackend *self);
-char *
-kmx_backend_get_state_dir(KmxBackend *self);
-gboolean
-kmx_backend_start(KmxBackend *self, GError **error);
-void
-kmx_backend_stop(KmxBackend *self);
+const char *kmx_backend_get_name(KmxBackend *self);
+KmxContext *kmx_backend_get_context(KmxBackend *self);
+char *kmx_backend_get_state_dir(KmxBackend *self);
+gboolean kmx_backend_start(KmxBackend *self, GError **error);
+void kmx_backend_stop(KmxBackend *self);
 
-GPtrArray *
-kmx_backend_get_devices(KmxBackend *self);
-void
-kmx_backend_add_device(KmxBackend *self, KmxDevice *device);
-void
-kmx_backend_remove_device(KmxBackend *self, KmxDevice *device);
+GPtrArray *kmx_backend_get_devices(KmxBackend *self);
+void kmx_backend_add_device(KmxBackend *self, KmxDevice *device);
+void kmx_backend_remove_device(KmxBackend *self, KmxDevice *device);
 
 G_END_DECLS

@@ -5,7 +5,6 @@
 
 G_BEGIN_DECLS
 
-GArray *
-kmx_backends_get_types(void);
+GArray *kmx_backends_get_types(void);
 
 G_END_DECLS

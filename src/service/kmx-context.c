@@ -62,13 +62,14 @@ kmx_context_new(const char *data_dir, const char *config_path, GError **error)
 	self->config_path = g_strdup(config_path);
 	if (g_mkdir_with_parents(data_dir, 0700) != 0) {
 		int errsv = errno;
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_FAILED,
-			    "cannot create the data directory %s: %s; check its parent's permissions "
-			    "or set KEYMUX_DATA_DIR",
-			    data_dir,
-			    g_strerror(errsv));
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "cannot create the data directory %s: %s; check its parent's permissions "
+		    "or set KEYMUX_DATA_DIR",
+		    data_dir,
+		    g_strerror(errsv));
 		return NULL;
 	}
 	if (!g_key_file_load_from_file(self->config, config_path, G_KEY_FILE_NONE, &error_local)) {
@@ -105,7 +106,8 @@ kmx_context_new_default(GError **error)
 	if (env_config != NULL && env_config[0] != '\0')
 		config_path = g_strdup(env_config);
 	else
-		config_path = g_build_filename(g_get_user_config_dir(), "keymux", "keymux.conf", NULL);
+		config_path =
+		    g_build_filename(g_get_user_config_dir(), "keymux", "keymux.conf", NULL);
 	return kmx_context_new(data_dir, config_path, error);
 }
 

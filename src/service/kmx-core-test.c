@@ -234,7 +234,8 @@ set_flags_thread(gpointer data)
 static void
 test_device_flags_from_thread(void)
 {
-	g_autoptr(KmxDevice) dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(KmxDevice)
+	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
 	guint notified = 0;
 	GThread *t;
 
@@ -259,7 +260,8 @@ test_device_flags_from_thread(void)
 static void
 test_device_keys(void)
 {
-	g_autoptr(KmxDevice) dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(KmxDevice)
+	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
 	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
 	g_autofree char *want = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, spki);
 	g_autoptr(KmxKey) key = g_object_new(KMX_TYPE_KEY,
@@ -272,7 +274,8 @@ test_device_keys(void)
 					     "label",
 					     "mine",
 					     NULL);
-	g_autoptr(KmxKey) same = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, NULL);
+	g_autoptr(KmxKey)
+	    same = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, NULL);
 	guint changed = 0;
 	g_autoptr(GError) error = NULL;
 
@@ -301,7 +304,8 @@ main(int argc, char **argv)
 	(void)KMX_ERROR;
 	g_test_add_func("/kmx/executor/serial", test_executor_serial);
 	g_test_add_func("/kmx/executor/pool", test_executor_pool);
-	g_test_add_func("/kmx/executor/cancelled-before-start", test_executor_cancelled_before_start);
+	g_test_add_func("/kmx/executor/cancelled-before-start",
+			test_executor_cancelled_before_start);
 	g_test_add_func("/kmx/file/atomic-write", test_file_atomic_write);
 	g_test_add_func("/kmx/file/missing-dir", test_file_write_into_missing_dir);
 	g_test_add_func("/kmx/context/config", test_context_config);

@@ -13,55 +13,44 @@ struct _KmxCaller {
 	guint32 uid;
 	guint32 pid;
 	char *exe;
-	GPtrArray *waiting;	/* KmxRequest waiting for the credentials */
+	GPtrArray *waiting;	 /* KmxRequest waiting for the credentials */
 	GPtrArray *cancellables; /* of this caller's requests in flight */
 };
 
-KmxCaller *
-kmx_caller_ref(KmxCaller *caller);
-void
-kmx_caller_unref(KmxCaller *caller);
+KmxCaller *kmx_caller_ref(KmxCaller *caller);
+void kmx_caller_unref(KmxCaller *caller);
 
 typedef void (*KmxCallerReady)(KmxRequest *req, GError *error);
-KmxCaller *
-kmx_daemon_get_caller(KmxDaemon *self, const char *sender);
-void
-kmx_daemon_resolve_caller(KmxDaemon *self, KmxRequest *req, KmxCallerReady ready);
-gboolean
-kmx_daemon_caller_is_allowed(KmxDaemon *self, KmxCaller *caller, GError **error);
+KmxCaller *kmx_daemon_get_caller(KmxDaemon *self, const char *sender);
+void kmx_daemon_resolve_caller(KmxDaemon *self, KmxRequest *req, KmxCallerReady ready);
+gboolean kmx_daemon_caller_is_allowed(KmxDaemon *self, KmxCaller *caller, GError **error);
 
 typedef void (*KmxPromptDone)(KmxRequest *req, GError *error);
-void
-kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done);
-void
-kmx_daemon_device_used(KmxDaemon *self, KmxDevice *device);
+void kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done);
+void kmx_daemon_device_used(KmxDaemon *self, KmxDevice *device);
 
-GDBusConnection *
-kmx_daemon_get_connection(KmxDaemon *self);
-char *
-kmx_daemon_device_path(KmxDevice *device);
-char *
-kmx_daemon_key_path(KmxKey *key);
+GDBusConnection *kmx_daemon_get_connection(KmxDaemon *self);
+char *kmx_daemon_device_path(KmxDevice *device);
+char *kmx_daemon_key_path(KmxKey *key);
 
 /* kmx-export.c */
 typedef struct _KmxExportedDevice KmxExportedDevice;
-KmxExportedDevice *
-kmx_exported_device_new(KmxDaemon *daemon, KmxDevice *device, GDBusObjectManagerServer *server);
-void
-kmx_exported_device_free(KmxExportedDevice *edev);
-GPtrArray *
-kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
-const char *
-kmx_exported_device_get_path(KmxExportedDevice *edev);
+KmxExportedDevice *kmx_exported_device_new(KmxDaemon *daemon,
+					   KmxDevice *device,
+					   GDBusObjectManagerServer *server);
+void kmx_exported_device_free(KmxExportedDevice *edev);
+GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
+const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
 
 /* shared by Manager.Sign/Decrypt and Key.Sign/Decrypt/Derive */
-void
-kmx_request_start_key_operation(KmxRequest *req,
-				KmxOperation op,
-				const char *algorithm,
-				GVariant *data,
-				GVariant *options);
-gboolean
-kmx_options_get_boolean(GVariant *options, const char *name, gboolean *value, GError **error);
+void kmx_request_start_key_operation(KmxRequest *req,
+				     KmxOperation op,
+				     const char *algorithm,
+				     GVariant *data,
+				     GVariant *options);
+gboolean kmx_options_get_boolean(GVariant *options,
+				 const char *name,
+				 gboolean *value,
+				 GError **error);
 
 G_END_DECLS

@@ -29,7 +29,7 @@ struct _KmxDaemon {
 	GDBusConnection *connection;
 	GDBusObjectManagerServer *server;
 	KmxDBusManager *manager;
-	GHashTable *callers; /* sender -> KmxCaller */
+	GHashTable *callers;  /* sender -> KmxCaller */
 	GPtrArray *prompters; /* KmxPrompter, most recent last */
 	guint name_owner_changed_id;
 	GHashTable *idle_timers; /* KmxDevice -> source id */
@@ -97,8 +97,8 @@ kmx_daemon_credentials_cb(GObject *source, GAsyncResult *res, gpointer user_data
 {
 	KmxCaller *caller = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 	g_autoptr(GPtrArray) waiting = NULL;
 
 	if (reply != NULL) {
@@ -251,8 +251,7 @@ kmx_prompt_call_free(KmxPromptCall *call)
 	g_free(call);
 }
 
-static void
-kmx_daemon_prompt_next(KmxDaemon *self, KmxPromptCall *call);
+static void kmx_daemon_prompt_next(KmxDaemon *self, KmxPromptCall *call);
 
 static void
 kmx_prompt_unlock_done(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -269,7 +268,10 @@ kmx_prompt_unlock_done(GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 static void
-kmx_prompt_unlock_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+kmx_prompt_unlock_thread(GTask *task,
+			 gpointer source,
+			 gpointer task_data,
+			 GCancellable *cancellable)
 {
 	KmxRequest *req = task_data;
 	GError *error = NULL;
@@ -310,8 +312,8 @@ kmx_daemon_ask_secret_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	KmxRequest *req = call->req;
 	KmxDaemon *self = req->daemon;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 	g_autoptr(GTask) task = NULL;
 	GVariant *secret;
 	const char *s;
@@ -319,10 +321,11 @@ kmx_daemon_ask_secret_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 
 	if (reply == NULL) {
 		if (g_cancellable_is_cancelled(req->cancellable)) {
-			call->done(req,
-				   g_error_new(KMX_ERROR,
-					       KMX_ERROR_CANCELLED,
-					       "the request was cancelled while waiting for the secret"));
+			call->done(
+			    req,
+			    g_error_new(KMX_ERROR,
+					KMX_ERROR_CANCELLED,
+					"the request was cancelled while waiting for the secret"));
 			kmx_prompt_call_free(call);
 			return;
 		}
@@ -398,28 +401,29 @@ kmx_daemon_prompt_next(KmxDaemon *self, KmxPromptCall *call)
 	message = g_strdup_printf("Enter the %s to unlock “%s”",
 				  kmx_device_get_pin_retries(req->device) >= 0 ? "PIN" : "password",
 				  label);
-	g_variant_builder_add(hints, "{sv}", "device-id", g_variant_new_string(kmx_device_get_id(req->device)));
+	g_variant_builder_add(hints,
+			      "{sv}",
+			      "device-id",
+			      g_variant_new_string(kmx_device_get_id(req->device)));
 	g_variant_builder_add(hints, "{sv}", "label", g_variant_new_string(label));
 	g_variant_builder_add(hints,
 			      "{sv}",
 			      "pin-retries",
 			      g_variant_new_int32(kmx_device_get_pin_retries(req->device)));
 	g_variant_builder_add(hints, "{sv}", "operation", g_variant_new_string(req->operation));
-	g_dbus_connection_call(self->connection,
-			       call->prompter->sender,
-			       call->prompter->path,
-			       KMX_DBUS_PROMPTER_INTERFACE,
-			       "AskSecret",
-			       g_variant_new("(os@a{sv})",
-					     device_path,
-					     message,
-					     g_variant_builder_end(hints)),
-			       G_VARIANT_TYPE("(s)"),
-			       G_DBUS_CALL_FLAGS_NO_AUTO_START,
-			       G_MAXINT, /* a person is typing: no timeout */
-			       req->cancellable,
-			       kmx_daemon_ask_secret_cb,
-			       call);
+	g_dbus_connection_call(
+	    self->connection,
+	    call->prompter->sender,
+	    call->prompter->path,
+	    KMX_DBUS_PROMPTER_INTERFACE,
+	    "AskSecret",
+	    g_variant_new("(os@a{sv})", device_path, message, g_variant_builder_end(hints)),
+	    G_VARIANT_TYPE("(s)"),
+	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
+	    G_MAXINT, /* a person is typing: no timeout */
+	    req->cancellable,
+	    kmx_daemon_ask_secret_cb,
+	    call);
 }
 
 /**
@@ -485,7 +489,9 @@ kmx_daemon_idle_lock_cb(gpointer user_data)
 {
 	KmxIdle *idle = user_data;
 
-	g_info("locking %s after %u s unused", kmx_device_get_id(idle->device), idle->self->idle_timeout_s);
+	g_info("locking %s after %u s unused",
+	       kmx_device_get_id(idle->device),
+	       idle->self->idle_timeout_s);
 	g_hash_table_steal(idle->self->idle_timers, idle->device);
 	kmx_daemon_lock_device(idle->self, idle->device);
 	return G_SOURCE_REMOVE;
@@ -684,7 +690,8 @@ kmx_daemon_authorize_sync(KmxDaemon *self, GDBusMethodInvocation *invocation)
 {
 	/* the cheap list and lookup methods reply at once when the caller is
 	 * known; otherwise they go the asynchronous way of a request */
-	KmxCaller *caller = kmx_daemon_get_caller(self, g_dbus_method_invocation_get_sender(invocation));
+	KmxCaller *caller =
+	    kmx_daemon_get_caller(self, g_dbus_method_invocation_get_sender(invocation));
 	return caller->resolved && caller->uid == (guint32)getuid();
 }
 
@@ -757,9 +764,16 @@ kmx_daemon_reply_list_devices(KmxDaemon *self, GDBusMethodInvocation *invocation
 }
 
 static gboolean
-kmx_daemon_handle_list_devices(KmxDBusManager *iface, GDBusMethodInvocation *invocation, KmxDaemon *self)
+kmx_daemon_handle_list_devices(KmxDBusManager *iface,
+			       GDBusMethodInvocation *invocation,
+			       KmxDaemon *self)
 {
-	kmx_daemon_call_authorized(self, invocation, "list-devices", kmx_daemon_reply_list_devices, NULL, NULL);
+	kmx_daemon_call_authorized(self,
+				   invocation,
+				   "list-devices",
+				   kmx_daemon_reply_list_devices,
+				   NULL,
+				   NULL);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -780,9 +794,16 @@ kmx_daemon_reply_list_keys(KmxDaemon *self, GDBusMethodInvocation *invocation, g
 }
 
 static gboolean
-kmx_daemon_handle_list_keys(KmxDBusManager *iface, GDBusMethodInvocation *invocation, KmxDaemon *self)
+kmx_daemon_handle_list_keys(KmxDBusManager *iface,
+			    GDBusMethodInvocation *invocation,
+			    KmxDaemon *self)
 {
-	kmx_daemon_call_authorized(self, invocation, "list-keys", kmx_daemon_reply_list_keys, NULL, NULL);
+	kmx_daemon_call_authorized(self,
+				   invocation,
+				   "list-keys",
+				   kmx_daemon_reply_list_keys,
+				   NULL,
+				   NULL);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -854,15 +875,17 @@ kmx_daemon_pick_key(KmxDaemon *self, const char *id, GError **error)
 		return NULL;
 	}
 	for (guint i = 1; i < found->len; i++) {
-		if (!g_str_equal(kmx_key_get_id(found->pdata[0]), kmx_key_get_id(found->pdata[i]))) {
-			g_set_error(error,
-				    KMX_ERROR,
-				    KMX_ERROR_INVALID_ARGUMENT,
-				    "key id prefix %s is ambiguous: it matches %s and %s; give more "
-				    "digits",
-				    prefix,
-				    kmx_key_get_id(found->pdata[0]),
-				    kmx_key_get_id(found->pdata[i]));
+		if (!g_str_equal(kmx_key_get_id(found->pdata[0]),
+				 kmx_key_get_id(found->pdata[i]))) {
+			g_set_error(
+			    error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "key id prefix %s is ambiguous: it matches %s and %s; give more "
+			    "digits",
+			    prefix,
+			    kmx_key_get_id(found->pdata[0]),
+			    kmx_key_get_id(found->pdata[i]));
 			return NULL;
 		}
 	}
@@ -894,8 +917,8 @@ kmx_daemon_manager_key_operation(KmxDaemon *self,
 	GError *error = NULL;
 	KmxKey *key = kmx_daemon_pick_key(self, id, &error);
 	KmxRequest *req;
-	KmxRequestFlags flags = KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
-				KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_AUDIT;
+	KmxRequestFlags flags = KMX_REQUEST_FLAG_NEEDS_UNLOCKED | KMX_REQUEST_FLAG_NEEDS_AVAILABLE |
+				KMX_REQUEST_FLAG_AUDIT;
 
 	req = kmx_request_new(self,
 			      invocation,
@@ -921,7 +944,13 @@ kmx_daemon_handle_sign(KmxDBusManager *iface,
 		       GVariant *options,
 		       KmxDaemon *self)
 {
-	kmx_daemon_manager_key_operation(self, invocation, KMX_OPERATION_SIGN, id, algorithm, data, options);
+	kmx_daemon_manager_key_operation(self,
+					 invocation,
+					 KMX_OPERATION_SIGN,
+					 id,
+					 algorithm,
+					 data,
+					 options);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -934,7 +963,13 @@ kmx_daemon_handle_decrypt(KmxDBusManager *iface,
 			  GVariant *options,
 			  KmxDaemon *self)
 {
-	kmx_daemon_manager_key_operation(self, invocation, KMX_OPERATION_DECRYPT, id, algorithm, data, options);
+	kmx_daemon_manager_key_operation(self,
+					 invocation,
+					 KMX_OPERATION_DECRYPT,
+					 id,
+					 algorithm,
+					 data,
+					 options);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -946,20 +981,30 @@ kmx_daemon_reply_lock_all(KmxDaemon *self, GDBusMethodInvocation *invocation, gp
 }
 
 static gboolean
-kmx_daemon_handle_lock_all(KmxDBusManager *iface, GDBusMethodInvocation *invocation, KmxDaemon *self)
+kmx_daemon_handle_lock_all(KmxDBusManager *iface,
+			   GDBusMethodInvocation *invocation,
+			   KmxDaemon *self)
 {
-	kmx_daemon_call_authorized(self, invocation, "lock-all", kmx_daemon_reply_lock_all, NULL, NULL);
+	kmx_daemon_call_authorized(self,
+				   invocation,
+				   "lock-all",
+				   kmx_daemon_reply_lock_all,
+				   NULL,
+				   NULL);
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 static void
-kmx_daemon_reply_register_prompter(KmxDaemon *self, GDBusMethodInvocation *invocation, gpointer data)
+kmx_daemon_reply_register_prompter(KmxDaemon *self,
+				   GDBusMethodInvocation *invocation,
+				   gpointer data)
 {
 	const char *path = data;
 	const char *sender = g_dbus_method_invocation_get_sender(invocation);
 	KmxPrompter *p;
 
-	kmx_daemon_drop_prompter(self, &(KmxPrompter){.sender = (char *)sender, .path = (char *)path});
+	kmx_daemon_drop_prompter(self,
+				 &(KmxPrompter){.sender = (char *)sender, .path = (char *)path});
 	p = g_new0(KmxPrompter, 1);
 	p->sender = g_strdup(sender);
 	p->path = g_strdup(path);
@@ -984,19 +1029,23 @@ kmx_daemon_handle_register_prompter(KmxDBusManager *iface,
 }
 
 static void
-kmx_daemon_reply_unregister_prompter(KmxDaemon *self, GDBusMethodInvocation *invocation, gpointer data)
+kmx_daemon_reply_unregister_prompter(KmxDaemon *self,
+				     GDBusMethodInvocation *invocation,
+				     gpointer data)
 {
 	const char *path = data;
 	const char *sender = g_dbus_method_invocation_get_sender(invocation);
 	guint before = self->prompters->len;
 
-	kmx_daemon_drop_prompter(self, &(KmxPrompter){.sender = (char *)sender, .path = (char *)path});
+	kmx_daemon_drop_prompter(self,
+				 &(KmxPrompter){.sender = (char *)sender, .path = (char *)path});
 	if (self->prompters->len == before) {
-		g_dbus_method_invocation_return_error(invocation,
-						      KMX_ERROR,
-						      KMX_ERROR_NOT_FOUND,
-						      "%s is not a prompter this connection registered",
-						      path);
+		g_dbus_method_invocation_return_error(
+		    invocation,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_FOUND,
+		    "%s is not a prompter this connection registered",
+		    path);
 		return;
 	}
 	g_dbus_method_invocation_return_value(invocation, NULL);
@@ -1066,7 +1115,8 @@ kmx_daemon_init(KmxDaemon *self)
 	self->callers =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)kmx_caller_unref);
 	self->prompters = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_prompter_free);
-	self->idle_timers = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_daemon_idle_remove);
+	self->idle_timers =
+	    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_daemon_idle_remove);
 	self->cancellable = g_cancellable_new();
 }
 
@@ -1088,7 +1138,9 @@ kmx_daemon_new(KmxContext *context, GError **error)
 
 	self->context = g_object_ref(context);
 	self->idle_timeout_s =
-	    (guint)CLAMP(kmx_context_get_int(context, "daemon", "idle-lock-timeout", 0), 0, G_MAXINT / 1000);
+	    (guint)CLAMP(kmx_context_get_int(context, "daemon", "idle-lock-timeout", 0),
+			 0,
+			 G_MAXINT / 1000);
 	self->server = g_dbus_object_manager_server_new(KMX_DBUS_PATH);
 	self->manager = kmx_dbus_manager_skeleton_new();
 
@@ -1102,11 +1154,16 @@ kmx_daemon_new(KmxContext *context, GError **error)
 		if (g_str_has_suffix(name, "backend"))
 			name[strlen(name) - strlen("backend")] = '\0';
 		if (!kmx_context_get_boolean(context, "backends", name, TRUE)) {
-			g_info("backend %s is disabled in %s", name, kmx_context_get_config_path(context));
+			g_info("backend %s is disabled in %s",
+			       name,
+			       kmx_context_get_config_path(context));
 			continue;
 		}
 		backend = g_object_new(type, "name", name, "context", context, NULL);
-		g_signal_connect(backend, "device-added", G_CALLBACK(kmx_daemon_device_added_cb), self);
+		g_signal_connect(backend,
+				 "device-added",
+				 G_CALLBACK(kmx_daemon_device_added_cb),
+				 self);
 		g_signal_connect(backend,
 				 "device-removed",
 				 G_CALLBACK(kmx_daemon_device_removed_cb),
@@ -1123,12 +1180,27 @@ kmx_daemon_new(KmxContext *context, GError **error)
 	kmx_dbus_manager_set_version(self->manager, PACKAGE_VERSION);
 	kmx_dbus_manager_set_backends(self->manager, (const char *const *)backend_names);
 
-	g_signal_connect(self->manager, "handle-list-devices", G_CALLBACK(kmx_daemon_handle_list_devices), self);
-	g_signal_connect(self->manager, "handle-list-keys", G_CALLBACK(kmx_daemon_handle_list_keys), self);
-	g_signal_connect(self->manager, "handle-find-key", G_CALLBACK(kmx_daemon_handle_find_key), self);
+	g_signal_connect(self->manager,
+			 "handle-list-devices",
+			 G_CALLBACK(kmx_daemon_handle_list_devices),
+			 self);
+	g_signal_connect(self->manager,
+			 "handle-list-keys",
+			 G_CALLBACK(kmx_daemon_handle_list_keys),
+			 self);
+	g_signal_connect(self->manager,
+			 "handle-find-key",
+			 G_CALLBACK(kmx_daemon_handle_find_key),
+			 self);
 	g_signal_connect(self->manager, "handle-sign", G_CALLBACK(kmx_daemon_handle_sign), self);
-	g_signal_connect(self->manager, "handle-decrypt", G_CALLBACK(kmx_daemon_handle_decrypt), self);
-	g_signal_connect(self->manager, "handle-lock-all", G_CALLBACK(kmx_daemon_handle_lock_all), self);
+	g_signal_connect(self->manager,
+			 "handle-decrypt",
+			 G_CALLBACK(kmx_daemon_handle_decrypt),
+			 self);
+	g_signal_connect(self->manager,
+			 "handle-lock-all",
+			 G_CALLBACK(kmx_daemon_handle_lock_all),
+			 self);
 	g_signal_connect(self->manager,
 			 "handle-register-prompter",
 			 G_CALLBACK(kmx_daemon_handle_register_prompter),
@@ -1170,7 +1242,10 @@ kmx_daemon_export(KmxDaemon *self, GDBusConnection *connection, GError **error)
 					       NULL);
 	if (!kmx_context_get_boolean(self->context, "daemon", "lock-on-suspend", TRUE))
 		return TRUE;
-	g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, kmx_daemon_system_bus_cb, g_object_ref(self));
+	g_bus_get(G_BUS_TYPE_SYSTEM,
+		  self->cancellable,
+		  kmx_daemon_system_bus_cb,
+		  g_object_ref(self));
 	return TRUE;
 }
 

@@ -14,15 +14,10 @@ G_BEGIN_DECLS
 #define KMX_TYPE_DAEMON (kmx_daemon_get_type())
 G_DECLARE_FINAL_TYPE(KmxDaemon, kmx_daemon, KMX, DAEMON, GObject)
 
-KmxDaemon *
-kmx_daemon_new(KmxContext *context, GError **error);
-gboolean
-kmx_daemon_export(KmxDaemon *self, GDBusConnection *connection, GError **error);
-void
-kmx_daemon_lock_all(KmxDaemon *self);
-void
-kmx_daemon_shutdown(KmxDaemon *self);
-GPtrArray *
-kmx_daemon_get_devices(KmxDaemon *self);
+KmxDaemon *kmx_daemon_new(KmxContext *context, GError **error);
+gboolean kmx_daemon_export(KmxDaemon *self, GDBusConnection *connection, GError **error);
+void kmx_daemon_lock_all(KmxDaemon *self);
+void kmx_daemon_shutdown(KmxDaemon *self);
+GPtrArray *kmx_daemon_get_devices(KmxDaemon *self);
 
 G_END_DECLS

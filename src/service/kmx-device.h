@@ -77,79 +77,56 @@ struct _KmxDeviceClass {
 	gpointer padding[8];
 };
 
-const char *
-kmx_device_get_id(KmxDevice *self);
-const char *
-kmx_device_get_backend_name(KmxDevice *self);
-char *
-kmx_device_dup_label(KmxDevice *self);
-void
-kmx_device_set_label(KmxDevice *self, const char *label);
+const char *kmx_device_get_id(KmxDevice *self);
+const char *kmx_device_get_backend_name(KmxDevice *self);
+char *kmx_device_dup_label(KmxDevice *self);
+void kmx_device_set_label(KmxDevice *self, const char *label);
 
-KmxDeviceFlags
-kmx_device_get_flags(KmxDevice *self);
-void
-kmx_device_set_flags(KmxDevice *self, KmxDeviceFlags flags);
-void
-kmx_device_change_flags(KmxDevice *self, KmxDeviceFlags set, KmxDeviceFlags clear);
-gboolean
-kmx_device_is_locked(KmxDevice *self);
-gboolean
-kmx_device_is_available(KmxDevice *self);
-gboolean
-kmx_device_is_registered(KmxDevice *self);
+KmxDeviceFlags kmx_device_get_flags(KmxDevice *self);
+void kmx_device_set_flags(KmxDevice *self, KmxDeviceFlags flags);
+void kmx_device_change_flags(KmxDevice *self, KmxDeviceFlags set, KmxDeviceFlags clear);
+gboolean kmx_device_is_locked(KmxDevice *self);
+gboolean kmx_device_is_available(KmxDevice *self);
+gboolean kmx_device_is_registered(KmxDevice *self);
 
-int
-kmx_device_get_pin_retries(KmxDevice *self);
-void
-kmx_device_set_pin_retries(KmxDevice *self, int retries);
+int kmx_device_get_pin_retries(KmxDevice *self);
+void kmx_device_set_pin_retries(KmxDevice *self, int retries);
 
-GVariant *
-kmx_device_dup_details(KmxDevice *self);
-void
-kmx_device_set_details(KmxDevice *self, GVariant *details);
+GVariant *kmx_device_dup_details(KmxDevice *self);
+void kmx_device_set_details(KmxDevice *self, GVariant *details);
 
-KmxExecutor *
-kmx_device_get_executor(KmxDevice *self);
+KmxExecutor *kmx_device_get_executor(KmxDevice *self);
 
-GPtrArray *
-kmx_device_get_keys(KmxDevice *self);
-KmxKey *
-kmx_device_find_key(KmxDevice *self, const char *key_id);
-void
-kmx_device_add_key(KmxDevice *self, KmxKey *key);
-void
-kmx_device_remove_key(KmxDevice *self, KmxKey *key);
+GPtrArray *kmx_device_get_keys(KmxDevice *self);
+KmxKey *kmx_device_find_key(KmxDevice *self, const char *key_id);
+void kmx_device_add_key(KmxDevice *self, KmxKey *key);
+void kmx_device_remove_key(KmxDevice *self, KmxKey *key);
 
 /* the vfunc wrappers; called on the executor by the core */
-gboolean
-kmx_device_unlock(KmxDevice *self, KmxSecret *secret, GCancellable *cancellable, GError **error);
-gboolean
-kmx_device_lock(KmxDevice *self, GCancellable *cancellable, GError **error);
-gboolean
-kmx_device_register(KmxDevice *self, GCancellable *cancellable, GError **error);
-gboolean
-kmx_device_unregister(KmxDevice *self, GCancellable *cancellable, GError **error);
-gboolean
-kmx_device_change_secret(KmxDevice *self,
-			 KmxSecret *old_secret,
-			 KmxSecret *new_secret,
-			 GCancellable *cancellable,
-			 GError **error);
-KmxKey *
-kmx_device_generate_key(KmxDevice *self,
-			KmxKeyType type,
-			const char *label,
-			GVariant *options,
-			GCancellable *cancellable,
-			GError **error);
-GPtrArray *
-kmx_device_import_key(KmxDevice *self,
-		      GBytes *data,
-		      KmxSecret *passphrase,
-		      const char *label,
-		      GVariant *options,
-		      GCancellable *cancellable,
-		      GError **error);
+gboolean kmx_device_unlock(KmxDevice *self,
+			   KmxSecret *secret,
+			   GCancellable *cancellable,
+			   GError **error);
+gboolean kmx_device_lock(KmxDevice *self, GCancellable *cancellable, GError **error);
+gboolean kmx_device_register(KmxDevice *self, GCancellable *cancellable, GError **error);
+gboolean kmx_device_unregister(KmxDevice *self, GCancellable *cancellable, GError **error);
+gboolean kmx_device_change_secret(KmxDevice *self,
+				  KmxSecret *old_secret,
+				  KmxSecret *new_secret,
+				  GCancellable *cancellable,
+				  GError **error);
+KmxKey *kmx_device_generate_key(KmxDevice *self,
+				KmxKeyType type,
+				const char *label,
+				GVariant *options,
+				GCancellable *cancellable,
+				GError **error);
+GPtrArray *kmx_device_import_key(KmxDevice *self,
+				 GBytes *data,
+				 KmxSecret *passphrase,
+				 const char *label,
+				 GVariant *options,
+				 GCancellable *cancellable,
+				 GError **error);
 
 G_END_DECLS

@@ -35,7 +35,10 @@ kmx_executor_work(gpointer data, gpointer user_data)
 					KMX_ERROR_CANCELLED,
 					"the request was cancelled before it started");
 	} else {
-		work->func(task, g_task_get_source_object(task), g_task_get_task_data(task), cancellable);
+		work->func(task,
+			   g_task_get_source_object(task),
+			   g_task_get_task_data(task),
+			   cancellable);
 	}
 	g_object_unref(task);
 	g_free(work);
@@ -67,7 +70,8 @@ kmx_executor_new(KmxExecutorKind kind, guint max_threads)
 	if (self->pool == NULL) {
 		g_warning("cannot start a worker thread (%s); retrying on demand", error->message);
 		g_clear_error(&error);
-		self->pool = g_thread_pool_new(kmx_executor_work, self, (gint)max_threads, FALSE, NULL);
+		self->pool =
+		    g_thread_pool_new(kmx_executor_work, self, (gint)max_threads, FALSE, NULL);
 	}
 	return self;
 }

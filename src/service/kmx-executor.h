@@ -17,18 +17,12 @@ typedef enum {
 
 typedef struct _KmxExecutor KmxExecutor;
 
-KmxExecutor *
-kmx_executor_new(KmxExecutorKind kind, guint max_threads);
-KmxExecutor *
-kmx_executor_get_shared_pool(void);
-KmxExecutor *
-kmx_executor_ref(KmxExecutor *self);
-void
-kmx_executor_unref(KmxExecutor *self);
-KmxExecutorKind
-kmx_executor_get_kind(KmxExecutor *self);
-void
-kmx_executor_run(KmxExecutor *self, GTask *task, GTaskThreadFunc func);
+KmxExecutor *kmx_executor_new(KmxExecutorKind kind, guint max_threads);
+KmxExecutor *kmx_executor_get_shared_pool(void);
+KmxExecutor *kmx_executor_ref(KmxExecutor *self);
+void kmx_executor_unref(KmxExecutor *self);
+KmxExecutorKind kmx_executor_get_kind(KmxExecutor *self);
+void kmx_executor_run(KmxExecutor *self, GTask *task, GTaskThreadFunc func);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxExecutor, kmx_executor_unref)
 

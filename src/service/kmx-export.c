@@ -264,7 +264,8 @@ kmx_exported_key_request(KmxExportedKey *ekey,
 }
 
 #define KEY_OP_FLAGS                                                                               \
-	(KMX_REQUEST_FLAG_NEEDS_UNLOCKED | KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_AUDIT)
+	(KMX_REQUEST_FLAG_NEEDS_UNLOCKED | KMX_REQUEST_FLAG_NEEDS_AVAILABLE |                      \
+	 KMX_REQUEST_FLAG_AUDIT)
 
 static gboolean
 kmx_exported_key_handle_sign(KmxDBusKey *iface,
@@ -433,7 +434,10 @@ kmx_exported_key_new(KmxExportedDevice *edev, KmxKey *key)
 	kmx_dbus_key_set_exportable(ekey->iface, kmx_key_get_exportable(key));
 	kmx_exported_key_sync_state(ekey);
 
-	g_signal_connect(ekey->iface, "handle-sign", G_CALLBACK(kmx_exported_key_handle_sign), ekey);
+	g_signal_connect(ekey->iface,
+			 "handle-sign",
+			 G_CALLBACK(kmx_exported_key_handle_sign),
+			 ekey);
 	g_signal_connect(ekey->iface,
 			 "handle-decrypt",
 			 G_CALLBACK(kmx_exported_key_handle_decrypt),
@@ -698,22 +702,23 @@ kmx_exported_device_handle_generate_key(KmxDBusDevice *iface,
 					GVariant *options,
 					KmxExportedDevice *edev)
 {
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "generate",
-					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE |
-					      KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
-					      KMX_REQUEST_FLAG_AUDIT,
-					  edev->device,
-					  NULL);
+	KmxRequest *req =
+	    kmx_request_new(edev->daemon,
+			    invocation,
+			    "generate",
+			    KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
+				KMX_REQUEST_FLAG_AUDIT,
+			    edev->device,
+			    NULL);
 
 	req->key_type = kmx_key_type_from_string(algorithm);
 	if (req->key_type == KMX_KEY_TYPE_UNKNOWN) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "unknown key algorithm '%s'; use one of rsa2048, rsa3072, "
-					     "rsa4096, ecdsa-p256, ecdsa-p384, ed25519, x25519",
-					     algorithm);
+		kmx_request_return_new_error(
+		    req,
+		    KMX_ERROR_INVALID_ARGUMENT,
+		    "unknown key algorithm '%s'; use one of rsa2048, rsa3072, "
+		    "rsa4096, ecdsa-p256, ecdsa-p384, ed25519, x25519",
+		    algorithm);
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
 	}
 	if (!kmx_label_is_valid(req, label))
@@ -780,14 +785,14 @@ kmx_exported_device_handle_import_key(KmxDBusDevice *iface,
 				      GVariant *options,
 				      KmxExportedDevice *edev)
 {
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "import",
-					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE |
-					      KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
-					      KMX_REQUEST_FLAG_AUDIT,
-					  edev->device,
-					  NULL);
+	KmxRequest *req =
+	    kmx_request_new(edev->daemon,
+			    invocation,
+			    "import",
+			    KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
+				KMX_REQUEST_FLAG_AUDIT,
+			    edev->device,
+			    NULL);
 	gsize len = 0;
 	const guint8 *bytes = g_variant_get_fixed_array(data, &len, 1);
 

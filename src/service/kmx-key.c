@@ -159,12 +159,12 @@ kmx_key_class_init(KmxKeyClass *klass)
 
 	props[PROP_ID] = g_param_spec_string("id", NULL, NULL, NULL, co);
 	props[PROP_DEVICE] = g_param_spec_object("device", NULL, NULL, KMX_TYPE_DEVICE, co);
-	props[PROP_LABEL] =
-	    g_param_spec_string("label",
-				NULL,
-				NULL,
-				NULL,
-				G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+	props[PROP_LABEL] = g_param_spec_string("label",
+						NULL,
+						NULL,
+						NULL,
+						G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+						    G_PARAM_EXPLICIT_NOTIFY);
 	props[PROP_KEY_TYPE] = g_param_spec_uint("key-type", NULL, NULL, 0, G_MAXUINT, 0, co);
 	props[PROP_USAGE] = g_param_spec_uint("usage", NULL, NULL, 0, G_MAXUINT, 0, co);
 	props[PROP_PUBLIC_KEY] = g_param_spec_boxed("public-key", NULL, NULL, G_TYPE_BYTES, co);

@@ -54,47 +54,36 @@ struct _KmxKeyClass {
 	gpointer padding[8];
 };
 
-char *
-kmx_key_compute_id(GBytes *spki);
+char *kmx_key_compute_id(GBytes *spki);
 
-const char *
-kmx_key_get_id(KmxKey *self);
-KmxDevice *
-kmx_key_get_device(KmxKey *self);
-char *
-kmx_key_dup_label(KmxKey *self);
-void
-kmx_key_set_label(KmxKey *self, const char *label);
-KmxKeyType
-kmx_key_get_key_type(KmxKey *self);
-KmxKeyUsage
-kmx_key_get_usage(KmxKey *self);
-GBytes *
-kmx_key_get_public_key(KmxKey *self);
-gboolean
-kmx_key_get_exportable(KmxKey *self);
+const char *kmx_key_get_id(KmxKey *self);
+KmxDevice *kmx_key_get_device(KmxKey *self);
+char *kmx_key_dup_label(KmxKey *self);
+void kmx_key_set_label(KmxKey *self, const char *label);
+KmxKeyType kmx_key_get_key_type(KmxKey *self);
+KmxKeyUsage kmx_key_get_usage(KmxKey *self);
+GBytes *kmx_key_get_public_key(KmxKey *self);
+gboolean kmx_key_get_exportable(KmxKey *self);
 
-GBytes *
-kmx_key_sign(KmxKey *self,
-	     KmxMechanism mechanism,
-	     GBytes *data,
-	     GCancellable *cancellable,
-	     GError **error);
-GBytes *
-kmx_key_decrypt(KmxKey *self,
-		KmxMechanism mechanism,
-		GBytes *data,
-		GCancellable *cancellable,
-		GError **error);
-GBytes *
-kmx_key_derive(KmxKey *self,
-	       KmxMechanism mechanism,
-	       GBytes *peer_public,
-	       GCancellable *cancellable,
-	       GError **error);
-gboolean
-kmx_key_save_label(KmxKey *self, const char *label, GCancellable *cancellable, GError **error);
-gboolean
-kmx_key_delete(KmxKey *self, GCancellable *cancellable, GError **error);
+GBytes *kmx_key_sign(KmxKey *self,
+		     KmxMechanism mechanism,
+		     GBytes *data,
+		     GCancellable *cancellable,
+		     GError **error);
+GBytes *kmx_key_decrypt(KmxKey *self,
+			KmxMechanism mechanism,
+			GBytes *data,
+			GCancellable *cancellable,
+			GError **error);
+GBytes *kmx_key_derive(KmxKey *self,
+		       KmxMechanism mechanism,
+		       GBytes *peer_public,
+		       GCancellable *cancellable,
+		       GError **error);
+gboolean kmx_key_save_label(KmxKey *self,
+			    const char *label,
+			    GCancellable *cancellable,
+			    GError **error);
+gboolean kmx_key_delete(KmxKey *self, GCancellable *cancellable, GError **error);
 
 G_END_DECLS

@@ -31,9 +31,8 @@ kmx_request_new(KmxDaemon *daemon,
 	req->flags = flags;
 	req->device = device != NULL ? g_object_ref(device) : NULL;
 	req->key = key != NULL ? g_object_ref(key) : NULL;
-	req->caller =
-	    kmx_caller_ref(kmx_daemon_get_caller(daemon,
-						 g_dbus_method_invocation_get_sender(invocation)));
+	req->caller = kmx_caller_ref(
+	    kmx_daemon_get_caller(daemon, g_dbus_method_invocation_get_sender(invocation)));
 	g_ptr_array_add(req->caller->cancellables, req->cancellable);
 	return req;
 }
@@ -80,30 +79,30 @@ kmx_request_audit(KmxRequest *req, const GError *error)
 				  pid,
 				  req->caller->exe != NULL ? req->caller->exe : "unknown",
 				  error == NULL ? "ok" : error->message);
-	g_log_structured("keymux-audit",
-			 G_LOG_LEVEL_MESSAGE,
-			 "MESSAGE_ID",
-			 "5d0f3c0e1b7a4e0c9f2a6b8d4c3e2a10",
-			 "KEYMUX_OPERATION",
-			 req->operation,
-			 "KEYMUX_KEY_ID",
-			 key_id,
-			 "KEYMUX_DEVICE_ID",
-			 device_id,
-			 "KEYMUX_ALGORITHM",
-			 req->mechanism != KMX_MECHANISM_UNKNOWN ? kmx_mechanism_to_string(req->mechanism)
-								 : "",
-			 "KEYMUX_CALLER_PID",
-			 pid,
-			 "KEYMUX_CALLER_EXE",
-			 req->caller->exe != NULL ? req->caller->exe : "",
-			 "KEYMUX_CALLER",
-			 req->caller->sender,
-			 "KEYMUX_RESULT",
-			 result,
-			 "MESSAGE",
-			 "%s",
-			 message);
+	g_log_structured(
+	    "keymux-audit",
+	    G_LOG_LEVEL_MESSAGE,
+	    "MESSAGE_ID",
+	    "5d0f3c0e1b7a4e0c9f2a6b8d4c3e2a10",
+	    "KEYMUX_OPERATION",
+	    req->operation,
+	    "KEYMUX_KEY_ID",
+	    key_id,
+	    "KEYMUX_DEVICE_ID",
+	    device_id,
+	    "KEYMUX_ALGORITHM",
+	    req->mechanism != KMX_MECHANISM_UNKNOWN ? kmx_mechanism_to_string(req->mechanism) : "",
+	    "KEYMUX_CALLER_PID",
+	    pid,
+	    "KEYMUX_CALLER_EXE",
+	    req->caller->exe != NULL ? req->caller->exe : "",
+	    "KEYMUX_CALLER",
+	    req->caller->sender,
+	    "KEYMUX_RESULT",
+	    result,
+	    "MESSAGE",
+	    "%s",
+	    message);
 }
 
 /**
@@ -152,8 +151,7 @@ kmx_request_return_new_error(KmxRequest *req, int code, const char *format, ...)
 	kmx_request_return_error(req, error);
 }
 
-static void
-kmx_request_run(KmxRequest *req);
+static void kmx_request_run(KmxRequest *req);
 
 static void
 kmx_request_prompt_done(KmxRequest *req, GError *error)
@@ -224,12 +222,14 @@ kmx_request_authorized(KmxRequest *req, GError *error)
 		kmx_request_return_error(req, error_local);
 		return;
 	}
-	if ((req->flags & KMX_REQUEST_FLAG_NEEDS_AVAILABLE) && !kmx_device_is_available(req->device)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_UNAVAILABLE,
-					     "device %s is not available now; connect it (insert the "
-					     "card) and try again",
-					     kmx_device_get_id(req->device));
+	if ((req->flags & KMX_REQUEST_FLAG_NEEDS_AVAILABLE) &&
+	    !kmx_device_is_available(req->device)) {
+		kmx_request_return_new_error(
+		    req,
+		    KMX_ERROR_UNAVAILABLE,
+		    "device %s is not available now; connect it (insert the "
+		    "card) and try again",
+		    kmx_device_get_id(req->device));
 		return;
 	}
 	if ((req->flags & KMX_REQUEST_FLAG_NEEDS_UNLOCKED) && kmx_device_is_locked(req->device)) {

@@ -58,23 +58,17 @@ struct _KmxRequest {
 	GVariant *options;
 };
 
-KmxRequest *
-kmx_request_new(KmxDaemon *daemon,
-		GDBusMethodInvocation *invocation,
-		const char *operation,
-		KmxRequestFlags flags,
-		KmxDevice *device,
-		KmxKey *key);
-void
-kmx_request_start(KmxRequest *req);
-void
-kmx_request_return_value(KmxRequest *req, GVariant *value);
-void
-kmx_request_return_error(KmxRequest *req, GError *error);
-void
-kmx_request_return_new_error(KmxRequest *req, int code, const char *format, ...)
+KmxRequest *kmx_request_new(KmxDaemon *daemon,
+			    GDBusMethodInvocation *invocation,
+			    const char *operation,
+			    KmxRequestFlags flags,
+			    KmxDevice *device,
+			    KmxKey *key);
+void kmx_request_start(KmxRequest *req);
+void kmx_request_return_value(KmxRequest *req, GVariant *value);
+void kmx_request_return_error(KmxRequest *req, GError *error);
+void kmx_request_return_new_error(KmxRequest *req, int code, const char *format, ...)
     G_GNUC_PRINTF(3, 4);
-void
-kmx_request_free(KmxRequest *req);
+void kmx_request_free(KmxRequest *req);
 
 G_END_DECLS

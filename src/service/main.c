@@ -56,8 +56,9 @@ kmx_main_name_lost_cb(GDBusConnection *connection, const char *name, gpointer us
 	if (connection == NULL || g_dbus_connection_is_closed(connection))
 		g_printerr("keymuxd: lost the connection to the session bus; exiting\n");
 	else
-		g_printerr("keymuxd: %s is owned by another keymuxd; use --replace to take it over\n",
-			   name);
+		g_printerr(
+		    "keymuxd: %s is owned by another keymuxd; use --replace to take it over\n",
+		    name);
 	m->status = 1;
 	g_main_loop_quit(m->loop);
 }
