@@ -247,6 +247,18 @@ kmx_request_start_key_operation(KmxRequest *req,
 	kmx_request_start(req);
 }
 
+static gboolean
+kmx_label_is_valid(KmxRequest *req, const char *label)
+{
+	if (strlen(label) > 1024 || !g_utf8_validate(label, -1, NULL)) {
+		kmx_request_return_new_error(req,
+					     KMX_ERROR_INVALID_ARGUMENT,
+					     "a label is UTF-8 of at most 1024 bytes");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* ---- Key methods ------------------------------------------------------- */
 
 static KmxRequest *
@@ -337,12 +349,8 @@ kmx_exported_key_handle_set_label(KmxDBusKey *iface,
 	KmxRequest *req =
 	    kmx_exported_key_request(ekey, invocation, "set-label", KMX_REQUEST_FLAG_NONE);
 
-	if (strlen(label) > 1024 || !g_utf8_validate(label, -1, NULL)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "a label is UTF-8 of at most 1024 bytes");
+	if (!kmx_label_is_valid(req, label))
 		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
 	req->label = g_strdup(label);
 	req->work = kmx_set_label_work;
 	req->done = kmx_set_label_done;
@@ -682,17 +690,6 @@ kmx_generate_done(KmxRequest *req, GTask *task)
 	kmx_request_return_value(req, g_variant_new("(o)", path));
 }
 
-static gboolean
-kmx_label_is_valid(KmxRequest *req, const char *label)
-{
-	if (strlen(label) > 1024 || !g_utf8_validate(label, -1, NULL)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "a label is UTF-8 of at most 1024 bytes");
-		return FALSE;
-	}
-	return TRUE;
-}
 
 static gboolean
 kmx_exported_device_handle_generate_key(KmxDBusDevice *iface,
