@@ -92,10 +92,14 @@ kmx_cli_parse_options(KmxCli *cli,
 		g_free(cli->address);
 		cli->address = g_steal_pointer(&address);
 	}
-	/* "--" itself is no argument */
-	if (*argc > 1 && g_strcmp0((*argv)[1], "--") == 0) {
-		memmove(&(*argv)[1], &(*argv)[2], sizeof(char *) * (gsize)(*argc - 1));
+	/* GOption keeps "--" when an argument after it starts with "-"; the
+	 * first one left is the separator, any later one a real argument */
+	for (int i = 1; i < *argc; i++) {
+		if (g_strcmp0((*argv)[i], "--") != 0)
+			continue;
+		memmove(&(*argv)[i], &(*argv)[i + 1], sizeof(char *) * (gsize)(*argc - i));
 		(*argc)--;
+		break;
 	}
 	return TRUE;
 }
@@ -154,18 +158,27 @@ kmx_cli_ping(KmxCli *cli, GError **error)
 	if (reply != NULL)
 		return TRUE;
 	if (g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-	    g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-	    g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND) ||
-	    g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_CHILD_EXITED)) {
+	    g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_UNAVAILABLE,
 			    "keymuxd is not running: nothing owns %s on the bus "
-			    "(start it, or check DBUS_SESSION_BUS_ADDRESS)",
-			    KMX_DBUS_NAME);
+			    "(start keymuxd, or check %s)",
+			    KMX_DBUS_NAME,
+			    cli->address != NULL ? "--address" : "DBUS_SESSION_BUS_ADDRESS");
 		return FALSE;
 	}
 	kmx_error_strip_remote(error_local);
+	/* activation was tried and failed: the bus says why */
+	if (error_local->domain == G_DBUS_ERROR && error_local->code >= G_DBUS_ERROR_SPAWN_EXEC_FAILED &&
+	    error_local->code <= G_DBUS_ERROR_SPAWN_NO_MEMORY) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "keymuxd could not be started: %s",
+			    error_local->message);
+		return FALSE;
+	}
 	g_set_error(error,
 		    KMX_ERROR,
 		    KMX_ERROR_UNAVAILABLE,
@@ -624,11 +637,15 @@ kmx_cli_exit_code(const GError *error)
 		return KMX_CLI_EXIT_USAGE;
 	if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
 		return KMX_CLI_EXIT_NOT_FOUND;
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))
+		return KMX_CLI_EXIT_USAGE;
 	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 		return KMX_CLI_EXIT_CANCELLED;
 	if (g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
 	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
 	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
+	    g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
 	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED))
 		return KMX_CLI_EXIT_UNAVAILABLE;
 	if (g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED) ||

@@ -208,7 +208,6 @@ kmx_cli_read_secret(int fd, const char *prompt, GError **error)
 	if (!isatty(fd) || tcgetattr(fd, &kmx_cli_saved_termios) != 0)
 		return kmx_cli_read_line(fd, error);
 
-	g_printerr("%s", prompt);
 	noecho = kmx_cli_saved_termios;
 	noecho.c_lflag &= ~(tcflag_t)ECHO;
 	noecho.c_lflag |= ECHONL;
@@ -219,6 +218,8 @@ kmx_cli_read_secret(int fd, const char *prompt, GError **error)
 	sigaction(SIGTERM, &action, &old_term);
 	kmx_cli_echo_off_fd = fd;
 	tcsetattr(fd, TCSAFLUSH, &noecho);
+	/* prompt only once echo is off, so nothing typed after it is shown */
+	g_printerr("%s", prompt);
 
 	secret = kmx_cli_read_line(fd, error);
 

@@ -73,10 +73,10 @@ kmx_cli_print_device(KmxCli *cli, KmxDBusDevice *device)
 		if (key == NULL)
 			continue;
 		id = kmx_cli_short_id(kmx_dbus_key_get_id(key));
-		g_print("    %s  %s  %s\n",
+		g_print("    %s  %-10s  %s\n",
 			id,
 			kmx_dbus_key_get_algorithm(key),
-			kmx_dbus_key_get_label(key));
+			*kmx_dbus_key_get_label(key) != '\0' ? kmx_dbus_key_get_label(key) : "-");
 	}
 	g_print("  Object:      %s\n", g_dbus_proxy_get_object_path(G_DBUS_PROXY(device)));
 }

@@ -15,6 +15,7 @@ typedef struct {
 	KmxCli *cli;
 	GMainLoop *loop;
 	GHashTable *known; /* object path → "device ID" or "key ID" */
+	gboolean running;  /* keymuxd owns its name */
 	GError *error;
 } KmxMonitor;
 
@@ -63,8 +64,12 @@ kmx_monitor_emit(KmxMonitor *self,
 			GVariant *value;
 			g_variant_iter_init(&iter, properties);
 			while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
-				g_autofree char *text = g_variant_print(value, FALSE);
-				g_string_append_printf(line, " %s=%s", name, text);
+				g_autofree char *text = NULL;
+				/* lists of paths repeat what key-added and key-removed say */
+				if (!g_variant_is_of_type(value, G_VARIANT_TYPE_OBJECT_PATH_ARRAY)) {
+					text = g_variant_print(value, FALSE);
+					g_string_append_printf(line, " %s=%s", name, text);
+				}
 				g_variant_unref(value);
 			}
 		}
@@ -214,8 +219,12 @@ kmx_monitor_name_owner_changed(GObject *object, GParamSpec *pspec, gpointer user
 	g_autofree char *owner =
 	    g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(object));
 
+	/* the client notifies more than once per change of owner */
+	if ((owner != NULL) == self->running)
+		return;
+	self->running = owner != NULL;
 	kmx_monitor_emit(self,
-			 owner != NULL ? "service-started" : "service-stopped",
+			 self->running ? "service-started" : "service-stopped",
 			 NULL,
 			 NULL,
 			 NULL,
@@ -300,6 +309,7 @@ kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error)
 
 	owner = g_dbus_object_manager_client_get_name_owner(
 	    G_DBUS_OBJECT_MANAGER_CLIENT(cli->objects));
+	self.running = owner != NULL;
 	/* on stderr, so stdout holds only events; tests wait for this line */
 	g_printerr("keymuxctl: monitoring %s (%s), Ctrl-C to stop\n",
 		   KMX_DBUS_NAME,
