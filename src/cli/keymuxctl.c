@@ -18,23 +18,23 @@ typedef struct {
 } KmxCliCommand;
 
 static const KmxCliCommand kmx_cli_commands[] = {
-	{"devices", kmx_cmd_devices, "List devices"},
-	{"keys", kmx_cmd_keys, "List keys, of every device or of one"},
-	{"info", kmx_cmd_info, "Show everything about a key or a device"},
-	{"unlock", kmx_cmd_unlock, "Unlock a device with its password or PIN"},
-	{"lock", kmx_cmd_lock, "Lock a device"},
-	{"lock-all", kmx_cmd_lock_all, "Lock every device"},
-	{"generate", kmx_cmd_generate, "Generate a key on a device"},
-	{"import", kmx_cmd_import, "Import a private key file to a device"},
-	{"sign", kmx_cmd_sign, "Sign a file or stdin"},
-	{"decrypt", kmx_cmd_decrypt, "Decrypt a file or stdin"},
-	{"derive", kmx_cmd_derive, "Derive a shared secret with a peer's public key"},
-	{"export-public", kmx_cmd_export_public, "Print the public key (PEM)"},
-	{"set-label", kmx_cmd_set_label, "Change the label of a key"},
-	{"delete", kmx_cmd_delete, "Delete a key"},
-	{"passwd", kmx_cmd_passwd, "Set or change the password of a device"},
-	{"monitor", kmx_cmd_monitor, "Print changes as they happen, until Ctrl-C"},
-	{"version", kmx_cmd_version, "Print the versions of keymuxctl and keymuxd"},
+    {"devices", kmx_cmd_devices, "List devices"},
+    {"keys", kmx_cmd_keys, "List keys, of every device or of one"},
+    {"info", kmx_cmd_info, "Show everything about a key or a device"},
+    {"unlock", kmx_cmd_unlock, "Unlock a device with its password or PIN"},
+    {"lock", kmx_cmd_lock, "Lock a device"},
+    {"lock-all", kmx_cmd_lock_all, "Lock every device"},
+    {"generate", kmx_cmd_generate, "Generate a key on a device"},
+    {"import", kmx_cmd_import, "Import a private key file to a device"},
+    {"sign", kmx_cmd_sign, "Sign a file or stdin"},
+    {"decrypt", kmx_cmd_decrypt, "Decrypt a file or stdin"},
+    {"derive", kmx_cmd_derive, "Derive a shared secret with a peer's public key"},
+    {"export-public", kmx_cmd_export_public, "Print the public key (PEM)"},
+    {"set-label", kmx_cmd_set_label, "Change the label of a key"},
+    {"delete", kmx_cmd_delete, "Delete a key"},
+    {"passwd", kmx_cmd_passwd, "Set or change the password of a device"},
+    {"monitor", kmx_cmd_monitor, "Print changes as they happen, until Ctrl-C"},
+    {"version", kmx_cmd_version, "Print the versions of keymuxctl and keymuxd"},
 };
 
 static gboolean
@@ -170,7 +170,8 @@ kmx_cli_ping(KmxCli *cli, GError **error)
 	}
 	kmx_error_strip_remote(error_local);
 	/* activation was tried and failed: the bus says why */
-	if (error_local->domain == G_DBUS_ERROR && error_local->code >= G_DBUS_ERROR_SPAWN_EXEC_FAILED &&
+	if (error_local->domain == G_DBUS_ERROR &&
+	    error_local->code >= G_DBUS_ERROR_SPAWN_EXEC_FAILED &&
 	    error_local->code <= G_DBUS_ERROR_SPAWN_NO_MEMORY) {
 		g_set_error(error,
 			    KMX_ERROR,

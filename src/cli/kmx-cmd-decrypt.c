@@ -13,21 +13,27 @@ kmx_cmd_decrypt(KmxCli *cli, int argc, char **argv, GError **error)
 	gboolean base64 = FALSE;
 	gboolean hex = FALSE;
 	const GOptionEntry entries[] = {
-	    {"algorithm", 'a', 0, G_OPTION_ARG_STRING, &algorithm,
-	     "rsa-oaep-sha256 (default) or rsa-pkcs1", "ALGORITHM"},
+	    {"algorithm",
+	     'a',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &algorithm,
+	     "rsa-oaep-sha256 (default) or rsa-pkcs1",
+	     "ALGORITHM"},
 	    {"base64", 0, 0, G_OPTION_ARG_NONE, &base64, "Print the plaintext in base64", NULL},
 	    {"hex", 0, 0, G_OPTION_ARG_NONE, &hex, "Print the plaintext in hex", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
 
-	if (!kmx_cli_parse_options(cli,
-				   "decrypt",
-				   "KEY [FILE|-]",
-				   "Decrypt FILE (default: stdin) and write the plaintext to stdout.",
-				   entries,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"decrypt",
+		"KEY [FILE|-]",
+		"Decrypt FILE (default: stdin) and write the plaintext to stdout.",
+		entries,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("decrypt", argc, 1, 2, error))
 		return FALSE;

@@ -10,8 +10,13 @@ kmx_cmd_delete(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *device_name = NULL;
 	gboolean yes = FALSE;
 	const GOptionEntry entries[] = {
-	    {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name,
-	     "The device, when the key is on several", "DEVICE"},
+	    {"device",
+	     'd',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &device_name,
+	     "The device, when the key is on several",
+	     "DEVICE"},
 	    {"yes", 'y', 0, G_OPTION_ARG_NONE, &yes, "Do not ask for confirmation", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};

@@ -16,8 +16,13 @@ kmx_cmd_derive(KmxCli *cli, int argc, char **argv, GError **error)
 	gboolean base64 = FALSE;
 	gboolean hex = FALSE;
 	const GOptionEntry entries[] = {
-	    {"algorithm", 'a', 0, G_OPTION_ARG_STRING, &algorithm,
-	     "ecdh or x25519 (default: by key type)", "ALGORITHM"},
+	    {"algorithm",
+	     'a',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &algorithm,
+	     "ecdh or x25519 (default: by key type)",
+	     "ALGORITHM"},
 	    {"base64", 0, 0, G_OPTION_ARG_NONE, &base64, "Print the secret in base64", NULL},
 	    {"hex", 0, 0, G_OPTION_ARG_NONE, &hex, "Print the secret in hex", NULL},
 	    G_OPTION_ENTRY_NULL,

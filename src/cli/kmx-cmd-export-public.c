@@ -19,14 +19,15 @@ kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 	    G_OPTION_ENTRY_NULL,
 	};
 
-	if (!kmx_cli_parse_options(cli,
-				   "export-public",
-				   "KEY",
-				   "Print the public key (SubjectPublicKeyInfo) as PEM \"PUBLIC KEY\".",
-				   entries,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"export-public",
+		"KEY",
+		"Print the public key (SubjectPublicKeyInfo) as PEM \"PUBLIC KEY\".",
+		entries,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("export-public", argc, 1, 1, error))
 		return FALSE;

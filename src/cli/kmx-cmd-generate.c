@@ -6,7 +6,14 @@
 #include "keymuxctl.h"
 
 static const char *const kmx_cli_key_types[] = {
-    "rsa2048", "rsa3072", "rsa4096", "ecdsa-p256", "ecdsa-p384", "ed25519", "x25519", NULL,
+    "rsa2048",
+    "rsa3072",
+    "rsa4096",
+    "ecdsa-p256",
+    "ecdsa-p384",
+    "ed25519",
+    "x25519",
+    NULL,
 };
 
 /**
@@ -54,8 +61,13 @@ kmx_cmd_generate(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *path = NULL;
 	const char *paths[2] = {NULL, NULL};
 	const GOptionEntry entries[] = {
-	    {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name,
-	     "The device (default: " KMX_CLI_DEFAULT_DEVICE ")", "DEVICE"},
+	    {"device",
+	     'd',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &device_name,
+	     "The device (default: " KMX_CLI_DEFAULT_DEVICE ")",
+	     "DEVICE"},
 	    {"label", 'l', 0, G_OPTION_ARG_STRING, &label, "A name for people", "LABEL"},
 	    G_OPTION_ENTRY_NULL,
 	};

@@ -16,24 +16,35 @@ kmx_cmd_import(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *label = NULL;
 	int passphrase_fd = -1;
 	const GOptionEntry entries[] = {
-	    {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name,
-	     "The device (default: " KMX_CLI_DEFAULT_DEVICE ")", "DEVICE"},
+	    {"device",
+	     'd',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &device_name,
+	     "The device (default: " KMX_CLI_DEFAULT_DEVICE ")",
+	     "DEVICE"},
 	    {"label", 'l', 0, G_OPTION_ARG_STRING, &label, "A name for people", "LABEL"},
-	    {"passphrase-fd", 0, 0, G_OPTION_ARG_INT, &passphrase_fd,
-	     "Read the passphrase of FILE from this fd", "N"},
+	    {"passphrase-fd",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &passphrase_fd,
+	     "Read the passphrase of FILE from this fd",
+	     "N"},
 	    G_OPTION_ENTRY_NULL,
 	};
 
-	if (!kmx_cli_parse_options(cli,
-				   "import",
-				   "FILE|-",
-				   "Import a private key (PKCS#8, PKCS#1, SEC1, PKCS#12 or OpenSSH; "
-				   "PEM or DER) and print its id. The passphrase of an encrypted "
-				   "file is asked on the terminal, or read from --passphrase-fd.",
-				   entries,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"import",
+		"FILE|-",
+		"Import a private key (PKCS#8, PKCS#1, SEC1, PKCS#12 or OpenSSH; "
+		"PEM or DER) and print its id. The passphrase of an encrypted "
+		"file is asked on the terminal, or read from --passphrase-fd.",
+		entries,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("import", argc, 1, 1, error))
 		return FALSE;

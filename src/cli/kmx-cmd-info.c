@@ -65,8 +65,8 @@ kmx_cli_print_device(KmxCli *cli, KmxDBusDevice *device)
 	}
 	g_print("  Keys:        %u\n", keys != NULL ? g_strv_length((char **)keys) : 0);
 	for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
-		g_autoptr(GDBusObject) object = g_dbus_object_manager_get_object(cli->objects,
-										 keys[i]);
+		g_autoptr(GDBusObject)
+		    object = g_dbus_object_manager_get_object(cli->objects, keys[i]);
 		KmxDBusKey *key = object != NULL ? kmx_dbus_object_peek_key(KMX_DBUS_OBJECT(object))
 						 : NULL;
 		g_autofree char *id = NULL;

@@ -9,8 +9,8 @@ kmx_cmd_keys(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autolist(KmxDBusKey) keys = NULL;
 	g_autoptr(KmxDBusDevice) device = NULL;
 	g_autoptr(KmxJson) json = kmx_json_new();
-	g_autoptr(KmxTable) table =
-	    kmx_table_new(5, "KEY ID", "ALGORITHM", "USAGE", "LABEL", "DEVICE");
+	g_autoptr(KmxTable)
+	    table = kmx_table_new(5, "KEY ID", "ALGORITHM", "USAGE", "LABEL", "DEVICE");
 
 	if (!kmx_cli_parse_options(cli,
 				   "keys",

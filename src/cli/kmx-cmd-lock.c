@@ -8,14 +8,15 @@ kmx_cmd_lock(KmxCli *cli, int argc, char **argv, GError **error)
 {
 	g_autoptr(KmxDBusDevice) device = NULL;
 
-	if (!kmx_cli_parse_options(cli,
-				   "lock",
-				   "DEVICE",
-				   "Lock a device: its cached secret and unlocked keys are dropped.",
-				   NULL,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"lock",
+		"DEVICE",
+		"Lock a device: its cached secret and unlocked keys are dropped.",
+		NULL,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("lock", argc, 1, 1, error))
 		return FALSE;

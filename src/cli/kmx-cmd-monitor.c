@@ -66,7 +66,8 @@ kmx_monitor_emit(KmxMonitor *self,
 			while (g_variant_iter_next(&iter, "{&sv}", &name, &value)) {
 				g_autofree char *text = NULL;
 				/* lists of paths repeat what key-added and key-removed say */
-				if (!g_variant_is_of_type(value, G_VARIANT_TYPE_OBJECT_PATH_ARRAY)) {
+				if (!g_variant_is_of_type(value,
+							  G_VARIANT_TYPE_OBJECT_PATH_ARRAY)) {
 					text = g_variant_print(value, FALSE);
 					g_string_append_printf(line, " %s=%s", name, text);
 				}
@@ -262,7 +263,8 @@ kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error)
 {
 	KmxMonitor self = {.cli = cli};
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
-	g_autoptr(GHashTable) known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_autoptr(GHashTable)
+	    known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	g_autolist(GDBusObject) objects = NULL;
 	g_autofree char *owner = NULL;
 	guint sigint;
@@ -307,8 +309,8 @@ kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error)
 	sigint = g_unix_signal_add(SIGINT, kmx_monitor_quit, &self);
 	sigterm = g_unix_signal_add(SIGTERM, kmx_monitor_quit, &self);
 
-	owner = g_dbus_object_manager_client_get_name_owner(
-	    G_DBUS_OBJECT_MANAGER_CLIENT(cli->objects));
+	owner =
+	    g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(cli->objects));
 	self.running = owner != NULL;
 	/* on stderr, so stdout holds only events; tests wait for this line */
 	g_printerr("keymuxctl: monitoring %s (%s), Ctrl-C to stop\n",

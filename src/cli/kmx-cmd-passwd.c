@@ -27,22 +27,28 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 	gboolean interactive;
 	int secret_fd = -1;
 	const GOptionEntry entries[] = {
-	    {"secret-fd", 0, 0, G_OPTION_ARG_INT, &secret_fd,
-	     "Read the old and the new secret, one a line, from this fd", "N"},
+	    {"secret-fd",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &secret_fd,
+	     "Read the old and the new secret, one a line, from this fd",
+	     "N"},
 	    G_OPTION_ENTRY_NULL,
 	};
 
-	if (!kmx_cli_parse_options(cli,
-				   "passwd",
-				   "DEVICE",
-				   "Set or change the password or PIN of a device. On a terminal it "
-				   "asks for the current one (unless there is none), the new one and "
-				   "the new one again; else it reads two lines from stdin or "
-				   "--secret-fd: the current one (empty if none) and the new one.",
-				   entries,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"passwd",
+		"DEVICE",
+		"Set or change the password or PIN of a device. On a terminal it "
+		"asks for the current one (unless there is none), the new one and "
+		"the new one again; else it reads two lines from stdin or "
+		"--secret-fd: the current one (empty if none) and the new one.",
+		entries,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("passwd", argc, 1, 1, error))
 		return FALSE;
@@ -68,9 +74,8 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 	if (new == NULL)
 		return FALSE;
 	if (interactive) {
-		g_autoptr(KmxSecret) again = kmx_cli_read_secret(secret_fd,
-								 "Repeat the new one: ",
-								 error);
+		g_autoptr(KmxSecret)
+		    again = kmx_cli_read_secret(secret_fd, "Repeat the new one: ", error);
 		if (again == NULL)
 			return FALSE;
 		if (!kmx_secret_equal(new, again)) {
@@ -85,8 +90,8 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 	/* a card may want its PIN pad or a touch */
 	kmx_cli_use_long_timeout(device);
 	return kmx_dbus_device_call_change_secret_sync(device,
-							kmx_secret_get_string(old),
-							kmx_secret_get_string(new),
-							NULL,
-							error);
+						       kmx_secret_get_string(old),
+						       kmx_secret_get_string(new),
+						       NULL,
+						       error);
 }

@@ -9,8 +9,13 @@ kmx_cmd_set_label(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(KmxDBusKey) key = NULL;
 	g_autofree char *device_name = NULL;
 	const GOptionEntry entries[] = {
-	    {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name,
-	     "The device, when the key is on several", "DEVICE"},
+	    {"device",
+	     'd',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &device_name,
+	     "The device, when the key is on several",
+	     "DEVICE"},
 	    G_OPTION_ENTRY_NULL,
 	};
 

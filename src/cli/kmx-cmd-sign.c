@@ -37,25 +37,36 @@ kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
 	gboolean base64 = FALSE;
 	gboolean hex = FALSE;
 	const GOptionEntry entries[] = {
-	    {"algorithm", 'a', 0, G_OPTION_ARG_STRING, &algorithm,
-	     "The signature algorithm (default: by key type)", "ALGORITHM"},
-	    {"prehashed", 0, 0, G_OPTION_ARG_NONE, &prehashed, "The input is already the digest",
+	    {"algorithm",
+	     'a',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &algorithm,
+	     "The signature algorithm (default: by key type)",
+	     "ALGORITHM"},
+	    {"prehashed",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &prehashed,
+	     "The input is already the digest",
 	     NULL},
 	    {"base64", 0, 0, G_OPTION_ARG_NONE, &base64, "Print the signature in base64", NULL},
 	    {"hex", 0, 0, G_OPTION_ARG_NONE, &hex, "Print the signature in hex", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
 
-	if (!kmx_cli_parse_options(cli,
-				   "sign",
-				   "KEY [FILE|-]",
-				   "Sign FILE (default: stdin) and write the signature to stdout. "
-				   "The default algorithm is ed25519, ecdsa-sha256, ecdsa-sha384 or "
-				   "rsa-pss-sha256, by key type.",
-				   entries,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"sign",
+		"KEY [FILE|-]",
+		"Sign FILE (default: stdin) and write the signature to stdout. "
+		"The default algorithm is ed25519, ecdsa-sha256, ecdsa-sha384 or "
+		"rsa-pss-sha256, by key type.",
+		entries,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("sign", argc, 1, 2, error))
 		return FALSE;

@@ -15,16 +15,17 @@ kmx_cmd_unlock(KmxCli *cli, int argc, char **argv, GError **error)
 	    G_OPTION_ENTRY_NULL,
 	};
 
-	if (!kmx_cli_parse_options(cli,
-				   "unlock",
-				   "DEVICE",
-				   "Unlock a device. The secret is read from the terminal without echo, "
-				   "else from one line of stdin or of --secret-fd; an empty one asks "
-				   "the registered prompter.",
-				   entries,
-				   &argc,
-				   &argv,
-				   error))
+	if (!kmx_cli_parse_options(
+		cli,
+		"unlock",
+		"DEVICE",
+		"Unlock a device. The secret is read from the terminal without echo, "
+		"else from one line of stdin or of --secret-fd; an empty one asks "
+		"the registered prompter.",
+		entries,
+		&argc,
+		&argv,
+		error))
 		return FALSE;
 	if (!kmx_cli_check_args("unlock", argc, 1, 1, error))
 		return FALSE;

@@ -44,8 +44,8 @@ kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error)
 	}
 	g_print("keymuxctl %s\n", PACKAGE_VERSION);
 	if (daemon != NULL) {
-		g_autofree char *list =
-		    backends != NULL ? g_strjoinv(", ", (char **)backends) : g_strdup("");
+		g_autofree char *list = backends != NULL ? g_strjoinv(", ", (char **)backends)
+							 : g_strdup("");
 		g_print("keymuxd   %s (backends: %s)\n", daemon, list);
 	} else {
 		kmx_error_strip_remote(error_local);
