@@ -24,59 +24,65 @@
 #include <nettle/bignum.h>
 #include <nettle/rsa.h>
 
-G_DEFINE_QUARK (kb-error-quark, kb_error)
+G_DEFINE_QUARK(kb - error - quark, kb_error)
 
 static const gchar *alg_names[] = {
-	[KB_ALG_ED25519] = "ed25519",
-	[KB_ALG_ECDSA_SHA256] = "ecdsa-sha256",
-	[KB_ALG_RSA_PKCS1_SHA256] = "rsa-pkcs1-sha256",
-	[KB_ALG_RSA_OAEP_SHA256] = "rsa-oaep-sha256",
+    [KB_ALG_ED25519] = "ed25519",
+    [KB_ALG_ECDSA_SHA256] = "ecdsa-sha256",
+    [KB_ALG_RSA_PKCS1_SHA256] = "rsa-pkcs1-sha256",
+    [KB_ALG_RSA_OAEP_SHA256] = "rsa-oaep-sha256",
 };
 
 gboolean
-kb_alg_from_string (const gchar *name, KbAlg *alg, GError **error)
+kb_alg_from_string(const gchar *name, KbAlg *alg, GError **error)
 {
-	for (guint i = 0; i < G_N_ELEMENTS (alg_names); i++) {
-		if (g_strcmp0 (name, alg_names[i]) == 0) {
+	for (guint i = 0; i < G_N_ELEMENTS(alg_names); i++) {
+		if (g_strcmp0(name, alg_names[i]) == 0) {
 			*alg = i;
 			return TRUE;
 		}
 	}
-	g_set_error (error, KB_ERROR, KB_ERROR_FAILED,
-		     "unknown algorithm '%s' (ed25519, ecdsa-sha256, rsa-pkcs1-sha256, "
-		     "rsa-oaep-sha256)", name ? name : "(none)");
+	g_set_error(error,
+		    KB_ERROR,
+		    KB_ERROR_FAILED,
+		    "unknown algorithm '%s' (ed25519, ecdsa-sha256, rsa-pkcs1-sha256, "
+		    "rsa-oaep-sha256)",
+		    name ? name : "(none)");
 	return FALSE;
 }
 
 const gchar *
-kb_alg_to_string (KbAlg alg)
+kb_alg_to_string(KbAlg alg)
 {
 	return alg_names[alg];
 }
 
 gboolean
-kb_alg_is_decrypt (KbAlg alg)
+kb_alg_is_decrypt(KbAlg alg)
 {
 	return alg == KB_ALG_RSA_OAEP_SHA256;
 }
 
 GBytes *
-kb_message (void)
+kb_message(void)
 {
 	/* 64 bytes: a typical size for what is signed (a hash-sized token plus context) */
-	static const gchar msg[] = "keymux bench message: the same 64 bytes on every path, ok!!!!!!!";
-	G_STATIC_ASSERT (sizeof (msg) - 1 == 64);
-	return g_bytes_new_static (msg, 64);
+	static const gchar msg[] =
+	    "keymux bench message: the same 64 bytes on every path, ok!!!!!!!";
+	G_STATIC_ASSERT(sizeof(msg) - 1 == 64);
+	return g_bytes_new_static(msg, 64);
 }
 
 GBytes *
-kb_message_digest (void)
+kb_message_digest(void)
 {
-	g_autoptr(GBytes) msg = kb_message ();
+	g_autoptr(GBytes) msg = kb_message();
 	guint8 digest[32];
-	gnutls_hash_fast (GNUTLS_DIG_SHA256, g_bytes_get_data (msg, NULL), g_bytes_get_size (msg),
-			  digest);
-	return g_bytes_new (digest, sizeof digest);
+	gnutls_hash_fast(GNUTLS_DIG_SHA256,
+			 g_bytes_get_data(msg, NULL),
+			 g_bytes_get_size(msg),
+			 digest);
+	return g_bytes_new(digest, sizeof digest);
 }
 
 /* ---- keys ---- */
@@ -90,156 +96,169 @@ typedef struct {
 } KbKeyReal;
 
 void
-kb_key_free (KbKey *key)
+kb_key_free(KbKey *key)
 {
-	KbKeyReal *real = (KbKeyReal *) key;
+	KbKeyReal *real = (KbKeyReal *)key;
 	if (key == NULL)
 		return;
 	if (real->have_rsa) {
-		rsa_public_key_clear (&real->rsa_pub);
-		rsa_private_key_clear (&real->rsa_priv);
+		rsa_public_key_clear(&real->rsa_pub);
+		rsa_private_key_clear(&real->rsa_priv);
 	}
 	if (key->priv != NULL)
-		gnutls_privkey_deinit (key->priv);
+		gnutls_privkey_deinit(key->priv);
 	if (key->pub != NULL)
-		gnutls_pubkey_deinit (key->pub);
-	g_clear_pointer (&key->spki, g_bytes_unref);
-	g_free (key->id);
-	g_free (real);
+		gnutls_pubkey_deinit(key->pub);
+	g_clear_pointer(&key->spki, g_bytes_unref);
+	g_free(key->id);
+	g_free(real);
 }
 
 gchar *
-kb_spki_id (const guint8 *spki, gsize len)
+kb_spki_id(const guint8 *spki, gsize len)
 {
-	return g_compute_checksum_for_data (G_CHECKSUM_SHA256, spki, len);
+	return g_compute_checksum_for_data(G_CHECKSUM_SHA256, spki, len);
 }
 
 static gboolean
-gnutls_check (int rc, const gchar *what, GError **error)
+gnutls_check(int rc, const gchar *what, GError **error)
 {
 	if (rc >= 0)
 		return TRUE;
-	g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "%s: %s", what, gnutls_strerror (rc));
+	g_set_error(error, KB_ERROR, KB_ERROR_FAILED, "%s: %s", what, gnutls_strerror(rc));
 	return FALSE;
 }
 
 static gboolean
-key_prepare_rsa (KbKeyReal *real, GError **error)
+key_prepare_rsa(KbKeyReal *real, GError **error)
 {
-	gnutls_datum_t m = { NULL, 0 }, e = { NULL, 0 }, d = { NULL, 0 };
-	gnutls_datum_t p = { NULL, 0 }, q = { NULL, 0 };
+	gnutls_datum_t m = {NULL, 0}, e = {NULL, 0}, d = {NULL, 0};
+	gnutls_datum_t p = {NULL, 0}, q = {NULL, 0};
 	gboolean ok = FALSE;
 	int rc;
 
-	rc = gnutls_privkey_export_rsa_raw2 (real->parent.priv, &m, &e, &d, &p, &q, NULL, NULL,
-					     NULL, 0);
-	if (!gnutls_check (rc, "exporting the rsa key", error))
+	rc = gnutls_privkey_export_rsa_raw2(real->parent.priv,
+					    &m,
+					    &e,
+					    &d,
+					    &p,
+					    &q,
+					    NULL,
+					    NULL,
+					    NULL,
+					    0);
+	if (!gnutls_check(rc, "exporting the rsa key", error))
 		return FALSE;
 
-	rsa_public_key_init (&real->rsa_pub);
-	rsa_private_key_init (&real->rsa_priv);
+	rsa_public_key_init(&real->rsa_pub);
+	rsa_private_key_init(&real->rsa_priv);
 	real->have_rsa = TRUE;
-	nettle_mpz_set_str_256_u (real->rsa_pub.n, m.size, m.data);
-	nettle_mpz_set_str_256_u (real->rsa_pub.e, e.size, e.data);
-	nettle_mpz_set_str_256_u (real->rsa_priv.d, d.size, d.data);
-	nettle_mpz_set_str_256_u (real->rsa_priv.p, p.size, p.data);
-	nettle_mpz_set_str_256_u (real->rsa_priv.q, q.size, q.data);
+	nettle_mpz_set_str_256_u(real->rsa_pub.n, m.size, m.data);
+	nettle_mpz_set_str_256_u(real->rsa_pub.e, e.size, e.data);
+	nettle_mpz_set_str_256_u(real->rsa_priv.d, d.size, d.data);
+	nettle_mpz_set_str_256_u(real->rsa_priv.p, p.size, p.data);
+	nettle_mpz_set_str_256_u(real->rsa_priv.q, q.size, q.data);
 	/* derive the crt values ourselves rather than trust which coefficient is which */
 	{
 		mpz_t t;
-		mpz_init (t);
-		mpz_sub_ui (t, real->rsa_priv.p, 1);
-		mpz_fdiv_r (real->rsa_priv.a, real->rsa_priv.d, t);
-		mpz_sub_ui (t, real->rsa_priv.q, 1);
-		mpz_fdiv_r (real->rsa_priv.b, real->rsa_priv.d, t);
-		ok = mpz_invert (real->rsa_priv.c, real->rsa_priv.q, real->rsa_priv.p) != 0;
-		mpz_clear (t);
+		mpz_init(t);
+		mpz_sub_ui(t, real->rsa_priv.p, 1);
+		mpz_fdiv_r(real->rsa_priv.a, real->rsa_priv.d, t);
+		mpz_sub_ui(t, real->rsa_priv.q, 1);
+		mpz_fdiv_r(real->rsa_priv.b, real->rsa_priv.d, t);
+		ok = mpz_invert(real->rsa_priv.c, real->rsa_priv.q, real->rsa_priv.p) != 0;
+		mpz_clear(t);
 	}
 	if (ok)
-		ok = rsa_public_key_prepare (&real->rsa_pub) && rsa_private_key_prepare (&real->rsa_priv);
+		ok = rsa_public_key_prepare(&real->rsa_pub) &&
+		     rsa_private_key_prepare(&real->rsa_priv);
 	if (!ok)
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "rsa key is not consistent");
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "rsa key is not consistent");
 
-	gnutls_free (m.data);
-	gnutls_free (e.data);
-	gnutls_memset (d.data, 0, d.size);
-	gnutls_free (d.data);
-	gnutls_memset (p.data, 0, p.size);
-	gnutls_free (p.data);
-	gnutls_memset (q.data, 0, q.size);
-	gnutls_free (q.data);
+	gnutls_free(m.data);
+	gnutls_free(e.data);
+	gnutls_memset(d.data, 0, d.size);
+	gnutls_free(d.data);
+	gnutls_memset(p.data, 0, p.size);
+	gnutls_free(p.data);
+	gnutls_memset(q.data, 0, q.size);
+	gnutls_free(q.data);
 	return ok;
 }
 
 KbKey *
-kb_key_new_from_data (const guint8 *data, gsize len, const gchar *passphrase, GError **error)
+kb_key_new_from_data(const guint8 *data, gsize len, const gchar *passphrase, GError **error)
 {
-	g_autoptr(KbKey) key = (KbKey *) g_new0 (KbKeyReal, 1);
+	g_autoptr(KbKey) key = (KbKey *)g_new0(KbKeyReal, 1);
 	gnutls_x509_privkey_t xkey = NULL;
-	gnutls_datum_t in = { (guint8 *) data, len };
-	gnutls_datum_t spki = { NULL, 0 };
-	gboolean pem = len > 5 && memcmp (data, "-----", 5) == 0;
+	gnutls_datum_t in = {(guint8 *)data, len};
+	gnutls_datum_t spki = {NULL, 0};
+	gboolean pem = len > 5 && memcmp(data, "-----", 5) == 0;
 	int rc;
 
-	rc = gnutls_x509_privkey_init (&xkey);
-	if (!gnutls_check (rc, "gnutls_x509_privkey_init", error))
+	rc = gnutls_x509_privkey_init(&xkey);
+	if (!gnutls_check(rc, "gnutls_x509_privkey_init", error))
 		return NULL;
-	rc = gnutls_x509_privkey_import2 (xkey, &in, pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
-					  passphrase != NULL && passphrase[0] != '\0' ? passphrase : NULL,
-					  0);
+	rc = gnutls_x509_privkey_import2(xkey,
+					 &in,
+					 pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
+					 passphrase != NULL && passphrase[0] != '\0' ? passphrase
+										     : NULL,
+					 0);
 	if (rc < 0) {
-		gnutls_x509_privkey_deinit (xkey);
-		return gnutls_check (rc, "reading the private key", error), NULL;
+		gnutls_x509_privkey_deinit(xkey);
+		return gnutls_check(rc, "reading the private key", error), NULL;
 	}
-	rc = gnutls_privkey_init (&key->priv);
+	rc = gnutls_privkey_init(&key->priv);
 	if (rc >= 0)
-		rc = gnutls_privkey_import_x509 (key->priv, xkey, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+		rc =
+		    gnutls_privkey_import_x509(key->priv, xkey, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
 	if (rc < 0) {
-		gnutls_x509_privkey_deinit (xkey);
-		return gnutls_check (rc, "importing the private key", error), NULL;
+		gnutls_x509_privkey_deinit(xkey);
+		return gnutls_check(rc, "importing the private key", error), NULL;
 	}
-	rc = gnutls_pubkey_init (&key->pub);
+	rc = gnutls_pubkey_init(&key->pub);
 	if (rc >= 0)
-		rc = gnutls_pubkey_import_privkey (key->pub, key->priv, 0, 0);
+		rc = gnutls_pubkey_import_privkey(key->pub, key->priv, 0, 0);
 	if (rc >= 0)
-		rc = gnutls_pubkey_export2 (key->pub, GNUTLS_X509_FMT_DER, &spki);
-	if (!gnutls_check (rc, "deriving the public key", error))
+		rc = gnutls_pubkey_export2(key->pub, GNUTLS_X509_FMT_DER, &spki);
+	if (!gnutls_check(rc, "deriving the public key", error))
 		return NULL;
-	key->spki = g_bytes_new (spki.data, spki.size);
-	key->id = kb_spki_id (spki.data, spki.size);
-	gnutls_free (spki.data);
-	key->pk = gnutls_privkey_get_pk_algorithm (key->priv, NULL);
-	if (key->pk == GNUTLS_PK_RSA && !key_prepare_rsa ((KbKeyReal *) key, error))
+	key->spki = g_bytes_new(spki.data, spki.size);
+	key->id = kb_spki_id(spki.data, spki.size);
+	gnutls_free(spki.data);
+	key->pk = gnutls_privkey_get_pk_algorithm(key->priv, NULL);
+	if (key->pk == GNUTLS_PK_RSA && !key_prepare_rsa((KbKeyReal *)key, error))
 		return NULL;
-	return g_steal_pointer (&key);
+	return g_steal_pointer(&key);
 }
 
 GBytes *
-kb_read_file (const gchar *path, GError **error)
+kb_read_file(const gchar *path, GError **error)
 {
 	gchar *data = NULL;
 	gsize len = 0;
-	if (!g_file_get_contents (path, &data, &len, error))
+	if (!g_file_get_contents(path, &data, &len, error))
 		return NULL;
-	return g_bytes_new_take (data, len);
+	return g_bytes_new_take(data, len);
 }
 
 KbKey *
-kb_key_load (const gchar *pem_path, GError **error)
+kb_key_load(const gchar *pem_path, GError **error)
 {
-	g_autoptr(GBytes) data = kb_read_file (pem_path, error);
+	g_autoptr(GBytes) data = kb_read_file(pem_path, error);
 	KbKey *key;
 	if (data == NULL)
 		return NULL;
-	key = kb_key_new_from_data (g_bytes_get_data (data, NULL), g_bytes_get_size (data), NULL,
-				    error);
+	key =
+	    kb_key_new_from_data(g_bytes_get_data(data, NULL), g_bytes_get_size(data), NULL, error);
 	if (key == NULL)
-		g_prefix_error (error, "%s: ", pem_path);
+		g_prefix_error(error, "%s: ", pem_path);
 	return key;
 }
 
 gboolean
-kb_key_check_compatible (KbKey *key, KbAlg alg, GError **error)
+kb_key_check_compatible(KbKey *key, KbAlg alg, GError **error)
 {
 	gboolean ok = FALSE;
 	switch (alg) {
@@ -255,13 +274,17 @@ kb_key_check_compatible (KbKey *key, KbAlg alg, GError **error)
 		break;
 	}
 	if (!ok)
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "key type %s cannot do %s",
-			     gnutls_pk_get_name (key->pk), kb_alg_to_string (alg));
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "key type %s cannot do %s",
+			    gnutls_pk_get_name(key->pk),
+			    kb_alg_to_string(alg));
 	return ok;
 }
 
 static gnutls_sign_algorithm_t
-sign_algorithm (KbAlg alg)
+sign_algorithm(KbAlg alg)
 {
 	switch (alg) {
 	case KB_ALG_ED25519:
@@ -276,71 +299,86 @@ sign_algorithm (KbAlg alg)
 }
 
 gboolean
-kb_key_sign (KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray *out,
-	     GError **error)
+kb_key_sign(KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray *out, GError **error)
 {
-	gnutls_datum_t in = { (guint8 *) data, len };
-	gnutls_datum_t sig = { NULL, 0 };
+	gnutls_datum_t in = {(guint8 *)data, len};
+	gnutls_datum_t sig = {NULL, 0};
 	int rc;
 
-	if (kb_alg_is_decrypt (alg)) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "%s is not a signature",
-			     kb_alg_to_string (alg));
+	if (kb_alg_is_decrypt(alg)) {
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "%s is not a signature",
+			    kb_alg_to_string(alg));
 		return FALSE;
 	}
-	rc = gnutls_privkey_sign_data2 (key->priv, sign_algorithm (alg), 0, &in, &sig);
-	if (!gnutls_check (rc, "signing", error))
+	rc = gnutls_privkey_sign_data2(key->priv, sign_algorithm(alg), 0, &in, &sig);
+	if (!gnutls_check(rc, "signing", error))
 		return FALSE;
-	g_byte_array_append (out, sig.data, sig.size);
-	gnutls_free (sig.data);
+	g_byte_array_append(out, sig.data, sig.size);
+	gnutls_free(sig.data);
 	return TRUE;
 }
 
 gboolean
-kb_key_verify (KbKey *key, KbAlg alg, const guint8 *data, gsize len, const guint8 *sig,
-	       gsize sig_len, GError **error)
+kb_key_verify(KbKey *key,
+	      KbAlg alg,
+	      const guint8 *data,
+	      gsize len,
+	      const guint8 *sig,
+	      gsize sig_len,
+	      GError **error)
 {
-	gnutls_datum_t in = { (guint8 *) data, len };
-	gnutls_datum_t s = { (guint8 *) sig, sig_len };
-	int rc = gnutls_pubkey_verify_data2 (key->pub, sign_algorithm (alg), 0, &in, &s);
+	gnutls_datum_t in = {(guint8 *)data, len};
+	gnutls_datum_t s = {(guint8 *)sig, sig_len};
+	int rc = gnutls_pubkey_verify_data2(key->pub, sign_algorithm(alg), 0, &in, &s);
 	if (rc < 0) {
-		g_set_error (error, KB_ERROR, KB_ERROR_PROTOCOL,
-			     "the %u-byte %s signature does not verify: %s", (guint) sig_len,
-			     kb_alg_to_string (alg), gnutls_strerror (rc));
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_PROTOCOL,
+			    "the %u-byte %s signature does not verify: %s",
+			    (guint)sig_len,
+			    kb_alg_to_string(alg),
+			    gnutls_strerror(rc));
 		return FALSE;
 	}
 	return TRUE;
 }
 
 static void
-rnd_func (void *ctx, size_t len, uint8_t *dst)
+rnd_func(void *ctx, size_t len, uint8_t *dst)
 {
-	gnutls_rnd (GNUTLS_RND_NONCE, dst, len);
+	gnutls_rnd(GNUTLS_RND_NONCE, dst, len);
 }
 
 static void
-mgf1_sha256 (const guint8 *seed, gsize seed_len, guint8 *mask, gsize mask_len)
+mgf1_sha256(const guint8 *seed, gsize seed_len, guint8 *mask, gsize mask_len)
 {
-	g_autofree guint8 *buf = g_malloc (seed_len + 4);
+	g_autofree guint8 *buf = g_malloc(seed_len + 4);
 	guint8 digest[32];
-	memcpy (buf, seed, seed_len);
+	memcpy(buf, seed, seed_len);
 	for (guint32 counter = 0, done = 0; done < mask_len; counter++) {
-		gsize n = MIN (sizeof digest, mask_len - done);
+		gsize n = MIN(sizeof digest, mask_len - done);
 		buf[seed_len] = counter >> 24;
 		buf[seed_len + 1] = counter >> 16;
 		buf[seed_len + 2] = counter >> 8;
 		buf[seed_len + 3] = counter;
-		gnutls_hash_fast (GNUTLS_DIG_SHA256, buf, seed_len + 4, digest);
-		memcpy (mask + done, digest, n);
+		gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, seed_len + 4, digest);
+		memcpy(mask + done, digest, n);
 		done += n;
 	}
 }
 
 gboolean
-kb_key_decrypt (KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray *out,
-		GError **error)
+kb_key_decrypt(KbKey *key,
+	       KbAlg alg,
+	       const guint8 *data,
+	       gsize len,
+	       GByteArray *out,
+	       GError **error)
 {
-	KbKeyReal *real = (KbKeyReal *) key;
+	KbKeyReal *real = (KbKeyReal *)key;
 	const gsize hlen = 32;
 	gsize k;
 	g_autofree guint8 *em = NULL;
@@ -351,29 +389,36 @@ kb_key_decrypt (KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray
 	int ok;
 
 	if (alg != KB_ALG_RSA_OAEP_SHA256 || !real->have_rsa) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "%s decryption needs an rsa key",
-			     kb_alg_to_string (alg));
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "%s decryption needs an rsa key",
+			    kb_alg_to_string(alg));
 		return FALSE;
 	}
 	k = real->rsa_pub.size;
 	if (len != k || k < 2 * hlen + 2) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED,
-			     "oaep ciphertext is %u bytes, the key needs %u", (guint) len, (guint) k);
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "oaep ciphertext is %u bytes, the key needs %u",
+			    (guint)len,
+			    (guint)k);
 		return FALSE;
 	}
 
 	/* the private-key operation: the one that costs */
-	mpz_init (c);
-	mpz_init (m);
-	nettle_mpz_set_str_256_u (c, len, data);
-	ok = rsa_compute_root_tr (&real->rsa_pub, &real->rsa_priv, NULL, rnd_func, m, c);
-	em = g_malloc0 (k);
+	mpz_init(c);
+	mpz_init(m);
+	nettle_mpz_set_str_256_u(c, len, data);
+	ok = rsa_compute_root_tr(&real->rsa_pub, &real->rsa_priv, NULL, rnd_func, m, c);
+	em = g_malloc0(k);
 	if (ok)
-		nettle_mpz_get_str_256 (k, em, m);
-	mpz_clear (c);
-	mpz_clear (m);
+		nettle_mpz_get_str_256(k, em, m);
+	mpz_clear(c);
+	mpz_clear(m);
 	if (!ok) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "rsa decryption failed");
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "rsa decryption failed");
 		return FALSE;
 	}
 
@@ -382,43 +427,43 @@ kb_key_decrypt (KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray
 	db = em + 1 + hlen;
 	db_len = k - hlen - 1;
 	{
-		g_autofree guint8 *mask = g_malloc (MAX (hlen, db_len));
-		mgf1_sha256 (db, db_len, mask, hlen);
+		g_autofree guint8 *mask = g_malloc(MAX(hlen, db_len));
+		mgf1_sha256(db, db_len, mask, hlen);
 		for (i = 0; i < hlen; i++)
 			seed[i] ^= mask[i];
-		mgf1_sha256 (seed, hlen, mask, db_len);
+		mgf1_sha256(seed, hlen, mask, db_len);
 		for (i = 0; i < db_len; i++)
 			db[i] ^= mask[i];
 	}
-	gnutls_hash_fast (GNUTLS_DIG_SHA256, "", 0, lhash);
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, "", 0, lhash);
 	for (i = hlen; i < db_len && db[i] == 0; i++)
 		;
-	if (em[0] != 0 || memcmp (db, lhash, hlen) != 0 || i == db_len || db[i] != 1) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "oaep decoding error");
+	if (em[0] != 0 || memcmp(db, lhash, hlen) != 0 || i == db_len || db[i] != 1) {
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "oaep decoding error");
 		return FALSE;
 	}
-	g_byte_array_append (out, db + i + 1, db_len - i - 1);
+	g_byte_array_append(out, db + i + 1, db_len - i - 1);
 	return TRUE;
 }
 
 /* ---- byte helpers ---- */
 
 GByteArray *
-kb_strip_lz (const guint8 *p, gsize len)
+kb_strip_lz(const guint8 *p, gsize len)
 {
-	GByteArray *out = g_byte_array_new ();
+	GByteArray *out = g_byte_array_new();
 	while (len > 0 && *p == 0) {
 		p++;
 		len--;
 	}
-	g_byte_array_append (out, p, len);
+	g_byte_array_append(out, p, len);
 	return out;
 }
 
 GByteArray *
-kb_fixed_len (const guint8 *p, gsize n, gsize len)
+kb_fixed_len(const guint8 *p, gsize n, gsize len)
 {
-	GByteArray *out = g_byte_array_new ();
+	GByteArray *out = g_byte_array_new();
 	while (n > len && *p == 0) {
 		p++;
 		n--;
@@ -426,36 +471,43 @@ kb_fixed_len (const guint8 *p, gsize n, gsize len)
 	if (n > len)
 		n = len; /* caller's problem; keeps us in bounds */
 	for (gsize i = n; i < len; i++)
-		g_byte_array_append (out, (const guint8 *) "", 1);
-	g_byte_array_append (out, p, n);
+		g_byte_array_append(out, (const guint8 *)"", 1);
+	g_byte_array_append(out, p, n);
 	return out;
 }
 
 gboolean
-kb_ecdsa_rs_to_der (const guint8 *r, gsize r_len, const guint8 *s, gsize s_len, GByteArray *out,
-		    GError **error)
+kb_ecdsa_rs_to_der(const guint8 *r,
+		   gsize r_len,
+		   const guint8 *s,
+		   gsize s_len,
+		   GByteArray *out,
+		   GError **error)
 {
-	gnutls_datum_t dr = { (guint8 *) r, r_len }, ds = { (guint8 *) s, s_len };
-	gnutls_datum_t der = { NULL, 0 };
-	int rc = gnutls_encode_rs_value (&der, &dr, &ds);
-	if (!gnutls_check (rc, "encoding the ecdsa signature", error))
+	gnutls_datum_t dr = {(guint8 *)r, r_len}, ds = {(guint8 *)s, s_len};
+	gnutls_datum_t der = {NULL, 0};
+	int rc = gnutls_encode_rs_value(&der, &dr, &ds);
+	if (!gnutls_check(rc, "encoding the ecdsa signature", error))
 		return FALSE;
-	g_byte_array_append (out, der.data, der.size);
-	gnutls_free (der.data);
+	g_byte_array_append(out, der.data, der.size);
+	gnutls_free(der.data);
 	return TRUE;
 }
 
 gboolean
-kb_write_all (int fd, const void *buf, gsize len, GError **error)
+kb_write_all(int fd, const void *buf, gsize len, GError **error)
 {
 	const guint8 *p = buf;
 	while (len > 0) {
-		ssize_t n = write (fd, p, len);
+		ssize_t n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "write: %s",
-				     n < 0 ? g_strerror (errno) : "short write");
+			g_set_error(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "write: %s",
+				    n < 0 ? g_strerror(errno) : "short write");
 			return FALSE;
 		}
 		p += n;
@@ -465,21 +517,26 @@ kb_write_all (int fd, const void *buf, gsize len, GError **error)
 }
 
 gboolean
-kb_read_all (int fd, void *buf, gsize len, GError **error)
+kb_read_all(int fd, void *buf, gsize len, GError **error)
 {
 	guint8 *p = buf;
 	while (len > 0) {
-		ssize_t n = read (fd, p, len);
+		ssize_t n = read(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "read: %s",
-				     g_strerror (errno));
+			g_set_error(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "read: %s",
+				    g_strerror(errno));
 			return FALSE;
 		}
 		if (n == 0) {
-			g_set_error_literal (error, KB_ERROR, KB_ERROR_PROTOCOL,
-					     "connection closed by the peer");
+			g_set_error_literal(error,
+					    KB_ERROR,
+					    KB_ERROR_PROTOCOL,
+					    "connection closed by the peer");
 			return FALSE;
 		}
 		p += n;
@@ -491,21 +548,21 @@ kb_read_all (int fd, void *buf, gsize len, GError **error)
 /* ---- the load generator ---- */
 
 guint64
-kb_now_ns (void)
+kb_now_ns(void)
 {
 	struct timespec ts;
-	clock_gettime (CLOCK_MONOTONIC, &ts);
-	return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + ts.tv_nsec;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (guint64)ts.tv_sec * G_GUINT64_CONSTANT(1000000000) + ts.tv_nsec;
 }
 
 typedef struct {
-	GArray *lat;		/* guint64 ns per operation */
+	GArray *lat; /* guint64 ns per operation */
 	guint64 elapsed_ns;
 	GError *error;
 } KbResult;
 
 static gboolean
-check_output (KbRun *run, GByteArray *out, GError **error)
+check_output(KbRun *run, GByteArray *out, GError **error)
 {
 	g_autoptr(GBytes) msg = NULL;
 	switch (run->check) {
@@ -513,15 +570,22 @@ check_output (KbRun *run, GByteArray *out, GError **error)
 		return TRUE;
 	case KB_CHECK_SIGNATURE:
 	case KB_CHECK_SIGNATURE_DIGEST:
-		msg = run->check == KB_CHECK_SIGNATURE ? kb_message () : kb_message_digest ();
-		return kb_key_verify (run->key, run->alg, g_bytes_get_data (msg, NULL),
-				      g_bytes_get_size (msg), out->data, out->len, error);
+		msg = run->check == KB_CHECK_SIGNATURE ? kb_message() : kb_message_digest();
+		return kb_key_verify(run->key,
+				     run->alg,
+				     g_bytes_get_data(msg, NULL),
+				     g_bytes_get_size(msg),
+				     out->data,
+				     out->len,
+				     error);
 	case KB_CHECK_PLAINTEXT:
-		if (out->len != g_bytes_get_size (run->plaintext) ||
-		    memcmp (out->data, g_bytes_get_data (run->plaintext, NULL), out->len) != 0) {
-			g_set_error (error, KB_ERROR, KB_ERROR_PROTOCOL,
-				     "decryption returned %u bytes that are not the plaintext",
-				     out->len);
+		if (out->len != g_bytes_get_size(run->plaintext) ||
+		    memcmp(out->data, g_bytes_get_data(run->plaintext, NULL), out->len) != 0) {
+			g_set_error(error,
+				    KB_ERROR,
+				    KB_ERROR_PROTOCOL,
+				    "decryption returned %u bytes that are not the plaintext",
+				    out->len);
 			return FALSE;
 		}
 		return TRUE;
@@ -531,38 +595,38 @@ check_output (KbRun *run, GByteArray *out, GError **error)
 
 /* open a client and run one checked operation: proves the path works, warms it up */
 static gpointer
-client_prepare (KbRun *run, guint index, GError **error)
+client_prepare(KbRun *run, guint index, GError **error)
 {
-	g_autoptr(GByteArray) out = g_byte_array_new ();
-	gpointer state = run->driver->open (run->cfg, index, error);
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	gpointer state = run->driver->open(run->cfg, index, error);
 	if (state == NULL)
 		return NULL;
-	if (!run->driver->op (state, out, error) || !check_output (run, out, error)) {
-		run->driver->close (state);
+	if (!run->driver->op(state, out, error) || !check_output(run, out, error)) {
+		run->driver->close(state);
 		return NULL;
 	}
 	return state;
 }
 
 static void
-client_loop (KbRun *run, gpointer state, KbResult *res)
+client_loop(KbRun *run, gpointer state, KbResult *res)
 {
-	g_autoptr(GByteArray) out = g_byte_array_new ();
-	guint64 start = kb_now_ns ();
-	guint64 deadline = start + (guint64) (run->seconds * 1e9);
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	guint64 start = kb_now_ns();
+	guint64 deadline = start + (guint64)(run->seconds * 1e9);
 
-	res->lat = g_array_sized_new (FALSE, FALSE, sizeof (guint64), 4096);
+	res->lat = g_array_sized_new(FALSE, FALSE, sizeof(guint64), 4096);
 	for (;;) {
-		guint64 t0 = kb_now_ns (), t1;
+		guint64 t0 = kb_now_ns(), t1;
 		if (t0 >= deadline || (run->max_ops > 0 && res->lat->len >= run->max_ops))
 			break;
-		g_byte_array_set_size (out, 0);
-		if (!run->driver->op (state, out, &res->error))
+		g_byte_array_set_size(out, 0);
+		if (!run->driver->op(state, out, &res->error))
 			break;
-		t1 = kb_now_ns ();
-		g_array_append_val (res->lat, (guint64) { t1 - t0 });
+		t1 = kb_now_ns();
+		g_array_append_val(res->lat, (guint64){t1 - t0});
 	}
-	res->elapsed_ns = kb_now_ns () - start;
+	res->elapsed_ns = kb_now_ns() - start;
 }
 
 /* threads: for the in-process limit, where a process per client would add nothing */
@@ -577,53 +641,53 @@ typedef struct {
 } ThreadCtx;
 
 static gpointer
-thread_main (gpointer data)
+thread_main(gpointer data)
 {
 	ThreadCtx *ctx = data;
-	gpointer state = client_prepare (ctx->run, ctx->index, &ctx->res.error);
+	gpointer state = client_prepare(ctx->run, ctx->index, &ctx->res.error);
 
-	g_mutex_lock (ctx->mutex);
+	g_mutex_lock(ctx->mutex);
 	(*ctx->ready)++;
-	g_cond_broadcast (ctx->cond);
+	g_cond_broadcast(ctx->cond);
 	while (!*ctx->go)
-		g_cond_wait (ctx->cond, ctx->mutex);
-	g_mutex_unlock (ctx->mutex);
+		g_cond_wait(ctx->cond, ctx->mutex);
+	g_mutex_unlock(ctx->mutex);
 
 	if (state != NULL) {
-		client_loop (ctx->run, state, &ctx->res);
-		ctx->run->driver->close (state);
+		client_loop(ctx->run, state, &ctx->res);
+		ctx->run->driver->close(state);
 	}
 	return NULL;
 }
 
 static void
-run_threads (KbRun *run, KbResult *results)
+run_threads(KbRun *run, KbResult *results)
 {
-	g_autofree ThreadCtx *ctx = g_new0 (ThreadCtx, run->clients);
-	g_autofree GThread **threads = g_new0 (GThread *, run->clients);
+	g_autofree ThreadCtx *ctx = g_new0(ThreadCtx, run->clients);
+	g_autofree GThread **threads = g_new0(GThread *, run->clients);
 	GMutex mutex;
 	GCond cond;
 	guint ready = 0;
 	gboolean go = FALSE;
 
-	g_mutex_init (&mutex);
-	g_cond_init (&cond);
+	g_mutex_init(&mutex);
+	g_cond_init(&cond);
 	for (guint i = 0; i < run->clients; i++) {
-		ctx[i] = (ThreadCtx) { run, i, { NULL, 0, NULL }, &mutex, &cond, &ready, &go };
-		threads[i] = g_thread_new ("kb-client", thread_main, &ctx[i]);
+		ctx[i] = (ThreadCtx){run, i, {NULL, 0, NULL}, &mutex, &cond, &ready, &go};
+		threads[i] = g_thread_new("kb-client", thread_main, &ctx[i]);
 	}
-	g_mutex_lock (&mutex);
+	g_mutex_lock(&mutex);
 	while (ready < run->clients)
-		g_cond_wait (&cond, &mutex);
+		g_cond_wait(&cond, &mutex);
 	go = TRUE;
-	g_cond_broadcast (&cond);
-	g_mutex_unlock (&mutex);
+	g_cond_broadcast(&cond);
+	g_mutex_unlock(&mutex);
 	for (guint i = 0; i < run->clients; i++) {
-		g_thread_join (threads[i]);
+		g_thread_join(threads[i]);
 		results[i] = ctx[i].res;
 	}
-	g_mutex_clear (&mutex);
-	g_cond_clear (&cond);
+	g_mutex_clear(&mutex);
+	g_cond_clear(&cond);
 }
 
 /*
@@ -639,187 +703,212 @@ typedef struct {
 } ChildHeader;
 
 static void G_GNUC_NORETURN
-child_main (KbRun *run, guint index, int ready_fd, int go_fd, int res_fd)
+child_main(KbRun *run, guint index, int ready_fd, int go_fd, int res_fd)
 {
-	KbResult res = { NULL, 0, NULL };
-	ChildHeader h = { 0 };
-	gpointer state = client_prepare (run, index, &res.error);
+	KbResult res = {NULL, 0, NULL};
+	ChildHeader h = {0};
+	gpointer state = client_prepare(run, index, &res.error);
 	char c = state != NULL ? 'R' : 'E';
 	char buf;
 
-	(void) kb_write_all (ready_fd, &c, 1, NULL);
-	close (ready_fd);
+	(void)kb_write_all(ready_fd, &c, 1, NULL);
+	close(ready_fd);
 	if (state != NULL) {
 		/* the parent closes its end to start every client at once */
-		while (read (go_fd, &buf, 1) < 0 && errno == EINTR)
+		while (read(go_fd, &buf, 1) < 0 && errno == EINTR)
 			;
-		client_loop (run, state, &res);
-		run->driver->close (state);
+		client_loop(run, state, &res);
+		run->driver->close(state);
 	}
 	if (res.error != NULL) {
 		h.status = 1 + (res.error->domain == KB_ERROR ? res.error->code : KB_ERROR_FAILED);
-		h.msg_len = strlen (res.error->message);
-		(void) kb_write_all (res_fd, &h, sizeof h, NULL);
-		(void) kb_write_all (res_fd, res.error->message, h.msg_len, NULL);
-		_exit (1);
+		h.msg_len = strlen(res.error->message);
+		(void)kb_write_all(res_fd, &h, sizeof h, NULL);
+		(void)kb_write_all(res_fd, res.error->message, h.msg_len, NULL);
+		_exit(1);
 	}
 	h.count = res.lat->len;
 	h.elapsed_ns = res.elapsed_ns;
-	(void) kb_write_all (res_fd, &h, sizeof h, NULL);
-	(void) kb_write_all (res_fd, res.lat->data, res.lat->len * sizeof (guint64), NULL);
-	_exit (0);
+	(void)kb_write_all(res_fd, &h, sizeof h, NULL);
+	(void)kb_write_all(res_fd, res.lat->data, res.lat->len * sizeof(guint64), NULL);
+	_exit(0);
 }
 
 static gboolean
-run_processes (KbRun *run, KbResult *results, GError **error)
+run_processes(KbRun *run, KbResult *results, GError **error)
 {
-	g_autofree pid_t *pids = g_new0 (pid_t, run->clients);
-	g_autofree int *res_fds = g_new0 (int, run->clients);
+	g_autofree pid_t *pids = g_new0(pid_t, run->clients);
+	g_autofree int *res_fds = g_new0(int, run->clients);
 	int ready_pipe[2], go_pipe[2];
 	guint ready = 0;
 
-	fflush (stdout);
-	fflush (stderr);
-	if (pipe (ready_pipe) < 0 || pipe (go_pipe) < 0) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "pipe: %s", g_strerror (errno));
+	fflush(stdout);
+	fflush(stderr);
+	if (pipe(ready_pipe) < 0 || pipe(go_pipe) < 0) {
+		g_set_error(error, KB_ERROR, KB_ERROR_FAILED, "pipe: %s", g_strerror(errno));
 		return FALSE;
 	}
 	for (guint i = 0; i < run->clients; i++) {
 		int res_pipe[2];
-		if (pipe (res_pipe) < 0) {
-			g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "pipe: %s", g_strerror (errno));
+		if (pipe(res_pipe) < 0) {
+			g_set_error(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "pipe: %s",
+				    g_strerror(errno));
 			return FALSE;
 		}
-		pids[i] = fork ();
+		pids[i] = fork();
 		if (pids[i] < 0) {
-			g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "fork: %s", g_strerror (errno));
+			g_set_error(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "fork: %s",
+				    g_strerror(errno));
 			return FALSE;
 		}
 		if (pids[i] == 0) {
-			close (ready_pipe[0]);
-			close (go_pipe[1]);
-			close (res_pipe[0]);
+			close(ready_pipe[0]);
+			close(go_pipe[1]);
+			close(res_pipe[0]);
 			for (guint j = 0; j < i; j++)
-				close (res_fds[j]);
-			child_main (run, i, ready_pipe[1], go_pipe[0], res_pipe[1]);
+				close(res_fds[j]);
+			child_main(run, i, ready_pipe[1], go_pipe[0], res_pipe[1]);
 		}
-		close (res_pipe[1]);
+		close(res_pipe[1]);
 		res_fds[i] = res_pipe[0];
 	}
-	close (ready_pipe[1]);
-	close (go_pipe[0]);
+	close(ready_pipe[1]);
+	close(go_pipe[0]);
 
 	/* every child says ready (or failed) before the clock starts */
 	while (ready < run->clients) {
-		struct pollfd pfd = { ready_pipe[0], POLLIN, 0 };
+		struct pollfd pfd = {ready_pipe[0], POLLIN, 0};
 		char buf[64];
 		ssize_t n;
-		int rc = poll (&pfd, 1, 120 * 1000);
+		int rc = poll(&pfd, 1, 120 * 1000);
 		if (rc == 0) {
-			g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED,
-					     "clients were not ready after 120 s");
+			g_set_error_literal(error,
+					    KB_ERROR,
+					    KB_ERROR_FAILED,
+					    "clients were not ready after 120 s");
 			for (guint i = 0; i < run->clients; i++)
-				kill (pids[i], SIGKILL);
+				kill(pids[i], SIGKILL);
 			break;
 		}
-		n = read (ready_pipe[0], buf, MIN (sizeof buf, run->clients - ready));
+		n = read(ready_pipe[0], buf, MIN(sizeof buf, run->clients - ready));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break; /* every child has gone: the results say why */
 		ready += n;
 	}
-	close (ready_pipe[0]);
-	close (go_pipe[1]);
+	close(ready_pipe[0]);
+	close(go_pipe[1]);
 
 	for (guint i = 0; i < run->clients; i++) {
 		ChildHeader h;
 		g_autoptr(GError) local = NULL;
 		int status;
-		if (!kb_read_all (res_fds[i], &h, sizeof h, &local)) {
-			results[i].error = g_error_new (KB_ERROR, KB_ERROR_FAILED,
-							"client %u died without a result", i);
+		if (!kb_read_all(res_fds[i], &h, sizeof h, &local)) {
+			results[i].error = g_error_new(KB_ERROR,
+						       KB_ERROR_FAILED,
+						       "client %u died without a result",
+						       i);
 		} else if (h.status != 0) {
-			g_autofree gchar *msg = g_malloc0 (MIN (h.msg_len, 65536) + 1);
-			(void) kb_read_all (res_fds[i], msg, MIN (h.msg_len, 65536), NULL);
-			results[i].error = g_error_new_literal (KB_ERROR, h.status - 1, msg);
+			g_autofree gchar *msg = g_malloc0(MIN(h.msg_len, 65536) + 1);
+			(void)kb_read_all(res_fds[i], msg, MIN(h.msg_len, 65536), NULL);
+			results[i].error = g_error_new_literal(KB_ERROR, h.status - 1, msg);
 		} else {
-			results[i].lat = g_array_sized_new (FALSE, FALSE, sizeof (guint64), h.count);
-			g_array_set_size (results[i].lat, h.count);
+			results[i].lat = g_array_sized_new(FALSE, FALSE, sizeof(guint64), h.count);
+			g_array_set_size(results[i].lat, h.count);
 			results[i].elapsed_ns = h.elapsed_ns;
-			if (!kb_read_all (res_fds[i], results[i].lat->data, h.count * sizeof (guint64),
-					  &local))
-				results[i].error = g_error_new (KB_ERROR, KB_ERROR_FAILED,
-								"client %u: short result", i);
+			if (!kb_read_all(res_fds[i],
+					 results[i].lat->data,
+					 h.count * sizeof(guint64),
+					 &local))
+				results[i].error = g_error_new(KB_ERROR,
+							       KB_ERROR_FAILED,
+							       "client %u: short result",
+							       i);
 		}
-		close (res_fds[i]);
-		while (waitpid (pids[i], &status, 0) < 0 && errno == EINTR)
+		close(res_fds[i]);
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
 			;
 	}
 	return error == NULL || *error == NULL;
 }
 
 static gint
-cmp_u64 (gconstpointer a, gconstpointer b)
+cmp_u64(gconstpointer a, gconstpointer b)
 {
-	guint64 x = *(const guint64 *) a, y = *(const guint64 *) b;
+	guint64 x = *(const guint64 *)a, y = *(const guint64 *)b;
 	return x < y ? -1 : x > y;
 }
 
 gboolean
-kb_run (KbRun *run, GError **error)
+kb_run(KbRun *run, GError **error)
 {
-	g_autofree KbResult *results = g_new0 (KbResult, run->clients);
-	g_autoptr(GArray) all = g_array_new (FALSE, FALSE, sizeof (guint64));
+	g_autofree KbResult *results = g_new0(KbResult, run->clients);
+	g_autoptr(GArray) all = g_array_new(FALSE, FALSE, sizeof(guint64));
 	guint64 max_elapsed = 0;
 	gdouble sum = 0, secs, p50, p99;
 	gboolean ok = TRUE;
 
 	if (run->use_threads)
-		run_threads (run, results);
-	else if (!run_processes (run, results, error))
+		run_threads(run, results);
+	else if (!run_processes(run, results, error))
 		ok = FALSE;
 
 	for (guint i = 0; i < run->clients; i++) {
 		if (results[i].error != NULL) {
 			if (ok) {
-				g_propagate_prefixed_error (error, g_steal_pointer (&results[i].error),
-							    "client %u: ", i);
+				g_propagate_prefixed_error(error,
+							   g_steal_pointer(&results[i].error),
+							   "client %u: ",
+							   i);
 				ok = FALSE;
 			}
-			g_clear_error (&results[i].error);
+			g_clear_error(&results[i].error);
 		}
 		if (results[i].lat != NULL) {
-			g_array_append_vals (all, results[i].lat->data, results[i].lat->len);
-			max_elapsed = MAX (max_elapsed, results[i].elapsed_ns);
-			g_array_unref (results[i].lat);
+			g_array_append_vals(all, results[i].lat->data, results[i].lat->len);
+			max_elapsed = MAX(max_elapsed, results[i].elapsed_ns);
+			g_array_unref(results[i].lat);
 		}
 	}
 	if (!ok)
 		return FALSE;
 	if (all->len == 0) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "no operation completed");
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "no operation completed");
 		return FALSE;
 	}
 
-	g_array_sort (all, cmp_u64);
+	g_array_sort(all, cmp_u64);
 	for (guint i = 0; i < all->len; i++)
-		sum += g_array_index (all, guint64, i);
+		sum += g_array_index(all, guint64, i);
 	secs = max_elapsed / 1e9;
-	p50 = g_array_index (all, guint64, (all->len - 1) / 2) / 1e3;
-	p99 = g_array_index (all, guint64, (guint) ceil (all->len * 0.99) - 1) / 1e3;
-	g_print ("{\"ok\":true,\"label\":\"%s\",\"alg\":\"%s\",\"clients\":%u,\"ops\":%u,"
-		 "\"seconds\":%.3f,\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-		 "\"mean_us\":%.1f}\n",
-		 run->label ? run->label : "", kb_alg_to_string (run->alg), run->clients, all->len,
-		 secs, all->len / secs, p50, p99, sum / all->len / 1e3);
+	p50 = g_array_index(all, guint64, (all->len - 1) / 2) / 1e3;
+	p99 = g_array_index(all, guint64, (guint)ceil(all->len * 0.99) - 1) / 1e3;
+	g_print("{\"ok\":true,\"label\":\"%s\",\"alg\":\"%s\",\"clients\":%u,\"ops\":%u,"
+		"\"seconds\":%.3f,\"ops_per_s\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+		"\"mean_us\":%.1f}\n",
+		run->label ? run->label : "",
+		kb_alg_to_string(run->alg),
+		run->clients,
+		all->len,
+		secs,
+		all->len / secs,
+		p50,
+		p99,
+		sum / all->len / 1e3);
 	return TRUE;
 }
 
 int
-kb_report_error (const gchar *label, GError *error)
+kb_report_error(const gchar *label, GError *error)
 {
-	g_autoptr(GString) s = g_string_new (NULL);
+	g_autoptr(GString) s = g_string_new(NULL);
 	const gchar *kind = "failed";
 	int code = 1;
 
@@ -844,74 +933,94 @@ kb_report_error (const gchar *label, GError *error)
 	/* json-escape the message: it may carry a peer's text */
 	for (const gchar *p = error->message; *p != '\0'; p++) {
 		if (*p == '"' || *p == '\\')
-			g_string_append_printf (s, "\\%c", *p);
-		else if ((guchar) *p < 0x20)
-			g_string_append_printf (s, "\\u%04x", (guchar) *p);
+			g_string_append_printf(s, "\\%c", *p);
+		else if ((guchar)*p < 0x20)
+			g_string_append_printf(s, "\\u%04x", (guchar)*p);
 		else
-			g_string_append_c (s, *p);
+			g_string_append_c(s, *p);
 	}
-	g_print ("{\"ok\":false,\"label\":\"%s\",\"kind\":\"%s\",\"error\":\"%s\"}\n",
-		 label ? label : "", kind, s->str);
-	g_printerr ("%s: %s\n", label ? label : g_get_prgname (), error->message);
+	g_print("{\"ok\":false,\"label\":\"%s\",\"kind\":\"%s\",\"error\":\"%s\"}\n",
+		label ? label : "",
+		kind,
+		s->str);
+	g_printerr("%s: %s\n", label ? label : g_get_prgname(), error->message);
 	return code;
 }
 
 /* ---- options ---- */
 
 GOptionEntry *
-kb_common_entries (KbCommonOptions *opts)
+kb_common_entries(KbCommonOptions *opts)
 {
 	GOptionEntry entries[] = {
-		{ "alg", 'a', 0, G_OPTION_ARG_STRING, &opts->alg, "Operation algorithm", "ALG" },
-		{ "key", 'k', 0, G_OPTION_ARG_FILENAME, &opts->key, "Private key (PEM), for checks",
-		  "FILE" },
-		{ "ciphertext", 0, 0, G_OPTION_ARG_FILENAME, &opts->ciphertext,
-		  "Ciphertext to decrypt", "FILE" },
-		{ "plaintext", 0, 0, G_OPTION_ARG_FILENAME, &opts->plaintext,
-		  "Expected plaintext", "FILE" },
-		{ "clients", 'c', 0, G_OPTION_ARG_INT, &opts->clients, "Concurrent clients", "N" },
-		{ "seconds", 's', 0, G_OPTION_ARG_DOUBLE, &opts->seconds, "Run time", "S" },
-		{ "label", 'l', 0, G_OPTION_ARG_STRING, &opts->label, "Label for the json", "TEXT" },
-		{ NULL }
-	};
+	    {"alg", 'a', 0, G_OPTION_ARG_STRING, &opts->alg, "Operation algorithm", "ALG"},
+	    {"key",
+	     'k',
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &opts->key,
+	     "Private key (PEM), for checks",
+	     "FILE"},
+	    {"ciphertext",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &opts->ciphertext,
+	     "Ciphertext to decrypt",
+	     "FILE"},
+	    {"plaintext",
+	     0,
+	     0,
+	     G_OPTION_ARG_FILENAME,
+	     &opts->plaintext,
+	     "Expected plaintext",
+	     "FILE"},
+	    {"clients", 'c', 0, G_OPTION_ARG_INT, &opts->clients, "Concurrent clients", "N"},
+	    {"seconds", 's', 0, G_OPTION_ARG_DOUBLE, &opts->seconds, "Run time", "S"},
+	    {"label", 'l', 0, G_OPTION_ARG_STRING, &opts->label, "Label for the json", "TEXT"},
+	    {NULL}};
 	opts->clients = 1;
 	opts->seconds = 1.0;
-	return g_memdup2 (entries, sizeof entries);
+	return g_memdup2(entries, sizeof entries);
 }
 
 gboolean
-kb_common_prepare (KbCommonOptions *opts, KbRun *run, GBytes **ciphertext, GError **error)
+kb_common_prepare(KbCommonOptions *opts, KbRun *run, GBytes **ciphertext, GError **error)
 {
-	if (!kb_alg_from_string (opts->alg, &run->alg, error))
+	if (!kb_alg_from_string(opts->alg, &run->alg, error))
 		return FALSE;
 	if (opts->key == NULL) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "--key is required");
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "--key is required");
 		return FALSE;
 	}
-	run->key = kb_key_load (opts->key, error);
+	run->key = kb_key_load(opts->key, error);
 	if (run->key == NULL)
 		return FALSE;
-	if (!kb_key_check_compatible (run->key, run->alg, error))
+	if (!kb_key_check_compatible(run->key, run->alg, error))
 		return FALSE;
 	if (opts->clients < 1 || opts->clients > 1024 || !(opts->seconds > 0)) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED,
-				     "--clients must be 1..1024 and --seconds positive");
+		g_set_error_literal(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "--clients must be 1..1024 and --seconds positive");
 		return FALSE;
 	}
 	run->clients = opts->clients;
 	run->seconds = opts->seconds;
 	run->label = opts->label;
 	run->check = KB_CHECK_SIGNATURE;
-	if (kb_alg_is_decrypt (run->alg)) {
+	if (kb_alg_is_decrypt(run->alg)) {
 		if (opts->ciphertext == NULL || opts->plaintext == NULL) {
-			g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED,
-					     "decryption needs --ciphertext and --plaintext");
+			g_set_error_literal(error,
+					    KB_ERROR,
+					    KB_ERROR_FAILED,
+					    "decryption needs --ciphertext and --plaintext");
 			return FALSE;
 		}
-		*ciphertext = kb_read_file (opts->ciphertext, error);
+		*ciphertext = kb_read_file(opts->ciphertext, error);
 		if (*ciphertext == NULL)
 			return FALSE;
-		run->plaintext = kb_read_file (opts->plaintext, error);
+		run->plaintext = kb_read_file(opts->plaintext, error);
 		if (run->plaintext == NULL)
 			return FALSE;
 		run->check = KB_CHECK_PLAINTEXT;
@@ -922,98 +1031,110 @@ kb_common_prepare (KbCommonOptions *opts, KbRun *run, GBytes **ciphertext, GErro
 /* ---- wire helpers (kb-wire.h) ---- */
 
 int
-kb_unix_connect (const gchar *path, GError **error)
+kb_unix_connect(const gchar *path, GError **error)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
-	if (strlen (path) >= sizeof sa.sun_path) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "socket path too long: %s", path);
+	if (strlen(path) >= sizeof sa.sun_path) {
+		g_set_error(error, KB_ERROR, KB_ERROR_FAILED, "socket path too long: %s", path);
 		return -1;
 	}
-	strcpy (sa.sun_path, path);
-	fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "connecting to %s: %s", path,
-			     g_strerror (errno));
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "connecting to %s: %s",
+			    path,
+			    g_strerror(errno));
 		if (fd >= 0)
-			close (fd);
+			close(fd);
 		return -1;
 	}
 	return fd;
 }
 
 void
-kb_raw_key_free (KbRawKey *raw)
+kb_raw_key_free(KbRawKey *raw)
 {
-	GByteArray **all[] = { &raw->x, &raw->y, &raw->d, &raw->n, &raw->e,
-			       &raw->rd, &raw->p, &raw->q, &raw->iqmp };
-	for (guint i = 0; i < G_N_ELEMENTS (all); i++) {
+	GByteArray **all[] =
+	    {&raw->x, &raw->y, &raw->d, &raw->n, &raw->e, &raw->rd, &raw->p, &raw->q, &raw->iqmp};
+	for (guint i = 0; i < G_N_ELEMENTS(all); i++) {
 		if (*all[i] != NULL) {
-			memset ((*all[i])->data, 0, (*all[i])->len);
-			g_byte_array_unref (*all[i]);
+			memset((*all[i])->data, 0, (*all[i])->len);
+			g_byte_array_unref(*all[i]);
 		}
 	}
-	g_free (raw);
+	g_free(raw);
 }
 
 static GByteArray *
-mpz_bytes (mpz_t v)
+mpz_bytes(mpz_t v)
 {
-	GByteArray *out = g_byte_array_new ();
-	g_byte_array_set_size (out, nettle_mpz_sizeinbase_256_u (v));
-	nettle_mpz_get_str_256 (out->len, out->data, v);
+	GByteArray *out = g_byte_array_new();
+	g_byte_array_set_size(out, nettle_mpz_sizeinbase_256_u(v));
+	nettle_mpz_get_str_256(out->len, out->data, v);
 	return out;
 }
 
 KbRawKey *
-kb_raw_key_export (KbKey *key, GError **error)
+kb_raw_key_export(KbKey *key, GError **error)
 {
-	g_autoptr(KbRawKey) raw = g_new0 (KbRawKey, 1);
-	KbKeyReal *real = (KbKeyReal *) key;
+	g_autoptr(KbRawKey) raw = g_new0(KbRawKey, 1);
+	KbKeyReal *real = (KbKeyReal *)key;
 
 	raw->pk = key->pk;
 	if (key->pk == GNUTLS_PK_RSA) {
 		mpz_t iqmp;
 		if (!real->have_rsa) {
-			g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "rsa key not prepared");
+			g_set_error_literal(error,
+					    KB_ERROR,
+					    KB_ERROR_FAILED,
+					    "rsa key not prepared");
 			return NULL;
 		}
-		raw->n = mpz_bytes (real->rsa_pub.n);
-		raw->e = mpz_bytes (real->rsa_pub.e);
-		raw->rd = mpz_bytes (real->rsa_priv.d);
-		raw->p = mpz_bytes (real->rsa_priv.p);
-		raw->q = mpz_bytes (real->rsa_priv.q);
-		mpz_init (iqmp);
-		mpz_invert (iqmp, real->rsa_priv.q, real->rsa_priv.p);
-		raw->iqmp = mpz_bytes (iqmp);
-		mpz_clear (iqmp);
+		raw->n = mpz_bytes(real->rsa_pub.n);
+		raw->e = mpz_bytes(real->rsa_pub.e);
+		raw->rd = mpz_bytes(real->rsa_priv.d);
+		raw->p = mpz_bytes(real->rsa_priv.p);
+		raw->q = mpz_bytes(real->rsa_priv.q);
+		mpz_init(iqmp);
+		mpz_invert(iqmp, real->rsa_priv.q, real->rsa_priv.p);
+		raw->iqmp = mpz_bytes(iqmp);
+		mpz_clear(iqmp);
 	} else if (key->pk == GNUTLS_PK_EDDSA_ED25519 || key->pk == GNUTLS_PK_ECDSA) {
 		gnutls_ecc_curve_t curve;
-		gnutls_datum_t x = { NULL, 0 }, y = { NULL, 0 }, k = { NULL, 0 };
-		int rc = gnutls_privkey_export_ecc_raw2 (key->priv, &curve, &x, &y, &k, 0);
-		if (!gnutls_check (rc, "exporting the ec key", error))
+		gnutls_datum_t x = {NULL, 0}, y = {NULL, 0}, k = {NULL, 0};
+		int rc = gnutls_privkey_export_ecc_raw2(key->priv, &curve, &x, &y, &k, 0);
+		if (!gnutls_check(rc, "exporting the ec key", error))
 			return NULL;
 		if (key->pk == GNUTLS_PK_ECDSA && curve != GNUTLS_ECC_CURVE_SECP256R1) {
-			g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED,
-					     "only p-256 ecdsa keys are benchmarked");
+			g_set_error_literal(error,
+					    KB_ERROR,
+					    KB_ERROR_FAILED,
+					    "only p-256 ecdsa keys are benchmarked");
 			rc = -1;
 		} else {
-			raw->x = kb_fixed_len (x.data, x.size, 32);
-			raw->d = kb_fixed_len (k.data, k.size, 32);
+			raw->x = kb_fixed_len(x.data, x.size, 32);
+			raw->d = kb_fixed_len(k.data, k.size, 32);
 			if (key->pk == GNUTLS_PK_ECDSA)
-				raw->y = kb_fixed_len (y.data, y.size, 32);
+				raw->y = kb_fixed_len(y.data, y.size, 32);
 		}
-		gnutls_free (x.data);
-		gnutls_free (y.data);
-		gnutls_memset (k.data, 0, k.size);
-		gnutls_free (k.data);
+		gnutls_free(x.data);
+		gnutls_free(y.data);
+		gnutls_memset(k.data, 0, k.size);
+		gnutls_free(k.data);
 		if (rc < 0)
 			return NULL;
 	} else {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "unsupported key type %s",
-			     gnutls_pk_get_name (key->pk));
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "unsupported key type %s",
+			    gnutls_pk_get_name(key->pk));
 		return NULL;
 	}
-	return g_steal_pointer (&raw);
+	return g_steal_pointer(&raw);
 }

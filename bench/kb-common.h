@@ -7,18 +7,18 @@
 #pragma once
 
 #include <glib.h>
-#include <gnutls/gnutls.h>
 #include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 
 G_BEGIN_DECLS
 
-#define KB_ERROR (kb_error_quark ())
-GQuark kb_error_quark (void);
+#define KB_ERROR (kb_error_quark())
+GQuark kb_error_quark(void);
 
 typedef enum {
-	KB_ERROR_FAILED,    /* our own mistake or a local failure */
-	KB_ERROR_PROTOCOL,  /* the peer broke its protocol or returned a wrong result */
-	KB_ERROR_PEER,      /* the peer refused the operation (error reply) */
+	KB_ERROR_FAILED,   /* our own mistake or a local failure */
+	KB_ERROR_PROTOCOL, /* the peer broke its protocol or returned a wrong result */
+	KB_ERROR_PEER,	   /* the peer refused the operation (error reply) */
 	KB_ERROR_UNSUPPORTED,
 } KbError;
 
@@ -29,49 +29,65 @@ typedef enum {
 	KB_ALG_RSA_OAEP_SHA256,
 } KbAlg;
 
-gboolean	 kb_alg_from_string	(const gchar *name, KbAlg *alg, GError **error);
-const gchar	*kb_alg_to_string	(KbAlg alg);
-gboolean	 kb_alg_is_decrypt	(KbAlg alg);
+gboolean kb_alg_from_string(const gchar *name, KbAlg *alg, GError **error);
+const gchar *kb_alg_to_string(KbAlg alg);
+gboolean kb_alg_is_decrypt(KbAlg alg);
 
 /* the message every client signs; the same bytes everywhere */
-GBytes		*kb_message		(void);
+GBytes *kb_message(void);
 /* sha-256 of the message, for peers that want the digest */
-GBytes		*kb_message_digest	(void);
+GBytes *kb_message_digest(void);
 
 typedef struct {
 	gnutls_privkey_t priv;
 	gnutls_pubkey_t pub;
 	gnutls_pk_algorithm_t pk;
-	GBytes *spki;		/* DER SubjectPublicKeyInfo */
-	gchar *id;		/* lowercase hex sha-256 of the SPKI */
+	GBytes *spki; /* DER SubjectPublicKeyInfo */
+	gchar *id;    /* lowercase hex sha-256 of the SPKI */
 } KbKey;
 
-KbKey		*kb_key_load		(const gchar *pem_path, GError **error);
-KbKey		*kb_key_new_from_data	(const guint8 *data, gsize len, const gchar *passphrase,
-					 GError **error);
-void		 kb_key_free		(KbKey *key);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (KbKey, kb_key_free)
+KbKey *kb_key_load(const gchar *pem_path, GError **error);
+KbKey *kb_key_new_from_data(const guint8 *data, gsize len, const gchar *passphrase, GError **error);
+void kb_key_free(KbKey *key);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KbKey, kb_key_free)
 
-gchar		*kb_spki_id		(const guint8 *spki, gsize len);
+gchar *kb_spki_id(const guint8 *spki, gsize len);
 
 /* in-process operations, the "limit" */
-gboolean	 kb_key_sign		(KbKey *key, KbAlg alg, const guint8 *data, gsize len,
-					 GByteArray *out, GError **error);
-gboolean	 kb_key_decrypt		(KbKey *key, KbAlg alg, const guint8 *data, gsize len,
-					 GByteArray *out, GError **error);
-gboolean	 kb_key_verify		(KbKey *key, KbAlg alg, const guint8 *data, gsize len,
-					 const guint8 *sig, gsize sig_len, GError **error);
-gboolean	 kb_key_check_compatible (KbKey *key, KbAlg alg, GError **error);
+gboolean kb_key_sign(KbKey *key,
+		     KbAlg alg,
+		     const guint8 *data,
+		     gsize len,
+		     GByteArray *out,
+		     GError **error);
+gboolean kb_key_decrypt(KbKey *key,
+			KbAlg alg,
+			const guint8 *data,
+			gsize len,
+			GByteArray *out,
+			GError **error);
+gboolean kb_key_verify(KbKey *key,
+		       KbAlg alg,
+		       const guint8 *data,
+		       gsize len,
+		       const guint8 *sig,
+		       gsize sig_len,
+		       GError **error);
+gboolean kb_key_check_compatible(KbKey *key, KbAlg alg, GError **error);
 
 /* unsigned big-endian integer without leading zeros, as a fresh array */
-GByteArray	*kb_strip_lz		(const guint8 *p, gsize len);
+GByteArray *kb_strip_lz(const guint8 *p, gsize len);
 /* left-pad or strip to exactly len bytes */
-GByteArray	*kb_fixed_len		(const guint8 *p, gsize n, gsize len);
+GByteArray *kb_fixed_len(const guint8 *p, gsize n, gsize len);
 /* r and s as big-endian integers to a DER ECDSA-Sig-Value */
-gboolean	 kb_ecdsa_rs_to_der	(const guint8 *r, gsize r_len, const guint8 *s, gsize s_len,
-					 GByteArray *out, GError **error);
+gboolean kb_ecdsa_rs_to_der(const guint8 *r,
+			    gsize r_len,
+			    const guint8 *s,
+			    gsize s_len,
+			    GByteArray *out,
+			    GError **error);
 
-GBytes		*kb_read_file		(const gchar *path, GError **error);
+GBytes *kb_read_file(const gchar *path, GError **error);
 
 /*
  * the load generator: one driver opens a connection per client, then calls
@@ -79,17 +95,18 @@ GBytes		*kb_read_file		(const gchar *path, GError **error);
  */
 typedef struct {
 	/* in the client (thread or process): connect, look the key up */
-	gpointer (*open) (gpointer cfg, guint index, GError **error);
-	/* one operation; out receives the result (signature or plaintext) */
-	gboolean (*op) (gpointer state, GByteArray *out, GError **error);
-	void (*close) (gpointer state);
+	gpointer (*open)(gpointer cfg, guint index, GError **error);
+	/* one operation; out receives the result (signature or plaintext);
+	 * FALSE without an error: this client has nothing more to do */
+	gboolean (*op)(gpointer state, GByteArray *out, GError **error);
+	void (*close)(gpointer state);
 } KbDriver;
 
 typedef enum {
 	KB_CHECK_NONE,
-	KB_CHECK_SIGNATURE,		/* out must verify over the message */
-	KB_CHECK_SIGNATURE_DIGEST,	/* out must verify over the message's digest (gpg eddsa) */
-	KB_CHECK_PLAINTEXT,		/* out must equal the expected plaintext */
+	KB_CHECK_SIGNATURE,	   /* out must verify over the message */
+	KB_CHECK_SIGNATURE_DIGEST, /* out must verify over the message's digest (gpg eddsa) */
+	KB_CHECK_PLAINTEXT,	   /* out must equal the expected plaintext */
 } KbCheck;
 
 typedef struct {
@@ -97,21 +114,21 @@ typedef struct {
 	gpointer cfg;
 	KbAlg alg;
 	KbCheck check;
-	KbKey *key;		/* for the check; may be NULL with KB_CHECK_NONE/PLAINTEXT */
-	GBytes *plaintext;	/* for KB_CHECK_PLAINTEXT */
+	KbKey *key;	   /* for the check; may be NULL with KB_CHECK_NONE/PLAINTEXT */
+	GBytes *plaintext; /* for KB_CHECK_PLAINTEXT */
 	guint clients;
 	gdouble seconds;
-	guint64 max_ops;	/* per client; 0: only the time limit */
-	gboolean use_threads;	/* threads in this process, or one process per client */
-	const gchar *label;	/* echoed in the json */
+	guint64 max_ops;      /* per client; 0: only the time limit */
+	gboolean use_threads; /* threads in this process, or one process per client */
+	const gchar *label;   /* echoed in the json */
 } KbRun;
 
 /* runs, prints one json line on stdout; FALSE on any client's error */
-gboolean	 kb_run			(KbRun *run, GError **error);
+gboolean kb_run(KbRun *run, GError **error);
 /* prints {"ok":false,...} and returns the exit code to use */
-int		 kb_report_error	(const gchar *label, GError *error);
+int kb_report_error(const gchar *label, GError *error);
 
-guint64		 kb_now_ns		(void);
+guint64 kb_now_ns(void);
 
 /* common command-line options */
 typedef struct {
@@ -124,10 +141,9 @@ typedef struct {
 	gchar *label;
 } KbCommonOptions;
 
-GOptionEntry	*kb_common_entries	(KbCommonOptions *opts);
-gboolean	 kb_common_prepare	(KbCommonOptions *opts, KbRun *run, GBytes **ciphertext,
-					 GError **error);
-gboolean	 kb_write_all		(int fd, const void *buf, gsize len, GError **error);
-gboolean	 kb_read_all		(int fd, void *buf, gsize len, GError **error);
+GOptionEntry *kb_common_entries(KbCommonOptions *opts);
+gboolean kb_common_prepare(KbCommonOptions *opts, KbRun *run, GBytes **ciphertext, GError **error);
+gboolean kb_write_all(int fd, const void *buf, gsize len, GError **error);
+gboolean kb_read_all(int fd, void *buf, gsize len, GError **error);
 
 G_END_DECLS

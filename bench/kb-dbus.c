@@ -27,129 +27,172 @@ static gchar *opt_address;
 static gchar *opt_name;
 
 static GDBusConnection *
-connect_bus (GError **error)
+connect_bus(GError **error)
 {
 	GDBusConnection *conn;
 	if (opt_address == NULL) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_FAILED, "--address is required");
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "--address is required");
 		return NULL;
 	}
-	conn = g_dbus_connection_new_for_address_sync (
-		opt_address,
-		G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
-			G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-		NULL, NULL, error);
+	conn = g_dbus_connection_new_for_address_sync(
+	    opt_address,
+	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+	    NULL,
+	    NULL,
+	    error);
 	if (conn == NULL) {
-		g_prefix_error (error, "connecting to %s: ", opt_address);
+		g_prefix_error(error, "connecting to %s: ", opt_address);
 		return NULL;
 	}
-	g_dbus_connection_set_exit_on_close (conn, FALSE);
+	g_dbus_connection_set_exit_on_close(conn, FALSE);
 	return conn;
 }
 
 /* a remote error is the peer's refusal: keep its name, it is what a person acts on */
 static void
-peer_error (GError **error, GError *local, const gchar *what)
+peer_error(GError **error, GError *local, const gchar *what)
 {
-	g_autofree gchar *remote = g_dbus_error_get_remote_error (local);
+	g_autofree gchar *remote = g_dbus_error_get_remote_error(local);
 	if (remote != NULL) {
 		/* a documented refusal of an algorithm is "not supported here", not a failure */
-		KbError code = g_strcmp0 (remote, KMX_PREFIX ".Error.NotSupported") == 0
-				       ? KB_ERROR_UNSUPPORTED
-				       : KB_ERROR_PEER;
-		g_dbus_error_strip_remote_error (local);
-		g_set_error (error, KB_ERROR, code, "%s: %s: %s", what, remote, local->message);
+		KbError code = g_strcmp0(remote, KMX_PREFIX ".Error.NotSupported") == 0
+				   ? KB_ERROR_UNSUPPORTED
+				   : KB_ERROR_PEER;
+		g_dbus_error_strip_remote_error(local);
+		g_set_error(error, KB_ERROR, code, "%s: %s: %s", what, remote, local->message);
 	} else {
-		g_set_error (error, KB_ERROR, KB_ERROR_PEER, "%s: %s", what, local->message);
+		g_set_error(error, KB_ERROR, KB_ERROR_PEER, "%s: %s", what, local->message);
 	}
 }
 
 static GVariant *
-call (GDBusConnection *conn, const gchar *path, const gchar *iface, const gchar *method,
-      GVariant *params, const gchar *reply_type, GError **error)
+call(GDBusConnection *conn,
+     const gchar *path,
+     const gchar *iface,
+     const gchar *method,
+     GVariant *params,
+     const gchar *reply_type,
+     GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	GVariant *ret = g_dbus_connection_call_sync (conn, opt_name, path, iface, method, params,
-						     G_VARIANT_TYPE (reply_type),
-						     G_DBUS_CALL_FLAGS_NO_AUTO_START,
-						     CALL_TIMEOUT_MS, NULL, &local);
+	GVariant *ret = g_dbus_connection_call_sync(conn,
+						    opt_name,
+						    path,
+						    iface,
+						    method,
+						    params,
+						    G_VARIANT_TYPE(reply_type),
+						    G_DBUS_CALL_FLAGS_NO_AUTO_START,
+						    CALL_TIMEOUT_MS,
+						    NULL,
+						    &local);
 	if (ret == NULL) {
-		g_autofree gchar *what = g_strdup_printf ("%s.%s on %s", iface, method, path);
-		peer_error (error, local, what);
+		g_autofree gchar *what = g_strdup_printf("%s.%s on %s", iface, method, path);
+		peer_error(error, local, what);
 	}
 	return ret;
 }
 
 static GVariant *
-bytes_variant (const guint8 *data, gsize len)
+bytes_variant(const guint8 *data, gsize len)
 {
-	return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1);
+	return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, data, len, 1);
 }
 
 static gchar *
-find_key (GDBusConnection *conn, const gchar *id, GError **error)
+find_key(GDBusConnection *conn, const gchar *id, GError **error)
 {
-	g_autoptr(GVariant) ret = call (conn, MANAGER_PATH, KMX_PREFIX ".Manager", "FindKey",
-					g_variant_new ("(s)", id), "(ao)", error);
+	g_autoptr(GVariant) ret = call(conn,
+				       MANAGER_PATH,
+				       KMX_PREFIX ".Manager",
+				       "FindKey",
+				       g_variant_new("(s)", id),
+				       "(ao)",
+				       error);
 	g_autoptr(GVariantIter) iter = NULL;
 	gchar *path = NULL;
 	if (ret == NULL)
 		return NULL;
-	g_variant_get (ret, "(ao)", &iter);
-	if (!g_variant_iter_next (iter, "o", &path)) {
-		g_set_error (error, KB_ERROR, KB_ERROR_PROTOCOL,
-			     "FindKey(%s) returned no object and no error", id);
+	g_variant_get(ret, "(ao)", &iter);
+	if (!g_variant_iter_next(iter, "o", &path)) {
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_PROTOCOL,
+			    "FindKey(%s) returned no object and no error",
+			    id);
 		return NULL;
 	}
 	return path;
 }
 
 static gchar *
-find_device (GDBusConnection *conn, const gchar *device_id, GError **error)
+find_device(GDBusConnection *conn, const gchar *device_id, GError **error)
 {
-	g_autoptr(GVariant) ret = call (conn, MANAGER_PATH, KMX_PREFIX ".Manager", "ListDevices",
-					NULL, "(ao)", error);
+	g_autoptr(GVariant) ret =
+	    call(conn, MANAGER_PATH, KMX_PREFIX ".Manager", "ListDevices", NULL, "(ao)", error);
 	g_autoptr(GVariantIter) iter = NULL;
 	const gchar *path;
 	if (ret == NULL)
 		return NULL;
-	g_variant_get (ret, "(ao)", &iter);
-	while (g_variant_iter_next (iter, "&o", &path)) {
-		g_autoptr(GVariant) prop = call (conn, path, "org.freedesktop.DBus.Properties", "Get",
-						 g_variant_new ("(ss)", KMX_PREFIX ".Device", "Id"),
-						 "(v)", error);
+	g_variant_get(ret, "(ao)", &iter);
+	while (g_variant_iter_next(iter, "&o", &path)) {
+		g_autoptr(GVariant) prop = call(conn,
+						path,
+						"org.freedesktop.DBus.Properties",
+						"Get",
+						g_variant_new("(ss)", KMX_PREFIX ".Device", "Id"),
+						"(v)",
+						error);
 		g_autoptr(GVariant) value = NULL;
 		if (prop == NULL)
 			return NULL;
-		g_variant_get (prop, "(v)", &value);
-		if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING) &&
-		    g_strcmp0 (g_variant_get_string (value, NULL), device_id) == 0)
-			return g_strdup (path);
+		g_variant_get(prop, "(v)", &value);
+		if (g_variant_is_of_type(value, G_VARIANT_TYPE_STRING) &&
+		    g_strcmp0(g_variant_get_string(value, NULL), device_id) == 0)
+			return g_strdup(path);
 	}
-	g_set_error (error, KB_ERROR, KB_ERROR_PEER, "no device with Id '%s' in ListDevices()",
-		     device_id);
+	g_set_error(error,
+		    KB_ERROR,
+		    KB_ERROR_PEER,
+		    "no device with Id '%s' in ListDevices()",
+		    device_id);
 	return NULL;
 }
 
 static gboolean
-import_data (GDBusConnection *conn, const gchar *device, const guint8 *data, gsize len,
-	     const gchar *label, gchar **path_out, GError **error)
+import_data(GDBusConnection *conn,
+	    const gchar *device,
+	    const guint8 *data,
+	    gsize len,
+	    const gchar *label,
+	    gchar **path_out,
+	    GError **error)
 {
 	g_autoptr(GVariant) ret = NULL;
 	g_autoptr(GVariantIter) iter = NULL;
 	GVariantBuilder opts;
 
-	g_variant_builder_init (&opts, G_VARIANT_TYPE ("a{sv}"));
-	ret = call (conn, device, KMX_PREFIX ".Device", "ImportKey",
-		    g_variant_new ("(@ayss@a{sv})", bytes_variant (data, len), "", label,
-				   g_variant_builder_end (&opts)),
-		    "(ao)", error);
+	g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
+	ret = call(conn,
+		   device,
+		   KMX_PREFIX ".Device",
+		   "ImportKey",
+		   g_variant_new("(@ayss@a{sv})",
+				 bytes_variant(data, len),
+				 "",
+				 label,
+				 g_variant_builder_end(&opts)),
+		   "(ao)",
+		   error);
 	if (ret == NULL)
 		return FALSE;
-	g_variant_get (ret, "(ao)", &iter);
-	if (!g_variant_iter_next (iter, "o", path_out)) {
-		g_set_error_literal (error, KB_ERROR, KB_ERROR_PROTOCOL,
-				     "ImportKey returned no key object");
+	g_variant_get(ret, "(ao)", &iter);
+	if (!g_variant_iter_next(iter, "o", path_out)) {
+		g_set_error_literal(error,
+				    KB_ERROR,
+				    KB_ERROR_PROTOCOL,
+				    "ImportKey returned no key object");
 		return FALSE;
 	}
 	return TRUE;
@@ -171,27 +214,27 @@ typedef struct {
 } OpState;
 
 static gpointer
-op_open (gpointer cfg_ptr, guint index, GError **error)
+op_open(gpointer cfg_ptr, guint index, GError **error)
 {
 	OpCfg *cfg = cfg_ptr;
-	g_autoptr(GDBusConnection) conn = connect_bus (error);
+	g_autoptr(GDBusConnection) conn = connect_bus(error);
 	OpState *state;
 	gchar *path;
 	if (conn == NULL)
 		return NULL;
-	path = find_key (conn, cfg->id, error);
+	path = find_key(conn, cfg->id, error);
 	if (path == NULL)
 		return NULL;
-	state = g_new0 (OpState, 1);
+	state = g_new0(OpState, 1);
 	state->cfg = cfg;
-	state->conn = g_steal_pointer (&conn);
+	state->conn = g_steal_pointer(&conn);
 	state->path = path;
-	state->method = kb_alg_is_decrypt (cfg->alg) ? "Decrypt" : "Sign";
+	state->method = kb_alg_is_decrypt(cfg->alg) ? "Decrypt" : "Sign";
 	return state;
 }
 
 static gboolean
-op_call (gpointer state_ptr, GByteArray *out, GError **error)
+op_call(gpointer state_ptr, GByteArray *out, GError **error)
 {
 	OpState *state = state_ptr;
 	g_autoptr(GVariant) ret = NULL;
@@ -200,98 +243,107 @@ op_call (gpointer state_ptr, GByteArray *out, GError **error)
 	const guint8 *p;
 	gsize len;
 
-	g_variant_builder_init (&opts, G_VARIANT_TYPE ("a{sv}"));
-	p = g_bytes_get_data (state->cfg->input, &len);
-	ret = call (state->conn, state->path, KMX_PREFIX ".Key", state->method,
-		    g_variant_new ("(s@ay@a{sv})", kb_alg_to_string (state->cfg->alg),
-				   bytes_variant (p, len), g_variant_builder_end (&opts)),
-		    "(ay)", error);
+	g_variant_builder_init(&opts, G_VARIANT_TYPE("a{sv}"));
+	p = g_bytes_get_data(state->cfg->input, &len);
+	ret = call(state->conn,
+		   state->path,
+		   KMX_PREFIX ".Key",
+		   state->method,
+		   g_variant_new("(s@ay@a{sv})",
+				 kb_alg_to_string(state->cfg->alg),
+				 bytes_variant(p, len),
+				 g_variant_builder_end(&opts)),
+		   "(ay)",
+		   error);
 	if (ret == NULL)
 		return FALSE;
-	g_variant_get (ret, "(@ay)", &result);
-	p = g_variant_get_fixed_array (result, &len, 1);
-	g_byte_array_append (out, p, len);
+	g_variant_get(ret, "(@ay)", &result);
+	p = g_variant_get_fixed_array(result, &len, 1);
+	g_byte_array_append(out, p, len);
 	return TRUE;
 }
 
 static void
-op_close (gpointer state_ptr)
+op_close(gpointer state_ptr)
 {
 	OpState *state = state_ptr;
-	g_object_unref (state->conn);
-	g_free (state->path);
-	g_free (state);
+	g_object_unref(state->conn);
+	g_free(state->path);
+	g_free(state);
 }
 
-static const KbDriver op_driver = { op_open, op_call, op_close };
+static const KbDriver op_driver = {op_open, op_call, op_close};
 
 static int
-cmd_bench (int argc, char **argv)
+cmd_bench(int argc, char **argv)
 {
-	KbCommonOptions opts = { 0 };
-	g_autofree GOptionEntry *entries = kb_common_entries (&opts);
-	g_autoptr(GOptionContext) ctx = g_option_context_new ("bench - Key.Sign/Decrypt load");
+	KbCommonOptions opts = {0};
+	g_autofree GOptionEntry *entries = kb_common_entries(&opts);
+	g_autoptr(GOptionContext) ctx = g_option_context_new("bench - Key.Sign/Decrypt load");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) ciphertext = NULL;
 	GOptionEntry bus_entries[] = {
-		{ "address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR" },
-		{ "name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME" },
-		{ NULL }
-	};
-	OpCfg cfg = { 0 };
-	KbRun run = { .driver = &op_driver, .cfg = &cfg };
+	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
+	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
+	    {NULL}};
+	OpCfg cfg = {0};
+	KbRun run = {.driver = &op_driver, .cfg = &cfg};
 
-	g_option_context_add_main_entries (ctx, entries, NULL);
-	g_option_context_add_main_entries (ctx, bus_entries, NULL);
-	if (!g_option_context_parse (ctx, &argc, &argv, &error))
-		return kb_report_error ("dbus", error);
-	if (!kb_common_prepare (&opts, &run, &ciphertext, &error))
-		return kb_report_error (opts.label, error);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_add_main_entries(ctx, bus_entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error))
+		return kb_report_error("dbus", error);
+	if (!kb_common_prepare(&opts, &run, &ciphertext, &error))
+		return kb_report_error(opts.label, error);
 	cfg.id = run.key->id;
 	cfg.alg = run.alg;
-	cfg.input = ciphertext != NULL ? g_bytes_ref (ciphertext) : kb_message ();
-	if (!kb_run (&run, &error))
-		return kb_report_error (opts.label, error);
+	cfg.input = ciphertext != NULL ? g_bytes_ref(ciphertext) : kb_message();
+	if (!kb_run(&run, &error))
+		return kb_report_error(opts.label, error);
 	return 0;
 }
 
 /* ---- import ---- */
 
 static int
-cmd_import (int argc, char **argv)
+cmd_import(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new ("import KEY.pem... - ImportKey");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("import KEY.pem... - ImportKey");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GDBusConnection) conn = NULL;
 	g_autofree gchar *device = NULL;
 	GOptionEntry entries[] = {
-		{ "address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR" },
-		{ "name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME" },
-		{ NULL }
-	};
+	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
+	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
+	    {NULL}};
 
-	g_option_context_add_main_entries (ctx, entries, NULL);
-	if (!g_option_context_parse (ctx, &argc, &argv, &error))
-		return kb_report_error ("import", error);
-	conn = connect_bus (&error);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error))
+		return kb_report_error("import", error);
+	conn = connect_bus(&error);
 	if (conn == NULL)
-		return kb_report_error ("import", error);
-	device = find_device (conn, "softkey:login", &error);
+		return kb_report_error("import", error);
+	device = find_device(conn, "softkey:login", &error);
 	if (device == NULL)
-		return kb_report_error ("import", error);
+		return kb_report_error("import", error);
 	for (int i = 2; i < argc; i++) {
-		g_autoptr(GBytes) data = kb_read_file (argv[i], &error);
+		g_autoptr(GBytes) data = kb_read_file(argv[i], &error);
 		g_autofree gchar *path = NULL;
 		g_autofree gchar *label = NULL;
 		if (data == NULL)
-			return kb_report_error ("import", error);
-		label = g_path_get_basename (argv[i]);
-		if (!import_data (conn, device, g_bytes_get_data (data, NULL),
-				  g_bytes_get_size (data), label, &path, &error)) {
-			g_prefix_error (&error, "%s: ", argv[i]);
-			return kb_report_error ("import", error);
+			return kb_report_error("import", error);
+		label = g_path_get_basename(argv[i]);
+		if (!import_data(conn,
+				 device,
+				 g_bytes_get_data(data, NULL),
+				 g_bytes_get_size(data),
+				 label,
+				 &path,
+				 &error)) {
+			g_prefix_error(&error, "%s: ", argv[i]);
+			return kb_report_error("import", error);
 		}
-		g_print ("%s %s\n", argv[i], path);
+		g_print("%s %s\n", argv[i], path);
 	}
 	return 0;
 }
@@ -299,152 +351,191 @@ cmd_import (int argc, char **argv)
 /* ---- seed: the slow but always correct way to fill a store ---- */
 
 typedef struct {
+	guint count;
+	guint clients;
+} SeedCfg;
+
+typedef struct {
 	GDBusConnection *conn;
 	gchar *device;
 	guint index;
-	guint n;
+	guint quota; /* this client's share of the keys */
+	guint done;
+	gboolean warmed;
 } SeedState;
 
 static gpointer
-seed_open (gpointer cfg, guint index, GError **error)
+seed_open(gpointer cfg_ptr, guint index, GError **error)
 {
-	g_autoptr(GDBusConnection) conn = connect_bus (error);
+	SeedCfg *cfg = cfg_ptr;
+	g_autoptr(GDBusConnection) conn = connect_bus(error);
 	SeedState *state;
 	gchar *device;
 	if (conn == NULL)
 		return NULL;
-	device = find_device (conn, "softkey:login", error);
+	device = find_device(conn, "softkey:login", error);
 	if (device == NULL)
 		return NULL;
-	state = g_new0 (SeedState, 1);
-	state->conn = g_steal_pointer (&conn);
+	state = g_new0(SeedState, 1);
+	state->conn = g_steal_pointer(&conn);
 	state->device = device;
 	state->index = index;
+	state->quota = cfg->count / cfg->clients + (index < cfg->count % cfg->clients ? 1 : 0);
 	return state;
 }
 
 static gboolean
-seed_op (gpointer state_ptr, GByteArray *out, GError **error)
+seed_op(gpointer state_ptr, GByteArray *out, GError **error)
 {
 	SeedState *state = state_ptr;
 	gnutls_x509_privkey_t xkey = NULL;
-	gnutls_datum_t pem = { NULL, 0 };
+	gnutls_datum_t pem = {NULL, 0};
 	g_autofree gchar *path = NULL;
 	g_autofree gchar *label = NULL;
 	gboolean ok;
 	int rc;
 
-	rc = gnutls_x509_privkey_init (&xkey);
+	/* the runner's checked first call: the device lookup in open() was the check */
+	if (!state->warmed) {
+		state->warmed = TRUE;
+		return TRUE;
+	}
+	/* FALSE without an error: this client has added its share */
+	if (state->done >= state->quota)
+		return FALSE;
+	rc = gnutls_x509_privkey_init(&xkey);
 	if (rc >= 0)
-		rc = gnutls_x509_privkey_generate (xkey, GNUTLS_PK_EDDSA_ED25519, 256, 0);
+		rc = gnutls_x509_privkey_generate(xkey, GNUTLS_PK_EDDSA_ED25519, 256, 0);
 	if (rc >= 0)
-		rc = gnutls_x509_privkey_export2_pkcs8 (xkey, GNUTLS_X509_FMT_PEM, NULL,
-							GNUTLS_PKCS_PLAIN, &pem);
-	gnutls_x509_privkey_deinit (xkey);
+		rc = gnutls_x509_privkey_export2_pkcs8(xkey,
+						       GNUTLS_X509_FMT_PEM,
+						       NULL,
+						       GNUTLS_PKCS_PLAIN,
+						       &pem);
+	gnutls_x509_privkey_deinit(xkey);
 	if (rc < 0) {
-		g_set_error (error, KB_ERROR, KB_ERROR_FAILED, "generating a key: %s",
-			     gnutls_strerror (rc));
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "generating a key: %s",
+			    gnutls_strerror(rc));
 		return FALSE;
 	}
-	label = g_strdup_printf ("bench-seed-%u-%u", state->index, state->n++);
-	ok = import_data (state->conn, state->device, pem.data, pem.size, label, &path, error);
-	gnutls_free (pem.data);
+	label = g_strdup_printf("bench-seed-%u-%u", state->index, state->done);
+	ok = import_data(state->conn, state->device, pem.data, pem.size, label, &path, error);
+	gnutls_free(pem.data);
+	if (ok)
+		state->done++;
 	return ok;
 }
 
 static void
-seed_close (gpointer state_ptr)
+seed_close(gpointer state_ptr)
 {
 	SeedState *state = state_ptr;
-	g_object_unref (state->conn);
-	g_free (state->device);
-	g_free (state);
+	g_object_unref(state->conn);
+	g_free(state->device);
+	g_free(state);
 }
 
-static const KbDriver seed_driver = { seed_open, seed_op, seed_close };
+static const KbDriver seed_driver = {seed_open, seed_op, seed_close};
 
 static int
-cmd_seed (int argc, char **argv)
+cmd_seed(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new ("seed - ImportKey of new ed25519 keys");
+	g_autoptr(GOptionContext)
+	    ctx = g_option_context_new("seed - ImportKey of new ed25519 keys");
 	g_autoptr(GError) error = NULL;
 	gint count = 100, clients = 8;
 	gdouble seconds = 600;
 	GOptionEntry entries[] = {
-		{ "address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR" },
-		{ "name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME" },
-		{ "count", 'n', 0, G_OPTION_ARG_INT, &count, "Keys to add", "N" },
-		{ "clients", 'c', 0, G_OPTION_ARG_INT, &clients, "Parallel clients", "N" },
-		{ "seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "Give up after", "S" },
-		{ NULL }
-	};
-	KbRun run = { .driver = &seed_driver, .alg = KB_ALG_ED25519, .check = KB_CHECK_NONE,
-		      .label = "seed" };
+	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
+	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
+	    {"count", 'n', 0, G_OPTION_ARG_INT, &count, "Keys to add", "N"},
+	    {"clients", 'c', 0, G_OPTION_ARG_INT, &clients, "Parallel clients", "N"},
+	    {"seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "Give up after", "S"},
+	    {NULL}};
+	SeedCfg cfg = {0};
+	KbRun run = {.driver = &seed_driver,
+		     .cfg = &cfg,
+		     .alg = KB_ALG_ED25519,
+		     .check = KB_CHECK_NONE,
+		     .label = "seed"};
 
-	g_option_context_add_main_entries (ctx, entries, NULL);
-	if (!g_option_context_parse (ctx, &argc, &argv, &error))
-		return kb_report_error ("seed", error);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error))
+		return kb_report_error("seed", error);
 	if (count < 1 || clients < 1) {
-		g_set_error_literal (&error, KB_ERROR, KB_ERROR_FAILED, "--count and --clients >= 1");
-		return kb_report_error ("seed", error);
+		g_set_error_literal(&error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "--count and --clients >= 1");
+		return kb_report_error("seed", error);
 	}
-	/* the checked first operation of each client also adds a key */
-	run.clients = MIN (clients, count);
-	run.max_ops = MAX (1, (count + run.clients - 1) / run.clients - 1);
+	run.clients = MIN(clients, count);
 	run.seconds = seconds;
-	if (!kb_run (&run, &error))
-		return kb_report_error ("seed", error);
+	cfg.count = count;
+	cfg.clients = run.clients;
+	if (!kb_run(&run, &error))
+		return kb_report_error("seed", error);
 	return 0;
 }
 
 /* ---- scale ---- */
 
 static gboolean
-time_calls (GDBusConnection *conn, const gchar *iface, const gchar *method,
-	    const gchar *reply_type, guint repeat, gdouble seconds, gdouble *p50_us,
-	    gdouble *max_us, GVariant **last, GError **error)
+time_calls(GDBusConnection *conn,
+	   const gchar *iface,
+	   const gchar *method,
+	   const gchar *reply_type,
+	   guint repeat,
+	   gdouble seconds,
+	   gdouble *p50_us,
+	   gdouble *max_us,
+	   GVariant **last,
+	   GError **error)
 {
-	g_autoptr(GArray) lat = g_array_new (FALSE, FALSE, sizeof (gdouble));
-	guint64 deadline = kb_now_ns () + (guint64) (seconds * 1e9);
+	g_autoptr(GArray) lat = g_array_new(FALSE, FALSE, sizeof(gdouble));
+	guint64 deadline = kb_now_ns() + (guint64)(seconds * 1e9);
 
 	for (guint i = 0; i < repeat; i++) {
-		guint64 t0 = kb_now_ns ();
-		g_autoptr(GVariant) ret = call (conn, MANAGER_PATH, iface, method, NULL, reply_type,
-						error);
-		gdouble us = (kb_now_ns () - t0) / 1e3;
+		guint64 t0 = kb_now_ns();
+		g_autoptr(GVariant)
+		    ret = call(conn, MANAGER_PATH, iface, method, NULL, reply_type, error);
+		gdouble us = (kb_now_ns() - t0) / 1e3;
 		if (ret == NULL)
 			return FALSE;
-		g_array_append_val (lat, us);
-		if (i == repeat - 1 || kb_now_ns () > deadline) {
-			g_clear_pointer (last, g_variant_unref);
-			*last = g_steal_pointer (&ret);
+		g_array_append_val(lat, us);
+		if (i == repeat - 1 || kb_now_ns() > deadline) {
+			g_clear_pointer(last, g_variant_unref);
+			*last = g_steal_pointer(&ret);
 			break;
 		}
 	}
 	{
 		gdouble m = 0;
 		for (guint i = 0; i < lat->len; i++)
-			m = MAX (m, g_array_index (lat, gdouble, i));
+			m = MAX(m, g_array_index(lat, gdouble, i));
 		*max_us = m;
 	}
 	/* a small array: sort by hand, no comparator casts */
 	for (guint i = 1; i < lat->len; i++) {
-		gdouble v = g_array_index (lat, gdouble, i);
+		gdouble v = g_array_index(lat, gdouble, i);
 		guint j = i;
-		while (j > 0 && g_array_index (lat, gdouble, j - 1) > v) {
-			g_array_index (lat, gdouble, j) = g_array_index (lat, gdouble, j - 1);
+		while (j > 0 && g_array_index(lat, gdouble, j - 1) > v) {
+			g_array_index(lat, gdouble, j) = g_array_index(lat, gdouble, j - 1);
 			j--;
 		}
-		g_array_index (lat, gdouble, j) = v;
+		g_array_index(lat, gdouble, j) = v;
 	}
-	*p50_us = g_array_index (lat, gdouble, (lat->len - 1) / 2);
+	*p50_us = g_array_index(lat, gdouble, (lat->len - 1) / 2);
 	return TRUE;
 }
 
 static int
-cmd_scale (int argc, char **argv)
+cmd_scale(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new ("scale - listing latency");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("scale - listing latency");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GDBusConnection) conn = NULL;
 	g_autoptr(GVariant) keys = NULL;
@@ -453,35 +544,55 @@ cmd_scale (int argc, char **argv)
 	gdouble seconds = 5;
 	gdouble lk_p50, lk_max, gmo_p50, gmo_max;
 	GOptionEntry entries[] = {
-		{ "address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR" },
-		{ "name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME" },
-		{ "repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "Calls of each", "N" },
-		{ "seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "At most this long each", "S" },
-		{ NULL }
-	};
+	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
+	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
+	    {"repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "Calls of each", "N"},
+	    {"seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "At most this long each", "S"},
+	    {NULL}};
 
-	g_option_context_add_main_entries (ctx, entries, NULL);
-	if (!g_option_context_parse (ctx, &argc, &argv, &error))
-		return kb_report_error ("scale", error);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error))
+		return kb_report_error("scale", error);
 	if (repeat < 1)
 		repeat = 1;
-	conn = connect_bus (&error);
+	conn = connect_bus(&error);
 	if (conn == NULL)
-		return kb_report_error ("scale", error);
-	if (!time_calls (conn, KMX_PREFIX ".Manager", "ListKeys", "(ao)", repeat, seconds, &lk_p50,
-			 &lk_max, &keys, &error) ||
-	    !time_calls (conn, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
-			 "(a{oa{sa{sv}}})", repeat, seconds, &gmo_p50, &gmo_max, &objects, &error))
-		return kb_report_error ("scale", error);
+		return kb_report_error("scale", error);
+	if (!time_calls(conn,
+			KMX_PREFIX ".Manager",
+			"ListKeys",
+			"(ao)",
+			repeat,
+			seconds,
+			&lk_p50,
+			&lk_max,
+			&keys,
+			&error) ||
+	    !time_calls(conn,
+			"org.freedesktop.DBus.ObjectManager",
+			"GetManagedObjects",
+			"(a{oa{sa{sv}}})",
+			repeat,
+			seconds,
+			&gmo_p50,
+			&gmo_max,
+			&objects,
+			&error))
+		return kb_report_error("scale", error);
 	{
-		g_autoptr(GVariant) list = g_variant_get_child_value (keys, 0);
-		g_autoptr(GVariant) map = g_variant_get_child_value (objects, 0);
-		g_print ("{\"ok\":true,\"label\":\"scale\",\"keys\":%" G_GSIZE_FORMAT
-			 ",\"objects\":%" G_GSIZE_FORMAT ",\"listkeys_p50_us\":%.1f,"
-			 "\"listkeys_max_us\":%.1f,\"gmo_p50_us\":%.1f,\"gmo_max_us\":%.1f,"
-			 "\"gmo_bytes\":%" G_GSIZE_FORMAT "}\n",
-			 g_variant_n_children (list), g_variant_n_children (map), lk_p50, lk_max,
-			 gmo_p50, gmo_max, g_variant_get_size (objects));
+		g_autoptr(GVariant) list = g_variant_get_child_value(keys, 0);
+		g_autoptr(GVariant) map = g_variant_get_child_value(objects, 0);
+		g_print("{\"ok\":true,\"label\":\"scale\",\"keys\":%" G_GSIZE_FORMAT
+			",\"objects\":%" G_GSIZE_FORMAT ",\"listkeys_p50_us\":%.1f,"
+			"\"listkeys_max_us\":%.1f,\"gmo_p50_us\":%.1f,\"gmo_max_us\":%.1f,"
+			"\"gmo_bytes\":%" G_GSIZE_FORMAT "}\n",
+			g_variant_n_children(list),
+			g_variant_n_children(map),
+			lk_p50,
+			lk_max,
+			gmo_p50,
+			gmo_max,
+			g_variant_get_size(objects));
 	}
 	return 0;
 }
@@ -494,98 +605,122 @@ typedef struct {
 } WaitCtx;
 
 static void
-on_owner_changed (GDBusConnection *conn, const gchar *sender, const gchar *path,
-		  const gchar *iface, const gchar *signal, GVariant *params, gpointer user_data)
+on_owner_changed(GDBusConnection *conn,
+		 const gchar *sender,
+		 const gchar *path,
+		 const gchar *iface,
+		 const gchar *signal,
+		 GVariant *params,
+		 gpointer user_data)
 {
 	WaitCtx *w = user_data;
 	const gchar *name, *old_owner, *new_owner;
-	guint64 now = kb_now_ns ();
-	g_variant_get (params, "(&s&s&s)", &name, &old_owner, &new_owner);
-	if (g_strcmp0 (name, opt_name) == 0 && new_owner[0] != '\0') {
+	guint64 now = kb_now_ns();
+	g_variant_get(params, "(&s&s&s)", &name, &old_owner, &new_owner);
+	if (g_strcmp0(name, opt_name) == 0 && new_owner[0] != '\0') {
 		w->owned_ns = now;
-		g_main_loop_quit (w->loop);
+		g_main_loop_quit(w->loop);
 	}
 }
 
 static gboolean
-on_timeout (gpointer user_data)
+on_timeout(gpointer user_data)
 {
 	WaitCtx *w = user_data;
-	g_main_loop_quit (w->loop);
+	g_main_loop_quit(w->loop);
 	return G_SOURCE_REMOVE;
 }
 
 static int
-cmd_wait_name (int argc, char **argv)
+cmd_wait_name(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new ("wait-name - when a name is owned");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("wait-name - when a name is owned");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GDBusConnection) conn = NULL;
 	g_autoptr(GVariant) has = NULL;
-	g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	gdouble timeout = 60;
-	WaitCtx w = { loop, 0 };
+	WaitCtx w = {loop, 0};
 	GOptionEntry entries[] = {
-		{ "address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR" },
-		{ "name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Bus name", "NAME" },
-		{ "timeout", 't', 0, G_OPTION_ARG_DOUBLE, &timeout, "Give up after", "S" },
-		{ NULL }
-	};
+	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
+	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Bus name", "NAME"},
+	    {"timeout", 't', 0, G_OPTION_ARG_DOUBLE, &timeout, "Give up after", "S"},
+	    {NULL}};
 
-	g_option_context_add_main_entries (ctx, entries, NULL);
-	if (!g_option_context_parse (ctx, &argc, &argv, &error))
-		return kb_report_error ("wait-name", error);
-	conn = connect_bus (&error);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error))
+		return kb_report_error("wait-name", error);
+	conn = connect_bus(&error);
 	if (conn == NULL)
-		return kb_report_error ("wait-name", error);
-	g_dbus_connection_signal_subscribe (conn, "org.freedesktop.DBus",
-					    "org.freedesktop.DBus", "NameOwnerChanged",
-					    "/org/freedesktop/DBus", opt_name,
-					    G_DBUS_SIGNAL_FLAGS_NONE, on_owner_changed, &w, NULL);
+		return kb_report_error("wait-name", error);
+	g_dbus_connection_signal_subscribe(conn,
+					   "org.freedesktop.DBus",
+					   "org.freedesktop.DBus",
+					   "NameOwnerChanged",
+					   "/org/freedesktop/DBus",
+					   opt_name,
+					   G_DBUS_SIGNAL_FLAGS_NONE,
+					   on_owner_changed,
+					   &w,
+					   NULL);
 	/* the match rule is in place once a round trip after it has returned */
-	has = g_dbus_connection_call_sync (conn, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-					   "org.freedesktop.DBus", "NameHasOwner",
-					   g_variant_new ("(s)", opt_name), G_VARIANT_TYPE ("(b)"),
-					   G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+	has = g_dbus_connection_call_sync(conn,
+					  "org.freedesktop.DBus",
+					  "/org/freedesktop/DBus",
+					  "org.freedesktop.DBus",
+					  "NameHasOwner",
+					  g_variant_new("(s)", opt_name),
+					  G_VARIANT_TYPE("(b)"),
+					  G_DBUS_CALL_FLAGS_NONE,
+					  -1,
+					  NULL,
+					  &error);
 	if (has == NULL)
-		return kb_report_error ("wait-name", error);
+		return kb_report_error("wait-name", error);
 	{
 		gboolean owned;
-		g_variant_get (has, "(b)", &owned);
+		g_variant_get(has, "(b)", &owned);
 		if (owned) {
-			g_set_error (&error, KB_ERROR, KB_ERROR_FAILED, "%s already has an owner",
-				     opt_name);
-			return kb_report_error ("wait-name", error);
+			g_set_error(&error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "%s already has an owner",
+				    opt_name);
+			return kb_report_error("wait-name", error);
 		}
 	}
-	g_print ("ready\n");
-	fflush (stdout);
-	g_timeout_add ((guint) (timeout * 1000), on_timeout, &w);
-	g_main_loop_run (loop);
+	g_print("ready\n");
+	fflush(stdout);
+	g_timeout_add((guint)(timeout * 1000), on_timeout, &w);
+	g_main_loop_run(loop);
 	if (w.owned_ns == 0) {
-		g_set_error (&error, KB_ERROR, KB_ERROR_FAILED, "%s got no owner in %.0f s",
-			     opt_name, timeout);
-		return kb_report_error ("wait-name", error);
+		g_set_error(&error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "%s got no owner in %.0f s",
+			    opt_name,
+			    timeout);
+		return kb_report_error("wait-name", error);
 	}
-	g_print ("{\"ok\":true,\"owned_ns\":%" G_GUINT64_FORMAT "}\n", w.owned_ns);
+	g_print("{\"ok\":true,\"owned_ns\":%" G_GUINT64_FORMAT "}\n", w.owned_ns);
 	return 0;
 }
 
 int
-main (int argc, char **argv)
+main(int argc, char **argv)
 {
 	const gchar *cmd = argc > 1 ? argv[1] : "";
-	opt_name = g_strdup (KMX_PREFIX);
-	if (g_strcmp0 (cmd, "bench") == 0)
-		return cmd_bench (argc, argv);
-	if (g_strcmp0 (cmd, "import") == 0)
-		return cmd_import (argc, argv);
-	if (g_strcmp0 (cmd, "seed") == 0)
-		return cmd_seed (argc, argv);
-	if (g_strcmp0 (cmd, "scale") == 0)
-		return cmd_scale (argc, argv);
-	if (g_strcmp0 (cmd, "wait-name") == 0)
-		return cmd_wait_name (argc, argv);
-	g_printerr ("usage: %s bench|import|seed|scale|wait-name [OPTIONS]\n", argv[0]);
+	opt_name = g_strdup(KMX_PREFIX);
+	if (g_strcmp0(cmd, "bench") == 0)
+		return cmd_bench(argc, argv);
+	if (g_strcmp0(cmd, "import") == 0)
+		return cmd_import(argc, argv);
+	if (g_strcmp0(cmd, "seed") == 0)
+		return cmd_seed(argc, argv);
+	if (g_strcmp0(cmd, "scale") == 0)
+		return cmd_scale(argc, argv);
+	if (g_strcmp0(cmd, "wait-name") == 0)
+		return cmd_wait_name(argc, argv);
+	g_printerr("usage: %s bench|import|seed|scale|wait-name [OPTIONS]\n", argv[0]);
 	return 1;
 }

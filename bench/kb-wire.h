@@ -11,7 +11,7 @@
 G_BEGIN_DECLS
 
 /* a connected unix stream socket, or -1 */
-int		 kb_unix_connect	(const gchar *path, GError **error);
+int kb_unix_connect(const gchar *path, GError **error);
 
 /* the raw parts of a key, exported once, with the sizes the protocols want */
 typedef struct {
@@ -22,8 +22,8 @@ typedef struct {
 	GByteArray *n, *e, *rd, *p, *q, *iqmp; /* iqmp = q^-1 mod p */
 } KbRawKey;
 
-KbRawKey	*kb_raw_key_export	(KbKey *key, GError **error);
-void		 kb_raw_key_free	(KbRawKey *raw);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (KbRawKey, kb_raw_key_free)
+KbRawKey *kb_raw_key_export(KbKey *key, GError **error);
+void kb_raw_key_free(KbRawKey *raw);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KbRawKey, kb_raw_key_free)
 
 G_END_DECLS

@@ -15,8 +15,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kmx-error.h"
 #include "kmx-file.h"
@@ -76,7 +78,10 @@ kmx_softkey_device_build_details(KmxSoftkeyDevice *self)
 	g_variant_dict_insert(&dict, "key-file-format", "s", "pkcs8-pbes2-aes-256-cbc");
 	if (self->protected) {
 		g_variant_dict_insert(&dict, "kdf", "s", "pbkdf2-sha256");
-		g_variant_dict_insert(&dict, "kdf-iterations", "u", (guint32)KMX_SOFTKEY_KDF_ITERATIONS);
+		g_variant_dict_insert(&dict,
+				      "kdf-iterations",
+				      "u",
+				      (guint32)KMX_SOFTKEY_KDF_ITERATIONS);
 	}
 	if (self->broken != NULL)
 		g_variant_dict_insert(&dict, "error", "s", self->broken);
@@ -134,9 +139,10 @@ kmx_softkey_device_load_store_info(KmxSoftkeyDevice *self, gboolean has_keys)
 		/* never make a new file key for a directory that has key files:
 		 * they would be lost under a key nobody has */
 		if (has_keys) {
-			kmx_softkey_device_set_broken(self,
-						      "store.info is missing, so the key files "
-						      "cannot be decrypted: restore it from a backup");
+			kmx_softkey_device_set_broken(
+			    self,
+			    "store.info is missing, so the key files "
+			    "cannot be decrypted: restore it from a backup");
 			return FALSE;
 		}
 		file_key = kmx_softkey_file_key_new(&error);
@@ -181,6 +187,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GDir) dir = g_dir_open(self->dir, 0, &error);
 	const char *name;
+	int dir_fd;
 
 	if (dir == NULL) {
 		kmx_softkey_device_set_broken(self, error->message);
@@ -204,6 +211,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 	}
 	if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
 		g_debug("listing the keys of the unavailable store %s anyway", self->name);
+	dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	for (guint i = 0; i < infos->len; i++) {
 		const char *id = g_ptr_array_index(infos, i);
@@ -219,9 +227,11 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 				g_warning("cannot remove %s: %s", path, g_strerror(errno));
 			continue;
 		}
-		info = kmx_softkey_key_info_load(path, id, &error_local);
+		info = kmx_softkey_key_info_load(dir_fd, path, id, &error_local);
 		if (info == NULL) {
-			g_warning("ignoring a key of store %s: %s", self->name, error_local->message);
+			g_warning("ignoring a key of store %s: %s",
+				  self->name,
+				  error_local->message);
 			self->broken_keys++;
 			continue;
 		}
@@ -231,6 +241,8 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 				    g_object_ref(key));
 		g_ptr_array_add(keys, key);
 	}
+	if (dir_fd >= 0)
+		close(dir_fd);
 	/* what is left are .pem files without .info: an import interrupted
 	 * between its two writes.  keep them: they may be the only copy */
 	self->incomplete_keys = g_hash_table_size(pems);
@@ -310,13 +322,15 @@ kmx_softkey_device_drop_secrets(KmxSoftkeyDevice *self)
 {
 	g_autoptr(GPtrArray) keys = NULL;
 	g_autoptr(KmxSecret) file_key = NULL;
+	GHashTableIter iter;
+	gpointer value;
 
 	g_mutex_lock(&self->mutex);
 	file_key = g_steal_pointer(&self->file_key);
-	keys = g_hash_table_get_values_as_ptr_array(self->keys);
-	g_ptr_array_set_free_func(keys, g_object_unref);
-	for (guint i = 0; i < keys->len; i++)
-		g_object_ref(g_ptr_array_index(keys, i));
+	keys = g_ptr_array_new_full(g_hash_table_size(self->keys), g_object_unref);
+	g_hash_table_iter_init(&iter, self->keys);
+	while (g_hash_table_iter_next(&iter, NULL, &value))
+		g_ptr_array_add(keys, g_object_ref(value));
 	g_mutex_unlock(&self->mutex);
 	for (guint i = 0; i < keys->len; i++)
 		kmx_softkey_key_drop_secrets(g_ptr_array_index(keys, i));
@@ -571,8 +585,8 @@ kmx_softkey_device_generate_key(KmxDevice *device,
 	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
 	g_autoptr(KmxSecret) file_key = NULL;
 	g_auto(gnutls_x509_privkey_t) x = NULL;
-	g_autoptr(GPtrArray) parsed = g_ptr_array_new_with_free_func(
-	    (GDestroyNotify)kmx_softkey_parsed_key_free);
+	g_autoptr(GPtrArray)
+	    parsed = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
 	g_autoptr(GPtrArray) keys = NULL;
 	KmxSoftkeyParsedKey *p;
 	gnutls_pk_algorithm_t pk;
@@ -604,11 +618,12 @@ kmx_softkey_device_generate_key(KmxDevice *device,
 		break;
 	case KMX_KEY_TYPE_UNKNOWN:
 	default:
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_INVALID_ARGUMENT,
-				    "unknown key algorithm: use rsa2048, rsa3072, rsa4096, ecdsa-p256, "
-				    "ecdsa-p384, ed25519 or x25519");
+		g_set_error_literal(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_INVALID_ARGUMENT,
+		    "unknown key algorithm: use rsa2048, rsa3072, rsa4096, ecdsa-p256, "
+		    "ecdsa-p384, ed25519 or x25519");
 		return NULL;
 	}
 	file_key = kmx_softkey_device_dup_file_key(self, error);

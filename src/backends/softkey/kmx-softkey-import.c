@@ -16,7 +16,8 @@
 #include "kmx-softkey-store.h"
 
 #define KMX_SOFTKEY_FORMATS                                                                        \
-	"PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC, PKCS#12 or an unencrypted OpenSSH key, "  \
+	"PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC, PKCS#12 or an unencrypted OpenSSH "     \
+	"key, "                                                                                    \
 	"as PEM or DER"
 
 void
@@ -148,7 +149,11 @@ kmx_softkey_import_ssh_key(KmxSshReader *r, GError **error)
 		pub.size = 32;
 		seed.data = (guint8 *)sk;
 		seed.size = 32;
-		rc = gnutls_x509_privkey_import_ecc_raw(x, GNUTLS_ECC_CURVE_ED25519, &pub, NULL, &seed);
+		rc = gnutls_x509_privkey_import_ecc_raw(x,
+							GNUTLS_ECC_CURVE_ED25519,
+							&pub,
+							NULL,
+							&seed);
 	} else if (kmx_ssh_string_is(type, type_len, "ssh-rsa")) {
 		gnutls_datum_t n, e, d, iqmp, p, q;
 		if (!kmx_ssh_read_mpint(r, &n) || !kmx_ssh_read_mpint(r, &e) ||
@@ -180,15 +185,16 @@ kmx_softkey_import_ssh_key(KmxSshReader *r, GError **error)
 							&py,
 							&k);
 	} else {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_SUPPORTED,
-			    "OpenSSH keys of type %.*s are not supported: use ssh-ed25519, ssh-rsa or "
-			    "ecdsa-sha2-nistp256/384",
-			    (int)MIN(type_len, 64),
-			    g_utf8_validate((const char *)type, (gssize)MIN(type_len, 64), NULL)
-				? (const char *)type
-				: "?");
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "OpenSSH keys of type %.*s are not supported: use ssh-ed25519, ssh-rsa or "
+		    "ecdsa-sha2-nistp256/384",
+		    (int)MIN(type_len, 64),
+		    g_utf8_validate((const char *)type, (gssize)MIN(type_len, 64), NULL)
+			? (const char *)type
+			: "?");
 		return NULL;
 	}
 	if (rc < 0)
@@ -205,8 +211,8 @@ static GPtrArray *
 kmx_softkey_import_ssh_blob(const guint8 *blob, gsize len, GError **error)
 {
 	static const char magic[] = "openssh-key-v1"; /* with its NUL: 15 bytes */
-	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(
-	    (GDestroyNotify)kmx_softkey_parsed_key_free);
+	g_autoptr(GPtrArray)
+	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
 	KmxSshReader r = {blob, len};
 	KmxSshReader priv;
 	const guint8 *cipher = NULL, *kdf = NULL, *kdfopts = NULL, *s = NULL;
@@ -224,12 +230,13 @@ kmx_softkey_import_ssh_blob(const guint8 *blob, gsize len, GError **error)
 	if (!kmx_ssh_string_is(cipher, cipher_len, "none") ||
 	    !kmx_ssh_string_is(kdf, kdf_len, "none")) {
 		/* bcrypt-pbkdf is in no library we may use: say how to get around it */
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_NOT_SUPPORTED,
-				    "passphrase-protected OpenSSH keys are not supported: convert a "
-				    "copy first with 'ssh-keygen -p -m PKCS8 -f COPY' (encrypted "
-				    "PKCS#8) and import that with its passphrase");
+		g_set_error_literal(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "passphrase-protected OpenSSH keys are not supported: convert a "
+		    "copy first with 'ssh-keygen -p -m PKCS8 -f COPY' (encrypted "
+		    "PKCS#8) and import that with its passphrase");
 		return NULL;
 	}
 	if (n == 0 || n > 16)
@@ -311,8 +318,8 @@ kmx_softkey_import_ssh(const char *text, gsize len, GError **error)
 static GPtrArray *
 kmx_softkey_import_pkcs12(gnutls_pkcs12_t p12, KmxSecret *passphrase, GError **error)
 {
-	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(
-	    (GDestroyNotify)kmx_softkey_parsed_key_free);
+	g_autoptr(GPtrArray)
+	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
 	g_auto(gnutls_x509_privkey_t) x = NULL;
 	gnutls_x509_crt_t *chain = NULL;
 	unsigned int chain_len = 0;
@@ -361,8 +368,8 @@ kmx_softkey_import_pkcs12(gnutls_pkcs12_t p12, KmxSecret *passphrase, GError **e
 GPtrArray *
 kmx_softkey_import_parse(GBytes *data, KmxSecret *passphrase, GError **error)
 {
-	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(
-	    (GDestroyNotify)kmx_softkey_parsed_key_free);
+	g_autoptr(GPtrArray)
+	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
 	g_auto(gnutls_x509_privkey_t) x = NULL;
 	g_auto(gnutls_pkcs12_t) p12 = NULL;
 	gsize len = 0;

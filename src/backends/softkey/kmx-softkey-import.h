@@ -22,13 +22,11 @@ typedef struct {
 	char *comment;
 } KmxSoftkeyParsedKey;
 
-void
-kmx_softkey_parsed_key_free(KmxSoftkeyParsedKey *key);
+void kmx_softkey_parsed_key_free(KmxSoftkeyParsedKey *key);
 
 #define KMX_SOFTKEY_IMPORT_MAX_SIZE (1024 * 1024)
 
-GPtrArray *
-kmx_softkey_import_parse(GBytes *data, KmxSecret *passphrase, GError **error);
+GPtrArray *kmx_softkey_import_parse(GBytes *data, KmxSecret *passphrase, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyParsedKey, kmx_softkey_parsed_key_free)
 

@@ -165,8 +165,8 @@ kmx_softkey_key_acquire(KmxSoftkeyKey *self, guint *generation, GError **error)
 		g_mutex_lock(&self->mutex);
 		*generation = self->generation;
 		if (self->handles->len > 0) {
-			gnutls_privkey_t h = g_ptr_array_steal_index_fast(self->handles,
-									  self->handles->len - 1);
+			gnutls_privkey_t h =
+			    g_ptr_array_steal_index_fast(self->handles, self->handles->len - 1);
 			g_mutex_unlock(&self->mutex);
 			return h;
 		}
@@ -287,7 +287,8 @@ kmx_softkey_key_sign(KmxKey *key,
 	GBytes *out;
 	int rc;
 
-	if (algo == GNUTLS_SIGN_UNKNOWN || kmx_mechanism_get_operation(mechanism) != KMX_OPERATION_SIGN) {
+	if (algo == GNUTLS_SIGN_UNKNOWN ||
+	    kmx_mechanism_get_operation(mechanism) != KMX_OPERATION_SIGN) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_INVALID_ARGUMENT,
@@ -374,10 +375,11 @@ kmx_softkey_key_decrypt(KmxKey *key,
 	rc = gnutls_privkey_decrypt_data(handle, 0, &in, &out);
 	kmx_softkey_key_release(self, handle, generation);
 	if (rc < 0) {
-		kmx_softkey_gnutls_error(error,
-					 rc,
-					 KMX_ERROR_FAILED,
-					 "decryption failed (not a PKCS#1 v1.5 ciphertext for this key?)");
+		kmx_softkey_gnutls_error(
+		    error,
+		    rc,
+		    KMX_ERROR_FAILED,
+		    "decryption failed (not a PKCS#1 v1.5 ciphertext for this key?)");
 		return NULL;
 	}
 	plain = kmx_secret_new_from_data(out.data, out.size);

@@ -9,11 +9,10 @@ G_BEGIN_DECLS
 #define KMX_TYPE_SOFTKEY_KEY (kmx_softkey_key_get_type())
 G_DECLARE_FINAL_TYPE(KmxSoftkeyKey, kmx_softkey_key, KMX, SOFTKEY_KEY, KmxKey)
 
-KmxSoftkeyKey *
-kmx_softkey_key_new(KmxDevice *device, const char *dir, const KmxSoftkeyKeyInfo *info);
-char *
-kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix);
-void
-kmx_softkey_key_drop_secrets(KmxSoftkeyKey *self);
+KmxSoftkeyKey *kmx_softkey_key_new(KmxDevice *device,
+				   const char *dir,
+				   const KmxSoftkeyKeyInfo *info);
+char *kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix);
+void kmx_softkey_key_drop_secrets(KmxSoftkeyKey *self);
 
 G_END_DECLS

@@ -15,7 +15,9 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -58,7 +60,9 @@ kmx_softkey_ossl_parse_pkcs8(KmxSecret *pkcs8_der, GError **error)
 	}
 	p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
 	if (p8 == NULL)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot read the private key");
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot read the private key");
 	if (p != kmx_secret_get_data(pkcs8_der) + len) {
 		PKCS8_PRIV_KEY_INFO_free(p8);
 		g_set_error_literal(error,
@@ -81,7 +85,9 @@ kmx_softkey_ossl_parse_pkcs8(KmxSecret *pkcs8_der, GError **error)
  * random salt, AES-256-CBC with a random IV
  */
 char *
-kmx_softkey_ossl_encrypt_pkcs8(KmxSecret *pkcs8_der, KmxSecret *passphrase, gsize *len,
+kmx_softkey_ossl_encrypt_pkcs8(KmxSecret *pkcs8_der,
+			       KmxSecret *passphrase,
+			       gsize *len,
 			       GError **error)
 {
 	g_autoptr(PKCS8_PRIV_KEY_INFO) p8 = NULL;
@@ -182,15 +188,18 @@ kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GErr
 		return NULL;
 	}
 	if (EVP_PKEY_decrypt(ctx, NULL, &outlen, in, inlen) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "RSA-OAEP decryption failed");
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "RSA-OAEP decryption failed");
 	out = kmx_secret_new(outlen);
 	if (EVP_PKEY_decrypt(ctx, kmx_secret_get_data(out), &outlen, in, inlen) <= 0) {
 		ERR_clear_error();
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_FAILED,
-				    "RSA-OAEP decryption failed: the ciphertext was not made for this "
-				    "key with OAEP SHA-256");
+		g_set_error_literal(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "RSA-OAEP decryption failed: the ciphertext was not made for this "
+		    "key with OAEP SHA-256");
 		return NULL;
 	}
 	kmx_secret_truncate(out, outlen);
@@ -257,9 +266,10 @@ kmx_softkey_ossl_peer(KmxKeyType type, GBytes *peer_public, GError **error)
 	}
 	peer = d2i_PUBKEY(NULL, &p, (long)len);
 	if (peer == NULL)
-		return kmx_softkey_ossl_error(error,
-					      KMX_ERROR_INVALID_ARGUMENT,
-					      "the peer public key is not a valid SubjectPublicKeyInfo");
+		return kmx_softkey_ossl_error(
+		    error,
+		    KMX_ERROR_INVALID_ARGUMENT,
+		    "the peer public key is not a valid SubjectPublicKeyInfo");
 	if (p != end) {
 		g_set_error_literal(error,
 				    KMX_ERROR,
@@ -276,7 +286,8 @@ kmx_softkey_ossl_peer(KmxKeyType type, GBytes *peer_public, GError **error)
 						    sizeof(name),
 						    NULL) ||
 		    (g_strcmp0(name, group) != 0 &&
-		     g_strcmp0(name, type == KMX_KEY_TYPE_ECDSA_P256 ? "prime256v1" : "secp384r1") !=
+		     g_strcmp0(name,
+			       type == KMX_KEY_TYPE_ECDSA_P256 ? "prime256v1" : "secp384r1") !=
 			 0)) {
 			ERR_clear_error();
 			g_set_error(error,
@@ -304,7 +315,9 @@ kmx_softkey_ossl_peer(KmxKeyType type, GBytes *peer_public, GError **error)
  * Returns: (transfer full): the raw shared secret, in secret memory
  */
 KmxSecret *
-kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self, KmxKeyType type, GBytes *peer_public,
+kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
+			KmxKeyType type,
+			GBytes *peer_public,
 			GError **error)
 {
 	EVP_PKEY *pkey = (EVP_PKEY *)self;
@@ -318,7 +331,9 @@ kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self, KmxKeyType type, GBytes *peer_p
 		return NULL;
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
 	if (ctx == NULL || EVP_PKEY_derive_init(ctx) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up the derivation");
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up the derivation");
 	/* validate_peer=1: a full public-key check of the peer (point on the
 	 * curve, not the point at infinity) before it is used */
 	if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) <= 0)

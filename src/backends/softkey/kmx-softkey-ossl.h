@@ -14,22 +14,22 @@ typedef struct _KmxSoftkeyOsslKey KmxSoftkeyOsslKey;
  * file key, so the count adds nothing to its strength and only costs time */
 #define KMX_SOFTKEY_PEM_ITERATIONS 2048
 
-char *
-kmx_softkey_ossl_encrypt_pkcs8(KmxSecret *pkcs8_der, KmxSecret *passphrase, gsize *len,
-			       GError **error);
+char *kmx_softkey_ossl_encrypt_pkcs8(KmxSecret *pkcs8_der,
+				     KmxSecret *passphrase,
+				     gsize *len,
+				     GError **error);
 
-KmxSoftkeyOsslKey *
-kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error);
-KmxSoftkeyOsslKey *
-kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self);
-void
-kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self);
+KmxSoftkeyOsslKey *kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error);
+KmxSoftkeyOsslKey *kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self);
+void kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self);
 
-KmxSecret *
-kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GError **error);
-KmxSecret *
-kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self, KmxKeyType type, GBytes *peer_public,
-			GError **error);
+KmxSecret *kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self,
+						GBytes *data,
+						GError **error);
+KmxSecret *kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
+				   KmxKeyType type,
+				   GBytes *peer_public,
+				   GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyOsslKey, kmx_softkey_ossl_key_unref)
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/pkcs12.h>
 #include <gnutls/x509.h>
@@ -12,15 +13,15 @@
 
 G_BEGIN_DECLS
 
-#define KMX_SOFTKEY_STORE_INFO	     "store.info"
-#define KMX_SOFTKEY_FILE_KEY_LEN     32
-#define KMX_SOFTKEY_KDF_ITERATIONS   600000
+#define KMX_SOFTKEY_STORE_INFO	       "store.info"
+#define KMX_SOFTKEY_FILE_KEY_LEN       32
+#define KMX_SOFTKEY_KDF_ITERATIONS     600000
 #define KMX_SOFTKEY_KDF_MAX_ITERATIONS 20000000
-#define KMX_SOFTKEY_SALT_LEN	     16
-#define KMX_SOFTKEY_NONCE_LEN	     12
-#define KMX_SOFTKEY_TAG_LEN	     16
-#define KMX_SOFTKEY_AAD		     "keymux-softkey-file-key-v1"
-#define KMX_SOFTKEY_MAX_FILE_SIZE    (64 * 1024)
+#define KMX_SOFTKEY_SALT_LEN	       16
+#define KMX_SOFTKEY_NONCE_LEN	       12
+#define KMX_SOFTKEY_TAG_LEN	       16
+#define KMX_SOFTKEY_AAD		       "keymux-softkey-file-key-v1"
+#define KMX_SOFTKEY_MAX_FILE_SIZE      (64 * 1024)
 
 /**
  * KmxSoftkeyStoreInfo:
@@ -40,17 +41,15 @@ typedef struct {
 	GBytes *wrapped;
 } KmxSoftkeyStoreInfo;
 
-void
-kmx_softkey_store_info_free(KmxSoftkeyStoreInfo *info);
-KmxSoftkeyStoreInfo *
-kmx_softkey_store_info_load(const char *path, GError **error);
-gboolean
-kmx_softkey_store_info_save(const char *path,
-			    KmxSecret *file_key,
-			    KmxSecret *password,
-			    GError **error);
-KmxSecret *
-kmx_softkey_store_info_unwrap(KmxSoftkeyStoreInfo *info, KmxSecret *password, GError **error);
+void kmx_softkey_store_info_free(KmxSoftkeyStoreInfo *info);
+KmxSoftkeyStoreInfo *kmx_softkey_store_info_load(const char *path, GError **error);
+gboolean kmx_softkey_store_info_save(const char *path,
+				     KmxSecret *file_key,
+				     KmxSecret *password,
+				     GError **error);
+KmxSecret *kmx_softkey_store_info_unwrap(KmxSoftkeyStoreInfo *info,
+					 KmxSecret *password,
+					 GError **error);
 
 /**
  * KmxSoftkeyKeyInfo:
@@ -66,34 +65,27 @@ typedef struct {
 	gboolean exportable;
 } KmxSoftkeyKeyInfo;
 
-void
-kmx_softkey_key_info_free(KmxSoftkeyKeyInfo *info);
-KmxSoftkeyKeyInfo *
-kmx_softkey_key_info_load(const char *path, const char *id, GError **error);
-gboolean
-kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
+void kmx_softkey_key_info_free(KmxSoftkeyKeyInfo *info);
+KmxSoftkeyKeyInfo *kmx_softkey_key_info_load(int dir_fd,
+					     const char *path,
+					     const char *id,
+					     GError **error);
+gboolean kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
 
-KmxSecret *
-kmx_softkey_file_key_new(GError **error);
-KmxSecret *
-kmx_softkey_file_key_to_passphrase(KmxSecret *file_key);
-KmxSecret *
-kmx_softkey_pem_decrypt(const char *path, KmxSecret *file_key, GError **error);
-gboolean
-kmx_softkey_pem_write(const char *path, KmxSecret *pkcs8_der, KmxSecret *file_key, GError **error);
+KmxSecret *kmx_softkey_file_key_new(GError **error);
+KmxSecret *kmx_softkey_file_key_to_passphrase(KmxSecret *file_key);
+KmxSecret *kmx_softkey_pem_decrypt(const char *path, KmxSecret *file_key, GError **error);
+gboolean kmx_softkey_pem_write(const char *path,
+			       KmxSecret *pkcs8_der,
+			       KmxSecret *file_key,
+			       GError **error);
 
-gboolean
-kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what);
-gnutls_privkey_t
-kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error);
-GBytes *
-kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error);
-KmxSecret *
-kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error);
-GBytes *
-kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error);
-KmxKeyType
-kmx_softkey_x509_get_key_type(gnutls_x509_privkey_t key, GError **error);
+gboolean kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what);
+gnutls_privkey_t kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error);
+GBytes *kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error);
+KmxSecret *kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error);
+GBytes *kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error);
+KmxKeyType kmx_softkey_x509_get_key_type(gnutls_x509_privkey_t key, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyStoreInfo, kmx_softkey_store_info_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyKeyInfo, kmx_softkey_key_info_free)
