@@ -23,7 +23,7 @@ export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp"
 status=0
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=$?
 summary=$(grep -E '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout):' "$builddir/meson-logs/testlog.txt" || true)
-skipped=$(sed -n 's/^Skipped: *//p' <<<"$summary")
+skipped=$(sed -n 's/^Skipped: *//p' <<<"$summary" | tr -d ' ')
 if [ "$status" != 0 ]; then
 	failed=$(sed -n 's/^Fail: *//p' <<<"$summary" | tr -d ' ')
 	echo "tests: $(sed -n 's/^Ok: *//p' <<<"$summary" | tr -d ' ') passed, ${failed:-1} failed"
