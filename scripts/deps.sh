@@ -9,7 +9,7 @@ packages=(
 	libgnutls28-dev gnutls-bin libssl-dev openssl libp11-kit-dev p11-kit softhsm2
 	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
-	openssh-client gnupg gpg-agent python3 xxd
+	openssh-client gnupg gpg-agent python3 xxd eatmydata
 )
 
 missing=()

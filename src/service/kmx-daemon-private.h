@@ -24,6 +24,7 @@ typedef void (*KmxCallerReady)(KmxRequest *req, GError *error);
 KmxCaller *kmx_daemon_get_caller(KmxDaemon *self, const char *sender);
 void kmx_daemon_resolve_caller(KmxDaemon *self, KmxRequest *req, KmxCallerReady ready);
 gboolean kmx_daemon_caller_is_allowed(KmxDaemon *self, KmxCaller *caller, GError **error);
+gboolean kmx_daemon_authorize_sender_sync(KmxDaemon *self, const char *sender, GError **error);
 
 typedef void (*KmxPromptDone)(KmxRequest *req, GError *error);
 void kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done);
@@ -35,12 +36,27 @@ char *kmx_daemon_key_path(KmxKey *key);
 
 /* kmx-export.c */
 typedef struct _KmxExportedDevice KmxExportedDevice;
-KmxExportedDevice *kmx_exported_device_new(KmxDaemon *daemon,
-					   KmxDevice *device,
-					   GDBusObjectManagerServer *server);
+KmxExportedDevice *kmx_exported_device_new(KmxDaemon *daemon, KmxDevice *device);
+gboolean kmx_exported_device_attach(KmxExportedDevice *edev,
+				    GDBusConnection *connection,
+				    gboolean announce,
+				    GError **error);
 void kmx_exported_device_free(KmxExportedDevice *edev);
 GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
 const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
+void kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder);
+
+/* kmx-methods.c */
+void kmx_methods_call_key(KmxDaemon *daemon,
+			  KmxKey *key,
+			  const char *method,
+			  GVariant *parameters,
+			  GDBusMethodInvocation *invocation);
+void kmx_methods_call_device(KmxDaemon *daemon,
+			     KmxDevice *device,
+			     const char *method,
+			     GVariant *parameters,
+			     GDBusMethodInvocation *invocation);
 
 /* shared by Manager.Sign/Decrypt and Key.Sign/Decrypt/Derive */
 void kmx_request_start_key_operation(KmxRequest *req,

@@ -27,7 +27,7 @@ struct _KmxDaemon {
 	GPtrArray *backends;
 	GHashTable *devices; /* KmxDevice -> KmxExportedDevice */
 	GDBusConnection *connection;
-	GDBusObjectManagerServer *server;
+	guint object_manager_id;
 	KmxDBusManager *manager;
 	GHashTable *callers;  /* sender -> KmxCaller */
 	GPtrArray *prompters; /* KmxPrompter, most recent last */
@@ -185,6 +185,45 @@ kmx_daemon_caller_is_allowed(KmxDaemon *self, KmxCaller *caller, GError **error)
 		    "only the user who runs this keymuxd (uid %u) may use it",
 		    (guint)getuid());
 	return FALSE;
+}
+
+/**
+ * kmx_daemon_authorize_sender_sync:
+ *
+ * The authorisation hook for property reads, which GDBus answers
+ * synchronously: the caller's credentials are fetched once, blocking on
+ * the bus daemon (never on a device), then cached like any caller's.
+ */
+gboolean
+kmx_daemon_authorize_sender_sync(KmxDaemon *self, const char *sender, GError **error)
+{
+	KmxCaller *caller = kmx_daemon_get_caller(self, sender);
+
+	if (!caller->resolved && self->connection != NULL) {
+		g_autoptr(GVariant) reply = NULL;
+		g_autoptr(GVariant) creds = NULL;
+		guint32 uid;
+
+		reply = g_dbus_connection_call_sync(self->connection,
+						    "org.freedesktop.DBus",
+						    "/org/freedesktop/DBus",
+						    "org.freedesktop.DBus",
+						    "GetConnectionCredentials",
+						    g_variant_new("(s)", caller->sender),
+						    G_VARIANT_TYPE("(a{sv})"),
+						    G_DBUS_CALL_FLAGS_NONE,
+						    -1,
+						    NULL,
+						    NULL);
+		if (reply != NULL) {
+			creds = g_variant_get_child_value(reply, 0);
+			if (g_variant_lookup(creds, "UnixUserID", "u", &uid)) {
+				caller->uid = uid;
+				caller->resolved = TRUE;
+			}
+		}
+	}
+	return kmx_daemon_caller_is_allowed(self, caller, error);
 }
 
 static void
@@ -588,10 +627,16 @@ kmx_daemon_system_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 static void
 kmx_daemon_device_added_cb(KmxBackend *backend, KmxDevice *device, KmxDaemon *self)
 {
+	KmxExportedDevice *edev = kmx_exported_device_new(self, device);
+	g_autoptr(GError) error = NULL;
+
 	g_debug("device %s added", kmx_device_get_id(device));
-	g_hash_table_insert(self->devices,
-			    g_object_ref(device),
-			    kmx_exported_device_new(self, device, self->server));
+	g_hash_table_insert(self->devices, g_object_ref(device), edev);
+	if (self->connection != NULL &&
+	    !kmx_exported_device_attach(edev, self->connection, TRUE, &error))
+		g_warning("cannot put %s on the bus: %s",
+			  kmx_device_get_id(device),
+			  error->message);
 }
 
 static void
@@ -1066,6 +1111,65 @@ kmx_daemon_handle_unregister_prompter(KmxDBusManager *iface,
 	return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+/* ---- the ObjectManager ---------------------------------------------------- */
+
+static GDBusInterfaceInfo *
+kmx_object_manager_info(void)
+{
+	static GDBusNodeInfo *node = NULL;
+
+	if (g_once_init_enter(&node)) {
+		GDBusNodeInfo *n = g_dbus_node_info_new_for_xml(
+		    "<node><interface name='org.freedesktop.DBus.ObjectManager'>"
+		    "<method name='GetManagedObjects'>"
+		    "<arg type='a{oa{sa{sv}}}' name='objects' direction='out'/></method>"
+		    "<signal name='InterfacesAdded'><arg type='o' name='object_path'/>"
+		    "<arg type='a{sa{sv}}' name='interfaces_and_properties'/></signal>"
+		    "<signal name='InterfacesRemoved'><arg type='o' name='object_path'/>"
+		    "<arg type='as' name='interfaces'/></signal>"
+		    "</interface></node>",
+		    NULL);
+		g_once_init_leave(&node, n);
+	}
+	return node->interfaces[0];
+}
+
+static void
+kmx_daemon_reply_managed_objects(KmxDaemon *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	g_autoptr(GPtrArray) devices = kmx_daemon_get_devices(self);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{oa{sa{sv}}}"));
+	for (guint i = 0; i < devices->len; i++)
+		kmx_exported_device_add_managed_objects(
+		    g_hash_table_lookup(self->devices, devices->pdata[i]),
+		    &b);
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
+}
+
+static void
+kmx_object_manager_method_call(GDBusConnection *connection,
+			       const char *sender,
+			       const char *object_path,
+			       const char *interface_name,
+			       const char *method_name,
+			       GVariant *parameters,
+			       GDBusMethodInvocation *invocation,
+			       gpointer user_data)
+{
+	kmx_daemon_call_authorized(user_data,
+				   invocation,
+				   "get-managed-objects",
+				   kmx_daemon_reply_managed_objects,
+				   NULL,
+				   NULL);
+}
+
+static const GDBusInterfaceVTable kmx_object_manager_vtable = {
+    .method_call = kmx_object_manager_method_call,
+};
+
 /* ---- life --------------------------------------------------------------------- */
 
 static void
@@ -1088,7 +1192,6 @@ kmx_daemon_finalize(GObject *object)
 	g_ptr_array_unref(self->prompters);
 	g_ptr_array_unref(self->backends);
 	g_clear_object(&self->manager);
-	g_clear_object(&self->server);
 	g_clear_object(&self->connection);
 	g_clear_object(&self->system_bus);
 	g_clear_object(&self->cancellable);
@@ -1141,7 +1244,6 @@ kmx_daemon_new(KmxContext *context, GError **error)
 	    (guint)CLAMP(kmx_context_get_int(context, "daemon", "idle-lock-timeout", 0),
 			 0,
 			 G_MAXINT / 1000);
-	self->server = g_dbus_object_manager_server_new(KMX_DBUS_PATH);
 	self->manager = kmx_dbus_manager_skeleton_new();
 
 	for (guint i = 0; i < types->len; i++) {
@@ -1222,13 +1324,29 @@ kmx_daemon_new(KmxContext *context, GError **error)
 gboolean
 kmx_daemon_export(KmxDaemon *self, GDBusConnection *connection, GError **error)
 {
+	GHashTableIter iter;
+	gpointer edev;
+
 	g_set_object(&self->connection, connection);
 	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(self->manager),
 					      connection,
 					      KMX_DBUS_PATH,
 					      error))
 		return FALSE;
-	g_dbus_object_manager_server_set_connection(self->server, connection);
+	self->object_manager_id = g_dbus_connection_register_object(connection,
+								    KMX_DBUS_PATH,
+								    kmx_object_manager_info(),
+								    &kmx_object_manager_vtable,
+								    self,
+								    NULL,
+								    error);
+	if (self->object_manager_id == 0)
+		return FALSE;
+	g_hash_table_iter_init(&iter, self->devices);
+	while (g_hash_table_iter_next(&iter, NULL, &edev)) {
+		if (!kmx_exported_device_attach(edev, connection, FALSE, error))
+			return FALSE;
+	}
 	self->name_owner_changed_id =
 	    g_dbus_connection_signal_subscribe(connection,
 					       "org.freedesktop.DBus",
@@ -1294,6 +1412,10 @@ kmx_daemon_shutdown(KmxDaemon *self)
 	g_ptr_array_set_size(self->backends, 0);
 	g_hash_table_remove_all(self->devices);
 	g_ptr_array_set_size(self->prompters, 0);
+	if (self->object_manager_id != 0) {
+		g_dbus_connection_unregister_object(self->connection, self->object_manager_id);
+		self->object_manager_id = 0;
+	}
 	if (self->manager != NULL && self->connection != NULL)
 		g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(self->manager));
 }

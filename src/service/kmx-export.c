@@ -1,10 +1,12 @@
 /* keymux: devices and keys on the bus
  *
- * Each KmxDevice is a KmxDBusObjectSkeleton at devices/<escaped id> with the
- * Device interface, and each of its keys a child object with the Key
- * interface, in the root GDBusObjectManagerServer: clients see them come and
- * go as InterfacesAdded/InterfacesRemoved and follow PropertiesChanged.  The
- * model is the source of truth; the skeletons mirror it on the main thread.
+ * A device is the root of a GDBus subtree at devices/<escaped id>; its keys
+ * are the nodes below it.  Nothing is allocated per key for the bus: method
+ * calls, properties and introspection are answered from the model, so a
+ * store of 10,000 keys costs what its keys cost.  The root object's
+ * org.freedesktop.DBus.ObjectManager is ours too: GetManagedObjects is built
+ * from the model, and every change is announced with InterfacesAdded,
+ * InterfacesRemoved and PropertiesChanged, so clients never poll.
  */
 #include "config.h"
 
@@ -14,26 +16,24 @@
 #include "kmx-error.h"
 #include "kmx-names.h"
 
+#define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
+#define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
+
 struct _KmxExportedDevice {
 	KmxDaemon *daemon; /* borrowed: the daemon owns us */
 	KmxDevice *device;
-	GDBusObjectManagerServer *server;
-	KmxDBusObjectSkeleton *object;
-	KmxDBusDevice *iface;
+	GDBusConnection *connection;
+	guint registration_id;
 	char *path;
-	GHashTable *keys; /* key id -> KmxExportedKey */
+	GHashTable *keys; /* key id -> KmxKey, what the bus was told of */
 	gulong notify_id;
 	gulong keys_changed_id;
+	/* the last state announced, to send only what changed */
+	KmxDeviceFlags flags;
+	char *label;
+	int pin_retries;
+	GVariant *details;
 };
-
-typedef struct {
-	KmxExportedDevice *edev;
-	KmxKey *key;
-	KmxDBusObjectSkeleton *object;
-	KmxDBusKey *iface;
-	char *path;
-	gulong notify_id;
-} KmxExportedKey;
 
 /**
  * kmx_daemon_device_path:
@@ -59,917 +59,24 @@ kmx_daemon_key_path(KmxKey *key)
 	return g_strconcat(device_path, "/", kmx_key_get_id(key), NULL);
 }
 
-/* ---- options ---------------------------------------------------------- */
-
-/**
- * kmx_options_get_boolean:
- *
- * Reads an optional boolean from an a{sv}; a value of another type is
- * InvalidArgument.  Returns %FALSE on error only.
- */
-gboolean
-kmx_options_get_boolean(GVariant *options, const char *name, gboolean *value, GError **error)
-{
-	g_autoptr(GVariant) v = g_variant_lookup_value(options, name, NULL);
-
-	if (v == NULL)
-		return TRUE;
-	if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN)) {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_INVALID_ARGUMENT,
-			    "option '%s' must be a boolean (b), not '%s'",
-			    name,
-			    g_variant_get_type_string(v));
-		return FALSE;
-	}
-	*value = g_variant_get_boolean(v);
-	return TRUE;
-}
-
-/* ---- key operations (Sign, Decrypt, Derive) ---------------------------- */
-
-static void
-kmx_key_op_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	GBytes *result = NULL;
-	KmxOperation op = kmx_mechanism_get_operation(req->mechanism);
-	KmxHash hash = kmx_mechanism_get_hash(req->mechanism);
-	g_autoptr(GBytes) input = g_bytes_ref(req->data);
-
-	/* hash here, on the executor: a large message must not stall the
-	 * main thread, and every backend gets a digest */
-	if (op == KMX_OPERATION_SIGN && hash != KMX_HASH_NONE && !req->prehashed) {
-		GChecksumType type = hash == KMX_HASH_SHA256   ? G_CHECKSUM_SHA256
-				     : hash == KMX_HASH_SHA384 ? G_CHECKSUM_SHA384
-							       : G_CHECKSUM_SHA512;
-		g_autoptr(GChecksum) checksum = g_checksum_new(type);
-		guint8 digest[64];
-		gsize digest_len = sizeof(digest);
-
-		g_checksum_update(checksum,
-				  g_bytes_get_data(req->data, NULL),
-				  (gssize)g_bytes_get_size(req->data));
-		g_checksum_get_digest(checksum, digest, &digest_len);
-		g_bytes_unref(input);
-		input = g_bytes_new(digest, digest_len);
-	}
-
-	switch (op) {
-	case KMX_OPERATION_SIGN:
-		result = kmx_key_sign(req->key, req->mechanism, input, req->cancellable, &error);
-		break;
-	case KMX_OPERATION_DECRYPT:
-		result = kmx_key_decrypt(req->key, req->mechanism, input, req->cancellable, &error);
-		break;
-	case KMX_OPERATION_DERIVE:
-		result = kmx_key_derive(req->key, req->mechanism, input, req->cancellable, &error);
-		break;
-	default:
-		g_set_error(&error, KMX_ERROR, KMX_ERROR_FAILED, "unknown operation");
-	}
-	if (result == NULL) {
-		if (error == NULL)
-			g_set_error(&error,
-				    KMX_ERROR,
-				    KMX_ERROR_FAILED,
-				    "the %s backend failed without saying why",
-				    kmx_device_get_backend_name(req->device));
-		g_task_return_error(task, error);
-		return;
-	}
-	g_task_return_pointer(task, result, (GDestroyNotify)g_bytes_unref);
-}
-
-static void
-kmx_key_op_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	g_autoptr(GBytes) result = g_task_propagate_pointer(task, &error);
-
-	if (result == NULL) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	/* the reply copies the bytes; our copy (maybe a plaintext in secret
-	 * memory) is wiped when result goes */
-	kmx_request_return_value(
-	    req,
-	    g_variant_new("(@ay)",
-			  g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
-						    g_bytes_get_data(result, NULL),
-						    g_bytes_get_size(result),
-						    1)));
-}
-
-/**
- * kmx_request_start_key_operation:
- * @req: a request with its key and device set
- *
- * Checks the algorithm and options against the key, then runs it.
- */
-void
-kmx_request_start_key_operation(KmxRequest *req,
-				KmxOperation op,
-				const char *algorithm,
-				GVariant *data,
-				GVariant *options)
-{
-	KmxKeyType type = kmx_key_get_key_type(req->key);
-	KmxKeyUsage need = op == KMX_OPERATION_SIGN	 ? KMX_KEY_USAGE_SIGN
-			   : op == KMX_OPERATION_DECRYPT ? KMX_KEY_USAGE_DECRYPT
-							 : KMX_KEY_USAGE_DERIVE;
-	GError *error = NULL;
-	gsize len = 0;
-	const guint8 *bytes;
-
-	req->mechanism = kmx_mechanism_from_string(op, algorithm);
-	if (req->mechanism == KMX_MECHANISM_UNKNOWN) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "unknown %s algorithm '%s'; see the Key interface's "
-					     "documentation for the names",
-					     kmx_operation_to_string(op),
-					     algorithm);
-		return;
-	}
-	if (!(kmx_key_get_usage(req->key) & need) ||
-	    !kmx_mechanism_supports_key_type(req->mechanism, type)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_NOT_SUPPORTED,
-					     "key %s is %s and cannot do %s",
-					     kmx_key_get_id(req->key),
-					     kmx_key_type_to_string(type),
-					     algorithm);
-		return;
-	}
-	if (!kmx_options_get_boolean(options, "prehashed", &req->prehashed, &error)) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	bytes = g_variant_get_fixed_array(data, &len, 1);
-	if (req->prehashed) {
-		gsize want = kmx_hash_get_length(kmx_mechanism_get_hash(req->mechanism));
-		if (op != KMX_OPERATION_SIGN || want == 0) {
-			kmx_request_return_new_error(req,
-						     KMX_ERROR_NOT_SUPPORTED,
-						     "%s signs the message itself; drop the "
-						     "'prehashed' option",
-						     algorithm);
-			return;
-		}
-		if (len != want) {
-			kmx_request_return_new_error(req,
-						     KMX_ERROR_INVALID_ARGUMENT,
-						     "a prehashed %s digest is %" G_GSIZE_FORMAT
-						     " bytes, not %" G_GSIZE_FORMAT,
-						     algorithm,
-						     want,
-						     len);
-			return;
-		}
-	}
-	if (op != KMX_OPERATION_SIGN && len == 0) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "%s needs non-empty input",
-					     kmx_operation_to_string(op));
-		return;
-	}
-	/* the message stays in the D-Bus message: reference it, do not copy */
-	req->data = g_bytes_new_with_free_func(bytes,
-					       len,
-					       (GDestroyNotify)g_variant_unref,
-					       g_variant_ref(data));
-	req->work = kmx_key_op_work;
-	req->done = kmx_key_op_done;
-	kmx_request_start(req);
-}
-
-static gboolean
-kmx_label_is_valid(KmxRequest *req, const char *label)
-{
-	if (strlen(label) > 1024 || !g_utf8_validate(label, -1, NULL)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "a label is UTF-8 of at most 1024 bytes");
-		return FALSE;
-	}
-	return TRUE;
-}
-
-/* ---- Key methods ------------------------------------------------------- */
-
-static KmxRequest *
-kmx_exported_key_request(KmxExportedKey *ekey,
-			 GDBusMethodInvocation *invocation,
-			 const char *operation,
-			 KmxRequestFlags flags)
-{
-	return kmx_request_new(ekey->edev->daemon,
-			       invocation,
-			       operation,
-			       flags,
-			       ekey->edev->device,
-			       ekey->key);
-}
-
-#define KEY_OP_FLAGS                                                                               \
-	(KMX_REQUEST_FLAG_NEEDS_UNLOCKED | KMX_REQUEST_FLAG_NEEDS_AVAILABLE |                      \
-	 KMX_REQUEST_FLAG_AUDIT)
-
-static gboolean
-kmx_exported_key_handle_sign(KmxDBusKey *iface,
-			     GDBusMethodInvocation *invocation,
-			     const char *algorithm,
-			     GVariant *data,
-			     GVariant *options,
-			     KmxExportedKey *ekey)
-{
-	KmxRequest *req = kmx_exported_key_request(ekey, invocation, "sign", KEY_OP_FLAGS);
-	kmx_request_start_key_operation(req, KMX_OPERATION_SIGN, algorithm, data, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-kmx_exported_key_handle_decrypt(KmxDBusKey *iface,
-				GDBusMethodInvocation *invocation,
-				const char *algorithm,
-				GVariant *data,
-				GVariant *options,
-				KmxExportedKey *ekey)
-{
-	KmxRequest *req = kmx_exported_key_request(ekey, invocation, "decrypt", KEY_OP_FLAGS);
-	kmx_request_start_key_operation(req, KMX_OPERATION_DECRYPT, algorithm, data, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-kmx_exported_key_handle_derive(KmxDBusKey *iface,
-			       GDBusMethodInvocation *invocation,
-			       const char *algorithm,
-			       GVariant *peer,
-			       GVariant *options,
-			       KmxExportedKey *ekey)
-{
-	KmxRequest *req = kmx_exported_key_request(ekey, invocation, "derive", KEY_OP_FLAGS);
-	kmx_request_start_key_operation(req, KMX_OPERATION_DERIVE, algorithm, peer, options);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_set_label_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!kmx_key_save_label(req->key, req->label, req->cancellable, &error))
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static void
-kmx_set_label_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!g_task_propagate_boolean(task, &error)) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	kmx_key_set_label(req->key, req->label);
-	kmx_request_return_value(req, NULL);
-}
-
-static gboolean
-kmx_exported_key_handle_set_label(KmxDBusKey *iface,
-				  GDBusMethodInvocation *invocation,
-				  const char *label,
-				  KmxExportedKey *ekey)
-{
-	KmxRequest *req =
-	    kmx_exported_key_request(ekey, invocation, "set-label", KMX_REQUEST_FLAG_NONE);
-
-	if (!kmx_label_is_valid(req, label))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	req->label = g_strdup(label);
-	req->work = kmx_set_label_work;
-	req->done = kmx_set_label_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_delete_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!kmx_key_delete(req->key, req->cancellable, &error))
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static void
-kmx_delete_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!g_task_propagate_boolean(task, &error)) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	kmx_device_remove_key(req->device, req->key);
-	kmx_request_return_value(req, NULL);
-}
-
-static gboolean
-kmx_exported_key_handle_delete(KmxDBusKey *iface,
-			       GDBusMethodInvocation *invocation,
-			       KmxExportedKey *ekey)
-{
-	KmxRequest *req =
-	    kmx_exported_key_request(ekey, invocation, "delete", KMX_REQUEST_FLAG_AUDIT);
-	req->work = kmx_delete_work;
-	req->done = kmx_delete_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-/* ---- key export -------------------------------------------------------- */
-
-static void
-kmx_exported_key_sync_state(KmxExportedKey *ekey)
-{
-	KmxDeviceFlags flags = kmx_device_get_flags(ekey->edev->device);
-	gboolean locked = (flags & KMX_DEVICE_FLAG_LOCKED) != 0;
-	gboolean available = (flags & KMX_DEVICE_FLAG_AVAILABLE) != 0;
-
-	if (kmx_dbus_key_get_locked(ekey->iface) != locked)
-		kmx_dbus_key_set_locked(ekey->iface, locked);
-	if (kmx_dbus_key_get_available(ekey->iface) != available)
-		kmx_dbus_key_set_available(ekey->iface, available);
-}
-
-static void
-kmx_exported_key_notify_cb(KmxKey *key, GParamSpec *pspec, KmxExportedKey *ekey)
-{
-	g_autofree char *label = kmx_key_dup_label(key);
-	kmx_dbus_key_set_label(ekey->iface, label);
-}
-
-static KmxExportedKey *
-kmx_exported_key_new(KmxExportedDevice *edev, KmxKey *key)
-{
-	KmxExportedKey *ekey = g_new0(KmxExportedKey, 1);
-	g_autofree char *label = kmx_key_dup_label(key);
-	g_auto(GStrv) usage = kmx_key_usage_to_strv(kmx_key_get_usage(key));
-	GBytes *spki = kmx_key_get_public_key(key);
-
-	ekey->edev = edev;
-	ekey->key = g_object_ref(key);
-	ekey->path = g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
-	ekey->object = kmx_dbus_object_skeleton_new(ekey->path);
-	ekey->iface = kmx_dbus_key_skeleton_new();
-	kmx_dbus_key_set_id(ekey->iface, kmx_key_get_id(key));
-	kmx_dbus_key_set_device(ekey->iface, edev->path);
-	kmx_dbus_key_set_label(ekey->iface, label);
-	kmx_dbus_key_set_algorithm(ekey->iface, kmx_key_type_to_string(kmx_key_get_key_type(key)));
-	kmx_dbus_key_set_usage(ekey->iface, (const char *const *)usage);
-	kmx_dbus_key_set_public_key(
-	    ekey->iface,
-	    g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
-				      spki != NULL ? g_bytes_get_data(spki, NULL) : NULL,
-				      spki != NULL ? g_bytes_get_size(spki) : 0,
-				      1));
-	kmx_dbus_key_set_exportable(ekey->iface, kmx_key_get_exportable(key));
-	kmx_exported_key_sync_state(ekey);
-
-	g_signal_connect(ekey->iface,
-			 "handle-sign",
-			 G_CALLBACK(kmx_exported_key_handle_sign),
-			 ekey);
-	g_signal_connect(ekey->iface,
-			 "handle-decrypt",
-			 G_CALLBACK(kmx_exported_key_handle_decrypt),
-			 ekey);
-	g_signal_connect(ekey->iface,
-			 "handle-derive",
-			 G_CALLBACK(kmx_exported_key_handle_derive),
-			 ekey);
-	g_signal_connect(ekey->iface,
-			 "handle-set-label",
-			 G_CALLBACK(kmx_exported_key_handle_set_label),
-			 ekey);
-	g_signal_connect(ekey->iface,
-			 "handle-delete",
-			 G_CALLBACK(kmx_exported_key_handle_delete),
-			 ekey);
-	ekey->notify_id =
-	    g_signal_connect(key, "notify::label", G_CALLBACK(kmx_exported_key_notify_cb), ekey);
-
-	kmx_dbus_object_skeleton_set_key(ekey->object, ekey->iface);
-	g_dbus_object_manager_server_export(edev->server, G_DBUS_OBJECT_SKELETON(ekey->object));
-	return ekey;
-}
-
-static void
-kmx_exported_key_free(KmxExportedKey *ekey)
-{
-	g_signal_handler_disconnect(ekey->key, ekey->notify_id);
-	g_signal_handlers_disconnect_by_data(ekey->iface, ekey);
-	g_dbus_object_manager_server_unexport(ekey->edev->server, ekey->path);
-	g_object_unref(ekey->iface);
-	g_object_unref(ekey->object);
-	g_object_unref(ekey->key);
-	g_free(ekey->path);
-	g_free(ekey);
-}
-
-/* ---- Device methods ---------------------------------------------------- */
-
-static void
-kmx_boolean_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!g_task_propagate_boolean(task, &error)) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	kmx_request_return_value(req, NULL);
-}
-
-static void
-kmx_unlock_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!kmx_device_unlock(req->device, req->secret, req->cancellable, &error))
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static void
-kmx_unlock_prompted(KmxRequest *req, GError *error)
-{
-	if (error != NULL)
-		kmx_request_return_error(req, error);
-	else
-		kmx_request_return_value(req, NULL);
-}
-
-static gboolean
-kmx_exported_device_handle_unlock(KmxDBusDevice *iface,
-				  GDBusMethodInvocation *invocation,
-				  const char *secret,
-				  GVariant *options,
-				  KmxExportedDevice *edev)
-{
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "unlock",
-					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_AUDIT,
-					  edev->device,
-					  NULL);
-	req->secret = kmx_secret_new_from_string(secret);
-	if (kmx_secret_is_empty(req->secret)) {
-		/* nothing to give: already open, or ask the prompter */
-		if (!kmx_device_is_locked(edev->device)) {
-			kmx_request_return_value(req, NULL);
-			return G_DBUS_METHOD_INVOCATION_HANDLED;
-		}
-		req->prompted = TRUE;
-		kmx_daemon_prompt_unlock(edev->daemon, req, kmx_unlock_prompted);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	req->work = kmx_unlock_work;
-	req->done = kmx_boolean_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_lock_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!kmx_device_lock(req->device, req->cancellable, &error))
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static gboolean
-kmx_exported_device_handle_lock(KmxDBusDevice *iface,
-				GDBusMethodInvocation *invocation,
-				KmxExportedDevice *edev)
-{
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "lock",
-					  KMX_REQUEST_FLAG_NONE,
-					  edev->device,
-					  NULL);
-	req->work = kmx_lock_work;
-	req->done = kmx_boolean_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_register_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	gboolean ok = g_str_equal(req->operation, "register")
-			  ? kmx_device_register(req->device, req->cancellable, &error)
-			  : kmx_device_unregister(req->device, req->cancellable, &error);
-	if (!ok)
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static gboolean
-kmx_exported_device_handle_register(KmxDBusDevice *iface,
-				    GDBusMethodInvocation *invocation,
-				    KmxExportedDevice *edev)
-{
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "register",
-					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE,
-					  edev->device,
-					  NULL);
-	req->work = kmx_register_work;
-	req->done = kmx_boolean_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static gboolean
-kmx_exported_device_handle_unregister(KmxDBusDevice *iface,
-				      GDBusMethodInvocation *invocation,
-				      KmxExportedDevice *edev)
-{
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "unregister",
-					  KMX_REQUEST_FLAG_NONE,
-					  edev->device,
-					  NULL);
-	req->work = kmx_register_work;
-	req->done = kmx_boolean_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_change_secret_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	if (!kmx_device_change_secret(req->device,
-				      req->secret,
-				      req->secret2,
-				      req->cancellable,
-				      &error))
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static gboolean
-kmx_exported_device_handle_change_secret(KmxDBusDevice *iface,
-					 GDBusMethodInvocation *invocation,
-					 const char *old_secret,
-					 const char *new_secret,
-					 KmxExportedDevice *edev)
-{
-	KmxRequest *req = kmx_request_new(edev->daemon,
-					  invocation,
-					  "change-secret",
-					  KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_AUDIT,
-					  edev->device,
-					  NULL);
-	req->secret = kmx_secret_new_from_string(old_secret);
-	req->secret2 = kmx_secret_new_from_string(new_secret);
-	req->work = kmx_change_secret_work;
-	req->done = kmx_boolean_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_generate_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	KmxKey *key = kmx_device_generate_key(req->device,
-					      req->key_type,
-					      req->label,
-					      req->options,
-					      req->cancellable,
-					      &error);
-	if (key == NULL) {
-		if (error == NULL)
-			g_set_error(&error, KMX_ERROR, KMX_ERROR_FAILED, "key generation failed");
-		g_task_return_error(task, error);
-	} else {
-		g_task_return_pointer(task, key, g_object_unref);
-	}
-}
-
-static void
-kmx_generate_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	g_autoptr(KmxKey) key = g_task_propagate_pointer(task, &error);
-	g_autofree char *path = NULL;
-
-	if (key == NULL) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	kmx_device_add_key(req->device, key);
-	g_set_object(&req->key, key);
-	path = kmx_daemon_key_path(key);
-	kmx_request_return_value(req, g_variant_new("(o)", path));
-}
-
-
-static gboolean
-kmx_exported_device_handle_generate_key(KmxDBusDevice *iface,
-					GDBusMethodInvocation *invocation,
-					const char *algorithm,
-					const char *label,
-					GVariant *options,
-					KmxExportedDevice *edev)
-{
-	KmxRequest *req =
-	    kmx_request_new(edev->daemon,
-			    invocation,
-			    "generate",
-			    KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
-				KMX_REQUEST_FLAG_AUDIT,
-			    edev->device,
-			    NULL);
-
-	req->key_type = kmx_key_type_from_string(algorithm);
-	if (req->key_type == KMX_KEY_TYPE_UNKNOWN) {
-		kmx_request_return_new_error(
-		    req,
-		    KMX_ERROR_INVALID_ARGUMENT,
-		    "unknown key algorithm '%s'; use one of rsa2048, rsa3072, "
-		    "rsa4096, ecdsa-p256, ecdsa-p384, ed25519, x25519",
-		    algorithm);
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	if (!kmx_label_is_valid(req, label))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	req->label = g_strdup(label);
-	req->options = g_variant_ref(options);
-	req->work = kmx_generate_work;
-	req->done = kmx_generate_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-static void
-kmx_import_work(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	GPtrArray *keys = kmx_device_import_key(req->device,
-						req->data,
-						req->secret,
-						req->label,
-						req->options,
-						req->cancellable,
-						&error);
-	if (keys == NULL) {
-		if (error == NULL)
-			g_set_error(&error, KMX_ERROR, KMX_ERROR_FAILED, "the import failed");
-		g_task_return_error(task, error);
-	} else {
-		g_task_return_pointer(task, keys, (GDestroyNotify)g_ptr_array_unref);
-	}
-}
-
-static void
-kmx_import_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	g_autoptr(GPtrArray) keys = g_task_propagate_pointer(task, &error);
-	g_autoptr(GVariantBuilder) paths = NULL;
-
-	if (keys == NULL) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	paths = g_variant_builder_new(G_VARIANT_TYPE("ao"));
-	for (guint i = 0; i < keys->len; i++) {
-		KmxKey *key = g_ptr_array_index(keys, i);
-		g_autofree char *path = NULL;
-
-		kmx_device_add_key(req->device, key);
-		path = kmx_daemon_key_path(key);
-		g_variant_builder_add(paths, "o", path);
-		if (i == 0)
-			g_set_object(&req->key, key);
-	}
-	kmx_request_return_value(req, g_variant_new("(ao)", paths));
-}
-
-static gboolean
-kmx_exported_device_handle_import_key(KmxDBusDevice *iface,
-				      GDBusMethodInvocation *invocation,
-				      GVariant *data,
-				      const char *passphrase,
-				      const char *label,
-				      GVariant *options,
-				      KmxExportedDevice *edev)
-{
-	KmxRequest *req =
-	    kmx_request_new(edev->daemon,
-			    invocation,
-			    "import",
-			    KMX_REQUEST_FLAG_NEEDS_AVAILABLE | KMX_REQUEST_FLAG_NEEDS_UNLOCKED |
-				KMX_REQUEST_FLAG_AUDIT,
-			    edev->device,
-			    NULL);
-	gsize len = 0;
-	const guint8 *bytes = g_variant_get_fixed_array(data, &len, 1);
-
-	/* a private key is a secret: copy it into secret memory once */
-	req->secret = kmx_secret_new_from_string(passphrase);
-	if (len == 0) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "no key data given; pass the content of a key file");
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	}
-	if (!kmx_label_is_valid(req, label))
-		return G_DBUS_METHOD_INVOCATION_HANDLED;
-	{
-		g_autoptr(KmxSecret) copy = kmx_secret_new_from_data(bytes, len);
-		req->data = kmx_secret_to_bytes(copy);
-	}
-	req->label = g_strdup(label);
-	req->options = g_variant_ref(options);
-	req->work = kmx_import_work;
-	req->done = kmx_import_done;
-	kmx_request_start(req);
-	return G_DBUS_METHOD_INVOCATION_HANDLED;
-}
-
-/* ---- device export ------------------------------------------------------ */
-
-static void
-kmx_exported_device_sync_keys(KmxExportedDevice *edev)
-{
-	GPtrArray *keys = kmx_device_get_keys(edev->device);
-	g_autoptr(GHashTable) present = g_hash_table_new(g_str_hash, g_str_equal);
-	g_autoptr(GPtrArray) paths = NULL;
-	GHashTableIter iter;
-	gpointer value;
-
-	for (guint i = 0; i < keys->len; i++) {
-		KmxKey *key = g_ptr_array_index(keys, i);
-		const char *id = kmx_key_get_id(key);
-
-		g_hash_table_add(present, (gpointer)id);
-		if (!g_hash_table_contains(edev->keys, id))
-			g_hash_table_insert(edev->keys,
-					    g_strdup(id),
-					    kmx_exported_key_new(edev, key));
-	}
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		KmxExportedKey *ekey = value;
-		if (!g_hash_table_contains(present, kmx_key_get_id(ekey->key)))
-			g_hash_table_iter_remove(&iter);
-	}
-	paths = kmx_exported_device_get_key_paths(edev);
-	g_ptr_array_add(paths, NULL);
-	kmx_dbus_device_set_keys(edev->iface, (const char *const *)paths->pdata);
-}
-
-static void
-kmx_exported_device_sync_state(KmxExportedDevice *edev)
-{
-	KmxDeviceFlags flags = kmx_device_get_flags(edev->device);
-	g_autofree char *label = kmx_device_dup_label(edev->device);
-	g_autoptr(GVariant) details = kmx_device_dup_details(edev->device);
-	GHashTableIter iter;
-	gpointer value;
-
-	/* one PropertiesChanged for everything that changed together */
-	g_object_freeze_notify(G_OBJECT(edev->iface));
-	kmx_dbus_device_set_label(edev->iface, label);
-	kmx_dbus_device_set_locked(edev->iface, (flags & KMX_DEVICE_FLAG_LOCKED) != 0);
-	kmx_dbus_device_set_registered(edev->iface, (flags & KMX_DEVICE_FLAG_REGISTERED) != 0);
-	kmx_dbus_device_set_available(edev->iface, (flags & KMX_DEVICE_FLAG_AVAILABLE) != 0);
-	kmx_dbus_device_set_pin_retries(edev->iface, kmx_device_get_pin_retries(edev->device));
-	if (!g_variant_equal(kmx_dbus_device_get_details(edev->iface), details))
-		kmx_dbus_device_set_details(edev->iface, details);
-	g_object_thaw_notify(G_OBJECT(edev->iface));
-
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, NULL, &value))
-		kmx_exported_key_sync_state(value);
-}
-
-static void
-kmx_exported_device_notify_cb(KmxDevice *device, GParamSpec *pspec, KmxExportedDevice *edev)
-{
-	kmx_exported_device_sync_state(edev);
-}
-
-static void
-kmx_exported_device_keys_changed_cb(KmxDevice *device, KmxExportedDevice *edev)
-{
-	kmx_exported_device_sync_keys(edev);
-}
-
-KmxExportedDevice *
-kmx_exported_device_new(KmxDaemon *daemon, KmxDevice *device, GDBusObjectManagerServer *server)
-{
-	KmxExportedDevice *edev = g_new0(KmxExportedDevice, 1);
-
-	edev->daemon = daemon;
-	edev->device = g_object_ref(device);
-	edev->server = g_object_ref(server);
-	edev->path = kmx_daemon_device_path(device);
-	edev->keys = g_hash_table_new_full(g_str_hash,
-					   g_str_equal,
-					   g_free,
-					   (GDestroyNotify)kmx_exported_key_free);
-	edev->object = kmx_dbus_object_skeleton_new(edev->path);
-	edev->iface = kmx_dbus_device_skeleton_new();
-	kmx_dbus_device_set_id(edev->iface, kmx_device_get_id(device));
-	kmx_dbus_device_set_backend(edev->iface, kmx_device_get_backend_name(device));
-	kmx_dbus_device_set_details(edev->iface, g_variant_new("a{sv}", NULL));
-
-	g_signal_connect(edev->iface,
-			 "handle-unlock",
-			 G_CALLBACK(kmx_exported_device_handle_unlock),
-			 edev);
-	g_signal_connect(edev->iface,
-			 "handle-lock",
-			 G_CALLBACK(kmx_exported_device_handle_lock),
-			 edev);
-	g_signal_connect(edev->iface,
-			 "handle-register",
-			 G_CALLBACK(kmx_exported_device_handle_register),
-			 edev);
-	g_signal_connect(edev->iface,
-			 "handle-unregister",
-			 G_CALLBACK(kmx_exported_device_handle_unregister),
-			 edev);
-	g_signal_connect(edev->iface,
-			 "handle-change-secret",
-			 G_CALLBACK(kmx_exported_device_handle_change_secret),
-			 edev);
-	g_signal_connect(edev->iface,
-			 "handle-generate-key",
-			 G_CALLBACK(kmx_exported_device_handle_generate_key),
-			 edev);
-	g_signal_connect(edev->iface,
-			 "handle-import-key",
-			 G_CALLBACK(kmx_exported_device_handle_import_key),
-			 edev);
-
-	kmx_dbus_object_skeleton_set_device(edev->object, edev->iface);
-	g_dbus_object_manager_server_export(server, G_DBUS_OBJECT_SKELETON(edev->object));
-	kmx_exported_device_sync_keys(edev);
-	kmx_exported_device_sync_state(edev);
-	edev->notify_id =
-	    g_signal_connect(device, "notify", G_CALLBACK(kmx_exported_device_notify_cb), edev);
-	edev->keys_changed_id = g_signal_connect(device,
-						 "keys-changed",
-						 G_CALLBACK(kmx_exported_device_keys_changed_cb),
-						 edev);
-	return edev;
-}
-
-void
-kmx_exported_device_free(KmxExportedDevice *edev)
-{
-	g_signal_handler_disconnect(edev->device, edev->notify_id);
-	g_signal_handler_disconnect(edev->device, edev->keys_changed_id);
-	g_hash_table_remove_all(edev->keys);
-	g_hash_table_unref(edev->keys);
-	g_signal_handlers_disconnect_by_data(edev->iface, edev);
-	g_dbus_object_manager_server_unexport(edev->server, edev->path);
-	g_object_unref(edev->iface);
-	g_object_unref(edev->object);
-	g_object_unref(edev->server);
-	g_object_unref(edev->device);
-	g_free(edev->path);
-	g_free(edev);
-}
-
 const char *
 kmx_exported_device_get_path(KmxExportedDevice *edev)
 {
 	return edev->path;
 }
 
+/* ---- properties from the model ------------------------------------------ */
+
+static GVariant *
+kmx_bytes_variant(GBytes *bytes)
+{
+	if (bytes == NULL)
+		return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, NULL, 0, 1);
+	return g_variant_new_from_bytes(G_VARIANT_TYPE("ay"), bytes, TRUE);
+}
+
 static gint
-kmx_compare_paths(gconstpointer a, gconstpointer b)
+kmx_compare_strings(gconstpointer a, gconstpointer b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -982,13 +89,613 @@ kmx_compare_paths(gconstpointer a, gconstpointer b)
 GPtrArray *
 kmx_exported_device_get_key_paths(KmxExportedDevice *edev)
 {
-	GPtrArray *paths = g_ptr_array_new_full(g_hash_table_size(edev->keys) + 1, NULL);
+	GPtrArray *paths = g_ptr_array_new_full(g_hash_table_size(edev->keys) + 1, g_free);
 	GHashTableIter iter;
-	gpointer value;
+	gpointer id;
 
 	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, NULL, &value))
-		g_ptr_array_add(paths, ((KmxExportedKey *)value)->path);
-	g_ptr_array_sort(paths, kmx_compare_paths);
+	while (g_hash_table_iter_next(&iter, &id, NULL))
+		g_ptr_array_add(paths, g_strconcat(edev->path, "/", id, NULL));
+	g_ptr_array_sort(paths, kmx_compare_strings);
 	return paths;
+}
+
+static GVariant *
+kmx_key_paths_variant(KmxExportedDevice *edev)
+{
+	g_autoptr(GPtrArray) paths = kmx_exported_device_get_key_paths(edev);
+	g_ptr_array_add(paths, NULL);
+	return g_variant_new_objv((const char *const *)paths->pdata, -1);
+}
+
+static GVariant *
+kmx_device_property_new(KmxExportedDevice *edev, const char *name)
+{
+	KmxDevice *device = edev->device;
+	KmxDeviceFlags flags = kmx_device_get_flags(device);
+
+	if (g_str_equal(name, "Id"))
+		return g_variant_new_string(kmx_device_get_id(device));
+	if (g_str_equal(name, "Backend"))
+		return g_variant_new_string(kmx_device_get_backend_name(device));
+	if (g_str_equal(name, "Label"))
+		return g_variant_new_take_string(kmx_device_dup_label(device));
+	if (g_str_equal(name, "Locked"))
+		return g_variant_new_boolean((flags & KMX_DEVICE_FLAG_LOCKED) != 0);
+	if (g_str_equal(name, "Registered"))
+		return g_variant_new_boolean((flags & KMX_DEVICE_FLAG_REGISTERED) != 0);
+	if (g_str_equal(name, "Available"))
+		return g_variant_new_boolean((flags & KMX_DEVICE_FLAG_AVAILABLE) != 0);
+	if (g_str_equal(name, "PinRetries"))
+		return g_variant_new_int32(kmx_device_get_pin_retries(device));
+	if (g_str_equal(name, "Keys"))
+		return kmx_key_paths_variant(edev);
+	if (g_str_equal(name, "Details"))
+		return kmx_device_dup_details(device);
+	return NULL;
+}
+
+static GVariant *
+kmx_key_property_new(KmxExportedDevice *edev, KmxKey *key, const char *name)
+{
+	KmxDeviceFlags flags = kmx_device_get_flags(edev->device);
+
+	if (g_str_equal(name, "Id"))
+		return g_variant_new_string(kmx_key_get_id(key));
+	if (g_str_equal(name, "Device"))
+		return g_variant_new_object_path(edev->path);
+	if (g_str_equal(name, "Label"))
+		return g_variant_new_take_string(kmx_key_dup_label(key));
+	if (g_str_equal(name, "Algorithm"))
+		return g_variant_new_string(kmx_key_type_to_string(kmx_key_get_key_type(key)));
+	if (g_str_equal(name, "Usage")) {
+		g_auto(GStrv) usage = kmx_key_usage_to_strv(kmx_key_get_usage(key));
+		return g_variant_new_strv((const char *const *)usage, -1);
+	}
+	if (g_str_equal(name, "PublicKey"))
+		return kmx_bytes_variant(kmx_key_get_public_key(key));
+	if (g_str_equal(name, "Locked"))
+		return g_variant_new_boolean((flags & KMX_DEVICE_FLAG_LOCKED) != 0);
+	if (g_str_equal(name, "Available"))
+		return g_variant_new_boolean((flags & KMX_DEVICE_FLAG_AVAILABLE) != 0);
+	if (g_str_equal(name, "Exportable"))
+		return g_variant_new_boolean(kmx_key_get_exportable(key));
+	return NULL;
+}
+
+/* the property functions return a reference of their own, never floating */
+static GVariant *
+kmx_owned(GVariant *v)
+{
+	if (v != NULL && g_variant_is_floating(v))
+		g_variant_ref_sink(v);
+	return v;
+}
+
+static GVariant *
+kmx_device_property(KmxExportedDevice *edev, const char *name)
+{
+	return kmx_owned(kmx_device_property_new(edev, name));
+}
+
+static GVariant *
+kmx_key_property(KmxExportedDevice *edev, KmxKey *key, const char *name)
+{
+	return kmx_owned(kmx_key_property_new(edev, key, name));
+}
+
+/* adds a property and drops our reference to its value */
+static void
+kmx_builder_take(GVariantBuilder *b, const char *name, GVariant *owned)
+{
+	g_variant_builder_add(b, "{sv}", name, owned);
+	g_variant_unref(owned);
+}
+
+static GVariant *
+kmx_all_properties(GDBusInterfaceInfo *info, KmxExportedDevice *edev, KmxKey *key)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	for (guint i = 0; info->properties[i] != NULL; i++) {
+		const char *name = info->properties[i]->name;
+		GVariant *v = key != NULL ? kmx_key_property(edev, key, name)
+					  : kmx_device_property(edev, name);
+		if (v != NULL)
+			kmx_builder_take(&b, name, v);
+	}
+	return g_variant_builder_end(&b);
+}
+
+/* {interface: {property: value}} of one object, for the ObjectManager */
+static GVariant *
+kmx_object_interfaces(KmxExportedDevice *edev, KmxKey *key)
+{
+	GDBusInterfaceInfo *info = key != NULL ? kmx_dbus_key_interface_info()
+					       : kmx_dbus_device_interface_info();
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sa{sv}}"));
+	g_variant_builder_add(&b, "{s@a{sv}}", info->name, kmx_all_properties(info, edev, key));
+	return g_variant_builder_end(&b);
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static void
+kmx_emit(KmxExportedDevice *edev,
+	 const char *path,
+	 const char *interface,
+	 const char *signal,
+	 GVariant *parameters)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (edev->connection == NULL) {
+		g_variant_unref(g_variant_ref_sink(parameters));
+		return;
+	}
+	if (!g_dbus_connection_emit_signal(edev->connection,
+					   NULL,
+					   path,
+					   interface,
+					   signal,
+					   parameters,
+					   &error))
+		g_debug("cannot emit %s: %s", signal, error->message);
+}
+
+static void
+kmx_emit_interfaces_added(KmxExportedDevice *edev, const char *path, KmxKey *key)
+{
+	kmx_emit(edev,
+		 KMX_DBUS_PATH,
+		 OBJECT_MANAGER_IFACE,
+		 "InterfacesAdded",
+		 g_variant_new("(o@a{sa{sv}})", path, kmx_object_interfaces(edev, key)));
+}
+
+static void
+kmx_emit_interfaces_removed(KmxExportedDevice *edev, const char *path, const char *interface)
+{
+	const char *ifaces[] = {interface, NULL};
+	kmx_emit(edev,
+		 KMX_DBUS_PATH,
+		 OBJECT_MANAGER_IFACE,
+		 "InterfacesRemoved",
+		 g_variant_new("(o^as)", path, ifaces));
+}
+
+static void
+kmx_emit_properties_changed(KmxExportedDevice *edev,
+			    const char *path,
+			    const char *interface,
+			    GVariantBuilder *changed)
+{
+	kmx_emit(edev,
+		 path,
+		 PROPERTIES_IFACE,
+		 "PropertiesChanged",
+		 g_variant_new("(sa{sv}as)", interface, changed, NULL));
+}
+
+static void
+kmx_exported_key_label_cb(KmxKey *key, GParamSpec *pspec, KmxExportedDevice *edev)
+{
+	g_autofree char *path = NULL;
+	GVariantBuilder b;
+
+	if (g_hash_table_lookup(edev->keys, kmx_key_get_id(key)) != key)
+		return;
+	path = g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	kmx_builder_take(&b, "Label", kmx_key_property(edev, key, "Label"));
+	kmx_emit_properties_changed(edev, path, KMX_DBUS_KEY_INTERFACE, &b);
+}
+
+/* ---- following the model --------------------------------------------------- */
+
+static void
+kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
+{
+	GPtrArray *keys = kmx_device_get_keys(edev->device);
+	g_autoptr(GHashTable) present = g_hash_table_new(g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+	gboolean changed = FALSE;
+	GHashTableIter iter;
+	gpointer id, value;
+
+	for (guint i = 0; i < keys->len; i++) {
+		KmxKey *key = g_ptr_array_index(keys, i);
+		const char *key_id = kmx_key_get_id(key);
+
+		g_hash_table_add(present, (gpointer)key_id);
+		if (g_hash_table_contains(edev->keys, key_id))
+			continue;
+		g_hash_table_insert(edev->keys, (gpointer)key_id, g_object_ref(key));
+		g_signal_connect(key, "notify::label", G_CALLBACK(kmx_exported_key_label_cb), edev);
+		changed = TRUE;
+		if (announce) {
+			g_autofree char *path = g_strconcat(edev->path, "/", key_id, NULL);
+			kmx_emit_interfaces_added(edev, path, key);
+		}
+	}
+	g_hash_table_iter_init(&iter, edev->keys);
+	while (g_hash_table_iter_next(&iter, &id, &value)) {
+		if (g_hash_table_contains(present, id))
+			continue;
+		g_signal_handlers_disconnect_by_data(value, edev);
+		g_ptr_array_add(gone, g_strconcat(edev->path, "/", id, NULL));
+		g_hash_table_iter_remove(&iter);
+		changed = TRUE;
+	}
+	for (guint i = 0; announce && i < gone->len; i++)
+		kmx_emit_interfaces_removed(edev, gone->pdata[i], KMX_DBUS_KEY_INTERFACE);
+	if (changed && announce) {
+		GVariantBuilder b;
+		g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+		g_variant_builder_add(&b, "{sv}", "Keys", kmx_key_paths_variant(edev));
+		kmx_emit_properties_changed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE, &b);
+	}
+}
+
+static void
+kmx_exported_device_remember_state(KmxExportedDevice *edev)
+{
+	edev->flags = kmx_device_get_flags(edev->device);
+	g_free(edev->label);
+	edev->label = kmx_device_dup_label(edev->device);
+	edev->pin_retries = kmx_device_get_pin_retries(edev->device);
+	g_clear_pointer(&edev->details, g_variant_unref);
+	edev->details = kmx_device_dup_details(edev->device);
+}
+
+/* one PropertiesChanged with what changed since the last one */
+static void
+kmx_exported_device_sync_state(KmxExportedDevice *edev)
+{
+	KmxDeviceFlags old_flags = edev->flags;
+	g_autofree char *old_label = g_strdup(edev->label);
+	int old_retries = edev->pin_retries;
+	g_autoptr(GVariant) old_details = g_variant_ref(edev->details);
+	KmxDeviceFlags flags;
+	KmxDeviceFlags key_flags = KMX_DEVICE_FLAG_LOCKED | KMX_DEVICE_FLAG_AVAILABLE;
+	GVariantBuilder b;
+	gboolean any = FALSE;
+
+	kmx_exported_device_remember_state(edev);
+	flags = edev->flags;
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	if ((old_flags ^ flags) & KMX_DEVICE_FLAG_LOCKED) {
+		kmx_builder_take(&b, "Locked", kmx_device_property(edev, "Locked"));
+		any = TRUE;
+	}
+	if ((old_flags ^ flags) & KMX_DEVICE_FLAG_REGISTERED) {
+		kmx_builder_take(&b, "Registered", kmx_device_property(edev, "Registered"));
+		any = TRUE;
+	}
+	if ((old_flags ^ flags) & KMX_DEVICE_FLAG_AVAILABLE) {
+		kmx_builder_take(&b, "Available", kmx_device_property(edev, "Available"));
+		any = TRUE;
+	}
+	if (g_strcmp0(old_label, edev->label) != 0) {
+		g_variant_builder_add(&b, "{sv}", "Label", g_variant_new_string(edev->label));
+		any = TRUE;
+	}
+	if (old_retries != edev->pin_retries) {
+		g_variant_builder_add(&b,
+				      "{sv}",
+				      "PinRetries",
+				      g_variant_new_int32(edev->pin_retries));
+		any = TRUE;
+	}
+	if (!g_variant_equal(old_details, edev->details)) {
+		g_variant_builder_add(&b, "{sv}", "Details", edev->details);
+		any = TRUE;
+	}
+	if (any)
+		kmx_emit_properties_changed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE, &b);
+	else
+		g_variant_builder_clear(&b);
+
+	/* every key mirrors its device's Locked and Available */
+	if ((old_flags ^ flags) & key_flags) {
+		GHashTableIter iter;
+		gpointer id;
+
+		g_hash_table_iter_init(&iter, edev->keys);
+		while (g_hash_table_iter_next(&iter, &id, NULL)) {
+			g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+			GVariantBuilder kb;
+
+			g_variant_builder_init(&kb, G_VARIANT_TYPE_VARDICT);
+			if ((old_flags ^ flags) & KMX_DEVICE_FLAG_LOCKED)
+				g_variant_builder_add(
+				    &kb,
+				    "{sv}",
+				    "Locked",
+				    g_variant_new_boolean(flags & KMX_DEVICE_FLAG_LOCKED));
+			if ((old_flags ^ flags) & KMX_DEVICE_FLAG_AVAILABLE)
+				g_variant_builder_add(
+				    &kb,
+				    "{sv}",
+				    "Available",
+				    g_variant_new_boolean(flags & KMX_DEVICE_FLAG_AVAILABLE));
+			kmx_emit_properties_changed(edev, path, KMX_DBUS_KEY_INTERFACE, &kb);
+		}
+	}
+}
+
+static void
+kmx_exported_device_notify_cb(KmxDevice *device, GParamSpec *pspec, KmxExportedDevice *edev)
+{
+	kmx_exported_device_sync_state(edev);
+}
+
+static void
+kmx_exported_device_keys_changed_cb(KmxDevice *device, KmxExportedDevice *edev)
+{
+	kmx_exported_device_sync_keys(edev, TRUE);
+}
+
+/* ---- the subtree --------------------------------------------------------- */
+
+/* the key a node names, or NULL for the device itself; FALSE if no such node */
+static gboolean
+kmx_exported_device_lookup(KmxExportedDevice *edev, const char *node, KmxKey **key)
+{
+	*key = NULL;
+	if (node == NULL)
+		return TRUE;
+	*key = g_hash_table_lookup(edev->keys, node);
+	return *key != NULL;
+}
+
+static char **
+kmx_subtree_enumerate(GDBusConnection *connection,
+		      const char *sender,
+		      const char *object_path,
+		      gpointer user_data)
+{
+	KmxExportedDevice *edev = user_data;
+	GPtrArray *nodes = g_ptr_array_new_full(g_hash_table_size(edev->keys) + 1, NULL);
+	GHashTableIter iter;
+	gpointer id;
+
+	g_hash_table_iter_init(&iter, edev->keys);
+	while (g_hash_table_iter_next(&iter, &id, NULL))
+		g_ptr_array_add(nodes, g_strdup(id));
+	g_ptr_array_add(nodes, NULL);
+	return (char **)g_ptr_array_free(nodes, FALSE);
+}
+
+static GDBusInterfaceInfo **
+kmx_subtree_introspect(GDBusConnection *connection,
+		       const char *sender,
+		       const char *object_path,
+		       const char *node,
+		       gpointer user_data)
+{
+	KmxExportedDevice *edev = user_data;
+	GDBusInterfaceInfo **infos;
+	KmxKey *key;
+
+	if (!kmx_exported_device_lookup(edev, node, &key))
+		return NULL;
+	infos = g_new0(GDBusInterfaceInfo *, 2);
+	infos[0] = g_dbus_interface_info_ref(key != NULL ? kmx_dbus_key_interface_info()
+							 : kmx_dbus_device_interface_info());
+	return infos;
+}
+
+static void
+kmx_subtree_method_call(GDBusConnection *connection,
+			const char *sender,
+			const char *object_path,
+			const char *interface_name,
+			const char *method_name,
+			GVariant *parameters,
+			GDBusMethodInvocation *invocation,
+			gpointer user_data)
+{
+	KmxExportedDevice *edev = user_data;
+	const char *node =
+	    strlen(object_path) > strlen(edev->path) ? object_path + strlen(edev->path) + 1 : NULL;
+	KmxKey *key;
+
+	if (!kmx_exported_device_lookup(edev, node, &key)) {
+		g_dbus_method_invocation_return_error(invocation,
+						      G_DBUS_ERROR,
+						      G_DBUS_ERROR_UNKNOWN_OBJECT,
+						      "no key at %s",
+						      object_path);
+		return;
+	}
+	if (key != NULL)
+		kmx_methods_call_key(edev->daemon, key, method_name, parameters, invocation);
+	else
+		kmx_methods_call_device(edev->daemon,
+					edev->device,
+					method_name,
+					parameters,
+					invocation);
+}
+
+static GVariant *
+kmx_subtree_get_property(GDBusConnection *connection,
+			 const char *sender,
+			 const char *object_path,
+			 const char *interface_name,
+			 const char *property_name,
+			 GError **error,
+			 gpointer user_data)
+{
+	KmxExportedDevice *edev = user_data;
+	const char *node =
+	    strlen(object_path) > strlen(edev->path) ? object_path + strlen(edev->path) + 1 : NULL;
+	GVariant *v = NULL;
+	KmxKey *key;
+
+	if (!kmx_daemon_authorize_sender_sync(edev->daemon, sender, error))
+		return NULL;
+	if (kmx_exported_device_lookup(edev, node, &key))
+		v = key != NULL ? kmx_key_property(edev, key, property_name)
+				: kmx_device_property(edev, property_name);
+	if (v == NULL)
+		g_set_error(error,
+			    G_DBUS_ERROR,
+			    G_DBUS_ERROR_UNKNOWN_PROPERTY,
+			    "no property %s at %s",
+			    property_name,
+			    object_path);
+	return v;
+}
+
+static const GDBusInterfaceVTable kmx_subtree_vtable = {
+    .method_call = kmx_subtree_method_call,
+    .get_property = kmx_subtree_get_property,
+};
+
+static const GDBusInterfaceVTable *
+kmx_subtree_dispatch(GDBusConnection *connection,
+		     const char *sender,
+		     const char *object_path,
+		     const char *interface_name,
+		     const char *node,
+		     gpointer *out_user_data,
+		     gpointer user_data)
+{
+	KmxExportedDevice *edev = user_data;
+	KmxKey *key;
+
+	if (!kmx_exported_device_lookup(edev, node, &key))
+		return NULL;
+	*out_user_data = edev;
+	return &kmx_subtree_vtable;
+}
+
+static const GDBusSubtreeVTable kmx_subtree_vtable_tree = {
+    .enumerate = kmx_subtree_enumerate,
+    .introspect = kmx_subtree_introspect,
+    .dispatch = kmx_subtree_dispatch,
+};
+
+/**
+ * kmx_exported_device_new:
+ *
+ * Mirrors @device; it goes on the bus with kmx_exported_device_attach().
+ */
+KmxExportedDevice *
+kmx_exported_device_new(KmxDaemon *daemon, KmxDevice *device)
+{
+	KmxExportedDevice *edev = g_new0(KmxExportedDevice, 1);
+
+	edev->daemon = daemon;
+	edev->device = g_object_ref(device);
+	edev->path = kmx_daemon_device_path(device);
+	edev->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_object_unref);
+	kmx_exported_device_sync_keys(edev, FALSE);
+	kmx_exported_device_remember_state(edev);
+	edev->notify_id =
+	    g_signal_connect(device, "notify", G_CALLBACK(kmx_exported_device_notify_cb), edev);
+	edev->keys_changed_id = g_signal_connect(device,
+						 "keys-changed",
+						 G_CALLBACK(kmx_exported_device_keys_changed_cb),
+						 edev);
+	return edev;
+}
+
+/**
+ * kmx_exported_device_attach:
+ * @announce: send InterfacesAdded (a device that comes after start-up)
+ *
+ * Puts the device and its keys on @connection.
+ */
+gboolean
+kmx_exported_device_attach(KmxExportedDevice *edev,
+			   GDBusConnection *connection,
+			   gboolean announce,
+			   GError **error)
+{
+	GHashTableIter iter;
+	gpointer id, key;
+
+	edev->registration_id =
+	    g_dbus_connection_register_subtree(connection,
+					       edev->path,
+					       &kmx_subtree_vtable_tree,
+					       G_DBUS_SUBTREE_FLAGS_DISPATCH_TO_UNENUMERATED_NODES,
+					       edev,
+					       NULL,
+					       error);
+	if (edev->registration_id == 0)
+		return FALSE;
+	edev->connection = g_object_ref(connection);
+	if (!announce)
+		return TRUE;
+	kmx_emit_interfaces_added(edev, edev->path, NULL);
+	g_hash_table_iter_init(&iter, edev->keys);
+	while (g_hash_table_iter_next(&iter, &id, &key)) {
+		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+		kmx_emit_interfaces_added(edev, path, key);
+	}
+	return TRUE;
+}
+
+/**
+ * kmx_exported_device_free:
+ *
+ * Takes the device off the bus, announcing it.
+ */
+void
+kmx_exported_device_free(KmxExportedDevice *edev)
+{
+	GHashTableIter iter;
+	gpointer id, key;
+
+	g_signal_handler_disconnect(edev->device, edev->notify_id);
+	g_signal_handler_disconnect(edev->device, edev->keys_changed_id);
+	g_hash_table_iter_init(&iter, edev->keys);
+	while (g_hash_table_iter_next(&iter, &id, &key)) {
+		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+		g_signal_handlers_disconnect_by_data(key, edev);
+		kmx_emit_interfaces_removed(edev, path, KMX_DBUS_KEY_INTERFACE);
+	}
+	kmx_emit_interfaces_removed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE);
+	if (edev->registration_id != 0)
+		g_dbus_connection_unregister_subtree(edev->connection, edev->registration_id);
+	g_clear_object(&edev->connection);
+	g_hash_table_unref(edev->keys);
+	g_object_unref(edev->device);
+	g_clear_pointer(&edev->details, g_variant_unref);
+	g_free(edev->label);
+	g_free(edev->path);
+	g_free(edev);
+}
+
+/**
+ * kmx_exported_device_add_managed_objects:
+ * @builder: an a{oa{sa{sv}}} builder
+ *
+ * Adds the device and its keys, for GetManagedObjects.
+ */
+void
+kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder)
+{
+	GHashTableIter iter;
+	gpointer id, key;
+
+	g_variant_builder_add(builder,
+			      "{o@a{sa{sv}}}",
+			      edev->path,
+			      kmx_object_interfaces(edev, NULL));
+	g_hash_table_iter_init(&iter, edev->keys);
+	while (g_hash_table_iter_next(&iter, &id, &key)) {
+		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+		g_variant_builder_add(builder,
+				      "{o@a{sa{sv}}}",
+				      path,
+				      kmx_object_interfaces(edev, key));
+	}
 }
