@@ -54,6 +54,52 @@ test_secret_wiped_on_truncate(void)
 	g_assert_cmpint(p[5], ==, 0);
 }
 
+static gsize
+locked_kib(void)
+{
+	g_autofree char *status = NULL;
+	const char *p;
+
+	g_assert_true(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
+	p = strstr(status, "VmLck:");
+	g_assert_nonnull(p);
+	return (gsize)g_ascii_strtoull(p + strlen("VmLck:"), NULL, 10);
+}
+
+static void
+test_secret_small_ones_share_locked_memory(void)
+{
+	g_autoptr(GPtrArray)
+	    secrets = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_secret_unref);
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+	gsize before = locked_kib();
+	KmxSecret *s;
+	guint8 *p;
+
+	for (guint i = 0; i < 2000; i++) {
+		s = kmx_secret_new_from_data("0123456789abcdef0123456789abcdef", 32);
+		g_assert_false(g_hash_table_contains(seen, kmx_secret_get_data(s)));
+		g_hash_table_add(seen, kmx_secret_get_data(s));
+		g_ptr_array_add(secrets, s);
+	}
+	/* 2000 secrets of 32 bytes fit in two 64 KiB chunks, not 2000 pages */
+	if (kmx_secure_memory_is_locked())
+		g_assert_cmpuint(locked_kib() - before, <=, 192);
+	/* a freed slot comes back zeroed */
+	s = g_ptr_array_steal_index(secrets, secrets->len - 1);
+	p = kmx_secret_get_data(s);
+	kmx_secret_unref(s);
+	s = kmx_secret_new(40);
+	g_assert_true(kmx_secret_get_data(s) == p);
+	for (guint i = 0; i < 41; i++)
+		g_assert_cmpint(p[i], ==, 0);
+	kmx_secret_unref(s);
+	/* a large secret has its own mapping */
+	s = kmx_secret_new(100000);
+	kmx_secret_get_data(s)[99999] = 1;
+	kmx_secret_unref(s);
+}
+
 static void
 test_algorithm_names(void)
 {
@@ -133,6 +179,8 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/secret/basics", test_secret_basics);
 	g_test_add_func("/kmx/secret/bytes-keep-memory", test_secret_bytes_keep_memory);
 	g_test_add_func("/kmx/secret/wiped-on-truncate", test_secret_wiped_on_truncate);
+	g_test_add_func("/kmx/secret/small-ones-share-locked-memory",
+			test_secret_small_ones_share_locked_memory);
 	g_test_add_func("/kmx/algorithm/names", test_algorithm_names);
 	g_test_add_func("/kmx/algorithm/usage", test_algorithm_usage);
 	g_test_add_func("/kmx/error/dbus-names", test_error_dbus_names);

@@ -1,10 +1,13 @@
 /* keymux: secrets in locked, non-dumpable memory that wipe themselves
  *
  * Every secret keymux handles itself (passwords, PINs, file keys, decrypted
- * key files, plaintexts on their way out) lives in a KmxSecret: its own
- * anonymous mapping, locked into RAM, excluded from core dumps and wiped on
- * fork, zeroed before it is unmapped.  A normal user may lock only 8 MiB, so
- * when mlock() fails the secret still works, unlocked, and we say so once.
+ * key files, plaintexts on their way out) lives in a KmxSecret: memory
+ * locked into RAM, excluded from core dumps and wiped on fork, zeroed when
+ * the secret is freed.  Small secrets share 64 KiB locked chunks, cut into
+ * slots of a few sizes, so 10,000 decrypted keys do not take 10,000 locked
+ * pages: a normal user may lock only 8 MiB.  Larger ones get a mapping of
+ * their own.  When mlock() fails the secret still works, unlocked, and we
+ * say so once.
  */
 #include "config.h"
 
@@ -20,8 +23,15 @@ struct _KmxSecret {
 	gsize map_len; /* size of the mapping */
 	gboolean locked;
 	gboolean mapped;
+	gint slab;    /* size class of a slot, or -1 */
 	guint8 *data; /* always NUL-terminated at data[len] */
 };
+
+#define KMX_SLAB_CHUNK (64 * 1024)
+static const gsize kmx_slab_sizes[] = {64, 256, 1024, 4096};
+static GMutex kmx_slab_mutex;
+static gpointer kmx_slab_free[G_N_ELEMENTS(kmx_slab_sizes)]; /* intrusive lists */
+static gboolean kmx_slab_chunk_locked[G_N_ELEMENTS(kmx_slab_sizes)];
 
 static gint kmx_secure_lock_failed = 0;
 
@@ -56,35 +66,100 @@ kmx_secure_memory_is_locked(void)
  *
  * Returns: (transfer full): a zero-filled secret of @len bytes (plus a NUL)
  */
+static gboolean
+kmx_secure_map(gsize len, guint8 **out)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	gboolean locked;
+
+	if (p == MAP_FAILED) {
+		/* out of mappings: behave like g_malloc(), still wiped on free */
+		*out = NULL;
+		return FALSE;
+	}
+	(void)madvise(p, len, MADV_DONTDUMP);
+#ifdef MADV_WIPEONFORK
+	(void)madvise(p, len, MADV_WIPEONFORK);
+#endif
+	locked = mlock(p, len) == 0;
+	if (!locked && g_atomic_int_compare_and_exchange(&kmx_secure_lock_failed, 0, 1))
+		g_warning("cannot lock secret memory (RLIMIT_MEMLOCK reached?): "
+			  "secrets stay in unlocked memory, still wiped after use");
+	*out = p;
+	return locked;
+}
+
+/* a slot of size class @cls from the shared chunks */
+static guint8 *
+kmx_slab_alloc(guint cls, gboolean *locked)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&kmx_slab_mutex);
+	gpointer slot = kmx_slab_free[cls];
+
+	if (slot == NULL) {
+		guint8 *chunk = NULL;
+		gsize size = kmx_slab_sizes[cls];
+
+		kmx_slab_chunk_locked[cls] = kmx_secure_map(KMX_SLAB_CHUNK, &chunk);
+		if (chunk == NULL)
+			return NULL;
+		/* thread the new slots onto the free list, last first */
+		for (gsize off = KMX_SLAB_CHUNK; off >= size; off -= size) {
+			*(gpointer *)(chunk + off - size) = kmx_slab_free[cls];
+			kmx_slab_free[cls] = chunk + off - size;
+		}
+		slot = kmx_slab_free[cls];
+	}
+	kmx_slab_free[cls] = *(gpointer *)slot;
+	*(gpointer *)slot = NULL;
+	*locked = kmx_slab_chunk_locked[cls];
+	return slot;
+}
+
+static void
+kmx_slab_release(guint cls, guint8 *slot)
+{
+	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&kmx_slab_mutex);
+
+	kmx_secure_zero(slot, kmx_slab_sizes[cls]);
+	*(gpointer *)slot = kmx_slab_free[cls];
+	kmx_slab_free[cls] = slot;
+}
+
+/**
+ * kmx_secret_new:
+ * @len: the number of bytes
+ *
+ * Returns: (transfer full): a zero-filled secret of @len bytes (plus a NUL)
+ */
 KmxSecret *
 kmx_secret_new(gsize len)
 {
 	KmxSecret *self = g_new0(KmxSecret, 1);
 	gsize page = (gsize)sysconf(_SC_PAGESIZE);
-	void *p;
 
 	g_return_val_if_fail(len < G_MAXSIZE - page, NULL);
 	g_atomic_ref_count_init(&self->ref);
 	self->len = len;
+	self->slab = -1;
+	for (guint i = 0; i < G_N_ELEMENTS(kmx_slab_sizes); i++) {
+		if (len + 1 <= kmx_slab_sizes[i]) {
+			self->data = kmx_slab_alloc(i, &self->locked);
+			if (self->data != NULL) {
+				self->slab = (gint)i;
+				self->map_len = kmx_slab_sizes[i];
+				return self;
+			}
+			break;
+		}
+	}
 	self->map_len = (len + 1 + page - 1) / page * page;
-	p = mmap(NULL, self->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		/* out of mappings: behave like g_malloc(), still wiped on free */
+	self->locked = kmx_secure_map(self->map_len, &self->data);
+	if (self->data == NULL) {
 		self->data = g_malloc0(self->map_len);
 		return self;
 	}
 	self->mapped = TRUE;
-	self->data = p;
-	(void)madvise(p, self->map_len, MADV_DONTDUMP);
-#ifdef MADV_WIPEONFORK
-	(void)madvise(p, self->map_len, MADV_WIPEONFORK);
-#endif
-	if (mlock(p, self->map_len) == 0) {
-		self->locked = TRUE;
-	} else if (g_atomic_int_compare_and_exchange(&kmx_secure_lock_failed, 0, 1)) {
-		g_warning("cannot lock secret memory (RLIMIT_MEMLOCK reached?): "
-			  "secrets stay in unlocked memory, still wiped after use");
-	}
 	return self;
 }
 
@@ -133,6 +208,11 @@ kmx_secret_unref(KmxSecret *self)
 		return;
 	if (!g_atomic_ref_count_dec(&self->ref))
 		return;
+	if (self->slab >= 0) {
+		kmx_slab_release((guint)self->slab, self->data);
+		g_free(self);
+		return;
+	}
 	kmx_secure_zero(self->data, self->map_len);
 	if (self->locked)
 		munlock(self->data, self->map_len);
