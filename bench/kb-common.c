@@ -21,8 +21,14 @@
 
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
-#include <nettle/bignum.h>
-#include <nettle/rsa.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+/* gnutls 3.7 has no rsa-oaep: rsa keys also get an openssl view, as keymuxd's
+ * soft-key backend does (kmx-softkey-ossl.c) */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIGNUM, BN_clear_free)
 
 G_DEFINE_QUARK(kb - error - quark, kb_error)
 
@@ -89,10 +95,7 @@ kb_message_digest(void)
 
 typedef struct {
 	KbKey parent;
-	/* nettle's view of an rsa key: gnutls 3.7 has no oaep, so oaep is done here */
-	gboolean have_rsa;
-	struct rsa_public_key rsa_pub;
-	struct rsa_private_key rsa_priv;
+	EVP_PKEY *ossl; /* rsa only: oaep and the raw export go through libcrypto */
 } KbKeyReal;
 
 void
@@ -101,10 +104,7 @@ kb_key_free(KbKey *key)
 	KbKeyReal *real = (KbKeyReal *)key;
 	if (key == NULL)
 		return;
-	if (real->have_rsa) {
-		rsa_public_key_clear(&real->rsa_pub);
-		rsa_private_key_clear(&real->rsa_priv);
-	}
+	g_clear_pointer(&real->ossl, EVP_PKEY_free);
 	if (key->priv != NULL)
 		gnutls_privkey_deinit(key->priv);
 	if (key->pub != NULL)
@@ -129,61 +129,33 @@ gnutls_check(int rc, const gchar *what, GError **error)
 	return FALSE;
 }
 
+/* the same key in libcrypto, from gnutls's plain pkcs#8 export */
 static gboolean
-key_prepare_rsa(KbKeyReal *real, GError **error)
+key_prepare_rsa(KbKeyReal *real, gnutls_x509_privkey_t xkey, GError **error)
 {
-	gnutls_datum_t m = {NULL, 0}, e = {NULL, 0}, d = {NULL, 0};
-	gnutls_datum_t p = {NULL, 0}, q = {NULL, 0};
-	gboolean ok = FALSE;
+	gnutls_datum_t der = {NULL, 0};
+	const unsigned char *p;
 	int rc;
 
-	rc = gnutls_privkey_export_rsa_raw2(real->parent.priv,
-					    &m,
-					    &e,
-					    &d,
-					    &p,
-					    &q,
-					    NULL,
-					    NULL,
-					    NULL,
-					    0);
-	if (!gnutls_check(rc, "exporting the rsa key", error))
+	rc = gnutls_x509_privkey_export2_pkcs8(xkey,
+					       GNUTLS_X509_FMT_DER,
+					       NULL,
+					       GNUTLS_PKCS_PLAIN,
+					       &der);
+	if (!gnutls_check(rc, "exporting the rsa key as pkcs#8", error))
 		return FALSE;
-
-	rsa_public_key_init(&real->rsa_pub);
-	rsa_private_key_init(&real->rsa_priv);
-	real->have_rsa = TRUE;
-	nettle_mpz_set_str_256_u(real->rsa_pub.n, m.size, m.data);
-	nettle_mpz_set_str_256_u(real->rsa_pub.e, e.size, e.data);
-	nettle_mpz_set_str_256_u(real->rsa_priv.d, d.size, d.data);
-	nettle_mpz_set_str_256_u(real->rsa_priv.p, p.size, p.data);
-	nettle_mpz_set_str_256_u(real->rsa_priv.q, q.size, q.data);
-	/* derive the crt values ourselves rather than trust which coefficient is which */
-	{
-		mpz_t t;
-		mpz_init(t);
-		mpz_sub_ui(t, real->rsa_priv.p, 1);
-		mpz_fdiv_r(real->rsa_priv.a, real->rsa_priv.d, t);
-		mpz_sub_ui(t, real->rsa_priv.q, 1);
-		mpz_fdiv_r(real->rsa_priv.b, real->rsa_priv.d, t);
-		ok = mpz_invert(real->rsa_priv.c, real->rsa_priv.q, real->rsa_priv.p) != 0;
-		mpz_clear(t);
+	p = der.data;
+	real->ossl = d2i_AutoPrivateKey(NULL, &p, der.size);
+	gnutls_memset(der.data, 0, der.size);
+	gnutls_free(der.data);
+	if (real->ossl == NULL || !EVP_PKEY_is_a(real->ossl, "RSA")) {
+		g_set_error_literal(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "libcrypto cannot read the rsa key gnutls exported");
+		return FALSE;
 	}
-	if (ok)
-		ok = rsa_public_key_prepare(&real->rsa_pub) &&
-		     rsa_private_key_prepare(&real->rsa_priv);
-	if (!ok)
-		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "rsa key is not consistent");
-
-	gnutls_free(m.data);
-	gnutls_free(e.data);
-	gnutls_memset(d.data, 0, d.size);
-	gnutls_free(d.data);
-	gnutls_memset(p.data, 0, p.size);
-	gnutls_free(p.data);
-	gnutls_memset(q.data, 0, q.size);
-	gnutls_free(q.data);
-	return ok;
+	return TRUE;
 }
 
 KbKey *
@@ -209,6 +181,11 @@ kb_key_new_from_data(const guint8 *data, gsize len, const gchar *passphrase, GEr
 		gnutls_x509_privkey_deinit(xkey);
 		return gnutls_check(rc, "reading the private key", error), NULL;
 	}
+	if (gnutls_x509_privkey_get_pk_algorithm(xkey) == GNUTLS_PK_RSA &&
+	    !key_prepare_rsa((KbKeyReal *)key, xkey, error)) {
+		gnutls_x509_privkey_deinit(xkey);
+		return NULL;
+	}
 	rc = gnutls_privkey_init(&key->priv);
 	if (rc >= 0)
 		rc =
@@ -228,8 +205,6 @@ kb_key_new_from_data(const guint8 *data, gsize len, const gchar *passphrase, GEr
 	key->id = kb_spki_id(spki.data, spki.size);
 	gnutls_free(spki.data);
 	key->pk = gnutls_privkey_get_pk_algorithm(key->priv, NULL);
-	if (key->pk == GNUTLS_PK_RSA && !key_prepare_rsa((KbKeyReal *)key, error))
-		return NULL;
 	return g_steal_pointer(&key);
 }
 
@@ -346,30 +321,6 @@ kb_key_verify(KbKey *key,
 	return TRUE;
 }
 
-static void
-rnd_func(void *ctx, size_t len, uint8_t *dst)
-{
-	gnutls_rnd(GNUTLS_RND_NONCE, dst, len);
-}
-
-static void
-mgf1_sha256(const guint8 *seed, gsize seed_len, guint8 *mask, gsize mask_len)
-{
-	g_autofree guint8 *buf = g_malloc(seed_len + 4);
-	guint8 digest[32];
-	memcpy(buf, seed, seed_len);
-	for (guint32 counter = 0, done = 0; done < mask_len; counter++) {
-		gsize n = MIN(sizeof digest, mask_len - done);
-		buf[seed_len] = counter >> 24;
-		buf[seed_len + 1] = counter >> 16;
-		buf[seed_len + 2] = counter >> 8;
-		buf[seed_len + 3] = counter;
-		gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, seed_len + 4, digest);
-		memcpy(mask + done, digest, n);
-		done += n;
-	}
-}
-
 gboolean
 kb_key_decrypt(KbKey *key,
 	       KbAlg alg,
@@ -379,16 +330,11 @@ kb_key_decrypt(KbKey *key,
 	       GError **error)
 {
 	KbKeyReal *real = (KbKeyReal *)key;
-	const gsize hlen = 32;
-	gsize k;
-	g_autofree guint8 *em = NULL;
-	guint8 lhash[32];
-	guint8 *seed, *db;
-	gsize db_len, i;
-	mpz_t c, m;
-	int ok;
+	g_autoptr(EVP_PKEY_CTX) ctx = NULL;
+	gsize outlen = 0;
+	guint start = out->len;
 
-	if (alg != KB_ALG_RSA_OAEP_SHA256 || !real->have_rsa) {
+	if (alg != KB_ALG_RSA_OAEP_SHA256 || real->ossl == NULL) {
 		g_set_error(error,
 			    KB_ERROR,
 			    KB_ERROR_FAILED,
@@ -396,53 +342,35 @@ kb_key_decrypt(KbKey *key,
 			    kb_alg_to_string(alg));
 		return FALSE;
 	}
-	k = real->rsa_pub.size;
-	if (len != k || k < 2 * hlen + 2) {
+	if (len != (gsize)EVP_PKEY_get_size(real->ossl)) {
 		g_set_error(error,
 			    KB_ERROR,
 			    KB_ERROR_FAILED,
-			    "oaep ciphertext is %u bytes, the key needs %u",
+			    "oaep ciphertext is %u bytes, the key needs %d",
 			    (guint)len,
-			    (guint)k);
+			    EVP_PKEY_get_size(real->ossl));
 		return FALSE;
 	}
-
-	/* the private-key operation: the one that costs */
-	mpz_init(c);
-	mpz_init(m);
-	nettle_mpz_set_str_256_u(c, len, data);
-	ok = rsa_compute_root_tr(&real->rsa_pub, &real->rsa_priv, NULL, rnd_func, m, c);
-	em = g_malloc0(k);
-	if (ok)
-		nettle_mpz_get_str_256(k, em, m);
-	mpz_clear(c);
-	mpz_clear(m);
-	if (!ok) {
-		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "rsa decryption failed");
+	/* a context per call, as keymuxd does: the baseline pays what keymuxd pays */
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, real->ossl, NULL);
+	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_decrypt(ctx, NULL, &outlen, data, len) <= 0) {
+		g_set_error_literal(error,
+				    KB_ERROR,
+				    KB_ERROR_FAILED,
+				    "libcrypto cannot set up rsa-oaep-sha256 decryption");
 		return FALSE;
 	}
-
-	/* eme-oaep decoding, rfc 8017 7.1.2, sha-256 and mgf1-sha-256, empty label */
-	seed = em + 1;
-	db = em + 1 + hlen;
-	db_len = k - hlen - 1;
-	{
-		g_autofree guint8 *mask = g_malloc(MAX(hlen, db_len));
-		mgf1_sha256(db, db_len, mask, hlen);
-		for (i = 0; i < hlen; i++)
-			seed[i] ^= mask[i];
-		mgf1_sha256(seed, hlen, mask, db_len);
-		for (i = 0; i < db_len; i++)
-			db[i] ^= mask[i];
-	}
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, "", 0, lhash);
-	for (i = hlen; i < db_len && db[i] == 0; i++)
-		;
-	if (em[0] != 0 || memcmp(db, lhash, hlen) != 0 || i == db_len || db[i] != 1) {
-		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "oaep decoding error");
+	g_byte_array_set_size(out, start + outlen);
+	if (EVP_PKEY_decrypt(ctx, out->data + start, &outlen, data, len) <= 0) {
+		g_byte_array_set_size(out, start);
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "rsa-oaep decryption failed");
 		return FALSE;
 	}
-	g_byte_array_append(out, db + i + 1, db_len - i - 1);
+	g_byte_array_set_size(out, start + outlen);
 	return TRUE;
 }
 
@@ -1070,12 +998,20 @@ kb_raw_key_free(KbRawKey *raw)
 	g_free(raw);
 }
 
+/* one rsa parameter, big-endian without leading zeros */
 static GByteArray *
-mpz_bytes(mpz_t v)
+rsa_param(EVP_PKEY *pkey, const char *name, GError **error)
 {
-	GByteArray *out = g_byte_array_new();
-	g_byte_array_set_size(out, nettle_mpz_sizeinbase_256_u(v));
-	nettle_mpz_get_str_256(out->len, out->data, v);
+	g_autoptr(BIGNUM) bn = NULL;
+	GByteArray *out;
+
+	if (!EVP_PKEY_get_bn_param(pkey, name, &bn)) {
+		g_set_error(error, KB_ERROR, KB_ERROR_FAILED, "rsa key has no %s", name);
+		return NULL;
+	}
+	out = g_byte_array_sized_new(BN_num_bytes(bn));
+	g_byte_array_set_size(out, BN_num_bytes(bn));
+	BN_bn2bin(bn, out->data);
 	return out;
 }
 
@@ -1087,23 +1023,22 @@ kb_raw_key_export(KbKey *key, GError **error)
 
 	raw->pk = key->pk;
 	if (key->pk == GNUTLS_PK_RSA) {
-		mpz_t iqmp;
-		if (!real->have_rsa) {
-			g_set_error_literal(error,
-					    KB_ERROR,
-					    KB_ERROR_FAILED,
-					    "rsa key not prepared");
+		/* coefficient1 is pkcs#1's qInv = q^-1 mod p, with p = factor1 */
+		if (real->ossl == NULL ||
+		    (raw->n = rsa_param(real->ossl, OSSL_PKEY_PARAM_RSA_N, error)) == NULL ||
+		    (raw->e = rsa_param(real->ossl, OSSL_PKEY_PARAM_RSA_E, error)) == NULL ||
+		    (raw->rd = rsa_param(real->ossl, OSSL_PKEY_PARAM_RSA_D, error)) == NULL ||
+		    (raw->p = rsa_param(real->ossl, OSSL_PKEY_PARAM_RSA_FACTOR1, error)) == NULL ||
+		    (raw->q = rsa_param(real->ossl, OSSL_PKEY_PARAM_RSA_FACTOR2, error)) == NULL ||
+		    (raw->iqmp = rsa_param(real->ossl, OSSL_PKEY_PARAM_RSA_COEFFICIENT1, error)) ==
+			NULL) {
+			if (real->ossl == NULL)
+				g_set_error_literal(error,
+						    KB_ERROR,
+						    KB_ERROR_FAILED,
+						    "rsa key not prepared");
 			return NULL;
 		}
-		raw->n = mpz_bytes(real->rsa_pub.n);
-		raw->e = mpz_bytes(real->rsa_pub.e);
-		raw->rd = mpz_bytes(real->rsa_priv.d);
-		raw->p = mpz_bytes(real->rsa_priv.p);
-		raw->q = mpz_bytes(real->rsa_priv.q);
-		mpz_init(iqmp);
-		mpz_invert(iqmp, real->rsa_priv.q, real->rsa_priv.p);
-		raw->iqmp = mpz_bytes(iqmp);
-		mpz_clear(iqmp);
 	} else if (key->pk == GNUTLS_PK_EDDSA_ED25519 || key->pk == GNUTLS_PK_ECDSA) {
 		gnutls_ecc_curve_t curve;
 		gnutls_datum_t x = {NULL, 0}, y = {NULL, 0}, k = {NULL, 0};

@@ -14,7 +14,7 @@
 #include "kb-wire.h"
 
 #include <errno.h>
-#include <nettle/aes.h>
+#include <openssl/evp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -334,49 +334,35 @@ private_key_sexp(KbRawKey *raw)
 	return s;
 }
 
-/* rfc 3394 aes key wrap, as libgcrypt's GCRY_CIPHER_MODE_AESWRAP */
-static GByteArray *
-aes_key_wrap(const guint8 *kek, gsize kek_len, const guint8 *in, gsize len)
-{
-	GByteArray *out = g_byte_array_new();
-	gsize n = len / 8;
-	guint8 a[8], b[16];
-	g_autofree guint8 *r = g_memdup2(in, len);
-	union {
-		struct aes128_ctx a128;
-		struct aes192_ctx a192;
-		struct aes256_ctx a256;
-	} ctx;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_CIPHER_CTX, EVP_CIPHER_CTX_free)
 
-	if (kek_len == 16)
-		aes128_set_encrypt_key(&ctx.a128, kek);
-	else if (kek_len == 24)
-		aes192_set_encrypt_key(&ctx.a192, kek);
-	else
-		aes256_set_encrypt_key(&ctx.a256, kek);
-	memset(a, 0xa6, 8);
-	for (guint j = 0; j <= 5; j++) {
-		for (gsize i = 1; i <= n; i++) {
-			guint64 t = (guint64)n * j + i;
-			memcpy(b, a, 8);
-			memcpy(b + 8, r + (i - 1) * 8, 8);
-			if (kek_len == 16)
-				aes128_encrypt(&ctx.a128, 16, b, b);
-			else if (kek_len == 24)
-				aes192_encrypt(&ctx.a192, 16, b, b);
-			else
-				aes256_encrypt(&ctx.a256, 16, b, b);
-			memcpy(a, b, 8);
-			for (guint k = 0; k < 8; k++)
-				a[7 - k] ^= (t >> (8 * k)) & 0xff;
-			memcpy(r + (i - 1) * 8, b + 8, 8);
-		}
+/* rfc 3394 aes key wrap, as libgcrypt's GCRY_CIPHER_MODE_AESWRAP, from libcrypto */
+static GByteArray *
+aes_key_wrap(const guint8 *kek, gsize kek_len, const guint8 *in, gsize len, GError **error)
+{
+	const EVP_CIPHER *cipher = kek_len == 16   ? EVP_aes_128_wrap()
+				   : kek_len == 24 ? EVP_aes_192_wrap()
+						   : EVP_aes_256_wrap();
+	g_autoptr(EVP_CIPHER_CTX) ctx = EVP_CIPHER_CTX_new();
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	int n = 0, fin = 0;
+
+	/* wrapped = 8-byte integrity block + input, plus room for a final block */
+	g_byte_array_set_size(out, len + 16);
+	if (ctx != NULL)
+		EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (ctx == NULL || !EVP_EncryptInit_ex(ctx, cipher, NULL, kek, NULL) ||
+	    !EVP_EncryptUpdate(ctx, out->data, &n, in, (int)len) ||
+	    !EVP_EncryptFinal_ex(ctx, out->data + n, &fin)) {
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "libcrypto aes key wrap of %u bytes failed",
+			    (guint)len);
+		return NULL;
 	}
-	g_byte_array_append(out, a, 8);
-	g_byte_array_append(out, r, len);
-	memset(r, 0, len);
-	memset(&ctx, 0, sizeof ctx);
-	return out;
+	g_byte_array_set_size(out, n + fin);
+	return g_steal_pointer(&out);
 }
 
 static const GByteArray *
@@ -448,8 +434,10 @@ import_key(Assuan *a, KbKey *key, GError **error)
 	/* key wrap works on 64-bit blocks; the parser stops at the last paren */
 	while (sexp->len % 8 != 0)
 		g_string_append_c(sexp, '\0');
-	wrapped = aes_key_wrap(kek->data, kek->len, (const guint8 *)sexp->str, sexp->len);
+	wrapped = aes_key_wrap(kek->data, kek->len, (const guint8 *)sexp->str, sexp->len, error);
 	memset(sexp->str, 0, sexp->len);
+	if (wrapped == NULL)
+		return NULL;
 	if (!command(a, "IMPORT_KEY", NULL, import_inquire, wrapped, error))
 		return NULL;
 	after = list_keygrips(a, error);
