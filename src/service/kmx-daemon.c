@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include "kmx-backend.h"
@@ -1146,6 +1147,9 @@ kmx_daemon_reply_managed_objects(KmxDaemon *self, GDBusMethodInvocation *invocat
 		    g_hash_table_lookup(self->devices, devices->pdata[i]),
 		    &b);
 	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
+	/* a large store's reply is megabytes: give them back to the system */
+	if (devices->len > 0)
+		malloc_trim(0);
 }
 
 static void

@@ -216,9 +216,15 @@ kmx_object_interfaces(KmxExportedDevice *edev, KmxKey *key)
 					       : kmx_dbus_device_interface_info();
 	GVariantBuilder b;
 
+	GVariant *v;
+
 	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sa{sv}}"));
 	g_variant_builder_add(&b, "{s@a{sv}}", info->name, kmx_all_properties(info, edev, key));
-	return g_variant_builder_end(&b);
+	v = g_variant_builder_end(&b);
+	/* flatten it now: a tree of small GVariants per key would multiply the
+	 * memory GetManagedObjects needs for a large store */
+	(void)g_variant_get_data(v);
+	return v;
 }
 
 /* ---- signals ------------------------------------------------------------- */
