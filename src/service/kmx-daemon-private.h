@@ -14,6 +14,7 @@ struct _KmxCaller {
 	guint32 pid;
 	char *exe;
 	GPtrArray *waiting;	 /* KmxRequest waiting for the credentials */
+	GMutex mutex;		 /* cancellables: requests end on workers too */
 	GPtrArray *cancellables; /* of this caller's requests in flight */
 };
 
@@ -28,7 +29,6 @@ gboolean kmx_daemon_authorize_sender_sync(KmxDaemon *self, const char *sender, G
 
 typedef void (*KmxPromptDone)(KmxRequest *req, GError *error);
 void kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done);
-void kmx_daemon_device_used(KmxDaemon *self, KmxDevice *device);
 
 GDBusConnection *kmx_daemon_get_connection(KmxDaemon *self);
 char *kmx_daemon_device_path(KmxDevice *device);

@@ -61,6 +61,7 @@ kmx_caller_unref(KmxCaller *caller)
 	g_free(caller->exe);
 	g_ptr_array_unref(caller->waiting);
 	g_ptr_array_unref(caller->cancellables);
+	g_mutex_clear(&caller->mutex);
 	g_free(caller);
 }
 
@@ -84,6 +85,7 @@ kmx_daemon_get_caller(KmxDaemon *self, const char *sender)
 	caller->sender = g_strdup(sender);
 	caller->waiting = g_ptr_array_new();
 	caller->cancellables = g_ptr_array_new();
+	g_mutex_init(&caller->mutex);
 	g_hash_table_insert(self->callers, caller->sender, caller);
 	return caller;
 }
@@ -242,8 +244,10 @@ kmx_daemon_forget_caller(KmxDaemon *self, const char *sender)
 	if (caller == NULL)
 		return;
 	/* its requests are pointless now: stop them where they wait */
+	g_mutex_lock(&caller->mutex);
 	for (guint i = 0; i < caller->cancellables->len; i++)
 		g_cancellable_cancel(g_ptr_array_index(caller->cancellables, i));
+	g_mutex_unlock(&caller->mutex);
 	g_hash_table_remove(self->callers, sender);
 }
 
@@ -524,16 +528,30 @@ typedef struct {
 	KmxDevice *device;
 } KmxIdle;
 
+static void
+kmx_daemon_idle_arm(KmxDaemon *self, KmxDevice *device, gint64 delay_us);
+
+/* the idle lock: a timer per open device that fires at last use + timeout;
+ * uses move the deadline without touching the timer (they may happen on
+ * any thread), so the timer checks when it fires */
 static gboolean
 kmx_daemon_idle_lock_cb(gpointer user_data)
 {
 	KmxIdle *idle = user_data;
+	KmxDaemon *self = idle->self;
+	KmxDevice *device = idle->device;
+	gint64 timeout = (gint64)self->idle_timeout_s * G_USEC_PER_SEC;
+	gint64 left = kmx_device_get_last_used(device) + timeout - g_get_monotonic_time();
 
-	g_info("locking %s after %u s unused",
-	       kmx_device_get_id(idle->device),
-	       idle->self->idle_timeout_s);
-	g_hash_table_steal(idle->self->idle_timers, idle->device);
-	kmx_daemon_lock_device(idle->self, idle->device);
+	g_hash_table_steal(self->idle_timers, device);
+	if (kmx_device_is_locked(device))
+		return G_SOURCE_REMOVE;
+	if (left > 0) {
+		kmx_daemon_idle_arm(self, device, left);
+		return G_SOURCE_REMOVE;
+	}
+	g_info("locking %s after %u s unused", kmx_device_get_id(device), self->idle_timeout_s);
+	kmx_daemon_lock_device(self, device);
 	return G_SOURCE_REMOVE;
 }
 
@@ -543,39 +561,38 @@ kmx_daemon_idle_remove(gpointer data)
 	g_source_remove(GPOINTER_TO_UINT(data));
 }
 
-/**
- * kmx_daemon_device_used:
- *
- * Restarts the idle timer of @device, which locks it when it runs out.
- */
-void
-kmx_daemon_device_used(KmxDaemon *self, KmxDevice *device)
+static void
+kmx_daemon_idle_arm(KmxDaemon *self, KmxDevice *device, gint64 delay_us)
 {
-	KmxIdle *idle;
+	KmxIdle *idle = g_new0(KmxIdle, 1);
 	guint id;
 
-	if (self->idle_timeout_s == 0 || !g_hash_table_contains(self->devices, device))
-		return;
-	id = GPOINTER_TO_UINT(g_hash_table_lookup(self->idle_timers, device));
-	if (id != 0) {
-		/* cheap on the hot path: push the deadline, keep the source */
-		GSource *source = g_main_context_find_source_by_id(NULL, id);
-		if (source != NULL) {
-			g_source_set_ready_time(source,
-						g_get_monotonic_time() +
-						    (gint64)self->idle_timeout_s * G_USEC_PER_SEC);
-			return;
-		}
-	}
-	idle = g_new0(KmxIdle, 1);
 	idle->self = self;
 	idle->device = device;
-	id = g_timeout_add_seconds_full(G_PRIORITY_DEFAULT,
-					self->idle_timeout_s,
-					kmx_daemon_idle_lock_cb,
-					idle,
-					g_free);
+	id = g_timeout_add_full(G_PRIORITY_DEFAULT,
+				(guint)MIN(delay_us / 1000 + 1, G_MAXUINT),
+				kmx_daemon_idle_lock_cb,
+				idle,
+				g_free);
 	g_hash_table_insert(self->idle_timers, device, GUINT_TO_POINTER(id));
+}
+
+/* a device that opens starts its idle timer; one that locks drops it */
+static void
+kmx_daemon_idle_update(KmxDevice *device, GParamSpec *pspec, KmxDaemon *self)
+{
+	gboolean armed = g_hash_table_contains(self->idle_timers, device);
+
+	if (self->idle_timeout_s == 0)
+		return;
+	if (kmx_device_is_locked(device) || !kmx_device_is_available(device)) {
+		g_hash_table_remove(self->idle_timers, device);
+		return;
+	}
+	if (!armed) {
+		kmx_device_touch(device);
+		kmx_daemon_idle_arm(self, device, (gint64)self->idle_timeout_s * G_USEC_PER_SEC);
+	}
 }
 
 static void
@@ -633,6 +650,7 @@ kmx_daemon_device_added_cb(KmxBackend *backend, KmxDevice *device, KmxDaemon *se
 
 	g_debug("device %s added", kmx_device_get_id(device));
 	g_hash_table_insert(self->devices, g_object_ref(device), edev);
+	g_signal_connect(device, "notify::flags", G_CALLBACK(kmx_daemon_idle_update), self);
 	if (self->connection != NULL &&
 	    !kmx_exported_device_attach(edev, self->connection, TRUE, &error))
 		g_warning("cannot put %s on the bus: %s",
@@ -644,6 +662,7 @@ static void
 kmx_daemon_device_removed_cb(KmxBackend *backend, KmxDevice *device, KmxDaemon *self)
 {
 	g_debug("device %s removed", kmx_device_get_id(device));
+	g_signal_handlers_disconnect_by_func(device, kmx_daemon_idle_update, self);
 	g_hash_table_remove(self->idle_timers, device);
 	g_hash_table_remove(self->devices, device);
 }
@@ -1405,6 +1424,7 @@ kmx_daemon_shutdown(KmxDaemon *self)
 	g_hash_table_iter_init(&iter, self->devices);
 	while (g_hash_table_iter_next(&iter, &device, NULL)) {
 		g_autoptr(GError) error = NULL;
+		g_signal_handlers_disconnect_by_func(device, kmx_daemon_idle_update, self);
 		if (!kmx_device_lock(device, NULL, &error))
 			g_warning("cannot lock %s: %s", kmx_device_get_id(device), error->message);
 	}

@@ -24,6 +24,7 @@ typedef struct {
 	GHashTable *keys_by_id; /* id -> KmxKey (borrowed from keys) */
 	GMainContext *main_context;
 	KmxExecutor *executor;
+	gint64 last_used; /* monotonic µs, atomic */
 } KmxDevicePrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE(KmxDevice, kmx_device, G_TYPE_OBJECT)
@@ -389,6 +390,29 @@ kmx_device_get_executor(KmxDevice *self)
 			priv->executor = kmx_executor_new(KMX_EXECUTOR_SERIAL, 1);
 	}
 	return priv->executor;
+}
+
+/**
+ * kmx_device_touch:
+ *
+ * Records that the device was used now; any thread.  The idle lock runs
+ * from the last use.
+ */
+void
+kmx_device_touch(KmxDevice *self)
+{
+	__atomic_store_n(&GET_PRIVATE(self)->last_used, g_get_monotonic_time(), __ATOMIC_RELAXED);
+}
+
+/**
+ * kmx_device_get_last_used:
+ *
+ * Returns: when the device was last used (g_get_monotonic_time()), or 0
+ */
+gint64
+kmx_device_get_last_used(KmxDevice *self)
+{
+	return __atomic_load_n(&GET_PRIVATE(self)->last_used, __ATOMIC_RELAXED);
 }
 
 /**

@@ -96,6 +96,8 @@ GVariant *kmx_device_dup_details(KmxDevice *self);
 void kmx_device_set_details(KmxDevice *self, GVariant *details);
 
 KmxExecutor *kmx_device_get_executor(KmxDevice *self);
+void kmx_device_touch(KmxDevice *self);
+gint64 kmx_device_get_last_used(KmxDevice *self);
 
 GPtrArray *kmx_device_get_keys(KmxDevice *self);
 KmxKey *kmx_device_find_key(KmxDevice *self, const char *key_id);

@@ -20,6 +20,8 @@ struct _KmxExecutor {
 typedef struct {
 	GTask *task;
 	GTaskThreadFunc func;
+	GFunc plain; /* instead of a task: work that completes itself */
+	gpointer data;
 } KmxWork;
 
 static void
@@ -27,6 +29,12 @@ kmx_executor_work(gpointer data, gpointer user_data)
 {
 	KmxWork *work = data;
 	GTask *task = work->task;
+
+	if (work->plain != NULL) {
+		work->plain(work->data, NULL);
+		g_free(work);
+		return;
+	}
 	GCancellable *cancellable = g_task_get_cancellable(task);
 
 	if (cancellable != NULL && g_cancellable_is_cancelled(cancellable)) {
@@ -129,5 +137,24 @@ kmx_executor_run(KmxExecutor *self, GTask *task, GTaskThreadFunc func)
 
 	work->task = g_object_ref(task);
 	work->func = func;
+	g_thread_pool_push(self->pool, work, NULL);
+}
+
+/**
+ * kmx_executor_run_func:
+ * @self: an executor
+ * @func: the work, called with @data on a thread of @self
+ * @data: its argument
+ *
+ * Queues work that reports its result itself (no GTask, no trip back
+ * through the main loop).
+ */
+void
+kmx_executor_run_func(KmxExecutor *self, GFunc func, gpointer data)
+{
+	KmxWork *work = g_new0(KmxWork, 1);
+
+	work->plain = func;
+	work->data = data;
 	g_thread_pool_push(self->pool, work, NULL);
 }

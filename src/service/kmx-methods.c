@@ -53,11 +53,10 @@ kmx_options_get_boolean(GVariant *options, const char *name, gboolean *value, GE
 
 /* ---- key operations (Sign, Decrypt, Derive) ---------------------------- */
 
-static void
-kmx_key_op_work(KmxRequest *req, GTask *task)
+/* on the executor: hash if needed, then the private-key operation */
+static GBytes *
+kmx_key_op_compute(KmxRequest *req, GError **error)
 {
-	GError *error = NULL;
-	GBytes *result = NULL;
 	KmxOperation op = kmx_mechanism_get_operation(req->mechanism);
 	KmxHash hash = kmx_mechanism_get_hash(req->mechanism);
 	g_autoptr(GBytes) input = g_bytes_ref(req->data);
@@ -79,52 +78,17 @@ kmx_key_op_work(KmxRequest *req, GTask *task)
 		g_bytes_unref(input);
 		input = g_bytes_new(digest, digest_len);
 	}
-
 	switch (op) {
 	case KMX_OPERATION_SIGN:
-		result = kmx_key_sign(req->key, req->mechanism, input, req->cancellable, &error);
-		break;
+		return kmx_key_sign(req->key, req->mechanism, input, req->cancellable, error);
 	case KMX_OPERATION_DECRYPT:
-		result = kmx_key_decrypt(req->key, req->mechanism, input, req->cancellable, &error);
-		break;
+		return kmx_key_decrypt(req->key, req->mechanism, input, req->cancellable, error);
 	case KMX_OPERATION_DERIVE:
-		result = kmx_key_derive(req->key, req->mechanism, input, req->cancellable, &error);
-		break;
+		return kmx_key_derive(req->key, req->mechanism, input, req->cancellable, error);
 	default:
-		g_set_error(&error, KMX_ERROR, KMX_ERROR_FAILED, "unknown operation");
+		g_set_error(error, KMX_ERROR, KMX_ERROR_FAILED, "unknown operation");
+		return NULL;
 	}
-	if (result == NULL) {
-		if (error == NULL)
-			g_set_error(&error,
-				    KMX_ERROR,
-				    KMX_ERROR_FAILED,
-				    "the %s backend failed without saying why",
-				    kmx_device_get_backend_name(req->device));
-		g_task_return_error(task, error);
-		return;
-	}
-	g_task_return_pointer(task, result, (GDestroyNotify)g_bytes_unref);
-}
-
-static void
-kmx_key_op_done(KmxRequest *req, GTask *task)
-{
-	GError *error = NULL;
-	g_autoptr(GBytes) result = g_task_propagate_pointer(task, &error);
-
-	if (result == NULL) {
-		kmx_request_return_error(req, error);
-		return;
-	}
-	/* the reply copies the bytes; our copy (maybe a plaintext in secret
-	 * memory) is wiped when result goes */
-	kmx_request_return_value(
-	    req,
-	    g_variant_new("(@ay)",
-			  g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
-						    g_bytes_get_data(result, NULL),
-						    g_bytes_get_size(result),
-						    1)));
 }
 
 /**
@@ -206,8 +170,7 @@ kmx_request_start_key_operation(KmxRequest *req,
 					       len,
 					       (GDestroyNotify)g_variant_unref,
 					       g_variant_ref(data));
-	req->work = kmx_key_op_work;
-	req->done = kmx_key_op_done;
+	req->compute = kmx_key_op_compute;
 	kmx_request_start(req);
 }
 

@@ -18,6 +18,9 @@ typedef struct _KmxCaller KmxCaller;
 typedef void (*KmxRequestWork)(KmxRequest *req, GTask *task);
 /* runs on the main thread with the task's result; replies */
 typedef void (*KmxRequestDone)(KmxRequest *req, GTask *task);
+/* runs on the device's executor for requests that change no state
+ * (sign, decrypt, derive): the reply is sent from there */
+typedef GBytes *(*KmxRequestCompute)(KmxRequest *req, GError **error);
 
 /**
  * KmxRequestFlags:
@@ -46,6 +49,8 @@ struct _KmxRequest {
 
 	KmxRequestWork work;
 	KmxRequestDone done;
+	KmxRequestCompute compute;
+	GMainContext *main_context;
 
 	/* arguments, by operation */
 	KmxMechanism mechanism;
