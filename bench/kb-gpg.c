@@ -375,7 +375,6 @@ import_inquire(const gchar *keyword, gpointer user_data)
 static GPtrArray *
 list_keygrips(Assuan *a, GError **error)
 {
-	g_autoptr(GByteArray) unused = g_byte_array_new();
 	g_autoptr(GString) line = g_string_new(NULL);
 	GPtrArray *grips = g_ptr_array_new_with_free_func(g_free);
 	/* KEYINFO --list answers in status lines: read them here rather than in command() */

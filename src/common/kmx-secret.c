@@ -93,16 +93,19 @@ kmx_secure_map(gsize len, guint8 **out)
 static guint8 *
 kmx_slab_alloc(guint cls, gboolean *locked)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&kmx_slab_mutex);
-	gpointer slot = kmx_slab_free[cls];
+	gpointer slot;
 
+	g_mutex_lock(&kmx_slab_mutex);
+	slot = kmx_slab_free[cls];
 	if (slot == NULL) {
 		guint8 *chunk = NULL;
 		gsize size = kmx_slab_sizes[cls];
 
 		kmx_slab_chunk_locked[cls] = kmx_secure_map(KMX_SLAB_CHUNK, &chunk);
-		if (chunk == NULL)
+		if (chunk == NULL) {
+			g_mutex_unlock(&kmx_slab_mutex);
 			return NULL;
+		}
 		/* thread the new slots onto the free list, last first */
 		for (gsize off = KMX_SLAB_CHUNK; off >= size; off -= size) {
 			*(gpointer *)(chunk + off - size) = kmx_slab_free[cls];
@@ -113,17 +116,18 @@ kmx_slab_alloc(guint cls, gboolean *locked)
 	kmx_slab_free[cls] = *(gpointer *)slot;
 	*(gpointer *)slot = NULL;
 	*locked = kmx_slab_chunk_locked[cls];
+	g_mutex_unlock(&kmx_slab_mutex);
 	return slot;
 }
 
 static void
 kmx_slab_release(guint cls, guint8 *slot)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&kmx_slab_mutex);
-
 	kmx_secure_zero(slot, kmx_slab_sizes[cls]);
+	g_mutex_lock(&kmx_slab_mutex);
 	*(gpointer *)slot = kmx_slab_free[cls];
 	kmx_slab_free[cls] = slot;
+	g_mutex_unlock(&kmx_slab_mutex);
 }
 
 /**

@@ -211,9 +211,12 @@ void
 kmx_backend_remove_device(KmxBackend *self, KmxDevice *device)
 {
 	KmxBackendPrivate *priv = GET_PRIVATE(self);
-	g_autoptr(KmxDevice) keep = g_object_ref(device);
+	guint index;
 
-	if (!g_ptr_array_remove(priv->devices, device))
+	if (!g_ptr_array_find(priv->devices, device, &index))
 		return;
+	/* our reference keeps it alive through the signal */
+	device = g_ptr_array_steal_index(priv->devices, index);
 	g_signal_emit(self, signals[SIGNAL_DEVICE_REMOVED], 0, device);
+	g_object_unref(device);
 }

@@ -242,7 +242,7 @@ char *
 kmx_device_dup_label(KmxDevice *self)
 {
 	KmxDevicePrivate *priv = GET_PRIVATE(self);
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
 	return g_strdup(priv->label != NULL ? priv->label : priv->id);
 }
 
@@ -344,7 +344,7 @@ GVariant *
 kmx_device_dup_details(KmxDevice *self)
 {
 	KmxDevicePrivate *priv = GET_PRIVATE(self);
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
 	return g_variant_ref(priv->details);
 }
 
@@ -464,12 +464,15 @@ void
 kmx_device_remove_key(KmxDevice *self, KmxKey *key)
 {
 	KmxDevicePrivate *priv = GET_PRIVATE(self);
-	g_autoptr(KmxKey) keep = g_object_ref(key);
+	guint index;
 
-	if (!g_hash_table_remove(priv->keys_by_id, kmx_key_get_id(key)))
+	if (!g_ptr_array_find(priv->keys, key, &index))
 		return;
-	g_ptr_array_remove_fast(priv->keys, key);
+	g_hash_table_remove(priv->keys_by_id, kmx_key_get_id(key));
+	/* our reference keeps it alive through the signal */
+	key = g_ptr_array_steal_index_fast(priv->keys, index);
 	g_signal_emit(self, signals[SIGNAL_KEYS_CHANGED], 0);
+	g_object_unref(key);
 }
 
 static gboolean

@@ -205,7 +205,7 @@ char *
 kmx_key_dup_label(KmxKey *self)
 {
 	KmxKeyPrivate *priv = GET_PRIVATE(self);
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
 	return g_strdup(priv->label != NULL ? priv->label : "");
 }
 

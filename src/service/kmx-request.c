@@ -221,7 +221,7 @@ kmx_request_task_done(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (g_task_had_error(task) && (req->flags & KMX_REQUEST_FLAG_NEEDS_UNLOCKED) &&
 	    !req->prompted) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GBytes) unused = g_task_propagate_pointer(task, &error);
+		G_GNUC_UNUSED g_autoptr(GBytes) unused = g_task_propagate_pointer(task, &error);
 		if (g_error_matches(error, KMX_ERROR, KMX_ERROR_LOCKED)) {
 			kmx_request_prompt(req);
 			return;

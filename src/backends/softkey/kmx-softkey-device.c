@@ -113,7 +113,7 @@ kmx_softkey_device_set_broken(KmxSoftkeyDevice *self, const char *why)
 static gboolean
 kmx_softkey_device_check_usable(KmxSoftkeyDevice *self, GError **error)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
 	if (self->broken != NULL) {
 		g_set_error(error,
 			    KMX_ERROR,
@@ -343,7 +343,7 @@ kmx_softkey_device_unlock(KmxDevice *device,
 			  GError **error)
 {
 	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->secret_mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->secret_mutex);
 	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
 	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
 	g_autoptr(KmxSecret) file_key = NULL;
@@ -402,7 +402,7 @@ kmx_softkey_device_change_secret(KmxDevice *device,
 				 GError **error)
 {
 	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(device);
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->secret_mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->secret_mutex);
 	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
 	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
 	g_autoptr(KmxSecret) file_key = NULL;
@@ -499,7 +499,7 @@ kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 static gboolean
 kmx_softkey_device_reserve(KmxSoftkeyDevice *self, GPtrArray *parsed, GError **error)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
 
 	for (guint i = 0; i < parsed->len; i++) {
 		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
@@ -530,7 +530,7 @@ kmx_softkey_device_reserve(KmxSoftkeyDevice *self, GPtrArray *parsed, GError **e
 static void
 kmx_softkey_device_unreserve(KmxSoftkeyDevice *self, GPtrArray *parsed)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
 
 	for (guint i = 0; i < parsed->len; i++) {
 		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);

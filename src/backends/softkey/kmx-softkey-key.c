@@ -94,7 +94,7 @@ kmx_softkey_key_get_store(KmxSoftkeyKey *self, GError **error)
 static gboolean
 kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 {
-	g_autoptr(GMutexLocker) load_locker = g_mutex_locker_new(&self->load_mutex);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) load_locker = g_mutex_locker_new(&self->load_mutex);
 	g_autoptr(KmxSecret) file_key = NULL;
 	g_autoptr(KmxSecret) der = NULL;
 	g_autoptr(GBytes) spki = NULL;
