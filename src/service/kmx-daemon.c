@@ -528,8 +528,7 @@ typedef struct {
 	KmxDevice *device;
 } KmxIdle;
 
-static void
-kmx_daemon_idle_arm(KmxDaemon *self, KmxDevice *device, gint64 delay_us);
+static void kmx_daemon_idle_arm(KmxDaemon *self, KmxDevice *device, gint64 delay_us);
 
 /* the idle lock: a timer per open device that fires at last use + timeout;
  * uses move the deadline without touching the timer (they may happen on
@@ -992,9 +991,9 @@ kmx_daemon_manager_key_operation(KmxDaemon *self,
 			      key != NULL ? kmx_key_get_device(key) : NULL,
 			      key);
 	if (key == NULL) {
-		/* no key to record: still authorise before telling anything */
+		/* no key to record; authorise before telling anything */
 		req->flags = KMX_REQUEST_FLAG_NONE;
-		kmx_request_return_error(req, error);
+		kmx_request_fail(req, error);
 		return;
 	}
 	kmx_request_start_key_operation(req, op, algorithm, data, options);

@@ -24,8 +24,7 @@ void kmx_executor_unref(KmxExecutor *self);
 KmxExecutorKind kmx_executor_get_kind(KmxExecutor *self);
 void kmx_executor_run(KmxExecutor *self, GTask *task, GTaskThreadFunc func);
 
-void
-kmx_executor_run_func(KmxExecutor *self, GFunc func, gpointer data);
+void kmx_executor_run_func(KmxExecutor *self, GFunc func, gpointer data);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxExecutor, kmx_executor_unref)
 

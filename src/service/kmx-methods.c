@@ -12,17 +12,6 @@
 #include "kmx-daemon-private.h"
 #include "kmx-error.h"
 
-static KmxRequest *
-kmx_exported_request(KmxDaemon *daemon,
-		     KmxDevice *device,
-		     KmxKey *key,
-		     GDBusMethodInvocation *invocation,
-		     const char *operation,
-		     KmxRequestFlags flags)
-{
-	return kmx_request_new(daemon, invocation, operation, flags, device, key);
-}
-
 /* ---- options ---------------------------------------------------------- */
 
 /**
@@ -114,55 +103,55 @@ kmx_request_start_key_operation(KmxRequest *req,
 
 	req->mechanism = kmx_mechanism_from_string(op, algorithm);
 	if (req->mechanism == KMX_MECHANISM_UNKNOWN) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "unknown %s algorithm '%s'; see the Key interface's "
-					     "documentation for the names",
-					     kmx_operation_to_string(op),
-					     algorithm);
+		kmx_request_fail_new(req,
+				     KMX_ERROR_INVALID_ARGUMENT,
+				     "unknown %s algorithm '%s'; see the Key interface's "
+				     "documentation for the names",
+				     kmx_operation_to_string(op),
+				     algorithm);
 		return;
 	}
 	if (!(kmx_key_get_usage(req->key) & need) ||
 	    !kmx_mechanism_supports_key_type(req->mechanism, type)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_NOT_SUPPORTED,
-					     "key %s is %s and cannot do %s",
-					     kmx_key_get_id(req->key),
-					     kmx_key_type_to_string(type),
-					     algorithm);
+		kmx_request_fail_new(req,
+				     KMX_ERROR_NOT_SUPPORTED,
+				     "key %s is %s and cannot do %s",
+				     kmx_key_get_id(req->key),
+				     kmx_key_type_to_string(type),
+				     algorithm);
 		return;
 	}
 	if (!kmx_options_get_boolean(options, "prehashed", &req->prehashed, &error)) {
-		kmx_request_return_error(req, error);
+		kmx_request_fail(req, error);
 		return;
 	}
 	bytes = g_variant_get_fixed_array(data, &len, 1);
 	if (req->prehashed) {
 		gsize want = kmx_hash_get_length(kmx_mechanism_get_hash(req->mechanism));
 		if (op != KMX_OPERATION_SIGN || want == 0) {
-			kmx_request_return_new_error(req,
-						     KMX_ERROR_NOT_SUPPORTED,
-						     "%s signs the message itself; drop the "
-						     "'prehashed' option",
-						     algorithm);
+			kmx_request_fail_new(req,
+					     KMX_ERROR_NOT_SUPPORTED,
+					     "%s signs the message itself; drop the "
+					     "'prehashed' option",
+					     algorithm);
 			return;
 		}
 		if (len != want) {
-			kmx_request_return_new_error(req,
-						     KMX_ERROR_INVALID_ARGUMENT,
-						     "a prehashed %s digest is %" G_GSIZE_FORMAT
-						     " bytes, not %" G_GSIZE_FORMAT,
-						     algorithm,
-						     want,
-						     len);
+			kmx_request_fail_new(req,
+					     KMX_ERROR_INVALID_ARGUMENT,
+					     "a prehashed %s digest is %" G_GSIZE_FORMAT
+					     " bytes, not %" G_GSIZE_FORMAT,
+					     algorithm,
+					     want,
+					     len);
 			return;
 		}
 	}
 	if (op != KMX_OPERATION_SIGN && len == 0) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "%s needs non-empty input",
-					     kmx_operation_to_string(op));
+		kmx_request_fail_new(req,
+				     KMX_ERROR_INVALID_ARGUMENT,
+				     "%s needs non-empty input",
+				     kmx_operation_to_string(op));
 		return;
 	}
 	/* the message stays in the D-Bus message: reference it, do not copy */
@@ -178,9 +167,9 @@ static gboolean
 kmx_label_is_valid(KmxRequest *req, const char *label)
 {
 	if (strlen(label) > 1024 || !g_utf8_validate(label, -1, NULL)) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "a label is UTF-8 of at most 1024 bytes");
+		kmx_request_fail_new(req,
+				     KMX_ERROR_INVALID_ARGUMENT,
+				     "a label is UTF-8 of at most 1024 bytes");
 		return FALSE;
 	}
 	return TRUE;
@@ -191,48 +180,6 @@ kmx_label_is_valid(KmxRequest *req, const char *label)
 #define KEY_OP_FLAGS                                                                               \
 	(KMX_REQUEST_FLAG_NEEDS_UNLOCKED | KMX_REQUEST_FLAG_NEEDS_AVAILABLE |                      \
 	 KMX_REQUEST_FLAG_AUDIT)
-
-static void
-kmx_method_key_sign(KmxDaemon *daemon,
-		    KmxDevice *device,
-		    KmxKey *key,
-		    GDBusMethodInvocation *invocation,
-		    const char *algorithm,
-		    GVariant *data,
-		    GVariant *options)
-{
-	KmxRequest *req =
-	    kmx_exported_request(daemon, device, key, invocation, "sign", KEY_OP_FLAGS);
-	kmx_request_start_key_operation(req, KMX_OPERATION_SIGN, algorithm, data, options);
-}
-
-static void
-kmx_method_key_decrypt(KmxDaemon *daemon,
-		       KmxDevice *device,
-		       KmxKey *key,
-		       GDBusMethodInvocation *invocation,
-		       const char *algorithm,
-		       GVariant *data,
-		       GVariant *options)
-{
-	KmxRequest *req =
-	    kmx_exported_request(daemon, device, key, invocation, "decrypt", KEY_OP_FLAGS);
-	kmx_request_start_key_operation(req, KMX_OPERATION_DECRYPT, algorithm, data, options);
-}
-
-static void
-kmx_method_key_derive(KmxDaemon *daemon,
-		      KmxDevice *device,
-		      KmxKey *key,
-		      GDBusMethodInvocation *invocation,
-		      const char *algorithm,
-		      GVariant *peer,
-		      GVariant *options)
-{
-	KmxRequest *req =
-	    kmx_exported_request(daemon, device, key, invocation, "derive", KEY_OP_FLAGS);
-	kmx_request_start_key_operation(req, KMX_OPERATION_DERIVE, algorithm, peer, options);
-}
 
 static void
 kmx_set_label_work(KmxRequest *req, GTask *task)
@@ -263,12 +210,8 @@ kmx_method_key_set_label(KmxDaemon *daemon,
 			 GDBusMethodInvocation *invocation,
 			 const char *label)
 {
-	KmxRequest *req = kmx_exported_request(daemon,
-					       device,
-					       key,
-					       invocation,
-					       "set-label",
-					       KMX_REQUEST_FLAG_NONE);
+	KmxRequest *req =
+	    kmx_request_new(daemon, invocation, "set-label", KMX_REQUEST_FLAG_NONE, device, key);
 
 	if (!kmx_label_is_valid(req, label))
 		return;
@@ -307,7 +250,7 @@ kmx_method_key_delete(KmxDaemon *daemon,
 		      GDBusMethodInvocation *invocation)
 {
 	KmxRequest *req =
-	    kmx_exported_request(daemon, device, key, invocation, "delete", KMX_REQUEST_FLAG_AUDIT);
+	    kmx_request_new(daemon, invocation, "delete", KMX_REQUEST_FLAG_AUDIT, device, key);
 	req->work = kmx_delete_work;
 	req->done = kmx_delete_done;
 	kmx_request_start(req);
@@ -532,12 +475,11 @@ kmx_method_device_generate_key(KmxDaemon *daemon,
 
 	req->key_type = kmx_key_type_from_string(algorithm);
 	if (req->key_type == KMX_KEY_TYPE_UNKNOWN) {
-		kmx_request_return_new_error(
-		    req,
-		    KMX_ERROR_INVALID_ARGUMENT,
-		    "unknown key algorithm '%s'; use one of rsa2048, rsa3072, "
-		    "rsa4096, ecdsa-p256, ecdsa-p384, ed25519, x25519",
-		    algorithm);
+		kmx_request_fail_new(req,
+				     KMX_ERROR_INVALID_ARGUMENT,
+				     "unknown key algorithm '%s'; use one of rsa2048, rsa3072, "
+				     "rsa4096, ecdsa-p256, ecdsa-p384, ed25519, x25519",
+				     algorithm);
 		return;
 	}
 	if (!kmx_label_is_valid(req, label))
@@ -618,9 +560,9 @@ kmx_method_device_import_key(KmxDaemon *daemon,
 	/* a private key is a secret: copy it into secret memory once */
 	req->secret = kmx_secret_new_from_string(passphrase);
 	if (len == 0) {
-		kmx_request_return_new_error(req,
-					     KMX_ERROR_INVALID_ARGUMENT,
-					     "no key data given; pass the content of a key file");
+		kmx_request_fail_new(req,
+				     KMX_ERROR_INVALID_ARGUMENT,
+				     "no key data given; pass the content of a key file");
 		return;
 	}
 	if (!kmx_label_is_valid(req, label))
@@ -658,13 +600,18 @@ kmx_methods_call_key(KmxDaemon *daemon,
 
 	if (g_str_equal(method, "Sign") || g_str_equal(method, "Decrypt") ||
 	    g_str_equal(method, "Derive")) {
+		KmxOperation op = method[0] == 'S'   ? KMX_OPERATION_SIGN
+				  : method[2] == 'c' ? KMX_OPERATION_DECRYPT
+						     : KMX_OPERATION_DERIVE;
+		KmxRequest *req = kmx_request_new(daemon,
+						  invocation,
+						  kmx_operation_to_string(op),
+						  KEY_OP_FLAGS,
+						  device,
+						  key);
+
 		g_variant_get(parameters, "(&s@ay@a{sv})", &s, &bytes, &options);
-		if (method[0] == 'S')
-			kmx_method_key_sign(daemon, device, key, invocation, s, bytes, options);
-		else if (method[2] == 'c')
-			kmx_method_key_decrypt(daemon, device, key, invocation, s, bytes, options);
-		else
-			kmx_method_key_derive(daemon, device, key, invocation, s, bytes, options);
+		kmx_request_start_key_operation(req, op, s, bytes, options);
 	} else if (g_str_equal(method, "SetLabel")) {
 		g_variant_get(parameters, "(&s)", &s);
 		kmx_method_key_set_label(daemon, device, key, invocation, s);

@@ -60,6 +60,7 @@ kmx_request_free(KmxRequest *req)
 	g_clear_pointer(&req->secret2, kmx_secret_unref);
 	g_clear_pointer(&req->options, g_variant_unref);
 	g_free(req->label);
+	g_clear_error(&req->error);
 	g_free(req);
 }
 
@@ -297,7 +298,9 @@ static void
 kmx_request_run(KmxRequest *req)
 {
 	if (req->compute != NULL) {
-		kmx_executor_run_func(kmx_device_get_executor(req->device), kmx_request_direct, req);
+		kmx_executor_run_func(kmx_device_get_executor(req->device),
+				      kmx_request_direct,
+				      req);
 		return;
 	}
 	kmx_request_run_task(req);
@@ -324,6 +327,10 @@ kmx_request_authorized(KmxRequest *req, GError *error)
 	}
 	if (!kmx_daemon_caller_is_allowed(req->daemon, req->caller, &error_local)) {
 		kmx_request_return_error(req, error_local);
+		return;
+	}
+	if (req->error != NULL) {
+		kmx_request_return_error(req, g_steal_pointer(&req->error));
 		return;
 	}
 	if ((req->flags & KMX_REQUEST_FLAG_NEEDS_AVAILABLE) &&
@@ -353,4 +360,32 @@ void
 kmx_request_start(KmxRequest *req)
 {
 	kmx_daemon_resolve_caller(req->daemon, req, kmx_request_authorized);
+}
+
+/**
+ * kmx_request_fail:
+ * @error: (transfer full): why the request is refused
+ *
+ * Refuses a request whose arguments are wrong, after the authorisation
+ * hook: a caller that may not use the keystore learns nothing about its
+ * keys from the error.
+ */
+void
+kmx_request_fail(KmxRequest *req, GError *error)
+{
+	g_clear_error(&req->error);
+	req->error = error;
+	kmx_request_start(req);
+}
+
+void
+kmx_request_fail_new(KmxRequest *req, int code, const char *format, ...)
+{
+	va_list args;
+	GError *error;
+
+	va_start(args, format);
+	error = g_error_new_valist(KMX_ERROR, code, format, args);
+	va_end(args);
+	kmx_request_fail(req, error);
 }

@@ -51,6 +51,7 @@ struct _KmxRequest {
 	KmxRequestDone done;
 	KmxRequestCompute compute;
 	GMainContext *main_context;
+	GError *error; /* a refusal, given once the caller is authorised */
 
 	/* arguments, by operation */
 	KmxMechanism mechanism;
@@ -74,6 +75,8 @@ void kmx_request_return_value(KmxRequest *req, GVariant *value);
 void kmx_request_return_error(KmxRequest *req, GError *error);
 void kmx_request_return_new_error(KmxRequest *req, int code, const char *format, ...)
     G_GNUC_PRINTF(3, 4);
+void kmx_request_fail(KmxRequest *req, GError *error);
+void kmx_request_fail_new(KmxRequest *req, int code, const char *format, ...) G_GNUC_PRINTF(3, 4);
 void kmx_request_free(KmxRequest *req);
 
 G_END_DECLS
