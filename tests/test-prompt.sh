@@ -114,6 +114,25 @@ kmx_device softkey:login Unlock sa{sv} "" 0
 assert_eq "b false" "$(locked)"
 assert_eq 4 "$(grep -c '^asked' p1.out)"
 
+# ---- requests that wait on one locked device share one question ----
+kmx_device softkey:login Lock
+"$KMX_TEST_PROMPTER" --secret "correct horse" --delay-ms 700 >p6.out 2>p6.err &
+p6=$!; KMX_PIDS+=($p6)
+for _ in $(seq 100); do grep -q ready p6.out && break; sleep 0.05; done
+sign1 >s1.out &
+s1=$!
+sign1 >s2.out &
+s2=$!
+kmx_device softkey:login Unlock sa{sv} "" 0 &
+s3=$!
+wait $s1 || fail "the first waiting request failed"
+wait $s2 || fail "the second waiting request failed"
+wait $s3 || fail "the waiting Unlock failed"
+assert_contains "$(cat s1.out)" "ay 64"
+assert_contains "$(cat s2.out)" "ay 64"
+assert_eq 1 "$(grep -c '^asked' p6.out)" "three requests, one question"
+kill "$p6"; wait "$p6" 2>/dev/null || true
+
 # ---- UnregisterPrompter: no one to ask any more ----
 kill "$p1"; wait "$p1" 2>/dev/null || true
 kmx_device softkey:login Lock

@@ -27,6 +27,18 @@ void kmx_daemon_resolve_caller(KmxDaemon *self, KmxRequest *req, KmxCallerReady 
 gboolean kmx_daemon_caller_is_allowed(KmxDaemon *self, KmxCaller *caller, GError **error);
 gboolean kmx_daemon_authorize_sender_sync(KmxDaemon *self, const char *sender, GError **error);
 
+typedef struct {
+	char *sender;
+	char *path;
+} KmxPrompter;
+
+void kmx_prompter_free(KmxPrompter *p);
+KmxPrompter *kmx_daemon_get_prompter(KmxDaemon *self);
+void kmx_daemon_drop_prompter(KmxDaemon *self, const KmxPrompter *gone);
+GHashTable *kmx_daemon_get_prompts(KmxDaemon *self);
+GCancellable *kmx_daemon_get_cancellable(KmxDaemon *self);
+
+/* kmx-prompt.c */
 typedef void (*KmxPromptDone)(KmxRequest *req, GError *error);
 void kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done);
 

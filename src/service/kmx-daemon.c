@@ -17,11 +17,6 @@
 #include "kmx-error.h"
 #include "kmx-names.h"
 
-typedef struct {
-	char *sender;
-	char *path;
-} KmxPrompter;
-
 struct _KmxDaemon {
 	GObject parent_instance;
 	KmxContext *context;
@@ -38,10 +33,23 @@ struct _KmxDaemon {
 	GDBusConnection *system_bus;
 	guint sleep_signal_id;
 	GCancellable *cancellable;
+	GHashTable *prompts; /* KmxDevice -> KmxPrompt in progress */
 	gboolean shut_down;
 };
 
 G_DEFINE_TYPE(KmxDaemon, kmx_daemon, G_TYPE_OBJECT)
+
+GHashTable *
+kmx_daemon_get_prompts(KmxDaemon *self)
+{
+	return self->prompts;
+}
+
+GCancellable *
+kmx_daemon_get_cancellable(KmxDaemon *self)
+{
+	return self->cancellable;
+}
 
 /* ---- callers ------------------------------------------------------------- */
 
@@ -270,9 +278,9 @@ kmx_daemon_name_owner_changed_cb(GDBusConnection *connection,
 		kmx_daemon_forget_caller(self, name);
 }
 
-/* ---- prompting ----------------------------------------------------------- */
+/* ---- prompters ------------------------------------------------------------ */
 
-static void
+void
 kmx_prompter_free(KmxPrompter *p)
 {
 	if (p == NULL)
@@ -282,64 +290,27 @@ kmx_prompter_free(KmxPrompter *p)
 	g_free(p);
 }
 
-typedef struct {
-	KmxRequest *req;
-	KmxPromptDone done;
-	KmxPrompter *prompter; /* a copy: the list may change meanwhile */
-} KmxPromptCall;
-
-static void
-kmx_prompt_call_free(KmxPromptCall *call)
+/**
+ * kmx_daemon_get_prompter:
+ *
+ * Returns: (transfer full) (nullable): a copy of the most recently
+ * registered prompter
+ */
+KmxPrompter *
+kmx_daemon_get_prompter(KmxDaemon *self)
 {
-	kmx_prompter_free(call->prompter);
-	g_free(call);
+	KmxPrompter *p, *copy;
+
+	if (self->prompters->len == 0)
+		return NULL;
+	p = g_ptr_array_index(self->prompters, self->prompters->len - 1);
+	copy = g_new0(KmxPrompter, 1);
+	copy->sender = g_strdup(p->sender);
+	copy->path = g_strdup(p->path);
+	return copy;
 }
 
-static void kmx_daemon_prompt_next(KmxDaemon *self, KmxPromptCall *call);
-
-static void
-kmx_prompt_unlock_done(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	KmxPromptCall *call = user_data;
-	GError *error = NULL;
-
-	if (!g_task_propagate_boolean(G_TASK(res), &error)) {
-		call->done(call->req, error);
-	} else {
-		call->done(call->req, NULL);
-	}
-	kmx_prompt_call_free(call);
-}
-
-static void
-kmx_prompt_unlock_thread(GTask *task,
-			 gpointer source,
-			 gpointer task_data,
-			 GCancellable *cancellable)
-{
-	KmxRequest *req = task_data;
-	GError *error = NULL;
-
-	if (!kmx_device_unlock(req->device, req->secret, cancellable, &error))
-		g_task_return_error(task, error);
-	else
-		g_task_return_boolean(task, TRUE);
-}
-
-static gboolean
-kmx_prompter_is_gone(const GError *error)
-{
-	return g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_INTERFACE) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_DISCONNECTED) ||
-	       g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED);
-}
-
-static void
+void
 kmx_daemon_drop_prompter(KmxDaemon *self, const KmxPrompter *gone)
 {
 	for (guint i = self->prompters->len; i > 0; i--) {
@@ -347,143 +318,6 @@ kmx_daemon_drop_prompter(KmxDaemon *self, const KmxPrompter *gone)
 		if (g_str_equal(p->sender, gone->sender) && g_str_equal(p->path, gone->path))
 			g_ptr_array_remove_index(self->prompters, i - 1);
 	}
-}
-
-static void
-kmx_daemon_ask_secret_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	KmxPromptCall *call = user_data;
-	KmxRequest *req = call->req;
-	KmxDaemon *self = req->daemon;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant)
-	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-	g_autoptr(GTask) task = NULL;
-	GVariant *secret;
-	const char *s;
-	gsize len = 0;
-
-	if (reply == NULL) {
-		if (g_cancellable_is_cancelled(req->cancellable)) {
-			call->done(
-			    req,
-			    g_error_new(KMX_ERROR,
-					KMX_ERROR_CANCELLED,
-					"the request was cancelled while waiting for the secret"));
-			kmx_prompt_call_free(call);
-			return;
-		}
-		if (kmx_prompter_is_gone(error)) {
-			g_debug("prompter %s %s is gone (%s); trying the next one",
-				call->prompter->sender,
-				call->prompter->path,
-				error->message);
-			kmx_daemon_drop_prompter(self, call->prompter);
-			kmx_daemon_prompt_next(self, call);
-			return;
-		}
-		g_dbus_error_strip_remote_error(error);
-		call->done(req,
-			   g_error_new(KMX_ERROR,
-				       KMX_ERROR_CANCELLED,
-				       "no secret was given for %s: %s",
-				       kmx_device_get_id(req->device),
-				       error->message));
-		kmx_prompt_call_free(call);
-		return;
-	}
-	secret = g_variant_get_child_value(reply, 0);
-	s = g_variant_get_string(secret, &len);
-	g_clear_pointer(&req->secret, kmx_secret_unref);
-	req->secret = kmx_secret_new_from_data(s, len);
-	/* our copy is in secret memory now; wipe the message's */
-	kmx_secure_zero((gpointer)s, len);
-	g_variant_unref(secret);
-	if (kmx_secret_is_empty(req->secret)) {
-		call->done(req,
-			   g_error_new(KMX_ERROR,
-				       KMX_ERROR_CANCELLED,
-				       "the prompter gave no secret for %s",
-				       kmx_device_get_id(req->device)));
-		kmx_prompt_call_free(call);
-		return;
-	}
-	/* one try only: a wrong PIN is never retried by the service */
-	task = g_task_new(NULL, req->cancellable, kmx_prompt_unlock_done, call);
-	g_task_set_task_data(task, req, NULL);
-	kmx_executor_run(kmx_device_get_executor(req->device), task, kmx_prompt_unlock_thread);
-}
-
-static void
-kmx_daemon_prompt_next(KmxDaemon *self, KmxPromptCall *call)
-{
-	KmxRequest *req = call->req;
-	g_autofree char *device_path = kmx_daemon_device_path(req->device);
-	g_autofree char *label = kmx_device_dup_label(req->device);
-	g_autofree char *message = NULL;
-	g_autoptr(GVariantBuilder) hints = g_variant_builder_new(G_VARIANT_TYPE_VARDICT);
-	KmxPrompter *p;
-
-	if (self->prompters->len == 0) {
-		call->done(req,
-			   g_error_new(KMX_ERROR,
-				       KMX_ERROR_LOCKED,
-				       "%s is locked and no prompter is registered: unlock it "
-				       "first (keymuxctl unlock %s, or Device.Unlock)",
-				       kmx_device_get_id(req->device),
-				       kmx_device_get_id(req->device)));
-		kmx_prompt_call_free(call);
-		return;
-	}
-	p = g_ptr_array_index(self->prompters, self->prompters->len - 1);
-	if (call->prompter != NULL)
-		kmx_prompter_free(call->prompter);
-	call->prompter = g_new0(KmxPrompter, 1);
-	call->prompter->sender = g_strdup(p->sender);
-	call->prompter->path = g_strdup(p->path);
-
-	message = g_strdup_printf("Enter the %s to unlock “%s”",
-				  kmx_device_get_pin_retries(req->device) >= 0 ? "PIN" : "password",
-				  label);
-	g_variant_builder_add(hints,
-			      "{sv}",
-			      "device-id",
-			      g_variant_new_string(kmx_device_get_id(req->device)));
-	g_variant_builder_add(hints, "{sv}", "label", g_variant_new_string(label));
-	g_variant_builder_add(hints,
-			      "{sv}",
-			      "pin-retries",
-			      g_variant_new_int32(kmx_device_get_pin_retries(req->device)));
-	g_variant_builder_add(hints, "{sv}", "operation", g_variant_new_string(req->operation));
-	g_dbus_connection_call(
-	    self->connection,
-	    call->prompter->sender,
-	    call->prompter->path,
-	    KMX_DBUS_PROMPTER_INTERFACE,
-	    "AskSecret",
-	    g_variant_new("(os@a{sv})", device_path, message, g_variant_builder_end(hints)),
-	    G_VARIANT_TYPE("(s)"),
-	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
-	    G_MAXINT, /* a person is typing: no timeout */
-	    req->cancellable,
-	    kmx_daemon_ask_secret_cb,
-	    call);
-}
-
-/**
- * kmx_daemon_prompt_unlock:
- *
- * Asks the most recently registered live prompter for the secret of
- * req->device and unlocks it once with the answer; @done gets the result.
- */
-void
-kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done)
-{
-	KmxPromptCall *call = g_new0(KmxPromptCall, 1);
-
-	call->req = req;
-	call->done = done;
-	kmx_daemon_prompt_next(self, call);
 }
 
 /* ---- locking ---------------------------------------------------------------- */
@@ -1217,6 +1051,7 @@ kmx_daemon_finalize(GObject *object)
 	g_clear_object(&self->connection);
 	g_clear_object(&self->system_bus);
 	g_clear_object(&self->cancellable);
+	g_hash_table_unref(self->prompts);
 	g_clear_object(&self->context);
 	G_OBJECT_CLASS(kmx_daemon_parent_class)->finalize(object);
 }
@@ -1243,6 +1078,7 @@ kmx_daemon_init(KmxDaemon *self)
 	self->idle_timers =
 	    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_daemon_idle_remove);
 	self->cancellable = g_cancellable_new();
+	self->prompts = g_hash_table_new(g_direct_hash, g_direct_equal);
 }
 
 /**
