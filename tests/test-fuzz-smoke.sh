@@ -21,11 +21,13 @@ openssl req -new -x509 -key ec.pem -subj /CN=x -days 1 -out cert.pem 2>/dev/null
 openssl pkcs12 -export -inkey ec.pem -in cert.pem -passout pass:fuzz -out p12.p12 2>/dev/null
 ssh-keygen -q -t ed25519 -N '' -f ssh_ed -C fuzz
 ssh-keygen -q -t ecdsa -N '' -f ssh_ec -C fuzz
+ssh-keygen -q -t ed25519 -N fuzz -f ssh_enc -C fuzz
 
 /usr/bin/python3 - <<'PY'
 import os, random
 rnd = random.Random(20261122)
-seeds = ["ed.pem", "ec.pem", "ec.der", "sec1.pem", "pkcs1.pem", "enc.der", "p12.p12", "ssh_ed", "ssh_ec"]
+seeds = ["ed.pem", "ec.pem", "ec.der", "sec1.pem", "pkcs1.pem", "enc.der", "p12.p12", "ssh_ed", "ssh_ec",
+         "ssh_enc"]
 os.mkdir("cases")
 n = 0
 def put(data):

@@ -1,9 +1,11 @@
 /* keymux: key files a user brings, parsed into one canonical form
  *
  * Accepted: PKCS#8 (plain and encrypted), PKCS#1 RSA, SEC1 EC, each PEM or
- * DER; PKCS#12 (DER or PEM) with its passphrase; OpenSSH "openssh-key-v1"
- * without a passphrase.  gnutls parses all but the OpenSSH format, which is
- * parsed here with a bounds check on every length.  Everything ends as a
+ * DER; PKCS#12 (DER or PEM) with its passphrase; OpenSSH "openssh-key-v1",
+ * plain or with a passphrase.  gnutls parses all but the OpenSSH format, which
+ * is parsed here with a bounds check on every length; an encrypted one is
+ * checked here too, then decrypted by libssh (kmx-softkey-ssh.c) and read
+ * again in the form libssh writes it.  Everything ends as a
  * gnutls_x509_privkey_t whose consistency gnutls checks, then as a plain
  * PKCS#8 DER in secret memory.
  */
@@ -13,12 +15,12 @@
 
 #include "kmx-error.h"
 #include "kmx-softkey-import.h"
+#include "kmx-softkey-ssh.h"
 #include "kmx-softkey-store.h"
 
 #define KMX_SOFTKEY_FORMATS                                                                        \
-	"PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC, PKCS#12 or an unencrypted OpenSSH "     \
-	"key, "                                                                                    \
-	"as PEM or DER"
+	"PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC, PKCS#12 or an OpenSSH key, as PEM or "  \
+	"DER"
 
 void
 kmx_softkey_parsed_key_free(KmxSoftkeyParsedKey *key)
@@ -207,8 +209,161 @@ kmx_softkey_import_ssh_key(KmxSshReader *r, GError **error)
 	return kmx_softkey_import_finish(x, comment, error);
 }
 
+static GPtrArray *kmx_softkey_import_ssh(const char *text,
+					 gsize len,
+					 KmxSecret *passphrase,
+					 GError **error);
+
+/* the ciphers libssh 0.10 decrypts OpenSSH keys with; it calls a NULL
+ * function for the AEAD ones (aes*-gcm@openssh.com,
+ * chacha20-poly1305@openssh.com), so those never reach it */
+static const char *const kmx_ssh_ciphers[] = {
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+    "aes256-cbc",
+    "aes192-cbc",
+    "aes128-cbc",
+};
+
+/* bcrypt-pbkdf costs ~5 ms a round; ssh-keygen writes 16 and a hostile file
+ * could ask for 2^32 */
+#define KMX_SSH_MAX_ROUNDS 1000u
+
+/* a PEM key as libssh writes it without a passphrase (PKCS#8 or SEC1) */
 static GPtrArray *
-kmx_softkey_import_ssh_blob(const guint8 *blob, gsize len, GError **error)
+kmx_softkey_import_plain_pem(KmxSecret *pem, GError **error)
+{
+	g_autoptr(GPtrArray)
+	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
+	g_auto(gnutls_x509_privkey_t) x = NULL;
+	gnutls_datum_t d;
+	KmxSoftkeyParsedKey *key;
+
+	d.data = kmx_secret_get_data(pem);
+	d.size = (guint)kmx_secret_get_length(pem);
+	gnutls_x509_privkey_init(&x);
+	if (gnutls_x509_privkey_import2(x, &d, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN) < 0)
+		return kmx_softkey_import_unparseable(error, "bad decrypted OpenSSH key");
+	key = kmx_softkey_import_finish(x, NULL, error);
+	if (key == NULL)
+		return NULL;
+	g_ptr_array_add(keys, key);
+	return g_steal_pointer(&keys);
+}
+
+/* an OpenSSH key with a passphrase: check everything readable without it,
+ * so that libssh only sees what it handles safely and a failure there is
+ * the check of the decrypted bytes, a wrong passphrase; @r is after the key
+ * count */
+static GPtrArray *
+kmx_softkey_import_ssh_encrypted(KmxSshReader *r,
+				 const guint8 *cipher,
+				 gsize cipher_len,
+				 const guint8 *kdf,
+				 gsize kdf_len,
+				 const guint8 *kdfopts,
+				 gsize kdfopts_len,
+				 guint32 n,
+				 KmxSecret *b64,
+				 KmxSecret *passphrase,
+				 GError **error)
+{
+	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n";
+	static const char end[] = "\n-----END OPENSSH PRIVATE KEY-----\n";
+	KmxSshReader opts = {kdfopts, kdfopts_len};
+	g_autoptr(KmxSecret) text = NULL;
+	g_autoptr(KmxSecret) plain = NULL;
+	const guint8 *salt = NULL, *pub = NULL, *priv = NULL;
+	gsize salt_len = 0, pub_len = 0, priv_len = 0, b64_len;
+	guint32 rounds = 0;
+	gboolean known = FALSE;
+
+	for (guint i = 0; i < G_N_ELEMENTS(kmx_ssh_ciphers); i++)
+		known = known || kmx_ssh_string_is(cipher, cipher_len, kmx_ssh_ciphers[i]);
+	if (!kmx_ssh_string_is(kdf, kdf_len, "bcrypt")) {
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "OpenSSH keys with the key derivation %.*s are not supported: re-encrypt "
+		    "a copy with 'ssh-keygen -p -Z aes256-ctr -f COPY' and import that",
+		    (int)MIN(kdf_len, 64),
+		    g_utf8_validate((const char *)kdf, (gssize)MIN(kdf_len, 64), NULL)
+			? (const char *)kdf
+			: "?");
+		return NULL;
+	}
+	if (!known) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "OpenSSH keys encrypted with %.*s are not supported: re-encrypt a copy "
+			    "with 'ssh-keygen -p -Z aes256-ctr -f COPY' and import that",
+			    (int)MIN(cipher_len, 64),
+			    g_utf8_validate((const char *)cipher, (gssize)MIN(cipher_len, 64), NULL)
+				? (const char *)cipher
+				: "?");
+		return NULL;
+	}
+	if (!kmx_ssh_read_string(&opts, &salt, &salt_len) || salt_len == 0 || salt_len > 64 ||
+	    !kmx_ssh_read_u32(&opts, &rounds) || rounds == 0 || opts.left != 0)
+		return kmx_softkey_import_unparseable(error, "bad OpenSSH bcrypt options");
+	if (rounds > KMX_SSH_MAX_ROUNDS) {
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "OpenSSH keys with more than %u bcrypt rounds (this one has %u) are not "
+		    "supported: re-encrypt a copy with 'ssh-keygen -p -a 100 -f COPY'",
+		    KMX_SSH_MAX_ROUNDS,
+		    rounds);
+		return NULL;
+	}
+	if (n != 1) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_NOT_SUPPORTED,
+				    "passphrase-protected OpenSSH files with several keys are not "
+				    "supported");
+		return NULL;
+	}
+	/* the AES ciphers take whole 16-byte blocks and leave no tag after them */
+	if (!kmx_ssh_read_string(r, &pub, &pub_len) || pub_len == 0 ||
+	    !kmx_ssh_read_string(r, &priv, &priv_len) || priv_len == 0 || priv_len % 16 != 0 ||
+	    r->left != 0)
+		return kmx_softkey_import_unparseable(error, "bad OpenSSH private section");
+	if (kmx_secret_is_empty(passphrase)) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_BAD_SECRET,
+				    "the OpenSSH key is encrypted: give its passphrase");
+		return NULL;
+	}
+	/* libssh wants the text to start with the header: give it the checked
+	 * base64 between a fresh header and footer */
+	b64_len = kmx_secret_get_length(b64);
+	text = kmx_secret_new(strlen(begin) + b64_len + strlen(end));
+	memcpy(kmx_secret_get_data(text), begin, strlen(begin));
+	memcpy(kmx_secret_get_data(text) + strlen(begin), kmx_secret_get_data(b64), b64_len);
+	memcpy(kmx_secret_get_data(text) + strlen(begin) + b64_len, end, strlen(end));
+	plain = kmx_softkey_ssh_decrypt(text, passphrase, pub, pub_len, error);
+	if (plain == NULL)
+		return NULL;
+	if (g_str_has_prefix(kmx_secret_get_string(plain), "-----BEGIN OPENSSH PRIVATE KEY-----"))
+		return kmx_softkey_import_ssh(kmx_secret_get_string(plain),
+					      kmx_secret_get_length(plain),
+					      NULL,
+					      error);
+	return kmx_softkey_import_plain_pem(plain, error);
+}
+
+static GPtrArray *
+kmx_softkey_import_ssh_blob(const guint8 *blob,
+			    gsize len,
+			    KmxSecret *b64,
+			    KmxSecret *passphrase,
+			    GError **error)
 {
 	static const char magic[] = "openssh-key-v1"; /* with its NUL: 15 bytes */
 	g_autoptr(GPtrArray)
@@ -228,17 +383,18 @@ kmx_softkey_import_ssh_blob(const guint8 *blob, gsize len, GError **error)
 	    !kmx_ssh_read_string(&r, &kdfopts, &kdfopts_len) || !kmx_ssh_read_u32(&r, &n))
 		return kmx_softkey_import_unparseable(error, "truncated OpenSSH key");
 	if (!kmx_ssh_string_is(cipher, cipher_len, "none") ||
-	    !kmx_ssh_string_is(kdf, kdf_len, "none")) {
-		/* bcrypt-pbkdf is in no library we may use: say how to get around it */
-		g_set_error_literal(
-		    error,
-		    KMX_ERROR,
-		    KMX_ERROR_NOT_SUPPORTED,
-		    "passphrase-protected OpenSSH keys are not supported: convert a "
-		    "copy first with 'ssh-keygen -p -m PKCS8 -f COPY' (encrypted "
-		    "PKCS#8) and import that with its passphrase");
-		return NULL;
-	}
+	    !kmx_ssh_string_is(kdf, kdf_len, "none"))
+		return kmx_softkey_import_ssh_encrypted(&r,
+							cipher,
+							cipher_len,
+							kdf,
+							kdf_len,
+							kdfopts,
+							kdfopts_len,
+							n,
+							b64,
+							passphrase,
+							error);
 	if (n == 0 || n > 16)
 		return kmx_softkey_import_unparseable(error, "bad number of OpenSSH keys");
 	for (guint32 i = 0; i < n; i++) {
@@ -258,8 +414,9 @@ kmx_softkey_import_ssh_blob(const guint8 *blob, gsize len, GError **error)
 			return NULL;
 		g_ptr_array_add(keys, key);
 	}
-	/* padding is 1, 2, 3, ... up to the cipher block size */
-	if (priv.left >= 8)
+	/* padding is 1, 2, 3, ... up to the cipher block size; libssh pads to
+	 * 16 bytes (AES) even without a cipher, as in the keys it decrypts */
+	if (priv.left >= 16)
 		return kmx_softkey_import_unparseable(error, "bad OpenSSH padding");
 	for (gsize i = 0; i < priv.left; i++) {
 		if (priv.p[i] != (guint8)(i + 1))
@@ -269,7 +426,7 @@ kmx_softkey_import_ssh_blob(const guint8 *blob, gsize len, GError **error)
 }
 
 static GPtrArray *
-kmx_softkey_import_ssh(const char *text, gsize len, GError **error)
+kmx_softkey_import_ssh(const char *text, gsize len, KmxSecret *passphrase, GError **error)
 {
 	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
 	static const char end[] = "-----END OPENSSH PRIVATE KEY-----";
@@ -304,13 +461,18 @@ kmx_softkey_import_ssh(const char *text, gsize len, GError **error)
 	}
 	if (n == 0 || n % 4 != 0 || pad > 2)
 		return kmx_softkey_import_unparseable(error, "bad base64 in OpenSSH key");
+	kmx_secret_truncate(b64, n);
 	blob = kmx_secret_new(n / 4 * 3);
 	blob_len = g_base64_decode_step((const char *)kmx_secret_get_data(b64),
 					n,
 					kmx_secret_get_data(blob),
 					&state,
 					&save);
-	return kmx_softkey_import_ssh_blob(kmx_secret_get_data(blob), blob_len, error);
+	return kmx_softkey_import_ssh_blob(kmx_secret_get_data(blob),
+					   blob_len,
+					   b64,
+					   passphrase,
+					   error);
 }
 
 /* ---- PKCS#12 ---- */
@@ -388,7 +550,7 @@ kmx_softkey_import_parse(GBytes *data, KmxSecret *passphrase, GError **error)
 		pass = kmx_secret_get_string(passphrase);
 	pem = g_strstr_len(text, (gssize)len, "-----BEGIN ") != NULL;
 	if (pem && g_strstr_len(text, (gssize)len, "-----BEGIN OPENSSH PRIVATE KEY-----") != NULL)
-		return kmx_softkey_import_ssh(text, len, error);
+		return kmx_softkey_import_ssh(text, len, passphrase, error);
 	d.data = (guint8 *)text;
 	d.size = (guint)len;
 

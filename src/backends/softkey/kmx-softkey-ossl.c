@@ -7,6 +7,7 @@
  *   costs ~0.75 s per key file for no gain when the passphrase is random);
  * - RSA-OAEP decryption (gnutls has no OAEP before 3.8.4);
  * - ECDH and X25519 key agreement (no public derive API in gnutls).
+ * It also empties the error queue libssh leaves behind (kmx-softkey-ssh.c).
  * Keys reach this file as a plain PKCS#8 DER in secret memory; an EVP_PKEY
  * made from it is freed (and wiped by libcrypto) when the store locks.
  */
@@ -45,6 +46,18 @@ kmx_softkey_ossl_error(GError **error, KmxError code, const char *what)
 	ERR_clear_error();
 	g_set_error(error, KMX_ERROR, code, "%s: %s", what, buf);
 	return NULL;
+}
+
+/**
+ * kmx_softkey_ossl_clear_errors:
+ *
+ * Empties this thread's libcrypto error queue after another library (libssh)
+ * used libcrypto, so that its failures are not reported as ours.
+ */
+void
+kmx_softkey_ossl_clear_errors(void)
+{
+	ERR_clear_error();
 }
 
 static PKCS8_PRIV_KEY_INFO *

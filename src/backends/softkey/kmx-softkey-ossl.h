@@ -31,6 +31,8 @@ KmxSecret *kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 				   GBytes *peer_public,
 				   GError **error);
 
+void kmx_softkey_ossl_clear_errors(void);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyOsslKey, kmx_softkey_ossl_key_unref)
 
 G_END_DECLS
