@@ -34,6 +34,7 @@ struct _KmxDaemon {
 	guint sleep_signal_id;
 	GCancellable *cancellable;
 	GHashTable *prompts; /* KmxDevice -> KmxPrompt in progress */
+	guint trim_source;
 	gboolean shut_down;
 };
 
@@ -987,6 +988,16 @@ kmx_object_manager_info(void)
 	return node->interfaces[0];
 }
 
+static gboolean
+kmx_daemon_trim_cb(gpointer user_data)
+{
+	KmxDaemon *self = user_data;
+
+	malloc_trim(0);
+	self->trim_source = 0;
+	return G_SOURCE_REMOVE;
+}
+
 static void
 kmx_daemon_reply_managed_objects(KmxDaemon *self, GDBusMethodInvocation *invocation, gpointer data)
 {
@@ -999,9 +1010,10 @@ kmx_daemon_reply_managed_objects(KmxDaemon *self, GDBusMethodInvocation *invocat
 		    g_hash_table_lookup(self->devices, devices->pdata[i]),
 		    &b);
 	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
-	/* a large store's reply is megabytes: give them back to the system */
-	if (devices->len > 0)
-		malloc_trim(0);
+	/* a large store's reply is megabytes: give them back to the system
+	 * once GDBus has sent it (on its own thread) */
+	if (devices->len > 0 && self->trim_source == 0)
+		self->trim_source = g_timeout_add_seconds(1, kmx_daemon_trim_cb, self);
 }
 
 static void
@@ -1246,6 +1258,7 @@ kmx_daemon_shutdown(KmxDaemon *self)
 	if (self->shut_down)
 		return;
 	self->shut_down = TRUE;
+	g_clear_handle_id(&self->trim_source, g_source_remove);
 	g_cancellable_cancel(self->cancellable);
 	if (self->sleep_signal_id != 0) {
 		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
