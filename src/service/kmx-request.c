@@ -335,12 +335,17 @@ kmx_request_authorized(KmxRequest *req, GError *error)
 	}
 	if ((req->flags & KMX_REQUEST_FLAG_NEEDS_AVAILABLE) &&
 	    !kmx_device_is_available(req->device)) {
-		kmx_request_return_new_error(
-		    req,
-		    KMX_ERROR_UNAVAILABLE,
-		    "device %s is not available now; connect it (insert the "
-		    "card) and try again",
-		    kmx_device_get_id(req->device));
+		/* the backend says why in Details["error"] when it knows */
+		g_autoptr(GVariant) details = kmx_device_dup_details(req->device);
+		const char *why = NULL;
+
+		if (!g_variant_lookup(details, "error", "&s", &why))
+			why = "connect it (insert the card) and try again";
+		kmx_request_return_new_error(req,
+					     KMX_ERROR_UNAVAILABLE,
+					     "device %s is not available: %s",
+					     kmx_device_get_id(req->device),
+					     why);
 		return;
 	}
 	if ((req->flags & KMX_REQUEST_FLAG_NEEDS_UNLOCKED) && kmx_device_is_locked(req->device)) {
