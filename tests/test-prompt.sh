@@ -191,4 +191,25 @@ unset DBUS_SYSTEM_BUS_ADDRESS
 # ---- the audit trail never holds a password ----
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "battery staple"
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "correct horse"
+# ---- the daemon killed while a client waits: a clear error, no hang ----
+if [ -n "${KEYMUXCTL:-}" ]; then
+	kmx_device softkey:login Lock
+	"$KMX_TEST_PROMPTER" --mode hang >p7.out 2>p7.err &
+	KMX_PIDS+=($!)
+	for _ in $(seq 100); do grep -q ready p7.out && break; sleep 0.05; done
+	echo hi >msg
+	"$KEYMUXCTL" sign "${key##*/}" msg >sig 2>cli.err &
+	cli=$!
+	for _ in $(seq 100); do grep -q '^asked' p7.out && break; sleep 0.05; done
+	grep -q '^asked' p7.out || fail "the hanging prompter was not asked"
+	kmx_kill_daemon
+	status=0
+	wait $cli || status=$?
+	assert_eq 5 "$status" "keymuxctl's exit code when keymuxd dies"
+	assert_contains "$(cat cli.err)" "keymuxd stopped before it answered"
+	# and the store is whole: the next daemon opens it with the password
+	kmx_start_daemon
+	kmx_device softkey:login Unlock sa{sv} "battery staple" 0
+	sign1 >/dev/null
+fi
 echo "PASS: test-prompt"

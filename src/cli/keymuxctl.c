@@ -664,7 +664,11 @@ kmx_cli_print_error(GError *error)
 
 	kmx_error_strip_remote(error);
 	/* one line, so scripts can log it as it is */
-	message = g_strdelimit(g_strdup(error->message), "\r\n", ' ');
+	if (g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY))
+		message = g_strdup("keymuxd stopped before it answered (did it crash? see "
+				   "journalctl --user -u keymuxd); run the command again");
+	else
+		message = g_strdelimit(g_strdup(error->message), "\r\n", ' ');
 	g_strchomp(message);
 	g_printerr("keymuxctl: %s\n", message);
 }
