@@ -53,6 +53,7 @@ gboolean kmx_exported_device_attach(KmxExportedDevice *edev,
 				    GDBusConnection *connection,
 				    gboolean announce,
 				    GError **error);
+void kmx_exported_device_detach(KmxExportedDevice *edev);
 void kmx_exported_device_free(KmxExportedDevice *edev);
 GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
 const char *kmx_exported_device_get_path(KmxExportedDevice *edev);

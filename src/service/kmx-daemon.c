@@ -1253,7 +1253,7 @@ void
 kmx_daemon_shutdown(KmxDaemon *self)
 {
 	GHashTableIter iter;
-	gpointer device;
+	gpointer device, edev;
 
 	if (self->shut_down)
 		return;
@@ -1282,6 +1282,10 @@ kmx_daemon_shutdown(KmxDaemon *self)
 		g_signal_handlers_disconnect_by_data(backend, self);
 	}
 	g_ptr_array_set_size(self->backends, 0);
+	/* going away as a whole: no InterfacesRemoved for every key */
+	g_hash_table_iter_init(&iter, self->devices);
+	while (g_hash_table_iter_next(&iter, NULL, &edev))
+		kmx_exported_device_detach(edev);
 	g_hash_table_remove_all(self->devices);
 	g_ptr_array_set_size(self->prompters, 0);
 	if (self->object_manager_id != 0) {

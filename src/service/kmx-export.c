@@ -650,6 +650,20 @@ kmx_exported_device_attach(KmxExportedDevice *edev,
 }
 
 /**
+ * kmx_exported_device_detach:
+ *
+ * Takes the device off the bus without a word: the daemon is stopping.
+ */
+void
+kmx_exported_device_detach(KmxExportedDevice *edev)
+{
+	if (edev->registration_id != 0)
+		g_dbus_connection_unregister_subtree(edev->connection, edev->registration_id);
+	edev->registration_id = 0;
+	g_clear_object(&edev->connection);
+}
+
+/**
  * kmx_exported_device_free:
  *
  * Takes the device off the bus, announcing it.
