@@ -33,6 +33,8 @@ answer_cb(gpointer data)
 							   "the user closed the dialog");
 	else
 		g_dbus_method_invocation_return_value(invocation, g_variant_new("(s)", opt_secret));
+	printf("answered\n");
+	fflush(stdout);
 	return G_SOURCE_REMOVE;
 }
 

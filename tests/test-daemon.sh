@@ -10,7 +10,7 @@ assert_contains "$out" "softkey_3alogin" "activation starts keymuxd with the def
 owner_pid=$(busctl --user status org.keymux.Keystore1 | sed -n 's/^PID=//p')
 [ -n "$owner_pid" ] || fail "no pid for the activated daemon"
 kill -TERM "$owner_pid"
-for _ in $(seq 100); do kill -0 "$owner_pid" 2>/dev/null || break; sleep 0.05; done
+for _ in $(seq 400); do kill -0 "$owner_pid" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$owner_pid" 2>/dev/null && fail "the activated daemon ignored SIGTERM"
 
 # ---- properties ----
@@ -36,7 +36,7 @@ assert_contains "$(cat "$KMX_TMP/second.log")" "--replace"
 old=$KMX_DAEMON_PID
 KMX_DAEMON_PID=
 kmx_start_daemon --replace
-for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+for _ in $(seq 400); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$old" 2>/dev/null && fail "the replaced keymuxd is still running"
 wait "$old" || true
 kmx_manager ListDevices >/dev/null
@@ -126,7 +126,7 @@ assert_contains "$(grep -i '^CoreDumping\|^NoNewPrivs' /proc/$KMX_DAEMON_PID/sta
 # ---- the bus goes away: the daemon exits ----
 kill "$KMX_BUS_PID"
 KMX_BUS_PID=
-for _ in $(seq 100); do kill -0 "$KMX_DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
+for _ in $(seq 400); do kill -0 "$KMX_DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
 kill -0 "$KMX_DAEMON_PID" 2>/dev/null && fail "keymuxd outlived its bus"
 wait "$KMX_DAEMON_PID" || true
 KMX_DAEMON_PID=

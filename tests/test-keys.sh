@@ -26,7 +26,9 @@ sign() { # path algorithm file [prehashed]: signature into file.sig
 
 # ---- watch the bus: no polling, a client sees every change ----
 kmx_bg dbus-monitor --session "type='signal',sender='org.keymux.Keystore1'" >"$KMX_TMP/signals.log" 2>&1
-sleep 0.3
+# a monitor announces itself with NameLost: from then on it sees everything
+for _ in $(seq 200); do grep -q NameLost "$KMX_TMP/signals.log" && break; sleep 0.05; done
+grep -q NameLost "$KMX_TMP/signals.log" || fail "dbus-monitor did not start"
 
 declare -A KEY
 for t in ed25519 ecdsa-p256 ecdsa-p384 rsa2048 x25519; do
@@ -175,7 +177,7 @@ done
 for p in "${pids[@]}"; do wait "$p" || fail "a concurrent client failed"; done
 
 # ---- the events a client saw ----
-sleep 0.3
+for _ in $(seq 400); do grep -q renamed "$KMX_TMP/signals.log" && break; sleep 0.05; done
 signals=$(cat "$KMX_TMP/signals.log")
 assert_contains "$signals" "InterfacesAdded"
 assert_contains "$signals" "InterfacesRemoved"
