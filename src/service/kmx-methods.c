@@ -580,6 +580,25 @@ kmx_method_device_import_key(KmxDaemon *daemon,
 
 /* ---- dispatch ------------------------------------------------------------ */
 
+/* the handlers copied the caller's secrets into secret memory; the copy in
+ * the D-Bus message (our heap, kept until the reply) is wiped too */
+static void
+kmx_wipe_string(const char *s)
+{
+	if (s != NULL)
+		kmx_secure_zero((char *)s, strlen(s));
+}
+
+static void
+kmx_wipe_bytes(GVariant *bytes)
+{
+	gsize len = 0;
+	const guint8 *p = g_variant_get_fixed_array(bytes, &len, 1);
+
+	if (p != NULL)
+		kmx_secure_zero((guint8 *)p, len);
+}
+
 /**
  * kmx_methods_call_key:
  *
@@ -645,6 +664,7 @@ kmx_methods_call_device(KmxDaemon *daemon,
 	if (g_str_equal(method, "Unlock")) {
 		g_variant_get(parameters, "(&s@a{sv})", &s, &options);
 		kmx_method_device_unlock(daemon, device, NULL, invocation, s, options);
+		kmx_wipe_string(s);
 	} else if (g_str_equal(method, "Lock")) {
 		kmx_method_device_lock(daemon, device, NULL, invocation);
 	} else if (g_str_equal(method, "Register")) {
@@ -654,6 +674,8 @@ kmx_methods_call_device(KmxDaemon *daemon,
 	} else if (g_str_equal(method, "ChangeSecret")) {
 		g_variant_get(parameters, "(&s&s)", &s, &t);
 		kmx_method_device_change_secret(daemon, device, NULL, invocation, s, t);
+		kmx_wipe_string(s);
+		kmx_wipe_string(t);
 	} else if (g_str_equal(method, "GenerateKey")) {
 		g_variant_get(parameters, "(&s&s@a{sv})", &s, &t, &options);
 		kmx_method_device_generate_key(daemon, device, NULL, invocation, s, t, options);
@@ -667,6 +689,8 @@ kmx_methods_call_device(KmxDaemon *daemon,
 					     s,
 					     t,
 					     options);
+		kmx_wipe_string(s);
+		kmx_wipe_bytes(bytes);
 	} else {
 		g_dbus_method_invocation_return_error(invocation,
 						      G_DBUS_ERROR,
