@@ -1276,16 +1276,16 @@ kmx_daemon_shutdown(KmxDaemon *self)
 		if (!kmx_device_lock(device, NULL, &error))
 			g_warning("cannot lock %s: %s", kmx_device_get_id(device), error->message);
 	}
+	/* going away as a whole: no InterfacesRemoved for every key */
+	g_hash_table_iter_init(&iter, self->devices);
+	while (g_hash_table_iter_next(&iter, NULL, &edev))
+		kmx_exported_device_detach(edev);
 	for (guint i = 0; i < self->backends->len; i++) {
 		KmxBackend *backend = g_ptr_array_index(self->backends, i);
 		kmx_backend_stop(backend);
 		g_signal_handlers_disconnect_by_data(backend, self);
 	}
 	g_ptr_array_set_size(self->backends, 0);
-	/* going away as a whole: no InterfacesRemoved for every key */
-	g_hash_table_iter_init(&iter, self->devices);
-	while (g_hash_table_iter_next(&iter, NULL, &edev))
-		kmx_exported_device_detach(edev);
 	g_hash_table_remove_all(self->devices);
 	g_ptr_array_set_size(self->prompters, 0);
 	if (self->object_manager_id != 0) {
