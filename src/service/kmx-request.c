@@ -1,11 +1,13 @@
 /* keymux: one method call on its way through authorisation, a device
  * executor, maybe a prompt, and back to its caller
  *
- * All of this runs on the main thread except req->work, which runs on the
- * device's executor.  A request owns a GCancellable that is cancelled when
- * its caller leaves the bus.  Every reply goes through
- * kmx_request_return_*(), which also writes the audit record and frees the
- * request.
+ * Requests start on the main thread, which owns the state.  The work runs
+ * on the device's executor: req->work returns its result to the main
+ * thread, which applies it to the model and replies; req->compute (sign,
+ * decrypt, derive: no state changes) replies from the executor itself.  A
+ * request owns a GCancellable that is cancelled when its caller leaves the
+ * bus.  Every reply goes through kmx_request_return_*(), which also writes
+ * the audit record and frees the request; both are safe on any thread.
  */
 #include "config.h"
 
