@@ -235,7 +235,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 			self->broken_keys++;
 			continue;
 		}
-		key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, info);
+		key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, info);
 		g_hash_table_insert(self->keys,
 				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
 				    g_object_ref(key));
@@ -486,7 +486,7 @@ kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 			(void)kmx_file_remove_durable(pem, NULL);
 		return NULL;
 	}
-	key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, &info);
+	key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, &info);
 	g_mutex_lock(&self->mutex);
 	g_hash_table_insert(self->keys, (gpointer)kmx_key_get_id(KMX_KEY(key)), g_object_ref(key));
 	if (had_pem && self->incomplete_keys > 0)

@@ -480,14 +480,21 @@ kmx_softkey_key_init(KmxSoftkeyKey *self)
  * kmx_softkey_key_new:
  * @device: the store
  * @dir: the store's directory
+ * @id: the key id, already checked against @info's public key
  * @info: the key's public facts
  *
  * Returns: (transfer full): a key; nothing is decrypted
  */
 KmxSoftkeyKey *
-kmx_softkey_key_new(KmxDevice *device, const char *dir, const KmxSoftkeyKeyInfo *info)
+kmx_softkey_key_new(KmxDevice *device,
+		    const char *dir,
+		    const char *id,
+		    const KmxSoftkeyKeyInfo *info)
 {
+	/* the id is given: the base class need not hash the public key again */
 	KmxSoftkeyKey *self = g_object_new(KMX_TYPE_SOFTKEY_KEY,
+					   "id",
+					   id,
 					   "device",
 					   device,
 					   "label",

@@ -11,6 +11,7 @@ G_DECLARE_FINAL_TYPE(KmxSoftkeyKey, kmx_softkey_key, KMX, SOFTKEY_KEY, KmxKey)
 
 KmxSoftkeyKey *kmx_softkey_key_new(KmxDevice *device,
 				   const char *dir,
+				   const char *id,
 				   const KmxSoftkeyKeyInfo *info);
 char *kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix);
 void kmx_softkey_key_drop_secrets(KmxSoftkeyKey *self);
