@@ -68,6 +68,12 @@ assert_exit 2 K generate dsa1024
 assert_contains "$(cat last.err)" "unknown algorithm 'dsa1024'"
 assert_exit 2 K lock a b
 assert_exit 2 K sign --no-such-option x
+for c in sign decrypt; do
+	assert_exit 2 K $c --base64 --hex somekey
+	assert_contains "$(cat last.err)" "$c: --base64 and --hex exclude each other"
+done
+assert_exit 2 K derive --base64 --hex somekey peer.der
+assert_contains "$(cat last.err)" "derive: --base64 and --hex exclude each other"
 assert_exit 0 K sign --help
 assert_contains "$(cat last.out)" "KEY [FILE|-]"
 

@@ -84,6 +84,10 @@ GBytes *kmx_cli_variant_to_bytes(GVariant *ay);
 char *kmx_cli_to_hex(const guint8 *data, gsize len);
 char *kmx_cli_pem_encode(const char *label, const guint8 *der, gsize len);
 GBytes *kmx_cli_pem_decode(GBytes *input, const char *label, GError **error);
+gboolean kmx_cli_check_output_format(const char *command,
+				     gboolean base64,
+				     gboolean hex,
+				     GError **error);
 gboolean kmx_cli_write_binary(GVariant *reply,
 			      gboolean base64,
 			      gboolean hex,

@@ -375,6 +375,26 @@ kmx_cli_pem_decode(GBytes *input, const char *label, GError **error)
 }
 
 /**
+ * kmx_cli_check_output_format:
+ *
+ * Checks the output options of a command that prints binary data, before
+ * it asks the daemon for anything.
+ */
+gboolean
+kmx_cli_check_output_format(const char *command, gboolean base64, gboolean hex, GError **error)
+{
+	if (base64 && hex) {
+		g_set_error(error,
+			    G_OPTION_ERROR,
+			    G_OPTION_ERROR_BAD_VALUE,
+			    "%s: --base64 and --hex exclude each other",
+			    command);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
  * kmx_cli_write_binary:
  * @reply: an "ay" answered by keymuxd
  * @wipe: @reply is a secret (a plaintext, a shared secret): zero it once written

@@ -40,13 +40,8 @@ kmx_cmd_derive(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (!kmx_cli_check_args("derive", argc, 2, 2, error))
 		return FALSE;
-	if (base64 && hex) {
-		g_set_error_literal(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_BAD_VALUE,
-				    "derive: --base64 and --hex exclude each other");
+	if (!kmx_cli_check_output_format("derive", base64, hex, error))
 		return FALSE;
-	}
 	file = kmx_cli_read_file(argv[2], error);
 	if (file == NULL)
 		return FALSE;

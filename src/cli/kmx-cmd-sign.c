@@ -70,13 +70,8 @@ kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (!kmx_cli_check_args("sign", argc, 1, 2, error))
 		return FALSE;
-	if (base64 && hex) {
-		g_set_error_literal(error,
-				    G_OPTION_ERROR,
-				    G_OPTION_ERROR_BAD_VALUE,
-				    "sign: --base64 and --hex exclude each other");
+	if (!kmx_cli_check_output_format("sign", base64, hex, error))
 		return FALSE;
-	}
 	if (!kmx_cli_connect(cli, TRUE, error))
 		return FALSE;
 	key = kmx_cli_find_key(cli, argv[1], NULL, error);
