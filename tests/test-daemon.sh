@@ -117,11 +117,30 @@ assert_eq 1 "$status"
 assert_contains "$(cat "$KMX_TMP/bad.log")" "keymux.conf"
 rm "$KEYMUX_CONFIG"
 
-# ---- the process is not dumpable ----
+# ---- the process hardens itself: no core files, no new privileges ----
 kmx_start_daemon
-assert_contains "$(grep -i '^CoreDumping\|^NoNewPrivs' /proc/$KMX_DAEMON_PID/status | tr '\n' ' ')" "NoNewPrivs:	1"
-[ "$(stat -c %u /proc/$KMX_DAEMON_PID/mem 2>/dev/null || echo 0)" = "0" ] ||
-	fail "/proc/PID/mem of a non-dumpable process belongs to root"
+assert_eq 1 "$(sed -n 's/^NoNewPrivs:[[:space:]]*//p' /proc/$KMX_DAEMON_PID/status)" "no_new_privs"
+# both limits 0: the hard one too, which a shell's default leaves unlimited
+assert_eq "0 0" "$(awk '/^Max core file size/ {print $5, $6}' /proc/$KMX_DAEMON_PID/limits)" \
+	"core file size limits"
+
+# ---- not dumpable: another process of the same user cannot read it ----
+# (seen as root owning /proc/PID/mem of a daemon run by an ordinary user)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	kmx_stop_daemon
+	chmod 0755 "$KMX_TMP"
+	mkdir -p "$KMX_TMP/nobody-data"
+	chown 65534:65534 "$KMX_TMP/nobody-data"
+	KEYMUX_DATA_DIR="$KMX_TMP/nobody-data" \
+		KMX_DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups" kmx_start_daemon
+	assert_eq 65534 "$(ps -o uid= -p "$KMX_DAEMON_PID" | tr -d " ")" "the daemon runs as uid 65534"
+	assert_eq 0 "$(stat -c %u /proc/$KMX_DAEMON_PID/mem)" "/proc/PID/mem of a non-dumpable process"
+	kmx_stop_daemon
+	chmod 0700 "$KMX_TMP"
+	kmx_start_daemon
+else
+	kmx_log "not root: the dumpable check needs setpriv as root"
+fi
 
 # ---- the bus goes away: the daemon exits ----
 kill "$KMX_BUS_PID"
