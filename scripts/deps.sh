@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	build-essential pkg-config meson ninja-build
-	dbus dbus-daemon libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin systemd
+	dbus dbus-daemon dbus-bin libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin systemd
 	libgnutls28-dev gnutls-bin libssl-dev libssh-dev openssl libp11-kit-dev p11-kit softhsm2
 	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
