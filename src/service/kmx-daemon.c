@@ -214,6 +214,7 @@ kmx_daemon_authorize_sender_sync(KmxDaemon *self, const char *sender, GError **e
 	if (!caller->resolved && self->connection != NULL) {
 		g_autoptr(GVariant) reply = NULL;
 		g_autoptr(GVariant) creds = NULL;
+		g_autoptr(GError) error_local = NULL;
 		guint32 uid;
 
 		reply = g_dbus_connection_call_sync(self->connection,
@@ -226,7 +227,9 @@ kmx_daemon_authorize_sender_sync(KmxDaemon *self, const char *sender, GError **e
 						    G_DBUS_CALL_FLAGS_NONE,
 						    -1,
 						    NULL,
-						    NULL);
+						    &error_local);
+		if (reply == NULL)
+			g_debug("cannot identify %s: %s", caller->sender, error_local->message);
 		if (reply != NULL) {
 			creds = g_variant_get_child_value(reply, 0);
 			if (g_variant_lookup(creds, "UnixUserID", "u", &uid)) {
