@@ -42,9 +42,11 @@ seed_worker(gpointer data)
 	       (i = g_atomic_int_add(&job->next, 1)) < job->count) {
 		g_autoptr(GError) error = NULL;
 		g_autofree char *label = g_strdup_printf("bench key %d", i);
+		const KmxOptions options = {.interactive = TRUE};
 		g_autoptr(KmxKey) key = kmx_device_generate_key(job->device,
 								KMX_KEY_TYPE_ED25519,
 								label,
+								&options,
 								NULL,
 								NULL,
 								&error);

@@ -1,66 +1,108 @@
-/* keymux: asking a prompter for a device's secret
+/* keymux: who is asked for a secret, and when
  *
- * When a locked device is used, the most recently registered prompter still
- * on the bus is asked for the secret, once, and the device is unlocked with
+ * When a request needs a locked device, the most recently registered
+ * prompter is asked for its secret, once, and the device is unlocked with
  * the answer, once: a wrong PIN is never retried by the service.  Requests
- * that need the same device while a question is on screen wait for that
- * answer instead of asking again, so a person sees one dialog.  A prompter
- * that left the bus is dropped and the next one asked.  A request whose
- * caller left meanwhile gets Cancelled, and an answer that no waiting
- * caller wants anymore unlocks nothing.
+ * that need the same device while the question is on screen wait for that
+ * answer instead of asking again.  A prompter that went away is dropped and
+ * the next one asked.  The question is withdrawn as soon as nobody waits
+ * for it any more (its callers left), when the device was unlocked another
+ * way (the waiters then go on), when the device went away, and after the
+ * configured time ([daemon] prompt-timeout), when the waiters get
+ * Cancelled.  Admin secrets (generating a key on a card) are asked for each
+ * request on its own and never kept.
  */
 #include "config.h"
 
-#include "kmx-daemon-private.h"
 #include "kmx-error.h"
-#include "kmx-names.h"
+#include "kmx-manager-private.h"
 
 typedef struct {
 	KmxRequest *req;
 	KmxPromptDone done;
+	gulong cancelled_id;
 } KmxPromptWaiter;
 
 typedef struct {
-	KmxDaemon *daemon;
+	gatomicrefcount ref; /* the question's own, and one per pending callback */
+	KmxManager *manager;
 	KmxDevice *device;
-	char *operation;       /* of the request that asked first */
-	KmxPrompter *prompter; /* a copy: the list may change meanwhile */
+	KmxPromptInfo info;
+	GPtrArray *tried;	   /* KmxPrompter asked already */
+	KmxPrompter *prompter;	   /* the one being asked */
+	GCancellable *cancellable; /* withdraws the question */
+	GPtrArray *waiters;	   /* KmxPromptWaiter */
 	KmxSecret *secret;
-	GPtrArray *waiters; /* KmxPromptWaiter */
+	guint timeout_id;
+	gboolean unlocking;
+	gboolean finished;
 } KmxPrompt;
 
-static void
-kmx_prompt_free(KmxPrompt *prompt)
+static KmxPrompt *
+kmx_prompt_ref(KmxPrompt *prompt)
 {
-	kmx_prompter_free(prompt->prompter);
+	g_atomic_ref_count_inc(&prompt->ref);
+	return prompt;
+}
+
+static void
+kmx_prompt_unref(KmxPrompt *prompt)
+{
+	if (!g_atomic_ref_count_dec(&prompt->ref))
+		return;
 	g_clear_pointer(&prompt->secret, kmx_secret_unref);
 	g_ptr_array_unref(prompt->waiters);
+	g_ptr_array_unref(prompt->tried);
+	g_clear_object(&prompt->prompter);
+	g_object_unref(prompt->cancellable);
+	g_free(prompt->info.caller);
+	g_free(prompt->info.operation);
+	g_free(prompt->info.key_id);
+	g_free(prompt->info.message);
 	g_object_unref(prompt->device);
-	g_free(prompt->operation);
+	g_object_unref(prompt->manager);
 	g_free(prompt);
 }
 
-/* every waiter gets the result: callers that left get Cancelled */
+/* every waiter gets the result; callers that left get Cancelled */
 static void
 kmx_prompt_finish(KmxPrompt *prompt, GError *error)
 {
-	g_hash_table_remove(kmx_daemon_get_prompts(prompt->daemon), prompt->device);
-	for (guint i = 0; i < prompt->waiters->len; i++) {
-		KmxPromptWaiter *w = g_ptr_array_index(prompt->waiters, i);
+	g_autoptr(GPtrArray) waiters = NULL;
 
-		if (g_cancellable_is_cancelled(w->req->cancellable))
+	if (prompt->finished) {
+		g_clear_error(&error);
+		return;
+	}
+	prompt->finished = TRUE;
+	if (prompt->info.kind == KMX_PROMPT_USER &&
+	    g_hash_table_lookup(kmx_manager_get_prompts(prompt->manager), prompt->device) == prompt)
+		g_hash_table_remove(kmx_manager_get_prompts(prompt->manager), prompt->device);
+	g_clear_handle_id(&prompt->timeout_id, g_source_remove);
+	/* withdraw the question if it is still asked */
+	g_cancellable_cancel(prompt->cancellable);
+	waiters = g_steal_pointer(&prompt->waiters);
+	prompt->waiters = g_ptr_array_new();
+	for (guint i = 0; i < waiters->len; i++) {
+		KmxPromptWaiter *w = g_ptr_array_index(waiters, i);
+		GCancellable *c = kmx_request_get_cancellable(w->req);
+
+		g_signal_handler_disconnect(c, w->cancelled_id);
+		if (g_cancellable_is_cancelled(c))
 			w->done(
 			    w->req,
+			    NULL,
 			    g_error_new(KMX_ERROR,
 					KMX_ERROR_CANCELLED,
 					"the request was cancelled while waiting for the secret"));
 		else
-			w->done(w->req, error != NULL ? g_error_copy(error) : NULL);
+			w->done(w->req, prompt->secret, error != NULL ? g_error_copy(error) : NULL);
 		g_free(w);
 	}
-	g_ptr_array_set_size(prompt->waiters, 0);
 	g_clear_error(&error);
-	kmx_prompt_free(prompt);
+	/* a callback still pending (the prompter's answer, the unlock) holds
+	 * its own reference */
+	kmx_prompt_unref(prompt);
 }
 
 static gboolean
@@ -68,21 +110,51 @@ kmx_prompt_anyone_waiting(KmxPrompt *prompt)
 {
 	for (guint i = 0; i < prompt->waiters->len; i++) {
 		KmxPromptWaiter *w = g_ptr_array_index(prompt->waiters, i);
-		if (!g_cancellable_is_cancelled(w->req->cancellable))
+		if (!g_cancellable_is_cancelled(kmx_request_get_cancellable(w->req)))
 			return TRUE;
 	}
 	return FALSE;
 }
 
+static gboolean
+kmx_prompt_nobody_waits_cb(gpointer user_data)
+{
+	KmxPrompt *prompt = user_data;
+
+	if (!prompt->finished && !prompt->unlocking && !kmx_prompt_anyone_waiting(prompt))
+		kmx_prompt_finish(prompt,
+				  g_error_new(KMX_ERROR,
+					      KMX_ERROR_CANCELLED,
+					      "nobody waits for the secret any more"));
+	return G_SOURCE_REMOVE;
+}
+
+static void
+kmx_prompt_waiter_cancelled_cb(GCancellable *cancellable, KmxPrompt *prompt)
+{
+	/* may run on any thread: look at it on the main thread */
+	g_idle_add_full(G_PRIORITY_DEFAULT,
+			kmx_prompt_nobody_waits_cb,
+			kmx_prompt_ref(prompt),
+			(GDestroyNotify)kmx_prompt_unref);
+}
+
 static void
 kmx_prompt_unlock_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
+	KmxPrompt *prompt = user_data;
 	GError *error = NULL;
 
-	if (!g_task_propagate_boolean(G_TASK(res), &error))
-		kmx_prompt_finish(user_data, error);
-	else
-		kmx_prompt_finish(user_data, NULL);
+	prompt->unlocking = FALSE;
+	kmx_device_flush_state(prompt->device);
+	if (!g_task_propagate_boolean(G_TASK(res), &error)) {
+		kmx_prompt_finish(prompt, error);
+	} else {
+		if (!kmx_device_is_locked(prompt->device))
+			kmx_device_keep_secret(prompt->device, prompt->secret);
+		kmx_prompt_finish(prompt, NULL);
+	}
+	kmx_prompt_unref(prompt);
 }
 
 static void
@@ -91,56 +163,44 @@ kmx_prompt_unlock_thread(GTask *task, gpointer source, gpointer data, GCancellab
 	KmxPrompt *prompt = data;
 	GError *error = NULL;
 
-	if (!kmx_device_unlock(prompt->device, prompt->secret, cancellable, &error))
+	if (!kmx_device_unlock(prompt->device, prompt->secret, NULL, &error))
 		g_task_return_error(task, error);
 	else
 		g_task_return_boolean(task, TRUE);
 }
 
-static gboolean
-kmx_prompter_is_gone(const GError *error)
-{
-	return g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_INTERFACE) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
-	       g_error_matches(error, G_DBUS_ERROR, G_DBUS_ERROR_DISCONNECTED) ||
-	       g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CLOSED);
-}
-
 static void kmx_prompt_ask(KmxPrompt *prompt);
+
+static void kmx_prompt_answered(KmxPrompt *prompt, GAsyncResult *res);
 
 static void
 kmx_prompt_ask_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	KmxPrompt *prompt = user_data;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant)
-	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-	g_autoptr(GTask) task = NULL;
-	g_autoptr(GVariant) secret = NULL;
-	const char *s;
-	gsize len = 0;
 
-	if (reply == NULL) {
-		if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-			kmx_prompt_finish(
-			    prompt,
-			    g_error_new(KMX_ERROR, KMX_ERROR_CANCELLED, "keymuxd is stopping"));
-			return;
-		}
-		if (kmx_prompter_is_gone(error)) {
-			g_debug("prompter %s %s is gone (%s); trying the next one",
-				prompt->prompter->sender,
-				prompt->prompter->path,
-				error->message);
-			kmx_daemon_drop_prompter(prompt->daemon, prompt->prompter);
+	if (!prompt->finished)
+		kmx_prompt_answered(prompt, res);
+	else
+		g_clear_object(&prompt->prompter);
+	kmx_prompt_unref(prompt);
+}
+
+static void
+kmx_prompt_answered(KmxPrompt *prompt, GAsyncResult *res)
+{
+	g_autoptr(KmxPrompter) prompter = g_steal_pointer(&prompt->prompter);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxSecret) secret = kmx_prompter_ask_finish(prompter, res, &error);
+	g_autoptr(GTask) task = NULL;
+
+	if (secret == NULL) {
+		if (kmx_prompter_is_gone(prompter, error)) {
+			g_debug("a prompter is gone (%s); asking the next one", error->message);
+			kmx_manager_remove_prompter(prompt->manager, prompter);
 			kmx_prompt_ask(prompt);
 			return;
 		}
-		g_dbus_error_strip_remote_error(error);
+		kmx_error_normalize(&error);
 		kmx_prompt_finish(prompt,
 				  g_error_new(KMX_ERROR,
 					      KMX_ERROR_CANCELLED,
@@ -149,12 +209,7 @@ kmx_prompt_ask_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 					      error->message));
 		return;
 	}
-	secret = g_variant_get_child_value(reply, 0);
-	s = g_variant_get_string(secret, &len);
-	prompt->secret = kmx_secret_new_from_data(s, len);
-	/* our copy is in secret memory now; wipe the message's */
-	kmx_secure_zero((gpointer)s, len);
-	if (kmx_secret_is_empty(prompt->secret)) {
+	if (kmx_secret_is_empty(secret)) {
 		kmx_prompt_finish(prompt,
 				  g_error_new(KMX_ERROR,
 					      KMX_ERROR_CANCELLED,
@@ -162,94 +217,204 @@ kmx_prompt_ask_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 					      kmx_device_get_id(prompt->device)));
 		return;
 	}
+	prompt->secret = g_steal_pointer(&secret);
 	if (!kmx_prompt_anyone_waiting(prompt)) {
 		/* whoever asked is gone: the answer opens nothing */
+		kmx_prompt_finish(prompt,
+				  g_error_new(KMX_ERROR,
+					      KMX_ERROR_CANCELLED,
+					      "nobody waits for the secret any more"));
+		return;
+	}
+	if (prompt->info.kind == KMX_PROMPT_ADMIN) {
 		kmx_prompt_finish(prompt, NULL);
 		return;
 	}
 	/* one try only: a wrong PIN is never retried by the service */
-	task = g_task_new(NULL, NULL, kmx_prompt_unlock_done, prompt);
+	prompt->unlocking = TRUE;
+	task = g_task_new(NULL, NULL, kmx_prompt_unlock_done, kmx_prompt_ref(prompt));
 	g_task_set_task_data(task, prompt, NULL);
-	kmx_executor_run(kmx_device_get_executor(prompt->device), task, kmx_prompt_unlock_thread);
+	kmx_executor_run(kmx_device_get_storage_executor(prompt->device),
+			 task,
+			 kmx_prompt_unlock_thread);
 }
 
 static void
 kmx_prompt_ask(KmxPrompt *prompt)
 {
-	KmxDevice *device = prompt->device;
-	g_autofree char *device_path = kmx_daemon_device_path(device);
-	g_autofree char *label = kmx_device_dup_label(device);
-	g_autofree char *message = NULL;
-	g_autoptr(GVariantBuilder) hints = g_variant_builder_new(G_VARIANT_TYPE_VARDICT);
+	g_autoptr(GPtrArray) prompters = kmx_manager_get_prompters(prompt->manager);
+	const char *id = kmx_device_get_id(prompt->device);
 
-	kmx_prompter_free(prompt->prompter);
-	prompt->prompter = kmx_daemon_get_prompter(prompt->daemon);
+	/* the most recent first, each once */
+	for (guint i = prompters->len; i > 0; i--) {
+		KmxPrompter *p = g_ptr_array_index(prompters, i - 1);
+		if (!g_ptr_array_find(prompt->tried, p, NULL)) {
+			prompt->prompter = g_object_ref(p);
+			break;
+		}
+	}
 	if (prompt->prompter == NULL) {
-		kmx_prompt_finish(
-		    prompt,
-		    g_error_new(KMX_ERROR,
-				KMX_ERROR_LOCKED,
-				"%s is locked and no prompter is registered: unlock it "
-				"first (keymuxctl unlock %s, or Device.Unlock)",
-				kmx_device_get_id(device),
-				kmx_device_get_id(device)));
+		kmx_prompt_finish(prompt,
+				  g_error_new(KMX_ERROR,
+					      KMX_ERROR_LOCKED,
+					      "%s is locked and no prompter is registered: unlock "
+					      "it first (keymuxctl unlock %s, or Device.Unlock)",
+					      id,
+					      id));
 		return;
 	}
-	message = g_strdup_printf("Enter the %s to unlock “%s”",
-				  kmx_device_get_pin_retries(device) >= 0 ? "PIN" : "password",
-				  label);
-	g_variant_builder_add(hints,
-			      "{sv}",
-			      "device-id",
-			      g_variant_new_string(kmx_device_get_id(device)));
-	g_variant_builder_add(hints, "{sv}", "label", g_variant_new_string(label));
-	g_variant_builder_add(hints,
-			      "{sv}",
-			      "pin-retries",
-			      g_variant_new_int32(kmx_device_get_pin_retries(device)));
-	g_variant_builder_add(hints, "{sv}", "operation", g_variant_new_string(prompt->operation));
-	g_dbus_connection_call(
-	    kmx_daemon_get_connection(prompt->daemon),
-	    prompt->prompter->sender,
-	    prompt->prompter->path,
-	    KMX_DBUS_PROMPTER_INTERFACE,
-	    "AskSecret",
-	    g_variant_new("(os@a{sv})", device_path, message, g_variant_builder_end(hints)),
-	    G_VARIANT_TYPE("(s)"),
-	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
-	    G_MAXINT, /* a person is typing: no timeout */
-	    kmx_daemon_get_cancellable(prompt->daemon),
-	    kmx_prompt_ask_cb,
-	    prompt);
+	g_ptr_array_add(prompt->tried, g_object_ref(prompt->prompter));
+	kmx_prompter_ask_async(prompt->prompter,
+			       &prompt->info,
+			       prompt->cancellable,
+			       kmx_prompt_ask_cb,
+			       kmx_prompt_ref(prompt));
 }
 
-/**
- * kmx_daemon_prompt_unlock:
- * @req: a request on a locked device
- * @done: gets the result, on the main thread
- *
- * Unlocks req->device through the prompter, or joins the question already
- * asked for it.
- */
-void
-kmx_daemon_prompt_unlock(KmxDaemon *self, KmxRequest *req, KmxPromptDone done)
+static gboolean
+kmx_prompt_timeout_cb(gpointer user_data)
 {
-	GHashTable *prompts = kmx_daemon_get_prompts(self);
-	KmxPrompt *prompt = g_hash_table_lookup(prompts, req->device);
+	KmxPrompt *prompt = user_data;
+
+	prompt->timeout_id = 0;
+	if (prompt->unlocking)
+		return G_SOURCE_REMOVE; /* the answer came: the unlock decides */
+	/* unlocked meanwhile another way: the waiters go on */
+	if (prompt->info.kind == KMX_PROMPT_USER && !kmx_device_is_locked(prompt->device)) {
+		kmx_prompt_finish(prompt, NULL);
+		return G_SOURCE_REMOVE;
+	}
+	kmx_prompt_finish(prompt,
+			  g_error_new(KMX_ERROR,
+				      KMX_ERROR_CANCELLED,
+				      "nobody answered the question for the secret of %s in %u s",
+				      kmx_device_get_id(prompt->device),
+				      kmx_manager_get_prompt_timeout(prompt->manager)));
+	return G_SOURCE_REMOVE;
+}
+
+static void
+kmx_prompt_add_waiter(KmxPrompt *prompt, KmxRequest *req, KmxPromptDone done)
+{
 	KmxPromptWaiter *w = g_new0(KmxPromptWaiter, 1);
 
 	w->req = req;
 	w->done = done;
-	if (prompt != NULL) {
-		g_ptr_array_add(prompt->waiters, w);
+	w->cancelled_id = g_signal_connect(kmx_request_get_cancellable(req),
+					   "cancelled",
+					   G_CALLBACK(kmx_prompt_waiter_cancelled_cb),
+					   prompt);
+	g_ptr_array_add(prompt->waiters, w);
+}
+
+static void
+kmx_prompt_start(KmxManager *self, KmxRequest *req, KmxPromptKind kind, KmxPromptDone done)
+{
+	KmxDevice *device = kmx_request_get_device(req);
+	KmxKey *key = kmx_request_get_key(req);
+	KmxCaller *caller = kmx_request_get_caller(req);
+	g_autofree char *label = kmx_device_dup_label(device);
+	KmxPrompt *prompt = g_new0(KmxPrompt, 1);
+	guint timeout = kmx_manager_get_prompt_timeout(self);
+	const char *secret_name = kmx_device_get_pin_retries(device) >= 0 ? "PIN" : "password";
+
+	g_atomic_ref_count_init(&prompt->ref);
+	prompt->manager = g_object_ref(self);
+	prompt->device = g_object_ref(device);
+	prompt->cancellable = g_cancellable_new();
+	prompt->waiters = g_ptr_array_new();
+	prompt->tried = g_ptr_array_new_with_free_func(g_object_unref);
+	prompt->info.device = device;
+	prompt->info.kind = kind;
+	prompt->info.retries = kind == KMX_PROMPT_ADMIN ? kmx_device_get_admin_retries(device)
+							: kmx_device_get_pin_retries(device);
+	prompt->info.caller = g_strdup(kmx_caller_get_exe(caller));
+	prompt->info.operation = g_strdup(kmx_request_kind_to_string(kmx_request_get_kind(req)));
+	prompt->info.key_id = key != NULL ? g_strdup(kmx_key_get_id(key)) : NULL;
+	if (kind == KMX_PROMPT_ADMIN)
+		prompt->info.message = g_strdup_printf("Enter the admin PIN of “%s” to %s a key",
+						       label,
+						       prompt->info.operation);
+	else
+		prompt->info.message =
+		    g_strdup_printf("Enter the %s to unlock “%s”", secret_name, label);
+	kmx_prompt_add_waiter(prompt, req, done);
+	if (kind == KMX_PROMPT_USER)
+		g_hash_table_insert(kmx_manager_get_prompts(self), device, prompt);
+	if (timeout > 0)
+		prompt->timeout_id = g_timeout_add_seconds(timeout, kmx_prompt_timeout_cb, prompt);
+	kmx_prompt_ask(prompt);
+}
+
+/**
+ * kmx_manager_prompt_unlock:
+ * @done: gets the result on the main thread (the device is unlocked then)
+ *
+ * Unlocks the request's device through a prompter, or joins the question
+ * already asked for it.
+ */
+void
+kmx_manager_prompt_unlock(KmxManager *self, KmxRequest *req, KmxPromptDone done)
+{
+	KmxPrompt *prompt =
+	    g_hash_table_lookup(kmx_manager_get_prompts(self), kmx_request_get_device(req));
+
+	if (prompt != NULL && !prompt->finished) {
+		kmx_prompt_add_waiter(prompt, req, done);
 		return;
 	}
-	prompt = g_new0(KmxPrompt, 1);
-	prompt->daemon = self;
-	prompt->device = g_object_ref(req->device);
-	prompt->operation = g_strdup(req->operation);
-	prompt->waiters = g_ptr_array_new();
-	g_ptr_array_add(prompt->waiters, w);
-	g_hash_table_insert(prompts, prompt->device, prompt);
-	kmx_prompt_ask(prompt);
+	kmx_prompt_start(self, req, KMX_PROMPT_USER, done);
+}
+
+/**
+ * kmx_manager_prompt_admin:
+ * @done: gets the admin secret; it is not kept
+ *
+ * Asks for the admin secret for this request alone: a wrong one shared by
+ * several requests would be tried several times.
+ */
+void
+kmx_manager_prompt_admin(KmxManager *self, KmxRequest *req, KmxPromptDone done)
+{
+	kmx_prompt_start(self, req, KMX_PROMPT_ADMIN, done);
+}
+
+/**
+ * kmx_manager_prompts_device_changed:
+ *
+ * A device's state changed: a question for a device that was unlocked
+ * another way, or that went away, is withdrawn.
+ */
+void
+kmx_manager_prompts_device_changed(KmxManager *self, KmxDevice *device)
+{
+	KmxPrompt *prompt = g_hash_table_lookup(kmx_manager_get_prompts(self), device);
+
+	if (prompt == NULL || prompt->finished || prompt->unlocking)
+		return;
+	if (!kmx_device_is_available(device))
+		kmx_prompt_finish(prompt,
+				  g_error_new(KMX_ERROR,
+					      KMX_ERROR_UNAVAILABLE,
+					      "device %s went away",
+					      kmx_device_get_id(device)));
+	else if (!kmx_device_is_locked(device))
+		kmx_prompt_finish(prompt, NULL);
+}
+
+/**
+ * kmx_manager_prompts_cancel_all:
+ *
+ * The daemon is stopping: every question is withdrawn.
+ */
+void
+kmx_manager_prompts_cancel_all(KmxManager *self)
+{
+	GHashTable *prompts = kmx_manager_get_prompts(self);
+	g_autoptr(GList) values = g_hash_table_get_values(prompts);
+
+	for (GList *l = values; l != NULL; l = l->next)
+		kmx_prompt_finish(
+		    l->data,
+		    g_error_new(KMX_ERROR, KMX_ERROR_CANCELLED, "keymuxd is stopping"));
 }

@@ -1,82 +1,108 @@
-/* keymux: one method call on its way through authorisation, a device
- * executor, maybe a prompt, and back to its caller */
+/* keymux: one request of a caller on its way through authorisation, maybe
+ * a prompt, a device's executor, and back */
 #pragma once
 
 #include <gio/gio.h>
 
+#include "kmx-caller.h"
 #include "kmx-device.h"
 #include "kmx-key.h"
+#include "kmx-options.h"
 #include "kmx-secret.h"
 
 G_BEGIN_DECLS
 
-typedef struct _KmxDaemon KmxDaemon;
+typedef struct _KmxManager KmxManager;
 typedef struct _KmxRequest KmxRequest;
-typedef struct _KmxCaller KmxCaller;
-
-/* runs on the device's executor; returns its result on the task */
-typedef void (*KmxRequestWork)(KmxRequest *req, GTask *task);
-/* runs on the main thread with the task's result; replies */
-typedef void (*KmxRequestDone)(KmxRequest *req, GTask *task);
-/* runs on the device's executor for requests that change no state
- * (sign, decrypt, derive): the reply is sent from there */
-typedef GBytes *(*KmxRequestCompute)(KmxRequest *req, GError **error);
 
 /**
- * KmxRequestFlags:
- * @KMX_REQUEST_FLAG_NONE: none
- * @KMX_REQUEST_FLAG_NEEDS_UNLOCKED: unlock the device first (prompting)
- * @KMX_REQUEST_FLAG_NEEDS_AVAILABLE: fail with Unavailable when absent
- * @KMX_REQUEST_FLAG_AUDIT: record in the journal (private-key operations)
+ * KmxRequestKind:
+ *
+ * What a request does; each kind has its own arguments in #KmxRequestArgs.
  */
 typedef enum {
-	KMX_REQUEST_FLAG_NONE = 0,
-	KMX_REQUEST_FLAG_NEEDS_UNLOCKED = 1 << 0,
-	KMX_REQUEST_FLAG_NEEDS_AVAILABLE = 1 << 1,
-	KMX_REQUEST_FLAG_AUDIT = 1 << 2,
-} KmxRequestFlags;
+	KMX_REQUEST_SIGN,
+	KMX_REQUEST_DECRYPT,
+	KMX_REQUEST_DERIVE,
+	KMX_REQUEST_UNLOCK,
+	KMX_REQUEST_LOCK,
+	KMX_REQUEST_REGISTER,
+	KMX_REQUEST_UNREGISTER,
+	KMX_REQUEST_CHANGE_SECRET,
+	KMX_REQUEST_GENERATE_KEY,
+	KMX_REQUEST_IMPORT_KEY,
+	KMX_REQUEST_SET_LABEL,
+	KMX_REQUEST_DELETE_KEY,
+	KMX_REQUEST_N_KINDS,
+} KmxRequestKind;
 
-struct _KmxRequest {
-	KmxDaemon *daemon;
-	GDBusMethodInvocation *invocation;
-	GCancellable *cancellable;
-	KmxCaller *caller;
-	const char *operation;
-	KmxRequestFlags flags;
-	KmxDevice *device;
-	KmxKey *key;
-	gboolean prompted;
+/**
+ * KmxRequestArgs:
+ *
+ * The arguments of a request, by kind.  Bytes that are secret (an imported
+ * key file) are in secret memory; every member is freed with the request.
+ */
+typedef union {
+	struct {
+		KmxMechanism mechanism;
+		GBytes *data; /* the message, digest or peer public key */
+	} op;		      /* SIGN, DECRYPT, DERIVE */
+	struct {
+		KmxSecret *secret;
+	} unlock;
+	struct {
+		KmxSecret *old_secret;
+		KmxSecret *new_secret;
+	} change_secret;
+	struct {
+		KmxKeyType type;
+		char *label;
+	} generate;
+	struct {
+		GBytes *data;
+		KmxSecret *passphrase;
+		char *label;
+	} import;
+	struct {
+		char *label;
+	} set_label;
+} KmxRequestArgs;
 
-	KmxRequestWork work;
-	KmxRequestDone done;
-	KmxRequestCompute compute;
-	GMainContext *main_context;
-	GError *error; /* a refusal, given once the caller is authorised */
+/**
+ * KmxRequestResult:
+ * @bytes: a signature, plaintext (in secret memory) or shared secret
+ * @keys: (element-type KmxKey): the keys a generation or import added
+ */
+typedef struct {
+	GBytes *bytes;
+	GPtrArray *keys;
+} KmxRequestResult;
 
-	/* arguments, by operation */
-	KmxMechanism mechanism;
-	GBytes *data;
-	gboolean prehashed;
-	KmxSecret *secret;
-	KmxSecret *secret2;
-	char *label;
-	KmxKeyType key_type;
-	GVariant *options;
-};
+/* the end of a request: on the main thread, or on the executor for a
+ * private-key operation that changed no state */
+typedef void (*KmxRequestReply)(KmxRequest *req,
+				const KmxRequestResult *result,
+				const GError *error,
+				gpointer user_data);
 
-KmxRequest *kmx_request_new(KmxDaemon *daemon,
-			    GDBusMethodInvocation *invocation,
-			    const char *operation,
-			    KmxRequestFlags flags,
+KmxRequest *kmx_request_new(KmxManager *manager,
+			    KmxCaller *caller,
+			    KmxRequestKind kind,
 			    KmxDevice *device,
 			    KmxKey *key);
-void kmx_request_start(KmxRequest *req);
-void kmx_request_return_value(KmxRequest *req, GVariant *value);
-void kmx_request_return_error(KmxRequest *req, GError *error);
-void kmx_request_return_new_error(KmxRequest *req, int code, const char *format, ...)
-    G_GNUC_PRINTF(3, 4);
-void kmx_request_fail(KmxRequest *req, GError *error);
-void kmx_request_fail_new(KmxRequest *req, int code, const char *format, ...) G_GNUC_PRINTF(3, 4);
-void kmx_request_free(KmxRequest *req);
+KmxRequestArgs *kmx_request_get_args(KmxRequest *self);
+KmxOptions *kmx_request_get_options(KmxRequest *self);
+KmxOptionFlags kmx_request_kind_get_options(KmxRequestKind kind);
+const char *kmx_request_kind_to_string(KmxRequestKind kind);
+KmxRequestKind kmx_request_get_kind(KmxRequest *self);
+KmxDevice *kmx_request_get_device(KmxRequest *self);
+KmxKey *kmx_request_get_key(KmxRequest *self);
+KmxCaller *kmx_request_get_caller(KmxRequest *self);
+GCancellable *kmx_request_get_cancellable(KmxRequest *self);
+void kmx_request_refuse(KmxRequest *self, GError *error);
+void kmx_request_start(KmxRequest *self,
+		       KmxRequestReply reply,
+		       gpointer user_data,
+		       GDestroyNotify destroy);
 
 G_END_DECLS

@@ -8,8 +8,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "kmx-daemon.h"
+#include "kmx-dbus-service.h"
 #include "kmx-error.h"
+#include "kmx-manager.h"
 #include "kmx-names.h"
 
 typedef struct {
@@ -89,7 +90,8 @@ main(int argc, char **argv)
 	g_autoptr(GOptionContext) options = g_option_context_new("— the keymux session keystore");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KmxContext) context = NULL;
-	g_autoptr(KmxDaemon) daemon = NULL;
+	g_autoptr(KmxManager) manager = NULL;
+	g_autoptr(KmxDBusService) service = NULL;
 	g_autoptr(GDBusConnection) connection = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	KmxMain m = {0};
@@ -115,8 +117,8 @@ main(int argc, char **argv)
 		g_printerr("keymuxd: %s\n", error->message);
 		return 1;
 	}
-	daemon = kmx_daemon_new(context, &error);
-	if (daemon == NULL) {
+	manager = kmx_manager_new(context, &error);
+	if (manager == NULL) {
 		g_printerr("keymuxd: %s\n", error->message);
 		return 1;
 	}
@@ -128,7 +130,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	g_dbus_connection_set_exit_on_close(connection, FALSE);
-	if (!kmx_daemon_export(daemon, connection, &error)) {
+	service = kmx_dbus_service_new(manager);
+	if (!kmx_dbus_service_export(service, connection, &error)) {
 		g_printerr("keymuxd: cannot export the keystore: %s\n", error->message);
 		return 1;
 	}
@@ -150,7 +153,9 @@ main(int argc, char **argv)
 	g_main_loop_run(loop);
 
 	g_bus_unown_name(owner_id);
-	kmx_daemon_shutdown(daemon);
+	/* off the bus as a whole first: no InterfacesRemoved for every key */
+	kmx_dbus_service_unexport(service);
+	kmx_manager_shutdown(manager);
 	if (!g_dbus_connection_is_closed(connection))
 		g_dbus_connection_flush_sync(connection, NULL, NULL);
 	return m.status;

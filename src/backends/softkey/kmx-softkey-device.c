@@ -544,14 +544,12 @@ kmx_softkey_device_store_keys(KmxSoftkeyDevice *self,
 			      KmxSecret *file_key,
 			      GPtrArray *parsed,
 			      const char *label,
-			      GVariant *options,
+			      const KmxOptions *options,
 			      GError **error)
 {
 	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
-	gboolean exportable = FALSE;
+	gboolean exportable = options->exportable;
 
-	if (options != NULL)
-		(void)g_variant_lookup(options, "exportable", "b", &exportable);
 	if (!kmx_softkey_device_reserve(self, parsed, error))
 		return NULL;
 	for (guint i = 0; i < parsed->len; i++) {
@@ -578,7 +576,8 @@ static KmxKey *
 kmx_softkey_device_generate_key(KmxDevice *device,
 				KmxKeyType type,
 				const char *label,
-				GVariant *options,
+				const KmxOptions *options,
+				KmxSecret *admin_secret,
 				GCancellable *cancellable,
 				GError **error)
 {
@@ -655,7 +654,8 @@ kmx_softkey_device_import_key(KmxDevice *device,
 			      GBytes *data,
 			      KmxSecret *passphrase,
 			      const char *label,
-			      GVariant *options,
+			      const KmxOptions *options,
+			      KmxSecret *admin_secret,
 			      GCancellable *cancellable,
 			      GError **error)
 {
@@ -696,13 +696,6 @@ kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError
 	return TRUE;
 }
 
-static gboolean
-kmx_softkey_device_register(KmxDevice *device, GCancellable *cancellable, GError **error)
-{
-	/* a store is its directory: it is always registered */
-	return TRUE;
-}
-
 static void
 kmx_softkey_device_finalize(GObject *object)
 {
@@ -729,7 +722,8 @@ kmx_softkey_device_class_init(KmxSoftkeyDeviceClass *klass)
 	device_class->executor_kind = KMX_EXECUTOR_POOL;
 	device_class->unlock = kmx_softkey_device_unlock;
 	device_class->lock = kmx_softkey_device_lock;
-	device_class->register_device = kmx_softkey_device_register;
+	/* a store is its directory: it is always registered */
+	device_class->persistent = TRUE;
 	device_class->change_secret = kmx_softkey_device_change_secret;
 	device_class->generate_key = kmx_softkey_device_generate_key;
 	device_class->import_key = kmx_softkey_device_import_key;

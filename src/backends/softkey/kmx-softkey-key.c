@@ -274,6 +274,7 @@ static GBytes *
 kmx_softkey_key_sign(KmxKey *key,
 		     KmxMechanism mechanism,
 		     GBytes *data,
+		     KmxSecret *device_secret,
 		     GCancellable *cancellable,
 		     GError **error)
 {
@@ -330,6 +331,7 @@ static GBytes *
 kmx_softkey_key_decrypt(KmxKey *key,
 			KmxMechanism mechanism,
 			GBytes *data,
+			KmxSecret *device_secret,
 			GCancellable *cancellable,
 			GError **error)
 {
@@ -392,6 +394,7 @@ static GBytes *
 kmx_softkey_key_derive(KmxKey *key,
 		       KmxMechanism mechanism,
 		       GBytes *peer_public,
+		       KmxSecret *device_secret,
 		       GCancellable *cancellable,
 		       GError **error)
 {

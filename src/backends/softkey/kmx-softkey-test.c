@@ -14,6 +14,9 @@
 #include "kmx-softkey-device.h"
 #include "kmx-softkey-store.h"
 
+/* the options of a call that gave none */
+static const KmxOptions kmx_test_options = {.interactive = TRUE};
+
 typedef struct {
 	char *tmp;
 	KmxContext *ctx;
@@ -199,7 +202,7 @@ sign(KmxKey *key, KmxMechanism mech, GBytes *msg, GError **error)
 {
 	KmxHash hash = kmx_mechanism_get_hash(mech);
 	g_autoptr(GBytes) in = hash == KMX_HASH_NONE ? g_bytes_ref(msg) : digest(hash, msg);
-	return kmx_key_sign(key, mech, in, NULL, error);
+	return kmx_key_sign(key, mech, in, TRUE, NULL, NULL, error);
 }
 
 static void
@@ -241,7 +244,8 @@ static KmxKey *
 generate(Fixture *f, KmxKeyType type, const char *label)
 {
 	g_autoptr(GError) error = NULL;
-	KmxKey *key = kmx_device_generate_key(f->device, type, label, NULL, NULL, &error);
+	KmxKey *key =
+	    kmx_device_generate_key(f->device, type, label, &kmx_test_options, NULL, NULL, &error);
 
 	g_assert_no_error(error);
 	g_assert_nonnull(key);
@@ -253,7 +257,14 @@ static GPtrArray *
 import(Fixture *f, GBytes *data, const char *pass, const char *label, GError **error)
 {
 	g_autoptr(KmxSecret) secret = kmx_secret_new_from_string(pass);
-	GPtrArray *keys = kmx_device_import_key(f->device, data, secret, label, NULL, NULL, error);
+	GPtrArray *keys = kmx_device_import_key(f->device,
+						data,
+						secret,
+						label,
+						&kmx_test_options,
+						NULL,
+						NULL,
+						error);
 
 	for (guint i = 0; keys != NULL && i < keys->len; i++)
 		kmx_device_add_key(f->device, g_ptr_array_index(keys, i));
@@ -428,7 +439,7 @@ test_generate_sign(Fixture *f, gconstpointer data)
 			KmxMechanism other = kmx_key_type_is_rsa(tc->type)
 						 ? KMX_MECHANISM_ECDSA_SHA256
 						 : KMX_MECHANISM_RSA_PKCS1_SHA256;
-			sig = kmx_key_sign(key, other, d, NULL, &error);
+			sig = kmx_key_sign(key, other, d, TRUE, NULL, NULL, &error);
 			g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
 		}
 	}
@@ -463,7 +474,7 @@ test_decrypt(Fixture *f, gconstpointer data)
 			ct,
 			modes[i]);
 		c = read_bytes(ct);
-		out = kmx_key_decrypt(key, mechs[i], c, NULL, &error);
+		out = kmx_key_decrypt(key, mechs[i], c, NULL, NULL, &error);
 		g_assert_no_error(error);
 		g_assert_true(g_bytes_equal(out, msg));
 	}
@@ -478,10 +489,10 @@ test_decrypt(Fixture *f, gconstpointer data)
 
 		memset(junk, 0x42, sizeof(junk));
 		c = g_bytes_new(junk, sizeof(junk));
-		out = kmx_key_decrypt(key, mechs[i], c, NULL, &error);
+		out = kmx_key_decrypt(key, mechs[i], c, NULL, NULL, &error);
 		g_assert_null(out);
 		g_assert_error(error, KMX_ERROR, KMX_ERROR_FAILED);
-		out = kmx_key_decrypt(key, mechs[i], shortc, NULL, &error2);
+		out = kmx_key_decrypt(key, mechs[i], shortc, NULL, NULL, &error2);
 		g_assert_null(out);
 		g_assert_error(error2, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
 	}
@@ -489,7 +500,7 @@ test_decrypt(Fixture *f, gconstpointer data)
 	{
 		g_autoptr(GError) error = NULL;
 		g_autoptr(GBytes)
-		    out = kmx_key_decrypt(ed, KMX_MECHANISM_RSA_PKCS1, msg, NULL, &error);
+		    out = kmx_key_decrypt(ed, KMX_MECHANISM_RSA_PKCS1, msg, NULL, NULL, &error);
 		g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
 	}
 }
@@ -529,7 +540,7 @@ check_derive(Fixture *f, KmxKey *key, const char *genopts, gsize raw_len)
 
 		in = form == 0 ? g_bytes_ref(peer_der)
 			       : g_bytes_new_from_bytes(peer_der, len - raw_len, raw_len);
-		out = kmx_key_derive(key, mech, in, NULL, &error);
+		out = kmx_key_derive(key, mech, in, NULL, NULL, &error);
 		g_assert_no_error(error);
 		g_assert_true(g_bytes_equal(out, expected));
 	}
@@ -556,7 +567,7 @@ test_derive(Fixture *f, gconstpointer data)
 		memset(pt, 0x11, sizeof(pt));
 		pt[0] = 0x04;
 		in = g_bytes_new(pt, sizeof(pt));
-		out = kmx_key_derive(p256, KMX_MECHANISM_ECDH, in, NULL, &error);
+		out = kmx_key_derive(p256, KMX_MECHANISM_ECDH, in, NULL, NULL, &error);
 		g_assert_null(out);
 		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
 	}
@@ -566,20 +577,23 @@ test_derive(Fixture *f, gconstpointer data)
 						       KMX_MECHANISM_ECDH,
 						       kmx_key_get_public_key(p384),
 						       NULL,
+						       NULL,
 						       &error);
 		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
 	}
 	{
 		g_autoptr(GError) error = NULL;
 		g_autoptr(GBytes) in = g_bytes_new_static("\x30\x03\x02\x01\x00", 5);
-		g_autoptr(GBytes) out = kmx_key_derive(x, KMX_MECHANISM_X25519, in, NULL, &error);
+		g_autoptr(GBytes)
+		    out = kmx_key_derive(x, KMX_MECHANISM_X25519, in, NULL, NULL, &error);
 		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
 	}
 	{
 		guint8 zero[32] = {0};
 		g_autoptr(GError) error = NULL;
 		g_autoptr(GBytes) in = g_bytes_new(zero, sizeof(zero));
-		g_autoptr(GBytes) out = kmx_key_derive(x, KMX_MECHANISM_X25519, in, NULL, &error);
+		g_autoptr(GBytes)
+		    out = kmx_key_derive(x, KMX_MECHANISM_X25519, in, NULL, NULL, &error);
 		g_assert_null(out);
 		g_assert_nonnull(error);
 	}
@@ -1277,8 +1291,14 @@ import_thread(gpointer user_data)
 	ImportRace *r = user_data;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KmxSecret) pass = kmx_secret_new_from_string("");
-	g_autoptr(GPtrArray)
-	    keys = kmx_device_import_key(r->f->device, r->data, pass, "", NULL, NULL, &error);
+	g_autoptr(GPtrArray) keys = kmx_device_import_key(r->f->device,
+							  r->data,
+							  pass,
+							  "",
+							  &kmx_test_options,
+							  NULL,
+							  NULL,
+							  &error);
 
 	if (keys != NULL)
 		g_atomic_int_inc(&r->ok);
@@ -1355,8 +1375,13 @@ sign_thread(gpointer user_data)
 
 	for (guint i = 0; i < l->n; i++) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(GBytes) sig =
-		    kmx_key_sign(l->key, KMX_MECHANISM_RSA_PKCS1_SHA256, l->digest, NULL, &error);
+		g_autoptr(GBytes) sig = kmx_key_sign(l->key,
+						     KMX_MECHANISM_RSA_PKCS1_SHA256,
+						     l->digest,
+						     TRUE,
+						     NULL,
+						     NULL,
+						     &error);
 		if (sig == NULL)
 			g_atomic_int_inc(&l->failures);
 	}
@@ -1395,7 +1420,8 @@ test_scaling(Fixture *f, gconstpointer data)
 	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_RSA2048, "load");
 	g_autoptr(GBytes) msg = g_bytes_new_static("load", 4);
 	g_autoptr(GBytes) d = digest(KMX_HASH_SHA256, msg);
-	g_autoptr(GBytes) sig = kmx_key_sign(key, KMX_MECHANISM_RSA_PKCS1_SHA256, d, NULL, &error);
+	g_autoptr(GBytes)
+	    sig = kmx_key_sign(key, KMX_MECHANISM_RSA_PKCS1_SHA256, d, TRUE, NULL, NULL, &error);
 	double one, eight;
 
 	g_assert_no_error(error);
@@ -1416,8 +1442,8 @@ test_scaling(Fixture *f, gconstpointer data)
 	 * (unprotected store) decrypt again */
 	(void)sign_rate(key, d, 8, 100, TRUE, f->device);
 	{
-		g_autoptr(GBytes)
-		    s2 = kmx_key_sign(key, KMX_MECHANISM_RSA_PKCS1_SHA256, d, NULL, &error);
+		g_autoptr(GBytes) s2 =
+		    kmx_key_sign(key, KMX_MECHANISM_RSA_PKCS1_SHA256, d, TRUE, NULL, NULL, &error);
 		g_assert_no_error(error);
 	}
 }

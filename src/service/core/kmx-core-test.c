@@ -61,7 +61,7 @@ run_executor(KmxExecutor *ex, ExecState *st, guint n, GCancellable *cancellable)
 static void
 test_executor_serial(void)
 {
-	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 8);
+	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 8, NULL);
 	ExecState st = {0};
 
 	g_mutex_init(&st.mutex);
@@ -80,7 +80,7 @@ test_executor_serial(void)
 static void
 test_executor_pool(void)
 {
-	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_POOL, 4);
+	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_POOL, 4, NULL);
 	ExecState st = {0};
 
 	g_mutex_init(&st.mutex);
@@ -117,7 +117,7 @@ never_run(GTask *task, gpointer source, gpointer data, GCancellable *cancellable
 static void
 test_executor_cancelled_before_start(void)
 {
-	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 1);
+	g_autoptr(KmxExecutor) ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 1, NULL);
 	g_autoptr(GCancellable) cancellable = g_cancellable_new();
 	g_autoptr(GTask) task = NULL;
 	gboolean done = FALSE;
@@ -242,14 +242,23 @@ test_device_flags_from_thread(void)
 	g_assert_true(kmx_device_is_available(dev));
 	g_assert_false(kmx_device_is_locked(dev));
 	g_signal_connect(dev, "notify::flags", G_CALLBACK(count_notify), &notified);
+	kmx_core_mark_main_thread();
 	t = g_thread_new("flags", set_flags_thread, dev);
 	g_thread_join(t);
-	/* the state is there at once; the notification comes on the main thread */
-	g_assert_true(kmx_device_is_locked(dev));
+	/* a change reported off the main thread is applied on it, and only
+	 * there: until then the main thread sees the state it had */
+	g_assert_true(kmx_device_has_pending_state(dev));
+	g_assert_false(kmx_device_is_locked(dev));
 	g_assert_cmpuint(notified, ==, 0);
 	while (notified == 0)
 		g_main_context_iteration(NULL, TRUE);
+	g_assert_true(kmx_device_is_locked(dev));
+	g_assert_false(kmx_device_has_pending_state(dev));
 	g_assert_cmpuint(notified, ==, 1);
+	/* a reply path applies it at once, before the idle callback */
+	t = g_thread_new("flags", set_flags_thread, dev);
+	g_thread_join(t);
+	kmx_device_flush_state(dev);
 	/* no change, no notification */
 	kmx_device_change_flags(dev, KMX_DEVICE_FLAG_LOCKED, 0);
 	while (g_main_context_iteration(NULL, FALSE))
@@ -289,7 +298,7 @@ test_device_keys(void)
 	g_assert_cmpuint(changed, ==, 1);
 	g_assert_true(kmx_device_find_key(dev, want) == key);
 	/* a base key can do nothing by itself */
-	g_assert_null(kmx_key_sign(key, KMX_MECHANISM_ED25519, spki, NULL, &error));
+	g_assert_null(kmx_key_sign(key, KMX_MECHANISM_ED25519, spki, FALSE, NULL, NULL, &error));
 	g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
 	kmx_device_remove_key(dev, key);
 	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 0);

@@ -5,6 +5,7 @@
 
 #include "kmx-algorithm.h"
 #include "kmx-executor.h"
+#include "kmx-options.h"
 #include "kmx-secret.h"
 
 G_BEGIN_DECLS
@@ -31,31 +32,42 @@ G_DECLARE_DERIVABLE_TYPE(KmxDevice, kmx_device, KMX, DEVICE, GObject)
 /**
  * KmxDeviceClass:
  * @executor_kind: where the vfuncs run: %KMX_EXECUTOR_SERIAL (one thread of
- *   the device's own) or %KMX_EXECUTOR_POOL (the shared pool)
- * @unlock: check @secret and make the private keys usable; set the flags
- *   with kmx_device_set_flags().  A wrong secret is %KMX_ERROR_BAD_SECRET.
+ *   the device's own, the default) or %KMX_EXECUTOR_POOL (the shared pool;
+ *   generation and imports then run in a storage pool of their own)
+ * @persistent: the backend keeps the device's description itself (a
+ *   soft-key store is its directory): Register is a no-op, Unregister is
+ *   not supported, and the core writes no cache for it
+ * @secret_per_operation: the device wants its user secret for every
+ *   private-key operation (a card's PW1): the core keeps the secret while
+ *   the device is unlocked and hands it to each operation
+ * @admin_secret: generating and importing keys needs the admin secret (a
+ *   card's PW3), from option `admin-secret` or a prompt
+ * @unlock: check @secret and make the private keys usable.  A wrong secret
+ *   is %KMX_ERROR_BAD_SECRET, and the device reports its retry counter.
+ *   Called on an unlocked device too: the secret is checked all the same.
  * @lock: drop every cached secret and decrypted key
- * @register_device: cache description and key list on disk
- * @unregister_device: forget them
- * @change_secret: replace the device's secret
+ * @change_secret: replace the device's user secret
  * @generate_key: make a key; returns it without adding it (the core adds it
  *   on the main thread)
  * @import_key: store keys parsed from @data; returns them without adding
  *
  * Every vfunc is synchronous, runs on the device's executor (never on the
- * main thread), takes a #GCancellable and reports a #KmxError.
+ * main thread), takes a #GCancellable and reports a #KmxError.  State the
+ * work changes is reported with the setters below, from any thread; the
+ * core applies it on the main thread before it replies.
  */
 struct _KmxDeviceClass {
 	GObjectClass parent_class;
 	KmxExecutorKind executor_kind;
+	gboolean persistent;
+	gboolean secret_per_operation;
+	gboolean admin_secret;
 
 	gboolean (*unlock)(KmxDevice *self,
 			   KmxSecret *secret,
 			   GCancellable *cancellable,
 			   GError **error);
 	gboolean (*lock)(KmxDevice *self, GCancellable *cancellable, GError **error);
-	gboolean (*register_device)(KmxDevice *self, GCancellable *cancellable, GError **error);
-	gboolean (*unregister_device)(KmxDevice *self, GCancellable *cancellable, GError **error);
 	gboolean (*change_secret)(KmxDevice *self,
 				  KmxSecret *old_secret,
 				  KmxSecret *new_secret,
@@ -64,14 +76,16 @@ struct _KmxDeviceClass {
 	KmxKey *(*generate_key)(KmxDevice *self,
 				KmxKeyType type,
 				const char *label,
-				GVariant *options,
+				const KmxOptions *options,
+				KmxSecret *admin_secret,
 				GCancellable *cancellable,
 				GError **error);
 	GPtrArray *(*import_key)(KmxDevice *self,
 				 GBytes *data,
 				 KmxSecret *passphrase,
 				 const char *label,
-				 GVariant *options,
+				 const KmxOptions *options,
+				 KmxSecret *admin_secret,
 				 GCancellable *cancellable,
 				 GError **error);
 	gpointer padding[8];
@@ -79,26 +93,42 @@ struct _KmxDeviceClass {
 
 const char *kmx_device_get_id(KmxDevice *self);
 const char *kmx_device_get_backend_name(KmxDevice *self);
+
+/* state: set from any thread, applied and read on the main thread */
 char *kmx_device_dup_label(KmxDevice *self);
 void kmx_device_set_label(KmxDevice *self, const char *label);
-
 KmxDeviceFlags kmx_device_get_flags(KmxDevice *self);
 void kmx_device_set_flags(KmxDevice *self, KmxDeviceFlags flags);
 void kmx_device_change_flags(KmxDevice *self, KmxDeviceFlags set, KmxDeviceFlags clear);
 gboolean kmx_device_is_locked(KmxDevice *self);
 gboolean kmx_device_is_available(KmxDevice *self);
 gboolean kmx_device_is_registered(KmxDevice *self);
-
 int kmx_device_get_pin_retries(KmxDevice *self);
 void kmx_device_set_pin_retries(KmxDevice *self, int retries);
-
+int kmx_device_get_admin_retries(KmxDevice *self);
+void kmx_device_set_admin_retries(KmxDevice *self, int retries);
 GVariant *kmx_device_dup_details(KmxDevice *self);
 void kmx_device_set_details(KmxDevice *self, GVariant *details);
+gboolean kmx_device_has_pending_state(KmxDevice *self);
+void kmx_device_flush_state(KmxDevice *self);
 
+gboolean kmx_device_is_persistent(KmxDevice *self);
+gboolean kmx_device_has_secret(KmxDevice *self);
+gboolean kmx_device_needs_admin_secret(KmxDevice *self);
+gboolean kmx_device_wants_secret_per_operation(KmxDevice *self);
+
+/* the user secret, kept while unlocked; main thread */
+void kmx_device_keep_secret(KmxDevice *self, KmxSecret *secret);
+KmxSecret *kmx_device_dup_kept_secret(KmxDevice *self);
+void kmx_device_forget_secret(KmxDevice *self);
+
+gboolean kmx_device_start_executor(KmxDevice *self, GError **error);
 KmxExecutor *kmx_device_get_executor(KmxDevice *self);
+KmxExecutor *kmx_device_get_storage_executor(KmxDevice *self);
 void kmx_device_touch(KmxDevice *self);
 gint64 kmx_device_get_last_used(KmxDevice *self);
 
+/* the key list; main thread */
 GPtrArray *kmx_device_get_keys(KmxDevice *self);
 KmxKey *kmx_device_find_key(KmxDevice *self, const char *key_id);
 void kmx_device_add_key(KmxDevice *self, KmxKey *key);
@@ -110,8 +140,6 @@ gboolean kmx_device_unlock(KmxDevice *self,
 			   GCancellable *cancellable,
 			   GError **error);
 gboolean kmx_device_lock(KmxDevice *self, GCancellable *cancellable, GError **error);
-gboolean kmx_device_register(KmxDevice *self, GCancellable *cancellable, GError **error);
-gboolean kmx_device_unregister(KmxDevice *self, GCancellable *cancellable, GError **error);
 gboolean kmx_device_change_secret(KmxDevice *self,
 				  KmxSecret *old_secret,
 				  KmxSecret *new_secret,
@@ -120,14 +148,16 @@ gboolean kmx_device_change_secret(KmxDevice *self,
 KmxKey *kmx_device_generate_key(KmxDevice *self,
 				KmxKeyType type,
 				const char *label,
-				GVariant *options,
+				const KmxOptions *options,
+				KmxSecret *admin_secret,
 				GCancellable *cancellable,
 				GError **error);
 GPtrArray *kmx_device_import_key(KmxDevice *self,
 				 GBytes *data,
 				 KmxSecret *passphrase,
 				 const char *label,
-				 GVariant *options,
+				 const KmxOptions *options,
+				 KmxSecret *admin_secret,
 				 GCancellable *cancellable,
 				 GError **error);
 

@@ -18,6 +18,7 @@ typedef struct {
 	guint usage;
 	GBytes *public_key;
 	gboolean exportable;
+	char *locator;
 	GMainContext *main_context;
 } KmxKeyPrivate;
 
@@ -33,6 +34,7 @@ enum {
 	PROP_USAGE,
 	PROP_PUBLIC_KEY,
 	PROP_EXPORTABLE,
+	PROP_LOCATOR,
 	N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -73,6 +75,7 @@ kmx_key_finalize(GObject *object)
 	g_weak_ref_clear(&priv->device);
 	g_free(priv->label);
 	g_clear_pointer(&priv->public_key, g_bytes_unref);
+	g_free(priv->locator);
 	g_main_context_unref(priv->main_context);
 	g_mutex_clear(&priv->mutex);
 	G_OBJECT_CLASS(kmx_key_parent_class)->finalize(object);
@@ -105,6 +108,9 @@ kmx_key_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *
 		break;
 	case PROP_EXPORTABLE:
 		g_value_set_boolean(value, priv->exportable);
+		break;
+	case PROP_LOCATOR:
+		g_value_set_string(value, priv->locator);
 		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -141,6 +147,9 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 	case PROP_EXPORTABLE:
 		priv->exportable = g_value_get_boolean(value);
 		break;
+	case PROP_LOCATOR:
+		priv->locator = g_value_dup_string(value);
+		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 	}
@@ -169,6 +178,9 @@ kmx_key_class_init(KmxKeyClass *klass)
 	props[PROP_USAGE] = g_param_spec_uint("usage", NULL, NULL, 0, G_MAXUINT, 0, co);
 	props[PROP_PUBLIC_KEY] = g_param_spec_boxed("public-key", NULL, NULL, G_TYPE_BYTES, co);
 	props[PROP_EXPORTABLE] = g_param_spec_boolean("exportable", NULL, NULL, FALSE, co);
+	/* what the backend needs to find the key again (a card slot); cached
+	 * with the key's public facts for a registered device */
+	props[PROP_LOCATOR] = g_param_spec_string("locator", NULL, NULL, NULL, co);
 	g_object_class_install_properties(object_class, N_PROPS, props);
 }
 
@@ -185,6 +197,7 @@ kmx_key_init(KmxKey *self)
 const char *
 kmx_key_get_id(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
 	return GET_PRIVATE(self)->id;
 }
 
@@ -197,6 +210,7 @@ kmx_key_get_id(KmxKey *self)
 KmxDevice *
 kmx_key_get_device(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
 	g_autoptr(KmxDevice) device = g_weak_ref_get(&GET_PRIVATE(self)->device);
 	return device;
 }
@@ -204,6 +218,7 @@ kmx_key_get_device(KmxKey *self)
 char *
 kmx_key_dup_label(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
 	KmxKeyPrivate *priv = GET_PRIVATE(self);
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&priv->mutex);
 	return g_strdup(priv->label != NULL ? priv->label : "");
@@ -234,12 +249,14 @@ kmx_key_set_label(KmxKey *self, const char *label)
 KmxKeyType
 kmx_key_get_key_type(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), KMX_KEY_TYPE_UNKNOWN);
 	return (KmxKeyType)GET_PRIVATE(self)->key_type;
 }
 
 KmxKeyUsage
 kmx_key_get_usage(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), KMX_KEY_USAGE_NONE);
 	return (KmxKeyUsage)GET_PRIVATE(self)->usage;
 }
 
@@ -251,12 +268,26 @@ kmx_key_get_usage(KmxKey *self)
 GBytes *
 kmx_key_get_public_key(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
 	return GET_PRIVATE(self)->public_key;
+}
+
+/**
+ * kmx_key_get_locator:
+ *
+ * Returns: (nullable): what the backend needs to find the key again
+ */
+const char *
+kmx_key_get_locator(KmxKey *self)
+{
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
+	return GET_PRIVATE(self)->locator;
 }
 
 gboolean
 kmx_key_get_exportable(KmxKey *self)
 {
+	g_return_val_if_fail(KMX_IS_KEY(self), FALSE);
 	return GET_PRIVATE(self)->exportable;
 }
 
@@ -272,49 +303,170 @@ kmx_key_not_supported(KmxKey *self, const char *what, GError **error)
 		    what);
 }
 
+/**
+ * kmx_key_check_operation:
+ * @mechanism: what to do
+ * @prehashed: for a signature, @data_len is the digest's
+ * @data_len: the length of the input
+ *
+ * Checks an operation against the key before anything runs (and before
+ * anybody is prompted): the key's type and usage, the digest length of a
+ * prehashed signature, non-empty input.
+ */
+gboolean
+kmx_key_check_operation(KmxKey *self,
+			KmxMechanism mechanism,
+			gboolean prehashed,
+			gsize data_len,
+			GError **error)
+{
+	KmxOperation op;
+	KmxKeyUsage need;
+	KmxKeyType type;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), FALSE);
+	op = kmx_mechanism_get_operation(mechanism);
+	type = kmx_key_get_key_type(self);
+	need = op == KMX_OPERATION_SIGN	     ? KMX_KEY_USAGE_SIGN
+	       : op == KMX_OPERATION_DECRYPT ? KMX_KEY_USAGE_DECRYPT
+					     : KMX_KEY_USAGE_DERIVE;
+	if (mechanism == KMX_MECHANISM_UNKNOWN) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT, "unknown algorithm");
+		return FALSE;
+	}
+	if (!(kmx_key_get_usage(self) & need) ||
+	    !kmx_mechanism_supports_key_type(mechanism, type)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "key %s is %s and cannot do %s",
+			    kmx_key_get_id(self),
+			    kmx_key_type_to_string(type),
+			    kmx_mechanism_to_string(mechanism));
+		return FALSE;
+	}
+	if (prehashed) {
+		gsize want = kmx_hash_get_length(kmx_mechanism_get_hash(mechanism));
+		if (op != KMX_OPERATION_SIGN || want == 0) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_NOT_SUPPORTED,
+				    "%s signs the message itself; drop the 'prehashed' option",
+				    kmx_mechanism_to_string(mechanism));
+			return FALSE;
+		}
+		if (data_len != want) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "a prehashed %s digest is %" G_GSIZE_FORMAT
+				    " bytes, not %" G_GSIZE_FORMAT,
+				    kmx_mechanism_to_string(mechanism),
+				    want,
+				    data_len);
+			return FALSE;
+		}
+	}
+	if (op != KMX_OPERATION_SIGN && data_len == 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "%s needs non-empty input",
+			    kmx_operation_to_string(op));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * kmx_key_sign:
+ * @data: the message, or its digest when @prehashed
+ * @secret: (nullable): the device's user secret, for a device that wants it
+ *
+ * Hashes the message here, on the executor, for the hashed mechanisms (a
+ * large message must not stall the main thread, and every backend gets a
+ * digest), then signs.  The operation was checked with
+ * kmx_key_check_operation().
+ */
 GBytes *
 kmx_key_sign(KmxKey *self,
 	     KmxMechanism mechanism,
 	     GBytes *data,
+	     gboolean prehashed,
+	     KmxSecret *secret,
 	     GCancellable *cancellable,
 	     GError **error)
 {
-	KmxKeyClass *klass = KMX_KEY_GET_CLASS(self);
+	KmxHash hash = kmx_mechanism_get_hash(mechanism);
+	KmxKeyClass *klass;
+	g_autoptr(GBytes) digest = NULL;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
+	g_return_val_if_fail(data != NULL, NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	klass = KMX_KEY_GET_CLASS(self);
 	if (klass->sign == NULL) {
 		kmx_key_not_supported(self, "sign", error);
 		return NULL;
 	}
-	return klass->sign(self, mechanism, data, cancellable, error);
+	if (hash != KMX_HASH_NONE && !prehashed) {
+		GChecksumType type = hash == KMX_HASH_SHA256   ? G_CHECKSUM_SHA256
+				     : hash == KMX_HASH_SHA384 ? G_CHECKSUM_SHA384
+							       : G_CHECKSUM_SHA512;
+		g_autoptr(GChecksum) checksum = g_checksum_new(type);
+		guint8 buf[64];
+		gsize len = sizeof(buf);
+
+		g_checksum_update(checksum,
+				  g_bytes_get_data(data, NULL),
+				  (gssize)g_bytes_get_size(data));
+		g_checksum_get_digest(checksum, buf, &len);
+		digest = g_bytes_new(buf, len);
+		data = digest;
+	}
+	return klass->sign(self, mechanism, data, secret, cancellable, error);
 }
 
 GBytes *
 kmx_key_decrypt(KmxKey *self,
 		KmxMechanism mechanism,
 		GBytes *data,
+		KmxSecret *secret,
 		GCancellable *cancellable,
 		GError **error)
 {
-	KmxKeyClass *klass = KMX_KEY_GET_CLASS(self);
+	KmxKeyClass *klass;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
+	g_return_val_if_fail(data != NULL, NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	klass = KMX_KEY_GET_CLASS(self);
 	if (klass->decrypt == NULL) {
 		kmx_key_not_supported(self, "decrypt", error);
 		return NULL;
 	}
-	return klass->decrypt(self, mechanism, data, cancellable, error);
+	return klass->decrypt(self, mechanism, data, secret, cancellable, error);
 }
 
 GBytes *
 kmx_key_derive(KmxKey *self,
 	       KmxMechanism mechanism,
 	       GBytes *peer_public,
+	       KmxSecret *secret,
 	       GCancellable *cancellable,
 	       GError **error)
 {
-	KmxKeyClass *klass = KMX_KEY_GET_CLASS(self);
+	KmxKeyClass *klass;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
+	g_return_val_if_fail(peer_public != NULL, NULL);
+	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+	klass = KMX_KEY_GET_CLASS(self);
 	if (klass->derive == NULL) {
 		kmx_key_not_supported(self, "derive", error);
 		return NULL;
 	}
-	return klass->derive(self, mechanism, peer_public, cancellable, error);
+	return klass->derive(self, mechanism, peer_public, secret, cancellable, error);
 }
 
 /**
@@ -325,7 +477,11 @@ kmx_key_derive(KmxKey *self,
 gboolean
 kmx_key_save_label(KmxKey *self, const char *label, GCancellable *cancellable, GError **error)
 {
-	KmxKeyClass *klass = KMX_KEY_GET_CLASS(self);
+	KmxKeyClass *klass;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), FALSE);
+	g_return_val_if_fail(label != NULL, FALSE);
+	klass = KMX_KEY_GET_CLASS(self);
 	if (klass->set_label == NULL)
 		return TRUE;
 	return klass->set_label(self, label, cancellable, error);
@@ -334,7 +490,10 @@ kmx_key_save_label(KmxKey *self, const char *label, GCancellable *cancellable, G
 gboolean
 kmx_key_delete(KmxKey *self, GCancellable *cancellable, GError **error)
 {
-	KmxKeyClass *klass = KMX_KEY_GET_CLASS(self);
+	KmxKeyClass *klass;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), FALSE);
+	klass = KMX_KEY_GET_CLASS(self);
 	if (klass->delete_key == NULL) {
 		kmx_key_not_supported(self, "be deleted", error);
 		return FALSE;

@@ -5,6 +5,7 @@
 
 #include "kmx-algorithm.h"
 #include "kmx-device.h"
+#include "kmx-secret.h"
 
 G_BEGIN_DECLS
 
@@ -13,7 +14,9 @@ G_DECLARE_DERIVABLE_TYPE(KmxKey, kmx_key, KMX, KEY, GObject)
 
 /**
  * KmxKeyClass:
- * @sign: sign with @mechanism.  For hashed mechanisms (RSA, ECDSA) @data is
+ * @sign: sign with @mechanism; @secret is the device's user secret when the
+ *   device wants it for every operation (#KmxDeviceClass.secret_per_operation),
+ *   else %NULL.  For hashed mechanisms (RSA, ECDSA) @data is
  *   the digest, whose length the core has checked; for ed25519 it is the
  *   message.  ECDSA signatures are DER.
  * @decrypt: decrypt @data; return the plaintext in secret memory
@@ -34,16 +37,19 @@ struct _KmxKeyClass {
 	GBytes *(*sign)(KmxKey *self,
 			KmxMechanism mechanism,
 			GBytes *data,
+			KmxSecret *secret,
 			GCancellable *cancellable,
 			GError **error);
 	GBytes *(*decrypt)(KmxKey *self,
 			   KmxMechanism mechanism,
 			   GBytes *data,
+			   KmxSecret *secret,
 			   GCancellable *cancellable,
 			   GError **error);
 	GBytes *(*derive)(KmxKey *self,
 			  KmxMechanism mechanism,
 			  GBytes *peer_public,
+			  KmxSecret *secret,
 			  GCancellable *cancellable,
 			  GError **error);
 	gboolean (*set_label)(KmxKey *self,
@@ -64,20 +70,30 @@ KmxKeyType kmx_key_get_key_type(KmxKey *self);
 KmxKeyUsage kmx_key_get_usage(KmxKey *self);
 GBytes *kmx_key_get_public_key(KmxKey *self);
 gboolean kmx_key_get_exportable(KmxKey *self);
+const char *kmx_key_get_locator(KmxKey *self);
 
+gboolean kmx_key_check_operation(KmxKey *self,
+				 KmxMechanism mechanism,
+				 gboolean prehashed,
+				 gsize data_len,
+				 GError **error);
 GBytes *kmx_key_sign(KmxKey *self,
 		     KmxMechanism mechanism,
 		     GBytes *data,
+		     gboolean prehashed,
+		     KmxSecret *secret,
 		     GCancellable *cancellable,
 		     GError **error);
 GBytes *kmx_key_decrypt(KmxKey *self,
 			KmxMechanism mechanism,
 			GBytes *data,
+			KmxSecret *secret,
 			GCancellable *cancellable,
 			GError **error);
 GBytes *kmx_key_derive(KmxKey *self,
 		       KmxMechanism mechanism,
 		       GBytes *peer_public,
+		       KmxSecret *secret,
 		       GCancellable *cancellable,
 		       GError **error);
 gboolean kmx_key_save_label(KmxKey *self,

@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#include "kmx-daemon-private.h"
+#include "kmx-dbus-private.h"
 #include "kmx-error.h"
 #include "kmx-names.h"
 
@@ -20,7 +20,7 @@
 #define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
 
 struct _KmxExportedDevice {
-	KmxDaemon *daemon; /* borrowed: the daemon owns us */
+	KmxDBusService *service; /* borrowed: the service owns us */
 	KmxDevice *device;
 	GDBusConnection *connection;
 	guint registration_id;
@@ -34,30 +34,6 @@ struct _KmxExportedDevice {
 	int pin_retries;
 	GVariant *details;
 };
-
-/**
- * kmx_daemon_device_path:
- *
- * Returns: (transfer full): the object path of @device
- */
-char *
-kmx_daemon_device_path(KmxDevice *device)
-{
-	g_autofree char *escaped = g_dbus_escape_object_path(kmx_device_get_id(device));
-	return g_strconcat(KMX_DBUS_DEVICES_PATH "/", escaped, NULL);
-}
-
-/**
- * kmx_daemon_key_path:
- *
- * Returns: (transfer full): the object path of @key
- */
-char *
-kmx_daemon_key_path(KmxKey *key)
-{
-	g_autofree char *device_path = kmx_daemon_device_path(kmx_key_get_device(key));
-	return g_strconcat(device_path, "/", kmx_key_get_id(key), NULL);
-}
 
 const char *
 kmx_exported_device_get_path(KmxExportedDevice *edev)
@@ -316,9 +292,26 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 		KmxKey *key = g_ptr_array_index(keys, i);
 		const char *key_id = kmx_key_get_id(key);
 
+		KmxKey *known = g_hash_table_lookup(edev->keys, key_id);
+
 		g_hash_table_add(present, (gpointer)key_id);
-		if (g_hash_table_contains(edev->keys, key_id))
+		if (known == key)
 			continue;
+		if (known != NULL) {
+			/* the same key on a device object that came back */
+			g_autofree char *old_label = kmx_key_dup_label(known);
+			g_autofree char *new_label = kmx_key_dup_label(key);
+
+			g_signal_handlers_disconnect_by_data(known, edev);
+			g_hash_table_replace(edev->keys, (gpointer)key_id, g_object_ref(key));
+			g_signal_connect(key,
+					 "notify::label",
+					 G_CALLBACK(kmx_exported_key_label_cb),
+					 edev);
+			if (announce && g_strcmp0(old_label, new_label) != 0)
+				kmx_exported_key_label_cb(key, NULL, edev);
+			continue;
+		}
 		g_hash_table_insert(edev->keys, (gpointer)key_id, g_object_ref(key));
 		g_signal_connect(key, "notify::label", G_CALLBACK(kmx_exported_key_label_cb), edev);
 		changed = TRUE;
@@ -495,6 +488,133 @@ kmx_subtree_introspect(GDBusConnection *connection,
 	return infos;
 }
 
+typedef struct {
+	KmxExportedDevice *edev;
+	KmxKey *key; /* NULL for the device */
+} KmxNode;
+
+static GVariant *
+kmx_device_property_get(gpointer object, const char *name)
+{
+	KmxNode *node = object;
+	return kmx_device_property(node->edev, name);
+}
+
+static GVariant *
+kmx_key_property_get(gpointer object, const char *name)
+{
+	KmxNode *node = object;
+	return kmx_key_property(node->edev, node->key, name);
+}
+
+/**
+ * kmx_dbus_return_property:
+ * @getter: a property's value, or %NULL
+ *
+ * Answers Properties.Get, GetAll and Set for an interface whose properties
+ * are all read-only, once the caller passed the authorisation hook.
+ */
+void
+kmx_dbus_return_property(GDBusMethodInvocation *invocation,
+			 GDBusInterfaceInfo *info,
+			 GVariant *(*getter)(gpointer object, const char *name),
+			 gpointer object)
+{
+	const char *method = g_dbus_method_invocation_get_method_name(invocation);
+	GVariant *parameters = g_dbus_method_invocation_get_parameters(invocation);
+
+	if (g_str_equal(method, "Get")) {
+		const char *name = NULL;
+		g_autoptr(GVariant) v = NULL;
+
+		g_variant_get(parameters, "(&s&s)", NULL, &name);
+		v = getter(object, name);
+		if (v != NULL)
+			g_variant_take_ref(v);
+		if (v == NULL) {
+			g_dbus_method_invocation_return_error(invocation,
+							      G_DBUS_ERROR,
+							      G_DBUS_ERROR_UNKNOWN_PROPERTY,
+							      "no property %s",
+							      name);
+			return;
+		}
+		g_dbus_method_invocation_return_value(invocation, g_variant_new("(v)", v));
+	} else if (g_str_equal(method, "GetAll")) {
+		GVariantBuilder b;
+
+		g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+		for (guint i = 0; info->properties != NULL && info->properties[i] != NULL; i++) {
+			const char *name = info->properties[i]->name;
+			GVariant *v = getter(object, name);
+			if (v != NULL) {
+				g_variant_take_ref(v);
+				g_variant_builder_add(&b, "{sv}", name, v);
+				g_variant_unref(v);
+			}
+		}
+		g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{sv})", &b));
+	} else {
+		g_dbus_method_invocation_return_error(invocation,
+						      G_DBUS_ERROR,
+						      G_DBUS_ERROR_PROPERTY_READ_ONLY,
+						      "every property is read-only");
+	}
+}
+
+static void
+kmx_subtree_properties(KmxDBusService *service, GDBusMethodInvocation *invocation, gpointer data)
+{
+	KmxExportedDevice *edev = data;
+	const char *path = g_dbus_method_invocation_get_object_path(invocation);
+	const char *node = strlen(path) > strlen(edev->path) ? path + strlen(edev->path) + 1 : NULL;
+	KmxNode n = {edev, NULL};
+
+	/* the key may have gone while the caller was identified */
+	if (!kmx_exported_device_lookup(edev, node, &n.key)) {
+		g_dbus_method_invocation_return_error(invocation,
+						      G_DBUS_ERROR,
+						      G_DBUS_ERROR_UNKNOWN_OBJECT,
+						      "no key at %s",
+						      path);
+		return;
+	}
+	if (n.key != NULL)
+		kmx_dbus_return_property(invocation,
+					 kmx_dbus_key_interface_info(),
+					 kmx_key_property_get,
+					 &n);
+	else
+		kmx_dbus_return_property(invocation,
+					 kmx_dbus_device_interface_info(),
+					 kmx_device_property_get,
+					 &n);
+}
+
+static void
+kmx_subtree_method(KmxDBusService *service, GDBusMethodInvocation *invocation, gpointer data)
+{
+	KmxExportedDevice *edev = data;
+	const char *path = g_dbus_method_invocation_get_object_path(invocation);
+	const char *node = strlen(path) > strlen(edev->path) ? path + strlen(edev->path) + 1 : NULL;
+	const char *method = g_dbus_method_invocation_get_method_name(invocation);
+	GVariant *parameters = g_dbus_method_invocation_get_parameters(invocation);
+	KmxKey *key;
+
+	if (!kmx_exported_device_lookup(edev, node, &key)) {
+		g_dbus_method_invocation_return_error(invocation,
+						      G_DBUS_ERROR,
+						      G_DBUS_ERROR_UNKNOWN_OBJECT,
+						      "no key at %s",
+						      path);
+		return;
+	}
+	if (key != NULL)
+		kmx_dbus_call_key(service, key, method, parameters, invocation);
+	else
+		kmx_dbus_call_device(service, edev->device, method, parameters, invocation);
+}
+
 static void
 kmx_subtree_method_call(GDBusConnection *connection,
 			const char *sender,
@@ -506,61 +626,20 @@ kmx_subtree_method_call(GDBusConnection *connection,
 			gpointer user_data)
 {
 	KmxExportedDevice *edev = user_data;
-	const char *node =
-	    strlen(object_path) > strlen(edev->path) ? object_path + strlen(edev->path) + 1 : NULL;
-	KmxKey *key;
 
-	if (!kmx_exported_device_lookup(edev, node, &key)) {
-		g_dbus_method_invocation_return_error(invocation,
-						      G_DBUS_ERROR,
-						      G_DBUS_ERROR_UNKNOWN_OBJECT,
-						      "no key at %s",
-						      object_path);
-		return;
-	}
-	if (key != NULL)
-		kmx_methods_call_key(edev->daemon, key, method_name, parameters, invocation);
-	else
-		kmx_methods_call_device(edev->daemon,
-					edev->device,
-					method_name,
-					parameters,
-					invocation);
-}
-
-static GVariant *
-kmx_subtree_get_property(GDBusConnection *connection,
-			 const char *sender,
-			 const char *object_path,
-			 const char *interface_name,
-			 const char *property_name,
-			 GError **error,
-			 gpointer user_data)
-{
-	KmxExportedDevice *edev = user_data;
-	const char *node =
-	    strlen(object_path) > strlen(edev->path) ? object_path + strlen(edev->path) + 1 : NULL;
-	GVariant *v = NULL;
-	KmxKey *key;
-
-	if (!kmx_daemon_authorize_sender_sync(edev->daemon, sender, error))
-		return NULL;
-	if (kmx_exported_device_lookup(edev, node, &key))
-		v = key != NULL ? kmx_key_property(edev, key, property_name)
-				: kmx_device_property(edev, property_name);
-	if (v == NULL)
-		g_set_error(error,
-			    G_DBUS_ERROR,
-			    G_DBUS_ERROR_UNKNOWN_PROPERTY,
-			    "no property %s at %s",
-			    property_name,
-			    object_path);
-	return v;
+	/* property reads come here too (no get_property in the vtable), so
+	 * that they pass the same asynchronous hook */
+	kmx_dbus_service_authorize(edev->service,
+				   invocation,
+				   g_str_equal(interface_name, PROPERTIES_IFACE)
+				       ? kmx_subtree_properties
+				       : kmx_subtree_method,
+				   edev,
+				   NULL);
 }
 
 static const GDBusInterfaceVTable kmx_subtree_vtable = {
     .method_call = kmx_subtree_method_call,
-    .get_property = kmx_subtree_get_property,
 };
 
 static const GDBusInterfaceVTable *
@@ -593,13 +672,13 @@ static const GDBusSubtreeVTable kmx_subtree_vtable_tree = {
  * Mirrors @device; it goes on the bus with kmx_exported_device_attach().
  */
 KmxExportedDevice *
-kmx_exported_device_new(KmxDaemon *daemon, KmxDevice *device)
+kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
 {
 	KmxExportedDevice *edev = g_new0(KmxExportedDevice, 1);
 
-	edev->daemon = daemon;
+	edev->service = service;
 	edev->device = g_object_ref(device);
-	edev->path = kmx_daemon_device_path(device);
+	edev->path = kmx_dbus_device_path(device);
 	edev->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_object_unref);
 	kmx_exported_device_sync_keys(edev, FALSE);
 	kmx_exported_device_remember_state(edev);
@@ -647,6 +726,30 @@ kmx_exported_device_attach(KmxExportedDevice *edev,
 		kmx_emit_interfaces_added(edev, path, key);
 	}
 	return TRUE;
+}
+
+/**
+ * kmx_exported_device_rebind:
+ * @device: the object that stands for the same device from now on
+ *
+ * A registered device came back: the bus sees what changed (its state,
+ * keys added or gone), not a device removed and added.
+ */
+void
+kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device)
+{
+	g_signal_handler_disconnect(edev->device, edev->notify_id);
+	g_signal_handler_disconnect(edev->device, edev->keys_changed_id);
+	g_set_object(&edev->device, device);
+	/* the new device's keys take the place of the old ones of the same id */
+	kmx_exported_device_sync_keys(edev, TRUE);
+	kmx_exported_device_sync_state(edev);
+	edev->notify_id =
+	    g_signal_connect(device, "notify", G_CALLBACK(kmx_exported_device_notify_cb), edev);
+	edev->keys_changed_id = g_signal_connect(device,
+						 "keys-changed",
+						 G_CALLBACK(kmx_exported_device_keys_changed_cb),
+						 edev);
 }
 
 /**

@@ -17,14 +17,20 @@ typedef enum {
 
 typedef struct _KmxExecutor KmxExecutor;
 
-KmxExecutor *kmx_executor_new(KmxExecutorKind kind, guint max_threads);
+KmxExecutor *kmx_executor_new(KmxExecutorKind kind,
+			      guint max_threads,
+			      GError **error) G_GNUC_WARN_UNUSED_RESULT;
 KmxExecutor *kmx_executor_get_shared_pool(void);
+KmxExecutor *kmx_executor_get_storage_pool(void);
 KmxExecutor *kmx_executor_ref(KmxExecutor *self);
 void kmx_executor_unref(KmxExecutor *self);
 KmxExecutorKind kmx_executor_get_kind(KmxExecutor *self);
+gboolean kmx_executor_is_current(KmxExecutor *self);
 void kmx_executor_run(KmxExecutor *self, GTask *task, GTaskThreadFunc func);
-
 void kmx_executor_run_func(KmxExecutor *self, GFunc func, gpointer data);
+
+void kmx_core_mark_main_thread(void);
+gboolean kmx_core_is_main_thread(void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxExecutor, kmx_executor_unref)
 

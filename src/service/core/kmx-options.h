@@ -1,0 +1,53 @@
+/* keymux: the a{sv} options of a method, parsed into typed values */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "kmx-secret.h"
+
+G_BEGIN_DECLS
+
+/**
+ * KmxOptionFlags:
+ * @KMX_OPTION_NONE: none
+ * @KMX_OPTION_INTERACTIVE: `interactive` (b): false never prompts
+ * @KMX_OPTION_PREHASHED: `prehashed` (b): the data is the digest (Sign)
+ * @KMX_OPTION_EXPORTABLE: `exportable` (b): the new key may be exported
+ * @KMX_OPTION_ADMIN_SECRET: `admin-secret` (s): the device's admin secret
+ *   for GenerateKey and ImportKey, for scripts that cannot be prompted
+ *
+ * Which options a method accepts, and which ones a caller gave.
+ */
+typedef enum {
+	KMX_OPTION_NONE = 0,
+	KMX_OPTION_INTERACTIVE = 1 << 0,
+	KMX_OPTION_PREHASHED = 1 << 1,
+	KMX_OPTION_EXPORTABLE = 1 << 2,
+	KMX_OPTION_ADMIN_SECRET = 1 << 3,
+} KmxOptionFlags;
+
+/**
+ * KmxOptions:
+ * @given: the options the caller gave
+ * @interactive: whether the call may prompt (default %TRUE)
+ * @prehashed: @data is a digest
+ * @exportable: the new key may be exported
+ * @admin_secret: the admin secret, in secret memory, or %NULL
+ */
+typedef struct {
+	KmxOptionFlags given;
+	gboolean interactive;
+	gboolean prehashed;
+	gboolean exportable;
+	KmxSecret *admin_secret;
+} KmxOptions;
+
+void kmx_options_init(KmxOptions *self);
+gboolean kmx_options_parse(KmxOptions *self,
+			   GVariant *dict,
+			   KmxOptionFlags accepted,
+			   const char *method,
+			   GError **error);
+void kmx_options_clear(KmxOptions *self);
+
+G_END_DECLS

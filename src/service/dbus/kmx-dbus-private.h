@@ -1,0 +1,68 @@
+/* keymux: what the D-Bus frontend's parts share among themselves */
+#pragma once
+
+#include "kmx-dbus-service.h"
+#include "kmx-generated.h"
+#include "kmx-manager.h"
+
+G_BEGIN_DECLS
+
+/* kmx-dbus-service.c */
+KmxManager *kmx_dbus_service_get_manager(KmxDBusService *self);
+GDBusConnection *kmx_dbus_service_get_connection(KmxDBusService *self);
+KmxCaller *kmx_dbus_service_get_caller(KmxDBusService *self, const char *sender);
+typedef void (*KmxDBusAuthorized)(KmxDBusService *self,
+				  GDBusMethodInvocation *invocation,
+				  gpointer user_data);
+void kmx_dbus_service_authorize(KmxDBusService *self,
+				GDBusMethodInvocation *invocation,
+				KmxDBusAuthorized callback,
+				gpointer user_data,
+				GDestroyNotify destroy);
+char *kmx_dbus_device_path(KmxDevice *device);
+char *kmx_dbus_key_path(KmxKey *key);
+
+/* kmx-dbus-export.c: one device's subtree */
+typedef struct _KmxExportedDevice KmxExportedDevice;
+KmxExportedDevice *kmx_exported_device_new(KmxDBusService *service, KmxDevice *device);
+gboolean kmx_exported_device_attach(KmxExportedDevice *edev,
+				    GDBusConnection *connection,
+				    gboolean announce,
+				    GError **error);
+void kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device);
+void kmx_exported_device_detach(KmxExportedDevice *edev);
+void kmx_exported_device_free(KmxExportedDevice *edev);
+GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
+const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
+void kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder);
+void kmx_dbus_return_property(GDBusMethodInvocation *invocation,
+			      GDBusInterfaceInfo *info,
+			      GVariant *(*getter)(gpointer object, const char *name),
+			      gpointer object);
+
+/* kmx-dbus-methods.c: unmarshalling into requests */
+void kmx_dbus_call_key(KmxDBusService *service,
+		       KmxKey *key,
+		       const char *method,
+		       GVariant *parameters,
+		       GDBusMethodInvocation *invocation);
+void kmx_dbus_call_device(KmxDBusService *service,
+			  KmxDevice *device,
+			  const char *method,
+			  GVariant *parameters,
+			  GDBusMethodInvocation *invocation);
+void kmx_dbus_call_key_by_id(KmxDBusService *service,
+			     KmxRequestKind kind,
+			     GVariant *parameters,
+			     GDBusMethodInvocation *invocation);
+
+/* kmx-dbus-prompter.c */
+#define KMX_TYPE_REMOTE_PROMPTER (kmx_remote_prompter_get_type())
+G_DECLARE_FINAL_TYPE(KmxRemotePrompter, kmx_remote_prompter, KMX, REMOTE_PROMPTER, KmxPrompter)
+KmxRemotePrompter *kmx_remote_prompter_new(GDBusConnection *connection,
+					   const char *sender,
+					   const char *path);
+const char *kmx_remote_prompter_get_sender(KmxRemotePrompter *self);
+const char *kmx_remote_prompter_get_path(KmxRemotePrompter *self);
+
+G_END_DECLS

@@ -1,0 +1,758 @@
+/* keymux: the D-Bus frontend of the manager
+ *
+ * Puts the manager on the bus: the root object (Manager and the
+ * ObjectManager), one subtree per device (kmx-dbus-export.c), callers
+ * identified by their unique name and forgotten when they leave the bus,
+ * prompters registered by clients, and logind's PrepareForSleep.  Every
+ * method call and property read of every object goes through
+ * kmx_dbus_service_authorize(), the manager's one authorisation hook,
+ * asynchronously: no vtable here has a get_property, so GDBus hands
+ * property reads to method_call as well.
+ */
+#include "config.h"
+
+#include <malloc.h>
+#include <string.h>
+
+#include "kmx-dbus-private.h"
+#include "kmx-error.h"
+#include "kmx-names.h"
+
+#define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
+#define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
+
+struct _KmxDBusService {
+	GObject parent_instance;
+	KmxManager *manager;
+	GDBusConnection *connection;
+	GHashTable *exported; /* device id -> KmxExportedDevice */
+	GHashTable *callers;  /* unique name -> KmxCaller */
+	guint manager_id;
+	guint object_manager_id;
+	guint name_owner_changed_id;
+	GDBusConnection *system_bus;
+	guint sleep_signal_id;
+	GCancellable *cancellable;
+	guint trim_source;
+};
+
+G_DEFINE_TYPE(KmxDBusService, kmx_dbus_service, G_TYPE_OBJECT)
+
+KmxManager *
+kmx_dbus_service_get_manager(KmxDBusService *self)
+{
+	return self->manager;
+}
+
+GDBusConnection *
+kmx_dbus_service_get_connection(KmxDBusService *self)
+{
+	return self->connection;
+}
+
+/**
+ * kmx_dbus_device_path:
+ *
+ * Returns: (transfer full): the object path of @device
+ */
+char *
+kmx_dbus_device_path(KmxDevice *device)
+{
+	g_autofree char *escaped = g_dbus_escape_object_path(kmx_device_get_id(device));
+	return g_strconcat(KMX_DBUS_DEVICES_PATH "/", escaped, NULL);
+}
+
+/**
+ * kmx_dbus_key_path:
+ *
+ * Returns: (transfer full): the object path of @key
+ */
+char *
+kmx_dbus_key_path(KmxKey *key)
+{
+	g_autofree char *device_path = kmx_dbus_device_path(kmx_key_get_device(key));
+	return g_strconcat(device_path, "/", kmx_key_get_id(key), NULL);
+}
+
+/* ---- callers and the authorisation hook ---------------------------------- */
+
+static void
+kmx_dbus_credentials_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(KmxCaller) caller = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant) creds = NULL;
+	guint32 uid = G_MAXUINT32, pid = 0;
+	gboolean known = FALSE;
+
+	if (reply == NULL) {
+		g_debug("cannot identify %s: %s", kmx_caller_get_name(caller), error->message);
+	} else {
+		creds = g_variant_get_child_value(reply, 0);
+		known = g_variant_lookup(creds, "UnixUserID", "u", &uid);
+		(void)g_variant_lookup(creds, "ProcessID", "u", &pid);
+	}
+	kmx_caller_resolved(caller, known, uid, pid);
+}
+
+/* asks the bus who a unique name is, once per connection */
+static void
+kmx_dbus_resolve_caller(KmxCaller *caller, gpointer user_data)
+{
+	KmxDBusService *self = user_data;
+
+	g_dbus_connection_call(self->connection,
+			       "org.freedesktop.DBus",
+			       "/org/freedesktop/DBus",
+			       "org.freedesktop.DBus",
+			       "GetConnectionCredentials",
+			       g_variant_new("(s)", kmx_caller_get_name(caller)),
+			       G_VARIANT_TYPE("(a{sv})"),
+			       G_DBUS_CALL_FLAGS_NONE,
+			       -1,
+			       NULL,
+			       kmx_dbus_credentials_cb,
+			       kmx_caller_ref(caller));
+}
+
+/**
+ * kmx_dbus_service_get_caller:
+ *
+ * Returns: (transfer none): the caller behind @sender, made on first contact
+ */
+KmxCaller *
+kmx_dbus_service_get_caller(KmxDBusService *self, const char *sender)
+{
+	KmxCaller *caller;
+
+	if (sender == NULL)
+		sender = "";
+	caller = g_hash_table_lookup(self->callers, sender);
+	if (caller != NULL)
+		return caller;
+	caller = kmx_caller_new(sender, kmx_dbus_resolve_caller, self);
+	g_hash_table_insert(self->callers, g_strdup(sender), caller);
+	return caller;
+}
+
+typedef struct {
+	KmxDBusService *self;
+	GDBusMethodInvocation *invocation;
+	KmxDBusAuthorized callback;
+	gpointer user_data;
+	GDestroyNotify destroy;
+} KmxDBusAuthorizing;
+
+static void
+kmx_dbus_authorized_cb(KmxCaller *caller, const GError *error, gpointer user_data)
+{
+	KmxDBusAuthorizing *a = user_data;
+
+	if (error != NULL)
+		g_dbus_method_invocation_return_gerror(a->invocation, error);
+	else
+		a->callback(a->self, a->invocation, a->user_data);
+	if (a->destroy != NULL)
+		a->destroy(a->user_data);
+	g_object_unref(a->self);
+	g_free(a);
+}
+
+/**
+ * kmx_dbus_service_authorize:
+ * @callback: runs once the caller may go on; it owns @invocation
+ *
+ * Passes @invocation through the manager's authorisation hook; a refused
+ * caller gets Denied.
+ */
+void
+kmx_dbus_service_authorize(KmxDBusService *self,
+			   GDBusMethodInvocation *invocation,
+			   KmxDBusAuthorized callback,
+			   gpointer user_data,
+			   GDestroyNotify destroy)
+{
+	KmxDBusAuthorizing *a = g_new0(KmxDBusAuthorizing, 1);
+	KmxCaller *caller =
+	    kmx_dbus_service_get_caller(self, g_dbus_method_invocation_get_sender(invocation));
+
+	a->self = g_object_ref(self);
+	a->invocation = invocation;
+	a->callback = callback;
+	a->user_data = user_data;
+	a->destroy = destroy;
+	kmx_manager_authorize(self->manager, caller, kmx_dbus_authorized_cb, a);
+}
+
+static void
+kmx_dbus_forget_caller(KmxDBusService *self, const char *sender)
+{
+	KmxCaller *caller = g_hash_table_lookup(self->callers, sender);
+	g_autoptr(GPtrArray) prompters = kmx_manager_get_prompters(self->manager);
+
+	for (guint i = 0; i < prompters->len; i++) {
+		KmxRemotePrompter *p = g_ptr_array_index(prompters, i);
+		if (g_str_equal(kmx_remote_prompter_get_sender(p), sender)) {
+			g_debug("prompter %s %s left the bus",
+				sender,
+				kmx_remote_prompter_get_path(p));
+			kmx_manager_remove_prompter(self->manager, KMX_PROMPTER(p));
+		}
+	}
+	if (caller == NULL)
+		return;
+	/* its requests are pointless now: stop them where they wait */
+	kmx_caller_gone(caller);
+	g_hash_table_remove(self->callers, sender);
+}
+
+static void
+kmx_dbus_name_owner_changed_cb(GDBusConnection *connection,
+			       const char *sender_name,
+			       const char *object_path,
+			       const char *interface_name,
+			       const char *signal_name,
+			       GVariant *parameters,
+			       gpointer user_data)
+{
+	KmxDBusService *self = user_data;
+	const char *name, *old_owner, *new_owner;
+
+	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sss)")))
+		return;
+	g_variant_get(parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
+	if (name[0] == ':' && new_owner[0] == '\0')
+		kmx_dbus_forget_caller(self, name);
+}
+
+/* ---- the Manager interface ------------------------------------------------------ */
+
+static GVariant *
+kmx_dbus_manager_property(gpointer object, const char *name)
+{
+	KmxDBusService *self = object;
+
+	if (g_str_equal(name, "Version"))
+		return g_variant_new_string(PACKAGE_VERSION);
+	if (g_str_equal(name, "Backends"))
+		return g_variant_new_strv(kmx_manager_get_backend_names(self->manager), -1);
+	return NULL;
+}
+
+static void
+kmx_dbus_list_devices(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(self->manager);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
+	for (guint i = 0; i < devices->len; i++) {
+		g_autofree char *path = kmx_dbus_device_path(devices->pdata[i]);
+		g_variant_builder_add(&b, "o", path);
+	}
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(ao)", &b));
+}
+
+static void
+kmx_dbus_list_keys(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(self->manager);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
+	for (guint i = 0; i < devices->len; i++) {
+		KmxExportedDevice *edev =
+		    g_hash_table_lookup(self->exported, kmx_device_get_id(devices->pdata[i]));
+		g_autoptr(GPtrArray) paths = NULL;
+
+		if (edev == NULL)
+			continue;
+		paths = kmx_exported_device_get_key_paths(edev);
+		for (guint j = 0; j < paths->len; j++)
+			g_variant_builder_add(&b, "o", paths->pdata[j]);
+	}
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(ao)", &b));
+}
+
+static void
+kmx_dbus_find_key(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	const char *id = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) found = NULL;
+	GVariantBuilder b;
+
+	g_variant_get(g_dbus_method_invocation_get_parameters(invocation), "(&s)", &id);
+	found = kmx_manager_find_keys(self->manager, id, &error);
+	if (found == NULL) {
+		g_dbus_method_invocation_return_gerror(invocation, error);
+		return;
+	}
+	g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
+	for (guint i = 0; i < found->len; i++) {
+		g_autofree char *path = kmx_dbus_key_path(found->pdata[i]);
+		g_variant_builder_add(&b, "o", path);
+	}
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(ao)", &b));
+}
+
+static void
+kmx_dbus_lock_all(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	kmx_manager_lock_all(self->manager);
+	g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
+static KmxPrompter *
+kmx_dbus_find_prompter(KmxDBusService *self, const char *sender, const char *path)
+{
+	g_autoptr(GPtrArray) prompters = kmx_manager_get_prompters(self->manager);
+
+	for (guint i = 0; i < prompters->len; i++) {
+		KmxRemotePrompter *p = g_ptr_array_index(prompters, i);
+		if (g_str_equal(kmx_remote_prompter_get_sender(p), sender) &&
+		    g_str_equal(kmx_remote_prompter_get_path(p), path))
+			return KMX_PROMPTER(p);
+	}
+	return NULL;
+}
+
+static void
+kmx_dbus_register_prompter(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	const char *sender = g_dbus_method_invocation_get_sender(invocation);
+	const char *path = NULL;
+	KmxPrompter *old;
+	g_autoptr(KmxRemotePrompter) p = NULL;
+
+	g_variant_get(g_dbus_method_invocation_get_parameters(invocation), "(&o)", &path);
+	old = kmx_dbus_find_prompter(self, sender, path);
+	if (old != NULL)
+		kmx_manager_remove_prompter(self->manager, old);
+	p = kmx_remote_prompter_new(self->connection, sender, path);
+	kmx_manager_add_prompter(self->manager, KMX_PROMPTER(p));
+	g_debug("prompter %s %s registered", sender, path);
+	g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
+static void
+kmx_dbus_unregister_prompter(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	const char *sender = g_dbus_method_invocation_get_sender(invocation);
+	const char *path = NULL;
+	KmxPrompter *p;
+
+	g_variant_get(g_dbus_method_invocation_get_parameters(invocation), "(&o)", &path);
+	p = kmx_dbus_find_prompter(self, sender, path);
+	if (p == NULL) {
+		g_dbus_method_invocation_return_error(
+		    invocation,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_FOUND,
+		    "%s is not a prompter this connection registered",
+		    path);
+		return;
+	}
+	kmx_manager_remove_prompter(self->manager, p);
+	g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
+static void
+kmx_dbus_sign_by_id(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	kmx_dbus_call_key_by_id(self,
+				KMX_REQUEST_SIGN,
+				g_dbus_method_invocation_get_parameters(invocation),
+				invocation);
+}
+
+static void
+kmx_dbus_decrypt_by_id(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	kmx_dbus_call_key_by_id(self,
+				KMX_REQUEST_DECRYPT,
+				g_dbus_method_invocation_get_parameters(invocation),
+				invocation);
+}
+
+static void
+kmx_dbus_manager_properties(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	kmx_dbus_return_property(invocation,
+				 kmx_dbus_manager_interface_info(),
+				 kmx_dbus_manager_property,
+				 self);
+}
+
+static const struct {
+	const char *name;
+	KmxDBusAuthorized handler;
+} kmx_dbus_manager_methods[] = {
+    {"ListDevices", kmx_dbus_list_devices},
+    {"ListKeys", kmx_dbus_list_keys},
+    {"FindKey", kmx_dbus_find_key},
+    {"Sign", kmx_dbus_sign_by_id},
+    {"Decrypt", kmx_dbus_decrypt_by_id},
+    {"LockAll", kmx_dbus_lock_all},
+    {"RegisterPrompter", kmx_dbus_register_prompter},
+    {"UnregisterPrompter", kmx_dbus_unregister_prompter},
+};
+
+static void
+kmx_dbus_manager_method_call(GDBusConnection *connection,
+			     const char *sender,
+			     const char *object_path,
+			     const char *interface_name,
+			     const char *method_name,
+			     GVariant *parameters,
+			     GDBusMethodInvocation *invocation,
+			     gpointer user_data)
+{
+	KmxDBusService *self = user_data;
+
+	if (g_str_equal(interface_name, PROPERTIES_IFACE)) {
+		kmx_dbus_service_authorize(self,
+					   invocation,
+					   kmx_dbus_manager_properties,
+					   NULL,
+					   NULL);
+		return;
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(kmx_dbus_manager_methods); i++) {
+		if (g_str_equal(kmx_dbus_manager_methods[i].name, method_name)) {
+			kmx_dbus_service_authorize(self,
+						   invocation,
+						   kmx_dbus_manager_methods[i].handler,
+						   NULL,
+						   NULL);
+			return;
+		}
+	}
+	g_dbus_method_invocation_return_error(invocation,
+					      G_DBUS_ERROR,
+					      G_DBUS_ERROR_UNKNOWN_METHOD,
+					      "no method %s",
+					      method_name);
+}
+
+static const GDBusInterfaceVTable kmx_dbus_manager_vtable = {
+    .method_call = kmx_dbus_manager_method_call,
+};
+
+/* ---- the ObjectManager --------------------------------------------------------- */
+
+static GDBusInterfaceInfo *
+kmx_object_manager_info(void)
+{
+	static GDBusNodeInfo *node = NULL;
+
+	if (g_once_init_enter(&node)) {
+		GDBusNodeInfo *n = g_dbus_node_info_new_for_xml(
+		    "<node><interface name='org.freedesktop.DBus.ObjectManager'>"
+		    "<method name='GetManagedObjects'>"
+		    "<arg type='a{oa{sa{sv}}}' name='objects' direction='out'/></method>"
+		    "<signal name='InterfacesAdded'><arg type='o' name='object_path'/>"
+		    "<arg type='a{sa{sv}}' name='interfaces_and_properties'/></signal>"
+		    "<signal name='InterfacesRemoved'><arg type='o' name='object_path'/>"
+		    "<arg type='as' name='interfaces'/></signal>"
+		    "</interface></node>",
+		    NULL);
+		g_once_init_leave(&node, n);
+	}
+	return node->interfaces[0];
+}
+
+static gboolean
+kmx_dbus_trim_cb(gpointer user_data)
+{
+	KmxDBusService *self = user_data;
+
+	malloc_trim(0);
+	self->trim_source = 0;
+	return G_SOURCE_REMOVE;
+}
+
+static void
+kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(self->manager);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a{oa{sa{sv}}}"));
+	for (guint i = 0; i < devices->len; i++) {
+		KmxExportedDevice *edev =
+		    g_hash_table_lookup(self->exported, kmx_device_get_id(devices->pdata[i]));
+		if (edev != NULL)
+			kmx_exported_device_add_managed_objects(edev, &b);
+	}
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
+	/* a large store's reply is megabytes: give them back to the system
+	 * once GDBus has sent it (on its own thread) */
+	if (devices->len > 0 && self->trim_source == 0)
+		self->trim_source = g_timeout_add_seconds(1, kmx_dbus_trim_cb, self);
+}
+
+static void
+kmx_object_manager_method_call(GDBusConnection *connection,
+			       const char *sender,
+			       const char *object_path,
+			       const char *interface_name,
+			       const char *method_name,
+			       GVariant *parameters,
+			       GDBusMethodInvocation *invocation,
+			       gpointer user_data)
+{
+	kmx_dbus_service_authorize(user_data, invocation, kmx_dbus_managed_objects, NULL, NULL);
+}
+
+static const GDBusInterfaceVTable kmx_object_manager_vtable = {
+    .method_call = kmx_object_manager_method_call,
+};
+
+/* ---- devices ---------------------------------------------------------------------- */
+
+static void
+kmx_dbus_device_added_cb(KmxManager *manager, KmxDevice *device, KmxDBusService *self)
+{
+	KmxExportedDevice *edev = kmx_exported_device_new(self, device);
+	g_autoptr(GError) error = NULL;
+
+	g_hash_table_insert(self->exported, g_strdup(kmx_device_get_id(device)), edev);
+	if (self->connection != NULL &&
+	    !kmx_exported_device_attach(edev, self->connection, TRUE, &error))
+		g_warning("cannot put %s on the bus: %s",
+			  kmx_device_get_id(device),
+			  error->message);
+}
+
+static void
+kmx_dbus_device_removed_cb(KmxManager *manager, KmxDevice *device, KmxDBusService *self)
+{
+	g_hash_table_remove(self->exported, kmx_device_get_id(device));
+}
+
+static void
+kmx_dbus_device_replaced_cb(KmxManager *manager,
+			    KmxDevice *old,
+			    KmxDevice *device,
+			    KmxDBusService *self)
+{
+	KmxExportedDevice *edev = g_hash_table_lookup(self->exported, kmx_device_get_id(device));
+
+	if (edev != NULL)
+		kmx_exported_device_rebind(edev, device);
+}
+
+/* ---- suspend ---------------------------------------------------------------------- */
+
+static void
+kmx_dbus_prepare_for_sleep_cb(GDBusConnection *connection,
+			      const char *sender_name,
+			      const char *object_path,
+			      const char *interface_name,
+			      const char *signal_name,
+			      GVariant *parameters,
+			      gpointer user_data)
+{
+	KmxDBusService *self = user_data;
+	gboolean start = FALSE;
+
+	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(b)")))
+		return;
+	g_variant_get(parameters, "(b)", &start);
+	if (start) {
+		g_info("the system is going to sleep: locking every device");
+		kmx_manager_lock_all(self->manager);
+	}
+}
+
+static void
+kmx_dbus_system_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(KmxDBusService) self = user_data;
+	g_autoptr(GError) error = NULL;
+	GDBusConnection *bus = g_bus_get_finish(res, &error);
+
+	if (bus == NULL) {
+		g_debug("no system bus (%s): not locking on suspend", error->message);
+		return;
+	}
+	self->system_bus = bus;
+	self->sleep_signal_id = g_dbus_connection_signal_subscribe(bus,
+								   "org.freedesktop.login1",
+								   "org.freedesktop.login1.Manager",
+								   "PrepareForSleep",
+								   "/org/freedesktop/login1",
+								   NULL,
+								   G_DBUS_SIGNAL_FLAGS_NONE,
+								   kmx_dbus_prepare_for_sleep_cb,
+								   self,
+								   NULL);
+}
+
+/* ---- life ---------------------------------------------------------------------------- */
+
+static void
+kmx_dbus_service_dispose(GObject *object)
+{
+	KmxDBusService *self = KMX_DBUS_SERVICE(object);
+
+	kmx_dbus_service_unexport(self);
+	if (self->manager != NULL)
+		g_signal_handlers_disconnect_by_data(self->manager, self);
+	G_OBJECT_CLASS(kmx_dbus_service_parent_class)->dispose(object);
+}
+
+static void
+kmx_dbus_service_finalize(GObject *object)
+{
+	KmxDBusService *self = KMX_DBUS_SERVICE(object);
+
+	g_hash_table_unref(self->exported);
+	g_hash_table_unref(self->callers);
+	g_clear_object(&self->manager);
+	g_clear_object(&self->connection);
+	g_clear_object(&self->system_bus);
+	g_clear_object(&self->cancellable);
+	G_OBJECT_CLASS(kmx_dbus_service_parent_class)->finalize(object);
+}
+
+static void
+kmx_dbus_service_class_init(KmxDBusServiceClass *klass)
+{
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	object_class->dispose = kmx_dbus_service_dispose;
+	object_class->finalize = kmx_dbus_service_finalize;
+}
+
+static void
+kmx_dbus_service_init(KmxDBusService *self)
+{
+	self->exported = g_hash_table_new_full(g_str_hash,
+					       g_str_equal,
+					       g_free,
+					       (GDestroyNotify)kmx_exported_device_free);
+	self->callers = g_hash_table_new_full(g_str_hash,
+					      g_str_equal,
+					      g_free,
+					      (GDestroyNotify)kmx_caller_unref);
+	self->cancellable = g_cancellable_new();
+}
+
+/**
+ * kmx_dbus_service_new:
+ *
+ * Returns: (transfer full): the frontend of @manager, not yet on a bus
+ */
+KmxDBusService *
+kmx_dbus_service_new(KmxManager *manager)
+{
+	KmxDBusService *self = g_object_new(KMX_TYPE_DBUS_SERVICE, NULL);
+	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(manager);
+
+	self->manager = g_object_ref(manager);
+	for (guint i = 0; i < devices->len; i++)
+		g_hash_table_insert(self->exported,
+				    g_strdup(kmx_device_get_id(devices->pdata[i])),
+				    kmx_exported_device_new(self, devices->pdata[i]));
+	g_signal_connect(manager, "device-added", G_CALLBACK(kmx_dbus_device_added_cb), self);
+	g_signal_connect(manager, "device-removed", G_CALLBACK(kmx_dbus_device_removed_cb), self);
+	g_signal_connect(manager, "device-replaced", G_CALLBACK(kmx_dbus_device_replaced_cb), self);
+	return self;
+}
+
+/**
+ * kmx_dbus_service_export:
+ * @connection: the bus
+ *
+ * Puts the object tree on @connection and starts following callers and
+ * the system's sleep.
+ */
+gboolean
+kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GError **error)
+{
+	GHashTableIter iter;
+	gpointer edev;
+
+	g_return_val_if_fail(KMX_IS_DBUS_SERVICE(self), FALSE);
+	g_set_object(&self->connection, connection);
+	self->manager_id = g_dbus_connection_register_object(connection,
+							     KMX_DBUS_PATH,
+							     kmx_dbus_manager_interface_info(),
+							     &kmx_dbus_manager_vtable,
+							     self,
+							     NULL,
+							     error);
+	if (self->manager_id == 0)
+		return FALSE;
+	self->object_manager_id = g_dbus_connection_register_object(connection,
+								    KMX_DBUS_PATH,
+								    kmx_object_manager_info(),
+								    &kmx_object_manager_vtable,
+								    self,
+								    NULL,
+								    error);
+	if (self->object_manager_id == 0)
+		return FALSE;
+	g_hash_table_iter_init(&iter, self->exported);
+	while (g_hash_table_iter_next(&iter, NULL, &edev)) {
+		if (!kmx_exported_device_attach(edev, connection, FALSE, error))
+			return FALSE;
+	}
+	self->name_owner_changed_id =
+	    g_dbus_connection_signal_subscribe(connection,
+					       "org.freedesktop.DBus",
+					       "org.freedesktop.DBus",
+					       "NameOwnerChanged",
+					       "/org/freedesktop/DBus",
+					       NULL,
+					       G_DBUS_SIGNAL_FLAGS_NONE,
+					       kmx_dbus_name_owner_changed_cb,
+					       self,
+					       NULL);
+	if (!kmx_context_get_boolean(kmx_manager_get_context(self->manager),
+				     "daemon",
+				     "lock-on-suspend",
+				     TRUE))
+		return TRUE;
+	g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, kmx_dbus_system_bus_cb, g_object_ref(self));
+	return TRUE;
+}
+
+/**
+ * kmx_dbus_service_unexport:
+ *
+ * Takes everything off the bus without a word: the daemon is stopping.
+ */
+void
+kmx_dbus_service_unexport(KmxDBusService *self)
+{
+	GHashTableIter iter;
+	gpointer edev;
+
+	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
+	g_cancellable_cancel(self->cancellable);
+	g_clear_handle_id(&self->trim_source, g_source_remove);
+	if (self->sleep_signal_id != 0) {
+		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
+		self->sleep_signal_id = 0;
+	}
+	if (self->connection == NULL)
+		return;
+	if (self->name_owner_changed_id != 0) {
+		g_dbus_connection_signal_unsubscribe(self->connection, self->name_owner_changed_id);
+		self->name_owner_changed_id = 0;
+	}
+	/* going away as a whole: no InterfacesRemoved for every key */
+	g_hash_table_iter_init(&iter, self->exported);
+	while (g_hash_table_iter_next(&iter, NULL, &edev))
+		kmx_exported_device_detach(edev);
+	if (self->object_manager_id != 0)
+		g_dbus_connection_unregister_object(self->connection, self->object_manager_id);
+	if (self->manager_id != 0)
+		g_dbus_connection_unregister_object(self->connection, self->manager_id);
+	self->object_manager_id = 0;
+	self->manager_id = 0;
+}

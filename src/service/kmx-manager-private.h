@@ -1,0 +1,20 @@
+/* keymux: what the manager's parts share among themselves */
+#pragma once
+
+#include "kmx-manager.h"
+
+G_BEGIN_DECLS
+
+/* kmx-prompt.c: the prompting policy */
+typedef void (*KmxPromptDone)(KmxRequest *req, KmxSecret *secret, GError *error);
+void kmx_manager_prompt_unlock(KmxManager *self, KmxRequest *req, KmxPromptDone done);
+void kmx_manager_prompt_admin(KmxManager *self, KmxRequest *req, KmxPromptDone done);
+void kmx_manager_prompts_device_changed(KmxManager *self, KmxDevice *device);
+void kmx_manager_prompts_cancel_all(KmxManager *self);
+guint kmx_manager_get_prompt_timeout(KmxManager *self);
+GHashTable *kmx_manager_get_prompts(KmxManager *self);
+
+/* kmx-audit.c */
+void kmx_audit_record(KmxRequest *req, const GError *error);
+
+G_END_DECLS
