@@ -6,11 +6,13 @@
 #include <sys/stat.h>
 
 #include "kmx-context.h"
+#include "kmx-device-cache.h"
 #include "kmx-device.h"
 #include "kmx-error.h"
 #include "kmx-executor.h"
 #include "kmx-file.h"
 #include "kmx-key.h"
+#include "kmx-options.h"
 
 /* ---- executors ---- */
 
@@ -306,6 +308,165 @@ test_device_keys(void)
 	g_assert_cmpuint(changed, ==, 2);
 }
 
+/* the last reference to a serial executor dropped on its own thread (a
+ * device removed while its worker replies) must not wait for itself */
+static void
+unref_on_own_thread(gpointer data, gpointer user_data)
+{
+	KmxExecutor *ex = data;
+	g_assert_true(kmx_executor_is_current(ex));
+	kmx_executor_unref(ex);
+}
+
+static void
+done_on_pool(gpointer data, gpointer user_data)
+{
+	g_atomic_int_set((gint *)data, 1);
+}
+
+static void
+test_executor_unref_on_own_thread(void)
+{
+	if (g_test_subprocess()) {
+		g_autoptr(GError) error = NULL;
+		KmxExecutor *ex = kmx_executor_new(KMX_EXECUTOR_SERIAL, 1, &error);
+		gint done = 0;
+
+		g_assert_no_error(error);
+		kmx_executor_run_func(ex, unref_on_own_thread, ex);
+		/* the work ran and returned: another executor proves we go on */
+		kmx_executor_run_func(kmx_executor_get_shared_pool(), done_on_pool, &done);
+		while (!g_atomic_int_get(&done))
+			g_usleep(1000);
+		g_usleep(100000);
+		return;
+	}
+	/* a deadlock shows as the subprocess timing out */
+	g_test_trap_subprocess(NULL, 10 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_passed();
+}
+
+/* ---- options ---- */
+
+static void
+test_options_parse(void)
+{
+	KmxOptions o;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) good = g_variant_ref_sink(
+	    g_variant_new_parsed("{'interactive': <false>, 'admin-secret': <'12345678'>}"));
+	g_autoptr(GVariant)
+	    unknown = g_variant_ref_sink(g_variant_new_parsed("{'colour': <'red'>}"));
+	g_autoptr(GVariant)
+	    wrong = g_variant_ref_sink(g_variant_new_parsed("{'exportable': <'yes'>}"));
+
+	kmx_options_init(&o);
+	g_assert_true(o.interactive);
+	g_assert_true(kmx_options_parse(&o,
+					good,
+					KMX_OPTION_INTERACTIVE | KMX_OPTION_ADMIN_SECRET,
+					"GenerateKey",
+					&error));
+	g_assert_no_error(error);
+	g_assert_false(o.interactive);
+	g_assert_cmpstr(kmx_secret_get_string(o.admin_secret), ==, "12345678");
+	kmx_options_clear(&o);
+
+	/* an option the method does not take */
+	g_assert_false(kmx_options_parse(&o, good, KMX_OPTION_INTERACTIVE, "Sign", &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_assert_nonnull(strstr(error->message, "admin-secret"));
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+	g_assert_false(kmx_options_parse(&o, unknown, KMX_OPTION_INTERACTIVE, "Sign", &error));
+	g_assert_nonnull(strstr(error->message, "colour"));
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+	/* the wrong type is named, never ignored */
+	g_assert_false(kmx_options_parse(&o, wrong, KMX_OPTION_EXPORTABLE, "ImportKey", &error));
+	g_assert_nonnull(strstr(error->message, "exportable"));
+	g_assert_nonnull(strstr(error->message, "boolean"));
+	kmx_options_clear(&o);
+}
+
+/* ---- the registration cache ---- */
+
+static void
+test_device_cache(void)
+{
+	g_autofree char *dir = g_dir_make_tmp("kmx-core-test-XXXXXX", NULL);
+	g_autoptr(KmxDevice) dev = g_object_new(KMX_TYPE_DEVICE,
+						"id",
+						"card:42",
+						"backend",
+						"card",
+						"label",
+						"mine",
+						NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("public key bytes", 16);
+	g_autoptr(KmxKey) key = g_object_new(KMX_TYPE_KEY,
+					     "device",
+					     dev,
+					     "public-key",
+					     spki,
+					     "key-type",
+					     (guint)KMX_KEY_TYPE_ECDSA_P256,
+					     "label",
+					     "sig key",
+					     "locator",
+					     "slot:sig",
+					     NULL);
+	g_autoptr(GPtrArray) loaded = NULL;
+	g_autoptr(GError) error = NULL;
+	KmxDevice *back;
+	KmxKey *back_key;
+	const char *hostile[] = {
+	    "",
+	    "[device]\nid=softkey:login\n",
+	    "[device]\nid=card:1\n[key 00]\nalgorithm=ed25519\npublic-key=AAAA\n",
+	    "[device]\nid=card:1\n[key 0011]\nalgorithm=dsa\n",
+	    "not a key file at all \x01\x02",
+	};
+
+	kmx_device_add_key(dev, key);
+	kmx_device_change_flags(dev, KMX_DEVICE_FLAG_REGISTERED, 0);
+	g_assert_true(kmx_device_cache_save(dir, dev, &error));
+	g_assert_no_error(error);
+	loaded = kmx_device_cache_load(dir, "card");
+	g_assert_cmpuint(loaded->len, ==, 1);
+	back = g_ptr_array_index(loaded, 0);
+	g_assert_cmpstr(kmx_device_get_id(back), ==, "card:42");
+	g_assert_true(kmx_device_is_registered(back));
+	g_assert_false(kmx_device_is_available(back));
+	g_assert_cmpuint(kmx_device_get_keys(back)->len, ==, 1);
+	back_key = g_ptr_array_index(kmx_device_get_keys(back), 0);
+	g_assert_cmpstr(kmx_key_get_id(back_key), ==, kmx_key_get_id(key));
+	g_assert_cmpstr(kmx_key_get_locator(back_key), ==, "slot:sig");
+	g_assert_cmpint(kmx_key_get_key_type(back_key), ==, KMX_KEY_TYPE_ECDSA_P256);
+	g_assert_true(g_bytes_equal(kmx_key_get_public_key(back_key), spki));
+	/* another backend's device is not ours */
+	g_assert_null(kmx_device_cache_parse("tpm", "[device]\nid=card:42\n", 18, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_clear_error(&error);
+
+	/* hostile files: refused or keys skipped (with a warning), never a crash */
+	g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL);
+	for (guint i = 0; i < G_N_ELEMENTS(hostile); i++) {
+		g_autoptr(GError) e = NULL;
+		g_autoptr(KmxDevice) d = NULL;
+
+		d = kmx_device_cache_parse("card", hostile[i], strlen(hostile[i]), &e);
+		if (d == NULL)
+			g_assert_nonnull(e);
+		else
+			g_assert_cmpuint(kmx_device_get_keys(d)->len, ==, 0);
+	}
+	g_assert_true(kmx_device_cache_remove(dir, "card:42", &error));
+	g_clear_pointer(&loaded, g_ptr_array_unref);
+	loaded = kmx_device_cache_load(dir, "card");
+	g_assert_cmpuint(loaded->len, ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -321,5 +482,8 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/context/bad-config", test_context_bad_config);
 	g_test_add_func("/kmx/device/flags-from-thread", test_device_flags_from_thread);
 	g_test_add_func("/kmx/device/keys", test_device_keys);
+	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
+	g_test_add_func("/kmx/options/parse", test_options_parse);
+	g_test_add_func("/kmx/device-cache/round-trip", test_device_cache);
 	return g_test_run();
 }

@@ -84,6 +84,20 @@ kmx_key_paths_variant(KmxExportedDevice *edev)
 	return g_variant_new_objv((const char *const *)paths->pdata, -1);
 }
 
+/* the device's Details, with the admin secret's retry counter */
+static GVariant *
+kmx_exported_details(KmxDevice *device)
+{
+	g_autoptr(GVariant) details = kmx_device_dup_details(device);
+	GVariantDict dict;
+
+	if (kmx_device_get_admin_retries(device) < 0)
+		return g_steal_pointer(&details);
+	g_variant_dict_init(&dict, details);
+	g_variant_dict_insert(&dict, "admin-retries", "i", kmx_device_get_admin_retries(device));
+	return g_variant_ref_sink(g_variant_dict_end(&dict));
+}
+
 static GVariant *
 kmx_device_property_new(KmxExportedDevice *edev, const char *name)
 {
@@ -107,7 +121,7 @@ kmx_device_property_new(KmxExportedDevice *edev, const char *name)
 	if (g_str_equal(name, "Keys"))
 		return kmx_key_paths_variant(edev);
 	if (g_str_equal(name, "Details"))
-		return kmx_device_dup_details(device);
+		return kmx_exported_details(device);
 	return NULL;
 }
 
@@ -347,7 +361,7 @@ kmx_exported_device_remember_state(KmxExportedDevice *edev)
 	edev->label = kmx_device_dup_label(edev->device);
 	edev->pin_retries = kmx_device_get_pin_retries(edev->device);
 	g_clear_pointer(&edev->details, g_variant_unref);
-	edev->details = kmx_device_dup_details(edev->device);
+	edev->details = kmx_exported_details(edev->device);
 }
 
 /* one PropertiesChanged with what changed since the last one */
