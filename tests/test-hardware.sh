@@ -21,15 +21,13 @@ plug() { # plug SERIAL [extra ini lines]
 unplug() { rm -f "$T/plugged/$1"; }
 tries() { grep -c "^$1 $2 $3\$" "$LOG" 2>/dev/null || true; }
 
-# wait_for DESCRIPTION CMD...: until CMD succeeds (events, not a fixed sleep)
-wait_for() {
-	local what=$1
-	shift
+# until_ok CMD...: until CMD succeeds (events, not a fixed sleep)
+until_ok() {
 	for _ in $(seq 400); do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.025
 	done
-	fail "timed out waiting for $what"
+	fail "timed out waiting for: $*"
 }
 # calls through gdbus, which names the D-Bus error
 gsign() {
@@ -53,7 +51,7 @@ D1=$(kmx_device_path test:0001)
 
 # ---- hot-plug: a device appears, with its state ----
 plug 0001
-wait_for "test:0001 to appear" listed "$D1"
+until_ok listed "$D1"
 assert_eq "b true" "$(kmx_prop "$D1" org.keymux.Keystore1.Device Available)"
 assert_eq "b true" "$(kmx_prop "$D1" org.keymux.Keystore1.Device Locked)"
 assert_eq "b false" "$(kmx_prop "$D1" org.keymux.Keystore1.Device Registered)"
@@ -88,7 +86,7 @@ assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
 
 # ---- another user reaches neither the device nor the prompter ----
 kmx_bg "$KMX_TEST_PROMPTER" --secret 000000 >"$KMX_TMP/prompter.out"
-wait_for "the prompter" grep -q ready "$KMX_TMP/prompter.out"
+until_ok grep -q ready "$KMX_TMP/prompter.out"
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	chmod 0755 "$KMX_TMP"
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
@@ -130,7 +128,7 @@ assert_eq "0" "$(tries unlock 0001 ok)"
 # ---- a second device: the reply comes after the state it implies ----
 plug 0002 "delay-ms=1500"
 D2=$(kmx_device_path test:0002)
-wait_for "test:0002 to appear" listed "$D2"
+until_ok listed "$D2"
 dbus-monitor --address "$DBUS_SESSION_BUS_ADDRESS" >"$KMX_TMP/monitor.out" 2>&1 &
 KMX_PIDS+=($!)
 sleep 0.5 # dbus-monitor has no ready signal; missing the start only weakens the check below
@@ -159,14 +157,14 @@ KEY2ID=${KEY2##*/}
 KMX_PIDS+=($!)
 sleep 0.4
 unplug 0002
-wait_for "the signature to end" grep -q '^exit' "$KMX_TMP/pulled.out"
+until_ok grep -q '^exit' "$KMX_TMP/pulled.out"
 assert_contains "$(cat "$KMX_TMP/pulled.out")" "org.keymux.Keystore1.Error.Unavailable"
-wait_for "test:0002 to go" not_listed "$D2"
+until_ok not_listed "$D2"
 kmx_manager ListDevices >/dev/null
 
 # ---- plugged in again: locked again, its keys back ----
 plug 0002
-wait_for "test:0002 to come back" listed "$D2"
+until_ok listed "$D2"
 assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Locked)"
 assert_contains "$(kmx_prop "$D2" org.keymux.Keystore1.Device Keys)" "$KEY2ID"
 kmx_device test:0002 Unlock sa{sv} 123456 0 >/dev/null
@@ -176,7 +174,7 @@ sed -i 's/^delay-ms=.*//' "$T/plugged/0002"
 kmx_device test:0002 Register >/dev/null
 assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Registered)"
 unplug 0002
-wait_for "test:0002 to be absent" prop_is "$D2" Available "b false"
+until_ok prop_is "$D2" Available "b false"
 assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Locked)"
 assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Registered)"
 assert_contains "$(kmx_prop "$D2" org.keymux.Keystore1.Device Keys)" "$KEY2ID"
@@ -192,14 +190,14 @@ kmx_key "$KEY2" SetLabel s "in the drawer" >/dev/null
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 assert_contains "$(cat "$LOG")" "lock 0001 ok"
 kmx_start_daemon
-wait_for "the registered device" listed "$D2"
+until_ok listed "$D2"
 assert_eq "b false" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Available)"
 assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Registered)"
 assert_contains "$(kmx_prop "$D2" org.keymux.Keystore1.Device Keys)" "$KEY2ID"
 assert_eq 's "in the drawer"' "$(kmx_prop "$KEY2" org.keymux.Keystore1.Key Label)"
 # back again: the same object path, available, the cached key now usable
 plug 0002
-wait_for "test:0002 to be back" prop_is "$D2" Available "b true"
+until_ok prop_is "$D2" Available "b true"
 assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Registered)"
 kmx_device test:0002 Unlock sa{sv} 123456 0 >/dev/null
 out=$(kmx_manager Sign ssaya{sv} "$KEY2ID" ed25519 2 104 105 0)
@@ -207,6 +205,6 @@ assert_contains "$out" "ay 64 "
 # unregistered while absent: it goes
 kmx_device test:0002 Unregister >/dev/null
 unplug 0002
-wait_for "test:0002 to go" not_listed "$D2"
+until_ok not_listed "$D2"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 echo "ok"
