@@ -157,6 +157,8 @@ main(int argc, char **argv)
 
 	/* a config that does not exist: the backend's defaults, as in the bench's keymuxd */
 	config = g_build_filename(argv[1], "kmx-bench-seed-no-such.conf", NULL);
+	/* this thread owns the model; the generating threads report to it */
+	kmx_core_mark_main_thread();
 	context = kmx_context_new(argv[1], config, &error);
 	if (context == NULL)
 		return seed_fail("context", error);

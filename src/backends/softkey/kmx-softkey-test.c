@@ -274,7 +274,11 @@ import(Fixture *f, GBytes *data, const char *pass, const char *label, GError **e
 static guint32
 details_u(KmxDevice *device, const char *name)
 {
-	g_autoptr(GVariant) d = kmx_device_dup_details(device);
+	g_autoptr(GVariant) d = NULL;
+
+	/* what other threads reported, applied as keymuxd's main thread would */
+	kmx_device_flush_state(device);
+	d = kmx_device_dup_details(device);
 	guint32 v = G_MAXUINT32;
 	g_assert_true(g_variant_lookup(d, name, "u", &v));
 	return v;
@@ -1513,6 +1517,8 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	/* the test thread owns the model, as keymuxd's main thread does */
+	kmx_core_mark_main_thread();
 	if (!run_ok("openssl version && ssh-keygen -? 2>&1 | grep -q usage || true")) {
 		g_printerr("openssl is needed\n");
 		return 77;

@@ -471,6 +471,7 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	kmx_core_mark_main_thread();
 	(void)KMX_ERROR;
 	g_test_add_func("/kmx/executor/serial", test_executor_serial);
 	g_test_add_func("/kmx/executor/pool", test_executor_pool);

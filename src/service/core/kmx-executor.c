@@ -46,9 +46,10 @@ kmx_core_mark_main_thread(void)
 /**
  * kmx_core_is_main_thread:
  *
- * Returns: whether the caller is the thread that owns the model's state
- * (before kmx_core_mark_main_thread(), any thread that is not an
- * executor's counts as main)
+ * Returns: whether the caller is the thread that owns the model's state:
+ * the one marked with kmx_core_mark_main_thread(), or, before any was, the
+ * owner of the default main context (a program that never runs a main
+ * loop has its state changes queued, never applied from two threads)
  */
 gboolean
 kmx_core_is_main_thread(void)
@@ -57,7 +58,7 @@ kmx_core_is_main_thread(void)
 
 	if (main_thread != NULL)
 		return main_thread == g_thread_self();
-	return g_private_get(&kmx_current_executor) == NULL;
+	return g_main_context_is_owner(g_main_context_default());
 }
 
 static void
