@@ -9,6 +9,7 @@
 
 #include "kmx-algorithm.h"
 #include "kmx-crypto.h"
+#include "kmx-encoding.h"
 #include "kmx-error.h"
 #include "kmx-secret.h"
 
@@ -784,6 +785,95 @@ test_ecdsa_signature(void)
 	    "00020101");
 }
 
+/* ---- base64 and PEM ---- */
+
+static void
+test_base64(void)
+{
+	/* not strict base64: a short group, padding that does not fit, bits
+	 * left over, a stray character, data after the padding, a '-' (where
+	 * gnutls would stop reading), nothing but white space */
+	static const char *const bad[] =
+	    {"QUJ", "QQ=", "QQ===", "QR==", "QUJD!", "QQ==QUJD", "QUJD-QUJD", "", " \n\t"};
+	g_autoptr(GError) error = NULL;
+
+	/* white space between the characters is fine */
+	{
+		g_autoptr(KmxSecret) s = kmx_base64_decode_secret("QU JD\r\nRA==\n", 12, &error);
+		g_autoptr(GBytes) b = kmx_base64_decode("QUJDRA==", 8, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(kmx_secret_get_string(s), ==, "ABCD");
+		g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b), "ABCD", 4);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(KmxSecret) s = kmx_base64_decode_secret(bad[i], strlen(bad[i]), &error);
+		g_autoptr(GBytes) b = NULL;
+		g_assert_null(s);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+		b = kmx_base64_decode(bad[i], strlen(bad[i]), &error);
+		g_assert_null(b);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+	/* and back, for every length class, against GLib's encoder */
+	for (gsize len = 0; len < 8; len++) {
+		static const guint8 data[] = {0xff, 0x00, 0x10, 0x83, 0xfe, 0x7f, 0x01, 0x99};
+		g_autoptr(KmxSecret) enc = kmx_base64_encode_secret(data, len);
+		g_autofree char *want = g_base64_encode(data, len);
+		g_assert_cmpstr(kmx_secret_get_string(enc), ==, want);
+		if (len > 0) {
+			g_autoptr(KmxSecret)
+			    dec = kmx_base64_decode_secret(kmx_secret_get_string(enc),
+							   kmx_secret_get_length(enc),
+							   &error);
+			g_assert_no_error(error);
+			g_assert_cmpmem(kmx_secret_get_data(dec),
+					kmx_secret_get_length(dec),
+					data,
+					len);
+		}
+	}
+}
+
+static void
+check_pem_fails(const char *text, const char *words)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxSecret) s = kmx_pem_decode_secret(text, strlen(text), "PUBLIC KEY", &error);
+
+	g_assert_null(s);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_test_message("%s", error->message);
+	g_assert_nonnull(strstr(error->message, words));
+}
+
+static void
+test_pem(void)
+{
+	static const char good[] = "explanatory text\n"
+				   "-----BEGIN PRIVATE KEY-----\nQkFE\n-----END PRIVATE KEY-----\n"
+				   "-----BEGIN PUBLIC KEY-----\r\nQUJD\r\nRA==\r\n"
+				   "-----END PUBLIC KEY-----\r\n";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxSecret) s = kmx_pem_decode_secret(good, strlen(good), "PUBLIC KEY", &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(kmx_secret_get_string(s), ==, "ABCD");
+	check_pem_fails("-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
+			"no '-----BEGIN PUBLIC KEY-----' line");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\nQUJD\n", "truncated PEM");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
+			"no '-----END PUBLIC KEY-----' line");
+	check_pem_fails(
+	    "-----BEGIN PUBLIC KEY-----\nnot base64 at all!\n-----END PUBLIC KEY-----\n",
+	    "bad PEM 'PUBLIC KEY': not valid base64");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\nQUJD-QUJD\n-----END PUBLIC KEY-----\n",
+			"unexpected '-'");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n", "bad PEM");
+	check_pem_fails("", "no '-----BEGIN PUBLIC KEY-----' line");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -803,5 +893,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/common/spki/parse-peer", test_spki_parse_peer);
 	g_test_add_func("/kmx/common/digest-info", test_digest_info);
 	g_test_add_func("/kmx/common/ecdsa-signature", test_ecdsa_signature);
+	g_test_add_func("/kmx/common/base64", test_base64);
+	g_test_add_func("/kmx/common/pem", test_pem);
 	return g_test_run();
 }
