@@ -921,6 +921,22 @@ test_import(Fixture *f, gconstpointer data)
 			g_bytes_unref(cases[i]);
 		}
 	}
+	/* an OpenSSH key whose base64 has a stray character or a '-' in it */
+	for (guint i = 0; i < 2; i++) {
+		g_autofree char *ssh = P("ssh-ed");
+		g_autoptr(GBytes) raw = read_bytes(ssh);
+		g_autofree char *text =
+		    g_strndup(g_bytes_get_data(raw, NULL), g_bytes_get_size(raw));
+		g_autoptr(GBytes) bad = NULL;
+		char *body = strchr(text, '\n') + 1;
+		body[10] = i == 0 ? '!' : '-';
+		bad = g_bytes_new(text, strlen(text));
+		check_import_fails(f,
+				   bad,
+				   "",
+				   KMX_ERROR_INVALID_ARGUMENT,
+				   i == 0 ? "not valid base64" : "unexpected '-'");
+	}
 #undef P
 	g_assert_cmpuint(details_u(f->device, "key-count"), ==, 1);
 }
