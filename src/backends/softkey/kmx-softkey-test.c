@@ -1231,6 +1231,9 @@ test_leftovers(Fixture *f, gconstpointer data)
 	g_autofree char *b_pem = g_strconcat(base_b, ".pem", NULL);
 	g_autofree char *b_info = g_strconcat(base_b, ".info", NULL);
 	g_autofree char *tmp2 = g_strconcat(base_b, ".pem.tmp-XyZ987", NULL);
+	g_autofree char *tmp3 = store_path(f, "login", "store.info.q1W2e3");
+	g_autofree char *tmp4 = g_strconcat(base_a, ".info.Zz09aA", NULL);
+	g_autofree char *notours = store_path(f, "login", "notes.txt.q1W2e3");
 	g_autofree char *o = NULL;
 	g_autoptr(GBytes) junk = g_bytes_new_static("partial", 7);
 	g_autoptr(GBytes) a_key = NULL;
@@ -1242,6 +1245,9 @@ test_leftovers(Fixture *f, gconstpointer data)
 	g_assert_true(g_unlink(b_pem) == 0);
 	write_bytes(tmp1, junk);
 	write_bytes(tmp2, junk);
+	write_bytes(tmp3, junk);
+	write_bytes(tmp4, junk);
+	write_bytes(notours, junk);
 	a_key = read_bytes(a_pem);
 	g_clear_object(&a);
 	g_clear_object(&b);
@@ -1250,6 +1256,10 @@ test_leftovers(Fixture *f, gconstpointer data)
 	g_assert_cmpint(expect_warnings_end(handler), ==, 1);
 	g_assert_false(g_file_test(tmp1, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(tmp2, G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(tmp3, G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(tmp4, G_FILE_TEST_EXISTS));
+	/* a file that is none of ours stays */
+	g_assert_true(g_file_test(notours, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(b_info, G_FILE_TEST_EXISTS));
 	/* the orphan key file is kept, byte for byte, and reported */
 	{
