@@ -62,17 +62,13 @@ KmxSecret *
 kmx_cli_read_secret_file(const char *path, GError **error)
 {
 	GBytes *bytes = kmx_cli_read_file(path, error);
-	KmxSecret *secret;
 	gsize len = 0;
 	guint8 *data;
 
 	if (bytes == NULL)
 		return NULL;
 	data = g_bytes_unref_to_data(bytes, &len);
-	secret = kmx_secret_new_from_data(data, len);
-	kmx_secure_zero(data, len);
-	g_free(data);
-	return secret;
+	return kmx_secret_new_take(data, len, g_free);
 }
 
 /**

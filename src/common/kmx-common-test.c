@@ -59,6 +59,23 @@ test_secret_wiped_on_truncate(void)
 	g_assert_cmpint(p[5], ==, 0);
 }
 
+static void
+free_wiped_hunter2(gpointer data)
+{
+	for (guint i = 0; i < 7; i++)
+		g_assert_cmpint(((guint8 *)data)[i], ==, 0);
+	g_free(data);
+}
+
+static void
+test_secret_new_take(void)
+{
+	/* a library's copy is wiped before the library frees it */
+	g_autoptr(KmxSecret) s = kmx_secret_new_take(g_strdup("hunter2"), 7, free_wiped_hunter2);
+
+	g_assert_cmpstr(kmx_secret_get_string(s), ==, "hunter2");
+}
+
 static gsize
 locked_kib(void)
 {
@@ -881,6 +898,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/secret/basics", test_secret_basics);
 	g_test_add_func("/kmx/secret/bytes-keep-memory", test_secret_bytes_keep_memory);
 	g_test_add_func("/kmx/secret/wiped-on-truncate", test_secret_wiped_on_truncate);
+	g_test_add_func("/kmx/secret/new-take", test_secret_new_take);
 	g_test_add_func("/kmx/secret/small-ones-share-locked-memory",
 			test_secret_small_ones_share_locked_memory);
 	g_test_add_func("/kmx/algorithm/names", test_algorithm_names);

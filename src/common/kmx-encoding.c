@@ -98,17 +98,13 @@ KmxSecret *
 kmx_base64_decode_secret(const char *text, gsize len, GError **error)
 {
 	gnutls_datum_t out = {NULL, 0};
-	KmxSecret *secret;
 
 	g_return_val_if_fail(text != NULL || len == 0, NULL);
 	g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
 	if (!kmx_base64_decode_datum(text, len, &out, error))
 		return NULL;
-	secret = kmx_secret_new_from_data(out.data, out.size);
-	gnutls_memset(out.data, 0, out.size);
-	gnutls_free(out.data);
-	return secret;
+	return kmx_secret_new_take(out.data, out.size, gnutls_free);
 }
 
 /**

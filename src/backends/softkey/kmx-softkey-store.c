@@ -606,7 +606,6 @@ KmxSecret *
 kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error)
 {
 	gnutls_datum_t out = {NULL, 0};
-	KmxSecret *der;
 	int rc;
 
 	rc = gnutls_x509_privkey_export2_pkcs8(key,
@@ -618,10 +617,7 @@ kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error)
 		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot encode the key");
 		return NULL;
 	}
-	der = kmx_secret_new_from_data(out.data, out.size);
-	gnutls_memset(out.data, 0, out.size);
-	gnutls_free(out.data);
-	return der;
+	return kmx_secret_new_take(out.data, out.size, gnutls_free);
 }
 
 /**
