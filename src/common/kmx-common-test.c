@@ -326,11 +326,27 @@ check_spki_ec(KmxKeyType type, gnutls_pk_algorithm_t pk, unsigned int bits, gsiz
 }
 
 static void
-test_spki_ec(void)
+check_ec_point_fails(KmxKeyType type, guint8 first, guint8 fill, gsize len, const char *words)
 {
 	g_autoptr(GError) error = NULL;
-	guint8 pt[97];
+	g_autofree guint8 *pt = g_malloc(len + 1);
+	g_autoptr(GBytes) in = NULL;
+	g_autoptr(GBytes) out = NULL;
 
+	memset(pt, fill, len + 1);
+	pt[0] = first;
+	in = g_bytes_new(pt, len);
+	out = kmx_spki_new_from_ec_point(type, in, &error);
+	g_assert_null(out);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_test_message("%s", error->message);
+	if (words != NULL)
+		g_assert_nonnull(strstr(error->message, words));
+}
+
+static void
+test_spki_ec(void)
+{
 	check_spki_ec(KMX_KEY_TYPE_ECDSA_P256,
 		      GNUTLS_PK_ECDSA,
 		      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
@@ -341,55 +357,13 @@ test_spki_ec(void)
 		      48);
 
 	/* hostile: off the curve, compressed, the other curve's length,
-	 * coordinates past the field prime, the point at "zero" */
-	memset(pt, 0x11, sizeof(pt));
-	pt[0] = 0x04;
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 65);
-		g_autoptr(GBytes)
-		    out = kmx_spki_new_from_ec_point(KMX_KEY_TYPE_ECDSA_P256, in, &error);
-		g_assert_null(out);
-		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
-		g_assert_nonnull(strstr(error->message, "not on P-256"));
-		g_clear_error(&error);
-	}
-	pt[0] = 0x02;
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 33);
-		g_autoptr(GBytes)
-		    out = kmx_spki_new_from_ec_point(KMX_KEY_TYPE_ECDSA_P256, in, &error);
-		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
-		g_assert_nonnull(strstr(error->message, "compressed"));
-		g_clear_error(&error);
-	}
-	pt[0] = 0x04;
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 97);
-		g_autoptr(GBytes)
-		    out = kmx_spki_new_from_ec_point(KMX_KEY_TYPE_ECDSA_P256, in, &error);
-		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
-		g_assert_nonnull(strstr(error->message, "65 bytes"));
-		g_clear_error(&error);
-	}
-	memset(pt, 0xff, sizeof(pt));
-	pt[0] = 0x04;
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 97);
-		g_autoptr(GBytes)
-		    out = kmx_spki_new_from_ec_point(KMX_KEY_TYPE_ECDSA_P384, in, &error);
-		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
-		g_clear_error(&error);
-	}
-	memset(pt, 0, sizeof(pt));
-	pt[0] = 0x04;
-	for (gsize len = 0; len < 2; len++) {
-		g_autoptr(GBytes) in = g_bytes_new(pt, len == 0 ? 0 : 65);
-		g_autoptr(GBytes)
-		    out = kmx_spki_new_from_ec_point(KMX_KEY_TYPE_ECDSA_P256, in, &error);
-		g_assert_null(out);
-		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
-		g_clear_error(&error);
-	}
+	 * coordinates past the field prime, (0, 0), nothing */
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 65, "not on P-256");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x02, 0x11, 33, "compressed");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 97, "65 bytes");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P384, 0x04, 0xff, 97, "not on P-384");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x00, 65, "not on P-256");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x00, 0, "0 bytes given");
 }
 
 static void
@@ -457,6 +431,19 @@ check_peer_fails(KmxKeyType type, GBytes *in, const char *words)
 		g_assert_nonnull(strstr(error->message, words));
 }
 
+/* @len bytes of @fill after @first */
+static void
+check_peer_bytes_fails(KmxKeyType type, guint8 first, guint8 fill, gsize len, const char *words)
+{
+	g_autofree guint8 *data = g_malloc(len + 1);
+	g_autoptr(GBytes) in = NULL;
+
+	memset(data, fill, len + 1);
+	data[0] = first;
+	in = g_bytes_new(data, len);
+	check_peer_fails(type, in, words);
+}
+
 /* a peer key of @pk for a key of @type, as SPKI and as the raw form */
 static void
 check_peer(KmxKeyType type, gnutls_pk_algorithm_t pk, unsigned int bits, gsize raw_len)
@@ -507,7 +494,6 @@ test_spki_parse_peer(void)
 	g_autoptr(GBytes) x25519 = NULL;
 	g_autoptr(GBytes) ed25519 = NULL;
 	g_autoptr(GBytes) rsa = NULL;
-	guint8 pt[65];
 
 	check_peer(KMX_KEY_TYPE_ECDSA_P256,
 		   GNUTLS_PK_ECDSA,
@@ -541,42 +527,19 @@ test_spki_parse_peer(void)
 	check_peer_fails(KMX_KEY_TYPE_X25519, ed25519, "an Ed25519 key");
 	check_peer_fails(KMX_KEY_TYPE_ECDSA_P384, rsa, "type RSA");
 
-	/* points: off the curve, compressed, truncated, the wrong curve's */
-	memset(pt, 0x11, sizeof(pt));
-	pt[0] = 0x04;
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 65);
-		check_peer_fails(KMX_KEY_TYPE_ECDSA_P256, in, "not on P-256");
-	}
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 64);
-		check_peer_fails(KMX_KEY_TYPE_ECDSA_P256, in, "uncompressed");
-	}
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 65);
-		check_peer_fails(KMX_KEY_TYPE_ECDSA_P384, in, "97 bytes");
-	}
-	pt[0] = 0x03;
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 33);
-		check_peer_fails(KMX_KEY_TYPE_ECDSA_P256, in, "compressed");
-	}
-	/* wrong lengths for X25519, nothing at all, too much */
-	{
-		g_autoptr(GBytes) in = g_bytes_new(pt, 31);
-		check_peer_fails(KMX_KEY_TYPE_X25519, in, "raw 32-byte X25519 key");
-	}
-	{
-		g_autoptr(GBytes) in = g_bytes_new(NULL, 0);
-		check_peer_fails(KMX_KEY_TYPE_ECDSA_P256, in, "0 bytes given");
-	}
-	{
-		g_autofree guint8 *big = g_malloc0(KMX_SPKI_PEER_MAX_SIZE + 1);
-		g_autoptr(GBytes) in = NULL;
-		big[0] = 0x30;
-		in = g_bytes_new(big, KMX_SPKI_PEER_MAX_SIZE + 1);
-		check_peer_fails(KMX_KEY_TYPE_X25519, in, "DER SubjectPublicKeyInfo");
-	}
+	/* points: off the curve, compressed, truncated, the wrong curve's;
+	 * wrong lengths for X25519, nothing at all, too much */
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 65, "not on P-256");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 64, "uncompressed");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P384, 0x04, 0x11, 65, "97 bytes");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x03, 0x11, 33, "compressed");
+	check_peer_bytes_fails(KMX_KEY_TYPE_X25519, 0x11, 0x11, 31, "raw 32-byte X25519 key");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x00, 0, "0 bytes given");
+	check_peer_bytes_fails(KMX_KEY_TYPE_X25519,
+			       0x30,
+			       0x00,
+			       KMX_SPKI_PEER_MAX_SIZE + 1,
+			       "DER SubjectPublicKeyInfo");
 }
 
 static void

@@ -233,19 +233,11 @@ kmx_crypto_import_ec_point(KmxKeyType type,
 	x = kmx_crypto_datum(p + 1, size);
 	y = kmx_crypto_datum(p + 1 + size, size);
 	gnutls_pubkey_init(&key);
+	/* gnutls stores the coordinates as it reads them (zero it refuses);
+	 * verify_params checks x, y < p and that the point is on the curve */
 	rc = gnutls_pubkey_import_ecc_raw(key, kmx_crypto_curve(type), &x, &y);
-	if (rc < 0) {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_INVALID_ARGUMENT,
-			    "cannot read %s: %s",
-			    what,
-			    gnutls_strerror(rc));
-		return NULL;
-	}
-	/* gnutls stores the coordinates as given: this checks x, y < p and
-	 * that the point is on the curve (0x04||0||0 is not) */
-	rc = gnutls_pubkey_verify_params(key);
+	if (rc >= 0)
+		rc = gnutls_pubkey_verify_params(key);
 	if (rc < 0) {
 		g_set_error(error,
 			    KMX_ERROR,
