@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <gio/gunixinputstream.h>
+#include <gnutls/gnutls.h>
 
 #include "keymuxctl.h"
+#include "kmx-encoding.h"
 
 #define KMX_CLI_SECRET_MAX 4096
 
@@ -60,17 +62,13 @@ KmxSecret *
 kmx_cli_read_secret_file(const char *path, GError **error)
 {
 	GBytes *bytes = kmx_cli_read_file(path, error);
-	KmxSecret *secret;
 	gsize len = 0;
 	guint8 *data;
 
 	if (bytes == NULL)
 		return NULL;
 	data = g_bytes_unref_to_data(bytes, &len);
-	secret = kmx_secret_new_from_data(data, len);
-	kmx_secure_zero(data, len);
-	g_free(data);
-	return secret;
+	return kmx_secret_new_take(data, len, g_free);
 }
 
 /**
@@ -266,17 +264,26 @@ kmx_cli_variant_to_bytes(GVariant *ay)
 	return g_bytes_new(data, len);
 }
 
+/**
+ * kmx_cli_to_hex:
+ *
+ * Returns: (transfer full): @data as lowercase hex digits
+ */
 char *
 kmx_cli_to_hex(const guint8 *data, gsize len)
 {
-	static const char digits[] = "0123456789abcdef";
-	char *hex = g_new(char, len * 2 + 1);
+	gnutls_datum_t in = {(unsigned char *)data, (unsigned int)len};
+	size_t size = 2 * len + 1;
+	char *hex;
 
-	for (gsize i = 0; i < len; i++) {
-		hex[2 * i] = digits[data[i] >> 4];
-		hex[2 * i + 1] = digits[data[i] & 0xf];
+	g_return_val_if_fail(len < G_MAXUINT / 2, g_strdup(""));
+	hex = g_malloc(size);
+	hex[0] = '\0';
+	/* gnutls fails only when the buffer is too small, and it is not */
+	if (len > 0 && gnutls_hex_encode(&in, hex, &size) < 0) {
+		g_critical("cannot write %" G_GSIZE_FORMAT " bytes as hex", len);
+		hex[0] = '\0';
 	}
-	hex[len * 2] = '\0';
 	return hex;
 }
 
@@ -315,63 +322,15 @@ kmx_cli_pem_decode(GBytes *input, const char *label, GError **error)
 {
 	gsize len = 0;
 	const char *data = g_bytes_get_data(input, &len);
-	g_autofree char *text = NULL;
-	g_autofree char *begin = g_strdup_printf("-----BEGIN %s-----", label);
-	g_autofree char *end = g_strdup_printf("-----END %s-----", label);
-	g_autoptr(GString) body = g_string_new(NULL);
-	const char *start;
-	const char *stop;
-	guchar *der;
-	gsize der_len = 0;
+	g_autoptr(KmxSecret) der = NULL;
 
-	if (len == 0 || memchr(data, '\0', len) != NULL)
+	if (len == 0 || memchr(data, '\0', len) != NULL ||
+	    g_strstr_len(data, (gssize)len, "-----BEGIN ") == NULL)
 		return g_bytes_ref(input);
-	text = g_strndup(data, len);
-	if (strstr(text, "-----BEGIN ") == NULL)
-		return g_bytes_ref(input);
-	start = strstr(text, begin);
-	if (start == NULL) {
-		g_set_error(error,
-			    G_IO_ERROR,
-			    G_IO_ERROR_INVALID_DATA,
-			    "not a PEM '%s': the file has another PEM block",
-			    label);
+	der = kmx_pem_decode_secret(data, len, label, error);
+	if (der == NULL)
 		return NULL;
-	}
-	start += strlen(begin);
-	stop = strstr(start, end);
-	if (stop == NULL) {
-		g_set_error(error,
-			    G_IO_ERROR,
-			    G_IO_ERROR_INVALID_DATA,
-			    "truncated PEM: no '%s' line",
-			    end);
-		return NULL;
-	}
-	for (const char *p = start; p < stop; p++) {
-		if (g_ascii_isspace(*p))
-			continue;
-		if (!g_ascii_isalnum(*p) && *p != '+' && *p != '/' && *p != '=') {
-			g_set_error(error,
-				    G_IO_ERROR,
-				    G_IO_ERROR_INVALID_DATA,
-				    "bad PEM '%s': unexpected '%c' in the base64 body",
-				    label,
-				    *p);
-			return NULL;
-		}
-		g_string_append_c(body, *p);
-	}
-	if (body->len == 0 || body->len % 4 != 0) {
-		g_set_error(error,
-			    G_IO_ERROR,
-			    G_IO_ERROR_INVALID_DATA,
-			    "bad PEM '%s': the base64 body is truncated",
-			    label);
-		return NULL;
-	}
-	der = g_base64_decode(body->str, &der_len);
-	return g_bytes_new_take(der, der_len);
+	return kmx_secret_to_bytes(der);
 }
 
 /**

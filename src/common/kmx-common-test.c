@@ -2,9 +2,14 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <string.h>
 
 #include "kmx-algorithm.h"
+#include "kmx-crypto.h"
+#include "kmx-encoding.h"
 #include "kmx-error.h"
 #include "kmx-secret.h"
 
@@ -52,6 +57,23 @@ test_secret_wiped_on_truncate(void)
 	/* the cut-off bytes are zero, not just out of range */
 	g_assert_cmpint(p[2], ==, 0);
 	g_assert_cmpint(p[5], ==, 0);
+}
+
+static void
+free_wiped_hunter2(gpointer data)
+{
+	for (guint i = 0; i < 7; i++)
+		g_assert_cmpint(((guint8 *)data)[i], ==, 0);
+	g_free(data);
+}
+
+static void
+test_secret_new_take(void)
+{
+	/* a library's copy is wiped before the library frees it */
+	g_autoptr(KmxSecret) s = kmx_secret_new_take(g_strdup("hunter2"), 7, free_wiped_hunter2);
+
+	g_assert_cmpstr(kmx_secret_get_string(s), ==, "hunter2");
 }
 
 static gsize
@@ -172,6 +194,666 @@ test_error_normalize(void)
 	g_error_free(f);
 }
 
+/* ---- public-key encodings ---- */
+
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_privkey_t, gnutls_privkey_deinit, NULL)
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_pubkey_t, gnutls_pubkey_deinit, NULL)
+
+static GBytes *
+bytes_from_hex(const char *hex)
+{
+	gsize len = strlen(hex) / 2;
+	guint8 *data = g_malloc(len);
+
+	for (gsize i = 0; i < len; i++)
+		data[i] = (guint8)(g_ascii_xdigit_value(hex[2 * i]) << 4 |
+				   g_ascii_xdigit_value(hex[2 * i + 1]));
+	return g_bytes_new_take(data, len);
+}
+
+static GBytes *
+bytes_take_datum(gnutls_datum_t *d)
+{
+	GBytes *b = g_bytes_new(d->data, d->size);
+	gnutls_free(d->data);
+	return b;
+}
+
+/* a fresh key pair from gnutls and its own SubjectPublicKeyInfo */
+static gnutls_pubkey_t
+generate_key(gnutls_pk_algorithm_t pk, unsigned int bits, gnutls_privkey_t *priv, GBytes **spki)
+{
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t der = {NULL, 0};
+
+	g_assert_cmpint(gnutls_privkey_init(priv), ==, 0);
+	g_assert_cmpint(gnutls_privkey_generate2(*priv, pk, bits, 0, NULL, 0), ==, 0);
+	g_assert_cmpint(gnutls_pubkey_init(&pub), ==, 0);
+	g_assert_cmpint(gnutls_pubkey_import_privkey(pub, *priv, 0, 0), ==, 0);
+	g_assert_cmpint(gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &der), ==, 0);
+	*spki = bytes_take_datum(&der);
+	return pub;
+}
+
+/* the uncompressed point of an EC key gnutls made */
+static GBytes *
+ec_point_of(gnutls_pubkey_t pub, gsize size)
+{
+	gnutls_ecc_curve_t curve;
+	gnutls_datum_t x = {NULL, 0};
+	gnutls_datum_t y = {NULL, 0};
+	guint8 *pt = g_malloc0(1 + 2 * size);
+
+	g_assert_cmpint(
+	    gnutls_pubkey_export_ecc_raw2(pub, &curve, &x, &y, GNUTLS_EXPORT_FLAG_NO_LZ),
+	    ==,
+	    0);
+	pt[0] = 0x04;
+	memcpy(pt + 1 + size - x.size, x.data, x.size);
+	memcpy(pt + 1 + 2 * size - y.size, y.data, y.size);
+	gnutls_free(x.data);
+	gnutls_free(y.data);
+	return g_bytes_new_take(pt, 1 + 2 * size);
+}
+
+static void
+test_spki_rsa(void)
+{
+	g_auto(gnutls_privkey_t) priv = NULL;
+	g_auto(gnutls_pubkey_t) pub = NULL;
+	g_autoptr(GBytes) want = NULL;
+	g_autoptr(GBytes) n = NULL;
+	g_autoptr(GBytes) e = NULL;
+	g_autoptr(GBytes) got = NULL;
+	g_autoptr(GError) error = NULL;
+	gnutls_datum_t dn = {NULL, 0};
+	gnutls_datum_t de = {NULL, 0};
+
+	pub = generate_key(GNUTLS_PK_RSA, 2048, &priv, &want);
+	/* with the leading zero byte gnutls puts before a high bit */
+	g_assert_cmpint(gnutls_pubkey_export_rsa_raw2(pub, &dn, &de, 0), ==, 0);
+	n = bytes_take_datum(&dn);
+	e = bytes_take_datum(&de);
+	got = kmx_spki_new_from_rsa(n, e, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_bytes_equal(got, want));
+
+	/* hostile: too short, even, a bad exponent */
+	{
+		g_autoptr(GBytes) small = g_bytes_new_from_bytes(n, 0, 64);
+		g_autoptr(GBytes) out = kmx_spki_new_from_rsa(small, e, &error);
+		g_assert_null(out);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+	{
+		gsize len = 0;
+		guint8 *even = g_bytes_unref_to_data(g_bytes_ref(n), &len);
+		g_autoptr(GBytes) bad = NULL;
+		g_autoptr(GBytes) out = NULL;
+		even[len - 1] &= 0xfe;
+		bad = g_bytes_new_take(even, len);
+		out = kmx_spki_new_from_rsa(bad, e, &error);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_assert_nonnull(strstr(error->message, "even"));
+		g_clear_error(&error);
+	}
+	for (guint i = 0; i < 4; i++) {
+		static const char *const exps[] = {"", "01", "010000", "010000000000000001"};
+		g_autoptr(GBytes) bad = bytes_from_hex(exps[i]);
+		g_autoptr(GBytes) out = kmx_spki_new_from_rsa(n, bad, &error);
+		g_assert_null(out);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+}
+
+static void
+check_spki_ec(KmxKeyType type, gnutls_pk_algorithm_t pk, unsigned int bits, gsize size)
+{
+	g_auto(gnutls_privkey_t) priv = NULL;
+	g_auto(gnutls_pubkey_t) pub = NULL;
+	g_autoptr(GBytes) want = NULL;
+	g_autoptr(GBytes) point = NULL;
+	g_autoptr(GBytes) got = NULL;
+	g_autoptr(GError) error = NULL;
+
+	pub = generate_key(pk, bits, &priv, &want);
+	point = ec_point_of(pub, size);
+	got = kmx_spki_new_from_ec_point(type, point, &error);
+	g_assert_no_error(error);
+	g_assert_true(g_bytes_equal(got, want));
+}
+
+static void
+check_ec_point_fails(KmxKeyType type, guint8 first, guint8 fill, gsize len, const char *words)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree guint8 *pt = g_malloc(len + 1);
+	g_autoptr(GBytes) in = NULL;
+	g_autoptr(GBytes) out = NULL;
+
+	memset(pt, fill, len + 1);
+	pt[0] = first;
+	in = g_bytes_new(pt, len);
+	out = kmx_spki_new_from_ec_point(type, in, &error);
+	g_assert_null(out);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_test_message("%s", error->message);
+	if (words != NULL)
+		g_assert_nonnull(strstr(error->message, words));
+}
+
+static void
+test_spki_ec(void)
+{
+	check_spki_ec(KMX_KEY_TYPE_ECDSA_P256,
+		      GNUTLS_PK_ECDSA,
+		      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+		      32);
+	check_spki_ec(KMX_KEY_TYPE_ECDSA_P384,
+		      GNUTLS_PK_ECDSA,
+		      GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
+		      48);
+
+	/* hostile: off the curve, compressed, the other curve's length,
+	 * coordinates past the field prime, (0, 0), nothing */
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 65, "not on P-256");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x02, 0x11, 33, "compressed");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 97, "65 bytes");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P384, 0x04, 0xff, 97, "not on P-384");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x00, 65, "not on P-256");
+	check_ec_point_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x00, 0, "0 bytes given");
+}
+
+static void
+test_spki_raw(void)
+{
+	static const struct {
+		KmxKeyType type;
+		gnutls_pk_algorithm_t pk;
+	} kinds[] = {
+	    {KMX_KEY_TYPE_ED25519, GNUTLS_PK_EDDSA_ED25519},
+	    {KMX_KEY_TYPE_X25519, GNUTLS_PK_ECDH_X25519},
+	};
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(kinds); i++) {
+		g_auto(gnutls_privkey_t) priv = NULL;
+		g_auto(gnutls_pubkey_t) pub = NULL;
+		g_autoptr(GBytes) want = NULL;
+		g_autoptr(GBytes) raw = NULL;
+		g_autoptr(GBytes) got = NULL;
+		g_autoptr(GBytes) shorter = NULL;
+		gnutls_ecc_curve_t curve;
+		gnutls_datum_t x = {NULL, 0};
+
+		pub = generate_key(kinds[i].pk, 0, &priv, &want);
+		g_assert_cmpint(gnutls_pubkey_export_ecc_raw2(pub, &curve, &x, NULL, 0), ==, 0);
+		raw = bytes_take_datum(&x);
+		g_assert_cmpuint(g_bytes_get_size(raw), ==, 32);
+		got = kmx_spki_new_from_raw(kinds[i].type, raw, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(got, want));
+
+		shorter = g_bytes_new_from_bytes(raw, 0, 31);
+		g_clear_pointer(&got, g_bytes_unref);
+		got = kmx_spki_new_from_raw(kinds[i].type, shorter, &error);
+		g_assert_null(got);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+	/* RFC 8410, 10.1: the X25519 example key */
+	{
+		g_autoptr(GBytes) raw = bytes_from_hex(
+		    "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1");
+		g_autoptr(GBytes) want = bytes_from_hex("302a300506032b656e03210019bf44096984cdfe85"
+							"41bac167dc3b96c85086aa30b6b6cb0c5c38ad7031"
+							"66e1");
+		g_autoptr(GBytes) got = kmx_spki_new_from_raw(KMX_KEY_TYPE_X25519, raw, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(got, want));
+	}
+}
+
+static void
+check_peer_fails(KmxKeyType type, GBytes *in, const char *words)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) raw = NULL;
+	g_autoptr(GBytes) out = kmx_spki_parse_peer(type, in, &raw, &error);
+
+	g_assert_null(out);
+	g_assert_null(raw);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_test_message("%s", error->message);
+	if (words != NULL)
+		g_assert_nonnull(strstr(error->message, words));
+}
+
+/* @len bytes of @fill after @first */
+static void
+check_peer_bytes_fails(KmxKeyType type, guint8 first, guint8 fill, gsize len, const char *words)
+{
+	g_autofree guint8 *data = g_malloc(len + 1);
+	g_autoptr(GBytes) in = NULL;
+
+	memset(data, fill, len + 1);
+	data[0] = first;
+	in = g_bytes_new(data, len);
+	check_peer_fails(type, in, words);
+}
+
+/* a peer key of @pk for a key of @type, as SPKI and as the raw form */
+static void
+check_peer(KmxKeyType type, gnutls_pk_algorithm_t pk, unsigned int bits, gsize raw_len)
+{
+	g_auto(gnutls_privkey_t) priv = NULL;
+	g_auto(gnutls_pubkey_t) pub = NULL;
+	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(GBytes) want_raw = NULL;
+	gsize len;
+
+	pub = generate_key(pk, bits, &priv, &spki);
+	len = g_bytes_get_size(spki);
+	want_raw = g_bytes_new_from_bytes(spki, len - raw_len, raw_len);
+	for (guint form = 0; form < 2; form++) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) raw = NULL;
+		g_autoptr(GBytes)
+		    out = kmx_spki_parse_peer(type, form == 0 ? spki : want_raw, &raw, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(out, spki));
+		g_assert_true(g_bytes_equal(raw, want_raw));
+	}
+	/* trailing data, a truncated SPKI, garbage DER */
+	{
+		g_autoptr(GByteArray) longer = g_byte_array_new();
+		g_autoptr(GBytes) in = NULL;
+		g_byte_array_append(longer, g_bytes_get_data(spki, NULL), (guint)len);
+		g_byte_array_append(longer, (const guint8 *)"", 1);
+		in = g_byte_array_free_to_bytes(g_steal_pointer(&longer));
+		check_peer_fails(type, in, "SubjectPublicKeyInfo");
+	}
+	{
+		g_autoptr(GBytes) in = g_bytes_new_from_bytes(spki, 0, len - 1);
+		check_peer_fails(type, in, NULL);
+	}
+	{
+		g_autoptr(GBytes) in = g_bytes_new_static("\x30\x03\x02\x01\x00", 5);
+		check_peer_fails(type, in, "SubjectPublicKeyInfo");
+	}
+}
+
+static void
+test_spki_parse_peer(void)
+{
+	g_auto(gnutls_privkey_t) priv = NULL;
+	g_auto(gnutls_pubkey_t) pub = NULL;
+	g_autoptr(GBytes) p384 = NULL;
+	g_autoptr(GBytes) x25519 = NULL;
+	g_autoptr(GBytes) ed25519 = NULL;
+	g_autoptr(GBytes) rsa = NULL;
+
+	check_peer(KMX_KEY_TYPE_ECDSA_P256,
+		   GNUTLS_PK_ECDSA,
+		   GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+		   65);
+	check_peer(KMX_KEY_TYPE_ECDSA_P384,
+		   GNUTLS_PK_ECDSA,
+		   GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
+		   97);
+	check_peer(KMX_KEY_TYPE_X25519, GNUTLS_PK_ECDH_X25519, 0, 32);
+
+	/* keys of another kind */
+	pub = generate_key(GNUTLS_PK_ECDSA,
+			   GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP384R1),
+			   &priv,
+			   &p384);
+	g_clear_pointer(&pub, gnutls_pubkey_deinit);
+	g_clear_pointer(&priv, gnutls_privkey_deinit);
+	pub = generate_key(GNUTLS_PK_ECDH_X25519, 0, &priv, &x25519);
+	g_clear_pointer(&pub, gnutls_pubkey_deinit);
+	g_clear_pointer(&priv, gnutls_privkey_deinit);
+	pub = generate_key(GNUTLS_PK_EDDSA_ED25519, 0, &priv, &ed25519);
+	g_clear_pointer(&pub, gnutls_pubkey_deinit);
+	g_clear_pointer(&priv, gnutls_privkey_deinit);
+	pub = generate_key(GNUTLS_PK_RSA, 1024, &priv, &rsa);
+	check_peer_fails(KMX_KEY_TYPE_ECDSA_P256,
+			 p384,
+			 "an EC key on P-384, not an EC key on P-256");
+	check_peer_fails(KMX_KEY_TYPE_ECDSA_P256, x25519, "an X25519 key");
+	check_peer_fails(KMX_KEY_TYPE_X25519, p384, "not an X25519 key");
+	check_peer_fails(KMX_KEY_TYPE_X25519, ed25519, "an Ed25519 key");
+	check_peer_fails(KMX_KEY_TYPE_ECDSA_P384, rsa, "type RSA");
+
+	/* points: off the curve, compressed, truncated, the wrong curve's;
+	 * wrong lengths for X25519, nothing at all, too much */
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 65, "not on P-256");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x11, 64, "uncompressed");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P384, 0x04, 0x11, 65, "97 bytes");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x03, 0x11, 33, "compressed");
+	check_peer_bytes_fails(KMX_KEY_TYPE_X25519, 0x11, 0x11, 31, "raw 32-byte X25519 key");
+	check_peer_bytes_fails(KMX_KEY_TYPE_ECDSA_P256, 0x04, 0x00, 0, "0 bytes given");
+	check_peer_bytes_fails(KMX_KEY_TYPE_X25519,
+			       0x30,
+			       0x00,
+			       KMX_SPKI_PEER_MAX_SIZE + 1,
+			       "DER SubjectPublicKeyInfo");
+}
+
+static void
+test_digest_info(void)
+{
+	/* the DigestInfo prefixes of RFC 8017, 9.2, note 1 */
+	static const struct {
+		KmxHash hash;
+		const char *prefix;
+	} vectors[] = {
+	    {KMX_HASH_SHA256, "3031300d060960864801650304020105000420"},
+	    {KMX_HASH_SHA384, "3041300d060960864801650304020205000430"},
+	    {KMX_HASH_SHA512, "3051300d060960864801650304020305000440"},
+	};
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < G_N_ELEMENTS(vectors); i++) {
+		gsize len = kmx_hash_get_length(vectors[i].hash);
+		g_autofree guint8 *digest = g_malloc(len);
+		g_autoptr(GBytes) d = NULL;
+		g_autoptr(GBytes) prefix = bytes_from_hex(vectors[i].prefix);
+		g_autoptr(GBytes) got = NULL;
+		g_autoptr(GBytes) shorter = NULL;
+		const guint8 *p;
+
+		for (gsize j = 0; j < len; j++)
+			digest[j] = (guint8)(j * 7 + i);
+		d = g_bytes_new(digest, len);
+		got = kmx_digest_info_new(vectors[i].hash, d, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(g_bytes_get_size(got), ==, g_bytes_get_size(prefix) + len);
+		p = g_bytes_get_data(got, NULL);
+		g_assert_cmpmem(p,
+				g_bytes_get_size(prefix),
+				g_bytes_get_data(prefix, NULL),
+				g_bytes_get_size(prefix));
+		g_assert_cmpmem(p + g_bytes_get_size(prefix), len, digest, len);
+
+		shorter = g_bytes_new(digest, len - 1);
+		g_clear_pointer(&got, g_bytes_unref);
+		got = kmx_digest_info_new(vectors[i].hash, shorter, &error);
+		g_assert_null(got);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+
+	/* a raw PKCS#1 v1.5 signature of the DigestInfo is the RSA-SHA256
+	 * signature gnutls makes itself */
+	{
+		g_auto(gnutls_privkey_t) priv = NULL;
+		g_auto(gnutls_pubkey_t) pub = NULL;
+		g_autoptr(GBytes) spki = NULL;
+		g_autoptr(GBytes) d = g_bytes_new_static("0123456789abcdef0123456789abcdef", 32);
+		g_autoptr(GBytes) info = kmx_digest_info_new(KMX_HASH_SHA256, d, &error);
+		gnutls_datum_t hash = {(guint8 *)g_bytes_get_data(d, NULL), 32};
+		gnutls_datum_t raw = {(guint8 *)g_bytes_get_data(info, NULL),
+				      (unsigned int)g_bytes_get_size(info)};
+		gnutls_datum_t a = {NULL, 0};
+		gnutls_datum_t b = {NULL, 0};
+		g_autoptr(GBytes) sa = NULL;
+		g_autoptr(GBytes) sb = NULL;
+
+		g_assert_no_error(error);
+		pub = generate_key(GNUTLS_PK_RSA, 2048, &priv, &spki);
+		g_assert_cmpint(
+		    gnutls_privkey_sign_hash2(priv, GNUTLS_SIGN_RSA_SHA256, 0, &hash, &a),
+		    ==,
+		    0);
+		g_assert_cmpint(
+		    gnutls_privkey_sign_hash(priv, 0, GNUTLS_PRIVKEY_SIGN_FLAG_TLS1_RSA, &raw, &b),
+		    ==,
+		    0);
+		sa = bytes_take_datum(&a);
+		sb = bytes_take_datum(&b);
+		g_assert_true(g_bytes_equal(sa, sb));
+	}
+}
+
+static void
+check_ecdsa_der_fails(KmxKeyType type, const char *hex)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) in = bytes_from_hex(hex);
+	g_autoptr(GBytes) out = kmx_ecdsa_signature_from_der(type, in, &error);
+
+	g_assert_null(out);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+}
+
+static void
+test_ecdsa_signature(void)
+{
+	g_autoptr(GError) error = NULL;
+
+	/* RFC 6979, A.2.5: P-256, SHA-256, "sample" */
+	{
+		g_autoptr(GBytes) rs = bytes_from_hex(
+		    "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716"
+		    "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8");
+		g_autoptr(GBytes) x = bytes_from_hex(
+		    "60fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6");
+		g_autoptr(GBytes) y = bytes_from_hex(
+		    "7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299");
+		g_autoptr(GBytes)
+		    der = kmx_ecdsa_signature_to_der(KMX_KEY_TYPE_ECDSA_P256, rs, &error);
+		g_autoptr(GBytes) back = NULL;
+		g_auto(gnutls_pubkey_t) pub = NULL;
+		g_autofree char *digest =
+		    g_compute_checksum_for_string(G_CHECKSUM_SHA256, "sample", 6);
+		g_autoptr(GBytes) hash = bytes_from_hex(digest);
+		gnutls_datum_t dx = {(guint8 *)g_bytes_get_data(x, NULL), 32};
+		gnutls_datum_t dy = {(guint8 *)g_bytes_get_data(y, NULL), 32};
+		gnutls_datum_t dh = {(guint8 *)g_bytes_get_data(hash, NULL), 32};
+		gnutls_datum_t ds = {(guint8 *)g_bytes_get_data(der, NULL),
+				     (unsigned int)g_bytes_get_size(der)};
+
+		g_assert_no_error(error);
+		/* both r and s have the high bit set: 0x00 before each */
+		g_assert_cmpuint(g_bytes_get_size(der), ==, 72);
+		gnutls_pubkey_init(&pub);
+		g_assert_cmpint(
+		    gnutls_pubkey_import_ecc_raw(pub, GNUTLS_ECC_CURVE_SECP256R1, &dx, &dy),
+		    ==,
+		    0);
+		g_assert_cmpint(
+		    gnutls_pubkey_verify_hash2(pub, GNUTLS_SIGN_ECDSA_SHA256, 0, &dh, &ds),
+		    >=,
+		    0);
+		back = kmx_ecdsa_signature_from_der(KMX_KEY_TYPE_ECDSA_P256, der, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(back, rs));
+	}
+
+	/* signatures gnutls makes, on both curves, there and back */
+	for (guint i = 0; i < 2; i++) {
+		KmxKeyType type = i == 0 ? KMX_KEY_TYPE_ECDSA_P256 : KMX_KEY_TYPE_ECDSA_P384;
+		gnutls_ecc_curve_t curve = i == 0 ? GNUTLS_ECC_CURVE_SECP256R1
+						  : GNUTLS_ECC_CURVE_SECP384R1;
+		gsize size = i == 0 ? 32 : 48;
+		g_auto(gnutls_privkey_t) priv = NULL;
+		g_auto(gnutls_pubkey_t) pub = NULL;
+		g_autoptr(GBytes) spki = NULL;
+		guint8 digest[48] = {1, 2, 3};
+		gnutls_datum_t dh = {digest, (unsigned int)size};
+
+		pub = generate_key(GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(curve), &priv, &spki);
+		for (guint n = 0; n < 16; n++) {
+			gnutls_datum_t sig = {NULL, 0};
+			g_autoptr(GBytes) der = NULL;
+			g_autoptr(GBytes) rs = NULL;
+			g_autoptr(GBytes) again = NULL;
+
+			digest[size - 1] = (guint8)n;
+			g_assert_cmpint(gnutls_privkey_sign_hash2(priv,
+								  i == 0 ? GNUTLS_SIGN_ECDSA_SHA256
+									 : GNUTLS_SIGN_ECDSA_SHA384,
+								  0,
+								  &dh,
+								  &sig),
+					==,
+					0);
+			der = bytes_take_datum(&sig);
+			rs = kmx_ecdsa_signature_from_der(type, der, &error);
+			g_assert_no_error(error);
+			g_assert_cmpuint(g_bytes_get_size(rs), ==, 2 * size);
+			again = kmx_ecdsa_signature_to_der(type, rs, &error);
+			g_assert_no_error(error);
+			g_assert_true(g_bytes_equal(again, der));
+		}
+	}
+
+	/* short r and s: padded on the way back */
+	{
+		g_autoptr(GBytes) rs = bytes_from_hex(
+		    "0000000000000000000000000000000000000000000000000000000000000001"
+		    "007f000000000000000000000000000000000000000000000000000000000002");
+		g_autoptr(GBytes)
+		    der = kmx_ecdsa_signature_to_der(KMX_KEY_TYPE_ECDSA_P256, rs, &error);
+		g_autoptr(GBytes) want = bytes_from_hex("3024020101021f7f00000000000000000000"
+							"0000000000000000000000000000000000000002");
+		g_autoptr(GBytes) back = NULL;
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(der, want));
+		back = kmx_ecdsa_signature_from_der(KMX_KEY_TYPE_ECDSA_P256, der, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(back, rs));
+	}
+
+	/* hostile r||s: wrong length, r zero */
+	{
+		g_autoptr(GBytes) rs = g_bytes_new_static("\x01\x02", 2);
+		g_autoptr(GBytes)
+		    der = kmx_ecdsa_signature_to_der(KMX_KEY_TYPE_ECDSA_P384, rs, &error);
+		g_assert_null(der);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_assert_nonnull(strstr(error->message, "96 bytes"));
+		g_clear_error(&error);
+	}
+	{
+		g_autofree guint8 *zero = g_malloc0(64);
+		g_autoptr(GBytes) rs = NULL;
+		g_autoptr(GBytes) der = NULL;
+		zero[63] = 1;
+		rs = g_bytes_new(zero, 64);
+		der = kmx_ecdsa_signature_to_der(KMX_KEY_TYPE_ECDSA_P256, rs, &error);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+
+	/* hostile DER: nothing, garbage, trailing data, negative, zero,
+	 * needless leading zero, long-form length, too large for the curve */
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "3000");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "deadbeef");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "300602010102010200");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "3006020181020102");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "3006020100020102");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "300702020001020102");
+	check_ecdsa_der_fails(KMX_KEY_TYPE_ECDSA_P256, "308106020101020102");
+	check_ecdsa_der_fails(
+	    KMX_KEY_TYPE_ECDSA_P256,
+	    "302602210101000000000000000000000000000000000000000000000000000000000000"
+	    "00020101");
+}
+
+/* ---- base64 and PEM ---- */
+
+static void
+test_base64(void)
+{
+	/* not strict base64: a short group, padding that does not fit, bits
+	 * left over, a stray character, data after the padding, a '-' (where
+	 * gnutls would stop reading), nothing but white space */
+	static const char *const bad[] =
+	    {"QUJ", "QQ=", "QQ===", "QR==", "QUJD!", "QQ==QUJD", "QUJD-QUJD", "", " \n\t"};
+	g_autoptr(GError) error = NULL;
+
+	/* white space between the characters is fine */
+	{
+		g_autoptr(KmxSecret) s = kmx_base64_decode_secret("QU JD\r\nRA==\n", 12, &error);
+		g_autoptr(GBytes) b = kmx_base64_decode("QUJDRA==", 8, &error);
+		g_assert_no_error(error);
+		g_assert_cmpstr(kmx_secret_get_string(s), ==, "ABCD");
+		g_assert_cmpmem(g_bytes_get_data(b, NULL), g_bytes_get_size(b), "ABCD", 4);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(KmxSecret) s = kmx_base64_decode_secret(bad[i], strlen(bad[i]), &error);
+		g_autoptr(GBytes) b = NULL;
+		g_assert_null(s);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+		b = kmx_base64_decode(bad[i], strlen(bad[i]), &error);
+		g_assert_null(b);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+	/* and back, for every length class, against GLib's encoder */
+	for (gsize len = 0; len < 8; len++) {
+		static const guint8 data[] = {0xff, 0x00, 0x10, 0x83, 0xfe, 0x7f, 0x01, 0x99};
+		g_autoptr(KmxSecret) enc = kmx_base64_encode_secret(data, len);
+		g_autofree char *want = g_base64_encode(data, len);
+		g_assert_cmpstr(kmx_secret_get_string(enc), ==, want);
+		if (len > 0) {
+			g_autoptr(KmxSecret)
+			    dec = kmx_base64_decode_secret(kmx_secret_get_string(enc),
+							   kmx_secret_get_length(enc),
+							   &error);
+			g_assert_no_error(error);
+			g_assert_cmpmem(kmx_secret_get_data(dec),
+					kmx_secret_get_length(dec),
+					data,
+					len);
+		}
+	}
+}
+
+static void
+check_pem_fails(const char *text, const char *words)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxSecret) s = kmx_pem_decode_secret(text, strlen(text), "PUBLIC KEY", &error);
+
+	g_assert_null(s);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_test_message("%s", error->message);
+	g_assert_nonnull(strstr(error->message, words));
+}
+
+static void
+test_pem(void)
+{
+	static const char good[] = "explanatory text\n"
+				   "-----BEGIN PRIVATE KEY-----\nQkFE\n-----END PRIVATE KEY-----\n"
+				   "-----BEGIN PUBLIC KEY-----\r\nQUJD\r\nRA==\r\n"
+				   "-----END PUBLIC KEY-----\r\n";
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxSecret) s = kmx_pem_decode_secret(good, strlen(good), "PUBLIC KEY", &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpstr(kmx_secret_get_string(s), ==, "ABCD");
+	check_pem_fails("-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
+			"no '-----BEGIN PUBLIC KEY-----' line");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\nQUJD\n", "truncated PEM");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\nQUJD\n-----END PRIVATE KEY-----\n",
+			"no '-----END PUBLIC KEY-----' line");
+	check_pem_fails(
+	    "-----BEGIN PUBLIC KEY-----\nnot base64 at all!\n-----END PUBLIC KEY-----\n",
+	    "bad PEM 'PUBLIC KEY': not valid base64");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\nQUJD-QUJD\n-----END PUBLIC KEY-----\n",
+			"unexpected '-'");
+	check_pem_fails("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n", "bad PEM");
+	check_pem_fails("", "no '-----BEGIN PUBLIC KEY-----' line");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -179,11 +861,20 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/secret/basics", test_secret_basics);
 	g_test_add_func("/kmx/secret/bytes-keep-memory", test_secret_bytes_keep_memory);
 	g_test_add_func("/kmx/secret/wiped-on-truncate", test_secret_wiped_on_truncate);
+	g_test_add_func("/kmx/secret/new-take", test_secret_new_take);
 	g_test_add_func("/kmx/secret/small-ones-share-locked-memory",
 			test_secret_small_ones_share_locked_memory);
 	g_test_add_func("/kmx/algorithm/names", test_algorithm_names);
 	g_test_add_func("/kmx/algorithm/usage", test_algorithm_usage);
 	g_test_add_func("/kmx/error/dbus-names", test_error_dbus_names);
 	g_test_add_func("/kmx/error/normalize", test_error_normalize);
+	g_test_add_func("/kmx/common/spki/rsa", test_spki_rsa);
+	g_test_add_func("/kmx/common/spki/ec", test_spki_ec);
+	g_test_add_func("/kmx/common/spki/raw", test_spki_raw);
+	g_test_add_func("/kmx/common/spki/parse-peer", test_spki_parse_peer);
+	g_test_add_func("/kmx/common/digest-info", test_digest_info);
+	g_test_add_func("/kmx/common/ecdsa-signature", test_ecdsa_signature);
+	g_test_add_func("/kmx/common/base64", test_base64);
+	g_test_add_func("/kmx/common/pem", test_pem);
 	return g_test_run();
 }

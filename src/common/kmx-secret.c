@@ -184,6 +184,28 @@ kmx_secret_new_from_data(const void *data, gsize len)
 }
 
 /**
+ * kmx_secret_new_take:
+ * @data: (transfer full): key material in a library's buffer
+ * @len: its length
+ * @free_func: how that library frees @data, e.g. gnutls_free or g_free
+ *
+ * Moves key material that a library returned into secret memory: @data is
+ * copied, then wiped and freed.
+ *
+ * Returns: (transfer full): a secret holding what @data held
+ */
+KmxSecret *
+kmx_secret_new_take(void *data, gsize len, GDestroyNotify free_func)
+{
+	KmxSecret *self = kmx_secret_new_from_data(data, len);
+
+	kmx_secure_zero(data, len);
+	if (free_func != NULL && data != NULL)
+		free_func(data);
+	return self;
+}
+
+/**
  * kmx_secret_new_from_string:
  * @str: (nullable): a NUL-terminated string
  *

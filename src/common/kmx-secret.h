@@ -10,6 +10,9 @@ typedef struct _KmxSecret KmxSecret;
 KmxSecret *kmx_secret_new(gsize len) G_GNUC_WARN_UNUSED_RESULT;
 KmxSecret *kmx_secret_new_from_data(const void *data, gsize len) G_GNUC_WARN_UNUSED_RESULT;
 KmxSecret *kmx_secret_new_from_string(const char *str) G_GNUC_WARN_UNUSED_RESULT;
+KmxSecret *kmx_secret_new_take(void *data,
+			       gsize len,
+			       GDestroyNotify free_func) G_GNUC_WARN_UNUSED_RESULT;
 KmxSecret *kmx_secret_ref(KmxSecret *self);
 void kmx_secret_unref(KmxSecret *self);
 

@@ -9,8 +9,8 @@
  *   .info without key material, which the next start removes;
  * - a password change: store.info only, atomically; the file key, and so
  *   every .pem, stays the same.
- * Temporary files of kmx_file_write_atomic() were never acknowledged and are
- * removed at start.
+ * Temporary files of kmx_file_write_atomic() ("<name>.XXXXXX") were never
+ * acknowledged and are removed at start.
  */
 #include "config.h"
 
@@ -53,6 +53,30 @@ kmx_softkey_device_is_key_id(const char *s, gsize len)
 			return FALSE;
 	}
 	return TRUE;
+}
+
+/* the temp file of an atomic write of store.info, <id>.pem or <id>.info:
+ * "<name>.XXXXXX" as g_file_set_contents_full() names it, or
+ * "<name>.tmp-XXXXXX" as earlier versions did */
+static gboolean
+kmx_softkey_device_is_temp_file(const char *name, gsize len)
+{
+	gsize stem;
+
+	if (strstr(name, ".tmp-") != NULL)
+		return TRUE;
+	if (len < 8 || name[len - 7] != '.')
+		return FALSE;
+	stem = len - 7;
+	for (gsize i = stem + 1; i < len; i++) {
+		if (!g_ascii_isalnum(name[i]))
+			return FALSE;
+	}
+	if (stem == strlen(KMX_SOFTKEY_STORE_INFO))
+		return strncmp(name, KMX_SOFTKEY_STORE_INFO, stem) == 0;
+	return ((stem == 68 && strncmp(name + 64, ".pem", 4) == 0) ||
+		(stem == 69 && strncmp(name + 64, ".info", 5) == 0)) &&
+	       kmx_softkey_device_is_key_id(name, 64);
 }
 
 static char *
@@ -195,7 +219,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 	}
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		gsize len = strlen(name);
-		if (strstr(name, ".tmp-") != NULL) {
+		if (kmx_softkey_device_is_temp_file(name, len)) {
 			/* an atomic write that never completed was never acknowledged */
 			g_autofree char *path = g_build_filename(self->dir, name, NULL);
 			g_message("removing %s, left by an interrupted write", path);

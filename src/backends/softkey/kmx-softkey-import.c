@@ -3,16 +3,17 @@
  * Accepted: PKCS#8 (plain and encrypted), PKCS#1 RSA, SEC1 EC, each PEM or
  * DER; PKCS#12 (DER or PEM) with its passphrase; OpenSSH "openssh-key-v1",
  * plain or with a passphrase.  gnutls parses all but the OpenSSH format, which
- * is parsed here with a bounds check on every length; an encrypted one is
- * checked here too, then decrypted by libssh (kmx-softkey-ssh.c) and read
- * again in the form libssh writes it.  Everything ends as a
- * gnutls_x509_privkey_t whose consistency gnutls checks, then as a plain
- * PKCS#8 DER in secret memory.
+ * is parsed here (gnutls decodes its base64) with a bounds check on every
+ * length; an encrypted one is checked here too, then decrypted by libssh
+ * (kmx-softkey-ssh.c) and read again in the form libssh writes it.
+ * Everything ends as a gnutls_x509_privkey_t whose consistency gnutls
+ * checks, then as a plain PKCS#8 DER in secret memory.
  */
 #include "config.h"
 
 #include <string.h>
 
+#include "kmx-encoding.h"
 #include "kmx-error.h"
 #include "kmx-softkey-import.h"
 #include "kmx-softkey-ssh.h"
@@ -265,13 +266,14 @@ kmx_softkey_import_ssh_encrypted(KmxSshReader *r,
 				 const guint8 *kdfopts,
 				 gsize kdfopts_len,
 				 guint32 n,
-				 KmxSecret *b64,
+				 KmxSecret *blob,
 				 KmxSecret *passphrase,
 				 GError **error)
 {
 	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n";
 	static const char end[] = "\n-----END OPENSSH PRIVATE KEY-----\n";
 	KmxSshReader opts = {kdfopts, kdfopts_len};
+	g_autoptr(KmxSecret) b64 = NULL;
 	g_autoptr(KmxSecret) text = NULL;
 	g_autoptr(KmxSecret) plain = NULL;
 	const guint8 *salt = NULL, *pub = NULL, *priv = NULL;
@@ -341,7 +343,8 @@ kmx_softkey_import_ssh_encrypted(KmxSshReader *r,
 		return NULL;
 	}
 	/* libssh wants the text to start with the header: give it the checked
-	 * base64 between a fresh header and footer */
+	 * key, encoded again, between a fresh header and footer */
+	b64 = kmx_base64_encode_secret(kmx_secret_get_data(blob), kmx_secret_get_length(blob));
 	b64_len = kmx_secret_get_length(b64);
 	text = kmx_secret_new(strlen(begin) + b64_len + strlen(end));
 	memcpy(kmx_secret_get_data(text), begin, strlen(begin));
@@ -359,22 +362,18 @@ kmx_softkey_import_ssh_encrypted(KmxSshReader *r,
 }
 
 static GPtrArray *
-kmx_softkey_import_ssh_blob(const guint8 *blob,
-			    gsize len,
-			    KmxSecret *b64,
-			    KmxSecret *passphrase,
-			    GError **error)
+kmx_softkey_import_ssh_blob(KmxSecret *blob, KmxSecret *passphrase, GError **error)
 {
 	static const char magic[] = "openssh-key-v1"; /* with its NUL: 15 bytes */
 	g_autoptr(GPtrArray)
 	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
-	KmxSshReader r = {blob, len};
+	KmxSshReader r = {kmx_secret_get_data(blob), kmx_secret_get_length(blob)};
 	KmxSshReader priv;
 	const guint8 *cipher = NULL, *kdf = NULL, *kdfopts = NULL, *s = NULL;
 	gsize cipher_len = 0, kdf_len = 0, kdfopts_len = 0, s_len = 0;
 	guint32 n = 0, check1 = 0, check2 = 0;
 
-	if (len < sizeof(magic) || memcmp(blob, magic, sizeof(magic)) != 0)
+	if (r.left < sizeof(magic) || memcmp(r.p, magic, sizeof(magic)) != 0)
 		return kmx_softkey_import_unparseable(error, "not an openssh-key-v1 key");
 	r.p += sizeof(magic);
 	r.left -= sizeof(magic);
@@ -392,7 +391,7 @@ kmx_softkey_import_ssh_blob(const guint8 *blob,
 							kdfopts,
 							kdfopts_len,
 							n,
-							b64,
+							blob,
 							passphrase,
 							error);
 	if (n == 0 || n > 16)
@@ -428,51 +427,14 @@ kmx_softkey_import_ssh_blob(const guint8 *blob,
 static GPtrArray *
 kmx_softkey_import_ssh(const char *text, gsize len, KmxSecret *passphrase, GError **error)
 {
-	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----";
-	static const char end[] = "-----END OPENSSH PRIVATE KEY-----";
-	const char *b = g_strstr_len(text, (gssize)len, begin);
-	const char *e;
-	g_autoptr(KmxSecret) b64 = NULL;
 	g_autoptr(KmxSecret) blob = NULL;
-	gsize n = 0;
-	gsize pad = 0;
-	gint state = 0;
-	guint save = 0;
-	gsize blob_len;
+	g_autoptr(GError) error_local = NULL;
 
-	if (b == NULL)
-		return kmx_softkey_import_unparseable(error, "no OpenSSH key");
-	b += strlen(begin);
-	e = g_strstr_len(b, (gssize)(len - (gsize)(b - text)), end);
-	if (e == NULL)
-		return kmx_softkey_import_unparseable(error, "truncated OpenSSH key");
-	/* copy the base64 without white space into secret memory, checking
-	 * every character: g_base64_decode_step() would skip bad ones */
-	b64 = kmx_secret_new((gsize)(e - b));
-	for (const char *p = b; p < e; p++) {
-		if (g_ascii_isspace(*p))
-			continue;
-		if (*p == '=') {
-			pad++;
-		} else if (pad > 0 || !(g_ascii_isalnum(*p) || *p == '+' || *p == '/')) {
-			return kmx_softkey_import_unparseable(error, "bad base64 in OpenSSH key");
-		}
-		kmx_secret_get_data(b64)[n++] = (guint8)*p;
-	}
-	if (n == 0 || n % 4 != 0 || pad > 2)
-		return kmx_softkey_import_unparseable(error, "bad base64 in OpenSSH key");
-	kmx_secret_truncate(b64, n);
-	blob = kmx_secret_new(n / 4 * 3);
-	blob_len = g_base64_decode_step((const char *)kmx_secret_get_data(b64),
-					n,
-					kmx_secret_get_data(blob),
-					&state,
-					&save);
-	return kmx_softkey_import_ssh_blob(kmx_secret_get_data(blob),
-					   blob_len,
-					   b64,
-					   passphrase,
-					   error);
+	/* the key itself: decoded by gnutls, into secret memory */
+	blob = kmx_pem_decode_secret(text, len, "OPENSSH PRIVATE KEY", &error_local);
+	if (blob == NULL)
+		return kmx_softkey_import_unparseable(error, error_local->message);
+	return kmx_softkey_import_ssh_blob(blob, passphrase, error);
 }
 
 /* ---- PKCS#12 ---- */

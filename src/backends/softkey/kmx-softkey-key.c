@@ -384,9 +384,7 @@ kmx_softkey_key_decrypt(KmxKey *key,
 		    "decryption failed (not a PKCS#1 v1.5 ciphertext for this key?)");
 		return NULL;
 	}
-	plain = kmx_secret_new_from_data(out.data, out.size);
-	gnutls_memset(out.data, 0, out.size);
-	gnutls_free(out.data);
+	plain = kmx_secret_new_take(out.data, out.size, gnutls_free);
 	return kmx_secret_to_bytes(plain);
 }
 

@@ -6,22 +6,22 @@
  *   count (gnutls_x509_privkey_export_pkcs8() always uses 600,000, which
  *   costs ~0.75 s per key file for no gain when the passphrase is random);
  * - RSA-OAEP decryption (gnutls has no OAEP before 3.8.4);
- * - ECDH and X25519 key agreement (no public derive API in gnutls).
+ * - ECDH and X25519 key agreement (no public derive API in gnutls); the
+ *   peer key is read and checked by the shared kmx_spki_parse_peer().
  * It also empties the error queue libssh leaves behind (kmx-softkey-ssh.c).
  * Keys reach this file as a plain PKCS#8 DER in secret memory; an EVP_PKEY
  * made from it is freed (and wiped by libcrypto) when the store locks.
  */
 #include "config.h"
 
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "kmx-crypto.h"
 #include "kmx-error.h"
 #include "kmx-softkey-ossl.h"
 
@@ -30,8 +30,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_SIG, X509_SIG_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIO, BIO_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OSSL_PARAM_BLD, OSSL_PARAM_BLD_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OSSL_PARAM, OSSL_PARAM_free)
 
 /* libcrypto keeps an error queue per thread: take its first entry for the
  * message and empty it, so that a later call does not report a stale error */
@@ -219,111 +217,30 @@ kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GErr
 	return g_steal_pointer(&out);
 }
 
-static EVP_PKEY *
-kmx_softkey_ossl_ec_point(const char *group, const guint8 *pt, gsize len, GError **error)
-{
-	g_autoptr(OSSL_PARAM_BLD) bld = OSSL_PARAM_BLD_new();
-	g_autoptr(OSSL_PARAM) params = NULL;
-	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	EVP_PKEY *peer = NULL;
-
-	if (bld == NULL || ctx == NULL ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, len))
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot read the peer key");
-	params = OSSL_PARAM_BLD_to_param(bld);
-	/* decoding the point checks that it is on the curve */
-	if (params == NULL || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-		return kmx_softkey_ossl_error(error,
-					      KMX_ERROR_INVALID_ARGUMENT,
-					      "the peer's EC point is not on the key's curve");
-	return peer;
-}
-
+/* the peer key, read and checked by the shared parser; libcrypto reads
+ * the SubjectPublicKeyInfo that it returns */
 static EVP_PKEY *
 kmx_softkey_ossl_peer(KmxKeyType type, GBytes *peer_public, GError **error)
 {
+	g_autoptr(GBytes) spki = kmx_spki_parse_peer(type, peer_public, NULL, error);
+	const unsigned char *p;
 	gsize len = 0;
-	const guint8 *p = g_bytes_get_data(peer_public, &len);
-	const guint8 *end = p + len;
-	const char *group = NULL;
-	gsize point_len = 0;
-	g_autoptr(EVP_PKEY) peer = NULL;
+	EVP_PKEY *peer;
 
-	if (type == KMX_KEY_TYPE_ECDSA_P256) {
-		group = "P-256";
-		point_len = 65;
-	} else if (type == KMX_KEY_TYPE_ECDSA_P384) {
-		group = "P-384";
-		point_len = 97;
-	}
-	if (group != NULL && len == point_len && p[0] == 0x04)
-		return kmx_softkey_ossl_ec_point(group, p, len, error);
-	if (type == KMX_KEY_TYPE_X25519 && len == 32) {
-		peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, p, len);
-		if (peer == NULL)
-			return kmx_softkey_ossl_error(error,
-						      KMX_ERROR_INVALID_ARGUMENT,
-						      "cannot read the X25519 peer key");
-		return g_steal_pointer(&peer);
-	}
-	if (len == 0 || len > 4096 || p[0] != 0x30) {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_INVALID_ARGUMENT,
-			    "the peer public key must be a DER SubjectPublicKeyInfo or %s",
-			    group != NULL ? "an uncompressed EC point (0x04||X||Y)"
-					  : "a raw 32-byte X25519 key");
+	if (spki == NULL)
 		return NULL;
-	}
+	p = g_bytes_get_data(spki, &len);
 	peer = d2i_PUBKEY(NULL, &p, (long)len);
 	if (peer == NULL)
-		return kmx_softkey_ossl_error(
-		    error,
-		    KMX_ERROR_INVALID_ARGUMENT,
-		    "the peer public key is not a valid SubjectPublicKeyInfo");
-	if (p != end) {
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_INVALID_ARGUMENT,
-				    "trailing data after the peer's SubjectPublicKeyInfo");
-		return NULL;
-	}
-	if (group != NULL) {
-		char name[64] = "";
-		if (!EVP_PKEY_is_a(peer, "EC") ||
-		    !EVP_PKEY_get_utf8_string_param(peer,
-						    OSSL_PKEY_PARAM_GROUP_NAME,
-						    name,
-						    sizeof(name),
-						    NULL) ||
-		    (g_strcmp0(name, group) != 0 &&
-		     g_strcmp0(name,
-			       type == KMX_KEY_TYPE_ECDSA_P256 ? "prime256v1" : "secp384r1") !=
-			 0)) {
-			ERR_clear_error();
-			g_set_error(error,
-				    KMX_ERROR,
-				    KMX_ERROR_INVALID_ARGUMENT,
-				    "the peer key is not an EC key on %s",
-				    group);
-			return NULL;
-		}
-	} else if (!EVP_PKEY_is_a(peer, "X25519")) {
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_INVALID_ARGUMENT,
-				    "the peer key is not an X25519 key");
-		return NULL;
-	}
-	return g_steal_pointer(&peer);
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot load the peer key");
+	return peer;
 }
 
 /**
  * kmx_softkey_ossl_derive:
  * @type: the type of @self: an EC key or X25519
- * @peer_public: hostile bytes: DER SPKI, raw X25519 key or uncompressed point
+ * @peer_public: hostile bytes: DER SPKI, raw X25519 key or uncompressed point,
+ *   as kmx_spki_parse_peer() takes them
  *
  * Returns: (transfer full): the raw shared secret, in secret memory
  */

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kmx-encoding.h"
 #include "kmx-file.h"
 #include "kmx-key.h"
 #include "kmx-softkey-ossl.h"
@@ -84,58 +85,25 @@ kmx_softkey_read_secret_file(const char *path, GError **error)
 	return g_steal_pointer(&buf);
 }
 
-/* strict base64: the alphabet, padding only at the end, a multiple of 4 */
+/* a field of a key file is base64 alone, without white space */
 static gboolean
-kmx_softkey_base64_is_valid(const char *s)
+kmx_softkey_base64_is_field(const char *s)
 {
-	gsize len = strlen(s);
-	gsize pad = 0;
-
-	if (len == 0 || len % 4 != 0)
-		return FALSE;
-	for (gsize i = 0; i < len; i++) {
-		char c = s[i];
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		if (pad > 0 || !(g_ascii_isalnum(c) || c == '+' || c == '/'))
-			return FALSE;
-	}
-	return pad <= 2;
+	return s != NULL && s[strcspn(s, " \t\n\v\f\r")] == '\0';
 }
 
 static GBytes *
 kmx_softkey_base64_decode(const char *s, gsize want_min, gsize want_max)
 {
-	g_autofree guchar *raw = NULL;
-	gsize len = 0;
+	g_autoptr(GBytes) bytes = NULL;
 
-	if (s == NULL || !kmx_softkey_base64_is_valid(s))
+	if (!kmx_softkey_base64_is_field(s))
 		return NULL;
-	raw = g_base64_decode(s, &len);
-	if (len < want_min || len > want_max)
+	bytes = kmx_base64_decode(s, strlen(s), NULL);
+	if (bytes == NULL || g_bytes_get_size(bytes) < want_min ||
+	    g_bytes_get_size(bytes) > want_max)
 		return NULL;
-	return g_bytes_new_take(g_steal_pointer(&raw), len);
-}
-
-/* decode base64 straight into secret memory, for the clear file key */
-static KmxSecret *
-kmx_softkey_base64_decode_secret(const char *s, gsize want)
-{
-	g_autoptr(KmxSecret) out = NULL;
-	gint state = 0;
-	guint save = 0;
-	gsize len;
-
-	if (s == NULL || !kmx_softkey_base64_is_valid(s))
-		return NULL;
-	out = kmx_secret_new(strlen(s) / 4 * 3 + 3);
-	len = g_base64_decode_step(s, strlen(s), kmx_secret_get_data(out), &state, &save);
-	if (len != want)
-		return NULL;
-	kmx_secret_truncate(out, len);
-	return g_steal_pointer(&out);
+	return g_steal_pointer(&bytes);
 }
 
 void
@@ -261,8 +229,10 @@ kmx_softkey_store_info_load(const char *path, GError **error)
 		return NULL;
 	}
 	if (g_strcmp0(f.protected, "false") == 0) {
-		info->file_key = kmx_softkey_base64_decode_secret(f.key, KMX_SOFTKEY_FILE_KEY_LEN);
-		if (info->file_key == NULL) {
+		if (kmx_softkey_base64_is_field(f.key))
+			info->file_key = kmx_base64_decode_secret(f.key, strlen(f.key), NULL);
+		if (info->file_key == NULL ||
+		    kmx_secret_get_length(info->file_key) != KMX_SOFTKEY_FILE_KEY_LEN) {
 			kmx_softkey_store_info_invalid(error, path, "bad file key");
 			return NULL;
 		}
@@ -394,22 +364,10 @@ kmx_softkey_store_info_save(const char *path,
 	int n;
 
 	if (kmx_secret_is_empty(password)) {
-		g_autoptr(KmxSecret) b64 = kmx_secret_new(64);
-		gint state = 0, save = 0;
-		gsize l;
+		g_autoptr(KmxSecret)
+		    b64 = kmx_base64_encode_secret(kmx_secret_get_data(file_key),
+						   kmx_secret_get_length(file_key));
 
-		/* straight into secret memory: this is the key itself */
-		l = g_base64_encode_step(kmx_secret_get_data(file_key),
-					 kmx_secret_get_length(file_key),
-					 FALSE,
-					 (char *)kmx_secret_get_data(b64),
-					 &state,
-					 &save);
-		l += g_base64_encode_close(FALSE,
-					   (char *)kmx_secret_get_data(b64) + l,
-					   &state,
-					   &save);
-		kmx_secret_truncate(b64, l);
 		n = g_snprintf(buf,
 			       1024,
 			       "%sprotected=false\n[file-key]\nkey=%s\n",
@@ -627,16 +585,14 @@ kmx_softkey_file_key_new(GError **error)
 KmxSecret *
 kmx_softkey_file_key_to_passphrase(KmxSecret *file_key)
 {
-	static const char hex[] = "0123456789abcdef";
-	gsize len = kmx_secret_get_length(file_key);
-	g_autoptr(KmxSecret) pass = kmx_secret_new(len * 2);
-	const guint8 *in = kmx_secret_get_data(file_key);
-	guint8 *out = kmx_secret_get_data(pass);
+	gnutls_datum_t in = {kmx_secret_get_data(file_key),
+			     (unsigned int)kmx_secret_get_length(file_key)};
+	g_autoptr(KmxSecret) pass = kmx_secret_new(2 * (gsize)in.size);
+	/* gnutls ends the string with a NUL: a secret has room for one */
+	size_t size = 2 * (gsize)in.size + 1;
 
-	for (gsize i = 0; i < len; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 0xf];
-	}
+	if (gnutls_hex_encode(&in, (char *)kmx_secret_get_data(pass), &size) < 0)
+		g_return_val_if_reached(NULL);
 	return g_steal_pointer(&pass);
 }
 
@@ -650,7 +606,6 @@ KmxSecret *
 kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error)
 {
 	gnutls_datum_t out = {NULL, 0};
-	KmxSecret *der;
 	int rc;
 
 	rc = gnutls_x509_privkey_export2_pkcs8(key,
@@ -662,10 +617,7 @@ kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error)
 		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot encode the key");
 		return NULL;
 	}
-	der = kmx_secret_new_from_data(out.data, out.size);
-	gnutls_memset(out.data, 0, out.size);
-	gnutls_free(out.data);
-	return der;
+	return kmx_secret_new_take(out.data, out.size, gnutls_free);
 }
 
 /**

@@ -939,6 +939,22 @@ test_import(Fixture *f, gconstpointer data)
 			g_bytes_unref(cases[i]);
 		}
 	}
+	/* an OpenSSH key whose base64 has a stray character or a '-' in it */
+	for (guint i = 0; i < 2; i++) {
+		g_autofree char *ssh = P("ssh-ed");
+		g_autoptr(GBytes) raw = read_bytes(ssh);
+		g_autofree char *text =
+		    g_strndup(g_bytes_get_data(raw, NULL), g_bytes_get_size(raw));
+		g_autoptr(GBytes) bad = NULL;
+		char *body = strchr(text, '\n') + 1;
+		body[10] = i == 0 ? '!' : '-';
+		bad = g_bytes_new(text, strlen(text));
+		check_import_fails(f,
+				   bad,
+				   "",
+				   KMX_ERROR_INVALID_ARGUMENT,
+				   i == 0 ? "not valid base64" : "unexpected '-'");
+	}
 #undef P
 	g_assert_cmpuint(details_u(f->device, "key-count"), ==, 1);
 }
@@ -1233,6 +1249,9 @@ test_leftovers(Fixture *f, gconstpointer data)
 	g_autofree char *b_pem = g_strconcat(base_b, ".pem", NULL);
 	g_autofree char *b_info = g_strconcat(base_b, ".info", NULL);
 	g_autofree char *tmp2 = g_strconcat(base_b, ".pem.tmp-XyZ987", NULL);
+	g_autofree char *tmp3 = store_path(f, "login", "store.info.q1W2e3");
+	g_autofree char *tmp4 = g_strconcat(base_a, ".info.Zz09aA", NULL);
+	g_autofree char *notours = store_path(f, "login", "notes.txt.q1W2e3");
 	g_autofree char *o = NULL;
 	g_autoptr(GBytes) junk = g_bytes_new_static("partial", 7);
 	g_autoptr(GBytes) a_key = NULL;
@@ -1244,6 +1263,9 @@ test_leftovers(Fixture *f, gconstpointer data)
 	g_assert_true(g_unlink(b_pem) == 0);
 	write_bytes(tmp1, junk);
 	write_bytes(tmp2, junk);
+	write_bytes(tmp3, junk);
+	write_bytes(tmp4, junk);
+	write_bytes(notours, junk);
 	a_key = read_bytes(a_pem);
 	g_clear_object(&a);
 	g_clear_object(&b);
@@ -1252,6 +1274,10 @@ test_leftovers(Fixture *f, gconstpointer data)
 	g_assert_cmpint(expect_warnings_end(handler), ==, 1);
 	g_assert_false(g_file_test(tmp1, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(tmp2, G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(tmp3, G_FILE_TEST_EXISTS));
+	g_assert_false(g_file_test(tmp4, G_FILE_TEST_EXISTS));
+	/* a file that is none of ours stays */
+	g_assert_true(g_file_test(notours, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(b_info, G_FILE_TEST_EXISTS));
 	/* the orphan key file is kept, byte for byte, and reported */
 	{

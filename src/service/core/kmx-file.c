@@ -1,8 +1,9 @@
 /* keymux: atomic, durable file writes
  *
- * A write is: a temp file in the same directory, write, fsync, rename over
- * the target, fsync of the directory.  After a crash at any point the file
- * is either the old one or the new one, and once we return the new one
+ * A write is g_file_set_contents_full() with CONSISTENT | DURABLE (a temp
+ * file "<name>.XXXXXX" in the same directory, write, fsync, rename over the
+ * target), then an fsync of the directory.  After a crash at any point the
+ * file is either the old one or the new one, and once we return the new one
  * survives a crash.
  */
 #include "config.h"
@@ -61,42 +62,23 @@ gboolean
 kmx_file_write_atomic(const char *path, const void *data, gsize len, int mode, GError **error)
 {
 	g_autofree char *dir = g_path_get_dirname(path);
-	g_autofree char *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
-	const guint8 *p = data;
-	gsize done = 0;
-	int fd;
+	g_autoptr(GError) error_local = NULL;
 
-	fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, mode);
-	if (fd < 0)
-		return kmx_file_error(error, errno, "create", tmp);
-	while (done < len) {
-		ssize_t n = write(fd, p + done, len - done);
-		if (n < 0) {
-			int errsv = errno;
-			if (errsv == EINTR)
-				continue;
-			close(fd);
-			g_unlink(tmp);
-			return kmx_file_error(error, errsv, "write", tmp);
-		}
-		done += (gsize)n;
+	g_return_val_if_fail(len <= G_MAXSSIZE, FALSE);
+	if (!g_file_set_contents_full(path,
+				      data,
+				      (gssize)len,
+				      G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+				      mode,
+				      &error_local)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "%s; check the disk is not full and the directory is writable",
+			    error_local->message);
+		return FALSE;
 	}
-	if (fsync(fd) != 0) {
-		int errsv = errno;
-		close(fd);
-		g_unlink(tmp);
-		return kmx_file_error(error, errsv, "sync", tmp);
-	}
-	if (close(fd) != 0) {
-		int errsv = errno;
-		g_unlink(tmp);
-		return kmx_file_error(error, errsv, "close", tmp);
-	}
-	if (g_rename(tmp, path) != 0) {
-		int errsv = errno;
-		g_unlink(tmp);
-		return kmx_file_error(error, errsv, "rename", tmp);
-	}
+	/* GLib syncs the file but not the directory, so the rename could be lost */
 	return kmx_file_fsync_dir(dir, error);
 }
 
