@@ -169,23 +169,60 @@ kmx_softkey_device_load_store_info(KmxSoftkeyDevice *self, gboolean has_keys)
 	return TRUE;
 }
 
+/* make one of the store's files private, counting what was changed; the
+ * first file that cannot be changed is kept in @error */
+static void
+kmx_softkey_device_fix_mode(KmxSoftkeyDevice *self,
+			    int dir_fd,
+			    const char *name,
+			    guint *n_fixed,
+			    char **first_fixed,
+			    GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	guint old_mode = 0;
+
+	if (!kmx_softkey_store_fix_mode(dir_fd,
+					self->dir,
+					name,
+					g_str_equal(name, "."),
+					&old_mode,
+					&error_local)) {
+		if (*error == NULL)
+			g_propagate_error(error, g_steal_pointer(&error_local));
+		return;
+	}
+	if (old_mode == 0)
+		return;
+	g_debug("store %s: %s was mode %04o, made private", self->name, name, old_mode);
+	if ((*n_fixed)++ == 0)
+		*first_fixed = g_strdup_printf("%s was %04o", name, old_mode);
+}
+
 /**
  * kmx_softkey_device_load:
+ * @unsafe: (nullable): why the store must not be used, found by the
+ *   backend (a parent directory others can change)
  *
- * Scans the store directory on the main thread at start-up: reads
- * store.info and every <id>.info, decrypts nothing, tidies what a crash
- * may have left, and never stops on a bad file.
+ * Scans the store directory on the main thread at start-up: makes the
+ * store's files private, reads store.info and every <id>.info, decrypts
+ * nothing, tidies what a crash may have left, and never stops on a bad
+ * file.  A store whose files others may read or change, and keymux cannot
+ * make private, is unavailable.
  *
  * Returns: (transfer full) (element-type KmxSoftkeyKey): the keys to add
  */
 GPtrArray *
-kmx_softkey_device_load(KmxSoftkeyDevice *self)
+kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 {
 	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
 	g_autoptr(GHashTable) pems = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) mode_error = NULL;
 	g_autoptr(GDir) dir = g_dir_open(self->dir, 0, &error);
+	g_autofree char *first_fixed = NULL;
+	guint n_fixed = 0;
 	const char *name;
 	int dir_fd;
 
@@ -193,6 +230,15 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 		kmx_softkey_device_set_broken(self, error->message);
 		return g_steal_pointer(&keys);
 	}
+	dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		int errsv = errno;
+		g_autofree char *why =
+		    g_strdup_printf("cannot open %s: %s", self->dir, g_strerror(errsv));
+		kmx_softkey_device_set_broken(self, why);
+		return g_steal_pointer(&keys);
+	}
+	kmx_softkey_device_fix_mode(self, dir_fd, ".", &n_fixed, &first_fixed, &mode_error);
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		gsize len = strlen(name);
 		if (strstr(name, ".tmp-") != NULL) {
@@ -201,17 +247,34 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 			g_message("removing %s, left by an interrupted write", path);
 			if (g_unlink(path) != 0)
 				g_warning("cannot remove %s: %s", path, g_strerror(errno));
-		} else if (len == 68 && g_str_has_suffix(name, ".pem") &&
-			   kmx_softkey_device_is_key_id(name, 64)) {
+			continue;
+		}
+		if (len == 68 && g_str_has_suffix(name, ".pem") &&
+		    kmx_softkey_device_is_key_id(name, 64)) {
 			g_hash_table_add(pems, g_strndup(name, 64));
 		} else if (len == 69 && g_str_has_suffix(name, ".info") &&
 			   kmx_softkey_device_is_key_id(name, 64)) {
 			g_ptr_array_add(infos, g_strndup(name, 64));
+		} else if (!g_str_equal(name, KMX_SOFTKEY_STORE_INFO)) {
+			continue;
 		}
+		kmx_softkey_device_fix_mode(self,
+					    dir_fd,
+					    name,
+					    &n_fixed,
+					    &first_fixed,
+					    &mode_error);
 	}
-	if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
+	if (n_fixed > 0)
+		g_warning("soft-key store %s: other users could read or change %u of its files "
+			  "(%s); they are private now (0600, 0700)",
+			  self->name,
+			  n_fixed,
+			  first_fixed);
+	if (unsafe != NULL || mode_error != NULL)
+		kmx_softkey_device_set_broken(self, unsafe != NULL ? unsafe : mode_error->message);
+	else if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
 		g_debug("listing the keys of the unavailable store %s anyway", self->name);
-	dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	for (guint i = 0; i < infos->len; i++) {
 		const char *id = g_ptr_array_index(infos, i);
@@ -241,8 +304,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 				    g_object_ref(key));
 		g_ptr_array_add(keys, key);
 	}
-	if (dir_fd >= 0)
-		close(dir_fd);
+	close(dir_fd);
 	/* what is left are .pem files without .info: an import interrupted
 	 * between its two writes.  keep them: they may be the only copy */
 	self->incomplete_keys = g_hash_table_size(pems);

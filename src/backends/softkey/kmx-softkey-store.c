@@ -84,6 +84,77 @@ kmx_softkey_read_secret_file(const char *path, GError **error)
 	return g_steal_pointer(&buf);
 }
 
+/**
+ * kmx_softkey_store_fix_mode:
+ * @dir_fd: a directory, or %AT_FDCWD
+ * @dir: (nullable): the path of @dir_fd, for messages; %NULL when @name is
+ *   a full path
+ * @name: a file or directory in @dir_fd ("." for @dir_fd itself)
+ * @follow: follow a symbolic link (a store directory may be one)
+ * @old_mode: (out): the mode it had when it was changed, else 0
+ *
+ * Key files and file keys must be private (an unprotected store.info holds
+ * its file key in clear): a directory or a regular file that other users
+ * may read, write or enter is made 0700 or 0600.  Symbolic links and
+ * special files are left to the readers, which refuse them.
+ *
+ * Returns: %FALSE, with an error that says which chmod to run, when the
+ * mode is loose and cannot be changed (another user owns it)
+ */
+gboolean
+kmx_softkey_store_fix_mode(int dir_fd,
+			   const char *dir,
+			   const char *name,
+			   gboolean follow,
+			   guint *old_mode,
+			   GError **error)
+{
+	struct stat st;
+	mode_t want;
+
+	*old_mode = 0;
+	/* gone or unreadable: the reader of the file reports it */
+	if (fstatat(dir_fd, name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
+		return TRUE;
+	if (S_ISDIR(st.st_mode))
+		want = 0700;
+	else if (S_ISREG(st.st_mode))
+		want = 0600;
+	else
+		return TRUE;
+	if ((st.st_mode & 0077) == 0)
+		return TRUE;
+	if (fchmodat(dir_fd, name, want, 0) != 0) {
+		int errsv = errno;
+		g_autofree char *path = dir == NULL ? g_strdup(name)
+					: g_str_equal(name, ".")
+					    ? g_strdup(dir)
+					    : g_build_filename(dir, name, NULL);
+		g_autofree char *quoted = NULL;
+		/* a command to paste: quoted only when the shell needs it */
+		for (const char *p = path; *p != '\0' && quoted == NULL; p++) {
+			if (!g_ascii_isalnum(*p) && strchr("/._-+,:=@%", *p) == NULL)
+				quoted = g_shell_quote(path);
+		}
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "%s can be read or changed by other users (mode %04o, owner uid %u) and "
+		    "keymux cannot change that (%s): as its owner, run chmod %04o %s and "
+		    "restart keymuxd",
+		    path,
+		    (guint)(st.st_mode & 07777),
+		    (guint)st.st_uid,
+		    g_strerror(errsv),
+		    (guint)want,
+		    quoted != NULL ? quoted : path);
+		return FALSE;
+	}
+	*old_mode = st.st_mode & 07777;
+	return TRUE;
+}
+
 /* strict base64: the alphabet, padding only at the end, a multiple of 4 */
 static gboolean
 kmx_softkey_base64_is_valid(const char *s)

@@ -72,6 +72,13 @@ KmxSoftkeyKeyInfo *kmx_softkey_key_info_load(int dir_fd,
 					     GError **error);
 gboolean kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
 
+gboolean kmx_softkey_store_fix_mode(int dir_fd,
+				    const char *dir,
+				    const char *name,
+				    gboolean follow,
+				    guint *old_mode,
+				    GError **error);
+
 KmxSecret *kmx_softkey_file_key_new(GError **error);
 KmxSecret *kmx_softkey_file_key_to_passphrase(KmxSecret *file_key);
 KmxSecret *kmx_softkey_pem_decrypt(const char *path, KmxSecret *file_key, GError **error);

@@ -7,6 +7,7 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kmx-error.h"
 #include "kmx-key.h"
@@ -1781,6 +1782,9 @@ int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	/* as keymuxd: files the tests write into a store are private, else
+	 * start-up fixes their modes with a warning */
+	umask(0077);
 	if (!run_ok("openssl version && ssh-keygen -? 2>&1 | grep -q usage || true")) {
 		g_printerr("openssl is needed\n");
 		return 77;
