@@ -1494,69 +1494,173 @@ test_corrupt(Fixture *f, gconstpointer data)
 	}
 }
 
+static char *
+key_file(Fixture *f, const char *id, const char *suffix)
+{
+	g_autofree char *name = g_strconcat(id, suffix, NULL);
+	return store_path(f, "login", name);
+}
+
 static void
 test_leftovers(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KmxKey) a = generate(f, KMX_KEY_TYPE_ED25519, "a");
 	g_autoptr(KmxKey) b = generate(f, KMX_KEY_TYPE_ED25519, "b");
+	g_autoptr(KmxKey) c = generate(f, KMX_KEY_TYPE_ECDSA_P256, "c");
 	g_autofree char *ida = g_strdup(kmx_key_get_id(a));
 	g_autofree char *idb = g_strdup(kmx_key_get_id(b));
+	g_autofree char *idc = g_strdup(kmx_key_get_id(c));
 	g_autofree char *tmp1 = store_path(f, "login", "store.info.tmp-AbC123");
-	g_autofree char *base_a = store_path(f, "login", ida);
-	g_autofree char *base_b = store_path(f, "login", idb);
-	g_autofree char *a_info = g_strconcat(base_a, ".info", NULL);
-	g_autofree char *a_pem = g_strconcat(base_a, ".pem", NULL);
-	g_autofree char *b_pem = g_strconcat(base_b, ".pem", NULL);
-	g_autofree char *b_info = g_strconcat(base_b, ".info", NULL);
-	g_autofree char *tmp2 = g_strconcat(base_b, ".pem.tmp-XyZ987", NULL);
+	g_autofree char *a_info = key_file(f, ida, ".info");
+	g_autofree char *a_pem = key_file(f, ida, ".pem");
+	g_autofree char *b_pem = key_file(f, idb, ".pem");
+	g_autofree char *b_info = key_file(f, idb, ".info");
+	g_autofree char *c_pem = key_file(f, idc, ".pem");
+	g_autofree char *c_info = key_file(f, idc, ".info");
+	g_autofree char *tmp2 = g_strconcat(b_pem, ".tmp-XyZ987", NULL);
+	g_autofree char *si = store_path(f, "login", "store.info");
+	g_autofree char *c_plain = tmp_path(f, "c.pem");
 	g_autofree char *o = NULL;
 	g_autoptr(GBytes) junk = g_bytes_new_static("partial", 7);
-	g_autoptr(GBytes) a_key = NULL;
+	g_autoptr(GBytes) msg = g_bytes_new_static("m", 1);
+	g_autoptr(KmxSecret) empty = pw("");
+	g_autoptr(KmxSecret) pass = pw("pass");
+	KmxKey *k;
 	guint handler;
 
-	/* a: crash between .pem and .info of an import; b: crash in a delete
-	 * after the .pem went; plus temp files of interrupted writes */
+	/* c's key, recovered by hand from its file as the doc says */
+	o = run("hex=$(sed -n 's/^key=//p' %s | openssl base64 -d -A | od -An -tx1 | "
+		"tr -d ' \\n'); openssl pkcs8 -in %s -passin \"pass:$hex\" -out %s",
+		si,
+		c_pem,
+		c_plain);
+	/* a: its .info lost (or an older keymux, which wrote the .pem first,
+	 * interrupted); b: a deletion interrupted after the .pem went, which is
+	 * also what a new key's write interrupted before its .pem leaves; c: a
+	 * key file this store cannot decrypt (damaged, or another store's);
+	 * plus temp files of interrupted writes */
 	g_assert_true(g_unlink(a_info) == 0);
 	g_assert_true(g_unlink(b_pem) == 0);
+	g_assert_true(g_unlink(c_info) == 0);
+	write_bytes(c_pem, junk);
 	write_bytes(tmp1, junk);
 	write_bytes(tmp2, junk);
-	a_key = read_bytes(a_pem);
 	g_clear_object(&a);
 	g_clear_object(&b);
+	g_clear_object(&c);
 	handler = expect_warnings_begin();
 	fixture_restart(f);
-	g_assert_cmpint(expect_warnings_end(handler), ==, 1);
+	/* a rebuilt, c not rebuilt, c counted */
+	g_assert_cmpint(expect_warnings_end(handler), ==, 3);
 	g_assert_false(g_file_test(tmp1, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(tmp2, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(b_info, G_FILE_TEST_EXISTS));
-	/* the orphan key file is kept, byte for byte, and reported */
+	/* a is listed again and works, under a label that says what happened */
+	k = kmx_device_find_key(f->device, ida);
+	g_assert_nonnull(k);
+	g_assert_true(g_file_test(a_info, G_FILE_TEST_IS_REGULAR));
 	{
-		g_autoptr(GBytes) still = read_bytes(a_pem);
-		g_assert_true(g_bytes_equal(still, a_key));
+		g_autofree char *label = kmx_key_dup_label(k);
+		g_autoptr(GBytes) sig = sign(k, KMX_MECHANISM_ED25519, msg, &error);
+		g_assert_cmpstr(label, ==, "recovered ed25519 key");
+		g_assert_no_error(error);
+		verify_with_openssl(f, k, KMX_MECHANISM_ED25519, msg, sig);
+		g_assert_false(kmx_key_get_exportable(k));
+	}
+	/* c's file is kept, byte for byte, and reported */
+	{
+		g_autoptr(GBytes) still = read_bytes(c_pem);
+		g_assert_true(g_bytes_equal(still, junk));
 	}
 	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 1);
-	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, 0);
-	/* importing the key again completes it: recover it from the orphan
-	 * file with openssl and the file key, as the doc says */
+	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, 1);
+	/* importing the key again completes it */
 	{
-		g_autofree char *si = store_path(f, "login", "store.info");
-		g_autofree char *plain = tmp_path(f, "a.pem");
-		g_autoptr(GBytes) pem = NULL;
-		g_autoptr(GPtrArray) keys = NULL;
-		o = run("hex=$(sed -n 's/^key=//p' %s | openssl base64 -d -A | od -An -tx1 | "
-			"tr -d ' \\n'); openssl pkcs8 -in %s -passin \"pass:$hex\" -out %s",
-			si,
-			a_pem,
-			plain);
-		pem = read_bytes(plain);
-		keys = import(f, pem, "", "a again", &error);
+		g_autoptr(GBytes) pem = read_bytes(c_plain);
+		g_autoptr(GPtrArray) keys = import(f, pem, "", "c again", &error);
 		g_assert_no_error(error);
-		g_assert_cmpstr(kmx_key_get_id(g_ptr_array_index(keys, 0)), ==, ida);
+		g_assert_cmpstr(kmx_key_get_id(g_ptr_array_index(keys, 0)), ==, idc);
 	}
 	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 0);
 	fixture_restart(f);
 	g_assert_nonnull(kmx_device_find_key(f->device, ida));
+	g_assert_nonnull(kmx_device_find_key(f->device, idc));
+
+	/* a protected store has no file key at start: a lost .info is kept
+	 * and reported, never removed */
+	g_assert_true(kmx_device_change_secret(f->device, empty, pass, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_unlink(a_info) == 0);
+	handler = expect_warnings_begin();
+	fixture_restart(f);
+	g_assert_cmpint(expect_warnings_end(handler), ==, 1);
+	g_assert_null(kmx_device_find_key(f->device, ida));
+	g_assert_true(g_file_test(a_pem, G_FILE_TEST_IS_REGULAR));
+	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 1);
+}
+
+typedef struct {
+	KmxKey *key;
+	gint stop;
+	gint saved;
+} LabelRace;
+
+static gpointer
+label_thread(gpointer user_data)
+{
+	LabelRace *r = user_data;
+
+	while (!g_atomic_int_get(&r->stop)) {
+		g_autoptr(GError) error = NULL;
+		if (kmx_key_save_label(r->key, "racing", NULL, &error))
+			g_atomic_int_inc(&r->saved);
+		else
+			g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_FOUND);
+	}
+	return NULL;
+}
+
+/* SetLabel and Delete of one key run on different pool threads: a label
+ * written after the deletion would leave an .info without its key */
+static void
+test_label_delete(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_ED25519, "x");
+	g_autofree char *info = key_file(f, kmx_key_get_id(key), ".info");
+
+	/* the SetLabel that lost the race */
+	g_assert_true(kmx_key_delete(key, NULL, &error));
+	g_assert_no_error(error);
+	kmx_device_remove_key(f->device, key);
+	g_assert_false(kmx_key_save_label(key, "too late", NULL, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_false(g_file_test(info, G_FILE_TEST_EXISTS));
+
+	/* and really at the same time */
+	for (guint i = 0; i < 20; i++) {
+		g_autoptr(KmxKey) k = generate(f, KMX_KEY_TYPE_ED25519, "y");
+		g_autofree char *pem_i = key_file(f, kmx_key_get_id(k), ".pem");
+		g_autofree char *info_i = key_file(f, kmx_key_get_id(k), ".info");
+		LabelRace r = {k, 0, 0};
+		GThread *thread = g_thread_new("label", label_thread, &r);
+
+		while (g_atomic_int_get(&r.saved) == 0)
+			g_thread_yield();
+		g_assert_true(kmx_key_delete(k, NULL, &error));
+		g_assert_no_error(error);
+		g_atomic_int_set(&r.stop, 1);
+		g_thread_join(thread);
+		kmx_device_remove_key(f->device, k);
+		g_assert_false(g_file_test(pem_i, G_FILE_TEST_EXISTS));
+		g_assert_false(g_file_test(info_i, G_FILE_TEST_EXISTS));
+	}
+	g_clear_object(&key);
+	fixture_restart(f);
+	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, 0);
+	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 0);
 }
 
 typedef struct {
@@ -1799,6 +1903,7 @@ main(int argc, char **argv)
 	add("/kmx/softkey/restart-delete", test_restart_delete);
 	add("/kmx/softkey/corrupt", test_corrupt);
 	add("/kmx/softkey/leftovers", test_leftovers);
+	add("/kmx/softkey/label-delete", test_label_delete);
 	add("/kmx/softkey/concurrent-import", test_concurrent_import);
 	add("/kmx/softkey/recovery", test_recovery);
 	add("/kmx/softkey/scaling", test_scaling);
