@@ -237,7 +237,7 @@ typedef struct {
  * unprotected store is never copied out of secret memory (GKeyFile would
  * keep copies in the ordinary heap) */
 static gboolean
-kmx_softkey_store_info_parse(char *text, gsize len, KmxSoftkeyStoreFields *f)
+kmx_softkey_store_info_parse_fields(char *text, gsize len, KmxSoftkeyStoreFields *f)
 {
 	const char *group = "";
 	char *line = text;
@@ -313,17 +313,34 @@ kmx_softkey_store_info_invalid(GError **error, const char *path, const char *why
 KmxSoftkeyStoreInfo *
 kmx_softkey_store_info_load(const char *path, GError **error)
 {
-	g_autoptr(KmxSecret) text = NULL;
+	g_autoptr(KmxSecret) text = kmx_softkey_read_secret_file(path, error);
+
+	if (text == NULL)
+		return NULL;
+	return kmx_softkey_store_info_parse(text, path, error);
+}
+
+/**
+ * kmx_softkey_store_info_parse:
+ * @text: the content of a store.info, at most %KMX_SOFTKEY_MAX_FILE_SIZE
+ *   bytes; parsed in place, so changed
+ * @path: the file it came from, for messages
+ *
+ * Checks store.info; nothing is decrypted.  Also the fuzz target's entry.
+ *
+ * Returns: (transfer full): what it holds, or %NULL with an error that
+ * names @path
+ */
+KmxSoftkeyStoreInfo *
+kmx_softkey_store_info_parse(KmxSecret *text, const char *path, GError **error)
+{
 	g_autoptr(KmxSoftkeyStoreInfo) info = g_new0(KmxSoftkeyStoreInfo, 1);
 	KmxSoftkeyStoreFields f = {0};
 	guint64 iter = 0;
 
-	text = kmx_softkey_read_secret_file(path, error);
-	if (text == NULL)
-		return NULL;
-	if (!kmx_softkey_store_info_parse((char *)kmx_secret_get_data(text),
-					  kmx_secret_get_length(text),
-					  &f)) {
+	if (!kmx_softkey_store_info_parse_fields((char *)kmx_secret_get_data(text),
+						 kmx_secret_get_length(text),
+						 &f)) {
 		kmx_softkey_store_info_invalid(error, path, "not a key file");
 		return NULL;
 	}
@@ -575,13 +592,7 @@ kmx_softkey_key_info_invalid(GError **error, const char *path, const char *why)
 KmxSoftkeyKeyInfo *
 kmx_softkey_key_info_load(int dir_fd, const char *path, const char *id, GError **error)
 {
-	g_autoptr(GKeyFile) kf = g_key_file_new();
-	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
-	g_autofree char *alg = NULL;
-	g_autofree char *spki = NULL;
-	g_autofree char *spki_id = NULL;
-	g_auto(GStrv) usage = NULL;
-	char contents[8193];
+	char contents[KMX_SOFTKEY_KEY_INFO_MAX_SIZE + 1];
 	const char *name = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
 	gsize len = 0;
 	int fd;
@@ -613,6 +624,37 @@ kmx_softkey_key_info_load(int dir_fd, const char *path, const char *id, GError *
 	if (len == 0 || len >= sizeof(contents))
 		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
 	contents[len] = '\0';
+	return kmx_softkey_key_info_parse(contents, len, path, id, error);
+}
+
+/**
+ * kmx_softkey_key_info_parse:
+ * @contents: the content of an <id>.info, @len bytes and a NUL after them
+ * @path: the file it came from, for messages
+ * @id: the id its name says it has
+ *
+ * Checks the public facts of a key, and that the public key there has
+ * @id.  Also the fuzz target's entry.
+ *
+ * Returns: (transfer full): the facts, or %NULL with an error that names
+ * @path
+ */
+KmxSoftkeyKeyInfo *
+kmx_softkey_key_info_parse(const char *contents,
+			   gsize len,
+			   const char *path,
+			   const char *id,
+			   GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
+	g_autofree char *alg = NULL;
+	g_autofree char *spki = NULL;
+	g_autofree char *spki_id = NULL;
+	g_auto(GStrv) usage = NULL;
+
+	if (len == 0 || len > KMX_SOFTKEY_KEY_INFO_MAX_SIZE)
+		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
 	if (strlen(contents) != len)
 		return kmx_softkey_key_info_invalid(error, path, "binary data");
 	if (!g_key_file_load_from_data(kf, contents, len, G_KEY_FILE_NONE, NULL))
