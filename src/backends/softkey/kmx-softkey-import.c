@@ -635,9 +635,11 @@ kmx_softkey_import_pkcs12_decrypt_bag(gnutls_pkcs12_bag_t bag,
 {
 	const char *what = "an encrypted bag of the PKCS#12 file";
 	unsigned int schema = 0, cipher = 0, salt_size = 0, iter = 0;
+	char *oid = NULL;
 	int rc;
 
-	rc = gnutls_pkcs12_bag_enc_info(bag, &schema, &cipher, NULL, &salt_size, &iter, NULL);
+	rc = gnutls_pkcs12_bag_enc_info(bag, &schema, &cipher, NULL, &salt_size, &iter, &oid);
+	gnutls_free(oid);
 	if (rc < 0)
 		return kmx_softkey_import_kdf_unreadable(rc, what, KMX_SOFTKEY_PKCS12_FIX, error);
 	if (!kmx_softkey_import_kdf_allowed(budget, iter, what, KMX_SOFTKEY_PKCS12_FIX, error))
@@ -665,10 +667,16 @@ kmx_softkey_import_pkcs12(gnutls_pkcs12_t p12, KmxSecret *passphrase, GError **e
 	const char *pass = passphrase != NULL ? kmx_secret_get_string(passphrase) : "";
 	KmxKdfBudget budget = {0};
 	unsigned int mac = 0, salt_size = 0, iter = 0;
+	char *oid = NULL;
 	KmxSoftkeyParsedKey *key;
+	int rc;
 
-	/* a MAC gnutls cannot describe is one it cannot check either */
-	if (gnutls_pkcs12_mac_info(p12, &mac, NULL, &salt_size, &iter, NULL) >= 0) {
+	/* a MAC gnutls cannot describe is one it cannot check either; the oid
+	 * is asked for because gnutls 3.7 leaks it for an unknown algorithm
+	 * when it is not */
+	rc = gnutls_pkcs12_mac_info(p12, &mac, NULL, &salt_size, &iter, &oid);
+	gnutls_free(oid);
+	if (rc >= 0) {
 		if (!kmx_softkey_import_kdf_allowed(&budget,
 						    iter,
 						    "the MAC of the PKCS#12 file",
@@ -686,7 +694,6 @@ kmx_softkey_import_pkcs12(gnutls_pkcs12_t p12, KmxSecret *passphrase, GError **e
 		for (int i = 0; x == NULL; i++) {
 			g_auto(gnutls_pkcs12_bag_t) bag = NULL;
 			gboolean encrypted;
-			int rc;
 
 			if (i == KMX_SOFTKEY_PKCS12_MAX_BAGS)
 				return kmx_softkey_import_unparseable(error,
