@@ -72,6 +72,13 @@ for round in $(seq "$ROUNDS"); do
 	esac
 
 	kmx_start_daemon
+	# a new key's .info is written before its .pem: no crash leaves a key
+	# file without .info, which a protected store could only keep unlisted
+	for pem in "$KEYMUX_DATA_DIR"/softkey/login/*.pem; do
+		[ -f "${pem%.pem}.info" ] || fail "round $round: $(basename "$pem") has no .info"
+	done
+	assert_contains "$(kmx_prop "$(kmx_device_path softkey:login)" org.keymux.Keystore1.Device Details)" \
+		'"incomplete-keys" u 0' "round $round"
 	# exactly one password opens the store: the acknowledged one, or (for an
 	# unacknowledged change) maybe the new one
 	ok_old=0; ok_new=0

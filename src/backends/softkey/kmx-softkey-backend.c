@@ -7,11 +7,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
 
 #include "kmx-error.h"
 #include "kmx-softkey-backend.h"
 #include "kmx-softkey-device.h"
+#include "kmx-softkey-store.h"
 
 struct _KmxSoftkeyBackend {
 	KmxBackend parent_instance;
@@ -39,6 +41,9 @@ kmx_softkey_backend_start(KmxBackend *backend, GError **error)
 	g_autofree char *dir = kmx_backend_get_state_dir(backend);
 	g_autofree char *login = g_build_filename(dir, "login", NULL);
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	g_autofree char *data_dir = g_path_get_dirname(dir);
+	const char *parents[] = {data_dir, dir};
+	g_autofree char *unsafe = NULL;
 	g_autoptr(GDir) gdir = NULL;
 	const char *name;
 
@@ -51,6 +56,26 @@ kmx_softkey_backend_start(KmxBackend *backend, GError **error)
 			    login,
 			    g_strerror(errsv));
 		return FALSE;
+	}
+	/* the data dir and ours hold every store: others must not enter them */
+	for (guint i = 0; i < G_N_ELEMENTS(parents) && unsafe == NULL; i++) {
+		g_autoptr(GError) error_local = NULL;
+		guint old_mode = 0;
+		if (!kmx_softkey_store_fix_mode(AT_FDCWD,
+						NULL,
+						parents[i],
+						TRUE,
+						&old_mode,
+						&error_local)) {
+			unsafe = g_strdup(error_local->message);
+			g_warning("every soft-key store is unavailable: %s", unsafe);
+		} else if (old_mode != 0) {
+			g_warning(
+			    "other users could enter %s (mode %04o), which holds the soft-key "
+			    "stores; it is private now (0700)",
+			    parents[i],
+			    old_mode);
+		}
 	}
 	gdir = g_dir_open(dir, 0, error);
 	if (gdir == NULL)
@@ -69,7 +94,7 @@ kmx_softkey_backend_start(KmxBackend *backend, GError **error)
 		g_autofree char *path = g_build_filename(dir, store, NULL);
 		g_autoptr(KmxSoftkeyDevice)
 		    device = kmx_softkey_device_new(kmx_backend_get_name(backend), store, path);
-		g_autoptr(GPtrArray) keys = kmx_softkey_device_load(device);
+		g_autoptr(GPtrArray) keys = kmx_softkey_device_load(device, unsafe);
 
 		/* keys before the device, so nobody sees 10,000 keys-changed */
 		for (guint j = 0; j < keys->len; j++)

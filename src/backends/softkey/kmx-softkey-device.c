@@ -1,14 +1,20 @@
 /* keymux: a soft-key store, one directory of key files
  *
  * Files and the order they are written in (docs/softkey-format.md):
- * - a new key: <id>.pem first, then <id>.info, each atomically; a crash in
- *   between leaves a .pem without .info, which is kept (it may be the only
- *   copy of the key), reported as incomplete, and completed by importing
- *   the key again;
+ * - a new key: <id>.info first, then <id>.pem, each atomically; a crash in
+ *   between leaves an .info without key material: provably a write that
+ *   was never acknowledged (nothing of the key exists but public facts),
+ *   which the next start removes;
  * - a deletion: <id>.pem first, then <id>.info; a crash in between leaves an
- *   .info without key material, which the next start removes;
+ *   .info without key material too, which the next start removes;
  * - a password change: store.info only, atomically; the file key, and so
  *   every .pem, stays the same.
+ * A .pem without .info is then never an interrupted write of this version:
+ * it is a key whose .info was lost (or one written by an older version,
+ * which wrote the .pem first).  It may be the only copy of a key in use, so
+ * it is never removed: start-up rebuilds its .info from the key itself when
+ * the file key is at hand (an unprotected store), and otherwise keeps it,
+ * reported as incomplete, until the same key is imported again.
  * Temporary files of kmx_file_write_atomic() ("<name>.XXXXXX") were never
  * acknowledged and are removed at start.
  */
@@ -193,23 +199,168 @@ kmx_softkey_device_load_store_info(KmxSoftkeyDevice *self, gboolean has_keys)
 	return TRUE;
 }
 
+/* make one of the store's files private, counting what was changed; the
+ * first file that cannot be changed is kept in @error */
+static void
+kmx_softkey_device_fix_mode(KmxSoftkeyDevice *self,
+			    int dir_fd,
+			    const char *name,
+			    guint *n_fixed,
+			    char **first_fixed,
+			    GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
+	guint old_mode = 0;
+
+	if (!kmx_softkey_store_fix_mode(dir_fd,
+					self->dir,
+					name,
+					g_str_equal(name, "."),
+					&old_mode,
+					&error_local)) {
+		if (*error == NULL)
+			g_propagate_error(error, g_steal_pointer(&error_local));
+		return;
+	}
+	if (old_mode == 0)
+		return;
+	g_debug("store %s: %s was mode %04o, made private", self->name, name, old_mode);
+	if ((*n_fixed)++ == 0)
+		*first_fixed = g_strdup_printf("%s was %04o", name, old_mode);
+}
+
+/* a .pem whose .info is missing: its .info rebuilt from the key itself,
+ * with what only the lost .info knew (label, creation time, exportable)
+ * set to defaults */
+static KmxSoftkeyKey *
+kmx_softkey_device_recover_key(KmxSoftkeyDevice *self,
+			       KmxSecret *file_key,
+			       const char *id,
+			       GError **error)
+{
+	g_autofree char *pem = kmx_softkey_device_path(self, id, ".pem");
+	g_autofree char *info_path = kmx_softkey_device_path(self, id, ".info");
+	g_auto(gnutls_x509_privkey_t) x = NULL;
+	g_autoptr(KmxSecret) der = NULL;
+	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(GDateTime) mtime = NULL;
+	g_autofree char *spki_id = NULL;
+	g_autofree char *label = NULL;
+	g_autofree char *created = NULL;
+	KmxSoftkeyKeyInfo info = {0};
+	gnutls_datum_t d;
+	GStatBuf st;
+	int rc;
+
+	der = kmx_softkey_pem_decrypt(pem, file_key, error);
+	if (der == NULL)
+		return NULL;
+	d.data = kmx_secret_get_data(der);
+	d.size = (guint)kmx_secret_get_length(der);
+	gnutls_x509_privkey_init(&x);
+	rc = gnutls_x509_privkey_import_pkcs8(x, &d, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN);
+	if (rc < 0) {
+		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot read the key");
+		return NULL;
+	}
+	info.type = kmx_softkey_x509_get_key_type(x, error);
+	if (info.type == KMX_KEY_TYPE_UNKNOWN)
+		return NULL;
+	spki = kmx_softkey_x509_get_spki(x, error);
+	if (spki == NULL)
+		return NULL;
+	spki_id = kmx_key_compute_id(spki);
+	if (!g_str_equal(spki_id, id)) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_FAILED, "%s holds key %s", pem, spki_id);
+		return NULL;
+	}
+	if (g_stat(pem, &st) == 0)
+		mtime = g_date_time_new_from_unix_utc(st.st_mtime);
+	if (mtime != NULL)
+		created = g_date_time_format_iso8601(mtime);
+	label = g_strdup_printf("recovered %s key", kmx_key_type_to_string(info.type));
+	info.label = label;
+	info.usage = kmx_key_type_get_usage(info.type);
+	info.spki = spki;
+	info.created = created;
+	info.exportable = FALSE;
+	if (!kmx_softkey_key_info_save(info_path, &info, error))
+		return NULL;
+	return kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, &info);
+}
+
+/* rebuild the .info of the .pem files in @pems, which keeps those that
+ * cannot be; a protected store has no file key at start, so all are kept */
+static void
+kmx_softkey_device_recover_keys(KmxSoftkeyDevice *self, GHashTable *pems, GPtrArray *keys)
+{
+	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
+	g_autoptr(KmxSoftkeyStoreInfo) store_info = NULL;
+	g_autoptr(GPtrArray) ids = NULL;
+	GHashTableIter iter;
+	gpointer id_ptr;
+
+	if (self->broken != NULL || self->protected)
+		return;
+	store_info = kmx_softkey_store_info_load(path, NULL);
+	if (store_info == NULL || store_info->protected)
+		return;
+	ids = g_ptr_array_new_with_free_func(g_free);
+	g_hash_table_iter_init(&iter, pems);
+	while (g_hash_table_iter_next(&iter, &id_ptr, NULL))
+		g_ptr_array_add(ids, g_strdup(id_ptr));
+	g_hash_table_remove_all(pems);
+	for (guint i = 0; i < ids->len; i++) {
+		const char *id = g_ptr_array_index(ids, i);
+		g_autoptr(GError) error = NULL;
+		g_autofree char *label = NULL;
+		KmxSoftkeyKey *key =
+		    kmx_softkey_device_recover_key(self, store_info->file_key, id, &error);
+		if (key == NULL) {
+			g_warning("store %s: cannot rebuild the .info of key file %s.pem, kept: %s",
+				  self->name,
+				  id,
+				  error->message);
+			g_hash_table_add(pems, g_strdup(id));
+			continue;
+		}
+		label = kmx_key_dup_label(KMX_KEY(key));
+		g_warning("store %s: key %s had no .info (lost, or an older keymux was "
+			  "interrupted): rebuilt from its key file, labelled '%s'",
+			  self->name,
+			  id,
+			  label);
+		g_hash_table_insert(self->keys,
+				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
+				    g_object_ref(key));
+		g_ptr_array_add(keys, key);
+	}
+}
+
 /**
  * kmx_softkey_device_load:
+ * @unsafe: (nullable): why the store must not be used, found by the
+ *   backend (a parent directory others can change)
  *
- * Scans the store directory on the main thread at start-up: reads
- * store.info and every <id>.info, decrypts nothing, tidies what a crash
- * may have left, and never stops on a bad file.
+ * Scans the store directory on the main thread at start-up: makes the
+ * store's files private, reads store.info and every <id>.info, decrypts
+ * nothing, tidies what a crash may have left, and never stops on a bad
+ * file.  A store whose files others may read or change, and keymux cannot
+ * make private, is unavailable.
  *
  * Returns: (transfer full) (element-type KmxSoftkeyKey): the keys to add
  */
 GPtrArray *
-kmx_softkey_device_load(KmxSoftkeyDevice *self)
+kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 {
 	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
 	g_autoptr(GHashTable) pems = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GError) mode_error = NULL;
 	g_autoptr(GDir) dir = g_dir_open(self->dir, 0, &error);
+	g_autofree char *first_fixed = NULL;
+	guint n_fixed = 0;
 	const char *name;
 	int dir_fd;
 
@@ -217,6 +368,15 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 		kmx_softkey_device_set_broken(self, error->message);
 		return g_steal_pointer(&keys);
 	}
+	dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		int errsv = errno;
+		g_autofree char *why =
+		    g_strdup_printf("cannot open %s: %s", self->dir, g_strerror(errsv));
+		kmx_softkey_device_set_broken(self, why);
+		return g_steal_pointer(&keys);
+	}
+	kmx_softkey_device_fix_mode(self, dir_fd, ".", &n_fixed, &first_fixed, &mode_error);
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		gsize len = strlen(name);
 		if (kmx_softkey_device_is_temp_file(name, len)) {
@@ -225,17 +385,34 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 			g_message("removing %s, left by an interrupted write", path);
 			if (g_unlink(path) != 0)
 				g_warning("cannot remove %s: %s", path, g_strerror(errno));
-		} else if (len == 68 && g_str_has_suffix(name, ".pem") &&
-			   kmx_softkey_device_is_key_id(name, 64)) {
+			continue;
+		}
+		if (len == 68 && g_str_has_suffix(name, ".pem") &&
+		    kmx_softkey_device_is_key_id(name, 64)) {
 			g_hash_table_add(pems, g_strndup(name, 64));
 		} else if (len == 69 && g_str_has_suffix(name, ".info") &&
 			   kmx_softkey_device_is_key_id(name, 64)) {
 			g_ptr_array_add(infos, g_strndup(name, 64));
+		} else if (!g_str_equal(name, KMX_SOFTKEY_STORE_INFO)) {
+			continue;
 		}
+		kmx_softkey_device_fix_mode(self,
+					    dir_fd,
+					    name,
+					    &n_fixed,
+					    &first_fixed,
+					    &mode_error);
 	}
-	if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
+	if (n_fixed > 0)
+		g_warning("soft-key store %s: other users could read or change %u of its files "
+			  "(%s); they are private now (0600, 0700)",
+			  self->name,
+			  n_fixed,
+			  first_fixed);
+	if (unsafe != NULL || mode_error != NULL)
+		kmx_softkey_device_set_broken(self, unsafe != NULL ? unsafe : mode_error->message);
+	else if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
 		g_debug("listing the keys of the unavailable store %s anyway", self->name);
-	dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	for (guint i = 0; i < infos->len; i++) {
 		const char *id = g_ptr_array_index(infos, i);
@@ -265,10 +442,11 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self)
 				    g_object_ref(key));
 		g_ptr_array_add(keys, key);
 	}
-	if (dir_fd >= 0)
-		close(dir_fd);
-	/* what is left are .pem files without .info: an import interrupted
-	 * between its two writes.  keep them: they may be the only copy */
+	close(dir_fd);
+	/* what is left are .pem files without .info (see the top of the file):
+	 * never removed, rebuilt when they can be */
+	if (g_hash_table_size(pems) > 0)
+		kmx_softkey_device_recover_keys(self, pems, keys);
 	self->incomplete_keys = g_hash_table_size(pems);
 	if (self->incomplete_keys > 0)
 		g_warning("store %s has %u key file(s) without .info; they are kept and listed "
@@ -495,19 +673,20 @@ kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 		fallback = g_strdup_printf("%s key", kmx_key_type_to_string(parsed->type));
 		label = fallback;
 	}
-	/* .pem first: until .info exists the key is not listed, and a crash
-	 * leaves only a file that start-up keeps */
-	if (!kmx_softkey_pem_write(pem, parsed->pkcs8, file_key, error))
-		return NULL;
+	/* .info first: a crash before the .pem leaves only public facts,
+	 * which start-up removes, never a key file nobody can list */
 	info.label = (char *)label;
 	info.type = parsed->type;
 	info.usage = kmx_key_type_get_usage(parsed->type);
 	info.spki = parsed->spki;
 	info.created = created;
 	info.exportable = exportable;
-	if (!kmx_softkey_key_info_save(info_path, &info, error)) {
+	if (!kmx_softkey_key_info_save(info_path, &info, error))
+		return NULL;
+	if (!kmx_softkey_pem_write(pem, parsed->pkcs8, file_key, error)) {
+		/* an old .pem of this key (had_pem) stays, complete again */
 		if (!had_pem)
-			(void)kmx_file_remove_durable(pem, NULL);
+			(void)kmx_file_remove_durable(info_path, NULL);
 		return NULL;
 	}
 	key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, &info);
@@ -708,13 +887,23 @@ kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError
 	g_autofree char *pem = kmx_softkey_key_get_path(key, ".pem");
 	g_autofree char *info = kmx_softkey_key_get_path(key, ".info");
 	const char *id = kmx_key_get_id(KMX_KEY(key));
+	gboolean ok;
 
-	if (!kmx_file_remove_durable(pem, error))
-		return FALSE;
+	/* the id stays reserved until both files are gone: an import of the
+	 * same key meanwhile would write files this deletion then removes */
 	g_mutex_lock(&self->mutex);
-	g_hash_table_remove(self->keys, id);
+	g_hash_table_add(self->pending, g_strdup(id));
 	g_mutex_unlock(&self->mutex);
-	if (!kmx_file_remove_durable(info, error))
+	ok = kmx_file_remove_durable(pem, error);
+	g_mutex_lock(&self->mutex);
+	if (ok)
+		g_hash_table_remove(self->keys, id);
+	g_mutex_unlock(&self->mutex);
+	ok = ok && kmx_file_remove_durable(info, error);
+	g_mutex_lock(&self->mutex);
+	g_hash_table_remove(self->pending, id);
+	g_mutex_unlock(&self->mutex);
+	if (!ok)
 		return FALSE;
 	kmx_softkey_device_update_details(self);
 	return TRUE;

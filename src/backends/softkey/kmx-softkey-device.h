@@ -12,7 +12,7 @@ G_DECLARE_FINAL_TYPE(KmxSoftkeyDevice, kmx_softkey_device, KMX, SOFTKEY_DEVICE, 
 KmxSoftkeyDevice *kmx_softkey_device_new(const char *backend_name,
 					 const char *store_name,
 					 const char *dir);
-GPtrArray *kmx_softkey_device_load(KmxSoftkeyDevice *self);
+GPtrArray *kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe);
 const char *kmx_softkey_device_get_dir(KmxSoftkeyDevice *self);
 KmxSecret *kmx_softkey_device_dup_file_key(KmxSoftkeyDevice *self, GError **error);
 gboolean kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError **error);

@@ -227,10 +227,6 @@ static const char *const kmx_ssh_ciphers[] = {
     "aes128-cbc",
 };
 
-/* bcrypt-pbkdf costs ~5 ms a round; ssh-keygen writes 16 and a hostile file
- * could ask for 2^32 */
-#define KMX_SSH_MAX_ROUNDS 1000u
-
 /* a PEM key as libssh writes it without a passphrase (PKCS#8 or SEC1) */
 static GPtrArray *
 kmx_softkey_import_plain_pem(KmxSecret *pem, GError **error)
@@ -311,15 +307,18 @@ kmx_softkey_import_ssh_encrypted(KmxSshReader *r,
 	if (!kmx_ssh_read_string(&opts, &salt, &salt_len) || salt_len == 0 || salt_len > 64 ||
 	    !kmx_ssh_read_u32(&opts, &rounds) || rounds == 0 || opts.left != 0)
 		return kmx_softkey_import_unparseable(error, "bad OpenSSH bcrypt options");
-	if (rounds > KMX_SSH_MAX_ROUNDS) {
+	/* bcrypt-pbkdf costs ~10 ms a round and a hostile file could ask for
+	 * 2^32: refused before libssh sees it, with or without a passphrase */
+	if (rounds > KMX_SOFTKEY_IMPORT_MAX_BCRYPT_ROUNDS) {
 		g_set_error(
 		    error,
 		    KMX_ERROR,
-		    KMX_ERROR_NOT_SUPPORTED,
-		    "OpenSSH keys with more than %u bcrypt rounds (this one has %u) are not "
-		    "supported: re-encrypt a copy with 'ssh-keygen -p -a 100 -f COPY'",
-		    KMX_SSH_MAX_ROUNDS,
-		    rounds);
+		    KMX_ERROR_INVALID_ARGUMENT,
+		    "the OpenSSH key asks for %u bcrypt rounds, more than the %u keymux "
+		    "accepts: re-encrypt a copy with fewer, 'ssh-keygen -p -a 100 -f COPY', "
+		    "and import that",
+		    rounds,
+		    KMX_SOFTKEY_IMPORT_MAX_BCRYPT_ROUNDS);
 		return NULL;
 	}
 	if (n != 1) {
@@ -437,40 +436,247 @@ kmx_softkey_import_ssh(const char *text, gsize len, KmxSecret *passphrase, GErro
 	return kmx_softkey_import_ssh_blob(blob, passphrase, error);
 }
 
+/* ---- KDF limits ---- */
+
+/* the KDF work of one import so far, so that many bags at the limit cannot
+ * add up to minutes */
+typedef struct {
+	guint64 spent;
+} KmxKdfBudget;
+
+/* check an iteration count read from the file before gnutls runs that KDF */
+static gboolean
+kmx_softkey_import_kdf_allowed(KmxKdfBudget *budget,
+			       guint iterations,
+			       const char *what,
+			       const char *fix,
+			       GError **error)
+{
+	if (iterations > KMX_SOFTKEY_IMPORT_MAX_ITERATIONS) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "%s asks for %u KDF iterations, more than the %u keymux accepts: %s",
+			    what,
+			    iterations,
+			    KMX_SOFTKEY_IMPORT_MAX_ITERATIONS,
+			    fix);
+		return FALSE;
+	}
+	if (budget->spent + iterations > KMX_SOFTKEY_IMPORT_MAX_TOTAL_ITERATIONS) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "the file asks for more than %" G_GUINT64_FORMAT
+			    " KDF iterations in all: %s",
+			    (guint64)KMX_SOFTKEY_IMPORT_MAX_TOTAL_ITERATIONS,
+			    fix);
+		return FALSE;
+	}
+	budget->spent += iterations;
+	return TRUE;
+}
+
+#define KMX_SOFTKEY_PKCS8_FIX                                                                      \
+	"re-encrypt a copy with fewer, e.g. 'openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 100000 "   \
+	"-in KEY -out COPY', and import that"
+#define KMX_SOFTKEY_PKCS12_FIX                                                                     \
+	"export the key again with fewer, e.g. 'openssl pkcs12 -export -iter 100000', and import " \
+	"that"
+
+/* the iteration count of an EncryptedPrivateKeyInfo; a gnutls error when
+ * @d is none (GNUTLS_E_INVALID_REQUEST, or an ASN.1 error), or one whose KDF
+ * gnutls cannot read and so cannot run either */
+static int
+kmx_softkey_import_pkcs8_iterations(const gnutls_datum_t *d,
+				    gnutls_x509_crt_fmt_t format,
+				    guint *iterations)
+{
+	unsigned int schema = 0, cipher = 0, salt_size = 0, iter = 0;
+	char *oid = NULL;
+	int rc = gnutls_pkcs8_info(d, format, &schema, &cipher, NULL, &salt_size, &iter, &oid);
+
+	gnutls_free(oid);
+	*iterations = iter;
+	return rc;
+}
+
+/* encryption gnutls cannot describe: parameters it refuses, such as more
+ * iterations than its own limit, or a scheme it does not know */
+static gboolean
+kmx_softkey_import_kdf_unreadable(int rc, const char *what, const char *fix, GError **error)
+{
+	g_set_error(error,
+		    KMX_ERROR,
+		    rc == GNUTLS_E_ILLEGAL_PARAMETER ? KMX_ERROR_INVALID_ARGUMENT
+						     : KMX_ERROR_NOT_SUPPORTED,
+		    "%s is encrypted with parameters keymux cannot use (%s): %s",
+		    what,
+		    gnutls_strerror(rc),
+		    fix);
+	return FALSE;
+}
+
 /* ---- PKCS#12 ---- */
 
+/* gnutls decodes the whole file again for each bag: real files have 2 or 3 */
+#define KMX_SOFTKEY_PKCS12_MAX_BAGS 32
+
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_pkcs12_bag_t, gnutls_pkcs12_bag_deinit, NULL)
+
+static gboolean
+kmx_softkey_import_pkcs12_bad_secret(GError **error)
+{
+	g_set_error_literal(error,
+			    KMX_ERROR,
+			    KMX_ERROR_BAD_SECRET,
+			    "wrong passphrase for the PKCS#12 file");
+	return FALSE;
+}
+
+/* the first private key of a (decrypted) bag into @x, if it has one */
+static gboolean
+kmx_softkey_import_pkcs12_bag_key(gnutls_pkcs12_bag_t bag,
+				  const char *pass,
+				  KmxKdfBudget *budget,
+				  gnutls_x509_privkey_t *x,
+				  GError **error)
+{
+	int count = gnutls_pkcs12_bag_get_count(bag);
+
+	for (int i = 0; i < count && *x == NULL; i++) {
+		int type = gnutls_pkcs12_bag_get_type(bag, (unsigned)i);
+		gnutls_datum_t d = {NULL, 0};
+		guint iter = 0;
+		int rc;
+
+		if (type != GNUTLS_BAG_PKCS8_KEY && type != GNUTLS_BAG_PKCS8_ENCRYPTED_KEY)
+			continue;
+		if (gnutls_pkcs12_bag_get_data(bag, (unsigned)i, &d) < 0) {
+			kmx_softkey_import_unparseable(error, "bad PKCS#12 key bag");
+			return FALSE;
+		}
+		if (type == GNUTLS_BAG_PKCS8_ENCRYPTED_KEY) {
+			rc = kmx_softkey_import_pkcs8_iterations(&d, GNUTLS_X509_FMT_DER, &iter);
+			if (rc < 0)
+				return kmx_softkey_import_kdf_unreadable(
+				    rc,
+				    "the key in the PKCS#12 file",
+				    KMX_SOFTKEY_PKCS12_FIX,
+				    error);
+			if (!kmx_softkey_import_kdf_allowed(budget,
+							    iter,
+							    "the key in the PKCS#12 file",
+							    KMX_SOFTKEY_PKCS12_FIX,
+							    error))
+				return FALSE;
+		}
+		gnutls_x509_privkey_init(x);
+		rc = gnutls_x509_privkey_import_pkcs8(
+		    *x,
+		    &d,
+		    GNUTLS_X509_FMT_DER,
+		    pass,
+		    type == GNUTLS_BAG_PKCS8_KEY ? GNUTLS_PKCS_PLAIN : 0);
+		if (rc == GNUTLS_E_DECRYPTION_FAILED)
+			return kmx_softkey_import_pkcs12_bad_secret(error);
+		if (rc < 0) {
+			kmx_softkey_import_unparseable(error, gnutls_strerror(rc));
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+/* an encrypted bag, its KDF checked first */
+static gboolean
+kmx_softkey_import_pkcs12_decrypt_bag(gnutls_pkcs12_bag_t bag,
+				      const char *pass,
+				      KmxKdfBudget *budget,
+				      GError **error)
+{
+	const char *what = "an encrypted bag of the PKCS#12 file";
+	unsigned int schema = 0, cipher = 0, salt_size = 0, iter = 0;
+	char *oid = NULL;
+	int rc;
+
+	rc = gnutls_pkcs12_bag_enc_info(bag, &schema, &cipher, NULL, &salt_size, &iter, &oid);
+	gnutls_free(oid);
+	if (rc < 0)
+		return kmx_softkey_import_kdf_unreadable(rc, what, KMX_SOFTKEY_PKCS12_FIX, error);
+	if (!kmx_softkey_import_kdf_allowed(budget, iter, what, KMX_SOFTKEY_PKCS12_FIX, error))
+		return FALSE;
+	rc = gnutls_pkcs12_bag_decrypt(bag, pass);
+	if (rc == GNUTLS_E_DECRYPTION_FAILED)
+		return kmx_softkey_import_pkcs12_bad_secret(error);
+	if (rc < 0) {
+		kmx_softkey_import_unparseable(error, gnutls_strerror(rc));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* the key of a PKCS#12 file, walked here rather than by
+ * gnutls_pkcs12_simple_parse() so that every iteration count (the MAC's,
+ * each encrypted bag's, the shrouded key's) is checked before gnutls runs
+ * that KDF, and so that a wrong passphrase costs one KDF */
 static GPtrArray *
 kmx_softkey_import_pkcs12(gnutls_pkcs12_t p12, KmxSecret *passphrase, GError **error)
 {
 	g_autoptr(GPtrArray)
 	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
 	g_auto(gnutls_x509_privkey_t) x = NULL;
-	gnutls_x509_crt_t *chain = NULL;
-	unsigned int chain_len = 0;
-	const char *pass = kmx_secret_get_string(passphrase);
+	const char *pass = passphrase != NULL ? kmx_secret_get_string(passphrase) : "";
+	KmxKdfBudget budget = {0};
+	unsigned int mac = 0, salt_size = 0, iter = 0;
+	char *oid = NULL;
 	KmxSoftkeyParsedKey *key;
 	int rc;
 
-	rc = gnutls_pkcs12_verify_mac(p12, pass);
-	if (rc == GNUTLS_E_MAC_VERIFY_FAILED) {
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_BAD_SECRET,
-				    "wrong passphrase for the PKCS#12 file");
-		return NULL;
+	/* a MAC gnutls cannot describe is one it cannot check either; the oid
+	 * is asked for because gnutls 3.7 leaks it for an unknown algorithm
+	 * when it is not */
+	rc = gnutls_pkcs12_mac_info(p12, &mac, NULL, &salt_size, &iter, &oid);
+	gnutls_free(oid);
+	if (rc >= 0) {
+		if (!kmx_softkey_import_kdf_allowed(&budget,
+						    iter,
+						    "the MAC of the PKCS#12 file",
+						    KMX_SOFTKEY_PKCS12_FIX,
+						    error))
+			return NULL;
+		if (gnutls_pkcs12_verify_mac(p12, pass) == GNUTLS_E_MAC_VERIFY_FAILED) {
+			kmx_softkey_import_pkcs12_bad_secret(error);
+			return NULL;
+		}
 	}
-	rc = gnutls_pkcs12_simple_parse(p12, pass, &x, &chain, &chain_len, NULL, NULL, NULL, 0);
-	for (guint i = 0; i < chain_len; i++)
-		gnutls_x509_crt_deinit(chain[i]);
-	gnutls_free(chain);
-	if (rc == GNUTLS_E_DECRYPTION_FAILED || rc == GNUTLS_E_MAC_VERIFY_FAILED) {
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_BAD_SECRET,
-				    "wrong passphrase for the PKCS#12 file");
-		return NULL;
+	/* the plain bags first: openssl puts the (shrouded) key there, and the
+	 * certificates in an encrypted bag that need not be decrypted */
+	for (guint round = 0; round < 2 && x == NULL; round++) {
+		for (int i = 0; x == NULL; i++) {
+			g_auto(gnutls_pkcs12_bag_t) bag = NULL;
+			gboolean encrypted;
+
+			if (i == KMX_SOFTKEY_PKCS12_MAX_BAGS)
+				return kmx_softkey_import_unparseable(error,
+								      "too many PKCS#12 bags");
+			gnutls_pkcs12_bag_init(&bag);
+			rc = gnutls_pkcs12_get_bag(p12, i, bag);
+			if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+				break;
+			if (rc < 0)
+				return kmx_softkey_import_unparseable(error, gnutls_strerror(rc));
+			encrypted = gnutls_pkcs12_bag_get_type(bag, 0) == GNUTLS_BAG_ENCRYPTED;
+			if (encrypted != (round == 1))
+				continue;
+			if (encrypted &&
+			    !kmx_softkey_import_pkcs12_decrypt_bag(bag, pass, &budget, error))
+				return NULL;
+			if (!kmx_softkey_import_pkcs12_bag_key(bag, pass, &budget, &x, error))
+				return NULL;
+		}
 	}
-	if (rc < 0 || x == NULL)
+	if (x == NULL)
 		return kmx_softkey_import_unparseable(error, "no private key in the PKCS#12 file");
 	key = kmx_softkey_import_finish(x, NULL, error);
 	if (key == NULL)
@@ -502,6 +708,7 @@ kmx_softkey_import_parse(GBytes *data, KmxSecret *passphrase, GError **error)
 	gnutls_datum_t d;
 	gboolean pem;
 	KmxSoftkeyParsedKey *key;
+	guint iter = 0;
 	int rc;
 
 	if (text == NULL || len == 0)
@@ -521,34 +728,45 @@ kmx_softkey_import_parse(GBytes *data, KmxSecret *passphrase, GError **error)
 	    gnutls_pkcs12_import(p12, &d, pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER, 0) >= 0)
 		return kmx_softkey_import_pkcs12(p12, passphrase, error);
 
-	gnutls_x509_privkey_init(&x);
-	rc = gnutls_x509_privkey_import2(x,
-					 &d,
-					 pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
-					 pass,
-					 pass == NULL ? GNUTLS_PKCS_PLAIN : 0);
-	if (rc < 0 && pass == NULL) {
-		/* an encrypted key and no passphrase: retry to tell it from junk */
-		gnutls_x509_privkey_deinit(x);
-		gnutls_x509_privkey_init(&x);
-		rc = gnutls_x509_privkey_import2(x,
-						 &d,
+	/* an EncryptedPrivateKeyInfo: without a passphrase nothing is tried,
+	 * with one its iteration count is checked before gnutls runs the KDF */
+	rc = kmx_softkey_import_pkcs8_iterations(&d,
 						 pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
-						 "",
-						 0);
-		if (rc == GNUTLS_E_DECRYPTION_FAILED) {
+						 &iter);
+	if (rc == GNUTLS_E_ILLEGAL_PARAMETER) {
+		kmx_softkey_import_kdf_unreadable(rc, "the key", KMX_SOFTKEY_PKCS8_FIX, error);
+		return NULL;
+	}
+	if (rc >= 0) {
+		KmxKdfBudget budget = {0};
+		if (pass == NULL) {
 			g_set_error_literal(error,
 					    KMX_ERROR,
 					    KMX_ERROR_BAD_SECRET,
 					    "the key is encrypted: give its passphrase");
 			return NULL;
 		}
+		if (!kmx_softkey_import_kdf_allowed(&budget,
+						    iter,
+						    "the encrypted key",
+						    KMX_SOFTKEY_PKCS8_FIX,
+						    error))
+			return NULL;
 	}
+	gnutls_x509_privkey_init(&x);
+	rc = gnutls_x509_privkey_import2(x,
+					 &d,
+					 pem ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
+					 pass,
+					 pass == NULL ? GNUTLS_PKCS_PLAIN : 0);
+	/* without a passphrase gnutls tries no decryption: an encrypted key it
+	 * knows (legacy "Proc-Type: 4,ENCRYPTED" PEM) fails at once */
 	if (rc == GNUTLS_E_DECRYPTION_FAILED) {
 		g_set_error_literal(error,
 				    KMX_ERROR,
 				    KMX_ERROR_BAD_SECRET,
-				    "wrong passphrase for the key");
+				    pass == NULL ? "the key is encrypted: give its passphrase"
+						 : "wrong passphrase for the key");
 		return NULL;
 	}
 	if (rc < 0)

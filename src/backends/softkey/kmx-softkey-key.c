@@ -23,7 +23,9 @@ struct _KmxSoftkeyKey {
 	char *dir;
 	char *created;
 	GMutex load_mutex; /* one thread decrypts; the others wait for it */
-	GMutex mutex;	   /* everything below */
+	GMutex file_mutex; /* serialises SetLabel and Delete, and guards deleted */
+	gboolean deleted;
+	GMutex mutex; /* everything below */
 	guint generation;
 	KmxSecret *der;
 	GPtrArray *handles; /* idle gnutls_privkey_t */
@@ -66,6 +68,7 @@ kmx_softkey_key_finalize(GObject *object)
 	g_free(self->created);
 	g_mutex_clear(&self->mutex);
 	g_mutex_clear(&self->load_mutex);
+	g_mutex_clear(&self->file_mutex);
 	G_OBJECT_CLASS(kmx_softkey_key_parent_class)->finalize(object);
 }
 
@@ -422,6 +425,7 @@ kmx_softkey_key_set_label(KmxKey *key, const char *label, GCancellable *cancella
 {
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
 	g_autofree char *path = kmx_softkey_key_get_path(self, ".info");
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = NULL;
 	KmxSoftkeyKeyInfo info = {
 	    .label = (char *)label,
 	    .type = kmx_key_get_key_type(key),
@@ -438,6 +442,18 @@ kmx_softkey_key_set_label(KmxKey *key, const char *label, GCancellable *cancella
 				    "a label is UTF-8 text of at most 1024 bytes");
 		return FALSE;
 	}
+	/* a SetLabel racing a Delete on another pool thread must not write
+	 * an .info after the deletion removed it: that .info would outlive
+	 * its key file */
+	locker = g_mutex_locker_new(&self->file_mutex);
+	if (self->deleted) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_FOUND,
+			    "key %s was deleted",
+			    kmx_key_get_id(key));
+		return FALSE;
+	}
 	return kmx_softkey_key_info_save(path, &info, error);
 }
 
@@ -446,11 +462,19 @@ kmx_softkey_key_delete_key(KmxKey *key, GCancellable *cancellable, GError **erro
 {
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
 	KmxSoftkeyDevice *store = kmx_softkey_key_get_store(self, error);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->file_mutex);
 
 	if (store == NULL)
 		return FALSE;
-	if (!kmx_softkey_device_delete_key(store, self, error))
+	if (self->deleted)
+		return TRUE;
+	if (!kmx_softkey_device_delete_key(store, self, error)) {
+		/* the key file went but its .info stayed: no label either */
+		g_autofree char *pem = kmx_softkey_key_get_path(self, ".pem");
+		self->deleted = !g_file_test(pem, G_FILE_TEST_EXISTS);
 		return FALSE;
+	}
+	self->deleted = TRUE;
 	kmx_softkey_key_drop_secrets(self);
 	return TRUE;
 }
@@ -474,6 +498,7 @@ kmx_softkey_key_init(KmxSoftkeyKey *self)
 {
 	g_mutex_init(&self->mutex);
 	g_mutex_init(&self->load_mutex);
+	g_mutex_init(&self->file_mutex);
 	self->handles = g_ptr_array_new();
 }
 

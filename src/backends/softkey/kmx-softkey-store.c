@@ -85,6 +85,77 @@ kmx_softkey_read_secret_file(const char *path, GError **error)
 	return g_steal_pointer(&buf);
 }
 
+/**
+ * kmx_softkey_store_fix_mode:
+ * @dir_fd: a directory, or %AT_FDCWD
+ * @dir: (nullable): the path of @dir_fd, for messages; %NULL when @name is
+ *   a full path
+ * @name: a file or directory in @dir_fd ("." for @dir_fd itself)
+ * @follow: follow a symbolic link (a store directory may be one)
+ * @old_mode: (out): the mode it had when it was changed, else 0
+ *
+ * Key files and file keys must be private (an unprotected store.info holds
+ * its file key in clear): a directory or a regular file that other users
+ * may read, write or enter is made 0700 or 0600.  Symbolic links and
+ * special files are left to the readers, which refuse them.
+ *
+ * Returns: %FALSE, with an error that says which chmod to run, when the
+ * mode is loose and cannot be changed (another user owns it)
+ */
+gboolean
+kmx_softkey_store_fix_mode(int dir_fd,
+			   const char *dir,
+			   const char *name,
+			   gboolean follow,
+			   guint *old_mode,
+			   GError **error)
+{
+	struct stat st;
+	mode_t want;
+
+	*old_mode = 0;
+	/* gone or unreadable: the reader of the file reports it */
+	if (fstatat(dir_fd, name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
+		return TRUE;
+	if (S_ISDIR(st.st_mode))
+		want = 0700;
+	else if (S_ISREG(st.st_mode))
+		want = 0600;
+	else
+		return TRUE;
+	if ((st.st_mode & 0077) == 0)
+		return TRUE;
+	if (fchmodat(dir_fd, name, want, 0) != 0) {
+		int errsv = errno;
+		g_autofree char *path = dir == NULL ? g_strdup(name)
+					: g_str_equal(name, ".")
+					    ? g_strdup(dir)
+					    : g_build_filename(dir, name, NULL);
+		g_autofree char *quoted = NULL;
+		/* a command to paste: quoted only when the shell needs it */
+		for (const char *p = path; *p != '\0' && quoted == NULL; p++) {
+			if (!g_ascii_isalnum(*p) && strchr("/._-+,:=@%", *p) == NULL)
+				quoted = g_shell_quote(path);
+		}
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "%s can be read or changed by other users (mode %04o, owner uid %u) and "
+		    "keymux cannot change that (%s): as its owner, run chmod %04o %s and "
+		    "restart keymuxd",
+		    path,
+		    (guint)(st.st_mode & 07777),
+		    (guint)st.st_uid,
+		    g_strerror(errsv),
+		    (guint)want,
+		    quoted != NULL ? quoted : path);
+		return FALSE;
+	}
+	*old_mode = st.st_mode & 07777;
+	return TRUE;
+}
+
 /* a field of a key file is base64 alone, without white space */
 static gboolean
 kmx_softkey_base64_is_field(const char *s)
@@ -134,7 +205,7 @@ typedef struct {
  * unprotected store is never copied out of secret memory (GKeyFile would
  * keep copies in the ordinary heap) */
 static gboolean
-kmx_softkey_store_info_parse(char *text, gsize len, KmxSoftkeyStoreFields *f)
+kmx_softkey_store_info_parse_fields(char *text, gsize len, KmxSoftkeyStoreFields *f)
 {
 	const char *group = "";
 	char *line = text;
@@ -210,17 +281,34 @@ kmx_softkey_store_info_invalid(GError **error, const char *path, const char *why
 KmxSoftkeyStoreInfo *
 kmx_softkey_store_info_load(const char *path, GError **error)
 {
-	g_autoptr(KmxSecret) text = NULL;
+	g_autoptr(KmxSecret) text = kmx_softkey_read_secret_file(path, error);
+
+	if (text == NULL)
+		return NULL;
+	return kmx_softkey_store_info_parse(text, path, error);
+}
+
+/**
+ * kmx_softkey_store_info_parse:
+ * @text: the content of a store.info, at most %KMX_SOFTKEY_MAX_FILE_SIZE
+ *   bytes; parsed in place, so changed
+ * @path: the file it came from, for messages
+ *
+ * Checks store.info; nothing is decrypted.  Also the fuzz target's entry.
+ *
+ * Returns: (transfer full): what it holds, or %NULL with an error that
+ * names @path
+ */
+KmxSoftkeyStoreInfo *
+kmx_softkey_store_info_parse(KmxSecret *text, const char *path, GError **error)
+{
 	g_autoptr(KmxSoftkeyStoreInfo) info = g_new0(KmxSoftkeyStoreInfo, 1);
 	KmxSoftkeyStoreFields f = {0};
 	guint64 iter = 0;
 
-	text = kmx_softkey_read_secret_file(path, error);
-	if (text == NULL)
-		return NULL;
-	if (!kmx_softkey_store_info_parse((char *)kmx_secret_get_data(text),
-					  kmx_secret_get_length(text),
-					  &f)) {
+	if (!kmx_softkey_store_info_parse_fields((char *)kmx_secret_get_data(text),
+						 kmx_secret_get_length(text),
+						 &f)) {
 		kmx_softkey_store_info_invalid(error, path, "not a key file");
 		return NULL;
 	}
@@ -462,13 +550,7 @@ kmx_softkey_key_info_invalid(GError **error, const char *path, const char *why)
 KmxSoftkeyKeyInfo *
 kmx_softkey_key_info_load(int dir_fd, const char *path, const char *id, GError **error)
 {
-	g_autoptr(GKeyFile) kf = g_key_file_new();
-	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
-	g_autofree char *alg = NULL;
-	g_autofree char *spki = NULL;
-	g_autofree char *spki_id = NULL;
-	g_auto(GStrv) usage = NULL;
-	char contents[8193];
+	char contents[KMX_SOFTKEY_KEY_INFO_MAX_SIZE + 1];
 	const char *name = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
 	gsize len = 0;
 	int fd;
@@ -500,6 +582,37 @@ kmx_softkey_key_info_load(int dir_fd, const char *path, const char *id, GError *
 	if (len == 0 || len >= sizeof(contents))
 		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
 	contents[len] = '\0';
+	return kmx_softkey_key_info_parse(contents, len, path, id, error);
+}
+
+/**
+ * kmx_softkey_key_info_parse:
+ * @contents: the content of an <id>.info, @len bytes and a NUL after them
+ * @path: the file it came from, for messages
+ * @id: the id its name says it has
+ *
+ * Checks the public facts of a key, and that the public key there has
+ * @id.  Also the fuzz target's entry.
+ *
+ * Returns: (transfer full): the facts, or %NULL with an error that names
+ * @path
+ */
+KmxSoftkeyKeyInfo *
+kmx_softkey_key_info_parse(const char *contents,
+			   gsize len,
+			   const char *path,
+			   const char *id,
+			   GError **error)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
+	g_autofree char *alg = NULL;
+	g_autofree char *spki = NULL;
+	g_autofree char *spki_id = NULL;
+	g_auto(GStrv) usage = NULL;
+
+	if (len == 0 || len > KMX_SOFTKEY_KEY_INFO_MAX_SIZE)
+		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
 	if (strlen(contents) != len)
 		return kmx_softkey_key_info_invalid(error, path, "binary data");
 	if (!g_key_file_load_from_data(kf, contents, len, G_KEY_FILE_NONE, NULL))

@@ -22,6 +22,7 @@ G_BEGIN_DECLS
 #define KMX_SOFTKEY_TAG_LEN	       16
 #define KMX_SOFTKEY_AAD		       "keymux-softkey-file-key-v1"
 #define KMX_SOFTKEY_MAX_FILE_SIZE      (64 * 1024)
+#define KMX_SOFTKEY_KEY_INFO_MAX_SIZE  8192
 
 /**
  * KmxSoftkeyStoreInfo:
@@ -43,6 +44,9 @@ typedef struct {
 
 void kmx_softkey_store_info_free(KmxSoftkeyStoreInfo *info);
 KmxSoftkeyStoreInfo *kmx_softkey_store_info_load(const char *path, GError **error);
+KmxSoftkeyStoreInfo *kmx_softkey_store_info_parse(KmxSecret *text,
+						  const char *path,
+						  GError **error);
 gboolean kmx_softkey_store_info_save(const char *path,
 				     KmxSecret *file_key,
 				     KmxSecret *password,
@@ -70,7 +74,19 @@ KmxSoftkeyKeyInfo *kmx_softkey_key_info_load(int dir_fd,
 					     const char *path,
 					     const char *id,
 					     GError **error);
+KmxSoftkeyKeyInfo *kmx_softkey_key_info_parse(const char *contents,
+					      gsize len,
+					      const char *path,
+					      const char *id,
+					      GError **error);
 gboolean kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
+
+gboolean kmx_softkey_store_fix_mode(int dir_fd,
+				    const char *dir,
+				    const char *name,
+				    gboolean follow,
+				    guint *old_mode,
+				    GError **error);
 
 KmxSecret *kmx_softkey_file_key_new(GError **error);
 KmxSecret *kmx_softkey_file_key_to_passphrase(KmxSecret *file_key);

@@ -7,11 +7,13 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kmx-error.h"
 #include "kmx-key.h"
 #include "kmx-softkey-backend.h"
 #include "kmx-softkey-device.h"
+#include "kmx-softkey-import.h"
 #include "kmx-softkey-store.h"
 
 /* the options of a call that gave none */
@@ -705,6 +707,8 @@ check_import_fails(Fixture *f, GBytes *data, const char *pass, gint code, const 
 	g_autoptr(GPtrArray) keys = import(f, data, pass, "", &error);
 
 	g_assert_null(keys);
+	g_assert_nonnull(error);
+	g_test_message("refused as expected: %s", error->message);
 	g_assert_error(error, KMX_ERROR, code);
 	if (words != NULL)
 		g_assert_nonnull(strstr(error->message, words));
@@ -899,8 +903,9 @@ test_import(Fixture *f, gconstpointer data)
 		memcpy(blob->data + 63, many, 4);
 		rounds = ssh_encode(blob);
 		start = g_get_monotonic_time();
-		check_import_fails(f, rounds, "pass phrase", KMX_ERROR_NOT_SUPPORTED, "rounds");
+		check_import_fails(f, rounds, "pass phrase", KMX_ERROR_INVALID_ARGUMENT, "rounds");
 		g_assert_cmpint(g_get_monotonic_time() - start, <, G_USEC_PER_SEC);
+		check_import_fails(f, rounds, "", KMX_ERROR_INVALID_ARGUMENT, "ssh-keygen -p -a");
 		memcpy(blob->data + 63, "\0\0\0\x10", 4);
 		blob->data[71 + 4 + 15 + 4 + 7] ^= 0x01;
 		other = ssh_encode(blob);
@@ -957,6 +962,296 @@ test_import(Fixture *f, gconstpointer data)
 	}
 #undef P
 	g_assert_cmpuint(details_u(f->device, "key-count"), ==, 1);
+}
+
+/* ---- KDF limits on import ---- */
+
+static gsize
+der_header(const guint8 *p, gsize len, gsize *clen)
+{
+	gsize n, l = 0;
+
+	if (len < 2 || (p[0] & 0x1f) == 0x1f)
+		return 0;
+	if (p[1] < 0x80) {
+		*clen = p[1];
+		return *clen <= len - 2 ? 2 : 0;
+	}
+	n = p[1] & 0x7f;
+	if (n == 0 || n > 3 || len < 2 + n)
+		return 0;
+	for (gsize i = 0; i < n; i++)
+		l = (l << 8) | p[2 + i];
+	*clen = l;
+	return l <= len - 2 - n ? 2 + n : 0;
+}
+
+/* whether @p is a sequence of DER elements, down to the leaves */
+static gboolean
+der_is_valid(const guint8 *p, gsize len)
+{
+	while (len > 0) {
+		gsize clen = 0, h = der_header(p, len, &clen);
+		if (h == 0 || ((p[0] & 0x20) && !der_is_valid(p + h, clen)))
+			return FALSE;
+		p += h + clen;
+		len -= h + clen;
+	}
+	return TRUE;
+}
+
+static void
+der_put(GByteArray *out, guint8 tag, const guint8 *c, gsize clen)
+{
+	guint8 h[5] = {tag};
+	guint hl = 2;
+
+	if (clen < 0x80) {
+		h[1] = (guint8)clen;
+	} else if (clen < 0x100) {
+		h[1] = 0x81;
+		h[2] = (guint8)clen;
+		hl = 3;
+	} else if (clen < 0x10000) {
+		h[1] = 0x82;
+		h[2] = (guint8)(clen >> 8);
+		h[3] = (guint8)clen;
+		hl = 4;
+	} else {
+		h[1] = 0x83;
+		h[2] = (guint8)(clen >> 16);
+		h[3] = (guint8)(clen >> 8);
+		h[4] = (guint8)clen;
+		hl = 5;
+	}
+	g_byte_array_append(out, h, hl);
+	g_byte_array_append(out, c, (guint)clen);
+}
+
+/* re-encode DER, replacing each INTEGER @from by @to: those inside OCTET
+ * STRINGs that hold DER (PKCS#12 bags) when @inner, else those outside (the
+ * PKCS#12 MAC); how the tests make files whose KDF nobody could afford */
+static void
+der_rewrite(const guint8 *p,
+	    gsize len,
+	    guint32 from,
+	    guint32 to,
+	    gboolean inner,
+	    gboolean in_octets,
+	    GByteArray *out,
+	    guint *replaced)
+{
+	while (len > 0) {
+		gsize clen = 0, h = der_header(p, len, &clen);
+		const guint8 *c = p + h;
+		g_assert_cmpuint(h, >, 0);
+		if ((p[0] & 0x20) ||
+		    (p[0] == 0x04 && clen > 0 && c[0] == 0x30 && der_is_valid(c, clen))) {
+			g_autoptr(GByteArray) sub = g_byte_array_new();
+			der_rewrite(c,
+				    clen,
+				    from,
+				    to,
+				    inner,
+				    in_octets || p[0] == 0x04,
+				    sub,
+				    replaced);
+			der_put(out, p[0], sub->data, sub->len);
+		} else if (p[0] == 0x02 && inner == in_octets && clen <= 5) {
+			guint64 v = 0;
+			for (gsize i = 0; i < clen; i++)
+				v = (v << 8) | c[i];
+			if (v == from) {
+				guint8 be[5] = {0,
+						(guint8)(to >> 24),
+						(guint8)(to >> 16),
+						(guint8)(to >> 8),
+						(guint8)to};
+				guint skip = 0;
+				while (skip < 4 && be[skip] == 0 && be[skip + 1] < 0x80)
+					skip++;
+				der_put(out, 0x02, be + skip, 5 - skip);
+				(*replaced)++;
+			} else {
+				g_byte_array_append(out, p, (guint)(h + clen));
+			}
+		} else {
+			g_byte_array_append(out, p, (guint)(h + clen));
+		}
+		p += h + clen;
+		len -= h + clen;
+	}
+}
+
+/* @file (DER) with its iteration counts @from made @to; @no_mac drops the
+ * MAC of a PKCS#12 file (openssl 3.0 ignores -nomac) */
+static GBytes *
+with_iterations(const char *file, guint32 from, guint32 to, gboolean inner, gboolean no_mac)
+{
+	g_autoptr(GBytes) der = read_bytes(file);
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	guint replaced = 0;
+
+	der_rewrite(g_bytes_get_data(der, NULL),
+		    g_bytes_get_size(der),
+		    from,
+		    to,
+		    inner,
+		    FALSE,
+		    out,
+		    &replaced);
+	g_assert_cmpuint(replaced, >, 0);
+	if (no_mac) {
+		/* PFX ::= SEQUENCE { version, authSafe, macData OPTIONAL } */
+		g_autoptr(GByteArray) pfx = g_byte_array_new();
+		gsize clen = 0, h = der_header(out->data, out->len, &clen);
+		const guint8 *c = out->data + h;
+		gsize kept = 0;
+		for (guint i = 0; i < 2; i++) {
+			gsize l = 0, eh = der_header(c + kept, clen - kept, &l);
+			g_assert_cmpuint(eh, >, 0);
+			kept += eh + l;
+		}
+		g_assert_cmpuint(kept, <, clen);
+		der_put(pfx, 0x30, c, kept);
+		return g_byte_array_free_to_bytes(g_steal_pointer(&pfx));
+	}
+	return g_byte_array_free_to_bytes(g_steal_pointer(&out));
+}
+
+static GBytes *
+pem_wrap(GBytes *der, const char *label)
+{
+	g_autofree char *b64 = g_base64_encode(g_bytes_get_data(der, NULL), g_bytes_get_size(der));
+	GString *pem = g_string_new(NULL);
+
+	g_string_append_printf(pem, "-----BEGIN %s-----\n", label);
+	for (gsize i = 0; i < strlen(b64); i += 64)
+		g_string_append_printf(pem, "%.64s\n", b64 + i);
+	g_string_append_printf(pem, "-----END %s-----\n", label);
+	return g_string_free_to_bytes(pem);
+}
+
+/* files asking for 2^31-1 iterations (minutes per attempt with gnutls) or
+ * just over the limit are refused before any KDF runs, with or without a
+ * passphrase; the test's timeout catches any KDF run on them */
+static void
+test_import_kdf_limits(Fixture *f, gconstpointer data)
+{
+	const guint32 huge = G_MAXINT32;
+	const guint32 over = KMX_SOFTKEY_IMPORT_MAX_ITERATIONS + 1;
+	g_autofree char *o = NULL;
+	char *d = f->tmp;
+
+	/* openssl writes 2049 in every iteration count: the tests change them */
+	o = run("cd %s && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+		"-out ec.pem "
+		"&& openssl pkcs8 -topk8 -in ec.pem -outform DER -out ec-enc.der "
+		"-passout pass:s3cret -v2 aes-256-cbc -iter 2049 "
+		"&& openssl pkcs8 -topk8 -in ec.pem -outform DER -out ec-pbe.der "
+		"-passout pass:s3cret -v1 PBE-SHA1-3DES -iter 2049 "
+		"&& openssl req -x509 -new -key ec.pem -subj /CN=t -days 1 -out ec-crt.pem "
+		"&& openssl pkcs12 -export -inkey ec.pem -in ec-crt.pem -out ec.p12 "
+		"-passout pass:s3cret -iter 2049 "
+		"&& openssl pkcs12 -export -nokeys -in ec-crt.pem -out crt.p12 "
+		"-passout pass:s3cret -iter 2049",
+		d);
+
+#define P(name) g_build_filename(d, name, NULL)
+	/* PKCS#8 EncryptedPrivateKeyInfo, PBES2 and PKCS#12 PBE, DER and PEM */
+	{
+		g_autofree char *pbes2 = P("ec-enc.der"), *pbe = P("ec-pbe.der"), *ec = P("ec.pem");
+		const char *files[] = {pbes2, pbe};
+		for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+			g_autoptr(GBytes) big = with_iterations(files[i], 2049, huge, FALSE, FALSE);
+			g_autoptr(GBytes) big_pem = pem_wrap(big, "ENCRYPTED PRIVATE KEY");
+			g_autoptr(GBytes)
+			    just_over = with_iterations(files[i], 2049, over, FALSE, FALSE);
+			/* over keymux's limit, under gnutls's own (10 Mi) */
+			check_import_fails(f,
+					   just_over,
+					   "s3cret",
+					   KMX_ERROR_INVALID_ARGUMENT,
+					   "10000001 KDF iterations");
+			check_import_fails(f,
+					   just_over,
+					   "wrong",
+					   KMX_ERROR_INVALID_ARGUMENT,
+					   "openssl pkcs8 -topk8");
+			/* over both: gnutls cannot read the parameters */
+			check_import_fails(f,
+					   big,
+					   "s3cret",
+					   KMX_ERROR_INVALID_ARGUMENT,
+					   "openssl pkcs8");
+			check_import_fails(f,
+					   big_pem,
+					   "",
+					   KMX_ERROR_INVALID_ARGUMENT,
+					   "openssl pkcs8");
+			/* no passphrase: no KDF at all, not even one with "" */
+			check_import_fails(f,
+					   just_over,
+					   "",
+					   KMX_ERROR_BAD_SECRET,
+					   "give its passphrase");
+		}
+		/* the same files with their own counts import */
+		check_import(f, pbes2, "s3cret", ec, "");
+		check_import(f, pbe, "s3cret", ec, "");
+	}
+	/* PKCS#12: the MAC's count, outside the bags */
+	{
+		g_autofree char *p12 = P("ec.p12");
+		g_autoptr(GBytes) big = with_iterations(p12, 2049, huge, FALSE, FALSE);
+		g_autoptr(GBytes) big_pem = pem_wrap(big, "PKCS12");
+		check_import_fails(f, big, "s3cret", KMX_ERROR_INVALID_ARGUMENT, "MAC");
+		check_import_fails(f,
+				   big,
+				   "",
+				   KMX_ERROR_INVALID_ARGUMENT,
+				   "openssl pkcs12 -export");
+		check_import_fails(f, big_pem, "s3cret", KMX_ERROR_INVALID_ARGUMENT, "MAC");
+		check_import_fails(f, big_pem, "", KMX_ERROR_INVALID_ARGUMENT, "2147483647");
+	}
+	/* PKCS#12 without a MAC: the shrouded key's count, and an encrypted
+	 * bag's (a file whose only key would be in one) */
+	{
+		g_autofree char *p12 = P("ec.p12"), *crt = P("crt.p12"), *ec = P("ec.pem"),
+				*nomac = P("ec-nomac.p12");
+		g_autoptr(GBytes) plain = with_iterations(p12, 2049, 2049, TRUE, TRUE);
+		g_autoptr(GBytes) key = with_iterations(p12, 2049, huge, TRUE, TRUE);
+		g_autoptr(GBytes) key_over = with_iterations(p12, 2049, over, TRUE, TRUE);
+		g_autoptr(GBytes) bag = with_iterations(crt, 2049, huge, TRUE, TRUE);
+		g_autoptr(GBytes) bag_over = with_iterations(crt, 2049, over, TRUE, TRUE);
+		/* the certificates' bag is encrypted too, but not decrypted: the
+		 * key's error comes first */
+		check_import_fails(f,
+				   key,
+				   "s3cret",
+				   KMX_ERROR_INVALID_ARGUMENT,
+				   "key in the PKCS#12");
+		check_import_fails(f,
+				   key,
+				   "",
+				   KMX_ERROR_INVALID_ARGUMENT,
+				   "openssl pkcs12 -export");
+		check_import_fails(f, key_over, "s3cret", KMX_ERROR_INVALID_ARGUMENT, "10000001");
+		check_import_fails(f, bag, "s3cret", KMX_ERROR_INVALID_ARGUMENT, "encrypted bag");
+		check_import_fails(f, bag_over, "", KMX_ERROR_INVALID_ARGUMENT, "encrypted bag");
+		check_import_fails(f, bag_over, "s3cret", KMX_ERROR_INVALID_ARGUMENT, "10000001");
+		/* and with their own counts: the key, a wrong passphrase, no key */
+		write_bytes(nomac, plain);
+		check_import(f, nomac, "s3cret", ec, "");
+		check_import_fails(f, plain, "wrong", KMX_ERROR_BAD_SECRET, "wrong passphrase");
+		check_import_file_fails(f,
+					crt,
+					"s3cret",
+					KMX_ERROR_INVALID_ARGUMENT,
+					"no private key");
+	}
+#undef P
+	g_assert_cmpuint(details_u(f->device, "key-count"), ==, 0);
 }
 
 static KmxSecret *
@@ -1233,45 +1528,71 @@ test_corrupt(Fixture *f, gconstpointer data)
 	}
 }
 
+static char *
+key_file(Fixture *f, const char *id, const char *suffix)
+{
+	g_autofree char *name = g_strconcat(id, suffix, NULL);
+	return store_path(f, "login", name);
+}
+
 static void
 test_leftovers(Fixture *f, gconstpointer data)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KmxKey) a = generate(f, KMX_KEY_TYPE_ED25519, "a");
 	g_autoptr(KmxKey) b = generate(f, KMX_KEY_TYPE_ED25519, "b");
+	g_autoptr(KmxKey) c = generate(f, KMX_KEY_TYPE_ECDSA_P256, "c");
 	g_autofree char *ida = g_strdup(kmx_key_get_id(a));
 	g_autofree char *idb = g_strdup(kmx_key_get_id(b));
+	g_autofree char *idc = g_strdup(kmx_key_get_id(c));
 	g_autofree char *tmp1 = store_path(f, "login", "store.info.tmp-AbC123");
-	g_autofree char *base_a = store_path(f, "login", ida);
-	g_autofree char *base_b = store_path(f, "login", idb);
-	g_autofree char *a_info = g_strconcat(base_a, ".info", NULL);
-	g_autofree char *a_pem = g_strconcat(base_a, ".pem", NULL);
-	g_autofree char *b_pem = g_strconcat(base_b, ".pem", NULL);
-	g_autofree char *b_info = g_strconcat(base_b, ".info", NULL);
-	g_autofree char *tmp2 = g_strconcat(base_b, ".pem.tmp-XyZ987", NULL);
+	g_autofree char *a_info = key_file(f, ida, ".info");
+	g_autofree char *a_pem = key_file(f, ida, ".pem");
+	g_autofree char *b_pem = key_file(f, idb, ".pem");
+	g_autofree char *b_info = key_file(f, idb, ".info");
+	g_autofree char *c_pem = key_file(f, idc, ".pem");
+	g_autofree char *c_info = key_file(f, idc, ".info");
+	g_autofree char *tmp2 = g_strconcat(b_pem, ".tmp-XyZ987", NULL);
+	g_autofree char *si = store_path(f, "login", "store.info");
+	g_autofree char *c_plain = tmp_path(f, "c.pem");
 	g_autofree char *tmp3 = store_path(f, "login", "store.info.q1W2e3");
-	g_autofree char *tmp4 = g_strconcat(base_a, ".info.Zz09aA", NULL);
+	g_autofree char *tmp4 = g_strconcat(a_info, ".Zz09aA", NULL);
 	g_autofree char *notours = store_path(f, "login", "notes.txt.q1W2e3");
 	g_autofree char *o = NULL;
 	g_autoptr(GBytes) junk = g_bytes_new_static("partial", 7);
-	g_autoptr(GBytes) a_key = NULL;
+	g_autoptr(GBytes) msg = g_bytes_new_static("m", 1);
+	g_autoptr(KmxSecret) empty = pw("");
+	g_autoptr(KmxSecret) pass = pw("pass");
+	KmxKey *k;
 	guint handler;
 
-	/* a: crash between .pem and .info of an import; b: crash in a delete
-	 * after the .pem went; plus temp files of interrupted writes */
+	/* c's key, recovered by hand from its file as the doc says */
+	o = run("hex=$(sed -n 's/^key=//p' %s | openssl base64 -d -A | od -An -tx1 | "
+		"tr -d ' \\n'); openssl pkcs8 -in %s -passin \"pass:$hex\" -out %s",
+		si,
+		c_pem,
+		c_plain);
+	/* a: its .info lost (or an older keymux, which wrote the .pem first,
+	 * interrupted); b: a deletion interrupted after the .pem went, which is
+	 * also what a new key's write interrupted before its .pem leaves; c: a
+	 * key file this store cannot decrypt (damaged, or another store's);
+	 * plus temp files of interrupted writes */
 	g_assert_true(g_unlink(a_info) == 0);
 	g_assert_true(g_unlink(b_pem) == 0);
+	g_assert_true(g_unlink(c_info) == 0);
+	write_bytes(c_pem, junk);
 	write_bytes(tmp1, junk);
 	write_bytes(tmp2, junk);
 	write_bytes(tmp3, junk);
 	write_bytes(tmp4, junk);
 	write_bytes(notours, junk);
-	a_key = read_bytes(a_pem);
 	g_clear_object(&a);
 	g_clear_object(&b);
+	g_clear_object(&c);
 	handler = expect_warnings_begin();
 	fixture_restart(f);
-	g_assert_cmpint(expect_warnings_end(handler), ==, 1);
+	/* a rebuilt, c not rebuilt, c counted */
+	g_assert_cmpint(expect_warnings_end(handler), ==, 3);
 	g_assert_false(g_file_test(tmp1, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(tmp2, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(tmp3, G_FILE_TEST_EXISTS));
@@ -1279,33 +1600,111 @@ test_leftovers(Fixture *f, gconstpointer data)
 	/* a file that is none of ours stays */
 	g_assert_true(g_file_test(notours, G_FILE_TEST_EXISTS));
 	g_assert_false(g_file_test(b_info, G_FILE_TEST_EXISTS));
-	/* the orphan key file is kept, byte for byte, and reported */
+	/* a is listed again and works, under a label that says what happened */
+	k = kmx_device_find_key(f->device, ida);
+	g_assert_nonnull(k);
+	g_assert_true(g_file_test(a_info, G_FILE_TEST_IS_REGULAR));
 	{
-		g_autoptr(GBytes) still = read_bytes(a_pem);
-		g_assert_true(g_bytes_equal(still, a_key));
+		g_autofree char *label = kmx_key_dup_label(k);
+		g_autoptr(GBytes) sig = sign(k, KMX_MECHANISM_ED25519, msg, &error);
+		g_assert_cmpstr(label, ==, "recovered ed25519 key");
+		g_assert_no_error(error);
+		verify_with_openssl(f, k, KMX_MECHANISM_ED25519, msg, sig);
+		g_assert_false(kmx_key_get_exportable(k));
+	}
+	/* c's file is kept, byte for byte, and reported */
+	{
+		g_autoptr(GBytes) still = read_bytes(c_pem);
+		g_assert_true(g_bytes_equal(still, junk));
 	}
 	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 1);
-	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, 0);
-	/* importing the key again completes it: recover it from the orphan
-	 * file with openssl and the file key, as the doc says */
+	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, 1);
+	/* importing the key again completes it */
 	{
-		g_autofree char *si = store_path(f, "login", "store.info");
-		g_autofree char *plain = tmp_path(f, "a.pem");
-		g_autoptr(GBytes) pem = NULL;
-		g_autoptr(GPtrArray) keys = NULL;
-		o = run("hex=$(sed -n 's/^key=//p' %s | openssl base64 -d -A | od -An -tx1 | "
-			"tr -d ' \\n'); openssl pkcs8 -in %s -passin \"pass:$hex\" -out %s",
-			si,
-			a_pem,
-			plain);
-		pem = read_bytes(plain);
-		keys = import(f, pem, "", "a again", &error);
+		g_autoptr(GBytes) pem = read_bytes(c_plain);
+		g_autoptr(GPtrArray) keys = import(f, pem, "", "c again", &error);
 		g_assert_no_error(error);
-		g_assert_cmpstr(kmx_key_get_id(g_ptr_array_index(keys, 0)), ==, ida);
+		g_assert_cmpstr(kmx_key_get_id(g_ptr_array_index(keys, 0)), ==, idc);
 	}
 	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 0);
 	fixture_restart(f);
 	g_assert_nonnull(kmx_device_find_key(f->device, ida));
+	g_assert_nonnull(kmx_device_find_key(f->device, idc));
+
+	/* a protected store has no file key at start: a lost .info is kept
+	 * and reported, never removed */
+	g_assert_true(kmx_device_change_secret(f->device, empty, pass, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_unlink(a_info) == 0);
+	handler = expect_warnings_begin();
+	fixture_restart(f);
+	g_assert_cmpint(expect_warnings_end(handler), ==, 1);
+	g_assert_null(kmx_device_find_key(f->device, ida));
+	g_assert_true(g_file_test(a_pem, G_FILE_TEST_IS_REGULAR));
+	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 1);
+}
+
+typedef struct {
+	KmxKey *key;
+	gint stop;
+	gint saved;
+} LabelRace;
+
+static gpointer
+label_thread(gpointer user_data)
+{
+	LabelRace *r = user_data;
+
+	while (!g_atomic_int_get(&r->stop)) {
+		g_autoptr(GError) error = NULL;
+		if (kmx_key_save_label(r->key, "racing", NULL, &error))
+			g_atomic_int_inc(&r->saved);
+		else
+			g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_FOUND);
+	}
+	return NULL;
+}
+
+/* SetLabel and Delete of one key run on different pool threads: a label
+ * written after the deletion would leave an .info without its key */
+static void
+test_label_delete(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_ED25519, "x");
+	g_autofree char *info = key_file(f, kmx_key_get_id(key), ".info");
+
+	/* the SetLabel that lost the race */
+	g_assert_true(kmx_key_delete(key, NULL, &error));
+	g_assert_no_error(error);
+	kmx_device_remove_key(f->device, key);
+	g_assert_false(kmx_key_save_label(key, "too late", NULL, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	g_assert_false(g_file_test(info, G_FILE_TEST_EXISTS));
+
+	/* and really at the same time */
+	for (guint i = 0; i < 20; i++) {
+		g_autoptr(KmxKey) k = generate(f, KMX_KEY_TYPE_ED25519, "y");
+		g_autofree char *pem_i = key_file(f, kmx_key_get_id(k), ".pem");
+		g_autofree char *info_i = key_file(f, kmx_key_get_id(k), ".info");
+		LabelRace r = {k, 0, 0};
+		GThread *thread = g_thread_new("label", label_thread, &r);
+
+		while (g_atomic_int_get(&r.saved) == 0)
+			g_thread_yield();
+		g_assert_true(kmx_key_delete(k, NULL, &error));
+		g_assert_no_error(error);
+		g_atomic_int_set(&r.stop, 1);
+		g_thread_join(thread);
+		kmx_device_remove_key(f->device, k);
+		g_assert_false(g_file_test(pem_i, G_FILE_TEST_EXISTS));
+		g_assert_false(g_file_test(info_i, G_FILE_TEST_EXISTS));
+	}
+	g_clear_object(&key);
+	fixture_restart(f);
+	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, 0);
+	g_assert_cmpuint(details_u(f->device, "incomplete-keys"), ==, 0);
 }
 
 typedef struct {
@@ -1545,6 +1944,9 @@ main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	/* the test thread owns the model, as keymuxd's main thread does */
 	kmx_core_mark_main_thread();
+	/* as keymuxd: files the tests write into a store are private, else
+	 * start-up fixes their modes with a warning */
+	umask(0077);
 	if (!run_ok("openssl version && ssh-keygen -? 2>&1 | grep -q usage || true")) {
 		g_printerr("openssl is needed\n");
 		return 77;
@@ -1554,10 +1956,12 @@ main(int argc, char **argv)
 	add("/kmx/softkey/decrypt", test_decrypt);
 	add("/kmx/softkey/derive", test_derive);
 	add("/kmx/softkey/import", test_import);
+	add("/kmx/softkey/import-kdf-limits", test_import_kdf_limits);
 	add("/kmx/softkey/protect", test_protect);
 	add("/kmx/softkey/restart-delete", test_restart_delete);
 	add("/kmx/softkey/corrupt", test_corrupt);
 	add("/kmx/softkey/leftovers", test_leftovers);
+	add("/kmx/softkey/label-delete", test_label_delete);
 	add("/kmx/softkey/concurrent-import", test_concurrent_import);
 	add("/kmx/softkey/recovery", test_recovery);
 	add("/kmx/softkey/scaling", test_scaling);
