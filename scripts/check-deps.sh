@@ -45,8 +45,10 @@ COMMANDS=(
 	gpg-agent gpg-connect-agent gpgconf meson ninja openssl p11-kit pkg-config
 	shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen xxd
 )
-# Called only when installed (bench/run --profile); not checked.
-OPTIONAL=(perf)
+# Called only when installed (bench/run --profile), or installed by the
+# script that calls it (.ci/run installs clang and libFuzzer's runtime);
+# not checked.
+OPTIONAL=(perf clang)
 
 debian_path=/usr/sbin:/usr/bin:/sbin:/bin
 verbose=0
