@@ -147,6 +147,14 @@ kmx_start_system_bus() {
 	KMX_PIDS+=("$(sed -n 2p <<<"$out")")
 }
 
+# kmx_name_owner_pid: the pid of the owner of $KMX_NAME, empty if it has none.
+# Asks the bus only: `busctl status` also reads /proc and the cgroup file
+# system, which a chroot may not have.
+kmx_name_owner_pid() {
+	busctl --user call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+		GetConnectionUnixProcessID s "$KMX_NAME" 2>/dev/null | sed -n 's/^u //p'
+}
+
 kmx_wait_name() {
 	gdbus wait --session --timeout "${1:-20}" "$KMX_NAME" ||
 		fail "keymuxd did not take $KMX_NAME in time"
@@ -157,7 +165,7 @@ kmx_start_daemon() {
 	${KMX_DAEMON_WRAPPER:-} "$KEYMUXD" --verbose "$@" >>"$KMX_TMP/keymuxd.log" 2>&1 &
 	KMX_DAEMON_PID=$!
 	for _ in $(seq 200); do
-		if busctl --user status "$KMX_NAME" >/dev/null 2>&1; then
+		if [ "$(kmx_name_owner_pid)" = "$KMX_DAEMON_PID" ]; then
 			return 0
 		fi
 		kill -0 "$KMX_DAEMON_PID" 2>/dev/null || fail "keymuxd exited during start-up"

@@ -7,7 +7,7 @@ kmx_setup
 # ---- D-Bus activation: the first call starts the daemon ----
 out=$(kmx_manager ListDevices)
 assert_contains "$out" "softkey_3alogin" "activation starts keymuxd with the default store"
-owner_pid=$(busctl --user status org.keymux.Keystore1 | sed -n 's/^PID=//p')
+owner_pid=$(kmx_name_owner_pid)
 [ -n "$owner_pid" ] || fail "no pid for the activated daemon"
 kill -TERM "$owner_pid"
 for _ in $(seq 400); do kill -0 "$owner_pid" 2>/dev/null || break; sleep 0.05; done
@@ -133,7 +133,9 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	chown 65534:65534 "$KMX_TMP/nobody-data"
 	KEYMUX_DATA_DIR="$KMX_TMP/nobody-data" \
 		KMX_DAEMON_WRAPPER="setpriv --reuid=65534 --regid=65534 --clear-groups" kmx_start_daemon
-	assert_eq 65534 "$(ps -o uid= -p "$KMX_DAEMON_PID" | tr -d " ")" "the daemon runs as uid 65534"
+	# real, effective, saved and file-system uid
+	uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' /proc/$KMX_DAEMON_PID/status)
+	assert_eq "65534 65534 65534 65534" "$uids" "the daemon runs as uid 65534"
 	assert_eq 0 "$(stat -c %u /proc/$KMX_DAEMON_PID/mem)" "/proc/PID/mem of a non-dumpable process"
 	kmx_stop_daemon
 	chmod 0700 "$KMX_TMP"
