@@ -1,6 +1,9 @@
 #!/bin/bash
 # Installs the Debian packages keymux needs to build, run, test and
-# benchmark, if any is missing.  Used by run.sh and test.sh.
+# benchmark, if any is missing.  Used by run.sh and test.sh.  Every program
+# the scripts call comes from one of these or from a minimal Debian
+# (debootstrap --variant=minbase): scripts/check-deps.sh checks it.
+# --list prints the packages.
 set -euo pipefail
 
 packages=(
@@ -9,8 +12,12 @@ packages=(
 	libgnutls28-dev gnutls-bin libssl-dev libssh-dev openssl libp11-kit-dev p11-kit softhsm2
 	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
-	openssh-client gnupg gpg-agent python3 xxd eatmydata
+	openssh-client gnupg gpg-agent python3 xxd eatmydata shfmt
 )
+if [ "${1:-}" = --list ]; then
+	printf '%s\n' "${packages[@]}"
+	exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do
