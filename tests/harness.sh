@@ -6,6 +6,7 @@
 #
 #   . "$KMX_TESTS_DIR/harness.sh"
 #   kmx_setup                  # temp dir, private bus, KEYMUX_* variables
+#                              # (KMX_NO_ACTIVATION=1: keymuxd not activatable)
 #   kmx_start_daemon [ARGS]    # start $KEYMUXD, wait until it owns its name
 #   kmx_stop_daemon            # SIGTERM, wait for exit
 #   kmx_kill_daemon            # SIGKILL
@@ -99,11 +100,15 @@ kmx_setup() {
 	export TSS2_LOG=all+none
 	mkdir -p "$KMX_TMP/services"
 	# an activation file for the daemon under test: proves activation works
-	cat >"$KMX_TMP/services/$KMX_NAME.service" <<-EOS
-	[D-BUS Service]
-	Name=$KMX_NAME
-	Exec=$KEYMUXD
-	EOS
+	# (not with KMX_NO_ACTIVATION=1: a test that kills the daemon under
+	# running clients needs their late calls to fail, not to start another)
+	if [ -z "${KMX_NO_ACTIVATION:-}" ]; then
+		cat >"$KMX_TMP/services/$KMX_NAME.service" <<-EOS
+		[D-BUS Service]
+		Name=$KMX_NAME
+		Exec=$KEYMUXD
+		EOS
+	fi
 	cat >"$KMX_TMP/bus.conf" <<-EOS
 	<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
 	 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

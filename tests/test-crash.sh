@@ -4,6 +4,9 @@
 # one of the old and the new password, and whatever the daemon acknowledged
 # before it died must have survived.
 . "$KMX_TESTS_DIR/harness.sh"
+# a call that reaches the bus after the kill must fail: activation would
+# start a keymuxd that the next kmx_start_daemon finds owning the name
+KMX_NO_ACTIVATION=1
 kmx_setup
 cd "$KMX_TMP"
 printf '[daemon]\nidle-lock-timeout=0\n' >"$KEYMUX_CONFIG"
