@@ -190,6 +190,57 @@ assert_eq "b true" "$(locked)" "PrepareForSleep(true) locks the store"
 exec 7>&-
 unset DBUS_SYSTEM_BUS_ADDRESS
 
+# ---- Unlock checks the secret it is given, even on an open store ----
+kmx_device softkey:login Unlock sa{sv} "battery staple" 0
+assert_eq "b false" "$(locked)"
+err=$(kmx_call_error gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
+	--method org.keymux.Keystore1.Device.Unlock "not the password" '{}')
+assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
+assert_eq "b false" "$(locked)" "a wrong secret changes nothing on an open store"
+
+# ---- a question nobody answers: the waiting call goes on once the device
+# is unlocked another way, and the question is withdrawn ----
+kmx_device softkey:login Lock
+"$KMX_TEST_PROMPTER" --mode hang >p8.out 2>p8.err &
+KMX_PIDS+=($!)
+for _ in $(seq 400); do grep -q ready p8.out && break; sleep 0.05; done
+(
+	rc=0
+	gdbus call --session --timeout 60 --dest org.keymux.Keystore1 --object-path "$key" \
+		--method org.keymux.Keystore1.Key.Sign ed25519 '[byte 1]' '{}' >waiting.out 2>&1 || rc=$?
+	echo "exit $rc" >>waiting.out
+) &
+for _ in $(seq 400); do grep -q '^asked' p8.out && break; sleep 0.05; done
+grep -q '^asked' p8.out || fail "the hanging prompter was not asked"
+assert_contains "$(grep '^asked' p8.out)" "'kind': <'user'>"
+kmx_device softkey:login Unlock sa{sv} "battery staple" 0
+for _ in $(seq 400); do grep -q '^exit' waiting.out && break; sleep 0.05; done
+assert_contains "$(cat waiting.out)" "exit 0"
+assert_contains "$(cat waiting.out)" "([byte"
+
+# ---- and after [daemon] prompt-timeout, the waiters get Cancelled ----
+kmx_stop_daemon
+printf '[daemon]\nidle-lock-timeout=0\nprompt-timeout=1\n' >"$KEYMUX_CONFIG"
+kmx_start_daemon
+"$KMX_TEST_PROMPTER" --mode hang >p9.out 2>p9.err &
+KMX_PIDS+=($!)
+for _ in $(seq 400); do grep -q ready p9.out && break; sleep 0.05; done
+err=$(kmx_call_error gdbus call --session --timeout 60 --dest org.keymux.Keystore1 \
+	--object-path "$key" --method org.keymux.Keystore1.Key.Sign ed25519 '[byte 1]' '{}')
+assert_contains "$err" "org.keymux.Keystore1.Error.Cancelled"
+assert_contains "$err" "nobody answered"
+assert_eq "b true" "$(locked)"
+
+# ---- a caller cannot write an audit record of its own ----
+kmx_device softkey:login Unlock sa{sv} "battery staple" 0
+forged=$'ed25519\nkeymux-audit: sign key forged by pid 1 (/usr/bin/ssh): ok'
+err=$(kmx_call_error gdbus call --session --dest org.keymux.Keystore1 --object-path "$key" \
+	--method org.keymux.Keystore1.Key.Sign "$forged" '[byte 1]' '{}')
+assert_contains "$err" "InvalidArgument"
+if grep -q '^keymux-audit: sign key forged' "$KMX_TMP/keymuxd.log"; then
+	fail "a caller's algorithm name became an audit line of its own"
+fi
+
 # ---- the audit trail never holds a password ----
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "battery staple"
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "correct horse"

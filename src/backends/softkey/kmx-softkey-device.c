@@ -549,16 +549,28 @@ kmx_softkey_device_unlock(KmxDevice *device,
 	g_autofree char *path = g_build_filename(self->dir, KMX_SOFTKEY_STORE_INFO, NULL);
 	g_autoptr(KmxSoftkeyStoreInfo) info = NULL;
 	g_autoptr(KmxSecret) file_key = NULL;
+	gboolean protected;
 
 	if (!kmx_softkey_device_check_usable(self, error))
 		return FALSE;
 	g_mutex_lock(&self->mutex);
-	if (!self->protected || self->file_key != NULL) {
-		g_mutex_unlock(&self->mutex);
+	protected = self->protected;
+	g_mutex_unlock(&self->mutex);
+	/* a secret given is always checked, even on an open store: a client
+	 * must not be told that a wrong password is right */
+	if (!protected) {
+		if (!kmx_secret_is_empty(secret)) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_BAD_SECRET,
+				    "the soft-key store %s has no password: unlock it with an "
+				    "empty secret, or give it one with keymuxctl passwd",
+				    self->name);
+			return FALSE;
+		}
 		kmx_device_change_flags(device, 0, KMX_DEVICE_FLAG_LOCKED);
 		return TRUE;
 	}
-	g_mutex_unlock(&self->mutex);
 	if (kmx_secret_is_empty(secret)) {
 		g_set_error(error,
 			    KMX_ERROR,
