@@ -93,6 +93,19 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 		gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
 		--method org.keymux.Keystore1.Manager.Sign 0123456789abcdef ed25519 '[byte 1]' '{}')
 	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	# property reads pass the same hook: Get and GetAll, on every object
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
+		--method org.freedesktop.DBus.Properties.GetAll org.keymux.Keystore1.Manager)
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
+		--method org.freedesktop.DBus.Properties.Get org.keymux.Keystore1.Manager Version)
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
+		--method org.freedesktop.DBus.Properties.GetAll org.keymux.Keystore1.Device)
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
 	assert_eq "ao 0" "$(kmx_manager ListKeys)" "a denied call changed nothing"
 	chmod 0700 "$KMX_TMP"
 else
