@@ -37,15 +37,15 @@ kmx_dbus_reply(KmxRequest *req,
 	case KMX_REQUEST_SIGN:
 	case KMX_REQUEST_DECRYPT:
 	case KMX_REQUEST_DERIVE:
-		/* the reply copies the bytes; ours (maybe a plaintext in
-		 * secret memory) are wiped with the request */
+		/* the reply's body is the result itself, no copy: a plaintext or
+		 * a shared secret stays in secret memory, wiped when GDBus drops
+		 * the reply after sending it; the one copy GDBus makes, the
+		 * serialised message, is wiped when freed (kmx-heap-wipe.c) */
 		g_dbus_method_invocation_return_value(
 		    invocation,
-		    g_variant_new("(@ay)",
-				  g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
-							    g_bytes_get_data(result->bytes, NULL),
-							    g_bytes_get_size(result->bytes),
-							    1)));
+		    g_variant_new(
+			"(@ay)",
+			g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, result->bytes, TRUE)));
 		return;
 	case KMX_REQUEST_GENERATE_KEY: {
 		g_autofree char *path = kmx_dbus_key_path(g_ptr_array_index(result->keys, 0));
