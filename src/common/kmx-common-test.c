@@ -5,6 +5,8 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "kmx-algorithm.h"
@@ -74,6 +76,59 @@ test_secret_new_take(void)
 	g_autoptr(KmxSecret) s = kmx_secret_new_take(g_strdup("hunter2"), 7, free_wiped_hunter2);
 
 	g_assert_cmpstr(kmx_secret_get_string(s), ==, "hunter2");
+}
+
+static void
+free_wiped_block(gpointer data)
+{
+	for (gsize i = 0; i < malloc_usable_size(data); i++)
+		g_assert_cmpint(((guint8 *)data)[i], ==, 0);
+	g_free(data);
+}
+
+static void
+test_secret_new_take_whole_block(void)
+{
+	/* the library worked in a larger block than what it returned: all
+	 * of it is wiped */
+	guint8 *block = g_malloc(256);
+	g_autoptr(KmxSecret) s = NULL;
+
+	memset(block, 0x5a, 256);
+	memcpy(block, "hunter2", 7);
+	s = kmx_secret_new_take(block, 7, free_wiped_block);
+	g_assert_cmpstr(kmx_secret_get_string(s), ==, "hunter2");
+}
+
+static void
+test_secure_heap(void)
+{
+	g_autoptr(GPtrArray) blocks = g_ptr_array_new();
+
+	kmx_secure_memory_init();
+	if (!CRYPTO_secure_malloc_initialized()) {
+		g_test_skip("no secure heap in an AddressSanitizer build");
+		return;
+	}
+	g_assert_true(kmx_secure_heap_can_keep());
+	/* keys stop being kept at three quarters of the heap */
+	while (kmx_secure_heap_can_keep()) {
+		void *p = OPENSSL_secure_malloc(16 * 1024);
+		g_assert_nonnull(p);
+		g_assert_true(CRYPTO_secure_allocated(p));
+		g_ptr_array_add(blocks, p);
+		g_assert_cmpuint(blocks->len, <=, 1024 * 1024 / (16 * 1024));
+	}
+	/* the last quarter is still there, for keys used once */
+	g_assert_cmpuint(blocks->len, >=, 3);
+	{
+		void *p = OPENSSL_secure_malloc(16 * 1024);
+		g_assert_nonnull(p);
+		OPENSSL_secure_clear_free(p, 16 * 1024);
+	}
+	for (guint i = 0; i < blocks->len; i++)
+		OPENSSL_secure_clear_free(blocks->pdata[i], 16 * 1024);
+	g_assert_true(kmx_secure_heap_can_keep());
 }
 
 static gsize
@@ -862,6 +917,8 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/secret/bytes-keep-memory", test_secret_bytes_keep_memory);
 	g_test_add_func("/kmx/secret/wiped-on-truncate", test_secret_wiped_on_truncate);
 	g_test_add_func("/kmx/secret/new-take", test_secret_new_take);
+	g_test_add_func("/kmx/secret/new-take-whole-block", test_secret_new_take_whole_block);
+	g_test_add_func("/kmx/secret/secure-heap", test_secure_heap);
 	g_test_add_func("/kmx/secret/small-ones-share-locked-memory",
 			test_secret_small_ones_share_locked_memory);
 	g_test_add_func("/kmx/algorithm/names", test_algorithm_names);

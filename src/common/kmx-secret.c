@@ -8,12 +8,20 @@
  * pages: a normal user may lock only 8 MiB.  Larger ones get a mapping of
  * their own.  When mlock() fails the secret still works, unlocked, and we
  * say so once.
+ *
+ * libcrypto keeps the private keys it loads (RSA factors and exponents, EC
+ * scalars, X25519 keys) in its secure heap once kmx_secure_memory_init() has
+ * made one: locked, out of core dumps and wiped on free like KmxSecret.
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "kmx-secret.h"
 
@@ -34,6 +42,90 @@ static gpointer kmx_slab_free[G_N_ELEMENTS(kmx_slab_sizes)]; /* intrusive lists 
 static gboolean kmx_slab_chunk_locked[G_N_ELEMENTS(kmx_slab_sizes)];
 
 static gint kmx_secure_lock_failed = 0;
+
+/* libcrypto's secure heap: an eighth of the 8 MiB an ordinary user may lock
+ * (RLIMIT_MEMLOCK), the rest is for KmxSecret's chunks.  A loaded RSA-2048
+ * key takes about 1.1 KiB of it, RSA-4096 1.8 KiB, P-384 0.6 KiB, P-256 and
+ * X25519 32 bytes; sizes are powers of two, in units of 32 bytes */
+#define KMX_SECURE_HEAP_SIZE	 (1024 * 1024)
+#define KMX_SECURE_HEAP_MIN_SIZE (64 * 1024)
+#define KMX_SECURE_HEAP_UNIT	 32
+static gsize kmx_secure_heap_size = 0; /* set before any thread starts */
+
+/* LeakSanitizer does not look inside libcrypto's secure heap, so it reports
+ * everything referenced only from there (each thread's DRBG state) as
+ * leaked: no secure heap in an AddressSanitizer build */
+#if defined(__SANITIZE_ADDRESS__)
+#define KMX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KMX_ASAN 1
+#endif
+#endif
+#ifndef KMX_ASAN
+#define KMX_ASAN 0
+#endif
+
+static void
+kmx_secure_lock_failed_once(void)
+{
+	if (g_atomic_int_compare_and_exchange(&kmx_secure_lock_failed, 0, 1))
+		g_warning("cannot lock secret memory (RLIMIT_MEMLOCK reached?): "
+			  "secrets stay in unlocked memory, still wiped after use");
+}
+
+/**
+ * kmx_secure_memory_init:
+ *
+ * Gives libcrypto a secure heap, so that the private keys it loads from
+ * then on, and the temporaries it makes of them in secure memory, are kept
+ * there: locked, excluded from core dumps, zeroed when freed.  libcrypto
+ * gives the private numbers it decodes (RSA d, p, q, dP, dQ, qInv, an EC
+ * scalar) secure, constant-time bignums itself once the heap exists.
+ * Sized to share RLIMIT_MEMLOCK with KmxSecret.  Call it once, at start-up,
+ * before libcrypto loads a key; a failure is a warning, not an error.
+ * Nothing happens in an AddressSanitizer build.
+ */
+void
+kmx_secure_memory_init(void)
+{
+	struct rlimit limit = {0};
+	gsize size = KMX_SECURE_HEAP_SIZE;
+	int rc;
+
+	if (KMX_ASAN || CRYPTO_secure_malloc_initialized())
+		return;
+	if (getrlimit(RLIMIT_MEMLOCK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+		while (size > KMX_SECURE_HEAP_MIN_SIZE && size > limit.rlim_cur / 8)
+			size /= 2;
+	}
+	rc = CRYPTO_secure_malloc_init(size, KMX_SECURE_HEAP_UNIT);
+	if (rc == 0) {
+		g_warning("cannot set up libcrypto's secure heap: the keys libcrypto loads "
+			  "stay in ordinary memory, still wiped when freed");
+		return;
+	}
+	/* 2: the heap works but mlock() failed */
+	if (rc == 2)
+		kmx_secure_lock_failed_once();
+	kmx_secure_heap_size = size;
+}
+
+/**
+ * kmx_secure_heap_can_keep:
+ *
+ * Whether a key loaded by libcrypto may be kept for later operations: when
+ * the secure heap is three quarters full, the rest is left to keys loaded
+ * for one operation and freed after it, so that loading a key never fails
+ * for want of secure memory.
+ *
+ * Returns: %TRUE without a secure heap
+ */
+gboolean
+kmx_secure_heap_can_keep(void)
+{
+	return kmx_secure_heap_size == 0 || CRYPTO_secure_used() < kmx_secure_heap_size / 4 * 3;
+}
 
 /**
  * kmx_secure_zero:
@@ -82,9 +174,8 @@ kmx_secure_map(gsize len, guint8 **out)
 	(void)madvise(p, len, MADV_WIPEONFORK);
 #endif
 	locked = mlock(p, len) == 0;
-	if (!locked && g_atomic_int_compare_and_exchange(&kmx_secure_lock_failed, 0, 1))
-		g_warning("cannot lock secret memory (RLIMIT_MEMLOCK reached?): "
-			  "secrets stay in unlocked memory, still wiped after use");
+	if (!locked)
+		kmx_secure_lock_failed_once();
 	*out = p;
 	return locked;
 }
@@ -185,12 +276,15 @@ kmx_secret_new_from_data(const void *data, gsize len)
 
 /**
  * kmx_secret_new_take:
- * @data: (transfer full): key material in a library's buffer
+ * @data: (transfer full): key material in a library's buffer, allocated
+ *   with malloc() (as gnutls and GLib allocate)
  * @len: its length
  * @free_func: how that library frees @data, e.g. gnutls_free or g_free
  *
  * Moves key material that a library returned into secret memory: @data is
- * copied, then wiped and freed.
+ * copied, then wiped and freed.  The whole block is wiped, not only @len
+ * bytes: a library may have worked in a larger one (gnutls decrypts RSA in
+ * a buffer the size of the modulus).
  *
  * Returns: (transfer full): a secret holding what @data held
  */
@@ -199,7 +293,8 @@ kmx_secret_new_take(void *data, gsize len, GDestroyNotify free_func)
 {
 	KmxSecret *self = kmx_secret_new_from_data(data, len);
 
-	kmx_secure_zero(data, len);
+	if (data != NULL)
+		kmx_secure_zero(data, MAX(len, malloc_usable_size(data)));
 	if (free_func != NULL && data != NULL)
 		free_func(data);
 	return self;

@@ -26,6 +26,8 @@ GBytes *kmx_secret_to_bytes(KmxSecret *self) G_GNUC_WARN_UNUSED_RESULT;
 
 void kmx_secure_zero(void *data, gsize len);
 gboolean kmx_secure_memory_is_locked(void);
+void kmx_secure_memory_init(void);
+gboolean kmx_secure_heap_can_keep(void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSecret, kmx_secret_unref)
 

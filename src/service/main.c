@@ -12,6 +12,7 @@
 #include "kmx-error.h"
 #include "kmx-manager.h"
 #include "kmx-names.h"
+#include "kmx-secret.h"
 
 typedef struct {
 	GMainLoop *loop;
@@ -19,7 +20,8 @@ typedef struct {
 } KmxMain;
 
 /* keys live in this process: no core dumps, no ptrace by other processes
- * of the user, no privileges gained through exec */
+ * of the user, no privileges gained through exec; libcrypto keeps its keys
+ * in locked memory (freed heap memory is wiped too: kmx-heap-wipe.c) */
 static void
 kmx_harden_process(void)
 {
@@ -32,6 +34,7 @@ kmx_harden_process(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		g_warning("cannot set no-new-privileges: %s", g_strerror(errno));
 	umask(0077);
+	kmx_secure_memory_init();
 }
 
 static gboolean

@@ -220,12 +220,14 @@ kmx_softkey_key_acquire_ossl(KmxSoftkeyKey *self, GError **error)
 		return NULL;
 	}
 	/* libcrypto's EVP_PKEY may be used by many threads at once, one
-	 * EVP_PKEY_CTX each, so one per key is enough */
+	 * EVP_PKEY_CTX each, so one per key is enough; it lives in libcrypto's
+	 * secure heap, so it is kept only while that has room, else it is
+	 * freed after this operation */
 	ossl = kmx_softkey_ossl_key_new(der, error);
 	if (ossl == NULL)
 		return NULL;
 	g_mutex_lock(&self->mutex);
-	if (self->generation == generation && self->ossl == NULL)
+	if (self->generation == generation && self->ossl == NULL && kmx_secure_heap_can_keep())
 		self->ossl = kmx_softkey_ossl_key_ref(ossl);
 	g_mutex_unlock(&self->mutex);
 	return ossl;

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <openssl/crypto.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -509,6 +510,48 @@ test_decrypt(Fixture *f, gconstpointer data)
 		    out = kmx_key_decrypt(ed, KMX_MECHANISM_RSA_PKCS1, msg, NULL, NULL, &error);
 		g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
 	}
+}
+
+/* libcrypto keeps the keys it loads in its secure heap, and Lock frees them */
+static void
+test_secure_heap(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_RSA2048, "secure heap");
+	g_autofree char *pub = tmp_path(f, "pub.der");
+	g_autofree char *plain = tmp_path(f, "plain.bin");
+	g_autofree char *ct = tmp_path(f, "ct.bin");
+	g_autofree char *o = NULL;
+	g_autoptr(GBytes) msg = g_bytes_new_static("a session key", 13);
+	g_autoptr(GBytes) c = NULL;
+	gsize unlocked, locked;
+
+	if (!CRYPTO_secure_malloc_initialized()) {
+		g_test_skip("no secure heap in an AddressSanitizer build");
+		return;
+	}
+	write_bytes(pub, kmx_key_get_public_key(key));
+	write_bytes(plain, msg);
+	o = run("openssl pkeyutl -encrypt -pubin -keyform DER -inkey %s -in %s -out %s "
+		"-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 "
+		"-pkeyopt rsa_mgf1_md:sha256",
+		pub,
+		plain,
+		ct);
+	c = read_bytes(ct);
+	/* twice: libcrypto's own first use of the heap (its DRBGs) is done */
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(GBytes) out =
+		    kmx_key_decrypt(key, KMX_MECHANISM_RSA_OAEP_SHA256, c, NULL, NULL, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(out, msg));
+	}
+	unlocked = CRYPTO_secure_used();
+	g_assert_true(kmx_device_lock(f->device, NULL, &error));
+	g_assert_no_error(error);
+	locked = CRYPTO_secure_used();
+	/* d, p, q, dP, dQ and qInv of RSA-2048: 768 bytes at least */
+	g_assert_cmpuint(unlocked, >=, locked + 768);
 }
 
 static void
@@ -1947,6 +1990,8 @@ main(int argc, char **argv)
 	/* as keymuxd: files the tests write into a store are private, else
 	 * start-up fixes their modes with a warning */
 	umask(0077);
+	/* as keymuxd: libcrypto keeps its keys in its secure heap */
+	kmx_secure_memory_init();
 	if (!run_ok("openssl version && ssh-keygen -? 2>&1 | grep -q usage || true")) {
 		g_printerr("openssl is needed\n");
 		return 77;
@@ -1954,6 +1999,7 @@ main(int argc, char **argv)
 	add("/kmx/softkey/start", test_start);
 	add("/kmx/softkey/generate-sign", test_generate_sign);
 	add("/kmx/softkey/decrypt", test_decrypt);
+	add("/kmx/softkey/secure-heap", test_secure_heap);
 	add("/kmx/softkey/derive", test_derive);
 	add("/kmx/softkey/import", test_import);
 	add("/kmx/softkey/import-kdf-limits", test_import_kdf_limits);

@@ -641,6 +641,7 @@ kmx_subtree_method_call(GDBusConnection *connection,
 {
 	KmxExportedDevice *edev = user_data;
 
+	kmx_dbus_scrub_arrived(connection, invocation);
 	/* property reads come here too (no get_property in the vtable), so
 	 * that they pass the same asynchronous hook */
 	kmx_dbus_service_authorize(edev->service,

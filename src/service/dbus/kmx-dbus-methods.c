@@ -12,6 +12,7 @@
 
 #include "kmx-dbus-private.h"
 #include "kmx-error.h"
+#include "kmx-names.h"
 
 /* an ImportKey argument larger than this is refused before it is copied */
 #define KMX_IMPORT_MAX_BYTES (1024 * 1024)
@@ -37,15 +38,15 @@ kmx_dbus_reply(KmxRequest *req,
 	case KMX_REQUEST_SIGN:
 	case KMX_REQUEST_DECRYPT:
 	case KMX_REQUEST_DERIVE:
-		/* the reply copies the bytes; ours (maybe a plaintext in
-		 * secret memory) are wiped with the request */
+		/* the reply's body is the result itself, no copy: a plaintext or
+		 * a shared secret stays in secret memory, wiped when GDBus drops
+		 * the reply after sending it; the one copy GDBus makes, the
+		 * serialised message, is wiped when freed (kmx-heap-wipe.c) */
 		g_dbus_method_invocation_return_value(
 		    invocation,
-		    g_variant_new("(@ay)",
-				  g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
-							    g_bytes_get_data(result->bytes, NULL),
-							    g_bytes_get_size(result->bytes),
-							    1)));
+		    g_variant_new(
+			"(@ay)",
+			g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, result->bytes, TRUE)));
 		return;
 	case KMX_REQUEST_GENERATE_KEY: {
 		g_autofree char *path = kmx_dbus_key_path(g_ptr_array_index(result->keys, 0));
@@ -231,24 +232,25 @@ typedef struct {
 	const char *method;
 	KmxRequestKind kind;
 	KmxDBusUnmarshal unmarshal;
+	gboolean secret_in; /* its arguments carry a secret */
 } KmxDBusMethod;
 
 static const KmxDBusMethod kmx_dbus_key_methods[] = {
-    {"Sign", KMX_REQUEST_SIGN, kmx_dbus_unmarshal_op},
-    {"Decrypt", KMX_REQUEST_DECRYPT, kmx_dbus_unmarshal_op},
-    {"Derive", KMX_REQUEST_DERIVE, kmx_dbus_unmarshal_op},
-    {"SetLabel", KMX_REQUEST_SET_LABEL, kmx_dbus_unmarshal_set_label},
-    {"Delete", KMX_REQUEST_DELETE_KEY, NULL},
+    {"Sign", KMX_REQUEST_SIGN, kmx_dbus_unmarshal_op, FALSE},
+    {"Decrypt", KMX_REQUEST_DECRYPT, kmx_dbus_unmarshal_op, FALSE},
+    {"Derive", KMX_REQUEST_DERIVE, kmx_dbus_unmarshal_op, FALSE},
+    {"SetLabel", KMX_REQUEST_SET_LABEL, kmx_dbus_unmarshal_set_label, FALSE},
+    {"Delete", KMX_REQUEST_DELETE_KEY, NULL, FALSE},
 };
 
 static const KmxDBusMethod kmx_dbus_device_methods[] = {
-    {"Unlock", KMX_REQUEST_UNLOCK, kmx_dbus_unmarshal_unlock},
-    {"Lock", KMX_REQUEST_LOCK, NULL},
-    {"Register", KMX_REQUEST_REGISTER, NULL},
-    {"Unregister", KMX_REQUEST_UNREGISTER, NULL},
-    {"ChangeSecret", KMX_REQUEST_CHANGE_SECRET, kmx_dbus_unmarshal_change_secret},
-    {"GenerateKey", KMX_REQUEST_GENERATE_KEY, kmx_dbus_unmarshal_generate},
-    {"ImportKey", KMX_REQUEST_IMPORT_KEY, kmx_dbus_unmarshal_import},
+    {"Unlock", KMX_REQUEST_UNLOCK, kmx_dbus_unmarshal_unlock, TRUE},
+    {"Lock", KMX_REQUEST_LOCK, NULL, FALSE},
+    {"Register", KMX_REQUEST_REGISTER, NULL, FALSE},
+    {"Unregister", KMX_REQUEST_UNREGISTER, NULL, FALSE},
+    {"ChangeSecret", KMX_REQUEST_CHANGE_SECRET, kmx_dbus_unmarshal_change_secret, TRUE},
+    {"GenerateKey", KMX_REQUEST_GENERATE_KEY, kmx_dbus_unmarshal_generate, FALSE},
+    {"ImportKey", KMX_REQUEST_IMPORT_KEY, kmx_dbus_unmarshal_import, TRUE},
 };
 
 static void
@@ -278,6 +280,53 @@ kmx_dbus_lookup(const KmxDBusMethod *methods, gsize n, const char *method)
 			return &methods[i];
 	}
 	return NULL;
+}
+
+/* an admin secret in the trailing options of any call */
+static gboolean
+kmx_dbus_options_carry_secret(GVariant *parameters)
+{
+	gsize n = g_variant_n_children(parameters);
+	g_autoptr(GVariant) options = NULL;
+	g_autoptr(GVariant) admin = NULL;
+
+	if (n == 0)
+		return FALSE;
+	options = g_variant_get_child_value(parameters, n - 1);
+	if (!g_variant_is_of_type(options, G_VARIANT_TYPE_VARDICT))
+		return FALSE;
+	admin = g_variant_lookup_value(options, "admin-secret", NULL);
+	return admin != NULL;
+}
+
+/**
+ * kmx_dbus_scrub_arrived:
+ * @connection: the connection of @invocation
+ * @invocation: a method call, as it arrives
+ *
+ * A call that carries a secret (Unlock, ChangeSecret, ImportKey, an admin
+ * secret in the options of any call) has it wiped in GDBus's read buffer
+ * at once, whatever becomes of the call: the unmarshalling wipes the copy
+ * GDBus parsed, or it is wiped as it is freed when the call is refused
+ * before (kmx-heap-wipe.c).
+ */
+void
+kmx_dbus_scrub_arrived(GDBusConnection *connection, GDBusMethodInvocation *invocation)
+{
+	const char *iface = g_dbus_method_invocation_get_interface_name(invocation);
+	const char *method = g_dbus_method_invocation_get_method_name(invocation);
+	GVariant *parameters = g_dbus_method_invocation_get_parameters(invocation);
+	const KmxDBusMethod *m = NULL;
+
+	if (g_strcmp0(iface, KMX_DBUS_DEVICE_INTERFACE) == 0)
+		m = kmx_dbus_lookup(kmx_dbus_device_methods,
+				    G_N_ELEMENTS(kmx_dbus_device_methods),
+				    method);
+	if ((m != NULL && m->secret_in) || kmx_dbus_options_carry_secret(parameters))
+		kmx_dbus_scrub_received(
+		    connection,
+		    kmx_dbus_received_size(connection,
+					   g_dbus_method_invocation_get_message(invocation)));
 }
 
 /**

@@ -21,6 +21,8 @@ void kmx_dbus_service_authorize(KmxDBusService *self,
 				GDestroyNotify destroy);
 char *kmx_dbus_device_path(KmxDevice *device);
 char *kmx_dbus_key_path(KmxKey *key);
+gsize kmx_dbus_received_size(GDBusConnection *connection, GDBusMessage *message);
+void kmx_dbus_scrub_received(GDBusConnection *connection, gsize size);
 
 /* kmx-dbus-export.c: one device's subtree */
 typedef struct _KmxExportedDevice KmxExportedDevice;
@@ -55,6 +57,7 @@ void kmx_dbus_call_key_by_id(KmxDBusService *service,
 			     KmxRequestKind kind,
 			     GVariant *parameters,
 			     GDBusMethodInvocation *invocation);
+void kmx_dbus_scrub_arrived(GDBusConnection *connection, GDBusMethodInvocation *invocation);
 
 /* kmx-dbus-prompter.c */
 #define KMX_TYPE_REMOTE_PROMPTER (kmx_remote_prompter_get_type())

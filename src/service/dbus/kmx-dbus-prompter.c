@@ -19,28 +19,44 @@ struct _KmxRemotePrompter {
 
 G_DEFINE_TYPE(KmxRemotePrompter, kmx_remote_prompter, KMX_TYPE_PROMPTER)
 
+/* the reply itself, not g_dbus_connection_call()'s copy of its body: the
+ * secret is wiped in the message, then in GDBus's read buffer */
 static void
 kmx_remote_prompter_ask_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
+	GDBusConnection *connection = G_DBUS_CONNECTION(source);
 	g_autoptr(GTask) task = user_data;
 	GError *error = NULL;
-	g_autoptr(GVariant)
-	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GDBusMessage) reply = NULL;
 	g_autoptr(GVariant) secret = NULL;
+	GVariant *body;
 	const char *s;
 	gsize len = 0;
+	gsize size;
 
-	if (reply == NULL) {
+	reply = g_dbus_connection_send_message_with_reply_finish(connection, res, &error);
+	if (reply == NULL || g_dbus_message_to_gerror(reply, &error)) {
 		g_task_return_error(task, error);
 		return;
 	}
-	secret = g_variant_get_child_value(reply, 0);
+	body = g_dbus_message_get_body(reply);
+	if (body == NULL || !g_variant_is_of_type(body, G_VARIANT_TYPE("(s)"))) {
+		g_task_return_new_error(task,
+					G_IO_ERROR,
+					G_IO_ERROR_INVALID_ARGUMENT,
+					"the prompter's AskSecret returned type '%s', not '(s)'",
+					body != NULL ? g_variant_get_type_string(body) : "()");
+		return;
+	}
+	size = kmx_dbus_received_size(connection, reply);
+	secret = g_variant_get_child_value(body, 0);
 	s = g_variant_get_string(secret, &len);
 	g_task_return_pointer(task,
 			      kmx_secret_new_from_data(s, len),
 			      (GDestroyNotify)kmx_secret_unref);
 	/* our copy is in secret memory now; wipe the message's */
 	kmx_secure_zero((gpointer)s, len);
+	kmx_dbus_scrub_received(connection, size);
 }
 
 static void
@@ -54,6 +70,7 @@ kmx_remote_prompter_ask_async(KmxPrompter *prompter,
 	GTask *task = g_task_new(self, cancellable, callback, user_data);
 	g_autofree char *device_path = kmx_dbus_device_path(info->device);
 	g_autofree char *label = kmx_device_dup_label(info->device);
+	g_autoptr(GDBusMessage) call = NULL;
 	GVariantBuilder hints;
 
 	g_variant_builder_init(&hints, G_VARIANT_TYPE_VARDICT);
@@ -73,19 +90,22 @@ kmx_remote_prompter_ask_async(KmxPrompter *prompter,
 			      g_variant_new_string(kmx_device_get_id(info->device)));
 	g_variant_builder_add(&hints, "{sv}", "label", g_variant_new_string(label));
 	g_variant_builder_add(&hints, "{sv}", "pin-retries", g_variant_new_int32(info->retries));
-	g_dbus_connection_call(
-	    self->connection,
-	    self->sender,
-	    self->path,
-	    KMX_DBUS_PROMPTER_INTERFACE,
-	    "AskSecret",
-	    g_variant_new("(os@a{sv})", device_path, info->message, g_variant_builder_end(&hints)),
-	    G_VARIANT_TYPE("(s)"),
-	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
-	    G_MAXINT, /* a person is typing: no timeout */
-	    cancellable,
-	    kmx_remote_prompter_ask_cb,
-	    task);
+	call = g_dbus_message_new_method_call(self->sender,
+					      self->path,
+					      KMX_DBUS_PROMPTER_INTERFACE,
+					      "AskSecret");
+	g_dbus_message_set_flags(call, G_DBUS_MESSAGE_FLAGS_NO_AUTO_START);
+	g_dbus_message_set_body(
+	    call,
+	    g_variant_new("(os@a{sv})", device_path, info->message, g_variant_builder_end(&hints)));
+	g_dbus_connection_send_message_with_reply(self->connection,
+						  call,
+						  G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+						  G_MAXINT, /* a person is typing: no timeout */
+						  NULL,
+						  cancellable,
+						  kmx_remote_prompter_ask_cb,
+						  task);
 }
 
 static KmxSecret *

@@ -20,6 +20,8 @@
 
 #define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
 #define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
+/* not part of the API: a signal keymuxd sends only to itself */
+#define SCRUB_IFACE "org.keymux.Keystore1.Private"
 
 struct _KmxDBusService {
 	GObject parent_instance;
@@ -48,6 +50,65 @@ GDBusConnection *
 kmx_dbus_service_get_connection(KmxDBusService *self)
 {
 	return self->connection;
+}
+
+/**
+ * kmx_dbus_received_size:
+ * @connection: the connection @message came in on
+ * @message: a message that carries a secret, not wiped yet
+ *
+ * Returns: the length @message had on the wire (the same fields in the same
+ * byte order give the same length), for kmx_dbus_scrub_received(); the
+ * copy serialised to measure it is wiped.  Measure before wiping the secret
+ * in @message: GDBus cannot serialise a string of NULs
+ */
+gsize
+kmx_dbus_received_size(GDBusConnection *connection, GDBusMessage *message)
+{
+	gsize size = 0;
+	guchar *blob = g_dbus_message_to_blob(message,
+					      &size,
+					      g_dbus_connection_get_capabilities(connection),
+					      NULL);
+
+	if (blob == NULL)
+		return 0;
+	kmx_secure_zero(blob, size);
+	g_free(blob);
+	return size;
+}
+
+/**
+ * kmx_dbus_scrub_received:
+ * @connection: the connection a message with a secret came in on
+ * @size: that message's kmx_dbus_received_size()
+ *
+ * GDBus reads every message of a connection into one buffer that it keeps
+ * and reuses, and parses it from there: with the secret wiped in the parsed
+ * message, its bytes are still in that buffer, beyond the end of any
+ * shorter message read since.  So keymuxd sends itself a longer message, a
+ * signal to its own unique name that nothing subscribes to: GDBus reads it
+ * into the buffer over the secret, then drops it.  Should the buffer have
+ * to grow for it, the old one is wiped as it is freed (kmx-heap-wipe.c).
+ */
+void
+kmx_dbus_scrub_received(GDBusConnection *connection, gsize size)
+{
+	const char *self_name = g_dbus_connection_get_unique_name(connection);
+	g_autoptr(GDBusMessage) pad = NULL;
+	g_autoptr(GBytes) zeros = NULL;
+
+	if (size == 0 || self_name == NULL || g_dbus_connection_is_closed(connection))
+		return;
+	pad = g_dbus_message_new_signal(KMX_DBUS_PATH, SCRUB_IFACE, "Scrub");
+	g_dbus_message_set_destination(pad, self_name);
+	/* a body that long: the signal's header makes it longer still */
+	zeros = g_bytes_new_take(g_malloc0(size), size);
+	g_dbus_message_set_body(
+	    pad,
+	    g_variant_new("(@ay)",
+			  g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, zeros, TRUE)));
+	g_dbus_connection_send_message(connection, pad, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
 }
 
 /**
@@ -412,6 +473,7 @@ kmx_dbus_manager_method_call(GDBusConnection *connection,
 {
 	KmxDBusService *self = user_data;
 
+	kmx_dbus_scrub_arrived(connection, invocation);
 	if (g_str_equal(interface_name, PROPERTIES_IFACE)) {
 		kmx_dbus_service_authorize(self,
 					   invocation,
