@@ -381,7 +381,7 @@ class Card:
 
     def get_data(self, tag):
         if tag == 0x6E:
-            return self.app_data()
+            return tlv(0x6E, self.app_data())
         if tag == 0x4F:
             return self.aid()
         if tag == 0x5F52:
@@ -389,11 +389,11 @@ class Card:
         if tag == 0xC4:
             return self.pw_status()
         if tag == 0x65:
-            return tlv(0x5B, self.name) + tlv(0x5F2D, b"en") + tlv(0x5F35, b"9")
+            return tlv(0x65, tlv(0x5B, self.name) + tlv(0x5F2D, b"en") + tlv(0x5F35, b"9"))
         if tag == 0x5B:
             return self.name
         if tag == 0x7A:
-            return tlv(0x93, self.sig_count.to_bytes(3, "big"))
+            return tlv(0x7A, tlv(0x93, self.sig_count.to_bytes(3, "big")))
         if tag in (0x5E, 0x5F50, 0x7F21):
             return b""
         raise CardError(b"\x6A\x88")

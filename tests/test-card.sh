@@ -30,3 +30,109 @@ assert_contains "$status" "Application ID ...: D276000124010304FFFE0000BEEF0000"
 assert_contains "$status" "Name of cardholder: Jane Doe"
 assert_contains "$status" "Key attributes ...: nistp256 cv25519 ed25519"
 assert_contains "$status" "PIN retry counter : 3 0 3"
+
+# ---- keymuxd sees the card: one device, its keys, locked ----
+printf '[daemon]\nprompt-timeout=20\n' >"$KEYMUX_CONFIG"
+kmx_start_daemon
+assert_contains "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Backends)" '"card"'
+DEV=card:FFFE0000BEEF
+D=$(kmx_device_path $DEV)
+listed() { kmx_manager ListDevices | grep -q "$1"; }
+until_ok listed "$D"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Available)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_eq 's "Jane Doe"' "$(kmx_prop "$D" org.keymux.Keystore1.Device Label)"
+details=$(kmx_prop "$D" org.keymux.Keystore1.Device Details)
+assert_contains "$details" '"admin-retries" i 3'
+assert_contains "$details" '"reader" s "Virtual PCD 00 00"'
+assert_contains "$details" '"sig-algorithm" s "ecdsa-p256"'
+keys=$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)
+assert_contains "$keys" "ao 3 "
+
+# the keys by algorithm: SIG ecdsa-p256, DEC x25519, AUT ed25519
+declare -A KEY
+for k in $(kmx_prop "$D" org.keymux.Keystore1.Device Keys | sed 's/^ao [0-9]* //; s/"//g'); do
+	alg=$(kmx_prop "$k" org.keymux.Keystore1.Key Algorithm | sed 's/^s "\(.*\)"$/\1/')
+	KEY[$alg]=$k
+	kmx_prop "$k" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$KMX_TMP/$alg.der"
+	openssl pkey -pubin -inform DER -in "$KMX_TMP/$alg.der" -out "$KMX_TMP/$alg.pub"
+	# the id is the SHA-256 of the SubjectPublicKeyInfo, as everywhere
+	assert_eq "$(sha256sum "$KMX_TMP/$alg.der" | cut -d' ' -f1)" "${k##*/}" "key id of $alg"
+done
+assert_contains "${!KEY[*]}" "ecdsa-p256"
+assert_contains "${!KEY[*]}" "ed25519"
+assert_contains "${!KEY[*]}" "x25519"
+assert_contains "$(kmx_prop "${KEY[x25519]}" org.keymux.Keystore1.Key Usage)" '"derive"'
+assert_contains "$(kmx_prop "${KEY[ed25519]}" org.keymux.Keystore1.Key Usage)" '"sign"'
+
+gdev() {
+	local path
+	path=$(kmx_device_path "$1")
+	shift
+	gdbus call --session --timeout 60 --dest "$KMX_NAME" --object-path "$path" \
+		--method "org.keymux.Keystore1.Device.$1" "${@:2}"
+}
+verifies() { grep -c "^20 00$1 " "$KMX_TMP/card.log" || true; }
+
+# ---- a locked card with nobody to ask: Locked, and no PIN is sent ----
+printf 'hello card' >"$KMX_TMP/msg"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{'interactive': <false>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+assert_eq 0 "$(verifies 81)"
+
+# ---- a wrong PIN costs one try, is never sent again, and the counter shows it ----
+err=$(kmx_call_error gdev $DEV Unlock 654321 "@a{sv} {}")
+assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
+assert_eq 1 "$(verifies 82)" "VERIFY 82 after one wrong PIN"
+assert_eq "1" "$(grep -c '^20 0082 63C2' "$KMX_TMP/card.log")"
+assert_eq "i 2" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+
+# ---- Unlock: one VERIFY 82, the counter back at 3 ----
+kmx_device $DEV Unlock sa{sv} 123456 0 >/dev/null
+assert_eq 2 "$(verifies 82)"
+assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+
+# ---- signatures, checked by openssl: SIG (PSO:CDS) and AUT (INTERNAL AUTHENTICATE) ----
+sign() { # KEY ALG FILE
+	# shellcheck disable=SC2046
+	kmx_key "$1" Sign saya{sv} "$2" $(kmx_file_to_ay "$3") 0 | kmx_ay_to_file "$3.sig"
+}
+pso_before=$(grep -c '^2A 9E9A 9000' "$KMX_TMP/card.log" || true)
+sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "the card's ECDSA signature does not verify"
+assert_eq 1 "$(verifies 81)" "the PIN goes to VERIFY 81 once"
+# after that, a signature is one PSO:CDS: no VERIFY, no GET DATA
+lines=$(grep -c "" "$KMX_TMP/card.log")
+sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "the second ECDSA signature does not verify"
+assert_eq "2A 9E9A 9000" "$(tail -n +$((lines + 1)) "$KMX_TMP/card.log")" "APDUs of one signature"
+assert_eq $((pso_before + 2)) "$(grep -c '^2A 9E9A 9000' "$KMX_TMP/card.log")"
+sign "${KEY[ed25519]}" ed25519 "$KMX_TMP/msg"
+openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/ed25519.pub" -rawin -in "$KMX_TMP/msg" \
+	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the card's Ed25519 signature does not verify"
+assert_eq 1 "$(grep -c '^88 0000 9000' "$KMX_TMP/card.log")"
+
+# ---- derive: X25519 through PSO:DECIPHER, compared with openssl's ----
+openssl genpkey -algorithm X25519 -out "$KMX_TMP/peer.key"
+openssl pkey -in "$KMX_TMP/peer.key" -pubout -outform DER -out "$KMX_TMP/peer.der"
+openssl pkeyutl -derive -inkey "$KMX_TMP/peer.key" -peerkey "$KMX_TMP/x25519.pub" -out "$KMX_TMP/want.bin"
+# shellcheck disable=SC2046
+kmx_key "${KEY[x25519]}" Derive saya{sv} x25519 $(kmx_file_to_ay "$KMX_TMP/peer.der") 0 |
+	kmx_ay_to_file "$KMX_TMP/got.bin"
+cmp -s "$KMX_TMP/want.bin" "$KMX_TMP/got.bin" || fail "the card's X25519 secret differs from openssl's"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[x25519]}" \
+	--method org.keymux.Keystore1.Key.Sign ed25519 "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+
+# ---- Lock: the card forgets the PIN too; the next signature needs Unlock ----
+kmx_device $DEV Lock >/dev/null
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{'interactive': <false>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
