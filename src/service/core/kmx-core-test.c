@@ -386,6 +386,51 @@ test_options_parse(void)
 	g_assert_false(kmx_options_parse(&o, wrong, KMX_OPTION_EXPORTABLE, "ImportKey", &error));
 	g_assert_nonnull(strstr(error->message, "exportable"));
 	g_assert_nonnull(strstr(error->message, "boolean"));
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+}
+
+static void
+test_options_slot(void)
+{
+	KmxOptions o;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant)
+	    good = g_variant_ref_sink(g_variant_new_parsed("{'slot': <'aut'>, 'replace': <true>}"));
+	g_autoptr(GVariant) wrong = g_variant_ref_sink(g_variant_new_parsed("{'slot': <2>}"));
+	g_autoptr(GVariant)
+	    wrong_replace = g_variant_ref_sink(g_variant_new_parsed("{'replace': <'yes'>}"));
+
+	kmx_options_init(&o);
+	g_assert_null(o.slot);
+	g_assert_false(o.replace);
+	g_assert_true(kmx_options_parse(&o,
+					good,
+					KMX_OPTION_SLOT | KMX_OPTION_REPLACE,
+					"GenerateKey",
+					&error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(o.slot, ==, "aut");
+	g_assert_true(o.replace);
+	g_assert_true(o.given & KMX_OPTION_SLOT);
+	kmx_options_clear(&o);
+	g_assert_null(o.slot);
+	g_assert_false(o.replace);
+
+	/* only where a method takes them */
+	g_assert_false(kmx_options_parse(&o, good, KMX_OPTION_INTERACTIVE, "Sign", &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+	g_assert_false(kmx_options_parse(&o, wrong, KMX_OPTION_SLOT, "GenerateKey", &error));
+	g_assert_nonnull(strstr(error->message, "'slot'"));
+	g_assert_nonnull(strstr(error->message, "string"));
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+	g_assert_false(
+	    kmx_options_parse(&o, wrong_replace, KMX_OPTION_REPLACE, "GenerateKey", &error));
+	g_assert_nonnull(strstr(error->message, "'replace'"));
+	g_assert_nonnull(strstr(error->message, "boolean"));
 	kmx_options_clear(&o);
 }
 
@@ -485,6 +530,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/device/keys", test_device_keys);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);
+	g_test_add_func("/kmx/options/slot", test_options_slot);
 	g_test_add_func("/kmx/device-cache/round-trip", test_device_cache);
 	return g_test_run();
 }
