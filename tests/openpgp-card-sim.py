@@ -11,7 +11,8 @@ a key store.
                         [--sig-pin-forced] [--short] [--log FILE] [--name NAME]
 
 Signals: SIGUSR1 pulls the card out, SIGUSR2 puts it back (the card forgets
-its verified PINs either way).  Every APDU's instruction and status is
+its verified PINs either way); SIGHUP makes signatures slow (2 s), or fast
+again, so a test can pull the card in the middle of one.  Every APDU's instruction and status is
 appended to --log as "INS P1P2 SW", so tests can count VERIFYs and PSOs.
 """
 
@@ -542,10 +543,15 @@ class Sim:
         self.card = Card(args)
         self.sock = None
         self.want_inserted = True
+        self.slow = False
         self.log = open(args.log, "a", buffering=1) if args.log else None
         signal.signal(signal.SIGUSR1, lambda *_: self.set_inserted(False))
         signal.signal(signal.SIGUSR2, lambda *_: self.set_inserted(True))
+        signal.signal(signal.SIGHUP, lambda *_: self.toggle_slow())
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    def toggle_slow(self):
+        self.slow = not self.slow
 
     def set_inserted(self, on):
         self.want_inserted = on
@@ -598,6 +604,11 @@ class Sim:
             elif msg[0] == 4:
                 self.send(self.card.atr())
             return
+        if self.slow and len(msg) > 1 and msg[1] in (0x2A, 0x88):
+            for _ in range(40):
+                time.sleep(0.05)
+                if not self.want_inserted:
+                    raise ConnectionError("pulled in the middle of an operation")
         resp = self.card.apdu(msg)
         self.note("%02X %02X%02X %s" % (msg[1] if len(msg) > 1 else 0,
                                         msg[2] if len(msg) > 2 else 0,

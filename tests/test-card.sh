@@ -136,3 +136,103 @@ assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
 	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{'interactive': <false>}")
 assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+
+# ---- GenerateKey: a used slot is Exists before anything is written ----
+apdus_before=$(grep -c "" "$KMX_TMP/card.log")
+err=$(kmx_call_error gdev $DEV GenerateKey ed25519 k "{'slot': <'aut'>, 'admin-secret': <'12345678'>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Exists"
+err=$(kmx_call_error gdev $DEV GenerateKey x25519 k "{'admin-secret': <'12345678'>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Exists"
+err=$(kmx_call_error gdev $DEV GenerateKey ed25519 k "{'slot': <'dec'>, 'replace': <true>, 'admin-secret': <'12345678'>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+err=$(kmx_call_error gdev $DEV GenerateKey ed25519 k "{'slot': <'top'>, 'admin-secret': <'12345678'>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.InvalidArgument"
+assert_eq "$apdus_before" "$(grep -c "" "$KMX_TMP/card.log")" "APDUs sent for refused GenerateKey calls"
+
+# ---- a wrong admin PIN: one try, counted ----
+err=$(kmx_call_error gdev $DEV GenerateKey ed25519 k "{'slot': <'sig'>, 'replace': <true>, 'admin-secret': <'999999999'>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
+assert_eq 1 "$(verifies 83)"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Details)" '"admin-retries" i 2'
+assert_eq 0 "$(grep -c '^47 8000' "$KMX_TMP/card.log" || true)"
+
+# ---- generate Ed25519 into the SIG slot, which held a P-256 key: the
+# algorithm attributes change first, then fingerprint and date are written ----
+out=$(kmx_device $DEV GenerateKey ssa{sv} ed25519 "new sig" 3 slot s sig replace b true admin-secret s 12345678)
+NEW=$(sed 's/^o "\(.*\)"$/\1/' <<<"$out")
+assert_eq 2 "$(verifies 83)"
+assert_eq 1 "$(grep -c '^DA 00C1 9000' "$KMX_TMP/card.log")" "PUT DATA C1 (algorithm)"
+assert_eq 1 "$(grep -c '^47 8000 9000' "$KMX_TMP/card.log")" "GENERATE"
+assert_eq 1 "$(grep -c '^DA 00C7 9000' "$KMX_TMP/card.log")" "PUT DATA C7 (fingerprint)"
+assert_eq 1 "$(grep -c '^DA 00CE 9000' "$KMX_TMP/card.log")" "PUT DATA CE (date)"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Details)" '"admin-retries" i 3'
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Details)" '"sig-algorithm" s "ed25519"'
+assert_eq 's "ed25519"' "$(kmx_prop "$NEW" org.keymux.Keystore1.Key Algorithm)"
+assert_eq 's "new sig"' "$(kmx_prop "$NEW" org.keymux.Keystore1.Key Label)"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "${NEW##*/}"
+kmx_prop "$NEW" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$KMX_TMP/new.der"
+openssl pkey -pubin -inform DER -in "$KMX_TMP/new.der" -out "$KMX_TMP/new.pub"
+# the user PIN was not needed to make a key
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+kmx_device $DEV Unlock sa{sv} 123456 0 >/dev/null
+sign "$NEW" ed25519 "$KMX_TMP/msg"
+openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/new.pub" -rawin -in "$KMX_TMP/msg" \
+	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the new key's signature does not verify"
+
+# ---- Register: the card stays listed while it is out ----
+kmx_device $DEV Register >/dev/null
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
+
+# ---- pulled out in the middle of a signature: Unavailable, no hang ----
+kill -HUP "$KMX_CARD_PID" # signatures take 2 s
+rc=0
+gdbus call --session --timeout 30 --dest "$KMX_NAME" --object-path "$NEW" \
+	--method org.keymux.Keystore1.Key.Sign ed25519 "[byte 0x68]" "{}" >"$KMX_TMP/inflight.out" 2>&1 &
+inflight=$!
+sleep 0.7 # the PSO:CDS is under way: it takes 2 s now
+kmx_card_pull
+wait "$inflight" || rc=$?
+assert_eq 1 "$rc" "exit status of the signature cut short"
+assert_contains "$(cat "$KMX_TMP/inflight.out")" "org.keymux.Keystore1.Error.Unavailable"
+kill -HUP "$KMX_CARD_PID"
+prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
+until_ok prop_is "$D" Available "b false"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "${NEW##*/}"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$NEW" \
+	--method org.keymux.Keystore1.Key.Sign ed25519 "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Unavailable"
+
+# ---- back in: Available, Locked, the same keys ----
+kmx_card_insert
+until_ok prop_is "$D" Available "b true"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "${NEW##*/}"
+kmx_device $DEV Unlock sa{sv} 123456 0 >/dev/null
+sign "$NEW" ed25519 "$KMX_TMP/msg"
+openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/new.pub" -rawin -in "$KMX_TMP/msg" \
+	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "a signature after re-insertion does not verify"
+
+# ---- pcscd stops and comes back: the card goes and returns by itself ----
+kmx_stop_pcscd
+until_ok prop_is "$D" Available "b false"
+kmx_start_pcscd
+until_ok prop_is "$D" Available "b true"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+
+# ---- Unregister: out of the reader, the card is gone from the list ----
+kmx_device $DEV Unregister >/dev/null
+assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
+kmx_card_pull
+not_listed() { ! kmx_manager ListDevices | grep -q "$1"; }
+until_ok not_listed "$D"
+kmx_card_insert
+until_ok listed "$D"
+# read from the card again: its three slots, the replaced key gone
+keys=$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)
+assert_contains "$keys" "ao 3 "
+assert_contains "$keys" "${NEW##*/}"
+assert_not_contains "$keys" "${KEY[ecdsa-p256]##*/}"
+kmx_stop_daemon || fail "keymuxd did not exit cleanly"

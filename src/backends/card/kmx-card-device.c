@@ -179,6 +179,28 @@ kmx_card_device_reconnect(KmxCardDevice *self, GError **error)
 	return TRUE;
 }
 
+/* after a response that makes no sense: is the card still in the reader?
+ * pcscd takes a few hundred milliseconds to see it gone */
+static gboolean
+kmx_card_device_still_there(KmxCardDevice *self)
+{
+	for (guint i = 0; i < 20; i++) {
+		DWORD state = 0;
+		DWORD protocol = 0;
+		LONG rc;
+
+		if (g_atomic_int_get(&self->gone))
+			return FALSE;
+		rc = SCardStatus(self->handle, NULL, NULL, &state, &protocol, NULL, NULL);
+		if (rc == SCARD_W_RESET_CARD)
+			return TRUE;
+		if (rc != SCARD_S_SUCCESS || !(state & SCARD_PRESENT))
+			return FALSE;
+		g_usleep(50 * 1000);
+	}
+	return TRUE;
+}
+
 /* one APDU as it is: @out gets the data, @sw the status */
 static gboolean
 kmx_card_device_transmit(KmxCardDevice *self,
@@ -202,6 +224,19 @@ kmx_card_device_transmit(KmxCardDevice *self,
 	if (rc != SCARD_S_SUCCESS)
 		return kmx_card_pcsc_error(error, rc, "cannot talk to the card");
 	if (len < 2 || len > sizeof(buf)) {
+		/* a card pulled out in the middle of a command answers
+		 * nothing before pcscd notices: tell that from garbage */
+		if (!kmx_card_device_still_there(self)) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_UNAVAILABLE,
+				    "card %s was removed during the operation",
+				    kmx_device_get_id(KMX_DEVICE(self)));
+			return FALSE;
+		}
+		g_message("card %s sent a malformed response (%lu bytes)",
+			  kmx_device_get_id(KMX_DEVICE(self)),
+			  (unsigned long)len);
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_FAILED,
@@ -1104,6 +1139,302 @@ kmx_card_device_lock(KmxDevice *device, GCancellable *cancellable, GError **erro
 	return TRUE;
 }
 
+/* ---- generate ---------------------------------------------------------------- */
+
+/* the algorithm attributes (C1/C2/C3) for @type in @slot */
+static gboolean
+kmx_card_attrs_for(KmxKeyType type, KmxCardSlot slot, GByteArray *out)
+{
+	guint8 head;
+
+	if (kmx_key_type_is_rsa(type)) {
+		guint bits = kmx_key_type_get_bits(type);
+		/* n bits, e bits (32), standard format */
+		const guint8 rsa[] = {0x01, (guint8)(bits >> 8), (guint8)bits, 0x00, 0x20, 0x00};
+		g_byte_array_append(out, rsa, sizeof(rsa));
+		return TRUE;
+	}
+	switch (type) {
+	case KMX_KEY_TYPE_ECDSA_P256:
+	case KMX_KEY_TYPE_ECDSA_P384:
+		head = slot == KMX_CARD_SLOT_DEC ? 0x12 : 0x13;
+		g_byte_array_append(out, &head, 1);
+		if (type == KMX_KEY_TYPE_ECDSA_P256)
+			g_byte_array_append(out, kmx_card_oid_p256, sizeof(kmx_card_oid_p256));
+		else
+			g_byte_array_append(out, kmx_card_oid_p384, sizeof(kmx_card_oid_p384));
+		return TRUE;
+	case KMX_KEY_TYPE_ED25519:
+		if (slot == KMX_CARD_SLOT_DEC)
+			return FALSE;
+		head = 0x16;
+		g_byte_array_append(out, &head, 1);
+		g_byte_array_append(out, kmx_card_oid_ed25519, sizeof(kmx_card_oid_ed25519));
+		return TRUE;
+	case KMX_KEY_TYPE_X25519:
+		if (slot != KMX_CARD_SLOT_DEC)
+			return FALSE;
+		head = 0x12;
+		g_byte_array_append(out, &head, 1);
+		g_byte_array_append(out, kmx_card_oid_cv25519, sizeof(kmx_card_oid_cv25519));
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+/* an OpenPGP multiprecision integer: bit count, then the bytes without
+ * leading zeros */
+static void
+kmx_card_append_mpi(GByteArray *out, const guint8 *v, gsize n)
+{
+	guint8 head[2];
+	guint bits;
+
+	while (n > 0 && v[0] == 0) {
+		v++;
+		n--;
+	}
+	bits = n == 0 ? 0 : (guint)(n - 1) * 8 + (guint)g_bit_storage(v[0]);
+	head[0] = (guint8)(bits >> 8);
+	head[1] = (guint8)bits;
+	g_byte_array_append(out, head, 2);
+	g_byte_array_append(out, v, (guint)n);
+}
+
+/* the OpenPGP v4 fingerprint (RFC 4880 12.2) of the public key in @pub
+ * (the value of a 7F49) created at @created, as gpg computes it for the
+ * key it finds on the card */
+static gboolean
+kmx_card_fingerprint(KmxKeyType type,
+		     KmxCardSlot slot,
+		     const guint8 *pub,
+		     gsize pub_len,
+		     guint32 created,
+		     guint8 fpr[KMX_CARD_FPR_SIZE],
+		     GError **error)
+{
+	g_autoptr(GByteArray) body = g_byte_array_new();
+	g_autoptr(GByteArray) packet = g_byte_array_new();
+	const guint8 head[] = {0x04,
+			       (guint8)(created >> 24),
+			       (guint8)(created >> 16),
+			       (guint8)(created >> 8),
+			       (guint8)created};
+	const guint8 *v = NULL;
+	gsize n = 0;
+	guint8 algo;
+	int rc;
+
+	g_byte_array_append(body, head, sizeof(head));
+	if (kmx_key_type_is_rsa(type)) {
+		const guint8 *e = NULL;
+		gsize e_len = 0;
+		if (!kmx_card_find(pub, pub_len, 0x81, 1, &v, &n, error) ||
+		    !kmx_card_find(pub, pub_len, 0x82, 1, &e, &e_len, error))
+			return FALSE;
+		algo = 1;
+		g_byte_array_append(body, &algo, 1);
+		kmx_card_append_mpi(body, v, n);
+		kmx_card_append_mpi(body, e, e_len);
+	} else {
+		g_autoptr(GByteArray) attrs = g_byte_array_new();
+		guint8 oid_len;
+		guint8 prefixed[1 + 32];
+
+		if (!kmx_card_find(pub, pub_len, 0x86, 1, &v, &n, error))
+			return FALSE;
+		kmx_card_attrs_for(type, slot, attrs);
+		/* ECDSA 19, ECDH 18, EdDSA 22: the attribute byte's value too */
+		algo = attrs->data[0] == 0x16 ? 22 : attrs->data[0] == 0x12 ? 18 : 19;
+		g_byte_array_append(body, &algo, 1);
+		oid_len = (guint8)(attrs->len - 1);
+		g_byte_array_append(body, &oid_len, 1);
+		g_byte_array_append(body, attrs->data + 1, oid_len);
+		if ((type == KMX_KEY_TYPE_ED25519 || type == KMX_KEY_TYPE_X25519) && n == 32) {
+			/* the native point format: 40 || the key */
+			prefixed[0] = 0x40;
+			memcpy(prefixed + 1, v, 32);
+			kmx_card_append_mpi(body, prefixed, sizeof(prefixed));
+		} else {
+			kmx_card_append_mpi(body, v, n);
+		}
+		if (algo == 18) {
+			/* KDF parameters: SHA-256 and AES-128, SHA-384 and AES-256 on P-384 */
+			const guint8 kdf256[] = {0x03, 0x01, 0x08, 0x07};
+			const guint8 kdf384[] = {0x03, 0x01, 0x09, 0x09};
+			g_byte_array_append(body,
+					    type == KMX_KEY_TYPE_ECDSA_P384 ? kdf384 : kdf256,
+					    4);
+		}
+	}
+	{
+		const guint8 tag[] = {0x99, (guint8)(body->len >> 8), (guint8)body->len};
+		g_byte_array_append(packet, tag, sizeof(tag));
+		g_byte_array_append(packet, body->data, body->len);
+	}
+	rc = gnutls_hash_fast(GNUTLS_DIG_SHA1, packet->data, packet->len, fpr);
+	if (rc < 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot compute the key's fingerprint: %s",
+			    gnutls_strerror(rc));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+typedef struct {
+	KmxCardSlot slot;
+	KmxKeyType type;
+	GByteArray *attrs;
+	KmxSecret *admin_secret;
+} KmxCardGenerate;
+
+static GBytes *
+kmx_card_device_op_generate(KmxCardDevice *self,
+			    gpointer data,
+			    GCancellable *cancellable,
+			    GError **error)
+{
+	KmxCardGenerate *gen = data;
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	g_autoptr(GBytes) spki = NULL;
+	const guint8 crt[] = {kmx_card_slot_crt[gen->slot], 0x00};
+	guint8 fpr[KMX_CARD_FPR_SIZE];
+	guint32 now = (guint32)(g_get_real_time() / G_USEC_PER_SEC);
+	const guint8 date[] = {(guint8)(now >> 24),
+			       (guint8)(now >> 16),
+			       (guint8)(now >> 8),
+			       (guint8)now};
+	const guint8 *pub = NULL;
+	gsize pub_len = 0;
+	guint sw = 0;
+
+	if (!kmx_card_device_verify(self, KMX_CARD_PW3, gen->admin_secret, error))
+		return NULL;
+	if (self->attrs_len[gen->slot] != gen->attrs->len ||
+	    memcmp(self->attrs[gen->slot], gen->attrs->data, gen->attrs->len) != 0) {
+		if (!kmx_card_device_apdu_ok(self,
+					     0xDA,
+					     0x00,
+					     (guint8)(0xC1 + gen->slot),
+					     gen->attrs->data,
+					     gen->attrs->len,
+					     FALSE,
+					     NULL,
+					     "cannot set the slot's algorithm",
+					     error))
+			return NULL;
+		memcpy(self->attrs[gen->slot], gen->attrs->data, gen->attrs->len);
+		self->attrs_len[gen->slot] = gen->attrs->len;
+	}
+	if (!kmx_card_device_apdu_ok(self,
+				     0x47,
+				     0x80,
+				     0x00,
+				     crt,
+				     sizeof(crt),
+				     TRUE,
+				     out,
+				     "cannot generate the key",
+				     error))
+		return NULL;
+	spki = kmx_card_spki_from_7f49(gen->type, out->data, out->len, error);
+	if (spki == NULL)
+		return NULL;
+	if (!kmx_card_find(out->data, out->len, 0x7F49, 1, &pub, &pub_len, error) ||
+	    !kmx_card_fingerprint(gen->type, gen->slot, pub, pub_len, now, fpr, error))
+		return NULL;
+	/* what gpg and other tools read to see the slot in use */
+	if (!kmx_card_device_apdu_ok(self,
+				     0xDA,
+				     0x00,
+				     (guint8)(0xC7 + gen->slot),
+				     fpr,
+				     sizeof(fpr),
+				     FALSE,
+				     NULL,
+				     "cannot write the key's fingerprint",
+				     error) ||
+	    !kmx_card_device_apdu_ok(self,
+				     0xDA,
+				     0x00,
+				     (guint8)(0xCE + gen->slot),
+				     date,
+				     sizeof(date),
+				     FALSE,
+				     NULL,
+				     "cannot write the key's date",
+				     error))
+		return NULL;
+	/* the admin PIN's status is dropped right away */
+	kmx_card_device_apdu(self, 0x20, 0xFF, 0x83, NULL, 0, FALSE, NULL, &sw, NULL);
+	self->verified[KMX_CARD_PW3] = FALSE;
+	if (!kmx_card_device_read_app_data(self, error))
+		return NULL;
+	return g_steal_pointer(&spki);
+}
+
+static KmxKey *
+kmx_card_device_generate_key(KmxDevice *device,
+			     KmxKeyType type,
+			     const char *label,
+			     const KmxOptions *options,
+			     KmxSecret *admin_secret,
+			     GCancellable *cancellable,
+			     GError **error)
+{
+	KmxCardDevice *self = KMX_CARD_DEVICE(device);
+	g_autoptr(GByteArray) attrs = g_byte_array_new();
+	g_autoptr(GBytes) spki = NULL;
+	KmxCardGenerate gen = {KMX_CARD_SLOT_SIG, type, attrs, admin_secret};
+	KmxKey *key;
+
+	if (options->slot != NULL) {
+		if (!kmx_card_slot_from_string(options->slot, &gen.slot)) {
+			g_autofree char *shown = g_strescape(options->slot, NULL);
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "an OpenPGP card has no slot '%.32s': use sig, dec or aut",
+				    shown);
+			return NULL;
+		}
+	} else if (type == KMX_KEY_TYPE_X25519) {
+		gen.slot = KMX_CARD_SLOT_DEC;
+	}
+	if (!kmx_card_attrs_for(type, gen.slot, attrs)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "the %s slot of an OpenPGP card cannot hold a %s key",
+			    kmx_card_slot_to_string(gen.slot),
+			    kmx_key_type_to_string(type));
+		return NULL;
+	}
+	/* refused before anything is written to the card */
+	if (kmx_card_device_slot_used(self, gen.slot) && !options->replace) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_EXISTS,
+			    "the %s slot of %s holds a key: give the option 'replace' to "
+			    "overwrite it",
+			    kmx_card_slot_to_string(gen.slot),
+			    kmx_device_get_id(device));
+		return NULL;
+	}
+	spki = kmx_card_device_run(self, kmx_card_device_op_generate, &gen, cancellable, error);
+	if (spki == NULL)
+		return NULL;
+	kmx_card_device_report_details(self);
+	key = kmx_card_key_new(self, gen.slot, type, spki);
+	if (label != NULL && label[0] != '\0')
+		kmx_key_set_label(key, label);
+	return key;
+}
+
 /* ---- the object -------------------------------------------------------------- */
 
 static void
@@ -1134,6 +1465,7 @@ kmx_card_device_class_init(KmxCardDeviceClass *klass)
 	device_class->admin_secret = TRUE;
 	device_class->unlock = kmx_card_device_unlock;
 	device_class->lock = kmx_card_device_lock;
+	device_class->generate_key = kmx_card_device_generate_key;
 }
 
 static void
