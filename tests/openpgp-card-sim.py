@@ -4,7 +4,7 @@
 A TCP client of vpcd (the vsmartcard virtual reader driver that pcscd
 loads): connecting is inserting the card, closing the socket is pulling it
 out.  Standard library only.  Crypto in plain Python: ECDSA and ECDH on
-P-256, Ed25519, X25519.  Slow and not constant-time: a test fixture, never
+P-256, Ed25519, X25519, RSA-2048 (PKCS#1 v1.5).  Slow and not constant-time: a test fixture, never
 a key store.
 
     openpgp-card-sim.py [--port 35963] [--serial 0000BEEF] [--keys sig=ecdsa-p256,...]
@@ -209,6 +209,79 @@ def x25519_generate():
     return k, x25519(k, (9).to_bytes(32, "little"))
 
 
+# ---- RSA ------------------------------------------------------------------------
+
+SMALL_PRIMES = [p for p in range(3, 2000) if all(p % q for q in range(2, int(p ** 0.5) + 1))]
+
+
+def is_probable_prime(n):
+    for p in SMALL_PRIMES:
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        r += 1
+    for _ in range(16):  # enough for a test fixture's keys
+        a = 2 + secrets.randbelow(n - 3)
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def rsa_prime(bits, e):
+    while True:
+        c = secrets.randbits(bits) | (3 << (bits - 2)) | 1
+        if c % e != 1 and is_probable_prime(c):
+            return c
+
+
+def rsa_generate(bits=2048, e=65537):
+    while True:
+        p, q = rsa_prime(bits // 2, e), rsa_prime(bits // 2, e)
+        n = p * q
+        if p != q and n.bit_length() == bits:
+            d = pow(e, -1, (p - 1) * (q - 1))
+            return (n, e, d, p, q)
+
+
+def rsa_private(key, c):
+    n, e, d, p, q = key
+    mp = pow(c, d % (p - 1), p)
+    mq = pow(c, d % (q - 1), q)
+    h = pow(q, -1, p) * (mp - mq) % p
+    return mq + h * q
+
+
+def rsa_sign(key, data):
+    k = (key[0].bit_length() + 7) // 8
+    if len(data) > k - 11:
+        raise CardError(b"\x67\x00")
+    em = b"\x00\x01" + b"\xff" * (k - 3 - len(data)) + b"\x00" + data
+    return rsa_private(key, int.from_bytes(em, "big")).to_bytes(k, "big")
+
+
+def rsa_decrypt(key, data):
+    k = (key[0].bit_length() + 7) // 8
+    if len(data) != k + 1 or data[0] != 0:  # the padding indicator byte, then c
+        raise CardError(b"\x6A\x80")
+    c = int.from_bytes(data[1:], "big")
+    if c >= key[0]:
+        raise CardError(b"\x6A\x80")
+    em = rsa_private(key, c).to_bytes(k, "big")
+    sep = em.find(b"\x00", 2)
+    if em[:2] != b"\x00\x02" or sep < 10:
+        raise CardError(b"\x6A\x80")
+    return em[sep + 1:]
+
+
 # ---- the card -------------------------------------------------------------------
 
 OID_P256 = bytes.fromhex("2A8648CE3D030107")
@@ -220,6 +293,7 @@ ALGOS = {
     b"\x12" + OID_P256: "ecdh-p256",
     b"\x16" + OID_ED25519: "ed25519",
     b"\x12" + OID_CV25519: "x25519",
+    bytes.fromhex("010800002000"): "rsa2048",
 }
 ATTRS = {v: k for k, v in ALGOS.items()}
 SLOTS = {0xB6: 0, 0xB8: 1, 0xA4: 2}  # CRT tag -> slot index (sig, dec, aut)
@@ -267,7 +341,7 @@ class Card:
             self.generate(i)
             # a made-up fingerprint: the slot is in use (a real card got
             # one from whoever generated the key)
-            self.fprs[i] = hashlib.sha1(self.keys[i][2]).digest()
+            self.fprs[i] = hashlib.sha1(repr(self.keys[i][2]).encode()).digest()
             self.dates[i] = struct.pack(">I", int(time.time()))
         self.reset()
 
@@ -309,6 +383,9 @@ class Card:
             d, pub = ed_generate()
         elif alg == "x25519":
             d, pub = x25519_generate()
+        elif alg == "rsa2048":
+            d = rsa_generate()
+            pub = (d[0].to_bytes(256, "big"), d[1].to_bytes(3, "big"))
         else:
             raise CardError(b"\x6A\x80")
         self.keys[i] = (alg, d, pub)
@@ -316,6 +393,9 @@ class Card:
     def public(self, i):
         if self.keys[i] is None:
             raise CardError(b"\x6A\x88")
+        if self.keys[i][0] == "rsa2048":
+            n, e = self.keys[i][2]
+            return tlv(0x7F49, tlv(0x81, n) + tlv(0x82, e))
         return tlv(0x7F49, tlv(0x86, self.keys[i][2]))
 
     def need(self, ref):
@@ -333,6 +413,8 @@ class Card:
             return p256_sign(d, data)
         if alg == "ed25519":
             return ed_sign(d, data)
+        if alg == "rsa2048":
+            return rsa_sign(d, data)
         raise CardError(b"\x69\x85")
 
     def decipher(self, data):
@@ -340,6 +422,8 @@ class Card:
         if key is None:
             raise CardError(b"\x6A\x88")
         alg, d, _ = key
+        if alg == "rsa2048":
+            return rsa_decrypt(d, data)
         # A6 { 7F49 { 86 point } }
         point = parse_path(data, [0xA6, 0x7F49, 0x86])
         if point is None:
@@ -683,7 +767,7 @@ def main():
     ap.add_argument("--admin-pin", default="12345678")
     ap.add_argument("--name", default="")
     ap.add_argument("--keys", default="", help="slot=algorithm,... (sig|dec|aut = "
-                    "ecdsa-p256|ecdh-p256|ed25519|x25519)")
+                    "ecdsa-p256|ecdh-p256|ed25519|x25519|rsa2048)")
     ap.add_argument("--sig-pin-forced", action="store_true", help="PW1 is valid for one signature")
     ap.add_argument("--short", action="store_true", help="no extended length: chaining and 61xx")
     ap.add_argument("--log")

@@ -118,6 +118,26 @@ openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/ed25519.pub" -rawin -in "$KMX_TM
 	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the card's Ed25519 signature does not verify"
 assert_eq 1 "$(grep -c '^88 0000 9000' "$KMX_TMP/card.log")"
 
+# ---- gpg beside keymux: scdaemon (shared mode) reads the card between two
+# signatures, and keymux carries on ----
+status=$(gpg_status)
+gpgconf --kill all
+assert_contains "$status" "Signature counter : 2"
+assert_contains "$status" "Serial number ....: 0000BEEF"
+sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "a signature after gpg used the card does not verify"
+
+# ---- another client resets the card: it forgets the PIN it had accepted;
+# keymux reconnects, selects the application and sends that PIN again ----
+v81=$(verifies 81)
+opensc-tool --reader 0 --reset >/dev/null 2>&1 || fail "opensc-tool cannot reset the card"
+sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "a signature after a reset does not verify"
+assert_eq $((v81 + 1)) "$(verifies 81)" "VERIFY 81 after the reset"
+assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+
 # ---- derive: X25519 through PSO:DECIPHER, compared with openssl's ----
 openssl genpkey -algorithm X25519 -out "$KMX_TMP/peer.key"
 openssl pkey -in "$KMX_TMP/peer.key" -pubout -outform DER -out "$KMX_TMP/peer.der"
@@ -235,4 +255,53 @@ keys=$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)
 assert_contains "$keys" "ao 3 "
 assert_contains "$keys" "${NEW##*/}"
 assert_not_contains "$keys" "${KEY[ecdsa-p256]##*/}"
+
+# ---- a second card in the second reader: RSA-2048, PW1 for every signature,
+# short APDUs only (command chaining out, GET RESPONSE in) ----
+/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port 35964 --serial 0000CAFE \
+	--keys sig=rsa2048,dec=rsa2048 --sig-pin-forced --short --log "$KMX_TMP/card2.log" \
+	>>"$KMX_TMP/card-sim.out" 2>&1 &
+KMX_PIDS+=($!)
+DEV2=card:FFFE0000CAFE
+D2=$(kmx_device_path $DEV2)
+for _ in $(seq 30); do listed "$D2" && break; sleep 0.5; done
+until_ok listed "$D2"
+assert_contains "$(kmx_manager ListDevices)" "$D" "the first card beside the second"
+details=$(kmx_prop "$D2" org.keymux.Keystore1.Device Details)
+assert_contains "$details" '"reader" s "Virtual PCD 00 01"'
+assert_contains "$details" '"sig-pin-forced" b true'
+assert_eq 's "OpenPGP card 0000CAFE"' "$(kmx_prop "$D2" org.keymux.Keystore1.Device Label)"
+# a 7F49 of 270 bytes came in two parts
+assert_contains "$(cat "$KMX_TMP/card2.log")" "C0 0000 9000"
+unset RSA
+for k in $(kmx_prop "$D2" org.keymux.Keystore1.Device Keys | sed 's/^ao [0-9]* //; s/"//g'); do
+	if kmx_prop "$k" org.keymux.Keystore1.Key Usage | grep -q '"sign"'; then RSA=$k; else RSADEC=$k; fi
+done
+kmx_prop "$RSA" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$KMX_TMP/rsa.der"
+openssl pkey -pubin -inform DER -in "$KMX_TMP/rsa.der" -out "$KMX_TMP/rsa.pub"
+kmx_prop "$RSADEC" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$KMX_TMP/rsadec.der"
+openssl pkey -pubin -inform DER -in "$KMX_TMP/rsadec.der" -out "$KMX_TMP/rsadec.pub"
+assert_eq 's "rsa2048"' "$(kmx_prop "$RSA" org.keymux.Keystore1.Key Algorithm)"
+assert_contains "$(kmx_prop "$RSADEC" org.keymux.Keystore1.Key Usage)" '"decrypt"'
+
+kmx_device $DEV2 Unlock sa{sv} 123456 0 >/dev/null
+# the card wants PW1 for each signature: one prompt, one VERIFY 81 per signature
+for n in 1 2; do
+	sign "$RSA" rsa-pkcs1-sha256 "$KMX_TMP/msg"
+	openssl dgst -sha256 -verify "$KMX_TMP/rsa.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+		fail "RSA signature $n does not verify"
+	assert_eq $n "$(grep -c '^20 0081 9000' "$KMX_TMP/card2.log")" "VERIFY 81 for signature $n"
+done
+# RSA decryption: 257 bytes of PSO:DECIPHER data go in two chained commands
+openssl pkeyutl -encrypt -pubin -inkey "$KMX_TMP/rsadec.pub" -in "$KMX_TMP/msg" -out "$KMX_TMP/ct"
+# shellcheck disable=SC2046
+kmx_key "$RSADEC" Decrypt saya{sv} rsa-pkcs1 $(kmx_file_to_ay "$KMX_TMP/ct") 0 | kmx_ay_to_file "$KMX_TMP/pt"
+cmp -s "$KMX_TMP/msg" "$KMX_TMP/pt" || fail "the card's RSA decryption differs"
+assert_eq 2 "$(grep -c '^2A 8086 9000' "$KMX_TMP/card2.log")" "PSO:DECIPHER in two chained parts"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$RSADEC" \
+	--method org.keymux.Keystore1.Key.Decrypt rsa-oaep-sha256 "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+# the first card did not notice
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+
 kmx_stop_daemon || fail "keymuxd did not exit cleanly"
