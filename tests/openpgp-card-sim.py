@@ -333,6 +333,7 @@ class Card:
         self.keys = [None, None, None]  # (algo name, private, public point bytes)
         self.fprs = [bytes(20)] * 3
         self.dates = [bytes(4)] * 3
+        self.garbage = args.garbage
         self.hist = bytes.fromhex("0073000080059000" if self.short else "00730000E0059000")
         for spec in filter(None, args.keys.split(",")):
             slot, alg = spec.split("=")
@@ -466,7 +467,12 @@ class Card:
 
     def get_data(self, tag):
         if tag == 0x6E:
-            return tlv(0x6E, self.app_data())
+            data = tlv(0x6E, self.app_data())
+            if self.garbage == "appdata":
+                # the fingerprints' length runs past the end
+                i = data.index(b"\xC5\x3C")
+                return data[:i] + b"\xC5\x82\x7F\xFF" + data[i + 2:i + 12]
+            return data
         if tag == 0x4F:
             return self.aid()
         if tag == 0x5F52:
@@ -536,6 +542,8 @@ class Card:
         if ins == 0x2A and p1 == 0x9E and p2 == 0x9A:
             self.need(0x81)
             out = self.sign(0, data)
+            if self.garbage == "sign":
+                out = out[:7]
             self.sig_count += 1
             if self.sig_pin_forced:
                 self.verified.discard(0x81)
@@ -770,6 +778,8 @@ def main():
                     "ecdsa-p256|ecdh-p256|ed25519|x25519|rsa2048)")
     ap.add_argument("--sig-pin-forced", action="store_true", help="PW1 is valid for one signature")
     ap.add_argument("--short", action="store_true", help="no extended length: chaining and 61xx")
+    ap.add_argument("--garbage", choices=["appdata", "sign"],
+                    help="answer nonsense: a malformed application data object, or signatures of 7 bytes")
     ap.add_argument("--log")
     ap.add_argument("--pidfile")
     args = ap.parse_args()

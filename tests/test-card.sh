@@ -304,4 +304,27 @@ assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
 # the first card did not notice
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 
+# ---- cards that answer nonsense: Failed and a log line, never a crash ----
+kill "${KMX_PIDS[-1]}"
+until_ok not_listed "$D2"
+garbage_card() { # MODE SERIAL: a card in the second reader that answers nonsense
+	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port 35964 --serial "$2" \
+		--keys sig=ecdsa-p256 --garbage "$1" --log "$KMX_TMP/card-$1.log" >>"$KMX_TMP/card-sim.out" 2>&1 &
+	KMX_PIDS+=($!)
+}
+garbage_card appdata 0000BAD1
+until_ok grep -q "Virtual PCD 00 01 is not used: the card.s data has no valid object" "$KMX_TMP/keymuxd.log"
+assert_not_contains "$(kmx_manager ListDevices)" "0000BAD1"
+assert_contains "$(kmx_manager ListDevices)" "$D" "the good card is still there"
+kill "${KMX_PIDS[-1]}"
+garbage_card sign 0000BAD2
+D3=$(kmx_device_path card:FFFE0000BAD2)
+until_ok listed "$D3"
+kmx_device card:FFFE0000BAD2 Unlock sa{sv} 123456 0 >/dev/null
+BADKEY=$(kmx_prop "$D3" org.keymux.Keystore1.Device Keys | sed 's/^ao 1 "\(.*\)"$/\1/')
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$BADKEY" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Failed"
+assert_eq "b true" "$(kmx_prop "$D3" org.keymux.Keystore1.Device Available)"
+
 kmx_stop_daemon || fail "keymuxd did not exit cleanly"

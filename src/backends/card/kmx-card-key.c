@@ -21,6 +21,28 @@ struct _KmxCardKey {
 
 G_DEFINE_TYPE(KmxCardKey, kmx_card_key, KMX_TYPE_KEY)
 
+static gsize
+kmx_card_key_signature_size(KmxKeyType type)
+{
+	if (kmx_key_type_is_rsa(type))
+		return kmx_key_type_get_bits(type) / 8;
+	return 64; /* Ed25519 */
+}
+
+static GBytes *
+kmx_card_key_bad_signature(KmxKey *key, const char *why, GError **error)
+{
+	g_message("card %s returned a malformed signature: %s",
+		  kmx_device_get_id(kmx_key_get_device(key)),
+		  why);
+	g_set_error(error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "the card returned a malformed signature: %s",
+		    why);
+	return NULL;
+}
+
 static GBytes *
 kmx_card_key_sign(KmxKey *key,
 		  KmxMechanism mechanism,
@@ -61,8 +83,17 @@ kmx_card_key_sign(KmxKey *key,
 	sig = kmx_card_device_sign(device, self->slot, input, secret, cancellable, error);
 	if (sig == NULL)
 		return NULL;
-	if (kmx_key_type_is_ec(type))
-		return kmx_ecdsa_signature_to_der(type, sig, error);
+	/* the card's answer is hostile too: a signature of the wrong size is
+	 * the card's fault, never the caller's */
+	if (kmx_key_type_is_ec(type)) {
+		g_autoptr(GError) error_local = NULL;
+		GBytes *der = kmx_ecdsa_signature_to_der(type, sig, &error_local);
+		if (der == NULL)
+			return kmx_card_key_bad_signature(key, error_local->message, error);
+		return der;
+	}
+	if (g_bytes_get_size(sig) != kmx_card_key_signature_size(type))
+		return kmx_card_key_bad_signature(key, "it has the wrong size", error);
 	return g_steal_pointer(&sig);
 }
 
@@ -82,6 +113,7 @@ kmx_card_key_derive(KmxKey *key,
 	g_autoptr(GBytes) spki = NULL;
 	g_autoptr(GBytes) raw = NULL;
 	g_autoptr(GBytes) input = NULL;
+	g_autoptr(GBytes) shared = NULL;
 	const guint8 *p;
 	gsize len = 0;
 
@@ -94,7 +126,21 @@ kmx_card_key_derive(KmxKey *key,
 	kmx_card_tlv_append(pub, 0x7F49, point->data, point->len);
 	kmx_card_tlv_append(cipher, 0xA6, pub->data, pub->len);
 	input = g_bytes_new(cipher->data, cipher->len);
-	return kmx_card_device_decipher(device, input, secret, cancellable, error);
+	shared = kmx_card_device_decipher(device, input, secret, cancellable, error);
+	if (shared == NULL)
+		return NULL;
+	/* the x coordinate, or the X25519 result: as long as the field */
+	if (g_bytes_get_size(shared) != (type == KMX_KEY_TYPE_ECDSA_P384 ? 48u : 32u)) {
+		g_message("card %s returned a shared secret of %" G_GSIZE_FORMAT " bytes",
+			  kmx_device_get_id(kmx_key_get_device(key)),
+			  g_bytes_get_size(shared));
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "the card returned a malformed shared secret");
+		return NULL;
+	}
+	return g_steal_pointer(&shared);
 }
 
 static GBytes *
