@@ -199,6 +199,19 @@ sign "$NEW" ed25519 "$KMX_TMP/msg"
 openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/new.pub" -rawin -in "$KMX_TMP/msg" \
 	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the new key's signature does not verify"
 
+# ---- keymuxctl: the card's state, and generate into a slot with the admin PIN ----
+if [ -n "${KEYMUXCTL:-}" ]; then
+	out=$("$KEYMUXCTL" devices)
+	assert_contains "$(grep -F "$DEV" <<<"$out")" "unlocked"
+	out=$("$KEYMUXCTL" devices --json)
+	assert_contains "$out" '"admin-retries":3'
+	assert_exit 8 "$KEYMUXCTL" generate --device $DEV --slot aut --admin-pin-fd 3 ed25519 3<<<"12345678"
+	assert_contains "$(cat "$KMX_TMP/last.err")" "replace"
+	AUTID=$("$KEYMUXCTL" generate --device $DEV --slot aut --replace --label login --admin-pin-fd 3 ed25519 3<<<"12345678")
+	assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "$AUTID"
+	assert_contains "$("$KEYMUXCTL" keys)" "${AUTID:0:16}"
+fi
+
 # ---- Register: the card stays listed while it is out ----
 kmx_device $DEV Register >/dev/null
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
