@@ -536,13 +536,49 @@ kmx_card_find(const guint8 *data,
 	return FALSE;
 }
 
+/**
+ * kmx_card_device_parse_app_data:
+ * @data: hostile bytes: the answer to GET DATA 6E
+ *
+ * Takes the AID, the algorithm attributes, the PW status bytes and the
+ * fingerprints from the application related data.
+ */
+gboolean
+kmx_card_device_parse_app_data(KmxCardDevice *self, const guint8 *data, gsize len, GError **error)
+{
+	const guint8 *v = NULL;
+	gsize n = 0;
+
+	if (!kmx_card_find(data, len, 0x4F, 14, &v, &n, error))
+		return FALSE;
+	if (memcmp(v, kmx_card_aid_prefix, sizeof(kmx_card_aid_prefix)) != 0) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED, "not an OpenPGP card");
+		return FALSE;
+	}
+	memset(self->aid, 0, sizeof(self->aid));
+	memcpy(self->aid, v, MIN(n, sizeof(self->aid)));
+	if (!kmx_card_find(data, len, 0xC4, 7, &v, &n, error))
+		return FALSE;
+	memcpy(self->pw_status, v, sizeof(self->pw_status));
+	if (!kmx_card_find(data, len, 0xC5, 3 * KMX_CARD_FPR_SIZE, &v, &n, error))
+		return FALSE;
+	memcpy(self->fprs, v, sizeof(self->fprs));
+	for (guint i = 0; i < KMX_CARD_SLOT_COUNT; i++) {
+		self->attrs_len[i] = 0;
+		if (kmx_card_tlv_find(data, len, 0xC1 + i, TRUE, &v, &n) &&
+		    n <= KMX_CARD_ATTR_MAX) {
+			memcpy(self->attrs[i], v, n);
+			self->attrs_len[i] = n;
+		}
+	}
+	return TRUE;
+}
+
 /* GET DATA 6E: AID, algorithm attributes, PW status, fingerprints */
 static gboolean
 kmx_card_device_read_app_data(KmxCardDevice *self, GError **error)
 {
 	g_autoptr(GByteArray) out = g_byte_array_new();
-	const guint8 *v = NULL;
-	gsize n = 0;
 
 	if (!kmx_card_device_apdu_ok(self,
 				     0xCA,
@@ -555,29 +591,7 @@ kmx_card_device_read_app_data(KmxCardDevice *self, GError **error)
 				     "cannot read the card's application data",
 				     error))
 		return FALSE;
-	if (!kmx_card_find(out->data, out->len, 0x4F, 14, &v, &n, error))
-		return FALSE;
-	if (memcmp(v, kmx_card_aid_prefix, sizeof(kmx_card_aid_prefix)) != 0) {
-		g_set_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED, "not an OpenPGP card");
-		return FALSE;
-	}
-	memset(self->aid, 0, sizeof(self->aid));
-	memcpy(self->aid, v, MIN(n, sizeof(self->aid)));
-	if (!kmx_card_find(out->data, out->len, 0xC4, 7, &v, &n, error))
-		return FALSE;
-	memcpy(self->pw_status, v, sizeof(self->pw_status));
-	if (!kmx_card_find(out->data, out->len, 0xC5, 3 * KMX_CARD_FPR_SIZE, &v, &n, error))
-		return FALSE;
-	memcpy(self->fprs, v, sizeof(self->fprs));
-	for (guint i = 0; i < KMX_CARD_SLOT_COUNT; i++) {
-		self->attrs_len[i] = 0;
-		if (kmx_card_tlv_find(out->data, out->len, 0xC1 + i, TRUE, &v, &n) &&
-		    n <= KMX_CARD_ATTR_MAX) {
-			memcpy(self->attrs[i], v, n);
-			self->attrs_len[i] = n;
-		}
-	}
-	return TRUE;
+	return kmx_card_device_parse_app_data(self, out->data, out->len, error);
 }
 
 static gboolean
@@ -666,12 +680,42 @@ kmx_card_spki_from_7f49(KmxKeyType type, const guint8 *data, gsize len, GError *
 	return kmx_spki_new_from_raw(type, a, error);
 }
 
+/**
+ * kmx_card_device_parse_public:
+ * @data: hostile bytes: the answer to READ PUBLIC KEY or GENERATE
+ *
+ * Returns: (transfer full): the SubjectPublicKeyInfo of the key in @slot,
+ *   of the algorithm the slot's attributes say
+ */
+GBytes *
+kmx_card_device_parse_public(KmxCardDevice *self,
+			     KmxCardSlot slot,
+			     const guint8 *data,
+			     gsize len,
+			     GError **error)
+{
+	KmxKeyType type = kmx_card_device_slot_type(self, slot);
+	GBytes *spki;
+
+	if (type == KMX_KEY_TYPE_UNKNOWN) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "the %s slot holds a key of an algorithm keymux does not know",
+			    kmx_card_slot_to_string(slot));
+		return NULL;
+	}
+	spki = kmx_card_spki_from_7f49(type, data, len, error);
+	if (spki == NULL)
+		g_prefix_error(error, "the %s slot: ", kmx_card_slot_to_string(slot));
+	return spki;
+}
+
 static GBytes *
 kmx_card_device_read_public(KmxCardDevice *self, KmxCardSlot slot, GError **error)
 {
 	g_autoptr(GByteArray) out = g_byte_array_new();
 	const guint8 crt[] = {kmx_card_slot_crt[slot], 0x00};
-	GBytes *spki;
 
 	if (!kmx_card_device_apdu_ok(self,
 				     0x47,
@@ -684,13 +728,7 @@ kmx_card_device_read_public(KmxCardDevice *self, KmxCardSlot slot, GError **erro
 				     "cannot read a public key",
 				     error))
 		return NULL;
-	spki = kmx_card_spki_from_7f49(kmx_card_device_slot_type(self, slot),
-				       out->data,
-				       out->len,
-				       error);
-	if (spki == NULL)
-		g_prefix_error(error, "the %s slot: ", kmx_card_slot_to_string(slot));
-	return spki;
+	return kmx_card_device_parse_public(self, slot, out->data, out->len, error);
 }
 
 /* the cardholder's name and the signature counter; neither is required */

@@ -30,6 +30,17 @@ void kmx_card_device_set_gone(KmxCardDevice *self);
 const char *kmx_card_slot_to_string(KmxCardSlot slot);
 gboolean kmx_card_slot_from_string(const char *name, KmxCardSlot *slot);
 
+/* what the card sends, parsed; hostile bytes (also for the fuzz target) */
+gboolean kmx_card_device_parse_app_data(KmxCardDevice *self,
+					const guint8 *data,
+					gsize len,
+					GError **error);
+GBytes *kmx_card_device_parse_public(KmxCardDevice *self,
+				     KmxCardSlot slot,
+				     const guint8 *data,
+				     gsize len,
+				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
+
 /* on the device's executor */
 GBytes *kmx_card_device_sign(KmxCardDevice *self,
 			     KmxCardSlot slot,
