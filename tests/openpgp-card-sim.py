@@ -391,6 +391,57 @@ class Card:
             raise CardError(b"\x6A\x80")
         self.keys[i] = (alg, d, pub)
 
+    def import_key(self, data):
+        """PUT DATA 3FFF: 4D { CRT, 7F48 { tag len... }, 5F48 { values } }"""
+        body = parse_path(data, [0x4D])
+        if body is None or len(body) < 2 or body[0] not in SLOTS or body[1] != 0:
+            raise CardError(b"\x6A\x80")
+        i = SLOTS[body[0]]
+        header, values = parse_path(body, [0x7F48]), parse_path(body, [0x5F48])
+        if header is None or values is None:
+            raise CardError(b"\x6A\x80")
+        parts, pos, off = {}, 0, 0
+        while pos < len(header):
+            tag = header[pos]
+            if pos + 1 >= len(header):
+                raise CardError(b"\x6A\x80")
+            n = header[pos + 1]
+            pos += 2
+            if n in (0x81, 0x82):
+                k = n - 0x80
+                n = int.from_bytes(header[pos:pos + k], "big")
+                pos += k
+            if off + n > len(values):
+                raise CardError(b"\x6A\x80")
+            parts[tag] = values[off:off + n]
+            off += n
+        alg = ALGOS.get(self.attrs[i])
+        if alg == "rsa2048":
+            e, p, q = (int.from_bytes(parts.get(t, b""), "big") for t in (0x91, 0x92, 0x93))
+            if not (e and p and q) or (p * q).bit_length() != 2048:
+                raise CardError(b"\x6A\x80")
+            d = (p * q, e, pow(e, -1, (p - 1) * (q - 1)), p, q)
+            self.keys[i] = (alg, d, ((p * q).to_bytes(256, "big"), e.to_bytes(3, "big")))
+        elif alg in ("ecdsa-p256", "ecdh-p256"):
+            k = int.from_bytes(parts.get(0x92, b""), "big")
+            if not 0 < k < P256_N:
+                raise CardError(b"\x6A\x80")
+            self.keys[i] = (alg, k, p256_point_bytes(p256_mul(k, P256_G)))
+        elif alg == "ed25519":
+            seed = parts.get(0x92, b"")
+            if len(seed) != 32:
+                raise CardError(b"\x6A\x80")
+            self.keys[i] = (alg, seed, ed_encode(ed_mul(ed_expand(seed)[0], ED_B)))
+        elif alg == "x25519":
+            k = parts.get(0x92, b"")
+            if len(k) != 32:
+                raise CardError(b"\x6A\x80")
+            self.keys[i] = (alg, k, x25519(k, (9).to_bytes(32, "little")))
+        else:
+            raise CardError(b"\x6A\x80")
+        self.fprs[i] = bytes(20)
+        return b""
+
     def public(self, i):
         if self.keys[i] is None:
             raise CardError(b"\x6A\x88")
@@ -556,6 +607,9 @@ class Card:
             return self.sign(2, data)
         if ins == 0xDA:
             return self.put_data(p1 << 8 | p2, data)
+        if ins == 0xDB and p1 == 0x3F and p2 == 0xFF:
+            self.need(0x83)
+            return self.import_key(data)
         if ins == 0x24 and p2 in (0x81, 0x83):  # CHANGE REFERENCE DATA: old || new
             pw = 3 if p2 == 0x83 else 1
             old = self.pins[p2]

@@ -199,6 +199,28 @@ sign "$NEW" ed25519 "$KMX_TMP/msg"
 openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/new.pub" -rawin -in "$KMX_TMP/msg" \
 	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the new key's signature does not verify"
 
+# ---- ImportKey: a soft key written into a slot; the same key id as anywhere ----
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KMX_TMP/soft.pem"
+openssl pkey -in "$KMX_TMP/soft.pem" -pubout -outform DER -out "$KMX_TMP/soft.der"
+openssl pkey -in "$KMX_TMP/soft.pem" -pubout -out "$KMX_TMP/soft.pub"
+SOFTID=$(sha256sum "$KMX_TMP/soft.der" | cut -d' ' -f1)
+# shellcheck disable=SC2046
+err=$(kmx_call_error kmx_device $DEV ImportKey ayssa{sv} $(kmx_file_to_ay "$KMX_TMP/soft.pem") "" imported 1 admin-secret s 12345678)
+assert_contains "$err" "replace"
+# shellcheck disable=SC2046
+out=$(kmx_device $DEV ImportKey ayssa{sv} $(kmx_file_to_ay "$KMX_TMP/soft.pem") "" imported 3 \
+	slot s aut replace b true admin-secret s 12345678)
+assert_eq "ao 1 \"$D/$SOFTID\"" "$out"
+assert_eq 1 "$(grep -c '^DB 3FFF 9000' "$KMX_TMP/card.log")" "PUT DATA 3FFF"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Details)" '"aut-algorithm" s "ecdsa-p256"'
+sign "$D/$SOFTID" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/soft.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "the imported key's signature does not verify with the soft key's public key"
+printf 'not a key' >"$KMX_TMP/junk"
+# shellcheck disable=SC2046
+err=$(kmx_call_error gdev $DEV ImportKey "$(/usr/bin/python3 -c 'import sys; print("[" + ", ".join("byte %d" % b for b in open(sys.argv[1], "rb").read()) + "]")' "$KMX_TMP/junk")" "''" "''" "{'slot': <'aut'>, 'replace': <true>, 'admin-secret': <'12345678'>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.InvalidArgument"
+
 # ---- keymuxctl: the card's state, and generate into a slot with the admin PIN ----
 if [ -n "${KEYMUXCTL:-}" ]; then
 	out=$("$KEYMUXCTL" devices)
@@ -314,6 +336,29 @@ assert_eq 2 "$(grep -c '^2A 8086 9000' "$KMX_TMP/card2.log")" "PSO:DECIPHER in t
 err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$RSADEC" \
 	--method org.keymux.Keystore1.Key.Decrypt rsa-oaep-sha256 "[byte 0x68]" "{}")
 assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+# imports into the second card: RSA-2048 over the SIG key (the template is
+# longer than one short APDU: chained), Ed25519 into the empty AUT slot
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$KMX_TMP/softrsa.pem" 2>/dev/null
+openssl genpkey -algorithm ED25519 -out "$KMX_TMP/softed.pem"
+chained=$(grep -c '^DB 3FFF 9000' "$KMX_TMP/card2.log" || true)
+for t in softrsa softed; do
+	openssl pkey -in "$KMX_TMP/$t.pem" -pubout -outform DER -out "$KMX_TMP/$t.der"
+	openssl pkey -in "$KMX_TMP/$t.pem" -pubout -out "$KMX_TMP/$t.pub"
+	slot=sig
+	[ $t = softed ] && slot=aut
+	# shellcheck disable=SC2046
+	out=$(kmx_device $DEV2 ImportKey ayssa{sv} $(kmx_file_to_ay "$KMX_TMP/$t.pem") "" $t 3 \
+		slot s $slot replace b true admin-secret s 12345678)
+	assert_eq "ao 1 \"$D2/$(sha256sum "$KMX_TMP/$t.der" | cut -d' ' -f1)\"" "$out" "ImportKey $t"
+done
+assert_eq $((chained + 3)) "$(grep -c '^DB 3FFF 9000' "$KMX_TMP/card2.log")" "PUT DATA 3FFF: RSA in two parts, Ed25519 in one"
+sign "$D2/$(sha256sum "$KMX_TMP/softrsa.der" | cut -d' ' -f1)" rsa-pkcs1-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/softrsa.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "the imported RSA key's signature does not verify"
+sign "$D2/$(sha256sum "$KMX_TMP/softed.der" | cut -d' ' -f1)" ed25519 "$KMX_TMP/msg"
+openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/softed.pub" -rawin -in "$KMX_TMP/msg" \
+	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the imported Ed25519 key's signature does not verify"
+
 # the first card did not notice
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 

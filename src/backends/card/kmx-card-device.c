@@ -21,6 +21,7 @@
 #include <winscard.h>
 
 #include "kmx-card-device.h"
+#include "kmx-card-import.h"
 #include "kmx-card-key.h"
 #include "kmx-card-tlv.h"
 #include "kmx-crypto.h"
@@ -1323,11 +1324,69 @@ kmx_card_fingerprint(KmxKeyType type,
 	return TRUE;
 }
 
+/* after GENERATE or an import, with PW3 verified: the fingerprint and the
+ * date that make the slot used for gpg and for keymux, then the admin
+ * PIN's status dropped; returns the key's SubjectPublicKeyInfo */
+static GBytes *
+kmx_card_device_finish_key(KmxCardDevice *self,
+			   KmxCardSlot slot,
+			   KmxKeyType type,
+			   GByteArray *out,
+			   GError **error)
+{
+	g_autoptr(GBytes) spki = NULL;
+	guint8 fpr[KMX_CARD_FPR_SIZE];
+	guint32 now = (guint32)(g_get_real_time() / G_USEC_PER_SEC);
+	const guint8 date[] = {(guint8)(now >> 24),
+			       (guint8)(now >> 16),
+			       (guint8)(now >> 8),
+			       (guint8)now};
+	const guint8 *pub = NULL;
+	gsize pub_len = 0;
+	guint sw = 0;
+
+	spki = kmx_card_spki_from_7f49(type, out->data, out->len, error);
+	if (spki == NULL)
+		return NULL;
+	if (!kmx_card_find(out->data, out->len, 0x7F49, 1, &pub, &pub_len, error) ||
+	    !kmx_card_fingerprint(type, slot, pub, pub_len, now, fpr, error))
+		return NULL;
+	/* what gpg and other tools read to see the slot in use */
+	if (!kmx_card_device_apdu_ok(self,
+				     0xDA,
+				     0x00,
+				     (guint8)(0xC7 + slot),
+				     fpr,
+				     sizeof(fpr),
+				     FALSE,
+				     NULL,
+				     "cannot write the key's fingerprint",
+				     error) ||
+	    !kmx_card_device_apdu_ok(self,
+				     0xDA,
+				     0x00,
+				     (guint8)(0xCE + slot),
+				     date,
+				     sizeof(date),
+				     FALSE,
+				     NULL,
+				     "cannot write the key's date",
+				     error))
+		return NULL;
+	/* the admin PIN's status is dropped right away */
+	kmx_card_device_apdu(self, 0x20, 0xFF, 0x83, NULL, 0, FALSE, NULL, &sw, NULL);
+	self->verified[KMX_CARD_PW3] = FALSE;
+	if (!kmx_card_device_read_app_data(self, error))
+		return NULL;
+	return g_steal_pointer(&spki);
+}
+
 typedef struct {
 	KmxCardSlot slot;
 	KmxKeyType type;
 	GByteArray *attrs;
 	KmxSecret *admin_secret;
+	gnutls_privkey_t import; /* the key to import, or NULL to generate */
 } KmxCardGenerate;
 
 static GBytes *
@@ -1338,17 +1397,7 @@ kmx_card_device_op_generate(KmxCardDevice *self,
 {
 	KmxCardGenerate *gen = data;
 	g_autoptr(GByteArray) out = g_byte_array_new();
-	g_autoptr(GBytes) spki = NULL;
 	const guint8 crt[] = {kmx_card_slot_crt[gen->slot], 0x00};
-	guint8 fpr[KMX_CARD_FPR_SIZE];
-	guint32 now = (guint32)(g_get_real_time() / G_USEC_PER_SEC);
-	const guint8 date[] = {(guint8)(now >> 24),
-			       (guint8)(now >> 16),
-			       (guint8)(now >> 8),
-			       (guint8)now};
-	const guint8 *pub = NULL;
-	gsize pub_len = 0;
-	guint sw = 0;
 
 	if (!kmx_card_device_verify(self, KMX_CARD_PW3, gen->admin_secret, error))
 		return NULL;
@@ -1368,66 +1417,66 @@ kmx_card_device_op_generate(KmxCardDevice *self,
 		memcpy(self->attrs[gen->slot], gen->attrs->data, gen->attrs->len);
 		self->attrs_len[gen->slot] = gen->attrs->len;
 	}
-	if (!kmx_card_device_apdu_ok(self,
-				     0x47,
-				     0x80,
-				     0x00,
-				     crt,
-				     sizeof(crt),
-				     TRUE,
-				     out,
-				     "cannot generate the key",
-				     error))
+	if (gen->import != NULL) {
+		g_autoptr(KmxSecret) template =
+		    kmx_card_import_template(gen->import,
+					     gen->type,
+					     kmx_card_slot_crt[gen->slot],
+					     error);
+		if (template == NULL)
+			return NULL;
+		if (!kmx_card_device_apdu_ok(self,
+					     0xDB,
+					     0x3F,
+					     0xFF,
+					     kmx_secret_get_data(template),
+					     kmx_secret_get_length(template),
+					     FALSE,
+					     NULL,
+					     "cannot import the key",
+					     error))
+			return NULL;
+		if (!kmx_card_device_apdu_ok(self,
+					     0x47,
+					     0x81,
+					     0x00,
+					     crt,
+					     sizeof(crt),
+					     TRUE,
+					     out,
+					     "cannot read the imported key",
+					     error))
+			return NULL;
+	} else if (!kmx_card_device_apdu_ok(self,
+					    0x47,
+					    0x80,
+					    0x00,
+					    crt,
+					    sizeof(crt),
+					    TRUE,
+					    out,
+					    "cannot generate the key",
+					    error)) {
 		return NULL;
-	spki = kmx_card_spki_from_7f49(gen->type, out->data, out->len, error);
-	if (spki == NULL)
-		return NULL;
-	if (!kmx_card_find(out->data, out->len, 0x7F49, 1, &pub, &pub_len, error) ||
-	    !kmx_card_fingerprint(gen->type, gen->slot, pub, pub_len, now, fpr, error))
-		return NULL;
-	/* what gpg and other tools read to see the slot in use */
-	if (!kmx_card_device_apdu_ok(self,
-				     0xDA,
-				     0x00,
-				     (guint8)(0xC7 + gen->slot),
-				     fpr,
-				     sizeof(fpr),
-				     FALSE,
-				     NULL,
-				     "cannot write the key's fingerprint",
-				     error) ||
-	    !kmx_card_device_apdu_ok(self,
-				     0xDA,
-				     0x00,
-				     (guint8)(0xCE + gen->slot),
-				     date,
-				     sizeof(date),
-				     FALSE,
-				     NULL,
-				     "cannot write the key's date",
-				     error))
-		return NULL;
-	/* the admin PIN's status is dropped right away */
-	kmx_card_device_apdu(self, 0x20, 0xFF, 0x83, NULL, 0, FALSE, NULL, &sw, NULL);
-	self->verified[KMX_CARD_PW3] = FALSE;
-	if (!kmx_card_device_read_app_data(self, error))
-		return NULL;
-	return g_steal_pointer(&spki);
+	}
+	return kmx_card_device_finish_key(self, gen->slot, gen->type, out, error);
 }
 
+/* a new key in a slot: generated on the card, or @import put there */
 static KmxKey *
-kmx_card_device_generate_key(KmxDevice *device,
-			     KmxKeyType type,
-			     const char *label,
-			     const KmxOptions *options,
-			     KmxSecret *admin_secret,
-			     GCancellable *cancellable,
-			     GError **error)
+kmx_card_device_new_key(KmxDevice *device,
+			KmxKeyType type,
+			gnutls_privkey_t import,
+			const char *label,
+			const KmxOptions *options,
+			KmxSecret *admin_secret,
+			GCancellable *cancellable,
+			GError **error)
 {
 	KmxCardDevice *self = KMX_CARD_DEVICE(device);
 	g_autoptr(GByteArray) attrs = g_byte_array_new();
 	g_autoptr(GBytes) spki = NULL;
-	KmxCardGenerate gen = {KMX_CARD_SLOT_SIG, type, attrs, admin_secret};
+	KmxCardGenerate gen = {KMX_CARD_SLOT_SIG, type, attrs, admin_secret, import};
 	KmxKey *key;
 
 	if (options->slot != NULL) {
@@ -1473,6 +1522,60 @@ kmx_card_device_generate_key(KmxDevice *device,
 	return key;
 }
 
+static KmxKey *
+kmx_card_device_generate_key(KmxDevice *device,
+			     KmxKeyType type,
+			     const char *label,
+			     const KmxOptions *options,
+			     KmxSecret *admin_secret,
+			     GCancellable *cancellable,
+			     GError **error)
+{
+	return kmx_card_device_new_key(device,
+				       type,
+				       NULL,
+				       label,
+				       options,
+				       admin_secret,
+				       cancellable,
+				       error);
+}
+
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_privkey_t, gnutls_privkey_deinit, NULL)
+
+/* a soft key written into a slot, the way GenerateKey makes one there */
+static GPtrArray *
+kmx_card_device_import_key(KmxDevice *device,
+			   GBytes *data,
+			   KmxSecret *passphrase,
+			   const char *label,
+			   const KmxOptions *options,
+			   KmxSecret *admin_secret,
+			   GCancellable *cancellable,
+			   GError **error)
+{
+	g_auto(gnutls_privkey_t) key = NULL;
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
+	KmxKeyType type = KMX_KEY_TYPE_UNKNOWN;
+	KmxKey *new_key;
+
+	key = kmx_card_import_parse(data, passphrase, &type, error);
+	if (key == NULL)
+		return NULL;
+	new_key = kmx_card_device_new_key(device,
+					  type,
+					  key,
+					  label,
+					  options,
+					  admin_secret,
+					  cancellable,
+					  error);
+	if (new_key == NULL)
+		return NULL;
+	g_ptr_array_add(keys, new_key);
+	return g_steal_pointer(&keys);
+}
+
 /* ---- the object -------------------------------------------------------------- */
 
 static void
@@ -1504,6 +1607,7 @@ kmx_card_device_class_init(KmxCardDeviceClass *klass)
 	device_class->unlock = kmx_card_device_unlock;
 	device_class->lock = kmx_card_device_lock;
 	device_class->generate_key = kmx_card_device_generate_key;
+	device_class->import_key = kmx_card_device_import_key;
 }
 
 static void
