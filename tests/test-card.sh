@@ -224,7 +224,7 @@ assert_contains "$err" "org.keymux.Keystore1.Error.InvalidArgument"
 # ---- keymuxctl: the card's state, and generate into a slot with the admin PIN ----
 if [ -n "${KEYMUXCTL:-}" ]; then
 	out=$("$KEYMUXCTL" devices)
-	assert_contains "$(grep -F "$DEV" <<<"$out")" "unlocked"
+	assert_contains "$(grep -F "$DEV" <<<"$out")" "unlocked, 3 PIN tries"
 	out=$("$KEYMUXCTL" devices --json)
 	assert_contains "$out" '"admin-retries":3'
 	assert_exit 8 "$KEYMUXCTL" generate --device $DEV --slot aut --admin-pin-fd 3 ed25519 3<<<"12345678"
