@@ -67,6 +67,8 @@ struct _KmxCardDevice {
 	guint8 pw_status[7];
 	guint32 sig_counter;
 	char *holder;
+	/* the id of the key each slot holds: the executor's */
+	char *slot_keys[KMX_CARD_SLOT_COUNT];
 };
 
 G_DEFINE_TYPE(KmxCardDevice, kmx_card_device, KMX_TYPE_DEVICE)
@@ -848,6 +850,9 @@ kmx_card_device_read_keys(KmxCardDevice *self)
 			continue;
 		}
 		g_ptr_array_add(keys, kmx_card_key_new(self, slot, type, spki));
+		g_free(self->slot_keys[slot]);
+		self->slot_keys[slot] =
+		    g_strdup(kmx_key_get_id(g_ptr_array_index(keys, keys->len - 1)));
 	}
 	return keys;
 }
@@ -1038,6 +1043,30 @@ kmx_card_device_op_decipher(KmxCardDevice *self,
 			    GError **error)
 {
 	return kmx_card_device_op_pin(self, KMX_CARD_PW1, 0x2A, 0x80, 0x86, data, error);
+}
+
+/**
+ * kmx_card_device_check_key:
+ *
+ * A key object outlives the key in its slot when a new key replaced it:
+ * it must never sign with the new one.
+ *
+ * Returns: whether @key_id is still the key in @slot
+ */
+gboolean
+kmx_card_device_check_key(KmxCardDevice *self, KmxCardSlot slot, const char *key_id, GError **error)
+{
+	g_return_val_if_fail(slot < KMX_CARD_SLOT_COUNT, FALSE);
+	if (g_strcmp0(self->slot_keys[slot], key_id) == 0)
+		return TRUE;
+	g_set_error(error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_FOUND,
+		    "key %s is no longer on card %s: its %s slot holds another key now",
+		    key_id,
+		    kmx_device_get_id(KMX_DEVICE(self)),
+		    kmx_card_slot_to_string(slot));
+	return FALSE;
 }
 
 /**
@@ -1517,6 +1546,8 @@ kmx_card_device_new_key(KmxDevice *device,
 		return NULL;
 	kmx_card_device_report_details(self);
 	key = kmx_card_key_new(self, gen.slot, type, spki);
+	g_free(self->slot_keys[gen.slot]);
+	self->slot_keys[gen.slot] = g_strdup(kmx_key_get_id(key));
 	if (label != NULL && label[0] != '\0')
 		kmx_key_set_label(key, label);
 	return key;
@@ -1589,6 +1620,8 @@ kmx_card_device_finalize(GObject *object)
 		SCardReleaseContext(self->ctx);
 	g_free(self->reader);
 	g_free(self->holder);
+	for (guint i = 0; i < KMX_CARD_SLOT_COUNT; i++)
+		g_free(self->slot_keys[i]);
 	G_OBJECT_CLASS(kmx_card_device_parent_class)->finalize(object);
 }
 

@@ -42,6 +42,10 @@ GBytes *kmx_card_device_parse_public(KmxCardDevice *self,
 				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 
 /* on the device's executor */
+gboolean kmx_card_device_check_key(KmxCardDevice *self,
+				   KmxCardSlot slot,
+				   const char *key_id,
+				   GError **error);
 GBytes *kmx_card_device_sign(KmxCardDevice *self,
 			     KmxCardSlot slot,
 			     GBytes *data,

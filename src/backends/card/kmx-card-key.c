@@ -80,6 +80,8 @@ kmx_card_key_sign(KmxKey *key,
 			    kmx_mechanism_to_string(mechanism));
 		return NULL;
 	}
+	if (!kmx_card_device_check_key(device, self->slot, kmx_key_get_id(key), error))
+		return NULL;
 	sig = kmx_card_device_sign(device, self->slot, input, secret, cancellable, error);
 	if (sig == NULL)
 		return NULL;
@@ -117,6 +119,8 @@ kmx_card_key_derive(KmxKey *key,
 	const guint8 *p;
 	gsize len = 0;
 
+	if (!kmx_card_device_check_key(device, KMX_CARD_SLOT_DEC, kmx_key_get_id(key), error))
+		return NULL;
 	spki = kmx_spki_parse_peer(type, peer_public, &raw, error);
 	if (spki == NULL)
 		return NULL;
@@ -167,6 +171,8 @@ kmx_card_key_decrypt(KmxKey *key,
 			    kmx_mechanism_to_string(mechanism));
 		return NULL;
 	}
+	if (!kmx_card_device_check_key(device, KMX_CARD_SLOT_DEC, kmx_key_get_id(key), error))
+		return NULL;
 	p = g_bytes_get_data(data, &len);
 	g_byte_array_append(cipher, &pad, 1);
 	g_byte_array_append(cipher, p, (guint)len);
