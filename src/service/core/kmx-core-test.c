@@ -308,6 +308,41 @@ test_device_keys(void)
 	g_assert_cmpuint(changed, ==, 2);
 }
 
+static gpointer
+report_key_removed_thread(gpointer data)
+{
+	KmxKey *key = data;
+	kmx_device_report_key_removed(kmx_key_get_device(key), kmx_key_get_id(key));
+	kmx_device_report_key_removed(kmx_key_get_device(key), "no such key");
+	return NULL;
+}
+
+static void
+test_device_key_removed_from_thread(void)
+{
+	g_autoptr(KmxDevice)
+	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
+	g_autoptr(KmxKey) key = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, NULL);
+	guint changed = 0;
+	GThread *t;
+
+	kmx_core_mark_main_thread();
+	kmx_device_add_key(dev, key);
+	g_signal_connect(dev, "keys-changed", G_CALLBACK(count_notify), &changed);
+	t = g_thread_new("keys", report_key_removed_thread, key);
+	g_thread_join(t);
+	/* the key list is the main thread's: still there until it applies */
+	g_assert_true(kmx_device_has_pending_state(dev));
+	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 1);
+	kmx_device_flush_state(dev);
+	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 0);
+	g_assert_cmpuint(changed, ==, 1);
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+	g_assert_cmpuint(changed, ==, 1);
+}
+
 /* the last reference to a serial executor dropped on its own thread (a
  * device removed while its worker replies) must not wait for itself */
 static void
@@ -528,6 +563,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/context/bad-config", test_context_bad_config);
 	g_test_add_func("/kmx/device/flags-from-thread", test_device_flags_from_thread);
 	g_test_add_func("/kmx/device/keys", test_device_keys);
+	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);
 	g_test_add_func("/kmx/options/slot", test_options_slot);
