@@ -198,11 +198,12 @@ kmx_device $DEV Unlock sa{sv} 123456 0 >/dev/null
 sign "$NEW" ed25519 "$KMX_TMP/msg"
 openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/new.pub" -rawin -in "$KMX_TMP/msg" \
 	-sigfile "$KMX_TMP/msg.sig" >/dev/null || fail "the new key's signature does not verify"
-# the replaced key never signs with the key that took its slot
-err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
-	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{}")
+# the replaced key is gone, and never signs with the key that took its slot
+assert_not_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "${KEY[ecdsa-p256]##*/}"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "ao 3 "
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$KMX_PATH" \
+	--method org.keymux.Keystore1.Manager.Sign "${KEY[ecdsa-p256]##*/}" ecdsa-sha256 "[byte 0x68]" "{}")
 assert_contains "$err" "org.keymux.Keystore1.Error.NotFound"
-assert_contains "$err" "no longer on card"
 
 # ---- ImportKey: a soft key written into a slot; the same key id as anywhere ----
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$KMX_TMP/soft.pem"

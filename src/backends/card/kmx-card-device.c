@@ -1546,6 +1546,10 @@ kmx_card_device_new_key(KmxDevice *device,
 		return NULL;
 	kmx_card_device_report_details(self);
 	key = kmx_card_key_new(self, gen.slot, type, spki);
+	/* the key the slot held is gone from the card */
+	if (self->slot_keys[gen.slot] != NULL &&
+	    g_strcmp0(self->slot_keys[gen.slot], kmx_key_get_id(key)) != 0)
+		kmx_device_report_key_removed(device, self->slot_keys[gen.slot]);
 	g_free(self->slot_keys[gen.slot]);
 	self->slot_keys[gen.slot] = g_strdup(kmx_key_get_id(key));
 	if (label != NULL && label[0] != '\0')
