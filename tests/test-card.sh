@@ -283,6 +283,22 @@ kmx_start_pcscd
 until_ok prop_is "$D" Available "b true"
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 
+# ---- a registered card in a drawer across a daemon restart: listed with its
+# keys, not available; put back, it is the card again ----
+kmx_card_pull
+until_ok prop_is "$D" Available "b false"
+kmx_stop_daemon || fail "keymuxd did not exit cleanly"
+kmx_start_daemon
+until_ok listed "$D"
+assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Available)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
+assert_contains "$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)" "${NEW##*/}"
+assert_eq 's "ed25519"' "$(kmx_prop "$NEW" org.keymux.Keystore1.Key Algorithm)"
+kmx_card_insert
+until_ok prop_is "$D" Available "b true"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
+
 # ---- Unregister: out of the reader, the card is gone from the list ----
 kmx_device $DEV Unregister >/dev/null
 assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
