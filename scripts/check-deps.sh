@@ -42,7 +42,7 @@ COMMANDS=(
 	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr xargs
 	# scripts/deps.sh
 	/usr/bin/python3 busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
-	gpg-agent gpg-connect-agent gpgconf meson ninja openssl p11-kit pkg-config
+	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd pkg-config
 	shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen xxd
 )
 # Called only when installed (bench/run --profile), or installed by the

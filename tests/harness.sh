@@ -10,6 +10,9 @@
 #   kmx_start_daemon [ARGS]    # start $KEYMUXD, wait until it owns its name
 #   kmx_stop_daemon            # SIGTERM, wait for exit
 #   kmx_kill_daemon            # SIGKILL
+#   kmx_start_pcscd            # pcscd with the vpcd virtual reader (port 35963)
+#   kmx_start_card_sim [ARGS]  # the OpenPGP card simulator, inserted in it
+#   kmx_card_pull / kmx_card_insert
 #
 # Meson sets KEYMUXD, KEYMUXCTL and KMX_TESTS_DIR.
 
@@ -23,6 +26,11 @@ KMX_PATH=/org/keymux/Keystore1
 KMX_DAEMON_PID=
 KMX_BUS_PID=
 KMX_PIDS=()
+KMX_PCSCD_PID=
+KMX_CARD_PID=
+# pcscd's socket: the path is fixed (pcscd ignores PCSCLITE_CSOCK_NAME, its
+# clients honour it)
+KMX_PCSCD_DIR=/run/pcscd
 
 kmx_log() { printf '# %s\n' "$*" >&2; }
 
@@ -76,6 +84,8 @@ kmx_cleanup() {
 	for pid in "${KMX_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
+	[ -n "$KMX_CARD_PID" ] && kill "$KMX_CARD_PID" 2>/dev/null
+	kmx_stop_pcscd
 	if [ -n "$KMX_DAEMON_PID" ]; then
 		kill -TERM "$KMX_DAEMON_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$KMX_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
@@ -98,6 +108,8 @@ kmx_setup() {
 	export KEYMUX_CONFIG="$KMX_TMP/keymux.conf"
 	export G_DEBUG=fatal-criticals
 	export TSS2_LOG=all+none
+	# no test sees a pcscd it did not start (kmx_start_pcscd points here)
+	export PCSCLITE_CSOCK_NAME="$KMX_TMP/no-pcscd.comm"
 	mkdir -p "$KMX_TMP/services"
 	# an activation file for the daemon under test: proves activation works
 	# (not with KMX_NO_ACTIVATION=1: a test that kills the daemon under
@@ -247,3 +259,54 @@ import sys
 d = open(sys.argv[1], "rb").read()
 print(len(d), *d)' "$1"
 }
+
+# kmx_start_pcscd: a pcscd of the test's own with the vpcd driver (reader
+# "Virtual PCD 00 00" on TCP port 35963, "... 00 01" on 35964), and the
+# clients pointed at it.  One pcscd per machine: its socket path is fixed.
+kmx_start_pcscd() {
+	local conf=$KMX_TMP/reader.conf.d pid
+	mkdir -p "$conf"
+	cat >"$conf/vpcd" <<-EOS
+	FRIENDLYNAME "Virtual PCD"
+	DEVICENAME   /dev/null:0x8C7B
+	LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so
+	CHANNELID    0x8C7B
+	EOS
+	# a pcscd that was killed leaves its socket and pid file behind
+	if [ -f "$KMX_PCSCD_DIR/pcscd.pid" ]; then
+		pid=$(cat "$KMX_PCSCD_DIR/pcscd.pid" 2>/dev/null || true)
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			fail "another pcscd (pid $pid) is running: stop it first"
+		fi
+		rm -f "$KMX_PCSCD_DIR/pcscd.pid" "$KMX_PCSCD_DIR/pcscd.comm"
+	fi
+	pcscd -f -a -c "$conf" >>"$KMX_TMP/pcscd.log" 2>&1 &
+	KMX_PCSCD_PID=$!
+	for _ in $(seq 200); do
+		[ -S "$KMX_PCSCD_DIR/pcscd.comm" ] && break
+		kill -0 "$KMX_PCSCD_PID" 2>/dev/null || fail "pcscd exited: $(tail -n 5 "$KMX_TMP/pcscd.log")"
+		sleep 0.025
+	done
+	[ -S "$KMX_PCSCD_DIR/pcscd.comm" ] || fail "pcscd made no socket in 5 s"
+	export PCSCLITE_CSOCK_NAME="$KMX_PCSCD_DIR/pcscd.comm"
+}
+
+# kmx_stop_pcscd: SIGTERM by its pid, and wait until it is gone
+kmx_stop_pcscd() {
+	[ -n "$KMX_PCSCD_PID" ] || return 0
+	kill -TERM "$KMX_PCSCD_PID" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$KMX_PCSCD_PID" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$KMX_PCSCD_PID" 2>/dev/null || true
+	wait "$KMX_PCSCD_PID" 2>/dev/null || true
+	KMX_PCSCD_PID=
+}
+
+# kmx_start_card_sim [ARGS]: the OpenPGP card simulator (tests/openpgp-card-sim.py),
+# inserted in the first vpcd reader; its APDUs go to $KMX_TMP/card.log
+kmx_start_card_sim() {
+	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --log "$KMX_TMP/card.log" "$@" \
+		>>"$KMX_TMP/card-sim.out" 2>&1 &
+	KMX_CARD_PID=$!
+}
+kmx_card_pull() { kill -USR1 "$KMX_CARD_PID"; }
+kmx_card_insert() { kill -USR2 "$KMX_CARD_PID"; }

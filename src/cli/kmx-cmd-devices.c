@@ -12,9 +12,15 @@
 char *
 kmx_cli_device_state(KmxDBusDevice *device)
 {
-	return g_strdup_printf("%s%s",
+	int retries = kmx_dbus_device_get_pin_retries(device);
+	g_autofree char *tries = retries < 0	? g_strdup("")
+				 : retries == 0 ? g_strdup(", PIN blocked")
+						: g_strdup_printf(", %d PIN tries", retries);
+
+	return g_strdup_printf("%s%s%s",
 			       kmx_dbus_device_get_locked(device) ? "locked" : "unlocked",
-			       kmx_dbus_device_get_available(device) ? "" : ", absent");
+			       kmx_dbus_device_get_available(device) ? "" : ", absent",
+			       tries);
 }
 
 gboolean

@@ -59,6 +59,11 @@ kmx_cmd_generate(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autofree char *device_name = NULL;
 	g_autofree char *label = NULL;
 	g_autofree char *path = NULL;
+	g_autofree char *slot = NULL;
+	gboolean replace = FALSE;
+	int admin_fd = -1;
+	g_autoptr(KmxSecret) admin = NULL;
+	GVariantBuilder options;
 	const char *paths[2] = {NULL, NULL};
 	const GOptionEntry entries[] = {
 	    {"device",
@@ -69,6 +74,21 @@ kmx_cmd_generate(KmxCli *cli, int argc, char **argv, GError **error)
 	     "The device (default: " KMX_CLI_DEFAULT_DEVICE ")",
 	     "DEVICE"},
 	    {"label", 'l', 0, G_OPTION_ARG_STRING, &label, "A name for people", "LABEL"},
+	    {"slot",
+	     's',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &slot,
+	     "Where a device with slots puts the key (a card's sig, dec or aut)",
+	     "SLOT"},
+	    {"replace", 0, 0, G_OPTION_ARG_NONE, &replace, "Replace the key in that slot", NULL},
+	    {"admin-pin-fd",
+	     0,
+	     0,
+	     G_OPTION_ARG_INT,
+	     &admin_fd,
+	     "Read the device's admin PIN from one line of this fd",
+	     "N"},
 	    G_OPTION_ENTRY_NULL,
 	};
 
@@ -103,10 +123,26 @@ kmx_cmd_generate(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	/* a card may ask for its PIN or a touch */
 	kmx_cli_use_long_timeout(device);
+	g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
+	if (slot != NULL)
+		g_variant_builder_add(&options, "{sv}", "slot", g_variant_new_string(slot));
+	if (replace)
+		g_variant_builder_add(&options, "{sv}", "replace", g_variant_new_boolean(TRUE));
+	if (admin_fd >= 0) {
+		admin = kmx_cli_read_secret(admin_fd, "Admin PIN: ", error);
+		if (admin == NULL) {
+			g_variant_builder_clear(&options);
+			return FALSE;
+		}
+		g_variant_builder_add(&options,
+				      "{sv}",
+				      "admin-secret",
+				      g_variant_new_string(kmx_secret_get_string(admin)));
+	}
 	if (!kmx_dbus_device_call_generate_key_sync(device,
 						    argv[1],
 						    label != NULL ? label : "",
-						    kmx_cli_empty_options(),
+						    g_variant_builder_end(&options),
 						    &path,
 						    NULL,
 						    error))

@@ -327,14 +327,15 @@ static const KmxRequestClass kmx_request_classes[KMX_REQUEST_N_KINDS] = {
     [KMX_REQUEST_GENERATE_KEY] = {"generate",
 				  NEW_KEY_FLAGS,
 				  KMX_OPTION_INTERACTIVE | KMX_OPTION_EXPORTABLE |
-				      KMX_OPTION_ADMIN_SECRET,
+				      KMX_OPTION_ADMIN_SECRET | KMX_OPTION_SLOT |
+				      KMX_OPTION_REPLACE,
 				  kmx_generate_check,
 				  kmx_generate_work,
 				  kmx_add_keys_apply},
     [KMX_REQUEST_IMPORT_KEY] = {"import",
 				NEW_KEY_FLAGS,
 				KMX_OPTION_INTERACTIVE | KMX_OPTION_EXPORTABLE |
-				    KMX_OPTION_ADMIN_SECRET,
+				    KMX_OPTION_ADMIN_SECRET | KMX_OPTION_SLOT | KMX_OPTION_REPLACE,
 				kmx_import_check,
 				kmx_import_work,
 				kmx_add_keys_apply},

@@ -308,6 +308,41 @@ test_device_keys(void)
 	g_assert_cmpuint(changed, ==, 2);
 }
 
+static gpointer
+report_key_removed_thread(gpointer data)
+{
+	KmxKey *key = data;
+	kmx_device_report_key_removed(kmx_key_get_device(key), kmx_key_get_id(key));
+	kmx_device_report_key_removed(kmx_key_get_device(key), "no such key");
+	return NULL;
+}
+
+static void
+test_device_key_removed_from_thread(void)
+{
+	g_autoptr(KmxDevice)
+	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
+	g_autoptr(KmxKey) key = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, NULL);
+	guint changed = 0;
+	GThread *t;
+
+	kmx_core_mark_main_thread();
+	kmx_device_add_key(dev, key);
+	g_signal_connect(dev, "keys-changed", G_CALLBACK(count_notify), &changed);
+	t = g_thread_new("keys", report_key_removed_thread, key);
+	g_thread_join(t);
+	/* the key list is the main thread's: still there until it applies */
+	g_assert_true(kmx_device_has_pending_state(dev));
+	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 1);
+	kmx_device_flush_state(dev);
+	g_assert_cmpuint(kmx_device_get_keys(dev)->len, ==, 0);
+	g_assert_cmpuint(changed, ==, 1);
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+	g_assert_cmpuint(changed, ==, 1);
+}
+
 /* the last reference to a serial executor dropped on its own thread (a
  * device removed while its worker replies) must not wait for itself */
 static void
@@ -385,6 +420,51 @@ test_options_parse(void)
 	/* the wrong type is named, never ignored */
 	g_assert_false(kmx_options_parse(&o, wrong, KMX_OPTION_EXPORTABLE, "ImportKey", &error));
 	g_assert_nonnull(strstr(error->message, "exportable"));
+	g_assert_nonnull(strstr(error->message, "boolean"));
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+}
+
+static void
+test_options_slot(void)
+{
+	KmxOptions o;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant)
+	    good = g_variant_ref_sink(g_variant_new_parsed("{'slot': <'aut'>, 'replace': <true>}"));
+	g_autoptr(GVariant) wrong = g_variant_ref_sink(g_variant_new_parsed("{'slot': <2>}"));
+	g_autoptr(GVariant)
+	    wrong_replace = g_variant_ref_sink(g_variant_new_parsed("{'replace': <'yes'>}"));
+
+	kmx_options_init(&o);
+	g_assert_null(o.slot);
+	g_assert_false(o.replace);
+	g_assert_true(kmx_options_parse(&o,
+					good,
+					KMX_OPTION_SLOT | KMX_OPTION_REPLACE,
+					"GenerateKey",
+					&error));
+	g_assert_no_error(error);
+	g_assert_cmpstr(o.slot, ==, "aut");
+	g_assert_true(o.replace);
+	g_assert_true(o.given & KMX_OPTION_SLOT);
+	kmx_options_clear(&o);
+	g_assert_null(o.slot);
+	g_assert_false(o.replace);
+
+	/* only where a method takes them */
+	g_assert_false(kmx_options_parse(&o, good, KMX_OPTION_INTERACTIVE, "Sign", &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+	g_assert_false(kmx_options_parse(&o, wrong, KMX_OPTION_SLOT, "GenerateKey", &error));
+	g_assert_nonnull(strstr(error->message, "'slot'"));
+	g_assert_nonnull(strstr(error->message, "string"));
+	g_clear_error(&error);
+	kmx_options_clear(&o);
+	g_assert_false(
+	    kmx_options_parse(&o, wrong_replace, KMX_OPTION_REPLACE, "GenerateKey", &error));
+	g_assert_nonnull(strstr(error->message, "'replace'"));
 	g_assert_nonnull(strstr(error->message, "boolean"));
 	kmx_options_clear(&o);
 }
@@ -483,8 +563,10 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/context/bad-config", test_context_bad_config);
 	g_test_add_func("/kmx/device/flags-from-thread", test_device_flags_from_thread);
 	g_test_add_func("/kmx/device/keys", test_device_keys);
+	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);
+	g_test_add_func("/kmx/options/slot", test_options_slot);
 	g_test_add_func("/kmx/device-cache/round-trip", test_device_cache);
 	return g_test_run();
 }

@@ -2,7 +2,7 @@
  *
  * Threading: the main thread owns the device's state and its key list.
  * Backend work runs on the device's executor and reports what changed
- * (flags, retry counters, label, details) with the setters, from any
+ * (flags, retry counters, label, details, keys gone) with the setters, from any
  * thread: off the main thread a change is queued, and the main thread
  * applies the queue, in order, either from an idle callback or, before a
  * request's reply, from kmx_device_flush_state().  So "notify" (and
@@ -21,6 +21,7 @@ typedef enum {
 	KMX_STATE_PIN_RETRIES = 1 << 2,
 	KMX_STATE_ADMIN_RETRIES = 1 << 3,
 	KMX_STATE_DETAILS = 1 << 4,
+	KMX_STATE_KEYS_REMOVED = 1 << 5,
 } KmxStateField;
 
 typedef struct {
@@ -31,6 +32,7 @@ typedef struct {
 	int pin_retries;
 	int admin_retries;
 	GVariant *details;
+	GPtrArray *keys_removed; /* key ids */
 } KmxPendingState;
 
 typedef struct {
@@ -79,6 +81,7 @@ kmx_pending_state_clear(KmxPendingState *p)
 {
 	g_clear_pointer(&p->label, g_free);
 	g_clear_pointer(&p->details, g_variant_unref);
+	g_clear_pointer(&p->keys_removed, g_ptr_array_unref);
 	p->fields = 0;
 	p->flags_set = 0;
 	p->flags_clear = 0;
@@ -272,6 +275,12 @@ kmx_device_apply(KmxDevice *self, KmxPendingState *p)
 		g_object_notify_by_pspec(object, props[PROP_DETAILS]);
 	}
 	g_object_thaw_notify(object);
+	for (guint i = 0; (p->fields & KMX_STATE_KEYS_REMOVED) && i < p->keys_removed->len; i++) {
+		KmxKey *key =
+		    g_hash_table_lookup(priv->keys_by_id, g_ptr_array_index(p->keys_removed, i));
+		if (key != NULL)
+			kmx_device_remove_key(self, key);
+	}
 	kmx_pending_state_clear(p);
 }
 
@@ -346,6 +355,14 @@ kmx_device_report(KmxDevice *self, KmxPendingState *change)
 	if (change->fields & KMX_STATE_DETAILS) {
 		g_clear_pointer(&p->details, g_variant_unref);
 		p->details = g_steal_pointer(&change->details);
+	}
+	if (change->fields & KMX_STATE_KEYS_REMOVED) {
+		if (p->keys_removed == NULL)
+			p->keys_removed = g_ptr_array_new_with_free_func(g_free);
+		for (guint i = 0; i < change->keys_removed->len; i++)
+			g_ptr_array_add(p->keys_removed,
+					g_strdup(g_ptr_array_index(change->keys_removed, i)));
+		g_clear_pointer(&change->keys_removed, g_ptr_array_unref);
 	}
 	p->fields |= change->fields;
 	schedule = !priv->flush_scheduled && !kmx_core_is_main_thread();
@@ -742,6 +759,26 @@ kmx_device_remove_key(KmxDevice *self, KmxKey *key)
 	key = g_ptr_array_steal_index_fast(priv->keys, index);
 	g_signal_emit(self, signals[SIGNAL_KEYS_CHANGED], 0);
 	g_object_unref(key);
+}
+
+/**
+ * kmx_device_report_key_removed:
+ * @key_id: the id of a key that is gone from the device (a card slot that
+ *   was given a new key)
+ *
+ * Any thread: the key leaves the list when the main thread applies the
+ * device's changes, before the reply to the request that made them.
+ */
+void
+kmx_device_report_key_removed(KmxDevice *self, const char *key_id)
+{
+	KmxPendingState change = {.fields = KMX_STATE_KEYS_REMOVED};
+
+	g_return_if_fail(KMX_IS_DEVICE(self));
+	g_return_if_fail(key_id != NULL);
+	change.keys_removed = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(change.keys_removed, g_strdup(key_id));
+	kmx_device_report(self, &change);
 }
 
 /* ---- vfunc wrappers ------------------------------------------------------- */

@@ -133,6 +133,8 @@ GPtrArray *kmx_device_get_keys(KmxDevice *self);
 KmxKey *kmx_device_find_key(KmxDevice *self, const char *key_id);
 void kmx_device_add_key(KmxDevice *self, KmxKey *key);
 void kmx_device_remove_key(KmxDevice *self, KmxKey *key);
+/* any thread */
+void kmx_device_report_key_removed(KmxDevice *self, const char *key_id);
 
 /* the vfunc wrappers; called on the executor by the core */
 gboolean kmx_device_unlock(KmxDevice *self,

@@ -26,6 +26,8 @@ kmx_option_lookup(const char *name)
 	    {"prehashed", KMX_OPTION_PREHASHED, G_VARIANT_TYPE_BOOLEAN, "a boolean (b)"},
 	    {"exportable", KMX_OPTION_EXPORTABLE, G_VARIANT_TYPE_BOOLEAN, "a boolean (b)"},
 	    {"admin-secret", KMX_OPTION_ADMIN_SECRET, G_VARIANT_TYPE_STRING, "a string (s)"},
+	    {"slot", KMX_OPTION_SLOT, G_VARIANT_TYPE_STRING, "a string (s)"},
+	    {"replace", KMX_OPTION_REPLACE, G_VARIANT_TYPE_BOOLEAN, "a boolean (b)"},
 	};
 	for (guint i = 0; i < G_N_ELEMENTS(options); i++) {
 		if (strcmp(options[i].name, name) == 0)
@@ -121,6 +123,12 @@ kmx_options_parse(KmxOptions *self,
 			kmx_secure_zero((char *)s, len);
 			break;
 		}
+		case KMX_OPTION_SLOT:
+			self->slot = g_variant_dup_string(v, NULL);
+			break;
+		case KMX_OPTION_REPLACE:
+			self->replace = g_variant_get_boolean(v);
+			break;
 		case KMX_OPTION_NONE:
 		default:
 			g_assert_not_reached();
@@ -134,5 +142,6 @@ kmx_options_clear(KmxOptions *self)
 {
 	g_return_if_fail(self != NULL);
 	g_clear_pointer(&self->admin_secret, kmx_secret_unref);
+	g_clear_pointer(&self->slot, g_free);
 	kmx_options_init(self);
 }

@@ -15,6 +15,10 @@ G_BEGIN_DECLS
  * @KMX_OPTION_EXPORTABLE: `exportable` (b): the new key may be exported
  * @KMX_OPTION_ADMIN_SECRET: `admin-secret` (s): the device's admin secret
  *   for GenerateKey and ImportKey, for scripts that cannot be prompted
+ * @KMX_OPTION_SLOT: `slot` (s): where a device with slots (a card's `sig`,
+ *   `dec`, `aut`) puts a new key; the backend checks the name
+ * @KMX_OPTION_REPLACE: `replace` (b): a new key may take the place of the
+ *   one in its slot (default false: a used slot is %KMX_ERROR_EXISTS)
  *
  * Which options a method accepts, and which ones a caller gave.
  */
@@ -24,6 +28,8 @@ typedef enum {
 	KMX_OPTION_PREHASHED = 1 << 1,
 	KMX_OPTION_EXPORTABLE = 1 << 2,
 	KMX_OPTION_ADMIN_SECRET = 1 << 3,
+	KMX_OPTION_SLOT = 1 << 4,
+	KMX_OPTION_REPLACE = 1 << 5,
 } KmxOptionFlags;
 
 /**
@@ -33,6 +39,8 @@ typedef enum {
  * @prehashed: @data is a digest
  * @exportable: the new key may be exported
  * @admin_secret: the admin secret, in secret memory, or %NULL
+ * @slot: the slot the caller named, or %NULL
+ * @replace: whether a key in that slot may be replaced
  */
 typedef struct {
 	KmxOptionFlags given;
@@ -40,6 +48,8 @@ typedef struct {
 	gboolean prehashed;
 	gboolean exportable;
 	KmxSecret *admin_secret;
+	char *slot;
+	gboolean replace;
 } KmxOptions;
 
 void kmx_options_init(KmxOptions *self);
