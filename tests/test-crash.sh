@@ -46,6 +46,7 @@ for round in $(seq "$ROUNDS"); do
 		( kmx_device softkey:login ImportKey ayssa{sv} $(kmx_file_to_ay "imp$round.pem") "" "imp $round" 0 >/dev/null 2>&1 && echo ok >ack ) &
 		;;
 	3) # delete one of the extra keys, if any
+		victim=
 		if [ ${#extra[@]} -gt 0 ]; then
 			victim=${extra[0]}
 			extra=("${extra[@]:1}")
@@ -71,7 +72,11 @@ for round in $(seq "$ROUNDS"); do
 	   fi ;;
 	2) p="$(kmx_device_path softkey:login)/$(cat "imp$round.id")"
 	   [ $ack = 1 ] && { MUST_EXIST[$p]=1; extra+=("$p"); } ;;
-	3) [ $ack = 1 ] && { MUST_NOT_EXIST[$victim]=1; unset "MUST_EXIST[$victim]"; } ;;
+	# an interrupted delete may or may not have happened: both are right
+	3) if [ -n "${victim:-}" ]; then
+		unset "MUST_EXIST[$victim]"
+		[ $ack = 1 ] && MUST_NOT_EXIST[$victim]=1
+	   fi ;;
 	esac
 
 	kmx_start_daemon

@@ -216,7 +216,6 @@ assert_contains "$(grep '^asked' p8.out)" "'kind': <'user'>"
 kmx_device softkey:login Unlock sa{sv} "battery staple" 0
 for _ in $(seq 400); do grep -q '^exit' waiting.out && break; sleep 0.05; done
 assert_contains "$(cat waiting.out)" "exit 0"
-assert_contains "$(cat waiting.out)" "([byte"
 
 # ---- and after [daemon] prompt-timeout, the waiters get Cancelled ----
 kmx_stop_daemon
