@@ -10,6 +10,9 @@
 #   kmx_start_daemon [ARGS]    # start $KEYMUXD, wait until it owns its name
 #   kmx_stop_daemon            # SIGTERM, wait for exit
 #   kmx_kill_daemon            # SIGKILL
+#   kmx_start_swtpm            # a TPM 2.0 simulator in $KMX_TMP/tpm; sets
+#                              # KMX_SWTPM_TCTI (its state survives a restart)
+#   kmx_stop_swtpm             # TPM2 shut down through the control channel
 #
 # Meson sets KEYMUXD, KEYMUXCTL and KMX_TESTS_DIR.
 
@@ -22,6 +25,7 @@ KMX_NAME=org.keymux.Keystore1
 KMX_PATH=/org/keymux/Keystore1
 KMX_DAEMON_PID=
 KMX_BUS_PID=
+KMX_SWTPM_PID=
 KMX_PIDS=()
 
 kmx_log() { printf '# %s\n' "$*" >&2; }
@@ -76,6 +80,7 @@ kmx_cleanup() {
 	for pid in "${KMX_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null
 	done
+	[ -n "$KMX_SWTPM_PID" ] && kill "$KMX_SWTPM_PID" 2>/dev/null
 	if [ -n "$KMX_DAEMON_PID" ]; then
 		kill -TERM "$KMX_DAEMON_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$KMX_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
@@ -246,4 +251,48 @@ kmx_file_to_ay() {
 import sys
 d = open(sys.argv[1], "rb").read()
 print(len(d), *d)' "$1"
+}
+
+# ---- TPM 2.0: swtpm in socket mode (docs: TESTBED.md section 2) ----
+
+# kmx_start_swtpm: start swtpm on a unix socket in $KMX_TMP/tpm, with no
+# swtpm_setup (an empty state dir is a new TPM) and TPM2_Startup done by
+# swtpm itself; the state dir is kept, so a TPM stopped and started again
+# is the same TPM.  Sets KMX_SWTPM_TCTI for tpm2-tss and tpm2-tools.
+kmx_start_swtpm() {
+	local d=$KMX_TMP/tpm
+	[ -z "$KMX_SWTPM_PID" ] || fail "swtpm is already running"
+	mkdir -p "$d/state"
+	# the kernel's limit for a unix socket path (sun_path) is 108 bytes;
+	# the swtpm TCTI finds the control socket at <path>.ctrl
+	[ ${#d} -lt 90 ] || fail "the temp dir is too long for swtpm's sockets: $d"
+	rm -f "$d/swtpm.sock" "$d/swtpm.sock.ctrl" "$d/swtpm.pid"
+	swtpm socket --tpm2 --tpmstate dir="$d/state" \
+		--server type=unixio,path="$d/swtpm.sock" --ctrl type=unixio,path="$d/swtpm.sock.ctrl" \
+		--flags not-need-init,startup-clear --pid file="$d/swtpm.pid" 2>>"$d/swtpm.log" &
+	KMX_SWTPM_PID=$!
+	for _ in $(seq 200); do
+		[ -S "$d/swtpm.sock" ] && [ -S "$d/swtpm.sock.ctrl" ] && break
+		kill -0 "$KMX_SWTPM_PID" 2>/dev/null || fail "swtpm exited: $(cat "$d/swtpm.log")"
+		sleep 0.025
+	done
+	[ -S "$d/swtpm.sock" ] || fail "swtpm did not listen within 5 s"
+	export KMX_SWTPM_TCTI="swtpm:path=$d/swtpm.sock"
+	export TPM2TOOLS_TCTI=$KMX_SWTPM_TCTI TPM2OPENSSL_TCTI=$KMX_SWTPM_TCTI
+}
+
+# kmx_stop_swtpm: a clean stop (TPM2_Shutdown, then exit) through the
+# control channel; the process is waited for by its PID and killed if it
+# does not go
+kmx_stop_swtpm() {
+	local d=$KMX_TMP/tpm
+	[ -n "$KMX_SWTPM_PID" ] || return 0
+	swtpm_ioctl --unix "$d/swtpm.sock.ctrl" -s >/dev/null 2>&1 || kill "$KMX_SWTPM_PID" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$KMX_SWTPM_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$KMX_SWTPM_PID" 2>/dev/null || true
+	wait "$KMX_SWTPM_PID" 2>/dev/null || true
+	KMX_SWTPM_PID=
 }
