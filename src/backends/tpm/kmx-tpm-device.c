@@ -1,0 +1,759 @@
+/* keymux: the TPM, as the device tpm:0
+ *
+ * The ESYS context lives on the device's executor (one thread of its own)
+ * and nowhere else.  The backend's watcher thread only queues probes: a
+ * probe connects when the TPM is not connected (and reports the device
+ * available), or asks the connected TPM for its lockout state (and notices
+ * a TPM that went away).  A command that finds the TPM gone drops the
+ * connection and reports the device unavailable at once, so a caller gets
+ * Unavailable, never a hang.
+ *
+ * The storage primary (the owner hierarchy's, from the template every
+ * TSS2-key tool uses for parent 0x40000001) is created once per connection
+ * and kept loaded; keys are loaded under it on first use and kept, the
+ * least recently used flushed first: without a resource manager (swtpm) a
+ * TPM has three transient slots.
+ */
+#include "config.h"
+
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "kmx-error.h"
+#include "kmx-tpm-device.h"
+#include "kmx-tpm-key.h"
+
+/* keys kept loaded besides the primary: 3 transient slots on swtpm */
+#define KMX_TPM_MAX_LOADED 2
+
+typedef struct {
+	char *key_id;
+	ESYS_TR handle;
+} KmxTpmLoaded;
+
+struct _KmxTpmDevice {
+	KmxDevice parent_instance;
+	char *dir;
+	char *tcti_conf; /* NULL: the kernel's resource manager, then tabrmd */
+	GWeakRef backend;
+	gint probe_pending; /* atomic */
+	/* the executor's */
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *esys;
+	char *tcti_used;
+	ESYS_TR primary;
+	GQueue loaded; /* KmxTpmLoaded, most recently used first */
+	char *last_error;
+};
+
+G_DEFINE_TYPE(KmxTpmDevice, kmx_tpm_device, KMX_TYPE_DEVICE)
+
+static void
+kmx_tpm_loaded_free(KmxTpmLoaded *l)
+{
+	g_free(l->key_id);
+	g_free(l);
+}
+
+/* ---- the connection (executor) ------------------------------------------- */
+
+static void
+kmx_tpm_device_disconnect(KmxTpmDevice *self)
+{
+	KmxTpmLoaded *l;
+
+	while ((l = g_queue_pop_head(&self->loaded)) != NULL) {
+		if (self->esys != NULL)
+			Esys_FlushContext(self->esys, l->handle);
+		kmx_tpm_loaded_free(l);
+	}
+	if (self->esys != NULL && self->primary != ESYS_TR_NONE)
+		Esys_FlushContext(self->esys, self->primary);
+	self->primary = ESYS_TR_NONE;
+	if (self->esys != NULL)
+		Esys_Finalize(&self->esys);
+	if (self->tcti != NULL)
+		Tss2_TctiLdr_Finalize(&self->tcti);
+	g_clear_pointer(&self->tcti_used, g_free);
+}
+
+/* details, and whether the device can be used; executor */
+static void
+kmx_tpm_device_report(KmxTpmDevice *self, GVariant *lockout)
+{
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	if (self->tcti_used != NULL)
+		g_variant_builder_add(&b, "{sv}", "tcti", g_variant_new_string(self->tcti_used));
+	else if (self->last_error != NULL)
+		g_variant_builder_add(&b, "{sv}", "error", g_variant_new_string(self->last_error));
+	if (lockout != NULL) {
+		GVariantIter iter;
+		const char *k;
+		GVariant *v;
+
+		g_variant_iter_init(&iter, lockout);
+		while (g_variant_iter_next(&iter, "{&sv}", &k, &v)) {
+			g_variant_builder_add(&b, "{sv}", k, v);
+			g_variant_unref(v);
+		}
+	}
+	kmx_device_set_details(KMX_DEVICE(self), g_variant_builder_end(&b));
+	if (self->esys != NULL)
+		kmx_device_change_flags(KMX_DEVICE(self), KMX_DEVICE_FLAG_AVAILABLE, 0);
+	else
+		kmx_device_change_flags(KMX_DEVICE(self), 0, KMX_DEVICE_FLAG_AVAILABLE);
+}
+
+static gboolean
+kmx_tpm_rc_is_connection(TSS2_RC rc)
+{
+	TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
+	TSS2_RC base = rc & ~TSS2_RC_LAYER_MASK;
+
+	if (layer == TSS2_TCTI_RC_LAYER)
+		return TRUE;
+	if (layer == TSS2_TPM_RC_LAYER)
+		return FALSE;
+	return base == TSS2_BASE_RC_IO_ERROR || base == TSS2_BASE_RC_NO_CONNECTION ||
+	       base == TSS2_BASE_RC_MALFORMED_RESPONSE ||
+	       base == TSS2_BASE_RC_INSUFFICIENT_RESPONSE || base == TSS2_BASE_RC_BAD_SEQUENCE;
+}
+
+/* the TPM's own response code, without the parameter/handle number */
+static TSS2_RC
+kmx_tpm_rc_code(TSS2_RC rc)
+{
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER &&
+	    (rc & TSS2_RC_LAYER_MASK) != TSS2_RESMGR_TPM_RC_LAYER)
+		return rc;
+	rc &= ~TSS2_RC_LAYER_MASK;
+	if (rc & TPM2_RC_FMT1)
+		return rc & (TPM2_RC_FMT1 | 0x3f);
+	return rc & 0xfff;
+}
+
+/**
+ * kmx_tpm_device_check_rc:
+ * @rc: what a tss2 call returned
+ * @what: the operation, for the message
+ *
+ * Translates a TSS2 response code at the backend's edge; a lost
+ * connection also drops it and reports the device unavailable; executor.
+ *
+ * Returns: whether @rc is success
+ */
+gboolean
+kmx_tpm_device_check_rc(KmxTpmDevice *self, TSS2_RC rc, const char *what, GError **error)
+{
+	TSS2_RC code;
+
+	if (rc == TSS2_RC_SUCCESS)
+		return TRUE;
+	if (kmx_tpm_rc_is_connection(rc)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "the TPM does not answer (%s: %s)",
+			    what,
+			    Tss2_RC_Decode(rc));
+		if (self->esys != NULL) {
+			g_free(self->last_error);
+			self->last_error = g_strdup_printf("the TPM at %s stopped answering: %s",
+							   self->tcti_used,
+							   Tss2_RC_Decode(rc));
+			kmx_tpm_device_disconnect(self);
+			kmx_tpm_device_report(self, NULL);
+		}
+		return FALSE;
+	}
+	code = kmx_tpm_rc_code(rc);
+	if (code == TPM2_RC_LOCKOUT) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_BLOCKED,
+			    "the TPM is in dictionary-attack lockout; wait for it to recover "
+			    "(see the device's details) or reset it with its lockout password");
+		return FALSE;
+	}
+	if (code == TPM2_RC_VALUE || code == TPM2_RC_SIZE) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "the TPM refused the input (%s): %s",
+			    what,
+			    Tss2_RC_Decode(rc));
+		return FALSE;
+	}
+	if (code == TPM2_RC_AUTH_FAIL || code == TPM2_RC_BAD_AUTH) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_BAD_SECRET,
+			    "the TPM refused the key's password (%s)",
+			    what);
+		return FALSE;
+	}
+	g_set_error(error,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "TPM %s failed: %s",
+		    what,
+		    Tss2_RC_Decode(rc));
+	return FALSE;
+}
+
+/* the storage primary of draft-bottomley-tpm2-keys' parent 0x40000001:
+ * owner hierarchy, ECC P-256, AES-128-CFB, a restricted decryption key
+ * that cannot leave this TPM, no DA; the same template gives the same key
+ * on every boot, so it is created, never stored */
+static void
+kmx_tpm_storage_template(TPM2B_PUBLIC *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->publicArea.type = TPM2_ALG_ECC;
+	t->publicArea.nameAlg = TPM2_ALG_SHA256;
+	t->publicArea.objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED |
+					 TPMA_OBJECT_DECRYPT | TPMA_OBJECT_NODA |
+					 TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+					 TPMA_OBJECT_SENSITIVEDATAORIGIN;
+	t->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+	t->publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
+	t->publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+	t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+	t->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+}
+
+static gboolean
+kmx_tpm_device_create_primary(KmxTpmDevice *self, GError **error)
+{
+	TPM2B_SENSITIVE_CREATE sensitive = {0};
+	TPM2B_PUBLIC template;
+	TPM2B_DATA outside = {0};
+	TPML_PCR_SELECTION pcrs = {0};
+	TPM2B_PUBLIC *out_public = NULL;
+	TPM2B_CREATION_DATA *creation_data = NULL;
+	TPM2B_DIGEST *creation_hash = NULL;
+	TPMT_TK_CREATION *ticket = NULL;
+	TSS2_RC rc;
+
+	kmx_tpm_storage_template(&template);
+	rc = Esys_CreatePrimary(self->esys,
+				ESYS_TR_RH_OWNER,
+				ESYS_TR_PASSWORD,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				&sensitive,
+				&template,
+				&outside,
+				&pcrs,
+				&self->primary,
+				&out_public,
+				&creation_data,
+				&creation_hash,
+				&ticket);
+	Esys_Free(out_public);
+	Esys_Free(creation_data);
+	Esys_Free(creation_hash);
+	Esys_Free(ticket);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->primary = ESYS_TR_NONE;
+		if (kmx_tpm_rc_code(rc) == TPM2_RC_BAD_AUTH ||
+		    kmx_tpm_rc_code(rc) == TPM2_RC_AUTH_FAIL) {
+			g_set_error_literal(
+			    error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "the TPM's owner hierarchy has a password: keymux needs "
+			    "it empty to create the storage key");
+			return FALSE;
+		}
+		return kmx_tpm_device_check_rc(self, rc, "creating the storage key", error);
+	}
+	return TRUE;
+}
+
+static gboolean
+kmx_tpm_device_connect_to(KmxTpmDevice *self, const char *conf, GError **error)
+{
+	TSS2_RC rc;
+
+	rc = Tss2_TctiLdr_Initialize(conf, &self->tcti);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->tcti = NULL;
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "no TPM answers at %s (%s)",
+			    conf,
+			    Tss2_RC_Decode(rc));
+		return FALSE;
+	}
+	rc = Esys_Initialize(&self->esys, self->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->esys = NULL;
+		Tss2_TctiLdr_Finalize(&self->tcti);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "cannot talk to the TPM at %s (%s)",
+			    conf,
+			    Tss2_RC_Decode(rc));
+		return FALSE;
+	}
+	self->tcti_used = g_strdup(conf);
+	if (!kmx_tpm_device_create_primary(self, error)) {
+		kmx_tpm_device_disconnect(self);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* executor: connect, to the configured TCTI or the usual ones */
+static gboolean
+kmx_tpm_device_connect(KmxTpmDevice *self, GError **error)
+{
+	const char *defaults[] = {"device:/dev/tpmrm0", "tabrmd", NULL};
+	g_autoptr(GError) first = NULL;
+
+	if (self->esys != NULL)
+		return TRUE;
+	if (self->tcti_conf != NULL)
+		return kmx_tpm_device_connect_to(self, self->tcti_conf, error);
+	for (guint i = 0; defaults[i] != NULL; i++) {
+		g_autoptr(GError) error_local = NULL;
+		if (kmx_tpm_device_connect_to(self, defaults[i], &error_local))
+			return TRUE;
+		if (first == NULL)
+			first = g_steal_pointer(&error_local);
+	}
+	g_propagate_error(error, g_steal_pointer(&first));
+	return FALSE;
+}
+
+/**
+ * kmx_tpm_device_get_esys:
+ *
+ * Returns: (transfer none): the ESYS context, connected, with the storage
+ * primary loaded; %NULL and Unavailable without a TPM; executor
+ */
+ESYS_CONTEXT *
+kmx_tpm_device_get_esys(KmxTpmDevice *self, GError **error)
+{
+	if (self->esys == NULL) {
+		g_autoptr(GError) error_local = NULL;
+		if (!kmx_tpm_device_connect(self, &error_local)) {
+			g_free(self->last_error);
+			self->last_error = g_strdup(error_local->message);
+			kmx_tpm_device_report(self, NULL);
+			g_propagate_error(error, g_steal_pointer(&error_local));
+			return NULL;
+		}
+	}
+	return self->esys;
+}
+
+/* the dictionary-attack state, for Details */
+static GVariant *
+kmx_tpm_device_read_lockout(KmxTpmDevice *self, GError **error)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	GVariantBuilder b;
+	TSS2_RC rc;
+
+	rc = Esys_GetCapability(self->esys,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				TPM2_CAP_TPM_PROPERTIES,
+				TPM2_PT_LOCKOUT_COUNTER,
+				4,
+				&more,
+				&cap);
+	if (!kmx_tpm_device_check_rc(self, rc, "reading the lockout state", error))
+		return NULL;
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	for (guint i = 0; i < cap->data.tpmProperties.count; i++) {
+		TPMS_TAGGED_PROPERTY *p = &cap->data.tpmProperties.tpmProperty[i];
+		const char *name = p->property == TPM2_PT_LOCKOUT_COUNTER    ? "lockout-counter"
+				   : p->property == TPM2_PT_MAX_AUTH_FAIL    ? "max-auth-fail"
+				   : p->property == TPM2_PT_LOCKOUT_INTERVAL ? "lockout-interval"
+				   : p->property == TPM2_PT_LOCKOUT_RECOVERY ? "lockout-recovery"
+									     : NULL;
+		if (name != NULL)
+			g_variant_builder_add(&b, "{sv}", name, g_variant_new_uint32(p->value));
+	}
+	Esys_Free(cap);
+	return g_variant_builder_end(&b);
+}
+
+static void
+kmx_tpm_device_probe_cb(gpointer data, gpointer user_data)
+{
+	KmxTpmDevice *self = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) lockout = NULL;
+	gboolean was_connected = self->esys != NULL;
+
+	g_atomic_int_set(&self->probe_pending, FALSE);
+	if (kmx_tpm_device_get_esys(self, &error) != NULL) {
+		lockout = kmx_tpm_device_read_lockout(self, &error);
+		if (lockout != NULL)
+			g_variant_ref_sink(lockout);
+	}
+	if (self->esys != NULL) {
+		g_clear_pointer(&self->last_error, g_free);
+		kmx_tpm_device_report(self, lockout);
+		if (!was_connected) {
+			g_autoptr(KmxBackend) backend = g_weak_ref_get(&self->backend);
+			g_debug("TPM at %s answers", self->tcti_used);
+			/* listed from now on, keys or not */
+			if (backend != NULL)
+				kmx_backend_device_present(backend, KMX_DEVICE(self));
+		}
+	} else if (was_connected) {
+		g_debug("TPM gone: %s", error != NULL ? error->message : "?");
+	}
+	g_object_unref(self);
+}
+
+/**
+ * kmx_tpm_device_probe:
+ *
+ * Queues a check of the TPM on the device's executor, unless one waits
+ * there already; any thread.
+ */
+void
+kmx_tpm_device_probe(KmxTpmDevice *self)
+{
+	if (!g_atomic_int_compare_and_exchange(&self->probe_pending, FALSE, TRUE))
+		return;
+	kmx_executor_run_func(kmx_device_get_executor(KMX_DEVICE(self)),
+			      kmx_tpm_device_probe_cb,
+			      g_object_ref(self));
+}
+
+static void
+kmx_tpm_device_close_cb(gpointer data, gpointer user_data)
+{
+	KmxTpmDevice *self = data;
+
+	kmx_tpm_device_disconnect(self);
+	g_object_unref(self);
+}
+
+/**
+ * kmx_tpm_device_close:
+ *
+ * Queues the end of the connection on the device's executor; any thread.
+ */
+void
+kmx_tpm_device_close(KmxTpmDevice *self)
+{
+	kmx_executor_run_func(kmx_device_get_executor(KMX_DEVICE(self)),
+			      kmx_tpm_device_close_cb,
+			      g_object_ref(self));
+}
+
+/* ---- loaded keys (executor) ----------------------------------------------- */
+
+/**
+ * kmx_tpm_device_load_key:
+ * @handle: (out): the key's handle, valid until the next load
+ *
+ * Loads a key under the storage primary, or finds it loaded; executor.
+ */
+gboolean
+kmx_tpm_device_load_key(KmxTpmDevice *self,
+			const char *key_id,
+			const KmxTpmKeyFile *file,
+			ESYS_TR *handle,
+			GError **error)
+{
+	ESYS_CONTEXT *esys = kmx_tpm_device_get_esys(self, error);
+	TPM2B_AUTH auth = {0};
+	KmxTpmLoaded *l;
+	TSS2_RC rc;
+
+	if (esys == NULL)
+		return FALSE;
+	for (GList *link = self->loaded.head; link != NULL; link = link->next) {
+		l = link->data;
+		if (g_str_equal(l->key_id, key_id)) {
+			g_queue_unlink(&self->loaded, link);
+			g_queue_push_head_link(&self->loaded, link);
+			*handle = l->handle;
+			return TRUE;
+		}
+	}
+	while (self->loaded.length >= KMX_TPM_MAX_LOADED) {
+		l = g_queue_pop_tail(&self->loaded);
+		Esys_FlushContext(esys, l->handle);
+		kmx_tpm_loaded_free(l);
+	}
+	l = g_new0(KmxTpmLoaded, 1);
+	rc = Esys_Load(esys,
+		       self->primary,
+		       ESYS_TR_PASSWORD,
+		       ESYS_TR_NONE,
+		       ESYS_TR_NONE,
+		       &file->priv,
+		       &file->pub,
+		       &l->handle);
+	if (!kmx_tpm_device_check_rc(self, rc, "loading the key", error)) {
+		g_prefix_error(error, "key %s: ", key_id);
+		g_free(l);
+		return FALSE;
+	}
+	/* no password of its own (a device secret is future work) */
+	Esys_TR_SetAuth(esys, l->handle, &auth);
+	l->key_id = g_strdup(key_id);
+	g_queue_push_head(&self->loaded, l);
+	*handle = l->handle;
+	return TRUE;
+}
+
+/**
+ * kmx_tpm_device_unload_key:
+ *
+ * Flushes a key if it is loaded; executor.
+ */
+void
+kmx_tpm_device_unload_key(KmxTpmDevice *self, const char *key_id)
+{
+	for (GList *link = self->loaded.head; link != NULL; link = link->next) {
+		KmxTpmLoaded *l = link->data;
+		if (g_str_equal(l->key_id, key_id)) {
+			if (self->esys != NULL)
+				Esys_FlushContext(self->esys, l->handle);
+			g_queue_delete_link(&self->loaded, link);
+			kmx_tpm_loaded_free(l);
+			return;
+		}
+	}
+}
+
+/* ---- vfuncs -------------------------------------------------------------- */
+
+static void
+kmx_tpm_key_template(KmxKeyType type, TPM2B_PUBLIC *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->publicArea.nameAlg = TPM2_ALG_SHA256;
+	/* sign and decrypt (RSA) or derive (ECDH): the scheme is chosen per
+	 * operation, so the key's own is NULL */
+	t->publicArea.objectAttributes = TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT |
+					 TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
+					 TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN;
+	if (kmx_key_type_is_rsa(type)) {
+		t->publicArea.type = TPM2_ALG_RSA;
+		t->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
+		t->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+		t->publicArea.parameters.rsaDetail.keyBits =
+		    (TPMI_RSA_KEY_BITS)kmx_key_type_get_bits(type);
+		t->publicArea.parameters.rsaDetail.exponent = 0;
+	} else {
+		t->publicArea.type = TPM2_ALG_ECC;
+		t->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+		t->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+		t->publicArea.parameters.eccDetail.curveID =
+		    type == KMX_KEY_TYPE_ECDSA_P384 ? TPM2_ECC_NIST_P384 : TPM2_ECC_NIST_P256;
+		t->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	}
+}
+
+static KmxKey *
+kmx_tpm_device_generate_key(KmxDevice *device,
+			    KmxKeyType type,
+			    const char *label,
+			    const KmxOptions *options,
+			    KmxSecret *admin_secret,
+			    GCancellable *cancellable,
+			    GError **error)
+{
+	KmxTpmDevice *self = KMX_TPM_DEVICE(device);
+	TPM2B_SENSITIVE_CREATE sensitive = {0};
+	TPM2B_PUBLIC template;
+	TPM2B_DATA outside = {0};
+	TPML_PCR_SELECTION pcrs = {0};
+	TPM2B_PRIVATE *out_private = NULL;
+	TPM2B_PUBLIC *out_public = NULL;
+	TPM2B_CREATION_DATA *creation_data = NULL;
+	TPM2B_DIGEST *creation_hash = NULL;
+	TPMT_TK_CREATION *ticket = NULL;
+	KmxTpmKeyFile file = {0};
+	g_autoptr(KmxKey) key = NULL;
+	ESYS_CONTEXT *esys;
+	TSS2_RC rc;
+
+	switch (type) {
+	case KMX_KEY_TYPE_RSA2048:
+	case KMX_KEY_TYPE_RSA3072:
+	case KMX_KEY_TYPE_ECDSA_P256:
+	case KMX_KEY_TYPE_ECDSA_P384:
+		break;
+	case KMX_KEY_TYPE_ED25519:
+	case KMX_KEY_TYPE_X25519:
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "%s is not a TPM 2.0 algorithm: the TPM makes rsa2048, rsa3072, "
+			    "ecdsa-p256 and ecdsa-p384 keys (use a soft key for %s)",
+			    kmx_key_type_to_string(type),
+			    kmx_key_type_to_string(type));
+		return NULL;
+	default:
+		g_set_error(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "the TPM makes rsa2048, rsa3072, ecdsa-p256 and ecdsa-p384 keys, not %s",
+		    kmx_key_type_to_string(type));
+		return NULL;
+	}
+	if (g_cancellable_set_error_if_cancelled(cancellable, error)) {
+		kmx_error_normalize(error);
+		return NULL;
+	}
+	esys = kmx_tpm_device_get_esys(self, error);
+	if (esys == NULL)
+		return NULL;
+	kmx_tpm_key_template(type, &template);
+	rc = Esys_Create(esys,
+			 self->primary,
+			 ESYS_TR_PASSWORD,
+			 ESYS_TR_NONE,
+			 ESYS_TR_NONE,
+			 &sensitive,
+			 &template,
+			 &outside,
+			 &pcrs,
+			 &out_private,
+			 &out_public,
+			 &creation_data,
+			 &creation_hash,
+			 &ticket);
+	if (rc == TSS2_RC_SUCCESS) {
+		file.empty_auth = TRUE;
+		file.parent = KMX_TPM_PARENT_OWNER;
+		file.pub = *out_public;
+		file.priv = *out_private;
+	}
+	Esys_Free(out_private);
+	Esys_Free(out_public);
+	Esys_Free(creation_data);
+	Esys_Free(creation_hash);
+	Esys_Free(ticket);
+	if (!kmx_tpm_device_check_rc(self, rc, "key generation", error))
+		return NULL;
+	key = kmx_tpm_key_new(self, &file, label, error);
+	if (key == NULL || !kmx_tpm_key_save(KMX_TPM_KEY(key), error))
+		return NULL;
+	return g_steal_pointer(&key);
+}
+
+static void
+kmx_tpm_device_finalize(GObject *object)
+{
+	KmxTpmDevice *self = KMX_TPM_DEVICE(object);
+
+	kmx_tpm_device_disconnect(self);
+	g_weak_ref_clear(&self->backend);
+	g_free(self->dir);
+	g_free(self->tcti_conf);
+	g_free(self->last_error);
+	G_OBJECT_CLASS(kmx_tpm_device_parent_class)->finalize(object);
+}
+
+static void
+kmx_tpm_device_class_init(KmxTpmDeviceClass *klass)
+{
+	KmxDeviceClass *device_class = KMX_DEVICE_CLASS(klass);
+
+	G_OBJECT_CLASS(klass)->finalize = kmx_tpm_device_finalize;
+	device_class->executor_kind = KMX_EXECUTOR_SERIAL;
+	/* the key files are the device's own: the core caches nothing */
+	device_class->persistent = TRUE;
+	device_class->generate_key = kmx_tpm_device_generate_key;
+}
+
+static void
+kmx_tpm_device_init(KmxTpmDevice *self)
+{
+	self->primary = ESYS_TR_NONE;
+	g_queue_init(&self->loaded);
+	g_weak_ref_init(&self->backend, NULL);
+}
+
+/**
+ * kmx_tpm_device_new:
+ * @backend: the backend that reports the device when the TPM answers
+ * @dir: where the key files are
+ * @tcti: (nullable): the TCTI configuration, or %NULL for the defaults
+ *
+ * Returns: (transfer full): the device, not available until a probe finds
+ * the TPM
+ */
+KmxTpmDevice *
+kmx_tpm_device_new(const char *backend_name, const char *dir, const char *tcti)
+{
+	g_autofree char *id = g_strdup_printf("%s:0", backend_name);
+	KmxTpmDevice *self = g_object_new(KMX_TYPE_TPM_DEVICE,
+					  "id",
+					  id,
+					  "backend",
+					  backend_name,
+					  "label",
+					  "TPM",
+					  NULL);
+
+	self->dir = g_strdup(dir);
+	self->tcti_conf = g_strdup(tcti);
+	return self;
+}
+
+void
+kmx_tpm_device_set_backend(KmxTpmDevice *self, KmxBackend *backend)
+{
+	g_weak_ref_set(&self->backend, backend);
+}
+
+const char *
+kmx_tpm_device_get_dir(KmxTpmDevice *self)
+{
+	return self->dir;
+}
+
+/**
+ * kmx_tpm_device_load_keys:
+ *
+ * Reads the key files (public parts only: no TPM needed).
+ *
+ * Returns: (transfer full) (element-type KmxKey): the keys
+ */
+GPtrArray *
+kmx_tpm_device_load_keys(KmxTpmDevice *self)
+{
+	GPtrArray *keys = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(GDir) gdir = g_dir_open(self->dir, 0, NULL);
+	const char *name;
+
+	while (gdir != NULL && (name = g_dir_read_name(gdir)) != NULL) {
+		g_autofree char *path = NULL;
+		g_autoptr(GError) error = NULL;
+		KmxKey *key;
+
+		if (name[0] == '.' || !g_str_has_suffix(name, ".pem"))
+			continue;
+		path = g_build_filename(self->dir, name, NULL);
+		key = kmx_tpm_key_load(self, path, &error);
+		if (key == NULL) {
+			g_warning("TPM key %s is not usable: %s", path, error->message);
+			continue;
+		}
+		g_ptr_array_add(keys, key);
+	}
+	return keys;
+}
