@@ -110,6 +110,28 @@ cmp -s want.bin got.bin || fail "ECDH shared secret differs from openssl's"
 
 # ---- restart: the keys are listed and usable ----
 kmx_key "$P256" SetLabel s "renamed" >/dev/null
+
+# ---- tpm2-openssl: keymux's key files load there, and its files here ----
+# (swtpm serves one client at a time: keymuxd lets go of it first)
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
+openssl dgst -sha256 -binary msg >msg.sha256
+ossl pkeyutl -sign -inkey "$TPMDIR/$P256ID.pem" -in msg.sha256 -out ossl.sig ||
+	fail "tpm2-openssl cannot sign with a key file keymux wrote"
+openssl pkeyutl -verify -pubin -inkey ecdsa-p256.pub -in msg.sha256 -sigfile ossl.sig >/dev/null ||
+	fail "tpm2-openssl's signature with keymux's key does not verify"
+ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
+	fail "tpm2-openssl cannot make a key"
+ossl pkey -in ossl.pem -pubout -out ossl.pub
+openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
+OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
+cp ossl.pem "$TPMDIR/$OSSLID.pem"
+kmx_start_daemon
+assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
+until_ok prop_is "$DEV" Available "b true"
+sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
+openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
+	fail "keymux's signature with tpm2-openssl's key does not verify"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 kmx_start_daemon
 assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$P256ID"
@@ -139,6 +161,28 @@ openssl dgst -sha256 -verify ecdsa-p256.pub -signature msg.sig msg >/dev/null ||
 	fail "signature after the TPM came back does not verify"
 
 # ---- keymuxd started with no TPM: keys listed, device unavailable ----
+
+# ---- tpm2-openssl: keymux's key files load there, and its files here ----
+# (swtpm serves one client at a time: keymuxd lets go of it first)
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
+openssl dgst -sha256 -binary msg >msg.sha256
+ossl pkeyutl -sign -inkey "$TPMDIR/$P256ID.pem" -in msg.sha256 -out ossl.sig ||
+	fail "tpm2-openssl cannot sign with a key file keymux wrote"
+openssl pkeyutl -verify -pubin -inkey ecdsa-p256.pub -in msg.sha256 -sigfile ossl.sig >/dev/null ||
+	fail "tpm2-openssl's signature with keymux's key does not verify"
+ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
+	fail "tpm2-openssl cannot make a key"
+ossl pkey -in ossl.pem -pubout -out ossl.pub
+openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
+OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
+cp ossl.pem "$TPMDIR/$OSSLID.pem"
+kmx_start_daemon
+assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
+until_ok prop_is "$DEV" Available "b true"
+sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
+openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
+	fail "keymux's signature with tpm2-openssl's key does not verify"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 kmx_stop_swtpm
 kmx_start_daemon
@@ -156,4 +200,26 @@ openssl dgst -sha256 -verify ecdsa-p256.pub -signature msg.sig msg >/dev/null ||
 kmx_key "${KEY[ecdsa-p384]}" Delete >/dev/null
 p384id=${KEY[ecdsa-p384]##*/}
 [ ! -e "$TPMDIR/$p384id.pem" ] && [ ! -e "$TPMDIR/$p384id.info" ] || fail "Delete left files behind"
+
+# ---- tpm2-openssl: keymux's key files load there, and its files here ----
+# (swtpm serves one client at a time: keymuxd lets go of it first)
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
+openssl dgst -sha256 -binary msg >msg.sha256
+ossl pkeyutl -sign -inkey "$TPMDIR/$P256ID.pem" -in msg.sha256 -out ossl.sig ||
+	fail "tpm2-openssl cannot sign with a key file keymux wrote"
+openssl pkeyutl -verify -pubin -inkey ecdsa-p256.pub -in msg.sha256 -sigfile ossl.sig >/dev/null ||
+	fail "tpm2-openssl's signature with keymux's key does not verify"
+ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
+	fail "tpm2-openssl cannot make a key"
+ossl pkey -in ossl.pem -pubout -out ossl.pub
+openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
+OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
+cp ossl.pem "$TPMDIR/$OSSLID.pem"
+kmx_start_daemon
+assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
+until_ok prop_is "$DEV" Available "b true"
+sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
+openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
+	fail "keymux's signature with tpm2-openssl's key does not verify"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
