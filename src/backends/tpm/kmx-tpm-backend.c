@@ -79,7 +79,9 @@ kmx_tpm_backend_start(KmxBackend *backend, GError **error)
 					  dir,
 					  tcti != NULL && tcti[0] != '\0' ? tcti : NULL);
 	kmx_tpm_device_set_backend(self->device, backend);
+	/* not available until the TPM answers; locked if it has a secret */
 	kmx_device_set_flags(KMX_DEVICE(self->device), KMX_DEVICE_FLAG_NONE);
+	kmx_tpm_device_recover(self->device);
 	/* the probes run there, before the device is listed */
 	if (!kmx_device_start_executor(KMX_DEVICE(self->device), error))
 		return FALSE;

@@ -14,6 +14,7 @@ G_DECLARE_FINAL_TYPE(KmxTpmDevice, kmx_tpm_device, KMX, TPM_DEVICE, KmxDevice)
 
 KmxTpmDevice *kmx_tpm_device_new(const char *backend_name, const char *dir, const char *tcti);
 const char *kmx_tpm_device_get_dir(KmxTpmDevice *self);
+void kmx_tpm_device_recover(KmxTpmDevice *self);
 GPtrArray *kmx_tpm_device_load_keys(KmxTpmDevice *self);
 
 /* any thread: queue work on the device's executor */
@@ -25,7 +26,6 @@ void kmx_tpm_device_close(KmxTpmDevice *self);
 ESYS_CONTEXT *kmx_tpm_device_get_esys(KmxTpmDevice *self, GError **error);
 gboolean kmx_tpm_device_load_key(KmxTpmDevice *self,
 				 const char *key_id,
-				 const KmxTpmKeyFile *file,
 				 ESYS_TR *handle,
 				 GError **error);
 void kmx_tpm_device_unload_key(KmxTpmDevice *self, const char *key_id);

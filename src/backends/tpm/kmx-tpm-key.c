@@ -19,7 +19,6 @@
 
 struct _KmxTpmKey {
 	KmxKey parent_instance;
-	KmxTpmKeyFile file;
 	char *created;
 };
 
@@ -81,7 +80,6 @@ kmx_tpm_key_sign(KmxKey *key,
 		 GCancellable *cancellable,
 		 GError **error)
 {
-	KmxTpmKey *self = KMX_TPM_KEY(key);
 	KmxTpmDevice *device = KMX_TPM_DEVICE(kmx_key_get_device(key));
 	TPMT_SIG_SCHEME scheme = {0};
 	TPMT_TK_HASHCHECK check = {.tag = TPM2_ST_HASHCHECK, .hierarchy = TPM2_RH_NULL};
@@ -129,7 +127,7 @@ kmx_tpm_key_sign(KmxKey *key,
 		kmx_error_normalize(error);
 		return NULL;
 	}
-	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &self->file, &handle, error))
+	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &handle, error))
 		return NULL;
 	rc = Esys_Sign(kmx_tpm_device_get_esys(device, NULL),
 		       handle,
@@ -143,7 +141,7 @@ kmx_tpm_key_sign(KmxKey *key,
 	if (!kmx_tpm_device_check_rc(device, rc, "signing", error))
 		return NULL;
 	if (scheme.scheme == TPM2_ALG_ECDSA) {
-		guint size = kmx_tpm_public_get_ecc_size(&self->file.pub.publicArea);
+		guint size = type == KMX_KEY_TYPE_ECDSA_P384 ? 48 : 32;
 		g_autoptr(GByteArray) rs = g_byte_array_new();
 		g_autoptr(GBytes) raw = NULL;
 		TPMS_SIGNATURE_ECC *ecc = &sig->signature.ecdsa;
@@ -177,7 +175,6 @@ kmx_tpm_key_decrypt(KmxKey *key,
 		    GCancellable *cancellable,
 		    GError **error)
 {
-	KmxTpmKey *self = KMX_TPM_KEY(key);
 	KmxTpmDevice *device = KMX_TPM_DEVICE(kmx_key_get_device(key));
 	TPM2B_PUBLIC_KEY_RSA in = {0};
 	TPMT_RSA_DECRYPT scheme = {0};
@@ -205,7 +202,7 @@ kmx_tpm_key_decrypt(KmxKey *key,
 	}
 	in.size = (UINT16)g_bytes_get_size(data);
 	memcpy(in.buffer, g_bytes_get_data(data, NULL), in.size);
-	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &self->file, &handle, error))
+	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &handle, error))
 		return NULL;
 	rc = Esys_RSA_Decrypt(kmx_tpm_device_get_esys(device, NULL),
 			      handle,
@@ -232,9 +229,11 @@ kmx_tpm_key_derive(KmxKey *key,
 		   GCancellable *cancellable,
 		   GError **error)
 {
-	KmxTpmKey *self = KMX_TPM_KEY(key);
 	KmxTpmDevice *device = KMX_TPM_DEVICE(kmx_key_get_device(key));
-	guint size = kmx_tpm_public_get_ecc_size(&self->file.pub.publicArea);
+	KmxKeyType type = kmx_key_get_key_type(key);
+	guint size = type == KMX_KEY_TYPE_ECDSA_P384   ? 48
+		     : type == KMX_KEY_TYPE_ECDSA_P256 ? 32
+						       : 0;
 	TPM2B_ECC_POINT in = {0};
 	TPM2B_ECC_POINT *z = NULL;
 	ESYS_TR handle = ESYS_TR_NONE;
@@ -265,7 +264,7 @@ kmx_tpm_key_derive(KmxKey *key,
 	memcpy(in.point.x.buffer, p + 1, size);
 	in.point.y.size = (UINT16)size;
 	memcpy(in.point.y.buffer, p + 1 + size, size);
-	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &self->file, &handle, error))
+	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &handle, error))
 		return NULL;
 	rc = Esys_ECDH_ZGen(kmx_tpm_device_get_esys(device, NULL),
 			    handle,
@@ -347,7 +346,7 @@ kmx_tpm_key_delete_key(KmxKey *key, GCancellable *cancellable, GError **error)
  * atomically and durably.
  */
 gboolean
-kmx_tpm_key_save(KmxTpmKey *self, GError **error)
+kmx_tpm_key_save(KmxTpmKey *self, const KmxTpmKeyFile *file, GError **error)
 {
 	g_autofree char *label = kmx_key_dup_label(KMX_KEY(self));
 	g_autofree char *path = kmx_tpm_key_path(self, ".pem");
@@ -355,7 +354,7 @@ kmx_tpm_key_save(KmxTpmKey *self, GError **error)
 
 	if (!kmx_tpm_key_write_info(self, label, error))
 		return FALSE;
-	pem = kmx_tpm_keyfile_encode(&self->file, error);
+	pem = kmx_tpm_keyfile_encode(file, error);
 	if (pem == NULL)
 		return FALSE;
 	return kmx_file_write_atomic(path,
@@ -370,7 +369,6 @@ kmx_tpm_key_finalize(GObject *object)
 {
 	KmxTpmKey *self = KMX_TPM_KEY(object);
 
-	kmx_secure_zero(&self->file, sizeof(self->file));
 	g_free(self->created);
 	G_OBJECT_CLASS(kmx_tpm_key_parent_class)->finalize(object);
 }
@@ -415,12 +413,11 @@ kmx_tpm_key_new_full(KmxTpmDevice *device,
 			    KMX_TPM_PARENT_OWNER);
 		return NULL;
 	}
-	if (!file->empty_auth) {
+	if (file->sealed) {
 		g_set_error_literal(error,
 				    KMX_ERROR,
 				    KMX_ERROR_NOT_SUPPORTED,
-				    "the key has a password of its own, which keymux does not "
-				    "support yet");
+				    "the file holds sealed data, not a key");
 		return NULL;
 	}
 	spki = kmx_tpm_public_to_spki(&file->pub.publicArea, &type, error);
@@ -441,7 +438,6 @@ kmx_tpm_key_new_full(KmxTpmDevice *device,
 			    "locator",
 			    "file",
 			    NULL);
-	self->file = *file;
 	self->created = g_strdup(created);
 	return KMX_KEY(self);
 }

@@ -17,6 +17,6 @@ KmxKey *kmx_tpm_key_new(KmxTpmDevice *device,
 KmxKey *kmx_tpm_key_load(KmxTpmDevice *device,
 			 const char *pem_path,
 			 GError **error) G_GNUC_WARN_UNUSED_RESULT;
-gboolean kmx_tpm_key_save(KmxTpmKey *self, GError **error);
+gboolean kmx_tpm_key_save(KmxTpmKey *self, const KmxTpmKeyFile *file, GError **error);
 
 G_END_DECLS

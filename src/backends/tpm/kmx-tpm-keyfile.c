@@ -28,6 +28,8 @@ extern const asn1_static_node kmx_tpm_asn1_tab[];
 #define KMX_TPM_PEM_LABEL "TSS2 PRIVATE KEY"
 /* 2.23.133.10.1.3: a key to load under its parent (TPM2_Load) */
 #define KMX_TPM_OID_LOADABLE "2.23.133.10.1.3"
+/* 2.23.133.10.1.5: sealed data (TPM2_Unseal) */
+#define KMX_TPM_OID_SEALED "2.23.133.10.1.5"
 
 /* Returns: (nullable): the parsed definitions; NULL only if the table
  * compiled into us is broken */
@@ -91,8 +93,8 @@ kmx_tpm_asn1_read_bytes(asn1_node node, const char *name)
  * @pem: the file's text (hostile)
  * @key: (out): the key
  *
- * Reads a `TSS2 PRIVATE KEY` PEM file.  Keys with policies or an imported
- * secret are not supported (keymux writes neither).
+ * Reads a `TSS2 PRIVATE KEY` PEM file: a loadable key or sealed data.  Keys
+ * with policies are not supported (keymux writes none).
  */
 gboolean
 kmx_tpm_keyfile_decode(const char *pem, gsize len, KmxTpmKeyFile *key, GError **error)
@@ -134,12 +136,13 @@ kmx_tpm_keyfile_decode(const char *pem, gsize len, KmxTpmKeyFile *key, GError **
 
 	if (asn1_read_value(node, "type", oid, &oid_len) != ASN1_SUCCESS)
 		return kmx_tpm_bad_file(error, "no type");
-	if (g_strcmp0(oid, KMX_TPM_OID_LOADABLE) != 0) {
+	key->sealed = g_strcmp0(oid, KMX_TPM_OID_SEALED) == 0;
+	if (!key->sealed && g_strcmp0(oid, KMX_TPM_OID_LOADABLE) != 0) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_NOT_SUPPORTED,
 			    "TSS2 key files of type %s are not supported (only loadable "
-			    "keys, " KMX_TPM_OID_LOADABLE ")",
+			    "keys, " KMX_TPM_OID_LOADABLE ", and sealed data)",
 			    oid);
 		return FALSE;
 	}
@@ -227,7 +230,10 @@ kmx_tpm_keyfile_encode(const KmxTpmKeyFile *key, GError **error)
 		kmx_tpm_asn1_failed(error, rc, "TPMKey");
 		return NULL;
 	}
-	if ((rc = asn1_write_value(node, "type", KMX_TPM_OID_LOADABLE, 1)) != ASN1_SUCCESS ||
+	if ((rc = asn1_write_value(node,
+				   "type",
+				   key->sealed ? KMX_TPM_OID_SEALED : KMX_TPM_OID_LOADABLE,
+				   1)) != ASN1_SUCCESS ||
 	    (rc = asn1_write_value(node,
 				   "emptyAuth",
 				   key->empty_auth ? "TRUE" : NULL,

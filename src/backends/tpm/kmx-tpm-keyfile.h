@@ -17,14 +17,16 @@ G_BEGIN_DECLS
 
 /**
  * KmxTpmKeyFile:
+ * @sealed: a sealed data object (type 2.23.133.10.1.5), not a key
  * @empty_auth: the key has no auth value of its own
  * @parent: the parent handle, %KMX_TPM_PARENT_OWNER for ours
  * @pub: the public area, as Create returned it
  * @priv: the TPM-wrapped private area
  *
- * A loadable key: what a `TSS2 PRIVATE KEY` file holds.
+ * A loadable key or sealed object: what a `TSS2 PRIVATE KEY` file holds.
  */
 typedef struct {
+	gboolean sealed;
 	gboolean empty_auth;
 	guint32 parent;
 	TPM2B_PUBLIC pub;
