@@ -35,9 +35,20 @@ sign() { # path algorithm file: signature into file.sig
 	# shellcheck disable=SC2046
 	kmx_key "$1" Sign saya{sv} "$2" $(kmx_file_to_ay "$3") 0 | kmx_ay_to_file "$3.sig"
 }
-gsign() { # key-id algorithm: through gdbus, which names the D-Bus error
+gsign() { # key-id algorithm [options]: through gdbus, which names the D-Bus error
 	gdbus call --session --timeout 10 --dest "$KMX_NAME" --object-path "$KMX_PATH" \
-		--method org.keymux.Keystore1.Manager.Sign "$1" "$2" "[byte 0x68, 0x69]" "@a{sv} {}"
+		--method org.keymux.Keystore1.Manager.Sign "$1" "$2" "[byte 0x68, 0x69]" "${3:-@a{sv\} {\}}"
+}
+gdev() { # method args...: a device call through gdbus
+	gdbus call --session --timeout 30 --dest "$KMX_NAME" --object-path "$DEV" \
+		--method "org.keymux.Keystore1.Device.$1" "${@:2}"
+}
+details() { kmx_prop "$DEV" org.keymux.Keystore1.Device Details; }
+da_counter() { details | sed -n 's/.*"lockout-counter" u \([0-9]*\).*/\1/p'; }
+da_counter_is() { [ "$(da_counter)" = "$1" ]; }
+verify_p256() { # key path: a signature with it verifies
+	sign "$1" ecdsa-sha256 msg
+	openssl dgst -sha256 -verify "$2" -signature msg.sig msg >/dev/null || fail "${3:-signature} does not verify"
 }
 
 # ---- the device appears when the TPM answers ----
@@ -222,4 +233,101 @@ until_ok prop_is "$DEV" Available "b true"
 sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
 openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
 	fail "keymux's signature with tpm2-openssl's key does not verify"
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+
+# ---- the device secret: every key's auth value; a wrong one costs one DA try ----
+# many tries, a long interval: the counter stays put and never locks out
+tpm2_dictionarylockout -c >/dev/null 2>&1 || fail "cannot clear the DA counter"
+tpm2_dictionarylockout -s -n 10 -t 600 -l 1 >/dev/null 2>&1 || fail "cannot set the DA parameters"
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+until_ok da_counter_is 0
+assert_contains "$(details)" '"protected" b false'
+assert_eq "i -1" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device PinRetries)"
+kmx_device tpm:0 ChangeSecret ss "" 1234 >/dev/null
+assert_eq "b false" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+assert_contains "$(details)" '"protected" b true'
+assert_eq "i 10" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device PinRetries)"
+[ -s "$TPMDIR/secret.pem" ] || fail "no secret.pem after ChangeSecret"
+[ -z "$(find "$TPMDIR" -name '*.new')" ] || fail "staged files left after ChangeSecret"
+verify_p256 "$P256" ecdsa-p256.pub "a signature under the new secret"
+NEWKEY=$(generate ecdsa-p256 "made under the secret")
+pubkey "$NEWKEY" new.pub
+verify_p256 "$NEWKEY" new.pub "a key made under the secret"
+# a key file with a secret says so: no emptyAuth
+openssl asn1parse -in "$TPMDIR/${NEWKEY##*/}.pem" | grep -q BOOLEAN && fail "emptyAuth on a key with a secret"
+
+# locked: nothing works without the secret, and nothing is tried
+kmx_device tpm:0 Lock >/dev/null
+assert_eq "b true" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+err=$(kmx_call_error gsign "$P256ID" ecdsa-sha256 "{'interactive': <false>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+# a wrong secret: BadSecret, exactly one DA try; a right one: none
+err=$(kmx_call_error gdev Unlock 9999 "@a{sv} {}")
+assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
+until_ok da_counter_is 1
+assert_eq "i 9" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device PinRetries)"
+kmx_device tpm:0 Unlock sa{sv} 1234 0 >/dev/null
+assert_eq "b false" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+verify_p256 "$P256" ecdsa-p256.pub "a signature after Unlock"
+sleep 0.2 # a few probes
+assert_eq 1 "$(da_counter)" "a right secret cost a DA try"
+# a wrong old secret changes nothing
+err=$(kmx_call_error gdev ChangeSecret 0000 5678)
+assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
+until_ok da_counter_is 2
+[ -z "$(find "$TPMDIR" -name '*.new')" ] || fail "staged files left after a refused ChangeSecret"
+
+# across a restart: locked, the same secret opens it
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+kmx_start_daemon
+assert_eq "b true" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+until_ok prop_is "$DEV" Available "b true"
+kmx_device tpm:0 Unlock sa{sv} 1234 0 >/dev/null
+verify_p256 "$NEWKEY" new.pub "a signature after a restart under the secret"
+
+# ---- a change cut short by a crash: all old, or all new ----
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+cp -a "$TPMDIR" old # every file under 1234
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+kmx_device tpm:0 Unlock sa{sv} 1234 0 >/dev/null
+kmx_device tpm:0 ChangeSecret ss 1234 5678 >/dev/null
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+cp -a "$TPMDIR" new # every file under 5678
+restore() { rm -rf "$TPMDIR" && cp -a old "$TPMDIR"; }
+# before the commit: secret.pem.new and a staged key: undone
+restore
+cp new/secret.pem "$TPMDIR/secret.pem.new"
+cp "new/$P256ID.pem" "$TPMDIR/$P256ID.pem.new"
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+kmx_device tpm:0 Unlock sa{sv} 1234 0 >/dev/null
+verify_p256 "$P256" ecdsa-p256.pub "a key after an undone change"
+verify_p256 "$NEWKEY" new.pub "another key after an undone change"
+[ -z "$(find "$TPMDIR" -name '*.new')" ] || fail "an undone change left staged files"
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+# after the commit, one key renamed, the others still staged: completed
+restore
+cp new/secret.pem "$TPMDIR/secret.pem"
+for f in new/*.pem; do
+	[ "$f" = new/secret.pem ] || cp "$f" "$TPMDIR/${f#new/}.new"
+done
+mv "$TPMDIR/$P256ID.pem.new" "$TPMDIR/$P256ID.pem"
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+kmx_device tpm:0 Unlock sa{sv} 5678 0 >/dev/null
+verify_p256 "$P256" ecdsa-p256.pub "a key after a completed change"
+verify_p256 "$NEWKEY" new.pub "a staged key after a completed change"
+[ -z "$(find "$TPMDIR" -name '*.new')" ] || fail "a completed change left staged files"
+
+# ---- no secret again ----
+kmx_device tpm:0 ChangeSecret ss 5678 "" >/dev/null
+assert_eq "b false" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+assert_contains "$(details)" '"protected" b false'
+[ ! -e "$TPMDIR/secret.pem" ] || fail "secret.pem left after the secret was removed"
+kmx_device tpm:0 Lock >/dev/null
+assert_eq "b false" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+verify_p256 "$NEWKEY" new.pub "a signature with no secret"
+assert_eq 2 "$(da_counter)" "right secrets cost DA tries"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
