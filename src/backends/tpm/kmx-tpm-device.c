@@ -396,8 +396,29 @@ kmx_tpm_device_read_lockout(KmxTpmDevice *self, GError **error)
 	TPMS_CAPABILITY_DATA *cap = NULL;
 	TPMI_YES_NO more = TPM2_NO;
 	GVariantBuilder b;
+	guint32 counter = 0, max = 0, interval = 0;
+	gboolean in_lockout = FALSE;
 	TSS2_RC rc;
 
+	/* TPM2_PT_PERMANENT is a fixed property, the DA ones variable: two
+	 * reads */
+	rc = Esys_GetCapability(self->esys,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				TPM2_CAP_TPM_PROPERTIES,
+				TPM2_PT_PERMANENT,
+				1,
+				&more,
+				&cap);
+	if (!kmx_tpm_device_check_rc(self, rc, "reading the lockout state", error))
+		return NULL;
+	if (cap->data.tpmProperties.count == 1 &&
+	    cap->data.tpmProperties.tpmProperty[0].property == TPM2_PT_PERMANENT)
+		in_lockout =
+		    (cap->data.tpmProperties.tpmProperty[0].value & TPMA_PERMANENT_INLOCKOUT) != 0;
+	Esys_Free(cap);
+	cap = NULL;
 	rc = Esys_GetCapability(self->esys,
 				ESYS_TR_NONE,
 				ESYS_TR_NONE,
@@ -419,8 +440,23 @@ kmx_tpm_device_read_lockout(KmxTpmDevice *self, GError **error)
 									     : NULL;
 		if (name != NULL)
 			g_variant_builder_add(&b, "{sv}", name, g_variant_new_uint32(p->value));
+		if (p->property == TPM2_PT_LOCKOUT_COUNTER)
+			counter = p->value;
+		else if (p->property == TPM2_PT_MAX_AUTH_FAIL)
+			max = p->value;
+		else if (p->property == TPM2_PT_LOCKOUT_INTERVAL)
+			interval = p->value;
 	}
 	Esys_Free(cap);
+	in_lockout = in_lockout || (max > 0 && counter >= max);
+	g_variant_builder_add(&b, "{sv}", "in-lockout", g_variant_new_boolean(in_lockout));
+	/* out of lockout once the counter drops below the maximum: one
+	 * interval at most (the TPM does not say how much of it has passed) */
+	if (in_lockout)
+		g_variant_builder_add(&b,
+				      "{sv}",
+				      "lockout-recovery-seconds",
+				      g_variant_new_uint32(interval));
 	return g_variant_builder_end(&b);
 }
 
@@ -1264,6 +1300,95 @@ kmx_tpm_device_generate_key(KmxDevice *device,
 	return g_steal_pointer(&key);
 }
 
+static GPtrArray *
+kmx_tpm_device_import_key(KmxDevice *device,
+			  GBytes *data,
+			  KmxSecret *passphrase,
+			  const char *label,
+			  const KmxOptions *options,
+			  KmxSecret *admin_secret,
+			  GCancellable *cancellable,
+			  GError **error)
+{
+	KmxTpmDevice *self = KMX_TPM_DEVICE(device);
+	gboolean protected = g_atomic_int_get(&self->protected);
+	const char *text = g_bytes_get_data(data, NULL);
+	gsize len = g_bytes_get_size(data);
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(KmxKey) key = NULL;
+	g_autofree char *path = NULL;
+	TPM2B_AUTH from = {0}, to = {0};
+	KmxTpmKeyFile file;
+	gboolean ok;
+
+	if (text == NULL ||
+	    g_strstr_len(text, (gssize)len, "-----BEGIN TSS2 PRIVATE KEY-----") == NULL) {
+		g_set_error_literal(
+		    error,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "the TPM imports TSS2 key files (-----BEGIN TSS2 PRIVATE KEY-----) "
+		    "made for this TPM; wrapping a soft key for it (TPM2_Import) is "
+		    "not implemented yet: import it into a soft-key store");
+		return NULL;
+	}
+	if (!kmx_tpm_keyfile_decode(text, len, &file, error))
+		return NULL;
+	if (file.sealed) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "the TSS2 file holds sealed data, not a key");
+		return NULL;
+	}
+	key = kmx_tpm_key_new(self, &file, label, error);
+	if (key == NULL)
+		return NULL;
+	path = kmx_tpm_device_path(self, kmx_key_get_id(key), ".pem");
+	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_EXISTS,
+			    "key %s is already on %s",
+			    kmx_key_get_id(key),
+			    kmx_device_get_id(device));
+		return NULL;
+	}
+	if (kmx_tpm_device_get_esys(self, error) == NULL)
+		return NULL;
+	/* a key of its own password is re-wrapped to the device secret (the
+	 * passphrase is that password); loading it proves it is this TPM's */
+	if (protected && self->pin == NULL) {
+		kmx_tpm_device_fail_locked(self, error);
+		return NULL;
+	}
+	if ((!file.empty_auth && !kmx_tpm_auth_from_secret(passphrase, &from, error)) ||
+	    (protected && !kmx_tpm_auth_from_secret(self->pin, &to, error)))
+		return NULL;
+	if (!file.empty_auth || protected) {
+		ok = kmx_tpm_device_rewrap(self, &file, &from, &to, error);
+	} else {
+		ESYS_TR handle = ESYS_TR_NONE;
+		ok = kmx_tpm_device_load_file(self, &file, &to, &handle, error);
+		if (ok)
+			Esys_FlushContext(self->esys, handle);
+	}
+	kmx_secure_zero(&from, sizeof(from));
+	kmx_secure_zero(&to, sizeof(to));
+	if (!ok) {
+		if (g_error_matches(*error, KMX_ERROR, KMX_ERROR_FAILED))
+			g_prefix_error(error,
+				       "the key file does not load in this TPM (made for another "
+				       "one, or damaged): ");
+		return NULL;
+	}
+	if (!kmx_tpm_key_save(KMX_TPM_KEY(key), &file, error))
+		return NULL;
+	kmx_secure_zero(&file, sizeof(file));
+	g_ptr_array_add(keys, g_steal_pointer(&key));
+	return g_steal_pointer(&keys);
+}
+
 static void
 kmx_tpm_device_finalize(GObject *object)
 {
@@ -1291,6 +1416,7 @@ kmx_tpm_device_class_init(KmxTpmDeviceClass *klass)
 	device_class->lock = kmx_tpm_device_lock;
 	device_class->change_secret = kmx_tpm_device_change_secret;
 	device_class->generate_key = kmx_tpm_device_generate_key;
+	device_class->import_key = kmx_tpm_device_import_key;
 }
 
 static void
