@@ -43,7 +43,8 @@ COMMANDS=(
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
 	gpg-agent gpg-connect-agent gpgconf meson ninja openssl p11-kit pkg-config
-	shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl tpm2_dictionarylockout xxd
+	shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl tpm2_dictionarylockout tpm2_flushcontext
+	tpm2_load tpm2_readpublic xxd
 )
 # Called only when installed (bench/run --profile), or installed by the
 # script that calls it (.ci/run installs clang and libFuzzer's runtime);

@@ -13,6 +13,7 @@
 #   kmx_start_swtpm            # a TPM 2.0 simulator in $KMX_TMP/tpm; sets
 #                              # KMX_SWTPM_TCTI (its state survives a restart)
 #   kmx_stop_swtpm             # TPM2 shut down through the control channel
+#   kmx_kill_swtpm             # SIGKILL: a TPM that vanishes mid-command
 #
 # Meson sets KEYMUXD, KEYMUXCTL and KMX_TESTS_DIR.
 
@@ -292,6 +293,15 @@ kmx_stop_swtpm() {
 		kill -0 "$KMX_SWTPM_PID" 2>/dev/null || break
 		sleep 0.05
 	done
+	kill -KILL "$KMX_SWTPM_PID" 2>/dev/null || true
+	wait "$KMX_SWTPM_PID" 2>/dev/null || true
+	KMX_SWTPM_PID=
+}
+
+# kmx_kill_swtpm: SIGKILL, by PID: a TPM that vanishes mid-command (its next
+# start counts one dictionary-attack failure)
+kmx_kill_swtpm() {
+	[ -n "$KMX_SWTPM_PID" ] || return 0
 	kill -KILL "$KMX_SWTPM_PID" 2>/dev/null || true
 	wait "$KMX_SWTPM_PID" 2>/dev/null || true
 	KMX_SWTPM_PID=

@@ -10,7 +10,18 @@
 kmx_setup
 cd "$KMX_TMP"
 
+ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
+
+# a key file of another TPM: a new state dir is a new owner seed
 kmx_start_swtpm
+ossl genpkey -algorithm EC -pkeyopt group:P-256 -out foreign.pem 2>/dev/null ||
+	fail "tpm2-openssl cannot make a key"
+kmx_stop_swtpm
+rm -rf "$KMX_TMP/tpm/state"
+kmx_start_swtpm
+# swtpm stopped without TPM2_Shutdown counts a dictionary-attack failure on
+# its next start, and keys are DA-protected: no lockout until the DA test
+tpm2_dictionarylockout -s -n 100 -t 1 -l 1 >/dev/null 2>&1 || fail "cannot set the DA parameters"
 printf '[tpm]\ntcti=%s\npoll-interval-ms=50\n' "$KMX_SWTPM_TCTI" >"$KEYMUX_CONFIG"
 TPMDIR=$KEYMUX_DATA_DIR/tpm
 DEV=$(kmx_device_path tpm:0)
@@ -121,43 +132,19 @@ cmp -s want.bin got.bin || fail "ECDH shared secret differs from openssl's"
 
 # ---- restart: the keys are listed and usable ----
 kmx_key "$P256" SetLabel s "renamed" >/dev/null
-
-# ---- tpm2-openssl: keymux's key files load there, and its files here ----
-# (swtpm serves one client at a time: keymuxd lets go of it first)
-kmx_stop_daemon || fail "keymuxd did not stop cleanly"
-ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
-openssl dgst -sha256 -binary msg >msg.sha256
-ossl pkeyutl -sign -inkey "$TPMDIR/$P256ID.pem" -in msg.sha256 -out ossl.sig ||
-	fail "tpm2-openssl cannot sign with a key file keymux wrote"
-openssl pkeyutl -verify -pubin -inkey ecdsa-p256.pub -in msg.sha256 -sigfile ossl.sig >/dev/null ||
-	fail "tpm2-openssl's signature with keymux's key does not verify"
-ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
-	fail "tpm2-openssl cannot make a key"
-ossl pkey -in ossl.pem -pubout -out ossl.pub
-openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
-OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
-cp ossl.pem "$TPMDIR/$OSSLID.pem"
-kmx_start_daemon
-assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
-until_ok prop_is "$DEV" Available "b true"
-sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
-openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
-	fail "keymux's signature with tpm2-openssl's key does not verify"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 kmx_start_daemon
 assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$P256ID"
 assert_eq 's "renamed"' "$(kmx_prop "$P256" org.keymux.Keystore1.Key Label)"
 until_ok prop_is "$DEV" Available "b true"
-sign "$P256" ecdsa-sha256 msg
-openssl dgst -sha256 -verify ecdsa-p256.pub -signature msg.sig msg >/dev/null ||
-	fail "signature after a restart does not verify"
+verify_p256 "$P256" ecdsa-p256.pub "a signature after a restart"
 
 # ---- the TPM goes away: unavailable, keys listed, no hang ----
 kmx_stop_swtpm
 until_ok prop_is "$DEV" Available "b false"
 assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$P256ID"
 assert_eq "b false" "$(kmx_prop "$P256" org.keymux.Keystore1.Key Available)"
-assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Details)" '"error" s'
+assert_contains "$(details)" '"error" s'
 start=$SECONDS
 err=$(kmx_call_error gsign "$P256ID" ecdsa-sha256)
 [ $((SECONDS - start)) -le 2 ] || fail "a call on the absent TPM took $((SECONDS - start)) s"
@@ -167,33 +154,9 @@ assert_contains "$err" "device tpm:0 is not available"
 # ---- and back, without a restart ----
 kmx_start_swtpm
 until_ok prop_is "$DEV" Available "b true"
-sign "$P256" ecdsa-sha256 msg
-openssl dgst -sha256 -verify ecdsa-p256.pub -signature msg.sig msg >/dev/null ||
-	fail "signature after the TPM came back does not verify"
+verify_p256 "$P256" ecdsa-p256.pub "a signature after the TPM came back"
 
 # ---- keymuxd started with no TPM: keys listed, device unavailable ----
-
-# ---- tpm2-openssl: keymux's key files load there, and its files here ----
-# (swtpm serves one client at a time: keymuxd lets go of it first)
-kmx_stop_daemon || fail "keymuxd did not stop cleanly"
-ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
-openssl dgst -sha256 -binary msg >msg.sha256
-ossl pkeyutl -sign -inkey "$TPMDIR/$P256ID.pem" -in msg.sha256 -out ossl.sig ||
-	fail "tpm2-openssl cannot sign with a key file keymux wrote"
-openssl pkeyutl -verify -pubin -inkey ecdsa-p256.pub -in msg.sha256 -sigfile ossl.sig >/dev/null ||
-	fail "tpm2-openssl's signature with keymux's key does not verify"
-ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
-	fail "tpm2-openssl cannot make a key"
-ossl pkey -in ossl.pem -pubout -out ossl.pub
-openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
-OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
-cp ossl.pem "$TPMDIR/$OSSLID.pem"
-kmx_start_daemon
-assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
-until_ok prop_is "$DEV" Available "b true"
-sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
-openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
-	fail "keymux's signature with tpm2-openssl's key does not verify"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 kmx_stop_swtpm
 kmx_start_daemon
@@ -203,36 +166,103 @@ err=$(kmx_call_error gsign "$P256ID" ecdsa-sha256)
 assert_contains "$err" "org.keymux.Keystore1.Error.Unavailable"
 kmx_start_swtpm
 until_ok prop_is "$DEV" Available "b true"
-sign "$P256" ecdsa-sha256 msg
-openssl dgst -sha256 -verify ecdsa-p256.pub -signature msg.sig msg >/dev/null ||
-	fail "signature after a late TPM does not verify"
+verify_p256 "$P256" ecdsa-p256.pub "a signature after a late TPM"
 
 # ---- Delete removes both files ----
 kmx_key "${KEY[ecdsa-p384]}" Delete >/dev/null
 p384id=${KEY[ecdsa-p384]##*/}
 [ ! -e "$TPMDIR/$p384id.pem" ] && [ ! -e "$TPMDIR/$p384id.info" ] || fail "Delete left files behind"
 
-# ---- tpm2-openssl: keymux's key files load there, and its files here ----
+# ---- tpm2-openssl and tpm2-tools: keymux's key files load there ----
 # (swtpm serves one client at a time: keymuxd lets go of it first)
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
-ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
 openssl dgst -sha256 -binary msg >msg.sha256
 ossl pkeyutl -sign -inkey "$TPMDIR/$P256ID.pem" -in msg.sha256 -out ossl.sig ||
 	fail "tpm2-openssl cannot sign with a key file keymux wrote"
 openssl pkeyutl -verify -pubin -inkey ecdsa-p256.pub -in msg.sha256 -sigfile ossl.sig >/dev/null ||
 	fail "tpm2-openssl's signature with keymux's key does not verify"
+timeout 60 tpm2_load -r "$TPMDIR/$P256ID.pem" -c p256.ctx >/dev/null 2>&1 ||
+	fail "tpm2_load cannot load a key file keymux wrote"
+timeout 60 tpm2_readpublic -c p256.ctx -f pem -o p256.tools.pem >/dev/null 2>&1 ||
+	fail "tpm2_readpublic failed"
+# tpm2_load leaves its objects in swtpm's three transient slots
+timeout 60 tpm2_flushcontext -t >/dev/null 2>&1 || fail "tpm2_flushcontext failed"
+openssl pkey -pubin -in p256.tools.pem -outform DER -out p256.tools.der
+cmp -s p256.tools.der ecdsa-p256.pub.der || fail "tpm2_readpublic disagrees with keymux's public key"
 ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
 	fail "tpm2-openssl cannot make a key"
 ossl pkey -in ossl.pem -pubout -out ossl.pub
 openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
 OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
-cp ossl.pem "$TPMDIR/$OSSLID.pem"
+
+# ---- and tpm2-openssl's key files import into keymux ----
 kmx_start_daemon
-assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
 until_ok prop_is "$DEV" Available "b true"
-sign "$(kmx_device_path tpm:0)/$OSSLID" ecdsa-sha256 msg
-openssl dgst -sha256 -verify ossl.pub -signature msg.sig msg >/dev/null ||
-	fail "keymux's signature with tpm2-openssl's key does not verify"
+assert_eq "$OSSLID" "$("$KEYMUXCTL" import -d tpm:0 -l "from tpm2-openssl" ossl.pem)" "the id of an imported key"
+assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
+verify_p256 "$(kmx_device_path tpm:0)/$OSSLID" ossl.pub "a signature with tpm2-openssl's key"
+
+# ---- imports keymux refuses, and why ----
+assert_exit 8 "$KEYMUXCTL" import -d tpm:0 ossl.pem
+assert_exit 1 "$KEYMUXCTL" import -d tpm:0 foreign.pem
+assert_contains "$(cat "$KMX_TMP/last.err")" "does not load in this TPM"
+# the same key under a persistent parent (0x81000001)
+{
+	echo 'asn1=SEQUENCE:key'
+	echo '[key]'
+	echo 'type=OID:2.23.133.10.1.3'
+	echo 'empty=EXPLICIT:0,BOOLEAN:TRUE'
+	echo 'parent=INTEGER:0x81000001'
+	openssl asn1parse -in ossl.pem | sed -n 's/.*OCTET STRING *\[HEX DUMP\]:/FORMAT:HEX,OCTETSTRING:/p' |
+		sed '1s/^/pub=/; 2s/^/priv=/'
+} >parent.cnf
+openssl asn1parse -genconf parent.cnf -out parent.der -noout
+{
+	echo '-----BEGIN TSS2 PRIVATE KEY-----'
+	base64 -w 64 parent.der
+	echo '-----END TSS2 PRIVATE KEY-----'
+} >parent.pem
+assert_exit 7 "$KEYMUXCTL" import -d tpm:0 parent.pem
+assert_contains "$(cat "$KMX_TMP/last.err")" "parent is 0x81000001"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out soft.pem
+assert_exit 7 "$KEYMUXCTL" import -d tpm:0 soft.pem
+assert_contains "$(cat "$KMX_TMP/last.err")" "TPM2_Import"
+
+# ---- keymuxctl shows the TPM, its lockout state and keys ----
+assert_contains "$("$KEYMUXCTL" devices)" "tpm:0"
+assert_contains "$("$KEYMUXCTL" info tpm:0)" "lockout-counter"
+assert_contains "$("$KEYMUXCTL" keys tpm:0)" "${OSSLID:0:16}  ecdsa-p256  sign,derive   from tpm2-openssl"
+
+# ---- a damaged key file: the others are listed, the daemon carries on ----
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+BROKEN=$(printf '%064d' 0)
+printf 'not a key\n' >"$TPMDIR/$BROKEN.pem"
+kmx_start_daemon
+assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$P256ID"
+assert_not_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$BROKEN"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "$BROKEN.pem is not usable"
+rm "$TPMDIR/$BROKEN.pem"
+
+# ---- swtpm killed mid-command: Unavailable, no hang; back after a restart ----
+until_ok prop_is "$DEV" Available "b true"
+(
+	rc=0
+	kmx_device tpm:0 GenerateKey ssa{sv} rsa3072 slow 0 >killed.out 2>&1 || rc=$?
+	echo "exit $rc" >>killed.out
+) &
+sleep 0.1
+kmx_kill_swtpm
+until_ok grep -q '^exit' killed.out
+if grep -q '^exit 0' killed.out; then
+	kmx_log "the key was made before swtpm was killed"
+else
+	assert_contains "$(cat killed.out)" "not answer"
+fi
+until_ok prop_is "$DEV" Available "b false"
+assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$P256ID"
+kmx_start_swtpm
+until_ok prop_is "$DEV" Available "b true"
+verify_p256 "$P256" ecdsa-p256.pub "a signature after swtpm was killed and restarted"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 
 # ---- the device secret: every key's auth value; a wrong one costs one DA try ----
@@ -330,4 +360,25 @@ kmx_device tpm:0 Lock >/dev/null
 assert_eq "b false" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
 verify_p256 "$NEWKEY" new.pub "a signature with no secret"
 assert_eq 2 "$(da_counter)" "right secrets cost DA tries"
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+
+# ---- lockout: Blocked; nobody asked, the TPM not tried ----
+tpm2_dictionarylockout -s -n 3 -t 600 -l 1 >/dev/null 2>&1 || fail "cannot set the DA parameters"
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+kmx_device tpm:0 ChangeSecret ss "" 1234 >/dev/null
+kmx_device tpm:0 Lock >/dev/null
+until_ok prop_is "$DEV" PinRetries "i 1"
+err=$(kmx_call_error gdev Unlock 9999 "@a{sv} {}")
+assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
+until_ok da_counter_is 3
+assert_eq "i 0" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device PinRetries)"
+assert_contains "$(details)" '"in-lockout" b true'
+assert_contains "$(details)" '"lockout-recovery-seconds" u 600'
+err=$(kmx_call_error gdev Unlock 1234 "@a{sv} {}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Blocked"
+err=$(kmx_call_error gsign "$P256ID" ecdsa-sha256)
+assert_contains "$err" "org.keymux.Keystore1.Error.Blocked"
+sleep 0.2
+assert_eq 3 "$(da_counter)" "a blocked device was tried"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
