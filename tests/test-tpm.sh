@@ -224,9 +224,32 @@ openssl asn1parse -genconf parent.cnf -out parent.der -noout
 } >parent.pem
 assert_exit 7 "$KEYMUXCTL" import -d tpm:0 parent.pem
 assert_contains "$(cat "$KMX_TMP/last.err")" "parent is 0x81000001"
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out soft.pem
-assert_exit 7 "$KEYMUXCTL" import -d tpm:0 soft.pem
-assert_contains "$(cat "$KMX_TMP/last.err")" "TPM2_Import"
+openssl genpkey -algorithm ED25519 -out soft-ed25519.pem
+assert_exit 7 "$KEYMUXCTL" import -d tpm:0 soft-ed25519.pem
+assert_contains "$(cat "$KMX_TMP/last.err")" "not TPM 2.0 algorithms"
+printf 'junk' >junk.bin
+assert_exit 2 "$KEYMUXCTL" import -d tpm:0 junk.bin
+assert_contains "$(cat "$KMX_TMP/last.err")" "not a TSS2 key file nor a private key"
+
+# ---- soft keys wrapped for the TPM (TPM2_Import): they sign as before ----
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out soft-p384.pem
+openssl pkey -in soft-p384.pem -pubout -out soft-p384.pub
+SOFTID=$("$KEYMUXCTL" import -d tpm:0 -l "was soft" soft-p384.pem)
+assert_eq "ecdsa-p384" "$(kmx_prop "$(kmx_device_path tpm:0)/$SOFTID" org.keymux.Keystore1.Key Algorithm | sed 's/^s "\(.*\)"$/\1/')"
+sign "$(kmx_device_path tpm:0)/$SOFTID" ecdsa-sha384 msg
+openssl dgst -sha384 -verify soft-p384.pub -signature msg.sig msg >/dev/null ||
+	fail "an imported P-384 key's signature does not verify"
+assert_eq "-----BEGIN TSS2 PRIVATE KEY-----" "$(head -n 1 "$TPMDIR/$SOFTID.pem")"
+# an encrypted PKCS#8 RSA key: the passphrase opens it, a wrong one is BadSecret
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out soft-rsa.pem
+openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:opensesame -in soft-rsa.pem -out soft-rsa-enc.pem
+openssl pkey -in soft-rsa.pem -pubout -out soft-rsa.pub
+assert_exit 4 "$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 soft-rsa-enc.pem 3< <(printf 'wrong')
+SOFTRSA=$("$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 soft-rsa-enc.pem 3< <(printf 'opensesame'))
+sign "$(kmx_device_path tpm:0)/$SOFTRSA" rsa-pss-sha256 msg
+openssl dgst -sha256 -verify soft-rsa.pub -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest \
+	-signature msg.sig msg >/dev/null || fail "an imported RSA key's signature does not verify"
+assert_exit 8 "$KEYMUXCTL" import -d tpm:0 soft-p384.pem
 
 # ---- keymuxctl shows the TPM, its lockout state and keys ----
 assert_contains "$("$KEYMUXCTL" devices)" "tpm:0"
@@ -284,6 +307,12 @@ verify_p256 "$P256" ecdsa-p256.pub "a signature under the new secret"
 NEWKEY=$(generate ecdsa-p256 "made under the secret")
 pubkey "$NEWKEY" new.pub
 verify_p256 "$NEWKEY" new.pub "a key made under the secret"
+# a soft key imported under the secret takes it as its auth value
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out soft-secret.pem
+openssl pkey -in soft-secret.pem -pubout -out soft-secret.pub
+SECRETID=$("$KEYMUXCTL" import -d tpm:0 soft-secret.pem)
+verify_p256 "$(kmx_device_path tpm:0)/$SECRETID" soft-secret.pub "a key imported under the secret"
+openssl asn1parse -in "$TPMDIR/$SECRETID.pem" | grep -q BOOLEAN && fail "emptyAuth on a key imported under a secret"
 # a key file with a secret says so: no emptyAuth
 openssl asn1parse -in "$TPMDIR/${NEWKEY##*/}.pem" | grep -q BOOLEAN && fail "emptyAuth on a key with a secret"
 

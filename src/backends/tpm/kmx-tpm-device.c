@@ -27,6 +27,7 @@
 #include "kmx-error.h"
 #include "kmx-file.h"
 #include "kmx-tpm-device.h"
+#include "kmx-tpm-import.h"
 #include "kmx-tpm-key.h"
 
 /* keys kept loaded besides the primary: 3 transient slots on swtpm */
@@ -56,7 +57,8 @@ struct _KmxTpmDevice {
 	ESYS_CONTEXT *esys;
 	char *tcti_used;
 	ESYS_TR primary;
-	GQueue loaded; /* KmxTpmLoaded, most recently used first */
+	TPMS_ECC_POINT primary_point; /* its public key, for TPM2_Import */
+	GQueue loaded;		      /* KmxTpmLoaded, most recently used first */
 	char *last_error;
 };
 
@@ -288,6 +290,8 @@ kmx_tpm_device_create_primary(KmxTpmDevice *self, GError **error)
 				&creation_data,
 				&creation_hash,
 				&ticket);
+	if (rc == TSS2_RC_SUCCESS)
+		self->primary_point = out_public->publicArea.unique.ecc;
 	Esys_Free(out_public);
 	Esys_Free(creation_data);
 	Esys_Free(creation_hash);
@@ -1300,6 +1304,114 @@ kmx_tpm_device_generate_key(KmxDevice *device,
 	return g_steal_pointer(&key);
 }
 
+/* a soft key, wrapped for this TPM with TPM2_Import */
+static GPtrArray *
+kmx_tpm_device_import_soft(KmxTpmDevice *self,
+			   GBytes *data,
+			   KmxSecret *passphrase,
+			   const char *label,
+			   GError **error)
+{
+	gboolean protected = g_atomic_int_get(&self->protected);
+	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
+	g_autoptr(KmxKey) key = NULL;
+	g_autofree char *path = NULL;
+	TPMT_SENSITIVE sensitive;
+	TPM2B_ECC_POINT *z = NULL;
+	TPM2B_ECC_POINT *ephemeral = NULL;
+	TPM2B_PRIVATE duplicate;
+	TPM2B_ENCRYPTED_SECRET seed;
+	TPM2B_DATA encryption_key = {0};
+	TPMT_SYM_DEF_OBJECT inner = {.algorithm = TPM2_ALG_NULL};
+	TPM2B_PRIVATE *out_private = NULL;
+	KmxTpmKeyFile file = {0};
+	ESYS_CONTEXT *esys;
+	gboolean ok;
+	TSS2_RC rc;
+
+	if (protected && self->pin == NULL) {
+		kmx_tpm_device_fail_locked(self, error);
+		return NULL;
+	}
+	if (!kmx_tpm_import_parse(data,
+				  passphrase,
+				  protected ? self->pin : NULL,
+				  &file.pub,
+				  &sensitive,
+				  error))
+		return NULL;
+	file.parent = KMX_TPM_PARENT_OWNER;
+	key = kmx_tpm_key_new(self, &file, label, error);
+	if (key == NULL) {
+		kmx_secure_zero(&sensitive, sizeof(sensitive));
+		return NULL;
+	}
+	path = kmx_tpm_device_path(self, kmx_key_get_id(key), ".pem");
+	if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+		kmx_secure_zero(&sensitive, sizeof(sensitive));
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_EXISTS,
+			    "key %s is already on %s",
+			    kmx_key_get_id(key),
+			    kmx_device_get_id(KMX_DEVICE(self)));
+		return NULL;
+	}
+	esys = kmx_tpm_device_get_esys(self, error);
+	if (esys == NULL) {
+		kmx_secure_zero(&sensitive, sizeof(sensitive));
+		return NULL;
+	}
+	/* the seed: an ephemeral ECDH with the primary, done by the TPM */
+	rc = Esys_ECDH_KeyGen(esys,
+			      self->primary,
+			      ESYS_TR_NONE,
+			      ESYS_TR_NONE,
+			      ESYS_TR_NONE,
+			      &z,
+			      &ephemeral);
+	if (!kmx_tpm_device_check_rc(self, rc, "making the import seed", error)) {
+		kmx_secure_zero(&sensitive, sizeof(sensitive));
+		return NULL;
+	}
+	ok = kmx_tpm_import_wrap(&file.pub,
+				 &sensitive,
+				 &self->primary_point,
+				 &ephemeral->point,
+				 &z->point.x,
+				 &duplicate,
+				 &seed,
+				 error);
+	kmx_secure_zero(&sensitive, sizeof(sensitive));
+	kmx_secure_zero(z, sizeof(*z));
+	Esys_Free(z);
+	Esys_Free(ephemeral);
+	if (!ok)
+		return NULL;
+	rc = Esys_Import(self->esys,
+			 self->primary,
+			 ESYS_TR_PASSWORD,
+			 ESYS_TR_NONE,
+			 ESYS_TR_NONE,
+			 &encryption_key,
+			 &file.pub,
+			 &duplicate,
+			 &seed,
+			 &inner,
+			 &out_private);
+	kmx_secure_zero(&duplicate, sizeof(duplicate));
+	if (!kmx_tpm_device_check_rc(self, rc, "importing the key", error))
+		return NULL;
+	file.priv = *out_private;
+	Esys_Free(out_private);
+	file.empty_auth = !protected;
+	file.parent = KMX_TPM_PARENT_OWNER;
+	if (!kmx_tpm_key_save(KMX_TPM_KEY(key), &file, error))
+		return NULL;
+	g_ptr_array_add(keys, g_steal_pointer(&key));
+	return g_steal_pointer(&keys);
+}
+
 static GPtrArray *
 kmx_tpm_device_import_key(KmxDevice *device,
 			  GBytes *data,
@@ -1323,14 +1435,7 @@ kmx_tpm_device_import_key(KmxDevice *device,
 
 	if (text == NULL ||
 	    g_strstr_len(text, (gssize)len, "-----BEGIN TSS2 PRIVATE KEY-----") == NULL) {
-		g_set_error_literal(
-		    error,
-		    KMX_ERROR,
-		    KMX_ERROR_NOT_SUPPORTED,
-		    "the TPM imports TSS2 key files (-----BEGIN TSS2 PRIVATE KEY-----) "
-		    "made for this TPM; wrapping a soft key for it (TPM2_Import) is "
-		    "not implemented yet: import it into a soft-key store");
-		return NULL;
+		return kmx_tpm_device_import_soft(self, data, passphrase, label, error);
 	}
 	if (!kmx_tpm_keyfile_decode(text, len, &file, error))
 		return NULL;
