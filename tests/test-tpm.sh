@@ -139,6 +139,19 @@ assert_eq 's "renamed"' "$(kmx_prop "$P256" org.keymux.Keystore1.Key Label)"
 until_ok prop_is "$DEV" Available "b true"
 verify_p256 "$P256" ecdsa-p256.pub "a signature after a restart"
 
+# ---- keymuxd killed with keys loaded: swtpm keeps them (no resource
+# manager), and the next keymuxd clears its three slots ----
+sign "${KEY[rsa2048]}" rsa-pkcs1-sha256 msg
+verify_p256 "$P256" ecdsa-p256.pub "a signature before a crash"
+kmx_kill_daemon
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+verify_p256 "$P256" ecdsa-p256.pub "a signature after keymuxd was killed"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "flushing transient object"
+sign "${KEY[rsa2048]}" rsa-pkcs1-sha256 msg
+openssl dgst -sha256 -verify rsa2048.pub -signature msg.sig msg >/dev/null ||
+	fail "an RSA signature after keymuxd was killed does not verify"
+
 # ---- the TPM goes away: unavailable, keys listed, no hang ----
 kmx_stop_swtpm
 until_ok prop_is "$DEV" Available "b false"

@@ -313,6 +313,44 @@ kmx_tpm_device_create_primary(KmxTpmDevice *self, GError **error)
 	return TRUE;
 }
 
+/* without a resource manager (swtpm), objects a client left loaded (one
+ * that crashed, or a tool) fill the three transient slots: the TPM is ours
+ * alone while we are connected, so they go.  Behind a resource manager we
+ * see only our own handles: none yet. */
+static void
+kmx_tpm_device_flush_stale(KmxTpmDevice *self)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	TSS2_RC rc;
+
+	rc = Esys_GetCapability(self->esys,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				ESYS_TR_NONE,
+				TPM2_CAP_HANDLES,
+				TPM2_TRANSIENT_FIRST,
+				TPM2_MAX_CAP_HANDLES,
+				&more,
+				&cap);
+	if (rc != TSS2_RC_SUCCESS)
+		return;
+	for (guint i = 0; i < cap->data.handles.count; i++) {
+		ESYS_TR tr = ESYS_TR_NONE;
+		if (Esys_TR_FromTPMPublic(self->esys,
+					  cap->data.handles.handle[i],
+					  ESYS_TR_NONE,
+					  ESYS_TR_NONE,
+					  ESYS_TR_NONE,
+					  &tr) == TSS2_RC_SUCCESS) {
+			g_debug("flushing transient object 0x%08x left in the TPM",
+				cap->data.handles.handle[i]);
+			Esys_FlushContext(self->esys, tr);
+		}
+	}
+	Esys_Free(cap);
+}
+
 static gboolean
 kmx_tpm_device_connect_to(KmxTpmDevice *self, const char *conf, GError **error)
 {
@@ -342,6 +380,7 @@ kmx_tpm_device_connect_to(KmxTpmDevice *self, const char *conf, GError **error)
 		return FALSE;
 	}
 	self->tcti_used = g_strdup(conf);
+	kmx_tpm_device_flush_stale(self);
 	if (!kmx_tpm_device_create_primary(self, error)) {
 		kmx_tpm_device_disconnect(self);
 		return FALSE;
@@ -510,26 +549,63 @@ kmx_tpm_device_probe(KmxTpmDevice *self)
 			      g_object_ref(self));
 }
 
+typedef struct {
+	KmxTpmDevice *device;
+	GMutex mutex;
+	GCond cond;
+	gboolean done;
+	gint refs; /* atomic: the waiter's and the job's */
+} KmxTpmClose;
+
+static void
+kmx_tpm_close_unref(KmxTpmClose *c)
+{
+	if (!g_atomic_int_dec_and_test(&c->refs))
+		return;
+	g_object_unref(c->device);
+	g_mutex_clear(&c->mutex);
+	g_cond_clear(&c->cond);
+	g_free(c);
+}
+
 static void
 kmx_tpm_device_close_cb(gpointer data, gpointer user_data)
 {
-	KmxTpmDevice *self = data;
+	KmxTpmClose *c = data;
 
-	kmx_tpm_device_disconnect(self);
-	g_object_unref(self);
+	kmx_tpm_device_disconnect(c->device);
+	g_mutex_lock(&c->mutex);
+	c->done = TRUE;
+	g_cond_signal(&c->cond);
+	g_mutex_unlock(&c->mutex);
+	kmx_tpm_close_unref(c);
 }
 
 /**
  * kmx_tpm_device_close:
  *
- * Queues the end of the connection on the device's executor; any thread.
+ * Ends the connection on the device's executor, after the work queued
+ * there, and waits for it a few seconds at most: a TPM without a resource
+ * manager (swtpm) keeps the objects a client leaves loaded; main thread.
  */
 void
 kmx_tpm_device_close(KmxTpmDevice *self)
 {
+	KmxTpmClose *c = g_new0(KmxTpmClose, 1);
+	gint64 until = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+
+	c->device = g_object_ref(self);
+	g_mutex_init(&c->mutex);
+	g_cond_init(&c->cond);
+	c->refs = 2;
 	kmx_executor_run_func(kmx_device_get_executor(KMX_DEVICE(self)),
 			      kmx_tpm_device_close_cb,
-			      g_object_ref(self));
+			      c);
+	g_mutex_lock(&c->mutex);
+	while (!c->done && g_cond_wait_until(&c->cond, &c->mutex, until))
+		;
+	g_mutex_unlock(&c->mutex);
+	kmx_tpm_close_unref(c);
 }
 
 /* ---- key files and loaded keys (executor) --------------------------------- */

@@ -17,9 +17,10 @@ const char *kmx_tpm_device_get_dir(KmxTpmDevice *self);
 void kmx_tpm_device_recover(KmxTpmDevice *self);
 GPtrArray *kmx_tpm_device_load_keys(KmxTpmDevice *self);
 
-/* any thread: queue work on the device's executor */
 void kmx_tpm_device_set_backend(KmxTpmDevice *self, KmxBackend *backend);
+/* any thread: queue a probe on the device's executor */
 void kmx_tpm_device_probe(KmxTpmDevice *self);
+/* main thread, at stop */
 void kmx_tpm_device_close(KmxTpmDevice *self);
 
 /* the device's executor: what its keys use */
