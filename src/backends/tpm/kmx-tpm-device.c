@@ -281,6 +281,9 @@ kmx_tpm_device_create_primary(KmxTpmDevice *self, GError **error)
 	return TRUE;
 }
 
+/* TPM2_TRANSIENT_FIRST shifts a signed 0x80 by 24 bits: undefined behaviour */
+#define KMX_TPM_TRANSIENT_FIRST ((TPM2_HANDLE)0x80000000u)
+
 /* without a resource manager (swtpm), objects a client left loaded (one
  * that crashed, or a tool) fill the three transient slots: the TPM is ours
  * alone while we are connected, so they go.  Behind a resource manager we
@@ -297,7 +300,7 @@ kmx_tpm_device_flush_stale(KmxTpmDevice *self)
 				ESYS_TR_NONE,
 				ESYS_TR_NONE,
 				TPM2_CAP_HANDLES,
-				TPM2_TRANSIENT_FIRST,
+				KMX_TPM_TRANSIENT_FIRST,
 				TPM2_MAX_CAP_HANDLES,
 				&more,
 				&cap);
