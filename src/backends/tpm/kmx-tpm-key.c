@@ -239,7 +239,6 @@ kmx_tpm_key_derive(KmxKey *key,
 	ESYS_TR handle = ESYS_TR_NONE;
 	g_autoptr(GBytes) spki = NULL;
 	g_autoptr(GBytes) raw = NULL;
-	g_autoptr(GByteArray) shared = NULL;
 	g_autoptr(KmxSecret) out = NULL;
 	const guint8 *p;
 	gsize len;
