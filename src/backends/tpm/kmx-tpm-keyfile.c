@@ -173,6 +173,18 @@ kmx_tpm_keyfile_decode(const char *pem, gsize len, KmxTpmKeyFile *key, GError **
 						 &key->pub);
 	if (rc != TSS2_RC_SUCCESS || offset != g_bytes_get_size(pub))
 		return kmx_tpm_bad_file(error, "the public part is not a TPM2B_PUBLIC");
+	/* only the canonical form: what marshals back to the same bytes (a size
+	 * field that disagrees with the area, padding in unions) */
+	{
+		guint8 again[sizeof(TPM2B_PUBLIC)];
+		size_t again_len = 0;
+
+		if (Tss2_MU_TPM2B_PUBLIC_Marshal(&key->pub, again, sizeof(again), &again_len) !=
+			TSS2_RC_SUCCESS ||
+		    again_len != g_bytes_get_size(pub) ||
+		    memcmp(again, g_bytes_get_data(pub, NULL), again_len) != 0)
+			return kmx_tpm_bad_file(error, "the public part is not in canonical form");
+	}
 	offset = 0;
 	rc = (int)Tss2_MU_TPM2B_PRIVATE_Unmarshal(g_bytes_get_data(priv, NULL),
 						  g_bytes_get_size(priv),
