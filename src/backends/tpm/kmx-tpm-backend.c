@@ -19,6 +19,8 @@
 
 /* how often the watcher checks the TPM ([tpm] poll-interval-ms) */
 #define KMX_TPM_POLL_MS_DEFAULT 2000
+/* how often at least while it does not answer */
+#define KMX_TPM_POLL_MAX_MS 30000
 
 struct _KmxTpmBackend {
 	KmxBackend parent_instance;
@@ -37,12 +39,22 @@ kmx_tpm_backend_watch(gpointer data)
 {
 	KmxTpmBackend *self = data;
 
+	gint64 interval = self->poll_us;
+
 	g_mutex_lock(&self->mutex);
 	while (!self->stopping) {
-		gint64 until = g_get_monotonic_time() + self->poll_us;
+		gint64 until;
 
 		g_mutex_unlock(&self->mutex);
 		kmx_tpm_device_probe(self->device);
+		/* a TPM that does not answer is asked less and less often (up to
+		 * KMX_TPM_POLL_MAX_MS): tss2 logs every failed attempt */
+		if (kmx_tpm_device_is_connected(self->device))
+			interval = self->poll_us;
+		else
+			interval =
+			    MIN(interval * 2, MAX(self->poll_us, KMX_TPM_POLL_MAX_MS * 1000));
+		until = g_get_monotonic_time() + interval;
 		g_mutex_lock(&self->mutex);
 		while (!self->stopping && g_cond_wait_until(&self->cond, &self->mutex, until))
 			;

@@ -27,6 +27,7 @@ struct _KmxTpmDevice {
 	GWeakRef backend;
 	gint probe_pending; /* atomic */
 	gint protected;	    /* atomic: a device secret is set (secret.pem) */
+	gint connected;	    /* atomic: the executor holds a connection */
 	/* the executor's */
 	KmxSecret *pin; /* the device secret, while unlocked */
 	TSS2_TCTI_CONTEXT *tcti;

@@ -59,6 +59,7 @@ kmx_tpm_device_disconnect(KmxTpmDevice *self)
 	if (self->tcti != NULL)
 		Tss2_TctiLdr_Finalize(&self->tcti);
 	g_clear_pointer(&self->tcti_used, g_free);
+	g_atomic_int_set(&self->connected, FALSE);
 }
 
 /* details, and whether the device can be used; executor */
@@ -327,6 +328,17 @@ kmx_tpm_device_connect_to(KmxTpmDevice *self, const char *conf, GError **error)
 {
 	TSS2_RC rc;
 
+	/* no device node, no TPM: said here, not by tss2 on stderr at every
+	 * probe */
+	if (g_str_has_prefix(conf, "device:") && conf[strlen("device:")] == '/' &&
+	    !g_file_test(conf + strlen("device:"), G_FILE_TEST_EXISTS)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "no TPM: %s does not exist",
+			    conf + strlen("device:"));
+		return FALSE;
+	}
 	rc = Tss2_TctiLdr_Initialize(conf, &self->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		self->tcti = NULL;
@@ -356,6 +368,7 @@ kmx_tpm_device_connect_to(KmxTpmDevice *self, const char *conf, GError **error)
 		kmx_tpm_device_disconnect(self);
 		return FALSE;
 	}
+	g_atomic_int_set(&self->connected, TRUE);
 	return TRUE;
 }
 
@@ -371,6 +384,11 @@ kmx_tpm_device_connect(KmxTpmDevice *self, GError **error)
 	if (self->tcti_conf != NULL)
 		return kmx_tpm_device_connect_to(self, self->tcti_conf, error);
 	for (guint i = 0; defaults[i] != NULL; i++) {
+		/* the access broker serves a TPM without the kernel's resource
+		 * manager: with no TPM device at all, it is not worth a try */
+		if (g_str_equal(defaults[i], "tabrmd") && first != NULL &&
+		    !g_file_test("/dev/tpm0", G_FILE_TEST_EXISTS))
+			break;
 		g_autoptr(GError) error_local = NULL;
 		if (kmx_tpm_device_connect_to(self, defaults[i], &error_local))
 			return TRUE;
@@ -502,6 +520,17 @@ kmx_tpm_device_probe_cb(gpointer data, gpointer user_data)
 		g_debug("TPM gone: %s", error != NULL ? error->message : "?");
 	}
 	g_object_unref(self);
+}
+
+/**
+ * kmx_tpm_device_is_connected:
+ *
+ * Returns: whether the last look found the TPM; any thread
+ */
+gboolean
+kmx_tpm_device_is_connected(KmxTpmDevice *self)
+{
+	return g_atomic_int_get(&self->connected);
 }
 
 /**

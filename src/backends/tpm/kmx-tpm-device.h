@@ -20,6 +20,7 @@ GPtrArray *kmx_tpm_device_load_keys(KmxTpmDevice *self);
 void kmx_tpm_device_set_backend(KmxTpmDevice *self, KmxBackend *backend);
 /* any thread: queue a probe on the device's executor */
 void kmx_tpm_device_probe(KmxTpmDevice *self);
+gboolean kmx_tpm_device_is_connected(KmxTpmDevice *self);
 /* main thread, at stop */
 void kmx_tpm_device_close(KmxTpmDevice *self);
 
