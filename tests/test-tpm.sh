@@ -404,6 +404,24 @@ verify_p256 "$NEWKEY" new.pub "a signature with no secret"
 assert_eq 2 "$(da_counter)" "right secrets cost DA tries"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 
+# ---- keymuxctl: generate, export-public, sign, passwd, lock, unlock ----
+kmx_start_daemon
+until_ok prop_is "$DEV" Available "b true"
+CTLID=$("$KEYMUXCTL" generate -d tpm:0 -l "from keymuxctl" ecdsa-p256)
+"$KEYMUXCTL" export-public "$CTLID" >ctl.pub
+"$KEYMUXCTL" sign "$CTLID" msg >ctl.sig
+openssl dgst -sha256 -verify ctl.pub -signature ctl.sig msg >/dev/null || fail "keymuxctl sign"
+"$KEYMUXCTL" passwd --secret-fd 3 tpm:0 3< <(printf '\n4321\n') >/dev/null
+"$KEYMUXCTL" lock tpm:0
+assert_eq "b true" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
+"$KEYMUXCTL" unlock --secret-fd 3 tpm:0 3< <(printf '4321\n') >/dev/null
+"$KEYMUXCTL" sign "$CTLID" msg >ctl.sig
+openssl dgst -sha256 -verify ctl.pub -signature ctl.sig msg >/dev/null || fail "keymuxctl sign after unlock"
+"$KEYMUXCTL" passwd --secret-fd 3 tpm:0 3< <(printf '4321\n\n') >/dev/null
+assert_contains "$(details)" '"protected" b false'
+assert_eq 2 "$(da_counter)" "keymuxctl's right secrets cost DA tries"
+kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+
 # ---- lockout: Blocked; nobody asked, the TPM not tried ----
 tpm2_dictionarylockout -s -n 3 -t 600 -l 1 >/dev/null 2>&1 || fail "cannot set the DA parameters"
 kmx_start_daemon
