@@ -13,6 +13,10 @@
 #   kmx_start_pcscd            # pcscd with the vpcd virtual reader (port 35963)
 #   kmx_start_card_sim [ARGS]  # the OpenPGP card simulator, inserted in it
 #   kmx_card_pull / kmx_card_insert
+#   kmx_start_swtpm            # a TPM 2.0 simulator in $KMX_TMP/tpm; sets
+#                              # KMX_SWTPM_TCTI (its state survives a restart)
+#   kmx_stop_swtpm             # TPM2 shut down through the control channel
+#   kmx_kill_swtpm             # SIGKILL: a TPM that vanishes mid-command
 #
 # Meson sets KEYMUXD, KEYMUXCTL and KMX_TESTS_DIR.
 
@@ -25,6 +29,7 @@ KMX_NAME=org.keymux.Keystore1
 KMX_PATH=/org/keymux/Keystore1
 KMX_DAEMON_PID=
 KMX_BUS_PID=
+KMX_SWTPM_PID=
 KMX_PIDS=()
 KMX_PCSCD_PID=
 KMX_CARD_PID=
@@ -86,6 +91,7 @@ kmx_cleanup() {
 	done
 	[ -n "$KMX_CARD_PID" ] && kill "$KMX_CARD_PID" 2>/dev/null
 	kmx_stop_pcscd
+	[ -n "$KMX_SWTPM_PID" ] && kill "$KMX_SWTPM_PID" 2>/dev/null
 	if [ -n "$KMX_DAEMON_PID" ]; then
 		kill -TERM "$KMX_DAEMON_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$KMX_DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
@@ -310,3 +316,55 @@ kmx_start_card_sim() {
 }
 kmx_card_pull() { kill -USR1 "$KMX_CARD_PID"; }
 kmx_card_insert() { kill -USR2 "$KMX_CARD_PID"; }
+# ---- TPM 2.0: swtpm in socket mode (docs: TESTBED.md section 2) ----
+
+# kmx_start_swtpm: start swtpm on a unix socket in $KMX_TMP/tpm, with no
+# swtpm_setup (an empty state dir is a new TPM) and TPM2_Startup done by
+# swtpm itself; the state dir is kept, so a TPM stopped and started again
+# is the same TPM.  Sets KMX_SWTPM_TCTI for tpm2-tss and tpm2-tools.
+kmx_start_swtpm() {
+	local d=$KMX_TMP/tpm
+	[ -z "$KMX_SWTPM_PID" ] || fail "swtpm is already running"
+	mkdir -p "$d/state"
+	# the kernel's limit for a unix socket path (sun_path) is 108 bytes;
+	# the swtpm TCTI finds the control socket at <path>.ctrl
+	[ ${#d} -lt 90 ] || fail "the temp dir is too long for swtpm's sockets: $d"
+	rm -f "$d/swtpm.sock" "$d/swtpm.sock.ctrl" "$d/swtpm.pid"
+	swtpm socket --tpm2 --tpmstate dir="$d/state" \
+		--server type=unixio,path="$d/swtpm.sock" --ctrl type=unixio,path="$d/swtpm.sock.ctrl" \
+		--flags not-need-init,startup-clear --pid file="$d/swtpm.pid" 2>>"$d/swtpm.log" &
+	KMX_SWTPM_PID=$!
+	for _ in $(seq 200); do
+		[ -S "$d/swtpm.sock" ] && [ -S "$d/swtpm.sock.ctrl" ] && break
+		kill -0 "$KMX_SWTPM_PID" 2>/dev/null || fail "swtpm exited: $(cat "$d/swtpm.log")"
+		sleep 0.025
+	done
+	[ -S "$d/swtpm.sock" ] || fail "swtpm did not listen within 5 s"
+	export KMX_SWTPM_TCTI="swtpm:path=$d/swtpm.sock"
+	export TPM2TOOLS_TCTI=$KMX_SWTPM_TCTI TPM2OPENSSL_TCTI=$KMX_SWTPM_TCTI
+}
+
+# kmx_stop_swtpm: a clean stop (TPM2_Shutdown, then exit) through the
+# control channel; the process is waited for by its PID and killed if it
+# does not go
+kmx_stop_swtpm() {
+	local d=$KMX_TMP/tpm
+	[ -n "$KMX_SWTPM_PID" ] || return 0
+	swtpm_ioctl --unix "$d/swtpm.sock.ctrl" -s >/dev/null 2>&1 || kill "$KMX_SWTPM_PID" 2>/dev/null || true
+	for _ in $(seq 100); do
+		kill -0 "$KMX_SWTPM_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$KMX_SWTPM_PID" 2>/dev/null || true
+	wait "$KMX_SWTPM_PID" 2>/dev/null || true
+	KMX_SWTPM_PID=
+}
+
+# kmx_kill_swtpm: SIGKILL, by PID: a TPM that vanishes mid-command (its next
+# start counts one dictionary-attack failure)
+kmx_kill_swtpm() {
+	[ -n "$KMX_SWTPM_PID" ] || return 0
+	kill -KILL "$KMX_SWTPM_PID" 2>/dev/null || true
+	wait "$KMX_SWTPM_PID" 2>/dev/null || true
+	KMX_SWTPM_PID=
+}

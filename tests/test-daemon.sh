@@ -116,7 +116,7 @@ fi
 kmx_stop_daemon || fail "keymuxd did not exit cleanly on SIGTERM"
 
 # ---- the config file: a disabled backend is not started ----
-printf '[backends]\nsoftkey=false\ncard=false\n' >"$KEYMUX_CONFIG"
+printf '[backends]\nsoftkey=false\ncard=false\ntpm=false\n' >"$KEYMUX_CONFIG"
 kmx_start_daemon
 assert_eq 'as 0' "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Backends)"
 assert_eq 'ao 0' "$(kmx_manager ListDevices)"
