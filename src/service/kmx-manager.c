@@ -7,6 +7,11 @@
  * (kmx_manager_authorize()), and turn calls into KmxRequests
  * (kmx-request.c).  Locking: Lock/LockAll, an idle timeout per device, and
  * whatever a frontend hears of (suspend) through kmx_manager_lock_all().
+ *
+ * The work in flight is bounded: a caller may have so many requests
+ * between kmx_request_start() and their reply, and all callers together
+ * so many ([daemon] max-requests-per-caller, max-requests); one more is
+ * refused at once, never queued.
  */
 #include "config.h"
 
@@ -30,7 +35,16 @@ struct _KmxManager {
 	guint idle_timeout_s;
 	guint prompt_timeout_s;
 	gboolean shut_down;
+	guint max_requests;	       /* 0: no limit */
+	guint max_requests_per_caller; /* 0: no limit */
+	gint requests;		       /* in flight; atomic: they end on workers */
+	gint64 refused_total_at;       /* when the total limit was last logged */
 };
+
+/* the defaults of [daemon] max-requests-per-caller and max-requests: a
+ * caller that pipelines signatures over a few connections never meets them */
+#define KMX_MAX_REQUESTS_PER_CALLER 64
+#define KMX_MAX_REQUESTS	    4096
 
 G_DEFINE_TYPE(KmxManager, kmx_manager, G_TYPE_OBJECT)
 
@@ -123,6 +137,91 @@ kmx_manager_authorize(KmxManager *self,
 	a->callback = callback;
 	a->user_data = user_data;
 	kmx_caller_when_resolved(caller, kmx_manager_caller_ready, a);
+}
+
+/* ---- the work in flight ------------------------------------------------------- */
+
+/**
+ * kmx_manager_admit_request:
+ *
+ * Counts a request of @caller in flight, or refuses it (Failed, saying
+ * why) when the caller, or everyone together, has as many as allowed.
+ * Main thread; each admitted request is released with
+ * kmx_manager_release_request().
+ */
+gboolean
+kmx_manager_admit_request(KmxManager *self, KmxCaller *caller, GError **error)
+{
+	guint total, mine;
+
+	g_return_val_if_fail(KMX_IS_MANAGER(self), FALSE);
+	g_return_val_if_fail(caller != NULL, FALSE);
+	total = (guint)g_atomic_int_get(&self->requests);
+	mine = kmx_caller_get_requests(caller);
+	if (self->max_requests_per_caller > 0 && mine >= self->max_requests_per_caller) {
+		if (kmx_caller_note_refused(caller))
+			g_warning("%s (pid %u, %s) has %u requests in flight: refusing more "
+				  "until it has replies",
+				  kmx_caller_get_name(caller),
+				  kmx_caller_get_pid(caller),
+				  kmx_caller_get_exe(caller),
+				  mine);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "too many requests in flight (%u of this caller); wait for replies "
+			    "before sending more",
+			    mine);
+		return FALSE;
+	}
+	if (self->max_requests > 0 && total >= self->max_requests) {
+		gint64 now = g_get_monotonic_time();
+
+		if (self->refused_total_at == 0 ||
+		    now - self->refused_total_at > 10 * G_USEC_PER_SEC) {
+			g_warning("%u requests in flight from all callers: refusing more until "
+				  "there are replies (the last caller refused: %s, pid %u)",
+				  total,
+				  kmx_caller_get_name(caller),
+				  kmx_caller_get_pid(caller));
+			self->refused_total_at = now;
+		}
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "too many requests in flight (%u in all, from every caller); wait for "
+			    "replies and try again",
+			    total);
+		return FALSE;
+	}
+	kmx_caller_add_request(caller);
+	g_atomic_int_inc(&self->requests);
+	return TRUE;
+}
+
+/**
+ * kmx_manager_release_request:
+ *
+ * A request admitted by kmx_manager_admit_request() is about to reply;
+ * any thread.
+ */
+void
+kmx_manager_release_request(KmxManager *self, KmxCaller *caller)
+{
+	kmx_caller_remove_request(caller);
+	(void)g_atomic_int_dec_and_test(&self->requests);
+}
+
+/**
+ * kmx_manager_get_requests:
+ *
+ * Returns: the requests in flight, of every caller
+ */
+guint
+kmx_manager_get_requests(KmxManager *self)
+{
+	g_return_val_if_fail(KMX_IS_MANAGER(self), 0);
+	return (guint)g_atomic_int_get(&self->requests);
 }
 
 /* ---- prompters ----------------------------------------------------------------- */
@@ -618,6 +717,22 @@ kmx_manager_init(KmxManager *self)
 	    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_manager_idle_remove);
 }
 
+/* [daemon] KEY: a number of requests, 0 for no limit */
+static guint
+kmx_manager_get_limit(KmxContext *context, const char *key, guint fallback)
+{
+	gint64 v = kmx_context_get_int(context, "daemon", key, fallback);
+
+	if (v < 0) {
+		g_warning("%s: [daemon] %s must be 0 (no limit) or more; using %u",
+			  kmx_context_get_config_path(context),
+			  key,
+			  fallback);
+		return fallback;
+	}
+	return (guint)MIN(v, G_MAXINT);
+}
+
 /**
  * kmx_manager_new:
  * @context: paths and configuration
@@ -645,6 +760,9 @@ kmx_manager_new(KmxContext *context, GError **error)
 	    (guint)CLAMP(kmx_context_get_int(context, "daemon", "prompt-timeout", 300),
 			 0,
 			 G_MAXINT / 1000);
+	self->max_requests_per_caller =
+	    kmx_manager_get_limit(context, "max-requests-per-caller", KMX_MAX_REQUESTS_PER_CALLER);
+	self->max_requests = kmx_manager_get_limit(context, "max-requests", KMX_MAX_REQUESTS);
 	for (guint i = 0; i < types->len; i++) {
 		GType type = g_array_index(types, GType, i);
 		g_autoptr(GError) error_local = NULL;
