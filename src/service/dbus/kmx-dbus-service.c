@@ -11,7 +11,6 @@
  */
 #include "config.h"
 
-#include <malloc.h>
 #include <string.h>
 
 #include "kmx-dbus-private.h"
@@ -33,7 +32,6 @@ struct _KmxDBusService {
 	GDBusConnection *system_bus;
 	guint sleep_signal_id;
 	GCancellable *cancellable;
-	guint trim_source;
 };
 
 G_DEFINE_TYPE(KmxDBusService, kmx_dbus_service, G_TYPE_OBJECT)
@@ -464,16 +462,6 @@ kmx_object_manager_info(void)
 	return node->interfaces[0];
 }
 
-static gboolean
-kmx_dbus_trim_cb(gpointer user_data)
-{
-	KmxDBusService *self = user_data;
-
-	malloc_trim(0);
-	self->trim_source = 0;
-	return G_SOURCE_REMOVE;
-}
-
 static void
 kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
 {
@@ -490,8 +478,8 @@ kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation
 	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
 	/* a large store's reply is megabytes: give them back to the system
 	 * once GDBus has sent it (on its own thread) */
-	if (devices->len > 0 && self->trim_source == 0)
-		self->trim_source = g_timeout_add_seconds(1, kmx_dbus_trim_cb, self);
+	if (devices->len > 0)
+		kmx_manager_trim_later(self->manager);
 }
 
 static void
@@ -734,7 +722,6 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 
 	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
 	g_cancellable_cancel(self->cancellable);
-	g_clear_handle_id(&self->trim_source, g_source_remove);
 	if (self->sleep_signal_id != 0) {
 		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
 		self->sleep_signal_id = 0;
