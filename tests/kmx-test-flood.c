@@ -1,15 +1,17 @@
 /* keymux test tool: many callers, each with many signatures in flight
  *
  *   kmx-test-flood --key PATH [--clients N] [--calls M] [--algorithm A]
- *                  [--wait] [--timeout S]
+ *                  [--wait] [--timeout S] [--linger MS]
  *
  * Opens N connections of their own to the session bus (N callers to the
  * daemon), reads the key's Id on each (as a client finds its key: the
  * daemon knows the caller then), then sends M Key.Sign calls on each,
- * interleaved, without waiting for a reply.  Without --wait it flushes what it sent, closes
- * every connection at once and exits: the callers leave with all their
- * work queued.  With --wait it waits for every reply (each call times out
- * after S seconds, default 120) and prints one line of counts:
+ * interleaved, without waiting for a reply.  Without --wait it makes sure
+ * the bus has them all, waits MS milliseconds (--linger: the daemon has
+ * started on them by then), closes every connection at once and exits:
+ * the callers leave with their work queued.  With --wait it waits for
+ * every reply (each call times out after S seconds, default 120) and
+ * prints one line of counts:
  *
  *   ok=N refused=N refused-caller=N refused-total=N timeout=N other=N
  *
@@ -33,6 +35,7 @@ static int opt_clients = 10;
 static int opt_calls = 100;
 static int opt_timeout = 120;
 static gboolean opt_wait = FALSE;
+static int opt_linger_ms = 0;
 
 typedef struct {
 	guint pending;
@@ -87,6 +90,7 @@ static const GOptionEntry entries[] = {
     {"algorithm", 0, 0, G_OPTION_ARG_STRING, &opt_algorithm, "Sign algorithm", "A"},
     {"wait", 0, 0, G_OPTION_ARG_NONE, &opt_wait, "Wait for the replies and count them", NULL},
     {"timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Seconds per call with --wait", "S"},
+    {"linger", 0, 0, G_OPTION_ARG_INT, &opt_linger_ms, "Milliseconds before leaving", "MS"},
     {NULL},
 };
 
@@ -198,6 +202,8 @@ main(int argc, char **argv)
 				return 1;
 			}
 		}
+		if (opt_linger_ms > 0)
+			g_usleep((gulong)opt_linger_ms * 1000);
 		for (guint i = 0; i < connections->len; i++)
 			(void)g_dbus_connection_close_sync(g_ptr_array_index(connections, i),
 							   NULL,
