@@ -142,6 +142,14 @@ kmx_setup() {
 	    <allow user="*"/>
 	  </policy>
 	  <limit name="service_start_timeout">10000</limit>
+	  <!-- the limits of a real session bus (session.conf), not the
+	       compiled-in ones (128 replies pending per connection): a
+	       flood reaches keymuxd as it would in a desktop session -->
+	  <limit name="max_incoming_bytes">1000000000</limit>
+	  <limit name="max_outgoing_bytes">1000000000</limit>
+	  <limit name="max_replies_per_connection">50000</limit>
+	  <limit name="max_connections_per_user">100000</limit>
+	  <limit name="max_completed_connections">100000</limit>
 	</busconfig>
 	EOS
 	local out

@@ -3,7 +3,8 @@
  * A caller is a bus connection or an ssh client.  Its frontend finds out
  * its user and process (GetConnectionCredentials, SO_PEERCRED) once, the
  * first time it is needed, and the authorisation hook waits for that.  A
- * caller that leaves cancels whatever it still has in flight.
+ * caller that leaves cancels whatever it still has in flight.  The manager
+ * counts its requests in flight here, to bound them.
  */
 #include "config.h"
 
@@ -24,6 +25,8 @@ struct _KmxCaller {
 	GMutex mutex;	    /* below: requests end on workers too */
 	GPtrArray *cancellables;
 	gboolean gone;
+	gint requests;	  /* in flight; atomic: they end on workers */
+	gboolean refused; /* once told it has too many */
 };
 
 typedef struct {
@@ -226,4 +229,52 @@ kmx_caller_is_gone(KmxCaller *self)
 {
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
 	return self->gone;
+}
+
+/**
+ * kmx_caller_get_requests:
+ *
+ * Returns: how many requests of the caller are in flight, as the manager
+ * counts them (kmx_caller_add_request()); any thread
+ */
+guint
+kmx_caller_get_requests(KmxCaller *self)
+{
+	g_return_val_if_fail(self != NULL, 0);
+	return (guint)g_atomic_int_get(&self->requests);
+}
+
+/* one more request in flight; the main thread, which alone adds */
+void
+kmx_caller_add_request(KmxCaller *self)
+{
+	g_return_if_fail(self != NULL);
+	g_atomic_int_inc(&self->requests);
+}
+
+/* a request ended; any thread */
+void
+kmx_caller_remove_request(KmxCaller *self)
+{
+	g_return_if_fail(self != NULL);
+	g_return_if_fail(g_atomic_int_get(&self->requests) > 0);
+	(void)g_atomic_int_dec_and_test(&self->requests);
+}
+
+/**
+ * kmx_caller_note_refused:
+ *
+ * Records that a request of the caller was refused because it had too
+ * many in flight; main thread.
+ *
+ * Returns: whether it is the first time, so that the log tells it once
+ */
+gboolean
+kmx_caller_note_refused(KmxCaller *self)
+{
+	g_return_val_if_fail(self != NULL, FALSE);
+	if (self->refused)
+		return FALSE;
+	self->refused = TRUE;
+	return TRUE;
 }

@@ -29,6 +29,11 @@ void kmx_caller_untrack(KmxCaller *self, GCancellable *cancellable);
 void kmx_caller_gone(KmxCaller *self);
 gboolean kmx_caller_is_gone(KmxCaller *self);
 
+guint kmx_caller_get_requests(KmxCaller *self);
+void kmx_caller_add_request(KmxCaller *self);
+void kmx_caller_remove_request(KmxCaller *self);
+gboolean kmx_caller_note_refused(KmxCaller *self);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxCaller, kmx_caller_unref)
 
 G_END_DECLS

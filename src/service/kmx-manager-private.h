@@ -14,6 +14,11 @@ void kmx_manager_prompts_cancel_all(KmxManager *self);
 guint kmx_manager_get_prompt_timeout(KmxManager *self);
 GHashTable *kmx_manager_get_prompts(KmxManager *self);
 
+/* kmx-manager.c: the bound on the work in flight */
+gboolean kmx_manager_admit_request(KmxManager *self, KmxCaller *caller, GError **error);
+void kmx_manager_release_request(KmxManager *self, KmxCaller *caller);
+guint kmx_manager_get_requests(KmxManager *self);
+
 /* kmx-audit.c */
 void kmx_audit_record(KmxRequest *req, const GError *error);
 

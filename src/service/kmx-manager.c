@@ -7,9 +7,17 @@
  * (kmx_manager_authorize()), and turn calls into KmxRequests
  * (kmx-request.c).  Locking: Lock/LockAll, an idle timeout per device, and
  * whatever a frontend hears of (suspend) through kmx_manager_lock_all().
+ *
+ * The work in flight is bounded: a caller may have so many requests
+ * between kmx_request_start() and their reply, and all callers together
+ * so many ([daemon] max-requests-per-caller, max-requests); one more is
+ * refused at once, never queued.  When a burst of calls is over (a
+ * second without one, none in flight), the heap it left is given back to
+ * the system.
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,7 +38,25 @@ struct _KmxManager {
 	guint idle_timeout_s;
 	guint prompt_timeout_s;
 	gboolean shut_down;
+	GMainContext *main_context;
+	guint max_requests;	       /* 0: no limit */
+	guint max_requests_per_caller; /* 0: no limit */
+	gint requests;		       /* in flight; atomic: they end on workers */
+	guint calls;		       /* calls authorised since the last trim */
+	gint64 last_call;	       /* when the last one was */
+	gint64 refused_total_at;       /* when the total limit was last logged */
+	GSource *trim_source;
 };
+
+/* the defaults of [daemon] max-requests-per-caller and max-requests: a
+ * caller that pipelines signatures over a few connections never meets them */
+#define KMX_MAX_REQUESTS_PER_CALLER 64
+#define KMX_MAX_REQUESTS	    4096
+/* a burst of this many calls leaves heap behind: trim it once it is over */
+#define KMX_TRIM_AFTER_CALLS 256
+/* ... and over means this long without a call, and none in flight */
+#define KMX_TRIM_QUIET_MS 1000
+#define KMX_TRIM_AGAIN_MS 5000
 
 G_DEFINE_TYPE(KmxManager, kmx_manager, G_TYPE_OBJECT)
 
@@ -71,6 +97,7 @@ kmx_manager_get_backend_names(KmxManager *self)
 /* ---- the authorisation hook ------------------------------------------------ */
 
 typedef struct {
+	KmxManager *self;
 	KmxAuthorized callback;
 	gpointer user_data;
 } KmxAuthorizing;
@@ -79,8 +106,15 @@ static void
 kmx_manager_caller_ready(KmxCaller *caller, gpointer user_data)
 {
 	KmxAuthorizing *a = user_data;
+	g_autoptr(KmxManager) self = a->self;
 	g_autoptr(GError) error = NULL;
 	guint32 uid = G_MAXUINT32;
+
+	/* a burst of calls, granted or not, leaves heap to give back; it
+	 * ends when they are decided (a caller that left is found out late) */
+	self->last_call = g_get_monotonic_time();
+	if (++self->calls >= KMX_TRIM_AFTER_CALLS)
+		kmx_manager_trim_later(self);
 
 	if (!kmx_caller_get_uid(caller, &uid))
 		g_set_error(&error,
@@ -120,9 +154,176 @@ kmx_manager_authorize(KmxManager *self,
 	g_return_if_fail(caller != NULL);
 	g_return_if_fail(callback != NULL);
 	a = g_new0(KmxAuthorizing, 1);
+	a->self = g_object_ref(self);
 	a->callback = callback;
 	a->user_data = user_data;
 	kmx_caller_when_resolved(caller, kmx_manager_caller_ready, a);
+}
+
+/* ---- the work in flight ------------------------------------------------------- */
+
+static void kmx_manager_trim_arm(KmxManager *self, guint delay_ms);
+
+static gboolean
+kmx_manager_trim_cb(gpointer user_data)
+{
+	KmxManager *self = user_data;
+	gint64 quiet_ms = (g_get_monotonic_time() - self->last_call) / 1000;
+
+	g_clear_pointer(&self->trim_source, g_source_unref);
+	/* not while calls keep coming: a second after the last */
+	if (quiet_ms < KMX_TRIM_QUIET_MS) {
+		kmx_manager_trim_arm(self, (guint)(KMX_TRIM_QUIET_MS - quiet_ms));
+		return G_SOURCE_REMOVE;
+	}
+	/* not while requests are in flight: the last one to end calls
+	 * kmx_manager_trim_later() again */
+	if (g_atomic_int_get(&self->requests) > 0) {
+		g_debug("not trimming the heap yet: %d requests in flight",
+			g_atomic_int_get(&self->requests));
+		return G_SOURCE_REMOVE;
+	}
+	/* glibc keeps freed memory in its arenas; this gives the free pages
+	 * of every arena back to the system */
+	malloc_trim(0);
+	g_debug("returned free heap to the system");
+	/* after a burst, once more a little later: by then GDBus has written
+	 * the replies it still held (on its own thread, as fast as the bus
+	 * reads them) and freed them */
+	if (self->calls >= KMX_TRIM_AFTER_CALLS)
+		kmx_manager_trim_arm(self, KMX_TRIM_AGAIN_MS);
+	self->calls = 0;
+	return G_SOURCE_REMOVE;
+}
+
+static void
+kmx_manager_trim_arm(KmxManager *self, guint delay_ms)
+{
+	self->trim_source = g_timeout_source_new(delay_ms);
+	/* after whatever else the main loop has to do: the calls of a flood
+	 * wait there in GDBus's queue, where no request counts them yet */
+	g_source_set_priority(self->trim_source, G_PRIORITY_LOW);
+	g_source_set_callback(self->trim_source, kmx_manager_trim_cb, self, NULL);
+	g_source_attach(self->trim_source, self->main_context);
+}
+
+/**
+ * kmx_manager_trim_later:
+ *
+ * Gives free heap back to the system once what used it (a burst of calls,
+ * a large reply that GDBus sends on its own thread) is gone: when a second
+ * has passed without a call, no request is in flight and the main loop
+ * has nothing else to do.  Calls meanwhile share one trim.  Main thread.
+ */
+void
+kmx_manager_trim_later(KmxManager *self)
+{
+	g_return_if_fail(KMX_IS_MANAGER(self));
+	if (self->trim_source != NULL || self->shut_down)
+		return;
+	kmx_manager_trim_arm(self, KMX_TRIM_QUIET_MS);
+}
+
+/* main thread: nothing is in flight any more */
+static gboolean
+kmx_manager_drained_cb(gpointer user_data)
+{
+	KmxManager *self = user_data;
+
+	if (g_atomic_int_get(&self->requests) == 0 && self->calls >= KMX_TRIM_AFTER_CALLS)
+		kmx_manager_trim_later(self);
+	return G_SOURCE_REMOVE;
+}
+
+/**
+ * kmx_manager_admit_request:
+ *
+ * Counts a request of @caller in flight, or refuses it (Failed, saying
+ * why) when the caller, or everyone together, has as many as allowed.
+ * Main thread; each admitted request is released with
+ * kmx_manager_release_request().
+ */
+gboolean
+kmx_manager_admit_request(KmxManager *self, KmxCaller *caller, GError **error)
+{
+	guint total, mine;
+
+	g_return_val_if_fail(KMX_IS_MANAGER(self), FALSE);
+	g_return_val_if_fail(caller != NULL, FALSE);
+	total = (guint)g_atomic_int_get(&self->requests);
+	mine = kmx_caller_get_requests(caller);
+	if (self->max_requests_per_caller > 0 && mine >= self->max_requests_per_caller) {
+		if (kmx_caller_note_refused(caller))
+			g_warning("%s (pid %u, %s) has %u requests in flight: refusing more "
+				  "until it has replies",
+				  kmx_caller_get_name(caller),
+				  kmx_caller_get_pid(caller),
+				  kmx_caller_get_exe(caller),
+				  mine);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "too many requests in flight (%u of this caller); wait for replies "
+			    "before sending more",
+			    mine);
+		return FALSE;
+	}
+	if (self->max_requests > 0 && total >= self->max_requests) {
+		gint64 now = g_get_monotonic_time();
+
+		if (self->refused_total_at == 0 ||
+		    now - self->refused_total_at > 10 * G_USEC_PER_SEC) {
+			g_warning("%u requests in flight from all callers: refusing more until "
+				  "there are replies (the last caller refused: %s, pid %u)",
+				  total,
+				  kmx_caller_get_name(caller),
+				  kmx_caller_get_pid(caller));
+			self->refused_total_at = now;
+		}
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "too many requests in flight (%u in all, from every caller); wait for "
+			    "replies and try again",
+			    total);
+		return FALSE;
+	}
+	kmx_caller_add_request(caller);
+	g_atomic_int_inc(&self->requests);
+	return TRUE;
+}
+
+/**
+ * kmx_manager_release_request:
+ *
+ * A request admitted by kmx_manager_admit_request() is about to reply;
+ * any thread.  The last one of a burst has the heap trimmed after it.
+ */
+void
+kmx_manager_release_request(KmxManager *self, KmxCaller *caller)
+{
+	GSource *source;
+
+	kmx_caller_remove_request(caller);
+	if (!g_atomic_int_dec_and_test(&self->requests))
+		return;
+	source = g_idle_source_new();
+	g_source_set_priority(source, G_PRIORITY_DEFAULT);
+	g_source_set_callback(source, kmx_manager_drained_cb, g_object_ref(self), g_object_unref);
+	g_source_attach(source, self->main_context);
+	g_source_unref(source);
+}
+
+/**
+ * kmx_manager_get_requests:
+ *
+ * Returns: the requests in flight, of every caller
+ */
+guint
+kmx_manager_get_requests(KmxManager *self)
+{
+	g_return_val_if_fail(KMX_IS_MANAGER(self), 0);
+	return (guint)g_atomic_int_get(&self->requests);
 }
 
 /* ---- prompters ----------------------------------------------------------------- */
@@ -557,6 +758,7 @@ kmx_manager_finalize(GObject *object)
 {
 	KmxManager *self = KMX_MANAGER(object);
 
+	g_main_context_unref(self->main_context);
 	g_hash_table_unref(self->idle_timers);
 	g_hash_table_unref(self->devices);
 	g_hash_table_unref(self->prompts);
@@ -616,6 +818,23 @@ kmx_manager_init(KmxManager *self)
 	self->prompts = g_hash_table_new(g_direct_hash, g_direct_equal);
 	self->idle_timers =
 	    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_manager_idle_remove);
+	self->main_context = g_main_context_ref_thread_default();
+}
+
+/* [daemon] KEY: a number of requests, 0 for no limit */
+static guint
+kmx_manager_get_limit(KmxContext *context, const char *key, guint fallback)
+{
+	gint64 v = kmx_context_get_int(context, "daemon", key, fallback);
+
+	if (v < 0) {
+		g_warning("%s: [daemon] %s must be 0 (no limit) or more; using %u",
+			  kmx_context_get_config_path(context),
+			  key,
+			  fallback);
+		return fallback;
+	}
+	return (guint)MIN(v, G_MAXINT);
 }
 
 /**
@@ -645,6 +864,9 @@ kmx_manager_new(KmxContext *context, GError **error)
 	    (guint)CLAMP(kmx_context_get_int(context, "daemon", "prompt-timeout", 300),
 			 0,
 			 G_MAXINT / 1000);
+	self->max_requests_per_caller =
+	    kmx_manager_get_limit(context, "max-requests-per-caller", KMX_MAX_REQUESTS_PER_CALLER);
+	self->max_requests = kmx_manager_get_limit(context, "max-requests", KMX_MAX_REQUESTS);
 	for (guint i = 0; i < types->len; i++) {
 		GType type = g_array_index(types, GType, i);
 		g_autoptr(GError) error_local = NULL;
@@ -730,6 +952,10 @@ kmx_manager_shutdown(KmxManager *self)
 	if (self->shut_down)
 		return;
 	self->shut_down = TRUE;
+	if (self->trim_source != NULL) {
+		g_source_destroy(self->trim_source);
+		g_clear_pointer(&self->trim_source, g_source_unref);
+	}
 	kmx_manager_prompts_cancel_all(self);
 	g_hash_table_remove_all(self->idle_timers);
 	wait = g_new0(KmxShutdownWait, 1);

@@ -37,6 +37,8 @@ void kmx_manager_add_prompter(KmxManager *self, KmxPrompter *prompter);
 void kmx_manager_remove_prompter(KmxManager *self, KmxPrompter *prompter);
 GPtrArray *kmx_manager_get_prompters(KmxManager *self);
 
+void kmx_manager_trim_later(KmxManager *self);
+
 void kmx_manager_lock_device(KmxManager *self, KmxDevice *device);
 void kmx_manager_lock_all(KmxManager *self);
 void kmx_manager_shutdown(KmxManager *self);

@@ -16,7 +16,18 @@
  *      record is written.  Private-key operations change no state: they
  *      reply from the executor, unless the device reported a change, which
  *      the main thread applies first.
- * A request is cancelled when its caller leaves.
+ * A request is cancelled when its caller leaves: one that waits for a
+ * prompt is withdrawn from it, one queued on an executor is dropped there
+ * before its work starts (it only replies Cancelled).
+ *
+ * The work in flight is bounded (kmx_manager_admit_request()): a request
+ * is counted from kmx_request_start() to its reply, and one over the
+ * caller's or the daemon's limit is refused at once, before step 1, with
+ * Failed ("too many requests in flight"): the refusal tells nothing about
+ * keys, every frontend has authorised its caller before it makes a
+ * request, and a refusal that waited would be queued work itself.  It has
+ * no audit record: a flood of them would flood the journal; the log says
+ * once per caller that it was refused.
  */
 #include "config.h"
 
@@ -51,6 +62,7 @@ struct _KmxRequest {
 	KmxSecret *admin_secret; /* for generation and import */
 	gboolean prompted;	 /* never prompt twice for one request */
 	gboolean must_unlock;	 /* the work found the device locked */
+	gboolean admitted;	 /* counted in flight by the manager */
 	KmxRequestResult result;
 	GMainContext *main_context;
 	KmxRequestReply reply;
@@ -545,12 +557,19 @@ kmx_request_finish(KmxRequest *req, GError *error)
 {
 	if (error != NULL)
 		kmx_error_normalize(&error);
-	if (kmx_request_class(req->kind)->flags & KMX_REQUEST_FLAG_AUDIT)
+	/* a request refused as one too many never started: no record */
+	if ((kmx_request_class(req->kind)->flags & KMX_REQUEST_FLAG_AUDIT) && req->admitted)
 		kmx_audit_record(req, error);
 	if (error != NULL)
 		g_debug("%s failed: %s", kmx_request_class(req->kind)->name, error->message);
 	else
 		kmx_device_touch(req->device); /* the idle lock counts from the last use */
+	/* before the reply: a caller that keeps exactly its limit in flight
+	 * may send the next one as soon as it has this reply */
+	if (req->admitted) {
+		kmx_manager_release_request(req->manager, req->caller);
+		req->admitted = FALSE;
+	}
 	req->reply(req, error == NULL ? &req->result : NULL, error, req->reply_data);
 	g_clear_error(&error);
 	kmx_request_free(req);
@@ -858,7 +877,8 @@ kmx_request_authorized(KmxCaller *caller, const GError *error, gpointer user_dat
  *   a private-key operation
  *
  * Checks the arguments, passes the authorisation hook, then runs the
- * request; takes ownership of @self.
+ * request; takes ownership of @self.  A request over the limits of the
+ * work in flight is refused at once.
  */
 void
 kmx_request_start(KmxRequest *self,
@@ -875,6 +895,11 @@ kmx_request_start(KmxRequest *self,
 	self->reply = reply;
 	self->reply_data = user_data;
 	self->reply_destroy = destroy;
+	if (!kmx_manager_admit_request(self->manager, self->caller, &error)) {
+		kmx_request_finish(self, error);
+		return;
+	}
+	self->admitted = TRUE;
 	if (self->refusal == NULL && klass->check != NULL && !klass->check(self, &error))
 		kmx_request_refuse(self, error);
 	kmx_manager_authorize(self->manager, self->caller, kmx_request_authorized, self);

@@ -3,10 +3,14 @@
 
 #include <glib-unix.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "kmx-dbus-service.h"
 #include "kmx-error.h"
@@ -35,6 +39,40 @@ kmx_harden_process(void)
 		g_warning("cannot set no-new-privileges: %s", g_strerror(errno));
 	umask(0077);
 	kmx_secure_memory_init();
+}
+
+/* keep the heap near what is in use after a flood of calls (many at once
+ * from many callers): the manager trims it when a burst is over
+ * (kmx_manager_trim_later()), which only helps if freed memory goes back
+ * to malloc, and from few arenas */
+static void
+kmx_tune_malloc(char **argv)
+{
+	const char *tunables = g_getenv("GLIBC_TUNABLES");
+
+	/* GLib before 2.76 keeps freed GSlice chunks (every GVariant,
+	 * GHashTable and GDBusMessage) in caches it never returns while
+	 * the daemon idles: tens of megabytes after a flood.  G_SLICE is
+	 * read before main() runs, so start again with it set */
+	if (glib_check_version(2, 76, 0) != NULL && g_getenv("G_SLICE") == NULL) {
+		/* by its own name: the process name is the file's */
+		g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+
+		if (self != NULL) {
+			g_setenv("G_SLICE", "always-malloc", TRUE);
+			execv(self, argv);
+			/* no such file any more (replaced): run with the caches */
+			g_unsetenv("G_SLICE");
+		}
+	}
+	/* every thread that allocates gets an arena of its own, up to 8 per
+	 * core, each keeping its own free memory: a pool thread per core
+	 * would each keep one.  Four: with two, the main thread, GDBus's and
+	 * the pool wait on each other's locks, and a flood queues up longer.
+	 * The environment (MALLOC_ARENA_MAX, GLIBC_TUNABLES) still decides */
+	if (g_getenv("MALLOC_ARENA_MAX") == NULL &&
+	    (tunables == NULL || strstr(tunables, "arena_max") == NULL))
+		mallopt(M_ARENA_MAX, 4);
 }
 
 static gboolean
@@ -100,6 +138,7 @@ main(int argc, char **argv)
 	KmxMain m = {0};
 	guint owner_id;
 
+	kmx_tune_malloc(argv);
 	setlocale(LC_ALL, "");
 	kmx_harden_process();
 	g_option_context_add_main_entries(options, entries, NULL);

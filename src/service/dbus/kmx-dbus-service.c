@@ -11,7 +11,6 @@
  */
 #include "config.h"
 
-#include <malloc.h>
 #include <string.h>
 
 #include "kmx-dbus-private.h"
@@ -35,7 +34,6 @@ struct _KmxDBusService {
 	GDBusConnection *system_bus;
 	guint sleep_signal_id;
 	GCancellable *cancellable;
-	guint trim_source;
 };
 
 G_DEFINE_TYPE(KmxDBusService, kmx_dbus_service, G_TYPE_OBJECT)
@@ -137,10 +135,19 @@ kmx_dbus_key_path(KmxKey *key)
 
 /* ---- callers and the authorisation hook ---------------------------------- */
 
+typedef struct {
+	KmxDBusService *self;
+	KmxCaller *caller;
+} KmxDBusResolving;
+
+static void kmx_dbus_forget_caller(KmxDBusService *self, const char *sender);
+
 static void
 kmx_dbus_credentials_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	g_autoptr(KmxCaller) caller = user_data;
+	KmxDBusResolving *r = user_data;
+	g_autoptr(KmxDBusService) self = r->self;
+	g_autoptr(KmxCaller) caller = r->caller;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant)
 	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
@@ -148,8 +155,17 @@ kmx_dbus_credentials_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	guint32 uid = G_MAXUINT32, pid = 0;
 	gboolean known = FALSE;
 
+	g_free(r);
 	if (reply == NULL) {
+		g_autofree char *remote = g_dbus_error_get_remote_error(error);
+
 		g_debug("cannot identify %s: %s", kmx_caller_get_name(caller), error->message);
+		/* it left before we knew it: GDBus dispatches a call on a
+		 * subtree after the NameOwnerChanged that followed it, which
+		 * made this caller anew; no NameOwnerChanged comes for it */
+		if (g_strcmp0(remote, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0 &&
+		    g_hash_table_lookup(self->callers, kmx_caller_get_name(caller)) == caller)
+			kmx_dbus_forget_caller(self, kmx_caller_get_name(caller));
 	} else {
 		creds = g_variant_get_child_value(reply, 0);
 		known = g_variant_lookup(creds, "UnixUserID", "u", &uid);
@@ -163,7 +179,10 @@ static void
 kmx_dbus_resolve_caller(KmxCaller *caller, gpointer user_data)
 {
 	KmxDBusService *self = user_data;
+	KmxDBusResolving *r = g_new0(KmxDBusResolving, 1);
 
+	r->self = g_object_ref(self);
+	r->caller = kmx_caller_ref(caller);
 	g_dbus_connection_call(self->connection,
 			       "org.freedesktop.DBus",
 			       "/org/freedesktop/DBus",
@@ -173,9 +192,9 @@ kmx_dbus_resolve_caller(KmxCaller *caller, gpointer user_data)
 			       G_VARIANT_TYPE("(a{sv})"),
 			       G_DBUS_CALL_FLAGS_NONE,
 			       -1,
-			       NULL,
+			       self->cancellable,
 			       kmx_dbus_credentials_cb,
-			       kmx_caller_ref(caller));
+			       r);
 }
 
 /**
@@ -211,7 +230,12 @@ kmx_dbus_authorized_cb(KmxCaller *caller, const GError *error, gpointer user_dat
 {
 	KmxDBusAuthorizing *a = user_data;
 
-	if (error != NULL)
+	/* a caller that left gets no reply: nobody would read it, and the
+	 * calls of a flood that left at once would all wait for the bus to
+	 * take their replies */
+	if (error != NULL && kmx_caller_is_gone(caller))
+		g_object_unref(a->invocation);
+	else if (error != NULL)
 		g_dbus_method_invocation_return_gerror(a->invocation, error);
 	else
 		a->callback(a->self, a->invocation, a->user_data);
@@ -526,16 +550,6 @@ kmx_object_manager_info(void)
 	return node->interfaces[0];
 }
 
-static gboolean
-kmx_dbus_trim_cb(gpointer user_data)
-{
-	KmxDBusService *self = user_data;
-
-	malloc_trim(0);
-	self->trim_source = 0;
-	return G_SOURCE_REMOVE;
-}
-
 static void
 kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
 {
@@ -552,8 +566,8 @@ kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation
 	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
 	/* a large store's reply is megabytes: give them back to the system
 	 * once GDBus has sent it (on its own thread) */
-	if (devices->len > 0 && self->trim_source == 0)
-		self->trim_source = g_timeout_add_seconds(1, kmx_dbus_trim_cb, self);
+	if (devices->len > 0)
+		kmx_manager_trim_later(self->manager);
 }
 
 static void
@@ -796,7 +810,6 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 
 	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
 	g_cancellable_cancel(self->cancellable);
-	g_clear_handle_id(&self->trim_source, g_source_remove);
 	if (self->sleep_signal_id != 0) {
 		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
 		self->sleep_signal_id = 0;
