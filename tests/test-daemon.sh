@@ -78,7 +78,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
 		gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
-		--method org.keymux.Keystore1.Device.GenerateKey ed25519 x '{}')
+		--method org.keymux.Keystore1.Device.GenerateKey ed25519 x '@a{sv} {}')
 	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
 		gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
@@ -91,7 +91,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	# a refusal for bad arguments is given only after the authorisation
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
 		gdbus call --session --dest org.keymux.Keystore1 --object-path "$KMX_PATH" \
-		--method org.keymux.Keystore1.Manager.Sign 0123456789abcdef ed25519 '[byte 1]' '{}')
+		--method org.keymux.Keystore1.Manager.Sign 0123456789abcdef ed25519 '[byte 1]' '@a{sv} {}')
 	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
 	# property reads pass the same hook: Get and GetAll, on every object
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
@@ -105,6 +105,14 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
 		gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
 		--method org.freedesktop.DBus.Properties.GetAll org.keymux.Keystore1.Device)
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	# and Introspect below the devices: key ids are object paths
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus introspect --session --dest org.keymux.Keystore1 --object-path "$dev")
+	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
+	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
+		gdbus introspect --session --dest org.keymux.Keystore1 \
+		--object-path /org/keymux/Keystore1/devices)
 	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
 	assert_eq "ao 0" "$(kmx_manager ListKeys)" "a denied call changed nothing"
 	chmod 0700 "$KMX_TMP"

@@ -91,7 +91,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	chmod 0755 "$KMX_TMP"
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
 		gdbus call --session --dest "$KMX_NAME" --object-path "$D1" \
-		--method org.keymux.Keystore1.Device.Unlock "" '{}')
+		--method org.keymux.Keystore1.Device.Unlock "" '@a{sv} {}')
 	assert_contains "$err" "org.keymux.Keystore1.Error.Denied"
 	err=$(kmx_call_error setpriv --reuid=65534 --regid=65534 --clear-groups \
 		gdbus call --session --dest "$KMX_NAME" --object-path "$D1" \

@@ -34,6 +34,8 @@ struct _KmxDBusService {
 	GDBusConnection *system_bus;
 	guint sleep_signal_id;
 	GCancellable *cancellable;
+	guint filter_id;
+	GMainContext *main_context;
 };
 
 G_DEFINE_TYPE(KmxDBusService, kmx_dbus_service, G_TYPE_OBJECT)
@@ -621,6 +623,166 @@ kmx_dbus_device_replaced_cb(KmxManager *manager,
 		kmx_exported_device_rebind(edev, device);
 }
 
+/* ---- Introspect below the devices, behind the hook -------------------------- */
+
+/* GDBus answers Introspect of a subtree itself, synchronously and for
+ * anybody, and a subtree's nodes are key ids.  So Introspect calls below
+ * the devices path are taken off the connection's worker thread by a
+ * filter and answered here, once the caller passed the authorisation hook
+ * like every other call. */
+typedef struct {
+	KmxDBusService *self;
+	GDBusMessage *message;
+} KmxIntrospect;
+
+static void
+kmx_introspect_free(KmxIntrospect *in)
+{
+	g_object_unref(in->message);
+	g_object_unref(in->self);
+	g_free(in);
+}
+
+static void
+kmx_dbus_send_reply(KmxDBusService *self, GDBusMessage *reply)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (self->connection == NULL)
+		return;
+	if (!g_dbus_connection_send_message(self->connection,
+					    reply,
+					    G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+					    NULL,
+					    &error))
+		g_debug("cannot answer Introspect: %s", error->message);
+}
+
+static void
+kmx_introspect_node(GString *xml, const char *name)
+{
+	g_string_append_printf(xml, "  <node name=\"%s\"/>\n", name);
+}
+
+static char *
+kmx_dbus_introspect_xml(KmxDBusService *self, const char *path)
+{
+	static const char *standard =
+	    "  <interface name=\"org.freedesktop.DBus.Properties\"/>\n"
+	    "  <interface name=\"org.freedesktop.DBus.Introspectable\"/>\n"
+	    "  <interface name=\"org.freedesktop.DBus.Peer\"/>\n";
+	GString *xml = g_string_new(
+	    "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
+	    "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n<node>\n");
+	GHashTableIter iter;
+	gpointer edev;
+
+	if (g_str_equal(path, KMX_DBUS_DEVICES_PATH)) {
+		g_hash_table_iter_init(&iter, self->exported);
+		while (g_hash_table_iter_next(&iter, NULL, &edev))
+			kmx_introspect_node(xml,
+					    kmx_exported_device_get_path(edev) +
+						strlen(KMX_DBUS_DEVICES_PATH "/"));
+		g_string_append(xml, "</node>\n");
+		return g_string_free(xml, FALSE);
+	}
+	g_hash_table_iter_init(&iter, self->exported);
+	while (g_hash_table_iter_next(&iter, NULL, &edev)) {
+		const char *dev_path = kmx_exported_device_get_path(edev);
+		gsize n = strlen(dev_path);
+		g_autoptr(GPtrArray) keys = NULL;
+
+		if (strncmp(path, dev_path, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+			continue;
+		keys = kmx_exported_device_get_key_paths(edev);
+		g_string_append(xml, standard);
+		if (path[n] == '\0') {
+			g_dbus_interface_info_generate_xml(kmx_dbus_device_interface_info(),
+							   2,
+							   xml);
+			for (guint i = 0; i < keys->len; i++)
+				kmx_introspect_node(xml, (const char *)keys->pdata[i] + n + 1);
+		} else {
+			gboolean found = FALSE;
+			for (guint i = 0; i < keys->len && !found; i++)
+				found = g_str_equal(keys->pdata[i], path);
+			if (!found)
+				break;
+			g_dbus_interface_info_generate_xml(kmx_dbus_key_interface_info(), 2, xml);
+		}
+		g_string_append(xml, "</node>\n");
+		return g_string_free(xml, FALSE);
+	}
+	g_string_free(xml, TRUE);
+	return NULL;
+}
+
+static void
+kmx_dbus_introspect_authorized(KmxCaller *caller, const GError *error, gpointer user_data)
+{
+	KmxIntrospect *in = user_data;
+	g_autoptr(GDBusMessage) reply = NULL;
+	g_autofree char *xml = NULL;
+
+	if (error != NULL) {
+		g_autofree char *name = g_dbus_error_encode_gerror(error);
+		reply = g_dbus_message_new_method_error_literal(in->message, name, error->message);
+	} else if ((xml = kmx_dbus_introspect_xml(in->self,
+						  g_dbus_message_get_path(in->message))) == NULL) {
+		reply = g_dbus_message_new_method_error(in->message,
+							"org.freedesktop.DBus.Error.UnknownObject",
+							"no object at %s",
+							g_dbus_message_get_path(in->message));
+	} else {
+		reply = g_dbus_message_new_method_reply(in->message);
+		g_dbus_message_set_body(reply, g_variant_new("(s)", xml));
+	}
+	kmx_dbus_send_reply(in->self, reply);
+	kmx_introspect_free(in);
+}
+
+static gboolean
+kmx_dbus_introspect_cb(gpointer user_data)
+{
+	KmxIntrospect *in = user_data;
+	KmxCaller *caller;
+
+	if (in->self->connection == NULL) {
+		kmx_introspect_free(in);
+		return G_SOURCE_REMOVE;
+	}
+	caller = kmx_dbus_service_get_caller(in->self, g_dbus_message_get_sender(in->message));
+	kmx_manager_authorize(in->self->manager, caller, kmx_dbus_introspect_authorized, in);
+	return G_SOURCE_REMOVE;
+}
+
+/* on GDBus's worker thread: every message of the connection passes here */
+static GDBusMessage *
+kmx_dbus_filter(GDBusConnection *connection,
+		GDBusMessage *message,
+		gboolean incoming,
+		gpointer user_data)
+{
+	KmxDBusService *self = user_data;
+	const char *path = g_dbus_message_get_path(message);
+	KmxIntrospect *in;
+
+	if (!incoming ||
+	    g_dbus_message_get_message_type(message) != G_DBUS_MESSAGE_TYPE_METHOD_CALL ||
+	    path == NULL || !g_str_has_prefix(path, KMX_DBUS_DEVICES_PATH) ||
+	    (path[strlen(KMX_DBUS_DEVICES_PATH)] != '\0' &&
+	     path[strlen(KMX_DBUS_DEVICES_PATH)] != '/') ||
+	    g_strcmp0(g_dbus_message_get_interface(message),
+		      "org.freedesktop.DBus.Introspectable") != 0 ||
+	    g_strcmp0(g_dbus_message_get_member(message), "Introspect") != 0)
+		return message;
+	in = g_new0(KmxIntrospect, 1);
+	in->self = g_object_ref(self);
+	in->message = message; /* ours now: GDBus will not dispatch it */
+	g_main_context_invoke(self->main_context, kmx_dbus_introspect_cb, in);
+	return NULL;
+}
+
 /* ---- suspend ---------------------------------------------------------------------- */
 
 static void
@@ -692,6 +854,7 @@ kmx_dbus_service_finalize(GObject *object)
 	g_clear_object(&self->connection);
 	g_clear_object(&self->system_bus);
 	g_clear_object(&self->cancellable);
+	g_main_context_unref(self->main_context);
 	G_OBJECT_CLASS(kmx_dbus_service_parent_class)->finalize(object);
 }
 
@@ -715,6 +878,7 @@ kmx_dbus_service_init(KmxDBusService *self)
 					      g_free,
 					      (GDestroyNotify)kmx_caller_unref);
 	self->cancellable = g_cancellable_new();
+	self->main_context = g_main_context_ref_thread_default();
 }
 
 /**
@@ -777,6 +941,7 @@ kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GErro
 		if (!kmx_exported_device_attach(edev, connection, FALSE, error))
 			return FALSE;
 	}
+	self->filter_id = g_dbus_connection_add_filter(connection, kmx_dbus_filter, self, NULL);
 	self->name_owner_changed_id =
 	    g_dbus_connection_signal_subscribe(connection,
 					       "org.freedesktop.DBus",
@@ -816,6 +981,10 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 	}
 	if (self->connection == NULL)
 		return;
+	if (self->filter_id != 0) {
+		g_dbus_connection_remove_filter(self->connection, self->filter_id);
+		self->filter_id = 0;
+	}
 	if (self->name_owner_changed_id != 0) {
 		g_dbus_connection_signal_unsubscribe(self->connection, self->name_owner_changed_id);
 		self->name_owner_changed_id = 0;
