@@ -53,7 +53,7 @@ kmx_audit_record(KmxRequest *req, const GError *error)
 	const char *operation = kmx_request_kind_to_string(kind);
 	const char *key_id = key != NULL ? kmx_key_get_id(key) : "";
 	const char *device_id = kmx_device_get_id(device);
-	g_autofree char *exe = g_strescape(kmx_caller_get_exe(caller), NULL);
+	const char *exe = kmx_caller_get_exe(caller); /* escaped already */
 	const char *algorithm = "";
 	const char *result = "ok";
 	g_autofree char *why = NULL;

@@ -114,7 +114,8 @@ kmx_caller_get_pid(KmxCaller *self)
 /**
  * kmx_caller_get_exe:
  *
- * Returns: the caller's executable, or "unknown"
+ * Returns: the caller's executable, with control characters escaped,
+ * or "unknown"
  */
 const char *
 kmx_caller_get_exe(KmxCaller *self)
@@ -169,8 +170,12 @@ kmx_caller_resolved(KmxCaller *self, gboolean known, guint32 uid, guint32 pid)
 	self->pid = pid;
 	if (known && pid != 0) {
 		g_autofree char *link = g_strdup_printf("/proc/%u/exe", pid);
+		g_autofree char *exe = g_file_read_link(link, NULL);
+
+		/* escaped once: it goes into every audit line and prompt, and a
+		 * file name may hold a newline */
 		g_free(self->exe);
-		self->exe = g_file_read_link(link, NULL);
+		self->exe = exe != NULL ? g_strescape(exe, NULL) : NULL;
 	}
 	waiting = g_steal_pointer(&self->waiting);
 	self->waiting = g_ptr_array_new_with_free_func(g_free);

@@ -229,10 +229,14 @@ kmx_backend_device_label_cb(KmxDevice *device, GParamSpec *pspec, KmxBackend *se
 	kmx_backend_save_cache(self, device);
 }
 
-/* keep the cache in step with the device while it is ours */
+/* keep the cache in step with the device while it is ours; a persistent
+ * device (a soft-key store of 10,000 keys) has no cache: nothing to follow,
+ * and nothing to walk on every key added */
 static void
 kmx_backend_follow(KmxBackend *self, KmxDevice *device)
 {
+	if (kmx_device_is_persistent(device))
+		return;
 	g_signal_connect(device, "keys-changed", G_CALLBACK(kmx_backend_device_changed_cb), self);
 	g_signal_connect(device, "notify::label", G_CALLBACK(kmx_backend_device_label_cb), self);
 	kmx_backend_follow_keys(self, device);
@@ -243,6 +247,8 @@ kmx_backend_unfollow(KmxBackend *self, KmxDevice *device)
 {
 	GPtrArray *keys = kmx_device_get_keys(device);
 
+	if (kmx_device_is_persistent(device))
+		return;
 	g_signal_handlers_disconnect_by_data(device, self);
 	for (guint i = 0; i < keys->len; i++)
 		g_signal_handlers_disconnect_by_data(g_ptr_array_index(keys, i), self);

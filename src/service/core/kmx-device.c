@@ -418,7 +418,7 @@ kmx_device_get_flags(KmxDevice *self)
 void
 kmx_device_set_flags(KmxDevice *self, KmxDeviceFlags flags)
 {
-	kmx_device_change_flags(self, flags, ~flags & 0x7);
+	kmx_device_change_flags(self, flags, ~flags & KMX_DEVICE_FLAGS_ALL);
 }
 
 /**

@@ -26,6 +26,9 @@ typedef enum {
 	KMX_DEVICE_FLAG_AVAILABLE = 1 << 2,
 } KmxDeviceFlags;
 
+#define KMX_DEVICE_FLAGS_ALL                                                                       \
+	(KMX_DEVICE_FLAG_LOCKED | KMX_DEVICE_FLAG_REGISTERED | KMX_DEVICE_FLAG_AVAILABLE)
+
 #define KMX_TYPE_DEVICE (kmx_device_get_type())
 G_DECLARE_DERIVABLE_TYPE(KmxDevice, kmx_device, KMX, DEVICE, GObject)
 
