@@ -229,7 +229,8 @@ test_algorithm_names(void)
 	    kmx_mechanism_supports_key_type(KMX_MECHANISM_RSA_PKCS1_RAW, KMX_KEY_TYPE_ED25519));
 	g_assert_true(
 	    kmx_mechanism_supports_key_type(KMX_MECHANISM_ECDSA_RAW, KMX_KEY_TYPE_ECDSA_P384));
-	g_assert_false(kmx_mechanism_supports_key_type(KMX_MECHANISM_ECDSA_RAW, KMX_KEY_TYPE_RSA2048));
+	g_assert_false(
+	    kmx_mechanism_supports_key_type(KMX_MECHANISM_ECDSA_RAW, KMX_KEY_TYPE_RSA2048));
 }
 
 static void

@@ -138,11 +138,12 @@ kmx_tpm_key_sign_rsa_raw(KmxKey *key, GBytes *data, GCancellable *cancellable, G
 	     (rc & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_SCHEME ||
 	     (rc & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_VALUE)) {
 		g_debug("TPM2_RSA_Decrypt for a raw signature: %s", Tss2_RC_Decode(rc));
-		kmx_tpm_key_not_supported(key,
-					  KMX_MECHANISM_RSA_PKCS1_RAW,
-					  "the key file gives the key a scheme of its own, and then "
-					  "TPM2_RSA_Decrypt will not apply the bare private key",
-					  error);
+		kmx_tpm_key_not_supported(
+		    key,
+		    KMX_MECHANISM_RSA_PKCS1_RAW,
+		    "the key file gives the key a scheme of its own, and then "
+		    "TPM2_RSA_Decrypt will not apply the bare private key",
+		    error);
 		return NULL;
 	}
 	if (!kmx_tpm_device_check_rc(device, rc, "signing", error))
@@ -215,8 +216,8 @@ kmx_tpm_key_sign(KmxKey *key,
 	/* every scheme's details start with the hash */
 	scheme.details.any.hashAlg = kmx_tpm_hash_alg(kmx_mechanism_get_hash(mechanism));
 	if (mechanism == KMX_MECHANISM_ECDSA_RAW)
-		scheme.details.any.hashAlg =
-		    type == KMX_KEY_TYPE_ECDSA_P384 ? TPM2_ALG_SHA384 : TPM2_ALG_SHA256;
+		scheme.details.any.hashAlg = type == KMX_KEY_TYPE_ECDSA_P384 ? TPM2_ALG_SHA384
+									     : TPM2_ALG_SHA256;
 	if (g_bytes_get_size(data) > sizeof(digest.buffer)) {
 		g_set_error_literal(error,
 				    KMX_ERROR,
