@@ -7,10 +7,9 @@
 # keys stay listed) and is picked up again when it comes back; key files
 # load in tpm2-openssl, and tpm2-openssl's load in keymux.
 . "$KMX_TESTS_DIR/harness.sh"
+. "$KMX_TESTS_DIR/tpm-common.sh"
 kmx_setup
 cd "$KMX_TMP"
-
-ossl() { timeout 60 openssl "$@" -provider tpm2 -provider default -propquery '?provider=tpm2'; }
 
 # a key file of another TPM: a new state dir is a new owner seed
 kmx_start_swtpm
@@ -22,45 +21,10 @@ kmx_start_swtpm
 # swtpm stopped without TPM2_Shutdown counts a dictionary-attack failure on
 # its next start, and keys are DA-protected: no lockout until the DA test
 tpm2_dictionarylockout -s -n 100 -t 1 -l 1 >/dev/null 2>&1 || fail "cannot set the DA parameters"
-printf '[tpm]\ntcti=%s\npoll-interval-ms=50\n' "$KMX_SWTPM_TCTI" >"$KEYMUX_CONFIG"
+tpm_conf "$KMX_SWTPM_TCTI"
 TPMDIR=$KEYMUX_DATA_DIR/tpm
 DEV=$(kmx_device_path tpm:0)
 printf 'the message the TPM signs\n' >msg
-
-until_ok() {
-	for _ in $(seq 400); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.025
-	done
-	fail "timed out waiting for: $*"
-}
-prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
-generate() { # type label: the new key's object path
-	kmx_device tpm:0 GenerateKey ssa{sv} "$1" "$2" 0 | sed -n 's/^o "\(.*\)"$/\1/p'
-}
-pubkey() { # path file: the SPKI as PEM
-	kmx_prop "$1" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$2.der"
-	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
-}
-sign() { # path algorithm file: signature into file.sig
-	# shellcheck disable=SC2046
-	kmx_key "$1" Sign saya{sv} "$2" $(kmx_file_to_ay "$3") 0 | kmx_ay_to_file "$3.sig"
-}
-gsign() { # key-id algorithm [options]: through gdbus, which names the D-Bus error
-	gdbus call --session --timeout 10 --dest "$KMX_NAME" --object-path "$KMX_PATH" \
-		--method org.keymux.Keystore1.Manager.Sign "$1" "$2" "[byte 0x68, 0x69]" "${3:-@a{sv\} {\}}"
-}
-gdev() { # method args...: a device call through gdbus
-	gdbus call --session --timeout 30 --dest "$KMX_NAME" --object-path "$DEV" \
-		--method "org.keymux.Keystore1.Device.$1" "${@:2}"
-}
-details() { kmx_prop "$DEV" org.keymux.Keystore1.Device Details; }
-da_counter() { details | sed -n 's/.*"lockout-counter" u \([0-9]*\).*/\1/p'; }
-da_counter_is() { [ "$(da_counter)" = "$1" ]; }
-verify_p256() { # key path: a signature with it verifies
-	sign "$1" ecdsa-sha256 msg
-	openssl dgst -sha256 -verify "$2" -signature msg.sig msg >/dev/null || fail "${3:-signature} does not verify"
-}
 
 # ---- the device appears when the TPM answers ----
 kmx_start_daemon
@@ -352,6 +316,8 @@ until_ok da_counter_is 2
 
 # across a restart: locked, the same secret opens it
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+# the TPM's own count, not keymux's: two wrong secrets, two tries
+assert_eq 2 "$(tools_da_counter)" "tpm2_getcap's lockout counter"
 kmx_start_daemon
 assert_eq "b true" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Locked)"
 until_ok prop_is "$DEV" Available "b true"
@@ -420,25 +386,4 @@ openssl dgst -sha256 -verify ctl.pub -signature ctl.sig msg >/dev/null || fail "
 "$KEYMUXCTL" passwd --secret-fd 3 tpm:0 3< <(printf '4321\n\n') >/dev/null
 assert_contains "$(details)" '"protected" b false'
 assert_eq 2 "$(da_counter)" "keymuxctl's right secrets cost DA tries"
-kmx_stop_daemon || fail "keymuxd did not stop cleanly"
-
-# ---- lockout: Blocked; nobody asked, the TPM not tried ----
-tpm2_dictionarylockout -s -n 3 -t 600 -l 1 >/dev/null 2>&1 || fail "cannot set the DA parameters"
-kmx_start_daemon
-until_ok prop_is "$DEV" Available "b true"
-kmx_device tpm:0 ChangeSecret ss "" 1234 >/dev/null
-kmx_device tpm:0 Lock >/dev/null
-until_ok prop_is "$DEV" PinRetries "i 1"
-err=$(kmx_call_error gdev Unlock 9999 "@a{sv} {}")
-assert_contains "$err" "org.keymux.Keystore1.Error.BadSecret"
-until_ok da_counter_is 3
-assert_eq "i 0" "$(kmx_prop "$DEV" org.keymux.Keystore1.Device PinRetries)"
-assert_contains "$(details)" '"in-lockout" b true'
-assert_contains "$(details)" '"lockout-recovery-seconds" u 600'
-err=$(kmx_call_error gdev Unlock 1234 "@a{sv} {}")
-assert_contains "$err" "org.keymux.Keystore1.Error.Blocked"
-err=$(kmx_call_error gsign "$P256ID" ecdsa-sha256)
-assert_contains "$err" "org.keymux.Keystore1.Error.Blocked"
-sleep 0.2
-assert_eq 3 "$(da_counter)" "a blocked device was tried"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
