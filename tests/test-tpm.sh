@@ -166,6 +166,16 @@ timeout 60 tpm2_readpublic -c p256.ctx -f pem -o p256.tools.pem >/dev/null 2>&1 
 timeout 60 tpm2_flushcontext -t >/dev/null 2>&1 || fail "tpm2_flushcontext failed"
 openssl pkey -pubin -in p256.tools.pem -outform DER -out p256.tools.der
 cmp -s p256.tools.der ecdsa-p256.pub.der || fail "tpm2_readpublic disagrees with keymux's public key"
+# the RSA key too: tpm2-openssl signs (PKCS#1 v1.5 over SHA-256), tpm2-tools reads it
+RSAFILE=$TPMDIR/${KEY[rsa2048]##*/}.pem
+ossl pkeyutl -sign -inkey "$RSAFILE" -pkeyopt digest:sha256 -in msg.sha256 -out ossl.sig ||
+	fail "tpm2-openssl cannot sign with keymux's RSA key file"
+openssl pkeyutl -verify -pubin -inkey rsa2048.pub -pkeyopt digest:sha256 -in msg.sha256 \
+	-sigfile ossl.sig >/dev/null || fail "tpm2-openssl's signature with keymux's RSA key does not verify"
+timeout 60 tpm2_load -r "$RSAFILE" -c rsa.ctx >/dev/null 2>&1 || fail "tpm2_load cannot load keymux's RSA key"
+timeout 60 tpm2_readpublic -c rsa.ctx -f der -o rsa.tools.der >/dev/null 2>&1 || fail "tpm2_readpublic failed"
+timeout 60 tpm2_flushcontext -t >/dev/null 2>&1 || fail "tpm2_flushcontext failed"
+cmp -s rsa.tools.der rsa2048.pub.der || fail "tpm2_readpublic disagrees with keymux's RSA public key"
 ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
 	fail "tpm2-openssl cannot make a key"
 ossl pkey -in ossl.pem -pubout -out ossl.pub
@@ -387,3 +397,10 @@ openssl dgst -sha256 -verify ctl.pub -signature ctl.sig msg >/dev/null || fail "
 assert_contains "$(details)" '"protected" b false'
 assert_eq 2 "$(da_counter)" "keymuxctl's right secrets cost DA tries"
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
+
+# ---- a soft key wrapped by keymux (TPM2_Import, its secret changed twice
+# since) signs in tpm2-openssl ----
+ossl pkeyutl -sign -inkey "$TPMDIR/$SOFTID.pem" -in msg.sha256 -out soft.sig ||
+	fail "tpm2-openssl cannot sign with a key keymux imported"
+openssl pkeyutl -verify -pubin -inkey soft-p384.pub -in msg.sha256 -sigfile soft.sig >/dev/null ||
+	fail "tpm2-openssl's signature with an imported key does not verify"
