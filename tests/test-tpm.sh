@@ -166,6 +166,12 @@ timeout 60 tpm2_readpublic -c p256.ctx -f pem -o p256.tools.pem >/dev/null 2>&1 
 timeout 60 tpm2_flushcontext -t >/dev/null 2>&1 || fail "tpm2_flushcontext failed"
 openssl pkey -pubin -in p256.tools.pem -outform DER -out p256.tools.der
 cmp -s p256.tools.der ecdsa-p256.pub.der || fail "tpm2_readpublic disagrees with keymux's public key"
+# a certificate request signed through tpm2-openssl
+ossl req -new -key "$TPMDIR/$P256ID.pem" -subj /CN=keymux -out req.csr ||
+	fail "tpm2-openssl cannot sign a request with keymux's key"
+openssl req -in req.csr -verify -noout >/dev/null 2>&1 || fail "the request's signature does not verify"
+openssl req -in req.csr -pubkey -noout | openssl pkey -pubin -outform DER -out req.pub.der
+cmp -s req.pub.der ecdsa-p256.pub.der || fail "the request holds another public key"
 # the RSA key too: tpm2-openssl signs (PKCS#1 v1.5 over SHA-256), tpm2-tools reads it
 RSAFILE=$TPMDIR/${KEY[rsa2048]##*/}.pem
 ossl pkeyutl -sign -inkey "$RSAFILE" -pkeyopt digest:sha256 -in msg.sha256 -out ossl.sig ||
