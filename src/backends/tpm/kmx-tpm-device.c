@@ -508,8 +508,12 @@ kmx_tpm_device_track_da(KmxTpmDevice *self, guint32 counter, guint32 interval)
 	} else if (self->da_mark == 0 || counter > self->da_counter) {
 		self->da_mark = now;
 	} else if (counter < self->da_counter) {
-		self->da_mark += (gint64)(self->da_counter - counter) * interval * G_USEC_PER_SEC;
-		self->da_mark = MIN(self->da_mark, now);
+		/* in seconds, each factor below 2^32: no overflow, whatever the
+		 * TPM says */
+		guint64 healed = (guint64)(self->da_counter - counter) * interval;
+		guint64 elapsed = (guint64)(now - self->da_mark) / G_USEC_PER_SEC;
+		self->da_mark = healed >= elapsed ? now
+						  : self->da_mark + (gint64)healed * G_USEC_PER_SEC;
 	}
 	self->da_counter = counter;
 }
@@ -518,11 +522,14 @@ kmx_tpm_device_track_da(KmxTpmDevice *self, guint32 counter, guint32 interval)
 static guint32
 kmx_tpm_da_recovery_seconds(KmxTpmDevice *self, guint32 counter, guint32 max, guint32 interval)
 {
-	gint64 steps = counter >= max ? (gint64)counter - max + 1 : 1;
-	gint64 left = steps * interval * G_USEC_PER_SEC - (g_get_monotonic_time() - self->da_mark);
+	guint64 steps = counter >= max ? (guint64)(counter - max) + 1 : 1;
+	guint64 total = MIN(steps, G_MAXUINT32) * interval;
+	guint64 elapsed = (guint64)MAX(0, g_get_monotonic_time() - self->da_mark) / G_USEC_PER_SEC;
 
 	/* the TPM said it is locked out: at least a moment more */
-	return (guint32)MAX(1, (left + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+	if (total <= elapsed)
+		return 1;
+	return (guint32)MIN(total - elapsed, G_MAXUINT32);
 }
 
 /* the dictionary-attack state, for Details */
