@@ -36,7 +36,7 @@ assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Details)" '"max-a
 
 # ---- keys made inside the TPM, one TSS2 key file each ----
 declare -A KEY
-for t in ecdsa-p256 ecdsa-p384 rsa2048; do
+for t in ecdsa-p256 ecdsa-p384 rsa2048 rsa3072; do
 	KEY[$t]=$(generate $t "tpm $t")
 	[ -n "${KEY[$t]}" ] || fail "GenerateKey $t returned no path"
 	id=${KEY[$t]##*/}
@@ -66,6 +66,9 @@ for alg in ecdsa-sha256 ecdsa-sha384; do
 	openssl dgst -${alg#ecdsa-} -verify ecdsa-p256.pub -signature msg.sig msg >/dev/null ||
 		fail "P-256 $alg signature does not verify"
 done
+sign "${KEY[rsa3072]}" rsa-pss-sha384 msg
+openssl dgst -sha384 -verify rsa3072.pub -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest \
+	-signature msg.sig msg >/dev/null || fail "RSA-3072 rsa-pss-sha384 signature"
 sign "${KEY[ecdsa-p384]}" ecdsa-sha384 msg
 openssl dgst -sha384 -verify ecdsa-p384.pub -signature msg.sig msg >/dev/null || fail "P-384 signature"
 for h in sha256 sha512; do
@@ -187,6 +190,11 @@ ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
 ossl pkey -in ossl.pem -pubout -out ossl.pub
 openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
 OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
+# and one with a password of its own
+ossl genpkey -algorithm EC -pkeyopt group:P-256 -pkeyopt user-auth:keypass -out ossl-auth.pem 2>/dev/null ||
+	fail "tpm2-openssl cannot make a key with a password"
+openssl asn1parse -in ossl-auth.pem | grep -q 'BOOLEAN *:0$' || fail "tpm2-openssl's key with a password says emptyAuth"
+ossl pkey -in ossl-auth.pem -passin pass:keypass -pubout -out ossl-auth.pub
 
 # ---- and tpm2-openssl's key files import into keymux ----
 kmx_start_daemon
@@ -194,6 +202,12 @@ until_ok prop_is "$DEV" Available "b true"
 assert_eq "$OSSLID" "$("$KEYMUXCTL" import -d tpm:0 -l "from tpm2-openssl" ossl.pem)" "the id of an imported key"
 assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
 verify_p256 "$(kmx_device_path tpm:0)/$OSSLID" ossl.pub "a signature with tpm2-openssl's key"
+# a key with its own password: the passphrase; it is re-wrapped to the
+# device's (empty) secret
+assert_exit 4 "$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 ossl-auth.pem 3< <(printf 'wrong')
+AUTHID=$("$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 ossl-auth.pem 3< <(printf 'keypass'))
+verify_p256 "$(kmx_device_path tpm:0)/$AUTHID" ossl-auth.pub "a signature with a key that had a password"
+openssl asn1parse -in "$TPMDIR/$AUTHID.pem" | grep -q 'BOOLEAN *:[1-9]' || fail "no emptyAuth after the re-wrap"
 
 # ---- imports keymux refuses, and why ----
 assert_exit 8 "$KEYMUXCTL" import -d tpm:0 ossl.pem
