@@ -286,7 +286,9 @@ until_ok grep -q '^exit' killed.out
 if grep -q '^exit 0' killed.out; then
 	kmx_log "the key was made before swtpm was killed"
 else
-	assert_contains "$(cat killed.out)" "not answer"
+	# mid-command, or (a slow run) after a probe saw swtpm gone
+	grep -Eq 'does not answer|tpm:0 is not available' killed.out ||
+		fail "GenerateKey with swtpm killed: $(cat killed.out)"
 fi
 until_ok prop_is "$DEV" Available "b false"
 assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$P256ID"
