@@ -10,7 +10,7 @@ packages=(
 	build-essential pkg-config meson ninja-build
 	dbus dbus-daemon dbus-bin libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin systemd
 	libgnutls28-dev gnutls-bin libssl-dev libssh-dev openssl libp11-kit-dev p11-kit softhsm2
-	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools tpm2-openssl libtasn1-6-dev libtasn1-bin
+	libtss2-dev libtss2-tcti-swtpm0 libtss2-tcti-pcap0 swtpm swtpm-tools tpm2-tools tpm2-openssl libtasn1-6-dev libtasn1-bin
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
 	openssh-client gnupg gpg-agent python3 xxd eatmydata shfmt
 )

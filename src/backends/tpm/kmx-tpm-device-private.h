@@ -34,8 +34,14 @@ struct _KmxTpmDevice {
 	ESYS_CONTEXT *esys;
 	char *tcti_used;
 	ESYS_TR primary;
+	ESYS_TR session; /* kmx_tpm_device_session() */
 	TPMS_ECC_POINT primary_point; /* its public key, for TPM2_Import */
 	GQueue loaded;		      /* KmxTpmLoaded, most recently used first */
+	/* dictionary attack: the counter last seen, and when (monotonic) the
+	 * TPM's self-healing timer last started, as far as we know (0: the
+	 * counter was 0) */
+	guint32 da_counter;
+	gint64 da_mark;
 	char *last_error;
 };
 

@@ -51,6 +51,9 @@ kmx_tpm_device_disconnect(KmxTpmDevice *self)
 			Esys_FlushContext(self->esys, l->handle);
 		kmx_tpm_loaded_free(l);
 	}
+	if (self->esys != NULL && self->session != ESYS_TR_NONE)
+		Esys_FlushContext(self->esys, self->session);
+	self->session = ESYS_TR_NONE;
 	if (self->esys != NULL && self->primary != ESYS_TR_NONE)
 		Esys_FlushContext(self->esys, self->primary);
 	self->primary = ESYS_TR_NONE;
@@ -59,6 +62,9 @@ kmx_tpm_device_disconnect(KmxTpmDevice *self)
 	if (self->tcti != NULL)
 		Tss2_TctiLdr_Finalize(&self->tcti);
 	g_clear_pointer(&self->tcti_used, g_free);
+	/* a TPM that starts again starts its self-healing timer again */
+	self->da_counter = 0;
+	self->da_mark = 0;
 	g_atomic_int_set(&self->connected, FALSE);
 }
 
@@ -285,12 +291,9 @@ kmx_tpm_device_create_primary(KmxTpmDevice *self, GError **error)
 /* TPM2_TRANSIENT_FIRST shifts a signed 0x80 by 24 bits: undefined behaviour */
 #define KMX_TPM_TRANSIENT_FIRST ((TPM2_HANDLE)0x80000000u)
 
-/* without a resource manager (swtpm), objects a client left loaded (one
- * that crashed, or a tool) fill the three transient slots: the TPM is ours
- * alone while we are connected, so they go.  Behind a resource manager we
- * see only our own handles: none yet. */
+/* flushes the handles of one type (the type of @first) */
 static void
-kmx_tpm_device_flush_stale(KmxTpmDevice *self)
+kmx_tpm_device_flush_range(KmxTpmDevice *self, TPM2_HANDLE first)
 {
 	TPMS_CAPABILITY_DATA *cap = NULL;
 	TPMI_YES_NO more = TPM2_NO;
@@ -301,7 +304,7 @@ kmx_tpm_device_flush_stale(KmxTpmDevice *self)
 				ESYS_TR_NONE,
 				ESYS_TR_NONE,
 				TPM2_CAP_HANDLES,
-				KMX_TPM_TRANSIENT_FIRST,
+				first,
 				TPM2_MAX_CAP_HANDLES,
 				&more,
 				&cap);
@@ -315,12 +318,76 @@ kmx_tpm_device_flush_stale(KmxTpmDevice *self)
 					  ESYS_TR_NONE,
 					  ESYS_TR_NONE,
 					  &tr) == TSS2_RC_SUCCESS) {
-			g_debug("flushing transient object 0x%08x left in the TPM",
+			g_debug("flushing %s 0x%08x left in the TPM",
+				first == KMX_TPM_TRANSIENT_FIRST ? "transient object" : "session",
 				cap->data.handles.handle[i]);
 			Esys_FlushContext(self->esys, tr);
 		}
 	}
 	Esys_Free(cap);
+}
+
+/* without a resource manager (swtpm), objects and sessions a client left
+ * loaded (one that crashed, or a tool) fill the three transient slots and
+ * the three session slots: the TPM is ours alone while we are connected,
+ * so they go.  Behind a resource manager we see only our own handles:
+ * none yet. */
+static void
+kmx_tpm_device_flush_stale(KmxTpmDevice *self)
+{
+	kmx_tpm_device_flush_range(self, KMX_TPM_TRANSIENT_FIRST);
+	kmx_tpm_device_flush_range(self, TPM2_LOADED_SESSION_FIRST);
+}
+
+/* the storage primary's salted HMAC session, kept for the connection */
+static gboolean
+kmx_tpm_device_start_session(KmxTpmDevice *self, GError **error)
+{
+	TPMT_SYM_DEF symmetric = {.algorithm = TPM2_ALG_AES,
+				  .keyBits = {.aes = 128},
+				  .mode = {.aes = TPM2_ALG_CFB}};
+	TSS2_RC rc;
+
+	rc = Esys_StartAuthSession(self->esys,
+				   self->primary,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   ESYS_TR_NONE,
+				   NULL,
+				   TPM2_SE_HMAC,
+				   &symmetric,
+				   TPM2_ALG_SHA256,
+				   &self->session);
+	if (rc != TSS2_RC_SUCCESS) {
+		self->session = ESYS_TR_NONE;
+		return kmx_tpm_device_check_rc(self, rc, "starting a session", error);
+	}
+	return TRUE;
+}
+
+/**
+ * kmx_tpm_device_session:
+ * @flags: %TPMA_SESSION_DECRYPT: the command's first parameter crosses
+ *   encrypted; %TPMA_SESSION_ENCRYPT: the response's
+ *
+ * The connection's HMAC session, for the next command: salted to the
+ * storage primary, so an auth value never crosses to the TPM (an HMAC
+ * made with it does), and with @flags a secret parameter crosses
+ * AES-128-CFB encrypted with a key only the two ends have; executor,
+ * connected.
+ *
+ * Returns: the session handle
+ */
+ESYS_TR
+kmx_tpm_device_session(KmxTpmDevice *self, TPMA_SESSION flags)
+{
+	Esys_TRSess_SetAttributes(self->esys,
+				  self->session,
+				  TPMA_SESSION_CONTINUESESSION | flags,
+				  TPMA_SESSION_CONTINUESESSION | TPMA_SESSION_DECRYPT |
+				      TPMA_SESSION_ENCRYPT);
+	return self->session;
 }
 
 static gboolean
@@ -364,7 +431,8 @@ kmx_tpm_device_connect_to(KmxTpmDevice *self, const char *conf, GError **error)
 	}
 	self->tcti_used = g_strdup(conf);
 	kmx_tpm_device_flush_stale(self);
-	if (!kmx_tpm_device_create_primary(self, error)) {
+	if (!kmx_tpm_device_create_primary(self, error) ||
+	    !kmx_tpm_device_start_session(self, error)) {
 		kmx_tpm_device_disconnect(self);
 		return FALSE;
 	}
@@ -419,6 +487,49 @@ kmx_tpm_device_get_esys(KmxTpmDevice *self, GError **error)
 		}
 	}
 	return self->esys;
+}
+
+/* The TPM's self-healing (TPM 2.0 part 1, dictionary attack protection):
+ * every DA failure restarts a timer, and each lockout interval after it
+ * takes one from the failure counter (and moves the timer on by one
+ * interval).  The TPM does not tell the timer; the device keeps its best
+ * knowledge of when it started: the moment a probe (or the check of a
+ * wrong secret, right after it failed) first sees the counter higher,
+ * which is never earlier than the failure, so the time to recovery worked
+ * out from it is never too short.  A counter seen lower moves it on by an
+ * interval per step.  Executor. */
+static void
+kmx_tpm_device_track_da(KmxTpmDevice *self, guint32 counter, guint32 interval)
+{
+	gint64 now = g_get_monotonic_time();
+
+	if (counter == 0) {
+		self->da_mark = 0;
+	} else if (self->da_mark == 0 || counter > self->da_counter) {
+		self->da_mark = now;
+	} else if (counter < self->da_counter) {
+		/* in seconds, each factor below 2^32: no overflow, whatever the
+		 * TPM says */
+		guint64 healed = (guint64)(self->da_counter - counter) * interval;
+		guint64 elapsed = (guint64)(now - self->da_mark) / G_USEC_PER_SEC;
+		self->da_mark = healed >= elapsed ? now
+						  : self->da_mark + (gint64)healed * G_USEC_PER_SEC;
+	}
+	self->da_counter = counter;
+}
+
+/* seconds until the counter is below @max again (one try back); executor */
+static guint32
+kmx_tpm_da_recovery_seconds(KmxTpmDevice *self, guint32 counter, guint32 max, guint32 interval)
+{
+	guint64 steps = counter >= max ? (guint64)(counter - max) + 1 : 1;
+	guint64 total = MIN(steps, G_MAXUINT32) * interval;
+	guint64 elapsed = (guint64)MAX(0, g_get_monotonic_time() - self->da_mark) / G_USEC_PER_SEC;
+
+	/* the TPM said it is locked out: at least a moment more */
+	if (total <= elapsed)
+		return 1;
+	return (guint32)MIN(total - elapsed, G_MAXUINT32);
 }
 
 /* the dictionary-attack state, for Details */
@@ -482,13 +593,13 @@ kmx_tpm_device_read_lockout(KmxTpmDevice *self, GError **error)
 	Esys_Free(cap);
 	in_lockout = in_lockout || (max > 0 && counter >= max);
 	g_variant_builder_add(&b, "{sv}", "in-lockout", g_variant_new_boolean(in_lockout));
-	/* out of lockout once the counter drops below the maximum: one
-	 * interval at most (the TPM does not say how much of it has passed) */
+	kmx_tpm_device_track_da(self, counter, interval);
 	if (in_lockout)
-		g_variant_builder_add(&b,
-				      "{sv}",
-				      "lockout-recovery-seconds",
-				      g_variant_new_uint32(interval));
+		g_variant_builder_add(
+		    &b,
+		    "{sv}",
+		    "lockout-recovery-seconds",
+		    g_variant_new_uint32(kmx_tpm_da_recovery_seconds(self, counter, max, interval)));
 	return g_variant_builder_end(&b);
 }
 
@@ -830,7 +941,7 @@ kmx_tpm_device_rewrap(KmxTpmDevice *self,
 	rc = Esys_ObjectChangeAuth(self->esys,
 				   handle,
 				   self->primary,
-				   ESYS_TR_PASSWORD,
+				   kmx_tpm_device_session(self, TPMA_SESSION_DECRYPT),
 				   ESYS_TR_NONE,
 				   ESYS_TR_NONE,
 				   new,
@@ -942,7 +1053,7 @@ kmx_tpm_device_generate_key(KmxDevice *device,
 	kmx_tpm_key_template(type, &template);
 	rc = Esys_Create(esys,
 			 self->primary,
-			 ESYS_TR_PASSWORD,
+			 kmx_tpm_device_session(self, TPMA_SESSION_DECRYPT),
 			 ESYS_TR_NONE,
 			 ESYS_TR_NONE,
 			 &sensitive,
@@ -1035,7 +1146,7 @@ kmx_tpm_device_import_soft(KmxTpmDevice *self,
 	/* the seed: an ephemeral ECDH with the primary, done by the TPM */
 	rc = Esys_ECDH_KeyGen(esys,
 			      self->primary,
-			      ESYS_TR_NONE,
+			      kmx_tpm_device_session(self, TPMA_SESSION_ENCRYPT),
 			      ESYS_TR_NONE,
 			      ESYS_TR_NONE,
 			      &z,
@@ -1198,6 +1309,7 @@ static void
 kmx_tpm_device_init(KmxTpmDevice *self)
 {
 	self->primary = ESYS_TR_NONE;
+	self->session = ESYS_TR_NONE;
 	g_queue_init(&self->loaded);
 	g_weak_ref_init(&self->backend, NULL);
 }

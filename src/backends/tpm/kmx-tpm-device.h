@@ -31,6 +31,7 @@ gboolean kmx_tpm_device_load_key(KmxTpmDevice *self,
 				 ESYS_TR *handle,
 				 GError **error);
 void kmx_tpm_device_unload_key(KmxTpmDevice *self, const char *key_id);
+ESYS_TR kmx_tpm_device_session(KmxTpmDevice *self, TPMA_SESSION flags);
 gboolean kmx_tpm_device_check_rc(KmxTpmDevice *self, TSS2_RC rc, const char *what, GError **error);
 
 G_END_DECLS

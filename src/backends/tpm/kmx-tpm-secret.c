@@ -165,7 +165,12 @@ kmx_tpm_device_check_secret(KmxTpmDevice *self, KmxSecret *secret, GError **erro
 	kmx_secure_zero(&auth, sizeof(auth));
 	if (!ok)
 		return FALSE;
-	rc = Esys_Unseal(self->esys, handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &data);
+	rc = Esys_Unseal(self->esys,
+			 handle,
+			 kmx_tpm_device_session(self, TPMA_SESSION_ENCRYPT),
+			 ESYS_TR_NONE,
+			 ESYS_TR_NONE,
+			 &data);
 	if (data != NULL) {
 		kmx_secure_zero(data, sizeof(*data));
 		Esys_Free(data);
@@ -259,7 +264,7 @@ kmx_tpm_device_create_check(KmxTpmDevice *self,
 	template.publicArea.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
 	rc = Esys_Create(self->esys,
 			 self->primary,
-			 ESYS_TR_PASSWORD,
+			 kmx_tpm_device_session(self, TPMA_SESSION_DECRYPT),
 			 ESYS_TR_NONE,
 			 ESYS_TR_NONE,
 			 &sensitive,
