@@ -62,6 +62,9 @@ assert_contains "$("$KEYMUXCTL" info tpm:0)" "in-lockout"
 assert_contains "$("$KEYMUXCTL" info tpm:0)" "lockout-recovery-seconds"
 err=$(kmx_call_error gdev Unlock 1234 "@a{sv} {}")
 assert_contains "$err" "org.keymux.Keystore1.Error.Blocked"
+# what to do, said for a TPM: wait or clear the lockout, not an admin PIN
+assert_contains "$err" "wait for it to recover"
+case $err in *"admin PIN"*) fail "a TPM's Blocked error speaks of an admin PIN: $err" ;; esac
 err=$(kmx_call_error gsign "${KEY##*/}" ecdsa-sha256)
 assert_contains "$err" "org.keymux.Keystore1.Error.Blocked"
 assert_exit 4 "$KEYMUXCTL" unlock --secret-fd 3 tpm:0 3< <(printf '1234\n')

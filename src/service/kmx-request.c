@@ -745,16 +745,20 @@ kmx_request_check_blocked(KmxRequest *req, gboolean admin)
 {
 	int retries = admin ? kmx_device_get_admin_retries(req->device)
 			    : kmx_device_get_pin_retries(req->device);
+	const char *hint = KMX_DEVICE_GET_CLASS(req->device)->unblock_hint;
 
 	if (retries != 0)
 		return TRUE;
+	if (admin)
+		hint = "reset it with the device's reset code (or reset the device)";
+	else if (hint == NULL)
+		hint = "reset it with the device's admin PIN";
 	kmx_request_finish_new(req,
 			       KMX_ERROR_BLOCKED,
-			       "the %s of %s is blocked: no tries are left; reset it with the "
-			       "device's %s",
+			       "the %s of %s is blocked: no tries are left; %s",
 			       admin ? "admin PIN" : "PIN",
 			       kmx_device_get_id(req->device),
-			       admin ? "reset code (or reset the device)" : "admin PIN");
+			       hint);
 	return FALSE;
 }
 

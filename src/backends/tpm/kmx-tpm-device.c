@@ -1298,6 +1298,9 @@ kmx_tpm_device_class_init(KmxTpmDeviceClass *klass)
 	device_class->executor_kind = KMX_EXECUTOR_SERIAL;
 	/* the key files are the device's own: the core caches nothing */
 	device_class->persistent = TRUE;
+	device_class->unblock_hint =
+	    "the TPM is in dictionary-attack lockout: wait for it to recover (the device's "
+	    "Details say when) or clear it with its lockout password";
 	device_class->unlock = kmx_tpm_device_unlock;
 	device_class->lock = kmx_tpm_device_lock;
 	device_class->change_secret = kmx_tpm_device_change_secret;

@@ -45,6 +45,8 @@ G_DECLARE_DERIVABLE_TYPE(KmxDevice, kmx_device, KMX, DEVICE, GObject)
  *   the device is unlocked and hands it to each operation
  * @admin_secret: generating and importing keys needs the admin secret (a
  *   card's PW3), from option `admin-secret` or a prompt
+ * @unblock_hint: what the user does when the user secret is blocked, for
+ *   the `Blocked` error (%NULL: "reset it with the device's admin PIN")
  * @unlock: check @secret and make the private keys usable.  A wrong secret
  *   is %KMX_ERROR_BAD_SECRET, and the device reports its retry counter.
  *   Called on an unlocked device too: the secret is checked all the same.
@@ -65,6 +67,7 @@ struct _KmxDeviceClass {
 	gboolean persistent;
 	gboolean secret_per_operation;
 	gboolean admin_secret;
+	const char *unblock_hint;
 
 	gboolean (*unlock)(KmxDevice *self,
 			   KmxSecret *secret,
