@@ -41,7 +41,7 @@ COMMANDS=(
 	dirname dpkg dpkg-query find grep head id ldd ls mkdir mkfifo mktemp mv od readlink
 	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
 	# scripts/deps.sh
-	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus gjs
+	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus gjs objdump
 	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
 	pkg-config shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_load tpm2_readpublic xxd

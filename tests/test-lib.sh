@@ -28,6 +28,14 @@ verify() { # pub.der msg sig
 		fail "the signature $3 does not verify"
 }
 
+# ---- the ABI: only keymux_*, every symbol versioned KEYMUX_1.0 ----
+lib=$KMX_LIB_DIR/libkeymux-1.so.1
+[ -e "$lib" ] || fail "no $lib"
+stray=$(objdump -T "$lib" | awk '$2 == "g" && $4 == ".text" && ($7 !~ /^keymux_/ || $6 != "KEYMUX_1.0")')
+[ -z "$stray" ] || fail "symbols outside the ABI: $stray"
+objdump -T "$lib" | awk '$6 == "KEYMUX_1.0" && $7 == "keymux_key_sign_sync" {f = 1} END {exit !f}' ||
+	fail "keymux_key_sign_sync is not KEYMUX_1.0"
+
 delete_all() { kmx_manager ListKeys | grep -o '/org[^"]*' | while read -r k; do kmx_key "$k" Delete; done; }
 
 # ---- the C API over the peer connection ----
