@@ -54,6 +54,29 @@ kmx_caller_new(const char *name, KmxCallerResolve resolve, gpointer resolve_data
 	return self;
 }
 
+/**
+ * kmx_caller_new_as:
+ * @name: how logs and prompts name it
+ * @other: a resolved caller
+ *
+ * A caller known by the credentials @other had, with no bus name to ask
+ * again: a peer connection @other opened is that process, whoever holds
+ * its end later.
+ */
+KmxCaller *
+kmx_caller_new_as(const char *name, KmxCaller *other)
+{
+	KmxCaller *self = kmx_caller_new(name, NULL, NULL);
+
+	g_return_val_if_fail(other != NULL && other->resolved, self);
+	self->resolved = TRUE;
+	self->known = other->known;
+	self->uid = other->uid;
+	self->pid = other->pid;
+	self->exe = g_strdup(other->exe);
+	return self;
+}
+
 KmxCaller *
 kmx_caller_ref(KmxCaller *self)
 {

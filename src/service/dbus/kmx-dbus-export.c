@@ -22,8 +22,7 @@
 struct _KmxExportedDevice {
 	KmxDBusService *service; /* borrowed: the service owns us */
 	KmxDevice *device;
-	GDBusConnection *connection;
-	guint registration_id;
+	GArray *links; /* KmxExportedLink: the bus, and every peer connection */
 	char *path;
 	GHashTable *keys; /* key id -> KmxKey, what the bus was told of */
 	gulong notify_id;
@@ -34,6 +33,12 @@ struct _KmxExportedDevice {
 	int pin_retries;
 	GVariant *details;
 };
+
+/* the device's subtree on one connection */
+typedef struct {
+	GDBusConnection *connection;
+	guint registration_id;
+} KmxExportedLink;
 
 const char *
 kmx_exported_device_get_path(KmxExportedDevice *edev)
@@ -226,20 +231,22 @@ kmx_emit(KmxExportedDevice *edev,
 	 const char *signal,
 	 GVariant *parameters)
 {
-	g_autoptr(GError) error = NULL;
+	g_variant_ref_sink(parameters);
+	/* every connection the device is served on hears of it */
+	for (guint i = 0; i < edev->links->len; i++) {
+		KmxExportedLink *link = &g_array_index(edev->links, KmxExportedLink, i);
+		g_autoptr(GError) error = NULL;
 
-	if (edev->connection == NULL) {
-		g_variant_unref(g_variant_ref_sink(parameters));
-		return;
+		if (!g_dbus_connection_emit_signal(link->connection,
+						   NULL,
+						   path,
+						   interface,
+						   signal,
+						   parameters,
+						   &error))
+			g_debug("cannot emit %s: %s", signal, error->message);
 	}
-	if (!g_dbus_connection_emit_signal(edev->connection,
-					   NULL,
-					   path,
-					   interface,
-					   signal,
-					   parameters,
-					   &error))
-		g_debug("cannot emit %s: %s", signal, error->message);
+	g_variant_unref(parameters);
 }
 
 static void
@@ -684,7 +691,7 @@ static const GDBusSubtreeVTable kmx_subtree_vtable_tree = {
 /**
  * kmx_exported_device_new:
  *
- * Mirrors @device; it goes on the bus with kmx_exported_device_attach().
+ * Mirrors @device; it goes on a connection with kmx_exported_device_attach().
  */
 KmxExportedDevice *
 kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
@@ -694,6 +701,7 @@ kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
 	edev->service = service;
 	edev->device = g_object_ref(device);
 	edev->path = kmx_dbus_device_path(device);
+	edev->links = g_array_new(FALSE, TRUE, sizeof(KmxExportedLink));
 	edev->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_object_unref);
 	kmx_exported_device_sync_keys(edev, FALSE);
 	kmx_exported_device_remember_state(edev);
@@ -708,20 +716,16 @@ kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
 
 /**
  * kmx_exported_device_attach:
- * @announce: send InterfacesAdded (a device that comes after start-up)
+ * @connection: the bus, or a peer connection
  *
- * Puts the device and its keys on @connection.
+ * Serves the device and its keys on @connection too.
  */
 gboolean
-kmx_exported_device_attach(KmxExportedDevice *edev,
-			   GDBusConnection *connection,
-			   gboolean announce,
-			   GError **error)
+kmx_exported_device_attach(KmxExportedDevice *edev, GDBusConnection *connection, GError **error)
 {
-	GHashTableIter iter;
-	gpointer id, key;
+	KmxExportedLink link = {NULL, 0};
 
-	edev->registration_id =
+	link.registration_id =
 	    g_dbus_connection_register_subtree(connection,
 					       edev->path,
 					       &kmx_subtree_vtable_tree,
@@ -729,18 +733,31 @@ kmx_exported_device_attach(KmxExportedDevice *edev,
 					       edev,
 					       NULL,
 					       error);
-	if (edev->registration_id == 0)
+	if (link.registration_id == 0)
 		return FALSE;
-	edev->connection = g_object_ref(connection);
-	if (!announce)
-		return TRUE;
+	link.connection = g_object_ref(connection);
+	g_array_append_val(edev->links, link);
+	return TRUE;
+}
+
+/**
+ * kmx_exported_device_announce:
+ *
+ * Tells every connection of the device and its keys: InterfacesAdded for
+ * a device that comes after start-up.
+ */
+void
+kmx_exported_device_announce(KmxExportedDevice *edev)
+{
+	GHashTableIter iter;
+	gpointer id, key;
+
 	kmx_emit_interfaces_added(edev, edev->path, NULL);
 	g_hash_table_iter_init(&iter, edev->keys);
 	while (g_hash_table_iter_next(&iter, &id, &key)) {
 		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
 		kmx_emit_interfaces_added(edev, path, key);
 	}
-	return TRUE;
 }
 
 /**
@@ -767,18 +784,31 @@ kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device)
 						 edev);
 }
 
+static void
+kmx_exported_link_clear(KmxExportedLink *link)
+{
+	g_dbus_connection_unregister_subtree(link->connection, link->registration_id);
+	g_clear_object(&link->connection);
+}
+
 /**
  * kmx_exported_device_detach:
+ * @connection: (nullable): one connection, or %NULL for all
  *
- * Takes the device off the bus without a word: the daemon is stopping.
+ * Takes the device off @connection without a word: the daemon is
+ * stopping, or a peer connection closed.
  */
 void
-kmx_exported_device_detach(KmxExportedDevice *edev)
+kmx_exported_device_detach(KmxExportedDevice *edev, GDBusConnection *connection)
 {
-	if (edev->registration_id != 0)
-		g_dbus_connection_unregister_subtree(edev->connection, edev->registration_id);
-	edev->registration_id = 0;
-	g_clear_object(&edev->connection);
+	for (guint i = edev->links->len; i > 0; i--) {
+		KmxExportedLink *link = &g_array_index(edev->links, KmxExportedLink, i - 1);
+
+		if (connection != NULL && link->connection != connection)
+			continue;
+		kmx_exported_link_clear(link);
+		g_array_remove_index_fast(edev->links, i - 1);
+	}
 }
 
 /**
@@ -801,9 +831,8 @@ kmx_exported_device_free(KmxExportedDevice *edev)
 		kmx_emit_interfaces_removed(edev, path, KMX_DBUS_KEY_INTERFACE);
 	}
 	kmx_emit_interfaces_removed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE);
-	if (edev->registration_id != 0)
-		g_dbus_connection_unregister_subtree(edev->connection, edev->registration_id);
-	g_clear_object(&edev->connection);
+	kmx_exported_device_detach(edev, NULL);
+	g_array_unref(edev->links);
 	g_hash_table_unref(edev->keys);
 	g_object_unref(edev->device);
 	g_clear_pointer(&edev->details, g_variant_unref);

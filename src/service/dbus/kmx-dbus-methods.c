@@ -262,7 +262,9 @@ kmx_dbus_start(KmxDBusService *service,
 	       GDBusMethodInvocation *invocation)
 {
 	KmxCaller *caller =
-	    kmx_dbus_service_get_caller(service, g_dbus_method_invocation_get_sender(invocation));
+	    kmx_dbus_service_get_caller(service,
+					g_dbus_method_invocation_get_connection(invocation),
+					g_dbus_method_invocation_get_sender(invocation));
 	KmxRequest *req =
 	    kmx_request_new(kmx_dbus_service_get_manager(service), caller, m->kind, device, key);
 	GError *error = NULL;

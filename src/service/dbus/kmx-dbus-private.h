@@ -9,8 +9,9 @@ G_BEGIN_DECLS
 
 /* kmx-dbus-service.c */
 KmxManager *kmx_dbus_service_get_manager(KmxDBusService *self);
-GDBusConnection *kmx_dbus_service_get_connection(KmxDBusService *self);
-KmxCaller *kmx_dbus_service_get_caller(KmxDBusService *self, const char *sender);
+KmxCaller *kmx_dbus_service_get_caller(KmxDBusService *self,
+				       GDBusConnection *connection,
+				       const char *sender);
 typedef void (*KmxDBusAuthorized)(KmxDBusService *self,
 				  GDBusMethodInvocation *invocation,
 				  gpointer user_data);
@@ -29,10 +30,10 @@ typedef struct _KmxExportedDevice KmxExportedDevice;
 KmxExportedDevice *kmx_exported_device_new(KmxDBusService *service, KmxDevice *device);
 gboolean kmx_exported_device_attach(KmxExportedDevice *edev,
 				    GDBusConnection *connection,
-				    gboolean announce,
 				    GError **error);
+void kmx_exported_device_announce(KmxExportedDevice *edev);
 void kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device);
-void kmx_exported_device_detach(KmxExportedDevice *edev);
+void kmx_exported_device_detach(KmxExportedDevice *edev, GDBusConnection *connection);
 void kmx_exported_device_free(KmxExportedDevice *edev);
 GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
 const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
@@ -65,6 +66,7 @@ G_DECLARE_FINAL_TYPE(KmxRemotePrompter, kmx_remote_prompter, KMX, REMOTE_PROMPTE
 KmxRemotePrompter *kmx_remote_prompter_new(GDBusConnection *connection,
 					   const char *sender,
 					   const char *path);
+GDBusConnection *kmx_remote_prompter_get_connection(KmxRemotePrompter *self);
 const char *kmx_remote_prompter_get_sender(KmxRemotePrompter *self);
 const char *kmx_remote_prompter_get_path(KmxRemotePrompter *self);
 

@@ -166,6 +166,13 @@ kmx_remote_prompter_new(GDBusConnection *connection, const char *sender, const c
 	return self;
 }
 
+GDBusConnection *
+kmx_remote_prompter_get_connection(KmxRemotePrompter *self)
+{
+	return self->connection;
+}
+
+/* the prompter's unique name on the bus, %NULL on a peer connection */
 const char *
 kmx_remote_prompter_get_sender(KmxRemotePrompter *self)
 {

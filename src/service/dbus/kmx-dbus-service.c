@@ -3,7 +3,11 @@
  * Puts the manager on the bus: the root object (Manager and the
  * ObjectManager), one subtree per device (kmx-dbus-export.c), callers
  * identified by their unique name and forgotten when they leave the bus,
- * prompters registered by clients, and logind's PrepareForSleep.  Every
+ * prompters registered by clients, and logind's PrepareForSleep.  The same
+ * objects are served on peer connections (Manager.OpenConnection: one end
+ * of a socketpair, for the caller that asked alone, which is that one
+ * caller whoever holds it); a peer connection that closes cancels what it
+ * had in flight and drops its prompters.  Every
  * method call and property read of every object goes through
  * kmx_dbus_service_authorize(), the manager's one authorisation hook,
  * asynchronously: no vtable here has a get_property, so GDBus hands
@@ -11,7 +15,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gio/gunixfdlist.h>
 
 #include "kmx-dbus-private.h"
 #include "kmx-error.h"
@@ -22,19 +31,35 @@
 /* not part of the API: a signal keymuxd sends only to itself */
 #define SCRUB_IFACE "org.keymux.Keystore1.Private"
 
+/* peer connections open or being opened at once, at most */
+#define KMX_MAX_PEERS 256
+
+/* one connection the objects are served on: the bus, or a peer's */
+typedef struct {
+	KmxDBusService *self; /* borrowed: the service owns us */
+	GDBusConnection *connection;
+	KmxCaller *caller; /* a peer connection's one caller; NULL on the bus */
+	guint manager_id;
+	guint object_manager_id;
+	guint filter_id;
+	gulong closed_id;
+} KmxDBusLink;
+
 struct _KmxDBusService {
 	GObject parent_instance;
 	KmxManager *manager;
-	GDBusConnection *connection;
+	GDBusConnection *connection; /* the bus */
+	KmxDBusLink *bus;
+	GHashTable *peers;    /* GDBusConnection -> KmxDBusLink */
+	guint peers_opening;  /* handshakes not done yet */
+	guint peer_serial;    /* names peer callers */
+	KmxCaller *nobody;    /* the caller of a peer connection that closed */
 	GHashTable *exported; /* device id -> KmxExportedDevice */
 	GHashTable *callers;  /* unique name -> KmxCaller */
-	guint manager_id;
-	guint object_manager_id;
 	guint name_owner_changed_id;
 	GDBusConnection *system_bus;
 	guint sleep_signal_id;
 	GCancellable *cancellable;
-	guint filter_id;
 	GMainContext *main_context;
 };
 
@@ -44,12 +69,6 @@ KmxManager *
 kmx_dbus_service_get_manager(KmxDBusService *self)
 {
 	return self->manager;
-}
-
-GDBusConnection *
-kmx_dbus_service_get_connection(KmxDBusService *self)
-{
-	return self->connection;
 }
 
 /**
@@ -201,14 +220,22 @@ kmx_dbus_resolve_caller(KmxCaller *caller, gpointer user_data)
 
 /**
  * kmx_dbus_service_get_caller:
+ * @connection: the connection a call came in on
+ * @sender: its sender; %NULL on a peer connection
  *
- * Returns: (transfer none): the caller behind @sender, made on first contact
+ * Returns: (transfer none): the caller behind @sender on the bus, made on
+ * first contact, or the one caller of a peer connection (one that is gone
+ * if the connection closed meanwhile)
  */
 KmxCaller *
-kmx_dbus_service_get_caller(KmxDBusService *self, const char *sender)
+kmx_dbus_service_get_caller(KmxDBusService *self, GDBusConnection *connection, const char *sender)
 {
 	KmxCaller *caller;
 
+	if (connection != self->connection) {
+		KmxDBusLink *peer = g_hash_table_lookup(self->peers, connection);
+		return peer != NULL ? peer->caller : self->nobody;
+	}
 	if (sender == NULL)
 		sender = "";
 	caller = g_hash_table_lookup(self->callers, sender);
@@ -263,7 +290,9 @@ kmx_dbus_service_authorize(KmxDBusService *self,
 {
 	KmxDBusAuthorizing *a = g_new0(KmxDBusAuthorizing, 1);
 	KmxCaller *caller =
-	    kmx_dbus_service_get_caller(self, g_dbus_method_invocation_get_sender(invocation));
+	    kmx_dbus_service_get_caller(self,
+					g_dbus_method_invocation_get_connection(invocation),
+					g_dbus_method_invocation_get_sender(invocation));
 
 	a->self = g_object_ref(self);
 	a->invocation = invocation;
@@ -273,21 +302,30 @@ kmx_dbus_service_authorize(KmxDBusService *self,
 	kmx_manager_authorize(self->manager, caller, kmx_dbus_authorized_cb, a);
 }
 
+/* the prompters of @sender on @connection (every one of a peer connection) */
 static void
-kmx_dbus_forget_caller(KmxDBusService *self, const char *sender)
+kmx_dbus_drop_prompters(KmxDBusService *self, GDBusConnection *connection, const char *sender)
 {
-	KmxCaller *caller = g_hash_table_lookup(self->callers, sender);
 	g_autoptr(GPtrArray) prompters = kmx_manager_get_prompters(self->manager);
 
 	for (guint i = 0; i < prompters->len; i++) {
 		KmxRemotePrompter *p = g_ptr_array_index(prompters, i);
-		if (g_str_equal(kmx_remote_prompter_get_sender(p), sender)) {
-			g_debug("prompter %s %s left the bus",
-				sender,
+		if (kmx_remote_prompter_get_connection(p) == connection &&
+		    (sender == NULL || g_strcmp0(kmx_remote_prompter_get_sender(p), sender) == 0)) {
+			g_debug("prompter %s %s left",
+				sender != NULL ? sender : "of a peer connection",
 				kmx_remote_prompter_get_path(p));
 			kmx_manager_remove_prompter(self->manager, KMX_PROMPTER(p));
 		}
 	}
+}
+
+static void
+kmx_dbus_forget_caller(KmxDBusService *self, const char *sender)
+{
+	KmxCaller *caller = g_hash_table_lookup(self->callers, sender);
+
+	kmx_dbus_drop_prompters(self, self->connection, sender);
 	if (caller == NULL)
 		return;
 	/* its requests are pointless now: stop them where they wait */
@@ -392,14 +430,18 @@ kmx_dbus_lock_all(KmxDBusService *self, GDBusMethodInvocation *invocation, gpoin
 	g_dbus_method_invocation_return_value(invocation, NULL);
 }
 
+/* the prompter the caller of @invocation registered at @path */
 static KmxPrompter *
-kmx_dbus_find_prompter(KmxDBusService *self, const char *sender, const char *path)
+kmx_dbus_find_prompter(KmxDBusService *self, GDBusMethodInvocation *invocation, const char *path)
 {
+	GDBusConnection *connection = g_dbus_method_invocation_get_connection(invocation);
+	const char *sender = g_dbus_method_invocation_get_sender(invocation);
 	g_autoptr(GPtrArray) prompters = kmx_manager_get_prompters(self->manager);
 
 	for (guint i = 0; i < prompters->len; i++) {
 		KmxRemotePrompter *p = g_ptr_array_index(prompters, i);
-		if (g_str_equal(kmx_remote_prompter_get_sender(p), sender) &&
+		if (kmx_remote_prompter_get_connection(p) == connection &&
+		    g_strcmp0(kmx_remote_prompter_get_sender(p), sender) == 0 &&
 		    g_str_equal(kmx_remote_prompter_get_path(p), path))
 			return KMX_PROMPTER(p);
 	}
@@ -415,24 +457,25 @@ kmx_dbus_register_prompter(KmxDBusService *self, GDBusMethodInvocation *invocati
 	g_autoptr(KmxRemotePrompter) p = NULL;
 
 	g_variant_get(g_dbus_method_invocation_get_parameters(invocation), "(&o)", &path);
-	old = kmx_dbus_find_prompter(self, sender, path);
+	old = kmx_dbus_find_prompter(self, invocation, path);
 	if (old != NULL)
 		kmx_manager_remove_prompter(self->manager, old);
-	p = kmx_remote_prompter_new(self->connection, sender, path);
+	p = kmx_remote_prompter_new(g_dbus_method_invocation_get_connection(invocation),
+				    sender,
+				    path);
 	kmx_manager_add_prompter(self->manager, KMX_PROMPTER(p));
-	g_debug("prompter %s %s registered", sender, path);
+	g_debug("prompter %s %s registered", sender != NULL ? sender : "(peer)", path);
 	g_dbus_method_invocation_return_value(invocation, NULL);
 }
 
 static void
 kmx_dbus_unregister_prompter(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
 {
-	const char *sender = g_dbus_method_invocation_get_sender(invocation);
 	const char *path = NULL;
 	KmxPrompter *p;
 
 	g_variant_get(g_dbus_method_invocation_get_parameters(invocation), "(&o)", &path);
-	p = kmx_dbus_find_prompter(self, sender, path);
+	p = kmx_dbus_find_prompter(self, invocation, path);
 	if (p == NULL) {
 		g_dbus_method_invocation_return_error(
 		    invocation,
@@ -473,6 +516,10 @@ kmx_dbus_manager_properties(KmxDBusService *self, GDBusMethodInvocation *invocat
 				 self);
 }
 
+static void kmx_dbus_open_connection(KmxDBusService *self,
+				     GDBusMethodInvocation *invocation,
+				     gpointer data);
+
 static const struct {
 	const char *name;
 	KmxDBusAuthorized handler;
@@ -485,6 +532,7 @@ static const struct {
     {"LockAll", kmx_dbus_lock_all},
     {"RegisterPrompter", kmx_dbus_register_prompter},
     {"UnregisterPrompter", kmx_dbus_unregister_prompter},
+    {"OpenConnection", kmx_dbus_open_connection},
 };
 
 static void
@@ -592,17 +640,29 @@ static const GDBusInterfaceVTable kmx_object_manager_vtable = {
 /* ---- devices ---------------------------------------------------------------------- */
 
 static void
+kmx_dbus_attach_device(KmxExportedDevice *edev, GDBusConnection *connection)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!kmx_exported_device_attach(edev, connection, &error))
+		g_warning("cannot serve %s: %s", kmx_exported_device_get_path(edev), error->message);
+}
+
+static void
 kmx_dbus_device_added_cb(KmxManager *manager, KmxDevice *device, KmxDBusService *self)
 {
 	KmxExportedDevice *edev = kmx_exported_device_new(self, device);
-	g_autoptr(GError) error = NULL;
+	GHashTableIter iter;
+	gpointer connection;
 
 	g_hash_table_insert(self->exported, g_strdup(kmx_device_get_id(device)), edev);
-	if (self->connection != NULL &&
-	    !kmx_exported_device_attach(edev, self->connection, TRUE, &error))
-		g_warning("cannot put %s on the bus: %s",
-			  kmx_device_get_id(device),
-			  error->message);
+	if (self->bus == NULL)
+		return;
+	kmx_dbus_attach_device(edev, self->connection);
+	g_hash_table_iter_init(&iter, self->peers);
+	while (g_hash_table_iter_next(&iter, &connection, NULL))
+		kmx_dbus_attach_device(edev, connection);
+	kmx_exported_device_announce(edev);
 }
 
 static void
@@ -632,6 +692,7 @@ kmx_dbus_device_replaced_cb(KmxManager *manager,
  * like every other call. */
 typedef struct {
 	KmxDBusService *self;
+	GDBusConnection *connection;
 	GDBusMessage *message;
 } KmxIntrospect;
 
@@ -639,18 +700,19 @@ static void
 kmx_introspect_free(KmxIntrospect *in)
 {
 	g_object_unref(in->message);
+	g_object_unref(in->connection);
 	g_object_unref(in->self);
 	g_free(in);
 }
 
 static void
-kmx_dbus_send_reply(KmxDBusService *self, GDBusMessage *reply)
+kmx_dbus_send_reply(GDBusConnection *connection, GDBusMessage *reply)
 {
 	g_autoptr(GError) error = NULL;
 
-	if (self->connection == NULL)
+	if (g_dbus_connection_is_closed(connection))
 		return;
-	if (!g_dbus_connection_send_message(self->connection,
+	if (!g_dbus_connection_send_message(connection,
 					    reply,
 					    G_DBUS_SEND_MESSAGE_FLAGS_NONE,
 					    NULL,
@@ -737,7 +799,7 @@ kmx_dbus_introspect_authorized(KmxCaller *caller, const GError *error, gpointer 
 		reply = g_dbus_message_new_method_reply(in->message);
 		g_dbus_message_set_body(reply, g_variant_new("(s)", xml));
 	}
-	kmx_dbus_send_reply(in->self, reply);
+	kmx_dbus_send_reply(in->connection, reply);
 	kmx_introspect_free(in);
 }
 
@@ -747,11 +809,13 @@ kmx_dbus_introspect_cb(gpointer user_data)
 	KmxIntrospect *in = user_data;
 	KmxCaller *caller;
 
-	if (in->self->connection == NULL) {
+	if (in->self->bus == NULL) {
 		kmx_introspect_free(in);
 		return G_SOURCE_REMOVE;
 	}
-	caller = kmx_dbus_service_get_caller(in->self, g_dbus_message_get_sender(in->message));
+	caller = kmx_dbus_service_get_caller(in->self,
+					     in->connection,
+					     g_dbus_message_get_sender(in->message));
 	kmx_manager_authorize(in->self->manager, caller, kmx_dbus_introspect_authorized, in);
 	return G_SOURCE_REMOVE;
 }
@@ -778,9 +842,233 @@ kmx_dbus_filter(GDBusConnection *connection,
 		return message;
 	in = g_new0(KmxIntrospect, 1);
 	in->self = g_object_ref(self);
+	in->connection = g_object_ref(connection);
 	in->message = message; /* ours now: GDBus will not dispatch it */
 	g_main_context_invoke(self->main_context, kmx_dbus_introspect_cb, in);
 	return NULL;
+}
+
+/* ---- the connections the objects are served on ----------------------------------- */
+
+static void
+kmx_dbus_link_free(KmxDBusLink *link)
+{
+	KmxDBusService *self = link->self;
+	GHashTableIter iter;
+	gpointer edev;
+
+	if (link->closed_id != 0)
+		g_signal_handler_disconnect(link->connection, link->closed_id);
+	if (link->filter_id != 0)
+		g_dbus_connection_remove_filter(link->connection, link->filter_id);
+	/* going away as a whole: no InterfacesRemoved for every key */
+	g_hash_table_iter_init(&iter, self->exported);
+	while (g_hash_table_iter_next(&iter, NULL, &edev))
+		kmx_exported_device_detach(edev, link->connection);
+	if (link->object_manager_id != 0)
+		g_dbus_connection_unregister_object(link->connection, link->object_manager_id);
+	if (link->manager_id != 0)
+		g_dbus_connection_unregister_object(link->connection, link->manager_id);
+	if (link->caller != NULL)
+		kmx_caller_unref(link->caller);
+	g_object_unref(link->connection);
+	g_free(link);
+}
+
+/**
+ * kmx_dbus_link_new:
+ * @caller: (nullable): the one caller of a peer connection
+ *
+ * Serves the root object, every device and key, and Introspect below the
+ * devices on @connection: the same code for the bus and a peer.
+ */
+static KmxDBusLink *
+kmx_dbus_link_new(KmxDBusService *self,
+		  GDBusConnection *connection,
+		  KmxCaller *caller,
+		  GError **error)
+{
+	KmxDBusLink *link = g_new0(KmxDBusLink, 1);
+	GHashTableIter iter;
+	gpointer edev;
+
+	link->self = self;
+	link->connection = g_object_ref(connection);
+	link->caller = caller != NULL ? kmx_caller_ref(caller) : NULL;
+	link->manager_id = g_dbus_connection_register_object(connection,
+							     KMX_DBUS_PATH,
+							     kmx_dbus_manager_interface_info(),
+							     &kmx_dbus_manager_vtable,
+							     self,
+							     NULL,
+							     error);
+	if (link->manager_id == 0)
+		goto failed;
+	link->object_manager_id = g_dbus_connection_register_object(connection,
+								    KMX_DBUS_PATH,
+								    kmx_object_manager_info(),
+								    &kmx_object_manager_vtable,
+								    self,
+								    NULL,
+								    error);
+	if (link->object_manager_id == 0)
+		goto failed;
+	g_hash_table_iter_init(&iter, self->exported);
+	while (g_hash_table_iter_next(&iter, NULL, &edev)) {
+		if (!kmx_exported_device_attach(edev, connection, error))
+			goto failed;
+	}
+	link->filter_id = g_dbus_connection_add_filter(connection, kmx_dbus_filter, self, NULL);
+	return link;
+failed:
+	kmx_dbus_link_free(link);
+	return NULL;
+}
+
+/* a peer connection closed: what its caller had in flight is pointless */
+static void
+kmx_dbus_peer_closed_cb(GDBusConnection *connection,
+			gboolean remote_peer_vanished,
+			GError *error,
+			gpointer user_data)
+{
+	KmxDBusLink *link = user_data;
+	KmxDBusService *self = link->self;
+
+	g_debug("peer connection of %s closed", kmx_caller_get_name(link->caller));
+	kmx_dbus_drop_prompters(self, connection, NULL);
+	kmx_caller_gone(link->caller);
+	g_hash_table_remove(self->peers, connection);
+}
+
+typedef struct {
+	KmxDBusService *self;
+	KmxCaller *caller;
+} KmxDBusOpening;
+
+static void
+kmx_dbus_peer_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	KmxDBusOpening *o = user_data;
+	g_autoptr(KmxDBusService) self = o->self;
+	g_autoptr(KmxCaller) caller = o->caller;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDBusConnection) connection = g_dbus_connection_new_finish(res, &error);
+	KmxDBusLink *link;
+
+	g_free(o);
+	self->peers_opening--;
+	if (connection == NULL) {
+		g_debug("no peer connection for %s: %s", kmx_caller_get_name(caller), error->message);
+		return;
+	}
+	/* the daemon is stopping, or the peer left during the handshake */
+	if (self->bus == NULL || g_dbus_connection_is_closed(connection) ||
+	    (link = kmx_dbus_link_new(self, connection, caller, &error)) == NULL) {
+		if (error != NULL)
+			g_warning("cannot serve a peer connection: %s", error->message);
+		g_dbus_connection_close(connection, NULL, NULL, NULL);
+		return;
+	}
+	link->closed_id =
+	    g_signal_connect(connection, "closed", G_CALLBACK(kmx_dbus_peer_closed_cb), link);
+	g_hash_table_insert(self->peers, connection, link);
+	g_dbus_connection_start_message_processing(connection);
+}
+
+static gboolean
+kmx_dbus_peer_mechanism_cb(GDBusAuthObserver *observer, const char *mechanism, gpointer data)
+{
+	return g_str_equal(mechanism, "EXTERNAL");
+}
+
+/* whoever holds the caller's end is the caller (it may pass it on, as it
+ * may pass on anything it can do); the handshake checks its user again */
+static gboolean
+kmx_dbus_peer_authorize_cb(GDBusAuthObserver *observer,
+			   GIOStream *stream,
+			   GCredentials *credentials,
+			   gpointer data)
+{
+	return credentials != NULL && g_credentials_get_unix_user(credentials, NULL) == getuid();
+}
+
+/* Manager.OpenConnection() -> (h) */
+static void
+kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	GDBusConnection *via = g_dbus_method_invocation_get_connection(invocation);
+	KmxCaller *caller = kmx_dbus_service_get_caller(self,
+							via,
+							g_dbus_method_invocation_get_sender(invocation));
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GSocketConnection) stream = NULL;
+	g_autoptr(GDBusAuthObserver) observer = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autofree char *guid = NULL;
+	g_autofree char *name = NULL;
+	KmxDBusOpening *o;
+	int pair[2];
+
+	if ((g_dbus_connection_get_capabilities(via) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING) ==
+	    0) {
+		g_dbus_method_invocation_return_error_literal(
+		    invocation,
+		    KMX_ERROR,
+		    KMX_ERROR_NOT_SUPPORTED,
+		    "this connection cannot pass file descriptors");
+		return;
+	}
+	if (g_hash_table_size(self->peers) + self->peers_opening >= KMX_MAX_PEERS) {
+		g_dbus_method_invocation_return_error(invocation,
+						      KMX_ERROR,
+						      KMX_ERROR_FAILED,
+						      "too many peer connections (%u): close some first",
+						      KMX_MAX_PEERS);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+		int err = errno;
+		g_dbus_method_invocation_return_error(invocation,
+						      KMX_ERROR,
+						      KMX_ERROR_FAILED,
+						      "cannot make a connection: %s",
+						      g_strerror(err));
+		return;
+	}
+	socket = g_socket_new_from_fd(pair[0], &error);
+	if (socket == NULL) {
+		close(pair[0]);
+		close(pair[1]);
+		g_dbus_method_invocation_return_gerror(invocation, error);
+		return;
+	}
+	fds = g_unix_fd_list_new_from_array(&pair[1], 1); /* takes it */
+	stream = g_socket_connection_factory_create_connection(socket);
+	observer = g_dbus_auth_observer_new();
+	g_signal_connect(observer, "allow-mechanism", G_CALLBACK(kmx_dbus_peer_mechanism_cb), NULL);
+	g_signal_connect(observer,
+			 "authorize-authenticated-peer",
+			 G_CALLBACK(kmx_dbus_peer_authorize_cb),
+			 NULL);
+	guid = g_dbus_generate_guid();
+	name = g_strdup_printf("%s/peer%u", kmx_caller_get_name(caller), ++self->peer_serial);
+	o = g_new0(KmxDBusOpening, 1);
+	o->self = g_object_ref(self);
+	o->caller = kmx_caller_new_as(name, caller);
+	self->peers_opening++;
+	g_dbus_connection_new(G_IO_STREAM(stream),
+			      guid,
+			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
+				  G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+			      observer,
+			      self->cancellable,
+			      kmx_dbus_peer_ready_cb,
+			      o);
+	g_dbus_method_invocation_return_value_with_unix_fd_list(invocation,
+								g_variant_new("(h)", 0),
+								fds);
 }
 
 /* ---- suspend ---------------------------------------------------------------------- */
@@ -848,8 +1136,10 @@ kmx_dbus_service_finalize(GObject *object)
 {
 	KmxDBusService *self = KMX_DBUS_SERVICE(object);
 
+	g_hash_table_unref(self->peers);
 	g_hash_table_unref(self->exported);
 	g_hash_table_unref(self->callers);
+	kmx_caller_unref(self->nobody);
 	g_clear_object(&self->manager);
 	g_clear_object(&self->connection);
 	g_clear_object(&self->system_bus);
@@ -877,6 +1167,12 @@ kmx_dbus_service_init(KmxDBusService *self)
 					      g_str_equal,
 					      g_free,
 					      (GDestroyNotify)kmx_caller_unref);
+	self->peers = g_hash_table_new_full(g_direct_hash,
+					    g_direct_equal,
+					    NULL,
+					    (GDestroyNotify)kmx_dbus_link_free);
+	self->nobody = kmx_caller_new("(closed peer connection)", NULL, NULL);
+	kmx_caller_gone(self->nobody);
 	self->cancellable = g_cancellable_new();
 	self->main_context = g_main_context_ref_thread_default();
 }
@@ -913,35 +1209,12 @@ kmx_dbus_service_new(KmxManager *manager)
 gboolean
 kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GError **error)
 {
-	GHashTableIter iter;
-	gpointer edev;
-
 	g_return_val_if_fail(KMX_IS_DBUS_SERVICE(self), FALSE);
+	g_return_val_if_fail(self->bus == NULL, FALSE);
+	self->bus = kmx_dbus_link_new(self, connection, NULL, error);
+	if (self->bus == NULL)
+		return FALSE;
 	g_set_object(&self->connection, connection);
-	self->manager_id = g_dbus_connection_register_object(connection,
-							     KMX_DBUS_PATH,
-							     kmx_dbus_manager_interface_info(),
-							     &kmx_dbus_manager_vtable,
-							     self,
-							     NULL,
-							     error);
-	if (self->manager_id == 0)
-		return FALSE;
-	self->object_manager_id = g_dbus_connection_register_object(connection,
-								    KMX_DBUS_PATH,
-								    kmx_object_manager_info(),
-								    &kmx_object_manager_vtable,
-								    self,
-								    NULL,
-								    error);
-	if (self->object_manager_id == 0)
-		return FALSE;
-	g_hash_table_iter_init(&iter, self->exported);
-	while (g_hash_table_iter_next(&iter, NULL, &edev)) {
-		if (!kmx_exported_device_attach(edev, connection, FALSE, error))
-			return FALSE;
-	}
-	self->filter_id = g_dbus_connection_add_filter(connection, kmx_dbus_filter, self, NULL);
 	self->name_owner_changed_id =
 	    g_dbus_connection_signal_subscribe(connection,
 					       "org.freedesktop.DBus",
@@ -971,7 +1244,7 @@ void
 kmx_dbus_service_unexport(KmxDBusService *self)
 {
 	GHashTableIter iter;
-	gpointer edev;
+	gpointer connection;
 
 	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
 	g_cancellable_cancel(self->cancellable);
@@ -979,24 +1252,16 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
 		self->sleep_signal_id = 0;
 	}
+	/* peer connections end with the daemon */
+	g_hash_table_iter_init(&iter, self->peers);
+	while (g_hash_table_iter_next(&iter, &connection, NULL))
+		g_dbus_connection_close(connection, NULL, NULL, NULL);
+	g_hash_table_remove_all(self->peers);
 	if (self->connection == NULL)
 		return;
-	if (self->filter_id != 0) {
-		g_dbus_connection_remove_filter(self->connection, self->filter_id);
-		self->filter_id = 0;
-	}
 	if (self->name_owner_changed_id != 0) {
 		g_dbus_connection_signal_unsubscribe(self->connection, self->name_owner_changed_id);
 		self->name_owner_changed_id = 0;
 	}
-	/* going away as a whole: no InterfacesRemoved for every key */
-	g_hash_table_iter_init(&iter, self->exported);
-	while (g_hash_table_iter_next(&iter, NULL, &edev))
-		kmx_exported_device_detach(edev);
-	if (self->object_manager_id != 0)
-		g_dbus_connection_unregister_object(self->connection, self->object_manager_id);
-	if (self->manager_id != 0)
-		g_dbus_connection_unregister_object(self->connection, self->manager_id);
-	self->object_manager_id = 0;
-	self->manager_id = 0;
+	g_clear_pointer(&self->bus, kmx_dbus_link_free);
 }

@@ -1,0 +1,269 @@
+/* keymux test: libkeymux against a real keymuxd (run by tests/test-lib.sh)
+ *
+ *   kmx-test-lib p2p|bus OUTDIR
+ *
+ * Expects keymuxd on the session bus with an unprotected, empty
+ * softkey:login store; "p2p" or "bus" is the connection the client must
+ * have got.  Writes OUTDIR/{sync,async}.{msg,sig,pub} for openssl to check.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymux.h"
+
+#define check(cond, ...)                                                                 \
+	do {                                                                             \
+		if (!(cond)) {                                                           \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                                   \
+			fprintf(stderr, "\n");                                           \
+			exit(1);                                                         \
+		}                                                                        \
+	} while (0)
+
+#define check_ok(ret, error) check((ret), "%s", (error) != NULL ? (error)->message : "no error")
+#define check_error(error, code)                                                     \
+	check(g_error_matches((error), KEYMUX_ERROR, (code)),                         \
+	      "wanted code %d, got %s",                                               \
+	      (code),                                                                 \
+	      (error) != NULL ? (error)->message : "success")
+
+static GMainLoop *loop;
+static GAsyncResult *last_result;
+
+static void
+done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	last_result = g_object_ref(res);
+	g_main_loop_quit(loop);
+}
+
+static gboolean
+too_long_cb(gpointer data)
+{
+	fprintf(stderr, "FAIL: %s never came\n", (const char *)data);
+	exit(1);
+}
+
+/* runs the loop until done_cb or a signal handler quits it */
+static GAsyncResult *
+wait_for(const char *what)
+{
+	guint id = g_timeout_add_seconds(60, too_long_cb, (gpointer)what);
+
+	g_clear_object(&last_result);
+	g_main_loop_run(loop);
+	g_source_remove(id);
+	return last_result;
+}
+
+static void
+write_file(const char *dir, const char *name, GBytes *bytes)
+{
+	g_autofree char *path = g_build_filename(dir, name, NULL);
+	g_autoptr(GError) error = NULL;
+	gsize len = 0;
+	const char *data = g_bytes_get_data(bytes, &len);
+
+	check_ok(g_file_set_contents(path, data != NULL ? data : "", (gssize)len, &error), error);
+}
+
+static void
+write_file_take(const char *dir, const char *name, GBytes *bytes)
+{
+	write_file(dir, name, bytes);
+	g_bytes_unref(bytes);
+}
+
+static void
+quit_cb(void)
+{
+	g_main_loop_quit(loop);
+}
+
+static guint notified;
+
+static void
+label_notify_cb(GObject *key, GParamSpec *pspec, gpointer data)
+{
+	notified++;
+	g_main_loop_quit(loop);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KeymuxClient) client = NULL;
+	g_autoptr(KeymuxClient) other = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
+	g_autoptr(KeymuxKey) rsa = NULL;
+	g_autoptr(GBytes) msg = g_bytes_new_static("signed through libkeymux\n", 25);
+	g_autoptr(GBytes) sig = NULL;
+	g_autoptr(GList) found = NULL;
+	g_autolist(GObject) keys = NULL;
+	g_autolist(GObject) devices = NULL;
+	g_autofree char *label = NULL;
+	const char *outdir;
+	gboolean want_p2p;
+
+	check(argc == 3, "usage: kmx-test-lib p2p|bus OUTDIR");
+	want_p2p = g_str_equal(argv[1], "p2p");
+	outdir = argv[2];
+	loop = g_main_loop_new(NULL, FALSE);
+
+	/* ---- the client, async, on the connection it should have ---- */
+	keymux_client_new(NULL, done_cb, NULL);
+	client = keymux_client_new_finish(wait_for("the client"), &error);
+	check_ok(client != NULL, error);
+	check(keymux_client_get_peer_to_peer(client) == want_p2p,
+	      "peer-to-peer is %d, wanted %d",
+	      keymux_client_get_peer_to_peer(client),
+	      want_p2p);
+	check(keymux_client_get_version(client) != NULL, "no Version");
+	devices = keymux_client_get_devices(client);
+	check(g_list_length(devices) >= 1, "no devices");
+	device = keymux_client_lookup_device(client, "softkey:login");
+	check(device != NULL, "no softkey:login");
+	check(g_str_equal(keymux_device_get_id(device), "softkey:login"), "id");
+	check(!keymux_device_get_locked(device), "an unprotected store is open");
+	check(keymux_device_get_pin_retries(device) == -1, "no PIN retries on a soft store");
+	check(keymux_client_lookup_device(client, "softkey:nothing") == NULL, "a device from nowhere");
+	check(keymux_client_lookup_key(client, "not a path") == NULL, "a key from nowhere");
+
+	/* ---- generate, async: the key is among the client's objects from the
+	 * signals that announced it, before the reply ---- */
+	keymux_device_generate_key(device, "ed25519", "lib key", KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
+	key = keymux_device_generate_key_finish(device, wait_for("GenerateKey"), &error);
+	check_ok(key != NULL, error);
+	{
+		g_autoptr(KeymuxKey) known =
+		    keymux_client_lookup_key(client, g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
+		check(known != NULL, "the new key is not among the client's objects");
+	}
+	check(g_str_equal(keymux_key_get_algorithm(key), "ed25519"), "algorithm");
+	label = keymux_key_dup_label(key);
+	check(g_str_equal(label, "lib key"), "label %s", label);
+	keys = keymux_device_get_keys(device);
+	check(g_list_length(keys) == 1, "the device's Keys followed: %u", g_list_length(keys));
+
+	/* ---- sign: sync and async; the shell checks them with openssl ---- */
+	sig = keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, NULL, &error);
+	check_ok(sig != NULL, error);
+	write_file(outdir, "sync.sig", sig);
+	write_file(outdir, "msg", msg);
+	write_file_take(outdir, "ed.pub", keymux_key_dup_public_key(key));
+	g_clear_pointer(&sig, g_bytes_unref);
+	keymux_key_sign(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
+	sig = keymux_key_sign_finish(key, wait_for("Sign"), &error);
+	check_ok(sig != NULL, error);
+	write_file(outdir, "async.sig", sig);
+
+	/* ---- decrypt through the library, an RSA key ---- */
+	rsa = keymux_device_generate_key_sync(device, "rsa2048", "lib rsa", KEYMUX_CALL_FLAGS_NONE, NULL, &error);
+	check_ok(rsa != NULL, error);
+	write_file_take(outdir, "rsa.pub", keymux_key_dup_public_key(rsa));
+
+	/* ---- find, list ---- */
+	found = keymux_client_find_key_sync(client, keymux_key_get_id(key), NULL, &error);
+	check_ok(found != NULL, error);
+	check(g_list_length(found) == 1, "FindKey");
+	g_list_free_full(g_steal_pointer(&found), g_object_unref);
+	keymux_client_find_key(client, keymux_key_get_id(rsa), NULL, done_cb, NULL);
+	found = keymux_client_find_key_finish(client, wait_for("FindKey"), &error);
+	check_ok(found != NULL, error);
+	g_list_free_full(g_steal_pointer(&found), g_object_unref);
+	keymux_client_list_keys(client, NULL, done_cb, NULL);
+	found = keymux_client_list_keys_finish(client, wait_for("ListKeys"), &error);
+	check(g_list_length(found) == 2, "ListKeys: %u", g_list_length(found));
+	g_list_free_full(g_steal_pointer(&found), g_object_unref);
+
+	/* ---- errors, mapped into KEYMUX_ERROR ---- */
+	g_clear_pointer(&sig, g_bytes_unref);
+	sig = keymux_key_sign_sync(key, "ed448", msg, KEYMUX_CALL_FLAGS_NONE, NULL, &error);
+	check(sig == NULL, "ed448");
+	check_error(error, KEYMUX_ERROR_INVALID_ARGUMENT);
+	check(strstr(error->message, "org.keymux") == NULL, "a stripped message: %s", error->message);
+	g_clear_error(&error);
+	keymux_key_decrypt(key, "rsa-pkcs1", msg, KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
+	sig = keymux_key_decrypt_finish(key, wait_for("Decrypt"), &error);
+	check_error(error, KEYMUX_ERROR_NOT_SUPPORTED);
+	g_clear_error(&error);
+	found = keymux_client_find_key_sync(client, "abc", NULL, &error);
+	check_error(error, KEYMUX_ERROR_INVALID_ARGUMENT);
+	g_clear_error(&error);
+	found = keymux_client_find_key_sync(client, "0123456789abcdef", NULL, &error);
+	check_error(error, KEYMUX_ERROR_NOT_FOUND);
+	g_clear_error(&error);
+	{
+		g_autoptr(GBytes) junk = g_bytes_new_static("not a key", 9);
+		g_autoptr(GList) none =
+		    keymux_device_import_key_sync(device, junk, NULL, NULL, NULL, &error);
+		check_error(error, KEYMUX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+
+	/* ---- objects follow changes made by another client, no polling ---- */
+	other = keymux_client_new_sync(NULL, &error);
+	check_ok(other != NULL, error);
+	g_signal_connect(key, "notify::label", G_CALLBACK(label_notify_cb), NULL);
+	{
+		g_autoptr(KeymuxKey) theirs = keymux_client_lookup_key(
+		    other, g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
+		check(theirs != NULL, "the other client does not see the key");
+		check_ok(keymux_key_set_label_sync(theirs, "renamed elsewhere", NULL, &error), error);
+	}
+	while (notified == 0)
+		wait_for("notify::label");
+	g_free(label);
+	label = keymux_key_dup_label(key);
+	check(g_str_equal(label, "renamed elsewhere"), "label after the signal: %s", label);
+
+	/* a key deleted by the other client: key-removed */
+	g_signal_connect_swapped(client, "key-removed", G_CALLBACK(quit_cb), NULL);
+	{
+		g_autoptr(KeymuxKey) theirs = keymux_client_lookup_key(
+		    other, g_dbus_proxy_get_object_path(G_DBUS_PROXY(rsa)));
+		check_ok(keymux_key_delete_sync(theirs, NULL, &error), error);
+	}
+	wait_for("key-removed");
+	g_list_free_full(keys, g_object_unref);
+	keys = keymux_client_get_keys(client);
+	check(g_list_length(keys) == 1, "after the delete: %u keys", g_list_length(keys));
+
+	/* ---- secrets: change, lock, unlock wrong and right, lock all ---- */
+	check_ok(keymux_device_change_secret_sync(device, "", "lib secret", NULL, &error), error);
+	check_ok(keymux_device_lock_sync(device, NULL, &error), error);
+	/* Locked comes with PropertiesChanged */
+	while (!keymux_device_get_locked(device))
+		g_main_context_iteration(NULL, TRUE);
+	check(!keymux_device_unlock_sync(device, "wrong", KEYMUX_CALL_FLAGS_NONE, NULL, &error), "a wrong secret");
+	check_error(error, KEYMUX_ERROR_BAD_SECRET);
+	g_clear_error(&error);
+	sig = keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NO_INTERACTION, NULL, &error);
+	check_error(error, KEYMUX_ERROR_LOCKED);
+	g_clear_error(&error);
+	keymux_device_unlock(device, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
+	check_ok(keymux_device_unlock_finish(device, wait_for("Unlock"), &error), error);
+	keymux_client_lock_all(client, NULL, done_cb, NULL);
+	check_ok(keymux_client_lock_all_finish(client, wait_for("LockAll"), &error), error);
+	check_ok(keymux_device_unlock_sync(device, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, &error), error);
+	check_ok(keymux_device_change_secret_sync(device, "lib secret", "", NULL, &error), error);
+
+	/* ---- a cancelled call ---- */
+	{
+		g_autoptr(GCancellable) cancellable = g_cancellable_new();
+		g_cancellable_cancel(cancellable);
+		sig = keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, cancellable, &error);
+		check(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED), "cancelled");
+		g_clear_error(&error);
+	}
+	printf("ok %s\n", want_p2p ? "p2p" : "bus");
+	g_clear_object(&last_result);
+	g_main_loop_unref(loop);
+	return 0;
+}
