@@ -610,11 +610,12 @@ kmx_ssh_conn_add(KmxSshConn *conn, KmxSshReader *r, gboolean constrained)
 		kmx_ssh_conn_malformed(conn, "ADD_IDENTITY");
 		return;
 	}
-	if ((constrained && !kmx_ssh_read_constraints(r, constraints)) ||
-	    (!constrained && r->left != 0)) {
+	if (pem != NULL && ((constrained && !kmx_ssh_read_constraints(r, constraints)) ||
+			    (!constrained && r->left != 0))) {
 		kmx_ssh_conn_malformed(conn, "ADD_IDENTITY");
 		return;
 	}
+	/* a key type keymux has not: its fields cannot be told apart */
 	if (pem == NULL) {
 		g_message("ssh-agent: refused ssh-add by pid %u (%s): %s",
 			  kmx_caller_get_pid(conn->caller),
