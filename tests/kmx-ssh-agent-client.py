@@ -9,7 +9,8 @@ Cases (each exits 0 when the agent behaved, 1 with a message when not):
   empty               a message of length 0: closed
   partial             half a message, then hang up (mid-request)
   hangup-sign BLOB    a whole SIGN_REQUEST, then hang up before the reply
-  idle                connect, say nothing, print "idle" and wait on stdin
+  idle FILE           connect, say nothing, print "idle", wait for FILE to
+                      exist, then expect an answer to REQUEST_IDENTITIES
   failure HEX         send one message, expect SSH_AGENT_FAILURE, then a
                       REQUEST_IDENTITIES on the same connection still works
   success HEX         send one message, expect SSH_AGENT_SUCCESS
@@ -22,10 +23,12 @@ Cases (each exits 0 when the agent behaved, 1 with a message when not):
 Only the standard library: this runs with Debian's /usr/bin/python3.
 """
 import base64
+import os
 import socket
 import struct
 import sys
 import threading
+import time
 
 FAILURE, SUCCESS = 5, 6
 IDENTITIES, IDENTITIES_ANSWER = 11, 12
@@ -129,8 +132,12 @@ def main():
     elif case == "idle":
         s = connect(path)
         print("idle", flush=True)
-        sys.stdin.read()
-        s.close()
+        while not os.path.exists(args[0]):
+            time.sleep(0.05)
+        s.sendall(frame(bytes([IDENTITIES])))
+        reply = recv_msg(s)
+        if reply is None or reply[0] != IDENTITIES_ANSWER:
+            die("the idle connection: %r" % (reply,))
     elif case in ("failure", "success"):
         s = connect(path)
         s.sendall(frame(bytes.fromhex(args[0])))

@@ -453,7 +453,7 @@ kmx_ssh_signature_new(KmxKeyType type, KmxMechanism mechanism, GBytes *signature
 	case KMX_MECHANISM_RSA_PKCS1_SHA512:
 	case KMX_MECHANISM_RSA_PKCS1:
 		kmx_ssh_put_cstring(b,
-				    mechanism == KMX_MECHANISM_RSA_PKCS1_SHA256   ? "rsa-sha2-256"
+				    mechanism == KMX_MECHANISM_RSA_PKCS1_SHA256	  ? "rsa-sha2-256"
 				    : mechanism == KMX_MECHANISM_RSA_PKCS1_SHA512 ? "rsa-sha2-512"
 										  : "ssh-rsa");
 		kmx_ssh_put_string(b, p, len);
@@ -514,11 +514,10 @@ kmx_ssh_private_fields(KmxSshReader *r,
 			return TRUE;
 		}
 	} else {
-		g_autofree char *name = g_utf8_validate((const char *)type,
-							(gssize)MIN(type_len, 64),
-							NULL)
-					    ? g_strndup((const char *)type, MIN(type_len, 64))
-					    : g_strdup("?");
+		g_autofree char *name =
+		    g_utf8_validate((const char *)type, (gssize)MIN(type_len, 64), NULL)
+			? g_strndup((const char *)type, MIN(type_len, 64))
+			: g_strdup("?");
 		g_autofree char *shown = g_strescape(name, NULL);
 		g_set_error(error,
 			    KMX_ERROR,
@@ -598,8 +597,7 @@ kmx_ssh_private_key_to_pem(KmxSshReader *r, char **comment, GError **error)
 		*r = save;
 		return NULL;
 	}
-	if (g_utf8_validate((const char *)c, (gssize)c_len, NULL) &&
-	    memchr(c, '\0', c_len) == NULL)
+	if (g_utf8_validate((const char *)c, (gssize)c_len, NULL) && memchr(c, '\0', c_len) == NULL)
 		*comment = g_strndup((const char *)c, c_len);
 
 	/* checkints, the key, the comment, padded with 1, 2, 3... to 8 bytes */

@@ -39,19 +39,19 @@
 #define KMX_SSH_AGENT_READ_CHUNK  4096
 
 /* draft-miller-ssh-agent §5.1 */
-#define SSH_AGENT_FAILURE		 5
-#define SSH_AGENT_SUCCESS		 6
-#define SSH2_AGENTC_REQUEST_IDENTITIES	 11
-#define SSH2_AGENT_IDENTITIES_ANSWER	 12
-#define SSH2_AGENTC_SIGN_REQUEST	 13
-#define SSH2_AGENT_SIGN_RESPONSE	 14
-#define SSH2_AGENTC_ADD_IDENTITY	 17
-#define SSH2_AGENTC_REMOVE_IDENTITY	 18
+#define SSH_AGENT_FAILURE		  5
+#define SSH_AGENT_SUCCESS		  6
+#define SSH2_AGENTC_REQUEST_IDENTITIES	  11
+#define SSH2_AGENT_IDENTITIES_ANSWER	  12
+#define SSH2_AGENTC_SIGN_REQUEST	  13
+#define SSH2_AGENT_SIGN_RESPONSE	  14
+#define SSH2_AGENTC_ADD_IDENTITY	  17
+#define SSH2_AGENTC_REMOVE_IDENTITY	  18
 #define SSH2_AGENTC_REMOVE_ALL_IDENTITIES 19
-#define SSH_AGENTC_LOCK			 22
-#define SSH_AGENTC_UNLOCK		 23
-#define SSH2_AGENTC_ADD_ID_CONSTRAINED	 25
-#define SSH_AGENTC_EXTENSION		 27
+#define SSH_AGENTC_LOCK			  22
+#define SSH_AGENTC_UNLOCK		  23
+#define SSH2_AGENTC_ADD_ID_CONSTRAINED	  25
+#define SSH_AGENTC_EXTENSION		  27
 
 #define SSH_AGENT_RSA_SHA2_256 0x02
 #define SSH_AGENT_RSA_SHA2_512 0x04
@@ -71,7 +71,7 @@ struct _KmxSshAgent {
 	GThread *main_thread;
 	GSocket *listener;
 	GSource *accept_source;
-	char *path; /* bound here, unlinked at stop */
+	char *path;		 /* bound here, unlinked at stop */
 	GHashTable *conns;	 /* KmxSshConn, owned */
 	GHashTable *blob_of_key; /* key id -> OpenSSH public key blob */
 	GHashTable *key_of_blob; /* blob -> key id */
@@ -911,8 +911,9 @@ kmx_ssh_conn_process(KmxSshConn *conn)
 		guint32 len = kmx_ssh_be32(conn->in);
 
 		if (len == 0 || len > KMX_SSH_AGENT_MAX_MESSAGE) {
-			kmx_ssh_conn_close(conn, len == 0 ? "an empty message"
-							  : "a message over 256 KiB");
+			kmx_ssh_conn_close(conn,
+					   len == 0 ? "an empty message"
+						    : "a message over 256 KiB");
 			break;
 		}
 		if (conn->in_len < 4 + (gsize)len)
@@ -945,8 +946,9 @@ kmx_ssh_conn_read(KmxSshConn *conn)
 		if (conn->in_len >= 4) {
 			guint32 len = kmx_ssh_be32(conn->in);
 			if (len == 0 || len > KMX_SSH_AGENT_MAX_MESSAGE) {
-				kmx_ssh_conn_close(conn, len == 0 ? "an empty message"
-								  : "a message over 256 KiB");
+				kmx_ssh_conn_close(conn,
+						   len == 0 ? "an empty message"
+							    : "a message over 256 KiB");
 				return FALSE;
 			}
 			/* a whole message is there: handle it before reading on */
@@ -1423,12 +1425,16 @@ kmx_ssh_agent_class_init(KmxSshAgentClass *klass)
 static void
 kmx_ssh_agent_init(KmxSshAgent *self)
 {
-	self->conns =
-	    g_hash_table_new_full(g_direct_hash, g_direct_equal, (GDestroyNotify)kmx_ssh_conn_unref, NULL);
+	self->conns = g_hash_table_new_full(g_direct_hash,
+					    g_direct_equal,
+					    (GDestroyNotify)kmx_ssh_conn_unref,
+					    NULL);
 	self->blob_of_key =
 	    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
-	self->key_of_blob =
-	    g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, g_free);
+	self->key_of_blob = g_hash_table_new_full(g_bytes_hash,
+						  g_bytes_equal,
+						  (GDestroyNotify)g_bytes_unref,
+						  g_free);
 	self->main_context = g_main_context_ref_thread_default();
 	self->main_thread = g_thread_self();
 }
