@@ -86,32 +86,47 @@ ssh_dir="$KMX_TMP/sshd"
 mkdir -m 0700 "$ssh_dir"
 ssh-keygen -q -t ed25519 -N '' -C host -f "$ssh_dir/host_key"
 cat ed25519.pub ecdsa-p256.pub ecdsa-p384.pub rsa2048.pub >"$ssh_dir/authorized_keys"
-port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 user=$(id -un)
 # the privilege separation directory sshd chroots into when it runs as root
 # (the openssh-server package creates it at boot with tmpfiles)
 if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then
 	mkdir -p -m 0755 /run/sshd
 fi
-cat >"$ssh_dir/sshd_config" <<-EOF
-	Port $port
-	ListenAddress 127.0.0.1
-	HostKey $ssh_dir/host_key
-	AuthorizedKeysFile $ssh_dir/authorized_keys
-	PidFile none
-	# the temp dir is not under the user's home, so not owned the way
-	# StrictModes wants
-	StrictModes no
-	UsePAM no
-	PasswordAuthentication no
-	KbdInteractiveAuthentication no
-	PubkeyAuthentication yes
-	PermitRootLogin prohibit-password
-	AllowUsers $user
-	LogLevel VERBOSE
-EOF
-# by its absolute path, which sshd needs to re-execute itself
-kmx_bg /usr/sbin/sshd -D -e -f "$ssh_dir/sshd_config" 2>"$ssh_dir/sshd.log"
+start_sshd() { # on a free port; another test may take it first: then again
+	port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	cat >"$ssh_dir/sshd_config" <<-EOF
+		Port $port
+		ListenAddress 127.0.0.1
+		HostKey $ssh_dir/host_key
+		AuthorizedKeysFile $ssh_dir/authorized_keys
+		PidFile none
+		# the temp dir is not under the user's home, so not owned the way
+		# StrictModes wants
+		StrictModes no
+		UsePAM no
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		PubkeyAuthentication yes
+		PermitRootLogin prohibit-password
+		AllowUsers $user
+		LogLevel VERBOSE
+	EOF
+	# by its absolute path, which sshd needs to re-execute itself
+	/usr/sbin/sshd -D -e -f "$ssh_dir/sshd_config" 2>>"$ssh_dir/sshd.log" &
+	sshd_pid=$!
+	KMX_PIDS+=("$sshd_pid")
+	for _ in $(seq 200); do
+		kill -0 "$sshd_pid" 2>/dev/null || return 1
+		/usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+started=
+for _ in 1 2 3 4 5; do
+	start_sshd && started=1 && break
+done
+[ -n "$started" ] || fail "sshd did not start: $(tail -5 "$ssh_dir/sshd.log")"
 printf '[127.0.0.1]:%s %s\n' "$port" "$(cat "$ssh_dir/host_key.pub")" >"$ssh_dir/known_hosts"
 ssh_to() { # pubfile [ssh options]: run a command on the sshd, authenticated by that key
 	local pub=$1
@@ -121,10 +136,6 @@ ssh_to() { # pubfile [ssh options]: run a command on the sshd, authenticated by 
 		-o IdentityFile="$KMX_TMP/$pub" -o ConnectTimeout=60 "$@" "$user@127.0.0.1" \
 		echo "logged-in-with-$pub"
 }
-for _ in $(seq 200); do
-	/usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
-	sleep 0.05
-done
 for t in ed25519 ecdsa-p256 ecdsa-p384 rsa2048; do
 	out=$(ssh_to "$t.pub" 2>ssh.err) || fail "ssh login with $t: $(cat ssh.err); sshd: $(tail -5 "$ssh_dir/sshd.log")"
 	assert_eq "logged-in-with-$t.pub" "$out"
