@@ -314,8 +314,20 @@ fi
 # ---- a stale socket is replaced, a live one is not taken over ----
 kmx_stop_daemon
 [ ! -e "$sock" ] || fail "keymuxd left its socket behind"
+printf '[ssh-agent]\nenabled=true\nallow-sha1-rsa=true\n' >"$KEYMUX_CONFIG"
 kmx_start_daemon
 ssh-add -l >/dev/null || fail "no agent after a restart"
+
+# SHA-1 ssh-rsa when the configuration allows it: a signature openssl
+# verifies, made with the raw rsa-pkcs1 mechanism; a core without that
+# mechanism refuses it and says so
+if got=$(client sign rsa2048.pub 0 msg rsa.sig 2>sha1.err); then
+	assert_eq ssh-rsa "$got" "the legacy RSA signature's algorithm"
+	openssl dgst -sha1 -verify rsa2048.pem -signature rsa.sig msg >/dev/null ||
+		fail "the ssh-rsa signature does not verify"
+else
+	assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "SHA-1 ssh-rsa signatures need the raw rsa-pkcs1"
+fi
 "$KEYMUXD" --replace >second.log 2>&1 &
 second=$!
 KMX_PIDS+=("$second")

@@ -451,14 +451,20 @@ kmx_ssh_signature_new(KmxKeyType type, KmxMechanism mechanism, GBytes *signature
 	}
 	case KMX_MECHANISM_RSA_PKCS1_SHA256:
 	case KMX_MECHANISM_RSA_PKCS1_SHA512:
-	case KMX_MECHANISM_RSA_PKCS1:
 		kmx_ssh_put_cstring(b,
-				    mechanism == KMX_MECHANISM_RSA_PKCS1_SHA256	  ? "rsa-sha2-256"
-				    : mechanism == KMX_MECHANISM_RSA_PKCS1_SHA512 ? "rsa-sha2-512"
-										  : "ssh-rsa");
+				    mechanism == KMX_MECHANISM_RSA_PKCS1_SHA256 ? "rsa-sha2-256"
+										: "rsa-sha2-512");
 		kmx_ssh_put_string(b, p, len);
 		return g_byte_array_free_to_bytes(g_steal_pointer(&b));
 	default:
+		/* the raw PKCS#1 v1.5 signature of a SHA-1 DigestInfo: legacy
+		 * ssh-rsa (by name: the raw signing mechanism is "rsa-pkcs1") */
+		if (kmx_key_type_is_rsa(type) &&
+		    g_strcmp0(kmx_mechanism_to_string(mechanism), "rsa-pkcs1") == 0) {
+			kmx_ssh_put_cstring(b, "ssh-rsa");
+			kmx_ssh_put_string(b, p, len);
+			return g_byte_array_free_to_bytes(g_steal_pointer(&b));
+		}
 		break;
 	}
 	g_set_error(error,
