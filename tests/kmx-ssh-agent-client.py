@@ -9,6 +9,8 @@ Cases (each exits 0 when the agent behaved, 1 with a message when not):
   empty               a message of length 0: closed
   partial             half a message, then hang up (mid-request)
   hangup-sign BLOB    a whole SIGN_REQUEST, then hang up before the reply
+  halfclose PUBFILE   a SIGN_REQUEST, then shut down the writing side: the
+                      reply still comes, then the agent closes
   idle FILE           connect, say nothing, print "idle", wait for FILE to
                       exist, then expect an answer to REQUEST_IDENTITIES
   failure HEX         send one message, expect SSH_AGENT_FAILURE, then a
@@ -129,6 +131,15 @@ def main():
         blob = blob_of(args[0])
         s.sendall(frame(bytes([SIGN]) + string(blob) + string(b"data") + struct.pack(">I", 0)))
         s.close()
+    elif case == "halfclose":
+        s = connect(path)
+        blob = blob_of(args[0])
+        s.sendall(frame(bytes([SIGN]) + string(blob) + string(b"data") + struct.pack(">I", 0)))
+        s.shutdown(socket.SHUT_WR)
+        reply = recv_msg(s)
+        if reply is None or reply[0] != SIGN_RESPONSE:
+            die("half-closed: expected SIGN_RESPONSE, got %r" % (reply,))
+        expect_closed(s, "half-closed connection")
     elif case == "idle":
         s = connect(path)
         print("idle", flush=True)

@@ -285,6 +285,7 @@ client failure "1b$(sshstr 'no-such-extension@example.com')" || fail "an unknown
 client success "1b$(sshstr session-bind@openssh.com)$(sshstr hostkey)$(sshstr sid)$(sshstr sig)00" ||
 	fail "session-bind"
 client pipeline || fail "pipelined requests"
+client halfclose ed25519.pub || fail "a client that shuts down its writing side"
 # ADD_IDENTITY of a key type keymux has not: a failure, the connection lives
 client failure "11$(sshstr ssh-dss)$(sshstr x)" || fail "ADD_IDENTITY of a DSA key"
 out=$(client concurrent ed25519.pub 32 10) || fail "32 concurrent clients"

@@ -96,6 +96,7 @@ typedef struct {
 	gboolean busy; /* a message is being handled */
 	gboolean processing;
 	gboolean told_denied;
+	gboolean eof; /* the client sent all it will: reply, then close */
 	/* any thread: replies come from executors */
 	GMutex mutex;
 	GByteArray *out;
@@ -885,6 +886,13 @@ kmx_ssh_be32(const guint8 *p)
 	return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | (guint32)p[3];
 }
 
+/* main thread: whether a whole message waits */
+static gboolean
+kmx_ssh_conn_has_message(KmxSshConn *conn)
+{
+	return conn->in_len >= 4 && conn->in_len >= 4 + (gsize)kmx_ssh_be32(conn->in);
+}
+
 /* main thread: the message at the front is handled; wipe it */
 static void
 kmx_ssh_conn_consume(KmxSshConn *conn, gsize n)
@@ -924,7 +932,7 @@ kmx_ssh_conn_process(KmxSshConn *conn)
 	}
 	conn->processing = FALSE;
 	g_mutex_lock(&conn->mutex);
-	if (conn->broken && !conn->closed) {
+	if (!conn->closed && (conn->broken || (conn->eof && !conn->busy && conn->out->len == 0))) {
 		g_mutex_unlock(&conn->mutex);
 		kmx_ssh_conn_close(conn, NULL);
 		return;
@@ -974,6 +982,12 @@ kmx_ssh_conn_read(KmxSshConn *conn)
 				     &error);
 		if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
 			return TRUE;
+		/* a client that shut down its side while its request runs
+		 * still gets the reply */
+		if (n == 0 && conn->busy) {
+			conn->eof = TRUE;
+			return TRUE;
+		}
 		if (n <= 0) {
 			kmx_ssh_conn_close(conn, NULL);
 			return FALSE;
@@ -1017,12 +1031,14 @@ kmx_ssh_conn_update_watch(KmxSshConn *conn)
 	g_mutex_lock(&conn->mutex);
 	pending = conn->out->len > 0;
 	g_mutex_unlock(&conn->mutex);
-	/* no input read while a reply waits to be written or a request runs:
-	 * one message at a time, and a client that does not read its replies
-	 * stops being read */
+	/* no input read while a reply waits to be written, nor while a
+	 * request runs and the next message is there already: one message at
+	 * a time, and a client that does not read its replies stops being
+	 * read.  A client that waits for its reply keeps the same watch
+	 * throughout, and its hang-up is seen (cancelling its request) */
 	if (pending)
 		want |= G_IO_OUT;
-	else if (!conn->busy)
+	else if (!conn->eof && (!conn->busy || !kmx_ssh_conn_has_message(conn)))
 		want |= G_IO_IN;
 	if (want == conn->watching)
 		return;
