@@ -718,16 +718,17 @@ kmx_ssh_conn_unlock(KmxSshConn *conn, KmxSshReader *r)
 	devices = kmx_manager_get_devices(conn->agent->manager);
 	for (guint i = 0; i < devices->len; i++) {
 		KmxDevice *device = g_ptr_array_index(devices, i);
+		/* a card or a TPM counts wrong tries: the agent's passphrase is
+		 * not spent on them on a guess; they prompt when used */
 		if (kmx_device_is_available(device) && kmx_device_is_locked(device) &&
-		    kmx_device_has_secret(device))
+		    kmx_device_has_secret(device) && kmx_device_get_pin_retries(device) < 0)
 			g_ptr_array_add(locked, device);
 	}
 	if (locked->len == 0 || len == 0) {
 		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
 		return;
 	}
-	/* every locked device gets the passphrase; a wrong one costs a card a
-	 * try, as keymuxctl unlock would: so only devices that ask for one */
+	/* every such device gets the passphrase, and opens if it is its own */
 	secret = kmx_secret_new_from_data(pass, len);
 	u = g_new0(KmxSshUnlocking, 1);
 	u->conn = kmx_ssh_conn_ref(conn);
