@@ -11,6 +11,8 @@ Cases (each exits 0 when the agent behaved, 1 with a message when not):
   hangup-sign BLOB    a whole SIGN_REQUEST, then hang up before the reply
   halfclose PUBFILE   a SIGN_REQUEST, then shut down the writing side: the
                       reply still comes, then the agent closes
+  many N              N connections at once; print how many the agent kept
+                      open (it answers REQUEST_IDENTITIES on them)
   idle FILE           connect, say nothing, print "idle", wait for FILE to
                       exist, then expect an answer to REQUEST_IDENTITIES
   failure HEX         send one message, expect SSH_AGENT_FAILURE, then a
@@ -45,10 +47,18 @@ def die(msg):
 
 
 def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(TIMEOUT)
-    s.connect(path)
-    return s
+    # a full listen backlog is EAGAIN on a Unix socket with a timeout: the
+    # agent accepts them on its next turn of the main loop
+    for _ in range(2000):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(TIMEOUT)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            time.sleep(0.01)
+    die("cannot connect: the listen backlog stays full")
 
 
 def string(b):
@@ -140,6 +150,18 @@ def main():
         if reply is None or reply[0] != SIGN_RESPONSE:
             die("half-closed: expected SIGN_RESPONSE, got %r" % (reply,))
         expect_closed(s, "half-closed connection")
+    elif case == "many":
+        conns = [connect(path) for _ in range(int(args[0]))]
+        kept = 0
+        for s in conns:
+            try:
+                s.sendall(frame(bytes([IDENTITIES])))
+                reply = recv_msg(s)
+            except OSError:
+                reply = None
+            if reply is not None and reply[0] == IDENTITIES_ANSWER:
+                kept += 1
+        print(kept)
     elif case == "idle":
         s = connect(path)
         print("idle", flush=True)

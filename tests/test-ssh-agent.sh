@@ -288,6 +288,11 @@ client pipeline || fail "pipelined requests"
 client halfclose ed25519.pub || fail "a client that shuts down its writing side"
 # ADD_IDENTITY of a key type keymux has not: a failure, the connection lives
 client failure "11$(sshstr ssh-dss)$(sshstr x)" || fail "ADD_IDENTITY of a DSA key"
+# no more connections than [ssh-agent] max-connections (256): the idle
+# client holds one, and a client that left a moment ago may still hold one
+kept=$(client many 300) || fail "300 connections"
+[ "$kept" -le 255 ] && [ "$kept" -ge 250 ] || fail "$kept of 300 connections were kept, not at most 255"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "256 clients are connected: refusing more"
 out=$(client concurrent ed25519.pub 32 10) || fail "32 concurrent clients"
 assert_eq "320 signatures" "$out"
 ssh-add -l >/dev/null || fail "the agent does not answer after all that"

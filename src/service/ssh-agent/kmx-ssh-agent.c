@@ -37,6 +37,8 @@
 
 #define KMX_SSH_AGENT_MAX_MESSAGE (256 * 1024)
 #define KMX_SSH_AGENT_READ_CHUNK  4096
+/* clients connected at once, by default; each holds a file descriptor */
+#define KMX_SSH_AGENT_MAX_CONNECTIONS 256
 
 /* draft-miller-ssh-agent §5.1 */
 #define SSH_AGENT_FAILURE		  5
@@ -78,6 +80,8 @@ struct _KmxSshAgent {
 	gboolean allow_sha1;
 	char *import_device;
 	gboolean accept_failing;
+	guint max_connections;
+	gboolean told_full;
 };
 
 G_DEFINE_FINAL_TYPE(KmxSshAgent, kmx_ssh_agent, G_TYPE_OBJECT)
@@ -1129,7 +1133,19 @@ kmx_ssh_agent_accept_cb(GSocket *listener, GIOCondition cond, gpointer user_data
 		g_autoptr(GError) error = NULL;
 		g_autoptr(GSocket) socket = g_socket_accept(listener, NULL, &error);
 
+		if (socket != NULL && self->max_connections > 0 &&
+		    g_hash_table_size(self->conns) >= self->max_connections) {
+			/* each holds a file descriptor, which the key stores need too */
+			if (!self->told_full)
+				g_warning("ssh-agent: %u clients are connected: refusing more "
+					  "([ssh-agent] max-connections)",
+					  self->max_connections);
+			self->told_full = TRUE;
+			(void)g_socket_close(socket, NULL);
+			continue;
+		}
 		if (socket != NULL) {
+			self->told_full = FALSE;
 			kmx_ssh_agent_new_conn(self, socket);
 			continue;
 		}
@@ -1338,6 +1354,12 @@ kmx_ssh_agent_start(KmxSshAgent *self, GError **error)
 	g_return_val_if_fail(KMX_IS_SSH_AGENT(self), FALSE);
 	g_return_val_if_fail(self->listener == NULL, FALSE);
 	self->allow_sha1 = kmx_context_get_boolean(context, "ssh-agent", "allow-sha1-rsa", FALSE);
+	self->max_connections = (guint)CLAMP(kmx_context_get_int(context,
+								 "ssh-agent",
+								 "max-connections",
+								 KMX_SSH_AGENT_MAX_CONNECTIONS),
+					     0,
+					     G_MAXINT);
 	g_free(self->import_device);
 	self->import_device =
 	    kmx_context_get_string(context, "ssh-agent", "import-device", "softkey:login");
