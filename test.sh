@@ -40,7 +40,8 @@ destdir=$(mktemp -d)
 trap 'rm -rf "$destdir"' EXIT
 DESTDIR=$destdir meson install -C "$builddir" --quiet --no-rebuild
 for f in libexec/keymuxd bin/keymuxctl share/dbus-1/services/org.keymux.Keystore1.service \
-	share/dbus-1/interfaces/org.keymux.Keystore1.xml lib/systemd/user/keymuxd.service; do
+	share/dbus-1/interfaces/org.keymux.Keystore1.xml lib/systemd/user/keymuxd.service \
+	lib/systemd/user/keymuxd-ssh-agent.socket; do
 	[ -e "$destdir/usr/local/$f" ] || { echo "keymux: meson install did not install $f" >&2; exit 1; }
 done
 grep -q '^SystemdService=keymuxd.service' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"

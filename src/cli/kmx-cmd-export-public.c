@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "keymuxctl.h"
+#include "kmx-ssh.h"
 
 gboolean
 kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
@@ -14,8 +15,16 @@ kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 	const guint8 *der;
 	gsize len = 0;
 	gboolean as_der = FALSE;
+	gboolean as_ssh = FALSE;
 	const GOptionEntry entries[] = {
 	    {"der", 0, 0, G_OPTION_ARG_NONE, &as_der, "Write DER instead of PEM", NULL},
+	    {"ssh",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &as_ssh,
+	     "Write the OpenSSH authorized_keys line (as ssh-add -L)",
+	     NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
 
@@ -31,6 +40,13 @@ kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (!kmx_cli_check_args("export-public", argc, 1, 1, error))
 		return FALSE;
+	if (as_der && as_ssh) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "--der and --ssh exclude each other");
+		return FALSE;
+	}
 	if (!kmx_cli_connect(cli, TRUE, error))
 		return FALSE;
 	key = kmx_cli_find_key(cli, argv[1], NULL, error);
@@ -55,6 +71,19 @@ kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 	}
 	if (as_der)
 		return kmx_cli_write_all(STDOUT_FILENO, der, len, error);
+	if (as_ssh) {
+		g_autoptr(GBytes) spki = g_bytes_new(der, len);
+		g_autoptr(GBytes) blob = kmx_ssh_public_key_from_spki(spki, NULL, error);
+		g_autofree char *line = NULL;
+
+		if (blob == NULL) {
+			g_prefix_error(error, "key %s: ", kmx_dbus_key_get_id(key));
+			return FALSE;
+		}
+		line = kmx_ssh_authorized_key(blob, kmx_dbus_key_get_label(key));
+		pem = g_strconcat(line, "\n", NULL);
+		return kmx_cli_write_all(STDOUT_FILENO, pem, strlen(pem), error);
+	}
 	pem = kmx_cli_pem_encode("PUBLIC KEY", der, len);
 	return kmx_cli_write_all(STDOUT_FILENO, pem, strlen(pem), error);
 }

@@ -14,6 +14,7 @@
 #include "kmx-encoding.h"
 #include "kmx-error.h"
 #include "kmx-secret.h"
+#include "kmx-ssh.h"
 
 static void
 test_secret_basics(void)
@@ -982,6 +983,129 @@ test_pem(void)
 	check_pem_fails("", "no '-----BEGIN PUBLIC KEY-----' line");
 }
 
+/* the SSH wire reader: every short or non-canonical field is refused, and
+ * a refused read consumes nothing */
+static void
+test_ssh_wire(void)
+{
+	static const guint8 long_string[] = {0, 0, 0, 9, 'a', 'b'};
+	static const guint8 negative[] = {0, 0, 0, 1, 0x80};
+	static const guint8 needless_zero[] = {0, 0, 0, 2, 0, 0x01};
+	static const guint8 zero[] = {0, 0, 0, 0};
+	static const guint8 good[] = {0, 0, 0, 2, 0, 0x80};
+	static const guint8 high[] = {0, 0, 0x80};
+	static const guint8 want_high[] = {0, 0, 0, 2, 0, 0x80};
+	g_autoptr(GByteArray) b = g_byte_array_new();
+	KmxSshReader r;
+	const guint8 *s = NULL;
+	gsize len = 0;
+	guint32 v = 0;
+
+	kmx_ssh_reader_init(&r, long_string, sizeof(long_string));
+	g_assert_false(kmx_ssh_read_string(&r, &s, &len));
+	g_assert_cmpuint(r.left, ==, sizeof(long_string));
+	kmx_ssh_reader_init(&r, long_string, 3);
+	g_assert_false(kmx_ssh_read_u32(&r, &v));
+	kmx_ssh_reader_init(&r, negative, sizeof(negative));
+	g_assert_false(kmx_ssh_read_mpint(&r, &s, &len));
+	g_assert_cmpuint(r.left, ==, sizeof(negative));
+	kmx_ssh_reader_init(&r, needless_zero, sizeof(needless_zero));
+	g_assert_false(kmx_ssh_read_mpint(&r, &s, &len));
+	kmx_ssh_reader_init(&r, zero, sizeof(zero));
+	g_assert_false(kmx_ssh_read_mpint(&r, &s, &len));
+	kmx_ssh_reader_init(&r, good, sizeof(good));
+	g_assert_true(kmx_ssh_read_mpint(&r, &s, &len));
+	g_assert_cmpuint(len, ==, 2);
+	g_assert_cmpuint(r.left, ==, 0);
+
+	kmx_ssh_put_mpint(b, high, sizeof(high));
+	g_assert_cmpmem(b->data, b->len, want_high, sizeof(want_high));
+}
+
+/* public keys and signatures in OpenSSH's form, and private keys that are
+ * not what they claim */
+static void
+test_ssh_keys(void)
+{
+	guint8 raw[32];
+	g_autoptr(GBytes) key = NULL;
+	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(GBytes) blob = NULL;
+	g_autoptr(GBytes) junk = g_bytes_new_static("junk", 4);
+	g_autoptr(GBytes) short_sig = g_bytes_new_static("short", 5);
+	g_autoptr(GByteArray) want = g_byte_array_new();
+	g_autoptr(GByteArray) priv = g_byte_array_new();
+	g_autoptr(GError) error = NULL;
+	g_autofree char *line = NULL;
+	g_autofree char *comment = NULL;
+	g_autoptr(KmxSecret) pem = NULL;
+	KmxKeyType type = KMX_KEY_TYPE_UNKNOWN;
+	KmxSshReader r;
+
+	for (guint i = 0; i < sizeof(raw); i++)
+		raw[i] = (guint8)(i + 1);
+	key = g_bytes_new(raw, sizeof(raw));
+	spki = kmx_spki_new_from_raw(KMX_KEY_TYPE_ED25519, key, &error);
+	g_assert_no_error(error);
+	blob = kmx_ssh_public_key_from_spki(spki, &type, &error);
+	g_assert_no_error(error);
+	g_assert_cmpint(type, ==, KMX_KEY_TYPE_ED25519);
+	kmx_ssh_put_cstring(want, "ssh-ed25519");
+	kmx_ssh_put_string(want, raw, sizeof(raw));
+	g_assert_cmpmem(g_bytes_get_data(blob, NULL),
+			g_bytes_get_size(blob),
+			want->data,
+			want->len);
+	line = kmx_ssh_authorized_key(blob, "two\nlines");
+	g_assert_true(g_str_has_prefix(line, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"));
+	g_assert_true(g_str_has_suffix(line, " two lines"));
+
+	g_assert_null(kmx_ssh_public_key_from_spki(junk, NULL, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_clear_error(&error);
+	g_assert_null(
+	    kmx_ssh_signature_new(KMX_KEY_TYPE_ED25519, KMX_MECHANISM_ED25519, short_sig, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_FAILED);
+	g_clear_error(&error);
+
+	/* an Ed25519 key whose public half is a byte short */
+	kmx_ssh_put_cstring(priv, "ssh-ed25519");
+	kmx_ssh_put_string(priv, raw, 31);
+	kmx_ssh_reader_init(&r, priv->data, priv->len);
+	pem = kmx_ssh_private_key_to_pem(&r, &comment, &error);
+	g_assert_null(pem);
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_assert_cmpuint(r.left, ==, priv->len);
+	g_clear_error(&error);
+	/* a whole one, but no comment */
+	g_byte_array_set_size(priv, 0);
+	kmx_ssh_put_cstring(priv, "ssh-ed25519");
+	kmx_ssh_put_string(priv, raw, 32);
+	kmx_ssh_put_u32(priv, 64);
+	g_byte_array_append(priv, raw, 32);
+	g_byte_array_append(priv, raw, 32);
+	kmx_ssh_reader_init(&r, priv->data, priv->len);
+	g_assert_null(kmx_ssh_private_key_to_pem(&r, &comment, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	g_clear_error(&error);
+	/* with its comment: an OpenSSH key file */
+	kmx_ssh_put_cstring(priv, "a comment");
+	kmx_ssh_reader_init(&r, priv->data, priv->len);
+	pem = kmx_ssh_private_key_to_pem(&r, &comment, &error);
+	g_assert_no_error(error);
+	g_assert_cmpstr(comment, ==, "a comment");
+	g_assert_cmpuint(r.left, ==, 0);
+	g_assert_true(
+	    g_str_has_prefix(kmx_secret_get_string(pem), "-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+	g_clear_pointer(&comment, g_free);
+	/* a type keymux has not */
+	g_byte_array_set_size(priv, 0);
+	kmx_ssh_put_cstring(priv, "ssh-dss");
+	kmx_ssh_reader_init(&r, priv->data, priv->len);
+	g_assert_null(kmx_ssh_private_key_to_pem(&r, &comment, &error));
+	g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1007,5 +1131,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/common/ecdsa-digest-fit", test_ecdsa_digest_fit);
 	g_test_add_func("/kmx/common/base64", test_base64);
 	g_test_add_func("/kmx/common/pem", test_pem);
+	g_test_add_func("/kmx/common/ssh/wire", test_ssh_wire);
+	g_test_add_func("/kmx/common/ssh/keys", test_ssh_keys);
 	return g_test_run();
 }

@@ -77,6 +77,24 @@ kmx_caller_new_as(const char *name, KmxCaller *other)
 	return self;
 }
 
+/**
+ * kmx_caller_new_for_peer:
+ * @name: how logs and prompts name it
+ * @uid: the peer's user, as the kernel told it (SO_PEERCRED)
+ * @pid: its process
+ *
+ * A caller whose credentials are known when it arrives: the peer of a
+ * socket, with no bus name.  Its executable is read at once.
+ */
+KmxCaller *
+kmx_caller_new_for_peer(const char *name, guint32 uid, guint32 pid)
+{
+	KmxCaller *self = kmx_caller_new(name, NULL, NULL);
+
+	kmx_caller_resolved(self, TRUE, uid, pid);
+	return self;
+}
+
 KmxCaller *
 kmx_caller_ref(KmxCaller *self)
 {

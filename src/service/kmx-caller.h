@@ -13,6 +13,7 @@ typedef void (*KmxCallerReady)(KmxCaller *caller, gpointer user_data);
 
 KmxCaller *kmx_caller_new(const char *name, KmxCallerResolve resolve, gpointer resolve_data);
 KmxCaller *kmx_caller_new_as(const char *name, KmxCaller *other);
+KmxCaller *kmx_caller_new_for_peer(const char *name, guint32 uid, guint32 pid);
 KmxCaller *kmx_caller_ref(KmxCaller *self);
 void kmx_caller_unref(KmxCaller *self);
 

@@ -43,4 +43,10 @@ void kmx_manager_lock_device(KmxManager *self, KmxDevice *device);
 void kmx_manager_lock_all(KmxManager *self);
 void kmx_manager_shutdown(KmxManager *self);
 
+/* kmx-audit.c: what a frontend accepted that is no request */
+void kmx_audit_record_event(KmxCaller *caller,
+			    const char *operation,
+			    const char *subject,
+			    const char *detail);
+
 G_END_DECLS

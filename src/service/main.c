@@ -17,6 +17,7 @@
 #include "kmx-manager.h"
 #include "kmx-names.h"
 #include "kmx-secret.h"
+#include "kmx-ssh-agent.h"
 
 typedef struct {
 	GMainLoop *loop;
@@ -133,6 +134,7 @@ main(int argc, char **argv)
 	g_autoptr(KmxContext) context = NULL;
 	g_autoptr(KmxManager) manager = NULL;
 	g_autoptr(KmxDBusService) service = NULL;
+	g_autoptr(KmxSshAgent) agent = NULL;
 	g_autoptr(GDBusConnection) connection = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	KmxMain m = {0};
@@ -178,6 +180,13 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	/* a frontend that cannot listen leaves the others running */
+	agent = kmx_ssh_agent_new(manager);
+	if (!kmx_ssh_agent_start(agent, &error)) {
+		g_printerr("keymuxd: the ssh-agent is not served: %s\n", error->message);
+		g_clear_error(&error);
+	}
+
 	loop = g_main_loop_new(NULL, FALSE);
 	m.loop = loop;
 	g_signal_connect(connection, "closed", G_CALLBACK(kmx_main_closed_cb), &m);
@@ -197,6 +206,7 @@ main(int argc, char **argv)
 	g_bus_unown_name(owner_id);
 	/* off the bus as a whole first: no InterfacesRemoved for every key */
 	kmx_dbus_service_unexport(service);
+	kmx_ssh_agent_stop(agent);
 	kmx_manager_shutdown(manager);
 	if (!g_dbus_connection_is_closed(connection))
 		g_dbus_connection_flush_sync(connection, NULL, NULL);
