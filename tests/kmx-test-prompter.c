@@ -3,7 +3,8 @@
  *   kmx-test-prompter --secret S [--delay-ms N] [--mode answer|refuse|vanish|hang]
  *
  * Registers itself with the keystore, prints "ready", then one line
- * "asked <device path> <hints>" per question on stdout.  "refuse" answers
+ * "asked <device path> <hints>" per question on stdout, and "cancel <device
+ * path>" when a question is withdrawn.  "refuse" answers
  * with the Cancelled error (the user closed the dialog), "vanish" exits
  * without answering, "hang" never answers.
  */
@@ -60,6 +61,15 @@ handle_ask_secret(KmxDBusPrompter *iface,
 	return TRUE;
 }
 
+static gboolean
+handle_cancel(KmxDBusPrompter *iface, GDBusMethodInvocation *invocation, const char *device)
+{
+	printf("cancel %s\n", device);
+	fflush(stdout);
+	kmx_dbus_prompter_complete_cancel(iface, invocation);
+	return TRUE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -87,6 +97,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	g_signal_connect(prompter, "handle-ask-secret", G_CALLBACK(handle_ask_secret), NULL);
+	g_signal_connect(prompter, "handle-cancel", G_CALLBACK(handle_cancel), NULL);
 	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(prompter),
 					      bus,
 					      "/org/keymux/TestPrompter",

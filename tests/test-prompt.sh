@@ -109,6 +109,7 @@ grep -q '^answered' p5.out || fail "the delayed prompter did not answer"
 sleep 1
 assert_eq "b true" "$(locked)" "the answer for a gone caller must not unlock the device"
 grep -q "cancelled" "$KMX_TMP/keymuxd.log" || fail "the daemon did not cancel the gone caller's request"
+assert_contains "$(cat p5.out)" "cancel $dev" "the prompter is told the question is withdrawn"
 kill "$p5"; wait "$p5" 2>/dev/null || true
 
 # ---- Unlock("") asks the prompter ----
@@ -213,9 +214,15 @@ for _ in $(seq 400); do grep -q ready p8.out && break; sleep 0.05; done
 for _ in $(seq 400); do grep -q '^asked' p8.out && break; sleep 0.05; done
 grep -q '^asked' p8.out || fail "the hanging prompter was not asked"
 assert_contains "$(grep '^asked' p8.out)" "'kind': <'user'>"
+for h in "'retries': <-1>" "'operation': <'sign'>" "'key': <'${key##*/}'>" "'caller': <'"; do
+	assert_contains "$(grep '^asked' p8.out)" "$h"
+done
+assert_contains "$(grep '^asked' p8.out)" "wants to sign with the key “still listed”"
 kmx_device softkey:login Unlock sa{sv} "battery staple" 0
 for _ in $(seq 400); do grep -q '^exit' waiting.out && break; sleep 0.05; done
 assert_contains "$(cat waiting.out)" "exit 0"
+for _ in $(seq 400); do grep -q '^cancel' p8.out && break; sleep 0.05; done
+assert_contains "$(cat p8.out)" "cancel $dev" "a question answered another way is withdrawn"
 
 # ---- and after [daemon] prompt-timeout, the waiters get Cancelled ----
 kmx_stop_daemon
