@@ -11,6 +11,9 @@ printf '[daemon]\nidle-lock-timeout=0\n' >"$KEYMUX_CONFIG"
 kmx_start_daemon
 dev=$(kmx_device_path softkey:login)
 key=$(kmx_device softkey:login GenerateKey ssa{sv} ed25519 "work key" 0 | sed -n 's/^o "\(.*\)"$/\1/p')
+rsa=$(kmx_device softkey:login GenerateKey ssa{sv} rsa2048 "rsa key" 0 | sed -n 's/^o "\(.*\)"$/\1/p')
+x25519=$(kmx_device softkey:login GenerateKey ssa{sv} x25519 "dh key" 0 | sed -n 's/^o "\(.*\)"$/\1/p')
+openssl genpkey -algorithm ed25519 -out import.pem 2>/dev/null
 kmx_device softkey:login ChangeSecret ss "" "correct horse"
 kmx_device softkey:login Lock
 locked() { kmx_prop "$dev" org.keymux.Keystore1.Device Locked; }
@@ -81,6 +84,21 @@ assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
 err=$(kmx_call_error gdbus call --session --dest org.keymux.Keystore1 --object-path "$dev" \
 	--method org.keymux.Keystore1.Device.Unlock "" "{'interactive': <false>}")
 assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+# every operation that may prompt honours it
+noprompt="1 interactive b false"
+err=$(kmx_call_error kmx_manager Sign ssaya{sv} "${key##*/}" ed25519 2 1 2 $noprompt)
+assert_contains "$err" "is locked and the caller asked not to be prompted"
+err=$(kmx_call_error kmx_manager Decrypt ssaya{sv} "${rsa##*/}" rsa-pkcs1 256 $(seq 0 255) $noprompt)
+assert_contains "$err" "is locked and the caller asked not to be prompted"
+err=$(kmx_call_error kmx_key "$rsa" Decrypt saya{sv} rsa-pkcs1 256 $(seq 0 255) $noprompt)
+assert_contains "$err" "is locked and the caller asked not to be prompted"
+err=$(kmx_call_error kmx_key "$x25519" Derive saya{sv} x25519 32 $(seq 32) $noprompt)
+assert_contains "$err" "is locked and the caller asked not to be prompted"
+err=$(kmx_call_error kmx_device softkey:login GenerateKey ssa{sv} ed25519 new $noprompt)
+assert_contains "$err" "is locked and the caller asked not to be prompted"
+pem=$(od -An -v -tu1 import.pem | tr -s ' \n' ' ')
+err=$(kmx_call_error kmx_device softkey:login ImportKey ayssa{sv} "$(wc -c <import.pem)" $pem "" imported $noprompt)
+assert_contains "$err" "is locked and the caller asked not to be prompted"
 assert_eq "$opened" "$(count opened)" "interactive=false never prompts"
 
 # ---- the caller leaves mid-prompt: the prompt is closed ----
