@@ -42,8 +42,8 @@ COMMANDS=(
 	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
-	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
-	pkg-config shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl
+	gnome-keyring-daemon gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
+	pkg-config secret-tool shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_load tpm2_readpublic xxd
 )
 # Called only when installed (bench/run --profile), or installed by the

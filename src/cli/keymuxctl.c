@@ -33,6 +33,7 @@ static const KmxCliCommand kmx_cli_commands[] = {
     {"set-label", kmx_cmd_set_label, "Change the label of a key"},
     {"delete", kmx_cmd_delete, "Delete a key"},
     {"passwd", kmx_cmd_passwd, "Set or change the password of a device"},
+    {"forget", kmx_cmd_forget, "Delete a secret remembered in the login keyring"},
     {"monitor", kmx_cmd_monitor, "Print changes as they happen, until Ctrl-C"},
     {"version", kmx_cmd_version, "Print the versions of keymuxctl and keymuxd"},
 };

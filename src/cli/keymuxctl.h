@@ -145,5 +145,6 @@ gboolean kmx_cmd_delete(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error);
+gboolean kmx_cmd_forget(KmxCli *cli, int argc, char **argv, GError **error);
 
 G_END_DECLS
