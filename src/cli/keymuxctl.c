@@ -589,12 +589,14 @@ kmx_cli_find_one_key(KmxCli *cli, const char *name, const char *device_name, GEr
  * @proxy: a #GDBusProxy
  *
  * A call that may wait for a person (a prompt, a PIN pad, a touch) must not
- * time out after the usual 25 seconds.
+ * time out after the usual 25 seconds.  On a terminal, keymuxctl asks for
+ * the secret of a locked device itself while the call waits.
  */
 void
 kmx_cli_use_long_timeout(gpointer proxy)
 {
 	g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(proxy), G_MAXINT);
+	kmx_cli_prompter_start(proxy);
 }
 
 /**
@@ -696,6 +698,7 @@ kmx_cli_commands_description(void)
 static void
 kmx_cli_clear(KmxCli *cli)
 {
+	kmx_cli_prompter_stop();
 	g_clear_object(&cli->manager);
 	g_clear_object(&cli->objects);
 	g_clear_object(&cli->bus);
