@@ -14,8 +14,8 @@
  *   delay MS         answers come after MS milliseconds
  * Prints "opened" when a prompt opens, "NAME=VALUE" for each of its text
  * fields the caller sets (title, message, description, warning,
- * choice-label, choice-chosen), "closed" when it is closed, and "done" after
- * each command.
+ * choice-label, choice-chosen, continue-label), "closed" when it is closed,
+ * and "done" after each command.
  */
 #include "config.h"
 
@@ -58,8 +58,13 @@ static GcrPrompt *
 new_prompt(GcrSystemPrompter *p, gpointer unused)
 {
 	GcrPrompt *prompt = g_object_new(g_type_from_name("GcrMockPrompt"), NULL);
-	const char *shown[] =
-	    {"title", "message", "description", "warning", "choice-label", "choice-chosen"};
+	const char *shown[] = {"title",
+			       "message",
+			       "description",
+			       "warning",
+			       "choice-label",
+			       "choice-chosen",
+			       "continue-label"};
 
 	for (guint i = 0; i < G_N_ELEMENTS(shown); i++) {
 		g_autofree char *signal = g_strdup_printf("notify::%s", shown[i]);

@@ -59,6 +59,7 @@ assert_contains "$desc" "$(command -v gdbus) wants to sign with the key “work 
 	"the prompt says who asks, for what, with which key"
 assert_contains "$desc" "(softkey:login)."
 assert_contains "$(cat sp.out)" "choice-label=Remember in my login keyring"
+assert_contains "$(cat sp.out)" "continue-label=Unlock"
 for _ in $(seq 400); do [ "$(count closed)" -ge 1 ] && break; sleep 0.05; done
 assert_eq 1 "$(count closed)" "the answered prompt is closed"
 assert_eq "b true" "$(locked)"
