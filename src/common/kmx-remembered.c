@@ -40,15 +40,20 @@ kmx_remembered_lookup_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GTask) task = user_data;
 	g_autoptr(GError) error = NULL;
-	SecretValue *value = secret_password_lookup_binary_finish(res, &error);
+	GList *items = secret_service_search_finish(NULL, res, &error);
+	SecretValue *value = NULL;
 	gsize len = 0;
 	const gchar *data;
 
+	if (error != NULL) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	if (items != NULL)
+		value = secret_item_get_secret(items->data);
+	g_list_free_full(items, g_object_unref);
 	if (value == NULL) {
-		if (error != NULL)
-			g_task_return_error(task, g_steal_pointer(&error));
-		else
-			g_task_return_pointer(task, NULL, NULL);
+		g_task_return_pointer(task, NULL, NULL);
 		return;
 	}
 	data = secret_value_get(value, &len);
@@ -61,7 +66,8 @@ kmx_remembered_lookup_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 /**
  * kmx_remembered_lookup_async:
  *
- * Looks for the remembered secret of @device_id in the login keyring.
+ * Looks for the remembered secret of @device_id in the login keyring,
+ * unlocking the keyring if it must (its own prompt).
  */
 void
 kmx_remembered_lookup_async(const char *device_id,
@@ -70,14 +76,16 @@ kmx_remembered_lookup_async(const char *device_id,
 			    gpointer user_data)
 {
 	GTask *task = g_task_new(NULL, cancellable, callback, user_data);
+	g_autoptr(GHashTable) attributes =
+	    secret_attributes_build(kmx_remembered_schema(), "device", device_id, NULL);
 
-	secret_password_lookup(kmx_remembered_schema(),
-			       cancellable,
-			       kmx_remembered_lookup_cb,
-			       task,
-			       "device",
-			       device_id,
-			       NULL);
+	secret_service_search(NULL,
+			      kmx_remembered_schema(),
+			      attributes,
+			      SECRET_SEARCH_UNLOCK | SECRET_SEARCH_LOAD_SECRETS,
+			      cancellable,
+			      kmx_remembered_lookup_cb,
+			      task);
 }
 
 /**
