@@ -146,6 +146,21 @@ kmx_device softkey:login Lock
 sp release
 err=$(kmx_call_error sign)
 assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+
+# ---- it is back: asked again; [daemon] system-prompter=none: never asked ----
+echo own >&8
+for _ in $(seq 400); do [ "$(count ready)" -ge 2 ] && break; sleep 0.05; done
+assert_eq 2 "$(count ready)" "the mock system prompter took its name again"
+sp answer "correct horse"
+opened=$(count opened)
+sign >/dev/null
+assert_eq $((opened + 1)) "$(count opened)" "a system prompter that came back is asked"
+kmx_stop_daemon
+printf '[daemon]\nidle-lock-timeout=0\nsystem-prompter=none\n' >"$KEYMUX_CONFIG"
+kmx_start_daemon
+err=$(kmx_call_error sign)
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+assert_eq $((opened + 1)) "$(count opened)" "system-prompter=none: the desktop is not asked"
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "correct horse"
 exec 8>&-
 echo "PASS: test-system-prompt"
