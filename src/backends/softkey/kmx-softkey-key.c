@@ -293,6 +293,14 @@ kmx_softkey_key_sign(KmxKey *key,
 	GBytes *out;
 	int rc;
 
+	if (kmx_mechanism_is_raw(mechanism)) {
+		g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
+		if (!kmx_softkey_key_check_mechanism(key, mechanism, error))
+			return NULL;
+		ossl = kmx_softkey_key_acquire_ossl(self, error);
+		return ossl != NULL ? kmx_softkey_ossl_sign_raw(ossl, mechanism, data, error)
+				    : NULL;
+	}
 	if (algo == GNUTLS_SIGN_UNKNOWN ||
 	    kmx_mechanism_get_operation(mechanism) != KMX_OPERATION_SIGN) {
 		g_set_error(error,

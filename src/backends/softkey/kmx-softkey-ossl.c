@@ -7,7 +7,11 @@
  *   costs ~0.75 s per key file for no gain when the passphrase is random);
  * - RSA-OAEP decryption (gnutls has no OAEP before 3.8.4);
  * - ECDH and X25519 key agreement (no public derive API in gnutls); the
- *   peer key is read and checked by the shared kmx_spki_parse_peer().
+ *   peer key is read and checked by the shared kmx_spki_parse_peer();
+ * - the raw signatures rsa-pkcs1 and ecdsa, which libcrypto makes from the
+ *   data as given with no digest set (padding it, or truncating a digest
+ *   to the group order as FIPS 186 says), with the EVP_PKEY the other
+ *   operations here share.
  * It also empties the error queue libssh leaves behind (kmx-softkey-ssh.c).
  * Keys reach this file as a plain PKCS#8 DER in secret memory; an EVP_PKEY
  * made from it is freed (and wiped by libcrypto) when the store locks.
@@ -280,4 +284,48 @@ kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 					      "key derivation failed (a weak peer key?)");
 	kmx_secret_truncate(out, outlen);
 	return g_steal_pointer(&out);
+}
+
+/**
+ * kmx_softkey_ossl_sign_raw:
+ * @mechanism: %KMX_MECHANISM_RSA_PKCS1_RAW or %KMX_MECHANISM_ECDSA_RAW
+ * @data: for RSA, what to pad with PKCS#1 v1.5 type 1 (at most the modulus
+ *   length minus 11 bytes); for ECDSA, a non-empty digest of any length
+ *
+ * Signs @data as it is: no digest is set on the context, so libcrypto pads
+ * (RSA) or truncates the digest to the order's bit length (ECDSA, FIPS
+ * 186) and hashes nothing.
+ *
+ * Returns: (transfer full): the signature; DER for ECDSA
+ */
+GBytes *
+kmx_softkey_ossl_sign_raw(KmxSoftkeyOsslKey *self,
+			  KmxMechanism mechanism,
+			  GBytes *data,
+			  GError **error)
+{
+	EVP_PKEY *pkey = (EVP_PKEY *)self;
+	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	gsize inlen = 0;
+	const guint8 *in = g_bytes_get_data(data, &inlen);
+	/* a pointer libcrypto may read even for empty data */
+	static const guint8 empty[1] = {0};
+	g_autofree guint8 *sig = NULL;
+	size_t siglen = 0;
+
+	if (in == NULL)
+		in = empty;
+	if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up signing");
+	if (mechanism == KMX_MECHANISM_RSA_PKCS1_RAW &&
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up rsa-pkcs1");
+	if (EVP_PKEY_sign(ctx, NULL, &siglen, in, inlen) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "signing failed");
+	sig = g_malloc(siglen);
+	if (EVP_PKEY_sign(ctx, sig, &siglen, in, inlen) <= 0)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_INVALID_ARGUMENT,
+					      "signing failed (data too long for the key?)");
+	return g_bytes_new_take(g_steal_pointer(&sig), siglen);
 }

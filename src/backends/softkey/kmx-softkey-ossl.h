@@ -26,6 +26,10 @@ void kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self);
 KmxSecret *kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self,
 						GBytes *data,
 						GError **error);
+GBytes *kmx_softkey_ossl_sign_raw(KmxSoftkeyOsslKey *self,
+				  KmxMechanism mechanism,
+				  GBytes *data,
+				  GError **error);
 KmxSecret *kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 				   KmxKeyType type,
 				   GBytes *peer_public,
