@@ -2,12 +2,13 @@
 # keymux test fixture: runs a command on a pseudo-terminal, as a person
 # would on theirs, and answers its question for a secret.
 #
-#   kmx-pty.py [--answer TEXT | --interrupt | --no-prompt]
+#   kmx-pty.py [--answer TEXT | --interrupt | --no-prompt | --leave FILE]
 #              --transcript FILE --stdout FILE -- COMMAND...
 #
 # The command gets the terminal as its controlling terminal (stdin and
 # stderr), its stdout goes to FILE.  Once it shows a question (what it
-# wrote ends with ": "), TEXT and Enter are typed, or Ctrl-C.  Prints "exit N" (or "signal N")
+# wrote ends with ": "), TEXT and Enter are typed, or Ctrl-C; with --leave,
+# nothing is typed: FILE is created, and the command is waited for.  Prints "exit N" (or "signal N")
 # "echo on|off": whether the terminal echoes again afterwards, and "asked"
 # or "not asked".
 import argparse
@@ -24,6 +25,7 @@ what = parser.add_mutually_exclusive_group(required=True)
 what.add_argument("--answer")
 what.add_argument("--interrupt", action="store_true")
 what.add_argument("--no-prompt", action="store_true")
+what.add_argument("--leave")
 parser.add_argument("--transcript", required=True)
 parser.add_argument("--stdout", required=True)
 parser.add_argument("command", nargs="+")
@@ -55,7 +57,10 @@ while time.monotonic() < deadline:
     if not asked and transcript.endswith(b": "):
         asked = True
     if asked and not answered:
-        os.write(master, b"\x03" if args.interrupt else args.answer.encode() + b"\r")
+        if args.leave:
+            open(args.leave, "w").close()
+        else:
+            os.write(master, b"\x03" if args.interrupt else args.answer.encode() + b"\r")
         answered = True
     if child.poll() is not None and not ready:
         break

@@ -52,6 +52,20 @@ assert_contains "$(cat tty.out)" "cancelled with Ctrl-C"
 assert_eq "b true" "$(locked)"
 kmx_manager ListDevices >/dev/null
 
+# ---- unlocked another way while keymuxctl asks: the question is withdrawn ----
+rm -f asked.flag
+on_tty --leave asked.flag -- "$KEYMUXCTL" sign "$keyid" msg >left.res &
+pty=$!
+for _ in $(seq 400); do [ -e asked.flag ] && break; sleep 0.05; done
+[ -e asked.flag ] || fail "keymuxctl did not ask"
+kmx_device softkey:login Unlock sa{sv} "correct horse" 0
+wait $pty || fail "the terminal driver failed"
+assert_contains "$(cat left.res)" "exit 0" "$(cat tty.out)"
+assert_contains "$(cat left.res)" "echo on"
+assert_contains "$(cat tty.out)" "(no longer needed)"
+assert_eq 64 "$(wc -c <out.bin)" "the signature, once unlocked another way"
+kmx_device softkey:login Lock
+
 # ---- not on a terminal: keymuxctl does not ask; Locked (exit 4) ----
 assert_exit 4 "$KEYMUXCTL" sign "$keyid" msg </dev/null
 assert_contains "$(cat "$KMX_TMP/last.err")" "nobody can be asked"
