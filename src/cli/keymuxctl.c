@@ -33,6 +33,7 @@ static const KmxCliCommand kmx_cli_commands[] = {
     {"set-label", kmx_cmd_set_label, "Change the label of a key"},
     {"delete", kmx_cmd_delete, "Delete a key"},
     {"passwd", kmx_cmd_passwd, "Set or change the password of a device"},
+    {"forget", kmx_cmd_forget, "Delete a secret remembered in the login keyring"},
     {"monitor", kmx_cmd_monitor, "Print changes as they happen, until Ctrl-C"},
     {"version", kmx_cmd_version, "Print the versions of keymuxctl and keymuxd"},
 };
@@ -588,12 +589,14 @@ kmx_cli_find_one_key(KmxCli *cli, const char *name, const char *device_name, GEr
  * @proxy: a #GDBusProxy
  *
  * A call that may wait for a person (a prompt, a PIN pad, a touch) must not
- * time out after the usual 25 seconds.
+ * time out after the usual 25 seconds.  On a terminal, keymuxctl asks for
+ * the secret of a locked device itself while the call waits.
  */
 void
 kmx_cli_use_long_timeout(gpointer proxy)
 {
 	g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(proxy), G_MAXINT);
+	kmx_cli_prompter_start(proxy);
 }
 
 /**
@@ -695,6 +698,7 @@ kmx_cli_commands_description(void)
 static void
 kmx_cli_clear(KmxCli *cli)
 {
+	kmx_cli_prompter_stop();
 	g_clear_object(&cli->manager);
 	g_clear_object(&cli->objects);
 	g_clear_object(&cli->bus);

@@ -33,8 +33,9 @@ struct _KmxManager {
 	GStrv backend_names;
 	GHashTable *devices; /* id -> KmxDevice */
 	GPtrArray *prompters;
-	GHashTable *prompts;	 /* KmxDevice -> KmxPrompt of its user secret */
-	GHashTable *idle_timers; /* KmxDevice -> source id */
+	KmxPrompter *system_prompter; /* asked after the prompters */
+	GHashTable *prompts;	      /* KmxDevice -> KmxPrompt of its user secret */
+	GHashTable *idle_timers;      /* KmxDevice -> source id */
 	guint idle_timeout_s;
 	guint prompt_timeout_s;
 	gboolean shut_down;
@@ -364,6 +365,31 @@ kmx_manager_get_prompters(KmxManager *self)
 	for (guint i = 0; i < self->prompters->len; i++)
 		g_ptr_array_add(copy, g_object_ref(g_ptr_array_index(self->prompters, i)));
 	return copy;
+}
+
+/**
+ * kmx_manager_set_system_prompter:
+ * @prompter: (nullable): the desktop's prompter
+ *
+ * Sets who is asked when no registered prompter answers (DESIGN.md §5).
+ */
+void
+kmx_manager_set_system_prompter(KmxManager *self, KmxPrompter *prompter)
+{
+	g_return_if_fail(KMX_IS_MANAGER(self));
+	g_set_object(&self->system_prompter, prompter);
+}
+
+/**
+ * kmx_manager_get_system_prompter:
+ *
+ * Returns: (transfer none) (nullable): the desktop's prompter
+ */
+KmxPrompter *
+kmx_manager_get_system_prompter(KmxManager *self)
+{
+	g_return_val_if_fail(KMX_IS_MANAGER(self), NULL);
+	return self->system_prompter;
 }
 
 /* ---- locking -------------------------------------------------------------------- */
@@ -763,6 +789,7 @@ kmx_manager_finalize(GObject *object)
 	g_hash_table_unref(self->devices);
 	g_hash_table_unref(self->prompts);
 	g_ptr_array_unref(self->prompters);
+	g_clear_object(&self->system_prompter);
 	g_ptr_array_unref(self->backends);
 	g_strfreev(self->backend_names);
 	g_clear_object(&self->context);

@@ -36,6 +36,8 @@ void kmx_manager_authorize(KmxManager *self,
 void kmx_manager_add_prompter(KmxManager *self, KmxPrompter *prompter);
 void kmx_manager_remove_prompter(KmxManager *self, KmxPrompter *prompter);
 GPtrArray *kmx_manager_get_prompters(KmxManager *self);
+void kmx_manager_set_system_prompter(KmxManager *self, KmxPrompter *prompter);
+KmxPrompter *kmx_manager_get_system_prompter(KmxManager *self);
 
 void kmx_manager_trim_later(KmxManager *self);
 

@@ -24,6 +24,7 @@
 
 #include "kmx-dbus-private.h"
 #include "kmx-error.h"
+#include "kmx-gcr-prompter.h"
 #include "kmx-names.h"
 
 #define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
@@ -1199,6 +1200,29 @@ kmx_dbus_service_new(KmxManager *manager)
 	return self;
 }
 
+/* asked when no registered prompter answers; [daemon] system-prompter
+ * names another bus name than GNOME's, or "none" */
+static void
+kmx_dbus_service_set_system_prompter(KmxDBusService *self, GDBusConnection *connection)
+{
+	g_autofree char *name = kmx_context_get_string(kmx_manager_get_context(self->manager),
+						       "daemon",
+						       "system-prompter",
+						       KMX_GCR_DEFAULT_PROMPTER);
+	g_autoptr(KmxGcrPrompter) prompter = NULL;
+
+	if (g_str_equal(name, "none") || !g_dbus_is_name(name)) {
+		if (!g_str_equal(name, "none"))
+			g_warning(
+			    "[daemon] system-prompter=%s is not a bus name; no system prompter",
+			    name);
+		kmx_manager_set_system_prompter(self->manager, NULL);
+		return;
+	}
+	prompter = kmx_gcr_prompter_new(connection, name);
+	kmx_manager_set_system_prompter(self->manager, KMX_PROMPTER(prompter));
+}
+
 /**
  * kmx_dbus_service_export:
  * @connection: the bus
@@ -1226,6 +1250,7 @@ kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GErro
 					       kmx_dbus_name_owner_changed_cb,
 					       self,
 					       NULL);
+	kmx_dbus_service_set_system_prompter(self, connection);
 	if (!kmx_context_get_boolean(kmx_manager_get_context(self->manager),
 				     "daemon",
 				     "lock-on-suspend",
