@@ -41,6 +41,7 @@ void kmx_manager_trim_later(KmxManager *self);
 
 void kmx_manager_lock_device(KmxManager *self, KmxDevice *device);
 void kmx_manager_lock_all(KmxManager *self);
+void kmx_manager_lock_all_then(KmxManager *self, GFunc done, gpointer user_data);
 void kmx_manager_shutdown(KmxManager *self);
 
 G_END_DECLS

@@ -68,4 +68,11 @@ KmxRemotePrompter *kmx_remote_prompter_new(GDBusConnection *connection,
 const char *kmx_remote_prompter_get_sender(KmxRemotePrompter *self);
 const char *kmx_remote_prompter_get_path(KmxRemotePrompter *self);
 
+/* kmx-dbus-locks.c */
+#define KMX_TYPE_DBUS_LOCKS (kmx_dbus_locks_get_type())
+G_DECLARE_FINAL_TYPE(KmxDBusLocks, kmx_dbus_locks, KMX, DBUS_LOCKS, GObject)
+KmxDBusLocks *kmx_dbus_locks_new(KmxManager *manager);
+void kmx_dbus_locks_start(KmxDBusLocks *self, GDBusConnection *session_bus);
+void kmx_dbus_locks_stop(KmxDBusLocks *self);
+
 G_END_DECLS

@@ -3,7 +3,8 @@
  * Puts the manager on the bus: the root object (Manager and the
  * ObjectManager), one subtree per device (kmx-dbus-export.c), callers
  * identified by their unique name and forgotten when they leave the bus,
- * prompters registered by clients, and logind's PrepareForSleep.  Every
+ * prompters registered by clients, and the session's lock and the
+ * system's sleep (kmx-dbus-locks.c).  Every
  * method call and property read of every object goes through
  * kmx_dbus_service_authorize(), the manager's one authorisation hook,
  * asynchronously: no vtable here has a get_property, so GDBus hands
@@ -31,8 +32,7 @@ struct _KmxDBusService {
 	guint manager_id;
 	guint object_manager_id;
 	guint name_owner_changed_id;
-	GDBusConnection *system_bus;
-	guint sleep_signal_id;
+	KmxDBusLocks *locks;
 	GCancellable *cancellable;
 	guint filter_id;
 	GMainContext *main_context;
@@ -783,53 +783,6 @@ kmx_dbus_filter(GDBusConnection *connection,
 	return NULL;
 }
 
-/* ---- suspend ---------------------------------------------------------------------- */
-
-static void
-kmx_dbus_prepare_for_sleep_cb(GDBusConnection *connection,
-			      const char *sender_name,
-			      const char *object_path,
-			      const char *interface_name,
-			      const char *signal_name,
-			      GVariant *parameters,
-			      gpointer user_data)
-{
-	KmxDBusService *self = user_data;
-	gboolean start = FALSE;
-
-	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(b)")))
-		return;
-	g_variant_get(parameters, "(b)", &start);
-	if (start) {
-		g_info("the system is going to sleep: locking every device");
-		kmx_manager_lock_all(self->manager);
-	}
-}
-
-static void
-kmx_dbus_system_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(KmxDBusService) self = user_data;
-	g_autoptr(GError) error = NULL;
-	GDBusConnection *bus = g_bus_get_finish(res, &error);
-
-	if (bus == NULL) {
-		g_debug("no system bus (%s): not locking on suspend", error->message);
-		return;
-	}
-	self->system_bus = bus;
-	self->sleep_signal_id = g_dbus_connection_signal_subscribe(bus,
-								   "org.freedesktop.login1",
-								   "org.freedesktop.login1.Manager",
-								   "PrepareForSleep",
-								   "/org/freedesktop/login1",
-								   NULL,
-								   G_DBUS_SIGNAL_FLAGS_NONE,
-								   kmx_dbus_prepare_for_sleep_cb,
-								   self,
-								   NULL);
-}
-
 /* ---- life ---------------------------------------------------------------------------- */
 
 static void
@@ -852,7 +805,7 @@ kmx_dbus_service_finalize(GObject *object)
 	g_hash_table_unref(self->callers);
 	g_clear_object(&self->manager);
 	g_clear_object(&self->connection);
-	g_clear_object(&self->system_bus);
+	g_clear_object(&self->locks);
 	g_clear_object(&self->cancellable);
 	g_main_context_unref(self->main_context);
 	G_OBJECT_CLASS(kmx_dbus_service_parent_class)->finalize(object);
@@ -907,8 +860,8 @@ kmx_dbus_service_new(KmxManager *manager)
  * kmx_dbus_service_export:
  * @connection: the bus
  *
- * Puts the object tree on @connection and starts following callers and
- * the system's sleep.
+ * Puts the object tree on @connection and starts following callers, the
+ * session's lock and the system's sleep.
  */
 gboolean
 kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GError **error)
@@ -953,12 +906,10 @@ kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GErro
 					       kmx_dbus_name_owner_changed_cb,
 					       self,
 					       NULL);
-	if (!kmx_context_get_boolean(kmx_manager_get_context(self->manager),
-				     "daemon",
-				     "lock-on-suspend",
-				     TRUE))
-		return TRUE;
-	g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, kmx_dbus_system_bus_cb, g_object_ref(self));
+	if (self->locks == NULL) {
+		self->locks = kmx_dbus_locks_new(self->manager);
+		kmx_dbus_locks_start(self->locks, connection);
+	}
 	return TRUE;
 }
 
@@ -975,10 +926,8 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 
 	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
 	g_cancellable_cancel(self->cancellable);
-	if (self->sleep_signal_id != 0) {
-		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
-		self->sleep_signal_id = 0;
-	}
+	if (self->locks != NULL)
+		kmx_dbus_locks_stop(self->locks);
 	if (self->connection == NULL)
 		return;
 	if (self->filter_id != 0) {
