@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build and run keymuxd with the soft-key store.  On the session bus when
 # there is one; otherwise on a private bus started here, whose address is
 # printed so you can reach it from another terminal.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Checks that every program the project's scripts call is there on a minimal
 # Debian 12 (debootstrap --variant=minbase, the debian:bookworm image) once
 # scripts/deps.sh has run.  CI runs it after ./test.sh.

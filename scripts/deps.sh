@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs the Debian packages keymux needs to build, run, test and
 # benchmark, if any is missing.  Used by run.sh and test.sh.  Every program
 # the scripts call comes from one of these or from a minimal Debian

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Turns a manual page of docs/ (Markdown, as shown on the web) into roff
 # with go-md2man: the page's own title line ("% ...", or a YAML block between
 # "---" lines) is replaced by the one go-md2man copies to .TH.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test fixture: stands in for logind on a private "system" bus, or
  * for a desktop's screen saver on the session bus
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymuxctl against a real keymuxd on a private bus: listing, every key type,
 # signatures and ciphertexts checked with openssl, import, labels, lookups,
 # passwords, exit codes and the monitor.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # What `meson install` puts in place works as installed: the systemd user
 # unit passes `systemd-analyze verify --user` (its Documentation= man pages
 # included) and rates 3.0 or better in `systemd-analyze security`; the man

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Everything locks when the session locks or the system sleeps (DESIGN.md
 # §5): logind's PrepareForSleep with a delay inhibitor released only once
 # every device is locked and taken again on resume, logind's Session.Lock

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: the command-line client of keymuxd
  *
  * main(), the table of subcommands, option parsing, the connection to the

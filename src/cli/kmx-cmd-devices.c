@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl devices: list devices */
 #include "config.h"
 

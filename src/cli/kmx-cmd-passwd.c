@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl passwd: set, change or remove the password of a device */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the manager: devices, the request pipeline, prompting, locking,
  * audit — with no D-Bus in it
  *

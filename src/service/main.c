@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxd: the keymux session keystore daemon */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: locking everything when the session locks or the system sleeps
  *
  * Three things lock every device ([daemon] lock-on-suspend and

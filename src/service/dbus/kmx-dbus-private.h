@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: what the D-Bus frontend's parts share among themselves */
 #pragma once
 
