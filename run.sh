@@ -10,6 +10,8 @@ cd "$top"
 scripts/deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build src/service/keymuxd src/cli/keymuxctl >/dev/null
+# which keys it serves, and a warning when a keymuxd already serves them
+scripts/data-dir.sh
 
 if [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ] && dbus-send --session --dest=org.freedesktop.DBus \
 	--type=method_call --print-reply / org.freedesktop.DBus.GetId >/dev/null 2>&1; then

@@ -39,8 +39,8 @@ COMMANDS=(
 	# Essential or Priority: required (bash, dash, coreutils, util-linux, grep,
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
 	/bin/bash /bin/sh apt-get awk base64 basename bash cat chmod chown cmp cp cut date
-	dirname dpkg dpkg-query find grep head id ls mkdir mkfifo mktemp mv od readlink
-	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
+	dirname dpkg dpkg-query find grep head id ln ls mkdir mkfifo mktemp mv od readlink
+	rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout tr wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
 	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
