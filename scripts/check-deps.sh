@@ -40,7 +40,7 @@ COMMANDS=(
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
 	/bin/bash /bin/sh apt-get awk base64 basename bash cat chmod chown cmp cp cut date
 	dirname dpkg dpkg-query find grep head id ln ls mkdir mkfifo mktemp mv od readlink
-	rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout tr wc xargs
+	rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout tr unshare wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
 	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd

@@ -3,7 +3,8 @@
 # run.sh says which data dir it serves and warns when a keymuxd already
 # serves it (scripts/data-dir.sh, which run.sh calls), with the data dir
 # keymuxd itself takes: KEYMUX_DATA_DIR, else $XDG_DATA_HOME/keymux, else
-# ~/.local/share/keymux.
+# ~/.local/share/keymux; and keymuxd says how to make a data dir the systemd
+# unit keeps read-only writable.
 . "$KMX_TESTS_DIR/harness.sh"
 kmx_setup
 cd "$KMX_TMP"
@@ -43,4 +44,15 @@ assert_contains "$(cat check.err)" "(pid $KMX_DAEMON_PID) already serves"
 (unset XDG_DATA_HOME; HOME=$KMX_TMP/home check)
 assert_eq "keymuxd: serving the keys in $KMX_TMP/home/.local/share/keymux" "$(cat check.out)"
 assert_eq "" "$(cat check.err)"
+
+# ---- keymuxd in its systemd unit (INVOCATION_ID), with a data dir the
+# sandbox keeps read-only (an XDG_DATA_HOME the unit does not know): it says
+# how to make it writable.  A read-only bind mount in a user namespace of
+# the test's own stands in for the sandbox ----
+ro=$KMX_TMP/ro
+mkdir -p "$ro/keymux"
+unshare -rm /bin/sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" &&
+	INVOCATION_ID=test KEYMUX_DATA_DIR=$1/keymux DBUS_SESSION_BUS_ADDRESS=unix:path=$1/no-bus \
+	exec "$2"' _ "$ro" "$KEYMUXD" >ro.out 2>&1 && fail "keymuxd ran without a bus"
+assert_contains "$(cat ro.out)" "keymuxd: the data dir $ro/keymux is read-only: the systemd unit makes only ~/.local/share/keymux writable; add it with 'systemctl --user edit keymuxd': [Service] ReadWritePaths=$ro/keymux"
 kmx_log "test-data-dir: all passed"
