@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Checks that every program the project's scripts call is there on a minimal
 # Debian 12 (debootstrap --variant=minbase, the debian:bookworm image) once
 # scripts/deps.sh has run.  CI runs it after ./test.sh.
@@ -38,13 +39,14 @@ COMMANDS=(
 	# Essential or Priority: required (bash, dash, coreutils, util-linux, grep,
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
 	/bin/bash /bin/sh /sbin/ldconfig apt-get awk base64 basename bash cat chmod chown cmp cp cut date
-	dirname dpkg dpkg-query find grep head id ldd ls mkdir mkfifo mktemp mv od readlink
-	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
+	dirname dpkg dpkg-query find grep head id ldd ln ls mkdir mkfifo mktemp mv od readlink
+	rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout touch tr unshare wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus gjs objdump
 	gnome-keyring-daemon gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
 	pkg-config secret-tool shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen /usr/sbin/sshd swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_getcap tpm2_load tpm2_readpublic xxd
+	go-md2man man systemd-analyze
 )
 # Called only when installed (bench/run --profile), or installed by the
 # script that calls it (.ci/run installs clang and libFuzzer's runtime);

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs the Debian packages keymux needs to build, run, test and
 # benchmark, if any is missing.  Used by run.sh and test.sh.  Every program
 # the scripts call comes from one of these or from a minimal Debian
@@ -15,6 +16,7 @@ packages=(
 	openssh-client openssh-server gnupg gpg-agent python3 xxd eatmydata shfmt
 	gobject-introspection libgirepository1.0-dev python3-gi gjs
 	libgcr-3-dev libsecret-1-dev gnome-keyring libsecret-tools
+	go-md2man man-db bash-completion
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymux test harness, sourced by the integration tests.
 #
 # Every test gets its own temp dir, its own dbus-daemon (never the

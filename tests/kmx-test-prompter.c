@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test fixture: a Prompter that answers AskSecret as told
  *
  *   kmx-test-prompter --secret S [--delay-ms N] [--mode answer|refuse|vanish|hang]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """An OpenPGP card (application version 3.4 subset) for the tests.
 
 A TCP client of vpcd (the vsmartcard virtual reader driver that pcscd

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # OpenPGP cards: a real pcscd with the vpcd driver and the project's card
 # simulator (tests/openpgp-card-sim.py); gpg reads the same simulator, which
 # keeps it honest.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # After Lock, keymuxd's memory holds no byte of the keys it used, nor of
 # what it decrypted or derived (DESIGN.md §6): known keys are imported into
 # a password-protected store, used for every operation, the store is

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Locking, unlocking and the prompter flow of DESIGN.md §5: who is asked,
 # how often, and what happens when a prompter or a caller goes away.
 . "$KMX_TESTS_DIR/harness.sh"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: the command-line client of keymuxd
  *
  * main(), the table of subcommands, option parsing, the connection to the
@@ -36,6 +37,7 @@ static const KmxCliCommand kmx_cli_commands[] = {
     {"forget", kmx_cmd_forget, "Delete a secret remembered in the login keyring"},
     {"monitor", kmx_cmd_monitor, "Print changes as they happen, until Ctrl-C"},
     {"version", kmx_cmd_version, "Print the versions of keymuxctl and keymuxd"},
+    {"help", NULL, "Show the help of keymuxctl, or of a command"},
 };
 
 static gboolean
@@ -164,7 +166,7 @@ kmx_cli_ping(KmxCli *cli, GError **error)
 			    KMX_ERROR,
 			    KMX_ERROR_UNAVAILABLE,
 			    "keymuxd is not running: nothing owns %s on the bus "
-			    "(start keymuxd, or check %s)",
+			    "(start it with 'systemctl --user start keymuxd', or check %s)",
 			    KMX_DBUS_NAME,
 			    cli->address != NULL ? "--address" : "DBUS_SESSION_BUS_ADDRESS");
 		return FALSE;
@@ -688,7 +690,7 @@ kmx_cli_commands_description(void)
 				       kmx_cli_commands[i].summary);
 	}
 	g_string_append(str,
-			"\nRun 'keymuxctl COMMAND --help' for the options of a command.\n"
+			"\nRun 'keymuxctl help COMMAND' for the options of a command.\n"
 			"Exit status: 0 ok, 1 failure, 2 usage, 3 not found, "
 			"4 locked or bad secret,\n5 unavailable, 6 denied, 7 not supported, "
 			"8 exists, 9 cancelled.");
@@ -714,13 +716,18 @@ main(int argc, char **argv)
 	g_autofree char *description = NULL;
 	g_autofree char *address = NULL;
 	gboolean json = FALSE;
+	gboolean version = FALSE;
 	const KmxCliCommand *command = NULL;
 	gboolean ok;
 	const GOptionEntry entries[] = {
 	    {"json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print JSON for scripts", NULL},
 	    {"address", 0, 0, G_OPTION_ARG_STRING, &address, "Use this bus", "ADDRESS"},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
+	char *help_argv[] = {NULL, "--help", NULL};
+	char **cmd_argv;
+	int cmd_argc;
 
 	setlocale(LC_ALL, "");
 	g_set_prgname("keymuxctl");
@@ -739,23 +746,45 @@ main(int argc, char **argv)
 		kmx_cli_print_error(error);
 		return KMX_CLI_EXIT_USAGE;
 	}
-	if (argc < 2) {
+	if (version) {
+		g_print("keymuxctl %s\n", PACKAGE_VERSION);
+		return KMX_CLI_EXIT_OK;
+	}
+	if (argc < 2 ||
+	    (g_str_equal(argv[1], "help") && (argc == 2 || g_str_equal(argv[2], "help")))) {
 		g_autofree char *help = g_option_context_get_help(context, TRUE, NULL);
-		g_printerr("%s", help);
-		return KMX_CLI_EXIT_USAGE;
+		if (argc < 2) {
+			g_printerr("%s", help);
+			return KMX_CLI_EXIT_USAGE;
+		}
+		g_print("%s", help);
+		return KMX_CLI_EXIT_OK;
+	}
+	cmd_argv = argv + 1;
+	cmd_argc = argc - 1;
+	/* help COMMAND: the command's --help */
+	if (g_str_equal(argv[1], "help")) {
+		if (argc > 3) {
+			g_printerr("keymuxctl: help takes one command (see 'keymuxctl help')\n");
+			return KMX_CLI_EXIT_USAGE;
+		}
+		help_argv[0] = argv[2];
+		cmd_argv = help_argv;
+		cmd_argc = 2;
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(kmx_cli_commands); i++) {
-		if (g_strcmp0(kmx_cli_commands[i].name, argv[1]) == 0)
+		if (kmx_cli_commands[i].func != NULL &&
+		    g_strcmp0(kmx_cli_commands[i].name, cmd_argv[0]) == 0)
 			command = &kmx_cli_commands[i];
 	}
 	if (command == NULL) {
-		g_printerr("keymuxctl: unknown command '%s' (see 'keymuxctl --help')\n", argv[1]);
+		g_printerr("keymuxctl: unknown command '%s' (see 'keymuxctl help')\n", cmd_argv[0]);
 		return KMX_CLI_EXIT_USAGE;
 	}
 	cli.json = json;
 	cli.address = g_steal_pointer(&address);
 
-	ok = command->func(&cli, argc - 1, argv + 1, &error);
+	ok = command->func(&cli, cmd_argc, cmd_argv, &error);
 	kmx_cli_clear(&cli);
 	if (!ok) {
 		int code = kmx_cli_exit_code(error);

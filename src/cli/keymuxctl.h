@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: what the subcommands share */
 #pragma once
 
@@ -97,6 +98,7 @@ gboolean kmx_cli_write_binary(GVariant *reply,
 char *kmx_cli_short_id(const char *id);
 char *kmx_cli_usage_string(const char *const *usage);
 char *kmx_cli_device_state(KmxDBusDevice *device);
+gboolean kmx_cli_device_is_protected(KmxDBusDevice *device);
 
 /* tables for people */
 typedef struct _KmxTable KmxTable;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: input, secrets from the terminal, tables and JSON */
 #include "config.h"
 

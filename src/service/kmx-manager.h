@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the manager: devices, the request pipeline, prompting, locking,
  * audit — with no D-Bus in it */
 #pragma once
@@ -43,6 +44,7 @@ void kmx_manager_trim_later(KmxManager *self);
 
 void kmx_manager_lock_device(KmxManager *self, KmxDevice *device);
 void kmx_manager_lock_all(KmxManager *self);
+void kmx_manager_lock_all_then(KmxManager *self, GFunc done, gpointer user_data);
 void kmx_manager_shutdown(KmxManager *self);
 
 /* kmx-audit.c: what a frontend accepted that is no request */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: who is asked for a secret, and when (DESIGN.md §5)
  *
  * When a request needs a locked device, a secret remembered for it in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: someone who can ask a person for a secret */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the <id>.info reader
  *
  * One input: the content of an <id>.info.  The id is taken from the

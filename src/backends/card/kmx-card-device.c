@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: one OpenPGP card in a PC/SC reader
  *
  * The watcher thread probes a card that appeared (kmx_card_device_probe():

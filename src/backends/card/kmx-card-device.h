@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: one OpenPGP card in a PC/SC reader */
 #pragma once
 

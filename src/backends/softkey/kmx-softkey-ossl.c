@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the few soft-key operations that need OpenSSL's libcrypto
  *
  * Everything else in the soft-key backend is gnutls.  gnutls 3.7 cannot do

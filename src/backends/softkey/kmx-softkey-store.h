@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the soft-key files (store.info, <id>.info, <id>.pem), read and written */
 #pragma once
 

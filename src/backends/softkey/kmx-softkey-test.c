@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: soft-key backend unit tests
  *
  * Every signature, decryption and shared secret is checked with the openssl

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a prompter registered on the bus (org.keymux.Keystore1.Prompter)
  *
  * AskSecret is called with no timeout: a person is typing.  Hints: kind

@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the D-Bus frontend of the manager
  *
  * Puts the manager on the bus: the root object (Manager and the
  * ObjectManager), one subtree per device (kmx-dbus-export.c), callers
  * identified by their unique name and forgotten when they leave the bus,
- * prompters registered by clients, and logind's PrepareForSleep.  The same
+ * prompters registered by clients, and the session's lock and the
+ * system's sleep (kmx-dbus-locks.c).  The same
  * objects are served on peer connections (Manager.OpenConnection: one end
  * of a socketpair, for the caller that asked alone, which is that one
  * caller whoever holds it); a peer connection that closes cancels what it
@@ -58,8 +60,7 @@ struct _KmxDBusService {
 	GHashTable *exported; /* device id -> KmxExportedDevice */
 	GHashTable *callers;  /* unique name -> KmxCaller */
 	guint name_owner_changed_id;
-	GDBusConnection *system_bus;
-	guint sleep_signal_id;
+	KmxDBusLocks *locks;
 	GCancellable *cancellable;
 	GMainContext *main_context;
 };
@@ -1072,53 +1073,6 @@ kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation
 								fds);
 }
 
-/* ---- suspend ---------------------------------------------------------------------- */
-
-static void
-kmx_dbus_prepare_for_sleep_cb(GDBusConnection *connection,
-			      const char *sender_name,
-			      const char *object_path,
-			      const char *interface_name,
-			      const char *signal_name,
-			      GVariant *parameters,
-			      gpointer user_data)
-{
-	KmxDBusService *self = user_data;
-	gboolean start = FALSE;
-
-	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(b)")))
-		return;
-	g_variant_get(parameters, "(b)", &start);
-	if (start) {
-		g_info("the system is going to sleep: locking every device");
-		kmx_manager_lock_all(self->manager);
-	}
-}
-
-static void
-kmx_dbus_system_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(KmxDBusService) self = user_data;
-	g_autoptr(GError) error = NULL;
-	GDBusConnection *bus = g_bus_get_finish(res, &error);
-
-	if (bus == NULL) {
-		g_debug("no system bus (%s): not locking on suspend", error->message);
-		return;
-	}
-	self->system_bus = bus;
-	self->sleep_signal_id = g_dbus_connection_signal_subscribe(bus,
-								   "org.freedesktop.login1",
-								   "org.freedesktop.login1.Manager",
-								   "PrepareForSleep",
-								   "/org/freedesktop/login1",
-								   NULL,
-								   G_DBUS_SIGNAL_FLAGS_NONE,
-								   kmx_dbus_prepare_for_sleep_cb,
-								   self,
-								   NULL);
-}
-
 /* ---- life ---------------------------------------------------------------------------- */
 
 static void
@@ -1143,7 +1097,7 @@ kmx_dbus_service_finalize(GObject *object)
 	kmx_caller_unref(self->nobody);
 	g_clear_object(&self->manager);
 	g_clear_object(&self->connection);
-	g_clear_object(&self->system_bus);
+	g_clear_object(&self->locks);
 	g_clear_object(&self->cancellable);
 	g_main_context_unref(self->main_context);
 	G_OBJECT_CLASS(kmx_dbus_service_parent_class)->finalize(object);
@@ -1227,8 +1181,8 @@ kmx_dbus_service_set_system_prompter(KmxDBusService *self, GDBusConnection *conn
  * kmx_dbus_service_export:
  * @connection: the bus
  *
- * Puts the object tree on @connection and starts following callers and
- * the system's sleep.
+ * Puts the object tree on @connection and starts following callers, the
+ * session's lock and the system's sleep.
  */
 gboolean
 kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GError **error)
@@ -1251,12 +1205,10 @@ kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GErro
 					       self,
 					       NULL);
 	kmx_dbus_service_set_system_prompter(self, connection);
-	if (!kmx_context_get_boolean(kmx_manager_get_context(self->manager),
-				     "daemon",
-				     "lock-on-suspend",
-				     TRUE))
-		return TRUE;
-	g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, kmx_dbus_system_bus_cb, g_object_ref(self));
+	if (self->locks == NULL) {
+		self->locks = kmx_dbus_locks_new(self->manager);
+		kmx_dbus_locks_start(self->locks, connection);
+	}
 	return TRUE;
 }
 
@@ -1273,10 +1225,8 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 
 	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
 	g_cancellable_cancel(self->cancellable);
-	if (self->sleep_signal_id != 0) {
-		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
-		self->sleep_signal_id = 0;
-	}
+	if (self->locks != NULL)
+		kmx_dbus_locks_stop(self->locks);
 	/* peer connections end with the daemon */
 	g_hash_table_iter_init(&iter, self->peers);
 	while (g_hash_table_iter_next(&iter, &connection, NULL))
