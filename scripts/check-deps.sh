@@ -39,7 +39,7 @@ COMMANDS=(
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
 	/bin/bash /bin/sh apt-get awk base64 basename bash cat chmod chown cmp cp cut date
 	dirname dpkg dpkg-query find grep head id ls mkdir mkfifo mktemp mv od readlink
-	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
+	mount rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr unshare wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
 	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
@@ -211,6 +211,8 @@ WRAPPERS = {
     "nohup": (set(), 0), "eatmydata": (set(), 0), "stdbuf": (set(), 0),
     "sudo": ({"-u", "--user", "-g", "--group", "-C", "-D", "--chdir"}, 0),
     "xargs": ({"-I", "-n", "-P", "-d", "-a", "-E", "-L", "-s"}, 0),
+    "unshare": ({"--propagation", "--setgroups", "--map-user", "--map-group", "-S", "--setuid",
+                 "-G", "--setgid", "-R", "--root", "-w", "--wd"}, 0),
     "exec": ({"-a"}, 0), "command": (set(), 0), "builtin": (set(), 0), "time": ({"-f", "-o"}, 0),
 }
 

@@ -3,6 +3,7 @@
 # simulator (tests/openpgp-card-sim.py); gpg reads the same simulator, which
 # keeps it honest.
 . "$KMX_TESTS_DIR/harness.sh"
+kmx_own_pcscd "$@"
 kmx_setup
 
 # until_ok CMD...: until CMD succeeds (events, not a fixed sleep)
@@ -315,7 +316,7 @@ assert_not_contains "$keys" "${KEY[ecdsa-p256]##*/}"
 
 # ---- a second card in the second reader: RSA-2048, PW1 for every signature,
 # short APDUs only (command chaining out, GET RESPONSE in) ----
-/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port 35964 --serial 0000CAFE \
+/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial 0000CAFE \
 	--keys sig=rsa2048,dec=rsa2048 --sig-pin-forced --short --log "$KMX_TMP/card2.log" \
 	>>"$KMX_TMP/card-sim.out" 2>&1 &
 KMX_PIDS+=($!)
@@ -388,7 +389,7 @@ assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 kill "${KMX_PIDS[-1]}"
 until_ok not_listed "$D2"
 garbage_card() { # MODE SERIAL: a card in the second reader that answers nonsense
-	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port 35964 --serial "$2" \
+	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial "$2" \
 		--keys sig=ecdsa-p256 --garbage "$1" --log "$KMX_TMP/card-$1.log" >>"$KMX_TMP/card-sim.out" 2>&1 &
 	KMX_PIDS+=($!)
 }
