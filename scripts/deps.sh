@@ -12,7 +12,7 @@ packages=(
 	libgnutls28-dev gnutls-bin libssl-dev libssh-dev openssl libp11-kit-dev p11-kit softhsm2
 	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools tpm2-openssl libtasn1-6-dev libtasn1-bin
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
-	openssh-client gnupg gpg-agent python3 xxd eatmydata shfmt
+	openssh-client gnupg gpg-agent python3 python3-cryptography xxd eatmydata shfmt
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"
