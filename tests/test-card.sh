@@ -112,7 +112,7 @@ lines=$(grep -c "" "$KMX_TMP/card.log")
 sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
 openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
 	fail "the second ECDSA signature does not verify"
-assert_eq "2A 9E9A 9000" "$(tail -n +$((lines + 1)) "$KMX_TMP/card.log")" "APDUs of one signature"
+assert_eq "2A 9E9A 9000 x" "$(tail -n +$((lines + 1)) "$KMX_TMP/card.log")" "APDUs of one signature (extended length)"
 assert_eq $((pso_before + 2)) "$(grep -c '^2A 9E9A 9000' "$KMX_TMP/card.log")"
 sign "${KEY[ed25519]}" ed25519 "$KMX_TMP/msg"
 openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/ed25519.pub" -rawin -in "$KMX_TMP/msg" \
