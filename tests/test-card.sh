@@ -151,6 +151,53 @@ err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KE
 	--method org.keymux.Keystore1.Key.Sign ed25519 "[byte 0x68]" "{}")
 assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
 
+# ---- the last PIN try (CARD.md): another program spends two; keymux never
+# sends the PIN it keeps on the last one, and a person is asked, told so ----
+# wrong_pins N: another PC/SC client sends N wrong PINs (VERIFY 82), then resets the card
+wrong_pins() {
+	local apdus=() i
+	for i in $(seq "$1"); do apdus+=(-s 0020008206313131313131); done
+	opensc-tool --reader 0 -s 00A4040006D27600012401 "${apdus[@]}" >/dev/null 2>&1 ||
+		fail "opensc-tool cannot send wrong PINs"
+	opensc-tool --reader 0 --reset >/dev/null 2>&1 || fail "opensc-tool cannot reset the card"
+}
+wrong_pins 2
+v81=$(verifies 81)
+v82=$(verifies 82)
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{'interactive': <false>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+assert_contains "$err" "one PIN try left"
+assert_eq "$v81" "$(verifies 81)" "VERIFY 81 with the kept PIN on the last try"
+assert_eq "i 1" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "one PIN try left: the PIN keymux keeps is not sent"
+# a person who is told it is the last try may spend it: the prompt says 1
+kmx_bg "$KMX_TEST_PROMPTER" --secret 123456 >"$KMX_TMP/prompter.out"
+until_ok grep -q ready "$KMX_TMP/prompter.out"
+sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "a signature after the last-try prompt does not verify"
+assert_contains "$(grep '^asked' "$KMX_TMP/prompter.out")" "'retries': <1>"
+assert_eq $((v82 + 1)) "$(verifies 82)" "one VERIFY 82 with the prompted PIN"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+kill "${KMX_PIDS[-1]}"
+# Unlock with a PIN given while PinRetries still said 3: the counter is read
+# first, and the last try is not spent on a caller who was not told
+kmx_device $DEV Lock >/dev/null
+wrong_pins 2
+v82=$(verifies 82)
+err=$(kmx_call_error gdev $DEV Unlock 123456 "@a{sv} {}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+assert_contains "$err" "one PIN try left"
+assert_eq "$v82" "$(verifies 82)" "VERIFY 82 on an unannounced last try"
+assert_eq "i 1" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+# now that PinRetries says 1, the same Unlock is the caller's choice
+kmx_device $DEV Unlock sa{sv} 123456 0 >/dev/null
+assert_eq $((v82 + 1)) "$(verifies 82)"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+
 # ---- Lock: the card forgets the PIN too; the next signature needs Unlock ----
 kmx_device $DEV Lock >/dev/null
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
