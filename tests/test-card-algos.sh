@@ -181,6 +181,17 @@ assert_eq "b true" "$(kmx_prop "$(kmx_device_path $A)" org.keymux.Keystore1.Devi
 kmx_device $A Unlock sa{sv} 123456 0 >/dev/null
 sign "${K[a-rsa4096-sign]}" rsa-pkcs1-sha256 "$KMX_TMP/msg"
 verify "${K[a-rsa4096-sign]}" sha256 "$KMX_TMP/msg"
+
+# ---- the same card in the other reader: the same device, its reader in Details ----
 kill "$CARDB_PID"
+until_ok not_listed "$(kmx_device_path $B)"
+kill "$KMX_CARD_PID"
+until_ok not_listed "$(kmx_device_path $A)"
+/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial 00000A4A \
+	--keys sig=ecdsa-p256 --log "$KMX_TMP/moved.log" >>"$KMX_TMP/card-sim.out" 2>&1 &
+KMX_PIDS+=($!)
+until_ok listed "$(kmx_device_path $A)"
+assert_contains "$(kmx_prop "$(kmx_device_path $A)" org.keymux.Keystore1.Device Details)" \
+	'"reader" s "Virtual PCD 00 01"'
 
 kmx_stop_daemon || fail "keymuxd did not exit cleanly"

@@ -48,6 +48,12 @@ details=$(kmx_prop "$D" org.keymux.Keystore1.Device Details)
 assert_contains "$details" '"admin-retries" i 3'
 assert_contains "$details" '"reader" s "Virtual PCD 00 00"'
 assert_contains "$details" '"sig-algorithm" s "ecdsa-p256"'
+assert_contains "$details" '"dec-algorithm" s "x25519"'
+assert_contains "$details" '"manufacturer" s "FFFE"'
+assert_contains "$details" '"manufacturer-name" s "unmanaged serial number range"'
+assert_contains "$details" '"version" s "3.4"'
+assert_contains "$details" '"signature-counter" u 0'
+assert_contains "$details" '"sig-pin-forced" b false'
 keys=$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)
 assert_contains "$keys" "ao 3 "
 
