@@ -272,12 +272,10 @@ kmx_card_backend_start(KmxBackend *backend, GError **error)
 	KmxCardBackend *self = KMX_CARD_BACKEND(backend);
 	KmxContext *context = kmx_backend_get_context(backend);
 
-	self->timeout_ms = (guint)CLAMP(kmx_context_get_int(context,
-							    "card",
-							    "timeout-ms",
-							    KMX_CARD_TIMEOUT_MS_DEFAULT),
-					100,
-					600000);
+	self->timeout_ms = (guint)CLAMP(
+	    kmx_context_get_int(context, "card", "timeout-ms", KMX_CARD_TIMEOUT_MS_DEFAULT),
+	    100,
+	    600000);
 	self->watcher = g_thread_try_new("kmx-card-watch", kmx_card_backend_watch, self, error);
 	return self->watcher != NULL;
 }

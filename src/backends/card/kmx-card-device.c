@@ -248,7 +248,8 @@ kmx_card_device_transmit(KmxCardDevice *self,
 	const SCARD_IO_REQUEST *pci = self->protocol == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0
 									  : SCARD_PCI_T1;
 	/* a key pair takes a card far longer than a signature */
-	guint timeout_ms = apdu[1] == 0x47 && apdu[2] == 0x80 ? self->timeout_ms * 4 : self->timeout_ms;
+	guint timeout_ms = apdu[1] == 0x47 && apdu[2] == 0x80 ? self->timeout_ms * 4
+							      : self->timeout_ms;
 	LONG rc;
 
 	if (self->io == NULL) {
