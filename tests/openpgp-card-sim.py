@@ -9,6 +9,7 @@ ECDSA and ECDH on P-256 and P-384, Ed25519, X25519, RSA-2048/3072/4096
 never a key store.
 
     openpgp-card-sim.py [--port 35963] [--serial 0000BEEF] [--keys sig=ecdsa-p256,...]
+                        [--key-files dec=key.pem,...]
                         [--sig-pin-forced] [--short] [--log FILE] [--name NAME]
 
 Transport: extended Lc/Le (historical bytes and 7F66 say so), or with
@@ -190,11 +191,18 @@ class Card:
         self.dates = [bytes(4)] * 3
         self.garbage = args.garbage
         self.hist = bytes.fromhex("0073000080059000" if self.short else "00730000E0059000")
+        files = dict(spec.split("=", 1) for spec in filter(None, (args.key_files or "").split(",")))
         for spec in filter(None, args.keys.split(",")):
             slot, alg = spec.split("=")
             i = SLOT_NAMES.index(slot)
-            self.attrs[i] = ATTRS[alg if alg != "ecdh-p256" else "ecdh-p256"]
-            self.generate(i)
+            self.attrs[i] = ATTRS[alg]
+            if slot in files:
+                # a key made beforehand (RSA-4096 takes seconds to generate)
+                with open(files[slot], "rb") as f:
+                    priv = serialization.load_pem_private_key(f.read(), None)
+                self.keys[i] = (alg, priv, key_public(alg, priv))
+            else:
+                self.generate(i)
             # a made-up fingerprint: the slot is in use (a real card got
             # one from whoever generated the key)
             self.fprs[i] = hashlib.sha1(repr(self.keys[i][2]).encode()).digest()
@@ -681,6 +689,8 @@ def main():
     ap.add_argument("--name", default="")
     ap.add_argument("--keys", default="", help="slot=algorithm,... (sig|dec|aut = "
                     "ecdsa-p256|ecdh-p256|ecdsa-p384|ecdh-p384|ed25519|x25519|rsa2048|rsa3072|rsa4096)")
+    ap.add_argument("--key-files", help="slot=PEM,...: the key of a slot in --keys from a file "
+                    "(unencrypted PKCS#8) instead of generated")
     ap.add_argument("--sig-pin-forced", action="store_true", help="PW1 is valid for one signature")
     ap.add_argument("--short", action="store_true", help="no extended length: chaining and 61xx")
     ap.add_argument("--garbage", choices=["appdata", "sign"],

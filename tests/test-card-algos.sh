@@ -17,15 +17,26 @@ until_ok() {
 listed() { kmx_manager ListDevices | grep -q "$1"; }
 
 kmx_start_pcscd
-# card A: extended Lc/Le; card B: short APDUs, chaining and GET RESPONSE
-kmx_start_card_sim --serial 00000A4A --keys sig=rsa4096,dec=rsa4096,aut=ecdsa-p384
+# card A: extended Lc/Le; card B: short APDUs, chaining and GET RESPONSE.
+# Their DEC slots hold the same RSA-4096 key (one key fewer to generate: a
+# few seconds each, far more on a loaded machine)
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out "$KMX_TMP/dec4096.pem" 2>/dev/null
+kmx_start_card_sim --serial 00000A4A --keys sig=rsa4096,dec=rsa4096,aut=ecdsa-p384 \
+	--key-files "dec=$KMX_TMP/dec4096.pem"
 /usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial 00000B4B \
-	--keys sig=rsa3072,dec=rsa4096,aut=ecdsa-p384 --short --log "$KMX_TMP/cardb.log" \
-	>>"$KMX_TMP/card-sim.out" 2>&1 &
+	--keys sig=rsa3072,dec=rsa4096,aut=ecdsa-p384 --key-files "dec=$KMX_TMP/dec4096.pem" \
+	--short --log "$KMX_TMP/cardb.log" >>"$KMX_TMP/card-sim.out" 2>&1 &
 KMX_PIDS+=($!)
 CARDB_PID=$!
 LOGA=$KMX_TMP/card.log
 LOGB=$KMX_TMP/cardb.log
+# the simulators make their other RSA keys before they insert their cards:
+# wait for that as long as it takes (the meson timeout bounds it)
+inserted() { [ -f "$1" ] && grep -q '^inserted' "$1"; }
+while ! inserted "$LOGA" || ! inserted "$LOGB"; do
+	kill -0 "$KMX_CARD_PID" "$CARDB_PID" 2>/dev/null || fail "a card simulator exited: $(tail -3 "$KMX_TMP/card-sim.out")"
+	sleep 0.1
+done
 
 kmx_start_daemon
 A=card:FFFE00000A4A
