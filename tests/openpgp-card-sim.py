@@ -180,6 +180,7 @@ class Card:
         self.manufacturer = bytes.fromhex(args.manufacturer)
         self.serial = bytes.fromhex(args.serial)
         self.short = args.short
+        self.exact_le = args.exact_le
         self.name = args.name.encode()
         self.pins = {0x81: args.pin.encode(), 0x82: args.pin.encode(), 0x83: args.admin_pin.encode()}
         self.retries = {1: 3, 3: 3}  # PW1, PW3
@@ -507,6 +508,9 @@ class Card:
             out = self.command(cla & ~0x10, ins, p1, p2, data)
         except CardError as e:
             return e.sw
+        # a card that wants the exact length (T=0 style): "6C xx, ask again"
+        if self.exact_le and ins == 0xCA and le is not None and 0 < len(out) < 256 and le != len(out):
+            return bytes([0x6C, len(out)])
         return self.respond(out, le)
 
     def respond(self, out, le):
@@ -693,6 +697,8 @@ def main():
                     "(unencrypted PKCS#8) instead of generated")
     ap.add_argument("--sig-pin-forced", action="store_true", help="PW1 is valid for one signature")
     ap.add_argument("--short", action="store_true", help="no extended length: chaining and 61xx")
+    ap.add_argument("--exact-le", action="store_true",
+                    help="GET DATA with another Le than the answer's length gets 6Cxx")
     ap.add_argument("--garbage", choices=["appdata", "sign"],
                     help="answer nonsense: a malformed application data object, or signatures of 7 bytes")
     ap.add_argument("--log")

@@ -370,7 +370,7 @@ assert_not_contains "$keys" "${KEY[ecdsa-p256]##*/}"
 # ---- a second card in the second reader: RSA-2048, PW1 for every signature,
 # short APDUs only (command chaining out, GET RESPONSE in) ----
 /usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial 0000CAFE \
-	--keys sig=rsa2048,dec=rsa2048 --sig-pin-forced --short --log "$KMX_TMP/card2.log" \
+	--keys sig=rsa2048,dec=rsa2048 --sig-pin-forced --short --exact-le --log "$KMX_TMP/card2.log" \
 	>>"$KMX_TMP/card-sim.out" 2>&1 &
 KMX_PIDS+=($!)
 DEV2=card:FFFE0000CAFE
@@ -384,6 +384,8 @@ assert_contains "$details" '"sig-pin-forced" b true'
 assert_eq 's "OpenPGP card 0000CAFE"' "$(kmx_prop "$D2" org.keymux.Keystore1.Device Label)"
 # a 7F49 of 270 bytes came in two parts
 assert_contains "$(cat "$KMX_TMP/card2.log")" "C0 0000 9000"
+# GET DATA asked again with the length the card wants (6C xx)
+assert_contains "$(cat "$KMX_TMP/card2.log")" "$(printf 'CA 007A 6C07\nCA 007A 9000')"
 unset RSA
 for k in $(kmx_prop "$D2" org.keymux.Keystore1.Device Keys | sed 's/^ao [0-9]* //; s/"//g'); do
 	if kmx_prop "$k" org.keymux.Keystore1.Key Usage | grep -q '"sign"'; then RSA=$k; else RSADEC=$k; fi
