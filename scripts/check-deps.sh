@@ -40,7 +40,7 @@ COMMANDS=(
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
 	/bin/bash /bin/sh /sbin/ldconfig apt-get awk base64 basename bash cat chmod chown cmp cp cut date
 	dirname dpkg dpkg-query find grep head id ldd ln ls mkdir mkfifo mktemp mv od readlink
-	rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout touch tr unshare wc xargs
+	mount rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout touch tr unshare wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus gjs objdump
 	gnome-keyring-daemon gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
@@ -215,6 +215,8 @@ WRAPPERS = {
     "nohup": (set(), 0), "eatmydata": (set(), 0), "stdbuf": (set(), 0),
     "sudo": ({"-u", "--user", "-g", "--group", "-C", "-D", "--chdir"}, 0),
     "xargs": ({"-I", "-n", "-P", "-d", "-a", "-E", "-L", "-s"}, 0),
+    "unshare": ({"--propagation", "--setgroups", "--map-user", "--map-group", "-S", "--setuid",
+                 "-G", "--setgid", "-R", "--root", "-w", "--wd"}, 0),
     "exec": ({"-a"}, 0), "command": (set(), 0), "builtin": (set(), 0), "time": ({"-f", "-o"}, 0),
 }
 

@@ -13,7 +13,7 @@ packages=(
 	libgnutls28-dev gnutls-bin libssl-dev libssh-dev openssl libp11-kit-dev p11-kit softhsm2
 	libtss2-dev libtss2-tcti-swtpm0 libtss2-tcti-pcap0 swtpm swtpm-tools tpm2-tools tpm2-openssl libtasn1-6-dev libtasn1-bin
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
-	openssh-client openssh-server gnupg gpg-agent python3 xxd eatmydata shfmt
+	openssh-client openssh-server gnupg gpg-agent python3 python3-cryptography xxd eatmydata shfmt
 	gobject-introspection libgirepository1.0-dev python3-gi gjs
 	libgcr-3-dev libsecret-1-dev gnome-keyring libsecret-tools
 	go-md2man man-db bash-completion
