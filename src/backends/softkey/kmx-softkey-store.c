@@ -803,37 +803,6 @@ kmx_softkey_pem_write(const char *path, KmxSecret *pkcs8_der, KmxSecret *file_ke
 }
 
 /**
- * kmx_softkey_privkey_new:
- *
- * Returns: (transfer full): a gnutls key made from a plain PKCS#8 DER; it
- * owns its own copy of the key material
- */
-gnutls_privkey_t
-kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error)
-{
-	gnutls_x509_privkey_t x = NULL;
-	g_auto(gnutls_privkey_t) key = NULL;
-	gnutls_datum_t d = {kmx_secret_get_data(pkcs8_der), kmx_secret_get_length(pkcs8_der)};
-	int rc;
-
-	gnutls_x509_privkey_init(&x);
-	rc = gnutls_x509_privkey_import_pkcs8(x, &d, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN);
-	if (rc < 0) {
-		gnutls_x509_privkey_deinit(x);
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot load the key");
-		return NULL;
-	}
-	gnutls_privkey_init(&key);
-	rc = gnutls_privkey_import_x509(key, x, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
-	if (rc < 0) {
-		gnutls_x509_privkey_deinit(x);
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot load the key");
-		return NULL;
-	}
-	return g_steal_pointer(&key);
-}
-
-/**
  * kmx_softkey_privkey_get_spki:
  *
  * Returns: (transfer full): the DER SubjectPublicKeyInfo of @key

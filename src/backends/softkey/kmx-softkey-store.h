@@ -97,7 +97,6 @@ gboolean kmx_softkey_pem_write(const char *path,
 			       GError **error);
 
 gboolean kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what);
-gnutls_privkey_t kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error);
 GBytes *kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error);
 KmxSecret *kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error);
 GBytes *kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error);
