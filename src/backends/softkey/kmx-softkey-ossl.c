@@ -8,7 +8,8 @@
  * libcrypto's secure heap (see kmx_secure_memory_init()): locked, out of
  * core dumps, wiped when the last reference goes, which is at the latest
  * when the store locks.  An EVP_PKEY may be used by many threads at once,
- * one EVP_PKEY_CTX each.
+ * one EVP_PKEY_CTX each; signature contexts are kept per mechanism and
+ * used again, since setting one up costs about half a P-256 signature.
  *
  * gnutls keeps what it does well: reading and writing the formats, the key
  * files' decryption, store.info's KDF and AEAD.  gnutls 3.7 cannot do these,
@@ -41,6 +42,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIO, BIO_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
+
+/* idle signature contexts kept per mechanism: setting one up (fetching the
+ * algorithm from the provider, the padding and digest parameters) costs
+ * about half of a P-256 signature; more than the pool's threads is never
+ * useful */
+#define KMX_SOFTKEY_OSSL_SLOTS	  32
+#define KMX_SOFTKEY_OSSL_MAX_IDLE 16
+
+struct _KmxSoftkeyOsslKey {
+	gatomicrefcount ref;
+	EVP_PKEY *pkey;
+	GMutex mutex;
+	GPtrArray *idle[KMX_SOFTKEY_OSSL_SLOTS]; /* EVP_PKEY_CTX, by mechanism */
+};
 
 /* libcrypto keeps an error queue per thread: take its first entry for the
  * message and empty it, so that a later call does not report a stale error */
@@ -158,24 +173,42 @@ kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error)
 	p8 = kmx_softkey_ossl_parse_pkcs8(pkcs8_der, error);
 	if (p8 == NULL)
 		return NULL;
+	KmxSoftkeyOsslKey *self;
+
 	pkey = EVP_PKCS82PKEY(p8);
 	if (pkey == NULL)
 		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot load the key");
-	return (KmxSoftkeyOsslKey *)pkey;
+	self = g_new0(KmxSoftkeyOsslKey, 1);
+	g_atomic_ref_count_init(&self->ref);
+	g_mutex_init(&self->mutex);
+	self->pkey = pkey;
+	return self;
 }
 
 KmxSoftkeyOsslKey *
 kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self)
 {
-	EVP_PKEY_up_ref((EVP_PKEY *)self);
+	g_atomic_ref_count_inc(&self->ref);
 	return self;
 }
 
 void
 kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self)
 {
-	/* EVP_PKEY_free() clears the key material of the last reference */
-	EVP_PKEY_free((EVP_PKEY *)self);
+	if (self == NULL || !g_atomic_ref_count_dec(&self->ref))
+		return;
+	/* each context holds a reference to the key; EVP_PKEY_free() clears
+	 * the key material when the last one goes */
+	for (guint i = 0; i < KMX_SOFTKEY_OSSL_SLOTS; i++) {
+		if (self->idle[i] == NULL)
+			continue;
+		for (guint j = 0; j < self->idle[i]->len; j++)
+			EVP_PKEY_CTX_free(g_ptr_array_index(self->idle[i], j));
+		g_ptr_array_unref(self->idle[i]);
+	}
+	EVP_PKEY_free(self->pkey);
+	g_mutex_clear(&self->mutex);
+	g_free(self);
 }
 
 /**
@@ -202,7 +235,7 @@ kmx_softkey_ossl_key_check_public(KmxSoftkeyOsslKey *self, GBytes *spki, GError 
 		return FALSE;
 	}
 	/* 1: same type and same public components */
-	if (EVP_PKEY_eq((EVP_PKEY *)self, pub) != 1) {
+	if (EVP_PKEY_eq(self->pkey, pub) != 1) {
 		ERR_clear_error();
 		g_set_error_literal(error,
 				    KMX_ERROR,
@@ -273,6 +306,43 @@ kmx_softkey_ossl_sign_ctx(EVP_PKEY *pkey, KmxMechanism mechanism, GError **error
 	return g_steal_pointer(&ctx);
 }
 
+/* an idle context for @mechanism, or a new one; any thread */
+static EVP_PKEY_CTX *
+kmx_softkey_ossl_sign_ctx_acquire(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GError **error)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+
+	if ((guint)mechanism < KMX_SOFTKEY_OSSL_SLOTS) {
+		g_mutex_lock(&self->mutex);
+		if (self->idle[mechanism] != NULL && self->idle[mechanism]->len > 0)
+			ctx = g_ptr_array_steal_index_fast(self->idle[mechanism],
+							   self->idle[mechanism]->len - 1);
+		g_mutex_unlock(&self->mutex);
+	}
+	return ctx != NULL ? ctx : kmx_softkey_ossl_sign_ctx(self->pkey, mechanism, error);
+}
+
+/* keeps a context for the next signature with @mechanism (EVP_PKEY_sign()
+ * may be called again on the same context), or frees it */
+static void
+kmx_softkey_ossl_sign_ctx_release(KmxSoftkeyOsslKey *self,
+				  KmxMechanism mechanism,
+				  EVP_PKEY_CTX *ctx,
+				  gboolean reusable)
+{
+	if (reusable && (guint)mechanism < KMX_SOFTKEY_OSSL_SLOTS) {
+		g_mutex_lock(&self->mutex);
+		if (self->idle[mechanism] == NULL)
+			self->idle[mechanism] = g_ptr_array_new();
+		if (self->idle[mechanism]->len < KMX_SOFTKEY_OSSL_MAX_IDLE) {
+			g_ptr_array_add(self->idle[mechanism], ctx);
+			ctx = NULL;
+		}
+		g_mutex_unlock(&self->mutex);
+	}
+	EVP_PKEY_CTX_free(ctx);
+}
+
 /**
  * kmx_softkey_ossl_sign:
  * @mechanism: a signature mechanism the key's type supports
@@ -285,7 +355,7 @@ kmx_softkey_ossl_sign_ctx(EVP_PKEY *pkey, KmxMechanism mechanism, GError **error
 GBytes *
 kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *data, GError **error)
 {
-	EVP_PKEY *pkey = (EVP_PKEY *)self;
+	EVP_PKEY *pkey = self->pkey;
 	gsize inlen = 0;
 	const guint8 *in = g_bytes_get_data(data, &inlen);
 	int max = EVP_PKEY_get_size(pkey);
@@ -306,11 +376,15 @@ kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *d
 		if (EVP_DigestSign(md, sig, &siglen, in, inlen) <= 0)
 			return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "signing failed");
 	} else {
-		g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_sign_ctx(pkey, mechanism, error);
+		EVP_PKEY_CTX *ctx = kmx_softkey_ossl_sign_ctx_acquire(self, mechanism, error);
+		int rc;
 
 		if (ctx == NULL)
 			return NULL;
-		if (EVP_PKEY_sign(ctx, sig, &siglen, in, inlen) <= 0)
+		rc = EVP_PKEY_sign(ctx, sig, &siglen, in, inlen);
+		/* a context that failed is not used again */
+		kmx_softkey_ossl_sign_ctx_release(self, mechanism, ctx, rc > 0);
+		if (rc <= 0)
 			return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "signing failed");
 	}
 	return g_bytes_new_take(g_steal_pointer(&sig), siglen);
@@ -377,7 +451,7 @@ kmx_softkey_ossl_decrypt(EVP_PKEY_CTX *ctx, GBytes *data, const char *what, GErr
 KmxSecret *
 kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
 {
-	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx((EVP_PKEY *)self,
+	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx(self->pkey,
 								    RSA_PKCS1_PADDING,
 								    g_bytes_get_size(data),
 								    error);
@@ -396,7 +470,7 @@ kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self, GBytes *data, GError **e
 KmxSecret *
 kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
 {
-	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx((EVP_PKEY *)self,
+	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx(self->pkey,
 								    RSA_PKCS1_OAEP_PADDING,
 								    g_bytes_get_size(data),
 								    error);
@@ -438,7 +512,7 @@ kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 			GBytes *peer_public,
 			GError **error)
 {
-	EVP_PKEY *pkey = (EVP_PKEY *)self;
+	EVP_PKEY *pkey = self->pkey;
 	g_autoptr(EVP_PKEY) peer = NULL;
 	g_autoptr(EVP_PKEY_CTX) ctx = NULL;
 	g_autoptr(KmxSecret) out = NULL;
