@@ -79,6 +79,12 @@ KmxSoftkeyKeyInfo *kmx_softkey_key_info_parse(const char *contents,
 					      const char *path,
 					      const char *id,
 					      GError **error);
+KmxSoftkeyKeyInfo *kmx_softkey_key_info_parse_with(const char *contents,
+						   gsize len,
+						   const char *path,
+						   const char *id,
+						   gboolean plain,
+						   GError **error);
 gboolean kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
 
 gboolean kmx_softkey_store_fix_mode(int dir_fd,
