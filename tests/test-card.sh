@@ -138,6 +138,20 @@ openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.
 assert_eq $((v81 + 1)) "$(verifies 81)" "VERIFY 81 after the reset"
 assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 
+# ---- the raw "ecdsa": a digest of any length, signed as FIPS 186 says ----
+for h in sha1 sha256 sha384 sha512; do
+	openssl dgst -$h -binary "$KMX_TMP/msg" >"$KMX_TMP/d-$h"
+	sign "${KEY[ecdsa-p256]}" ecdsa "$KMX_TMP/d-$h"
+	openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/ecdsa-p256.pub" -in "$KMX_TMP/d-$h" \
+		-sigfile "$KMX_TMP/d-$h.sig" >/dev/null || fail "the card's raw ecdsa over $h does not verify"
+done
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa "@ay []" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.InvalidArgument"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ed25519]}" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+
 # ---- derive: X25519 through PSO:DECIPHER, compared with openssl's ----
 openssl genpkey -algorithm X25519 -out "$KMX_TMP/peer.key"
 openssl pkey -in "$KMX_TMP/peer.key" -pubout -outform DER -out "$KMX_TMP/peer.der"
@@ -349,6 +363,24 @@ for n in 1 2; do
 		fail "RSA signature $n does not verify"
 	assert_eq $n "$(grep -c '^20 0081 9000' "$KMX_TMP/card2.log")" "VERIFY 81 for signature $n"
 done
+# the raw "rsa-pkcs1": the card pads what it is given (a SHA-1 DigestInfo,
+# TLS 1.2's MD5+SHA1, the longest the modulus allows, chained, and nothing)
+{ printf '\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14'; openssl dgst -sha1 -binary "$KMX_TMP/msg"; } >"$KMX_TMP/di-sha1"
+{ openssl dgst -md5 -binary "$KMX_TMP/msg"; openssl dgst -sha1 -binary "$KMX_TMP/msg"; } >"$KMX_TMP/tls12"
+head -c 245 /dev/urandom >"$KMX_TMP/longest"
+: >"$KMX_TMP/empty"
+for f in di-sha1 tls12 longest empty; do
+	sign "$RSA" rsa-pkcs1 "$KMX_TMP/$f"
+	openssl pkeyutl -verifyrecover -pubin -inkey "$KMX_TMP/rsa.pub" -pkeyopt rsa_padding_mode:pkcs1 \
+		-in "$KMX_TMP/$f.sig" -out "$KMX_TMP/$f.rec" || fail "the card's rsa-pkcs1 over $f does not verify"
+	cmp -s "$KMX_TMP/$f" "$KMX_TMP/$f.rec" || fail "the card's rsa-pkcs1 over $f signed other data"
+done
+openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/rsa.pub" -pkeyopt rsa_padding_mode:pkcs1 \
+	-in "$KMX_TMP/tls12" -sigfile "$KMX_TMP/tls12.sig" >/dev/null || fail "the card's TLS 1.2 signature"
+head -c 246 /dev/urandom >"$KMX_TMP/toolong"
+# shellcheck disable=SC2046
+err=$(kmx_call_error kmx_key "$RSA" Sign saya{sv} rsa-pkcs1 $(kmx_file_to_ay "$KMX_TMP/toolong") 0)
+assert_contains "$err" "at most 245 bytes"
 # RSA decryption: 257 bytes of PSO:DECIPHER data go in two chained commands
 openssl pkeyutl -encrypt -pubin -inkey "$KMX_TMP/rsadec.pub" -in "$KMX_TMP/msg" -out "$KMX_TMP/ct"
 # shellcheck disable=SC2046

@@ -202,6 +202,18 @@ assert_eq "b true" "$(kmx_prop "$D2" org.keymux.Keystore1.Device Registered)"
 kmx_device test:0002 Unlock sa{sv} 123456 0 >/dev/null
 out=$(kmx_manager Sign ssaya{sv} "$KEY2ID" ed25519 2 104 105 0)
 assert_contains "$out" "ay 64 "
+# the raw "ecdsa": a 64-byte digest signed as FIPS 186 says, like a card
+out=$(kmx_device test:0002 GenerateKey ssa{sv} ecdsa-p256 "raw" 1 admin-secret s 12345678)
+KEY3=$(sed 's/^o "\(.*\)"$/\1/' <<<"$out")
+kmx_prop "$KEY3" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$KMX_TMP/raw.der"
+printf 'raw' | openssl dgst -sha512 -binary >"$KMX_TMP/raw.dgst"
+# shellcheck disable=SC2046
+kmx_manager Sign ssaya{sv} "${KEY3##*/}" ecdsa $(kmx_file_to_ay "$KMX_TMP/raw.dgst") 0 |
+	kmx_ay_to_file "$KMX_TMP/raw.sig"
+openssl pkeyutl -verify -pubin -keyform DER -inkey "$KMX_TMP/raw.der" -in "$KMX_TMP/raw.dgst" \
+	-sigfile "$KMX_TMP/raw.sig" >/dev/null || fail "a raw ecdsa signature of the test backend"
+err=$(kmx_call_error gsign "$KEY2ID" rsa-pkcs1)
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
 # unregistered while absent: it goes
 kmx_device test:0002 Unregister >/dev/null
 unplug 0002

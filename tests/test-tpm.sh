@@ -112,6 +112,43 @@ for h in sha256 sha512; do
 		-signature msg.sig msg >/dev/null || fail "rsa-pss-$h"
 done
 
+# ---- the raw algorithms: "ecdsa" takes a digest of any length (brought to
+# the curve's hash size as FIPS 186 reads it), "rsa-pkcs1" pads on the host
+# and lets TPM2_RSA_Decrypt apply the bare private key ----
+for h in sha1 sha256 sha384 sha512; do
+	openssl dgst -$h -binary msg >"d-$h"
+	for t in ecdsa-p256 ecdsa-p384; do
+		sign "${KEY[$t]}" ecdsa "d-$h"
+		openssl pkeyutl -verify -pubin -inkey $t.pub -in "d-$h" -sigfile "d-$h.sig" >/dev/null ||
+			fail "the TPM's raw ecdsa over $h with $t does not verify"
+	done
+done
+{ printf '\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14'; openssl dgst -sha1 -binary msg; } >di-sha1
+{ openssl dgst -md5 -binary msg; openssl dgst -sha1 -binary msg; } >tls12
+head -c 245 /dev/urandom >longest
+: >empty
+verify_raw_rsa() { # pubkey file: the signature recovers exactly the file
+	openssl pkeyutl -verifyrecover -pubin -inkey "$1" -pkeyopt rsa_padding_mode:pkcs1 \
+		-in "$2.sig" -out "$2.rec" || fail "the TPM's rsa-pkcs1 over $2 does not verify"
+	cmp -s "$2" "$2.rec" || fail "the TPM's rsa-pkcs1 over $2 signed other data"
+}
+for f in di-sha1 tls12 longest empty; do
+	sign "${KEY[rsa2048]}" rsa-pkcs1 $f
+	verify_raw_rsa rsa2048.pub $f
+done
+openssl pkeyutl -verify -pubin -inkey rsa2048.pub -pkeyopt rsa_padding_mode:pkcs1 -in tls12 \
+	-sigfile tls12.sig >/dev/null || fail "the TPM's TLS 1.2 signature does not verify"
+head -c 246 /dev/urandom >toolong
+# shellcheck disable=SC2046
+err=$(kmx_call_error kmx_key "${KEY[rsa2048]}" Sign saya{sv} rsa-pkcs1 $(kmx_file_to_ay toolong) 0)
+assert_contains "$err" "at most 245 bytes"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$P256" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa "@ay []" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.InvalidArgument"
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$P256" \
+	--method org.keymux.Keystore1.Key.Sign rsa-pkcs1 "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+
 # ---- decrypt and derive, compared with openssl ----
 printf 'secret words' >plain
 openssl pkeyutl -encrypt -pubin -inkey rsa2048.pub -in plain -out ct.pkcs1
@@ -205,6 +242,8 @@ cmp -s p256.tools.der ecdsa-p256.pub.der || fail "tpm2_readpublic disagrees with
 ossl genpkey -algorithm EC -pkeyopt group:P-256 -out ossl.pem 2>/dev/null ||
 	fail "tpm2-openssl cannot make a key"
 ossl pkey -in ossl.pem -pubout -out ossl.pub
+# an RSA-PSS key: a signing scheme of its own
+ossl genpkey -algorithm RSA-PSS -pkeyopt digest:sha256 -out pss.pem 2>/dev/null || fail "tpm2-openssl cannot make an RSA-PSS key"
 openssl pkey -pubin -in ossl.pub -outform DER -out ossl.pub.der
 OSSLID=$(openssl dgst -sha256 -r ossl.pub.der | cut -d' ' -f1)
 
@@ -214,6 +253,13 @@ until_ok prop_is "$DEV" Available "b true"
 assert_eq "$OSSLID" "$("$KEYMUXCTL" import -d tpm:0 -l "from tpm2-openssl" ossl.pem)" "the id of an imported key"
 assert_contains "$(kmx_prop "$DEV" org.keymux.Keystore1.Device Keys)" "$OSSLID"
 verify_p256 "$(kmx_device_path tpm:0)/$OSSLID" ossl.pub "a signature with tpm2-openssl's key"
+# the raw rsa-pkcs1 needs TPM2_RSA_Decrypt with no scheme, which the
+# RSA-PSS key's scheme forbids: NotSupported, saying why
+PSSID=$("$KEYMUXCTL" import -d tpm:0 pss.pem)
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$(kmx_device_path tpm:0)/$PSSID" \
+	--method org.keymux.Keystore1.Key.Sign rsa-pkcs1 "[byte 0x68]" "{}")
+assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+assert_contains "$err" "a scheme of its own"
 
 # ---- imports keymux refuses, and why ----
 assert_exit 8 "$KEYMUXCTL" import -d tpm:0 ossl.pem
@@ -262,6 +308,8 @@ SOFTRSA=$("$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 soft-rsa-enc.pem 3< <(p
 sign "$(kmx_device_path tpm:0)/$SOFTRSA" rsa-pss-sha256 msg
 openssl dgst -sha256 -verify soft-rsa.pub -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest \
 	-signature msg.sig msg >/dev/null || fail "an imported RSA key's signature does not verify"
+sign "$(kmx_device_path tpm:0)/$SOFTRSA" rsa-pkcs1 tls12
+verify_raw_rsa soft-rsa.pub tls12
 assert_exit 8 "$KEYMUXCTL" import -d tpm:0 soft-p384.pem
 
 # ---- keymuxctl shows the TPM, its lockout state and keys ----

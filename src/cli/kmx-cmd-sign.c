@@ -62,7 +62,9 @@ kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
 		"KEY [FILE|-]",
 		"Sign FILE (default: stdin) and write the signature to stdout. "
 		"The default algorithm is ed25519, ecdsa-sha256, ecdsa-sha384 or "
-		"rsa-pss-sha256, by key type.",
+		"rsa-pss-sha256, by key type. The raw algorithms rsa-pkcs1 and ecdsa "
+		"sign FILE as given: a DigestInfo (or any string up to the modulus "
+		"length minus 11 bytes), or a digest.",
 		entries,
 		&argc,
 		&argv,

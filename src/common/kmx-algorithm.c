@@ -39,6 +39,9 @@ static const struct {
     {KMX_MECHANISM_RSA_OAEP_SHA256, "rsa-oaep-sha256", KMX_OPERATION_DECRYPT, KMX_HASH_SHA256},
     {KMX_MECHANISM_ECDH, "ecdh", KMX_OPERATION_DERIVE, KMX_HASH_NONE},
     {KMX_MECHANISM_X25519, "x25519", KMX_OPERATION_DERIVE, KMX_HASH_NONE},
+    /* lookups are per operation: Sign's "rsa-pkcs1" is not Decrypt's */
+    {KMX_MECHANISM_RSA_PKCS1_RAW, "rsa-pkcs1", KMX_OPERATION_SIGN, KMX_HASH_NONE},
+    {KMX_MECHANISM_ECDSA_RAW, "ecdsa", KMX_OPERATION_SIGN, KMX_HASH_NONE},
 };
 
 KmxKeyType
@@ -194,9 +197,11 @@ kmx_mechanism_supports_key_type(KmxMechanism mech, KmxKeyType type)
 	case KMX_MECHANISM_RSA_PSS_SHA512:
 	case KMX_MECHANISM_RSA_PKCS1:
 	case KMX_MECHANISM_RSA_OAEP_SHA256:
+	case KMX_MECHANISM_RSA_PKCS1_RAW:
 		return kmx_key_type_is_rsa(type);
 	case KMX_MECHANISM_ECDSA_SHA256:
 	case KMX_MECHANISM_ECDSA_SHA384:
+	case KMX_MECHANISM_ECDSA_RAW:
 	case KMX_MECHANISM_ECDH:
 		return kmx_key_type_is_ec(type);
 	case KMX_MECHANISM_ED25519:
@@ -206,6 +211,39 @@ kmx_mechanism_supports_key_type(KmxMechanism mech, KmxKeyType type)
 	case KMX_MECHANISM_UNKNOWN:
 	default:
 		return FALSE;
+	}
+}
+
+/**
+ * kmx_mechanism_is_raw:
+ *
+ * Returns: whether @mech signs what its caller hashed and encoded itself
+ * (a DigestInfo or any short string for RSA, a digest for ECDSA), so that
+ * nothing is hashed and the "prehashed" option means nothing
+ */
+gboolean
+kmx_mechanism_is_raw(KmxMechanism mech)
+{
+	return mech == KMX_MECHANISM_RSA_PKCS1_RAW || mech == KMX_MECHANISM_ECDSA_RAW;
+}
+
+/**
+ * kmx_key_type_get_order_size:
+ *
+ * Returns: the byte length of the group order of an EC key type (its bit
+ * length is a multiple of 8 on both curves, so FIPS 186's truncation of a
+ * digest keeps whole bytes), or 0
+ */
+gsize
+kmx_key_type_get_order_size(KmxKeyType type)
+{
+	switch (type) {
+	case KMX_KEY_TYPE_ECDSA_P256:
+		return 32;
+	case KMX_KEY_TYPE_ECDSA_P384:
+		return 48;
+	default:
+		return 0;
 	}
 }
 

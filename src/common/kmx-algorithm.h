@@ -62,6 +62,11 @@ typedef enum {
  * KmxMechanism:
  *
  * An operation algorithm (the algorithm argument of Sign, Decrypt, Derive).
+ * The raw sign mechanisms take what their caller hashed and encoded itself:
+ * %KMX_MECHANISM_RSA_PKCS1_RAW ("rsa-pkcs1" for Sign, distinct from the
+ * decryption %KMX_MECHANISM_RSA_PKCS1 of the same name) pads the data with
+ * PKCS#1 v1.5 type 1 as given, %KMX_MECHANISM_ECDSA_RAW ("ecdsa") signs a
+ * digest of any length as FIPS 186 says.
  */
 typedef enum {
 	KMX_MECHANISM_UNKNOWN,
@@ -78,6 +83,8 @@ typedef enum {
 	KMX_MECHANISM_RSA_OAEP_SHA256,
 	KMX_MECHANISM_ECDH,
 	KMX_MECHANISM_X25519,
+	KMX_MECHANISM_RSA_PKCS1_RAW,
+	KMX_MECHANISM_ECDSA_RAW,
 } KmxMechanism;
 
 KmxKeyType kmx_key_type_from_string(const char *name);
@@ -95,8 +102,10 @@ const char *kmx_mechanism_to_string(KmxMechanism mech);
 KmxOperation kmx_mechanism_get_operation(KmxMechanism mech);
 KmxHash kmx_mechanism_get_hash(KmxMechanism mech);
 gboolean kmx_mechanism_supports_key_type(KmxMechanism mech, KmxKeyType type);
+gboolean kmx_mechanism_is_raw(KmxMechanism mech);
 
 gsize kmx_hash_get_length(KmxHash hash);
+gsize kmx_key_type_get_order_size(KmxKeyType type);
 const char *kmx_operation_to_string(KmxOperation op);
 
 G_END_DECLS

@@ -202,6 +202,35 @@ test_algorithm_names(void)
 	g_assert_false(
 	    kmx_mechanism_supports_key_type(KMX_MECHANISM_RSA_PKCS1, KMX_KEY_TYPE_ED25519));
 	g_assert_false(kmx_mechanism_supports_key_type(KMX_MECHANISM_ED25519, KMX_KEY_TYPE_X25519));
+
+	/* the raw sign "rsa-pkcs1" shares its name with decryption, not its mechanism */
+	g_assert_cmpint(kmx_mechanism_from_string(KMX_OPERATION_SIGN, "rsa-pkcs1"),
+			==,
+			KMX_MECHANISM_RSA_PKCS1_RAW);
+	g_assert_cmpint(kmx_mechanism_from_string(KMX_OPERATION_DECRYPT, "rsa-pkcs1"),
+			==,
+			KMX_MECHANISM_RSA_PKCS1);
+	g_assert_cmpint(kmx_mechanism_from_string(KMX_OPERATION_SIGN, "ecdsa"),
+			==,
+			KMX_MECHANISM_ECDSA_RAW);
+	g_assert_cmpint(kmx_mechanism_from_string(KMX_OPERATION_DERIVE, "ecdsa"),
+			==,
+			KMX_MECHANISM_UNKNOWN);
+	g_assert_cmpstr(kmx_mechanism_to_string(KMX_MECHANISM_RSA_PKCS1_RAW), ==, "rsa-pkcs1");
+	g_assert_cmpint(kmx_mechanism_get_operation(KMX_MECHANISM_RSA_PKCS1_RAW),
+			==,
+			KMX_OPERATION_SIGN);
+	g_assert_cmpint(kmx_mechanism_get_hash(KMX_MECHANISM_ECDSA_RAW), ==, KMX_HASH_NONE);
+	g_assert_true(kmx_mechanism_is_raw(KMX_MECHANISM_ECDSA_RAW));
+	g_assert_false(kmx_mechanism_is_raw(KMX_MECHANISM_RSA_PKCS1));
+	g_assert_true(
+	    kmx_mechanism_supports_key_type(KMX_MECHANISM_RSA_PKCS1_RAW, KMX_KEY_TYPE_RSA4096));
+	g_assert_false(
+	    kmx_mechanism_supports_key_type(KMX_MECHANISM_RSA_PKCS1_RAW, KMX_KEY_TYPE_ED25519));
+	g_assert_true(
+	    kmx_mechanism_supports_key_type(KMX_MECHANISM_ECDSA_RAW, KMX_KEY_TYPE_ECDSA_P384));
+	g_assert_false(
+	    kmx_mechanism_supports_key_type(KMX_MECHANISM_ECDSA_RAW, KMX_KEY_TYPE_RSA2048));
 }
 
 static void
@@ -822,6 +851,50 @@ test_ecdsa_signature(void)
 
 /* ---- base64 and PEM ---- */
 
+/* FIPS 186 takes the leftmost bits of a long digest, a short one as its integer */
+static void
+test_ecdsa_digest_fit(void)
+{
+	guint8 d[64];
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < sizeof(d); i++)
+		d[i] = (guint8)(i + 1);
+	{
+		g_autoptr(GBytes) in = g_bytes_new(d, 64);
+		g_autoptr(GBytes) out = kmx_ecdsa_digest_fit(KMX_KEY_TYPE_ECDSA_P384, in, &error);
+		g_assert_no_error(error);
+		g_assert_cmpmem(g_bytes_get_data(out, NULL), g_bytes_get_size(out), d, 48);
+	}
+	{
+		guint8 want[32] = {0};
+		g_autoptr(GBytes) in = g_bytes_new(d, 20);
+		g_autoptr(GBytes) out = kmx_ecdsa_digest_fit(KMX_KEY_TYPE_ECDSA_P256, in, &error);
+		g_assert_no_error(error);
+		memcpy(want + 12, d, 20);
+		g_assert_cmpmem(g_bytes_get_data(out, NULL), g_bytes_get_size(out), want, 32);
+	}
+	{
+		g_autoptr(GBytes) in = g_bytes_new(d, 32);
+		g_autoptr(GBytes) out = kmx_ecdsa_digest_fit(KMX_KEY_TYPE_ECDSA_P256, in, &error);
+		g_assert_no_error(error);
+		g_assert_true(g_bytes_equal(in, out));
+	}
+	{
+		g_autoptr(GBytes) in = g_bytes_new(NULL, 0);
+		g_autoptr(GBytes) out = kmx_ecdsa_digest_fit(KMX_KEY_TYPE_ECDSA_P256, in, &error);
+		g_assert_null(out);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+		g_clear_error(&error);
+	}
+	{
+		g_autoptr(GBytes) in = g_bytes_new(d, 32);
+		g_autoptr(GBytes) out = kmx_ecdsa_digest_fit(KMX_KEY_TYPE_RSA2048, in, &error);
+		g_assert_null(out);
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);
+	}
+}
+
 static void
 test_base64(void)
 {
@@ -931,6 +1004,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/common/spki/parse-peer", test_spki_parse_peer);
 	g_test_add_func("/kmx/common/digest-info", test_digest_info);
 	g_test_add_func("/kmx/common/ecdsa-signature", test_ecdsa_signature);
+	g_test_add_func("/kmx/common/ecdsa-digest-fit", test_ecdsa_digest_fit);
 	g_test_add_func("/kmx/common/base64", test_base64);
 	g_test_add_func("/kmx/common/pem", test_pem);
 	return g_test_run();

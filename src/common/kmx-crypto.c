@@ -693,6 +693,40 @@ kmx_ecdsa_signature_to_der(KmxKeyType type, GBytes *rs, GError **error)
 }
 
 /**
+ * kmx_ecdsa_digest_fit:
+ * @digest: a digest of any length, to be signed as FIPS 186 says
+ *
+ * For a signer that wants a digest exactly as long as the group order
+ * (a TPM, a card): a longer digest keeps its leftmost bytes, a shorter one
+ * is left-padded with zeros.  Both keep the integer FIPS 186 derives from
+ * the digest (the orders of P-256 and P-384 are whole bytes long), so the
+ * signature verifies against the digest as given.
+ *
+ * Returns: (transfer full): the digest as long as the order of @type's group
+ */
+GBytes *
+kmx_ecdsa_digest_fit(KmxKeyType type, GBytes *digest, GError **error)
+{
+	gsize size = kmx_key_type_get_order_size(type);
+	gsize len = 0;
+	const guint8 *p = g_bytes_get_data(digest, &len);
+	guint8 *out;
+
+	if (size == 0 || len == 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    size == 0 ? "not an ECDSA key" : "ECDSA needs a non-empty digest");
+		return NULL;
+	}
+	if (len >= size)
+		return g_bytes_new(p, size);
+	out = g_malloc0(size);
+	memcpy(out + (size - len), p, len);
+	return g_bytes_new_take(out, size);
+}
+
+/**
  * kmx_ecdsa_signature_from_der:
  * @type: %KMX_KEY_TYPE_ECDSA_P256 or %KMX_KEY_TYPE_ECDSA_P384
  * @der: a DER Ecdsa-Sig-Value (RFC 3279)

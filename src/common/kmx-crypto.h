@@ -28,6 +28,9 @@ GBytes *kmx_digest_info_new(KmxHash hash, GBytes *digest, GError **error) G_GNUC
 GBytes *kmx_ecdsa_signature_to_der(KmxKeyType type,
 				   GBytes *rs,
 				   GError **error) G_GNUC_WARN_UNUSED_RESULT;
+GBytes *kmx_ecdsa_digest_fit(KmxKeyType type,
+			     GBytes *digest,
+			     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 GBytes *kmx_ecdsa_signature_from_der(KmxKeyType type,
 				     GBytes *der,
 				     GError **error) G_GNUC_WARN_UNUSED_RESULT;

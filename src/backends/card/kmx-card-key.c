@@ -5,7 +5,8 @@
  * the DEC slot decrypts (RSA) or agrees (ECDH, X25519) with PSO:DECIPHER.
  * The card does the padding and the hashing it is asked for; keymux hands
  * it a DigestInfo (RSA), a digest (ECDSA) or the message (EdDSA), and turns
- * an ECDSA r||s into DER with the shared helpers.
+ * an ECDSA r||s into DER with the shared helpers.  The raw rsa-pkcs1 hands
+ * the caller's data to the card as it is.
  */
 #include "config.h"
 
@@ -66,11 +67,18 @@ kmx_card_key_sign(KmxKey *key,
 		if (input == NULL)
 			return NULL;
 		break;
-	case KMX_MECHANISM_RSA_PKCS1:
+	case KMX_MECHANISM_RSA_PKCS1_RAW: /* the card pads what it is given */
 	case KMX_MECHANISM_ECDSA_SHA256:
 	case KMX_MECHANISM_ECDSA_SHA384:
 	case KMX_MECHANISM_ED25519:
 		input = g_bytes_ref(data);
+		break;
+	case KMX_MECHANISM_ECDSA_RAW:
+		/* a digest of any length, as long as the order: what every card
+		 * takes, and the same signature FIPS 186 makes of it */
+		input = kmx_ecdsa_digest_fit(type, data, error);
+		if (input == NULL)
+			return NULL;
 		break;
 	default:
 		g_set_error(error,

@@ -1,10 +1,12 @@
 /* keymux: the soft-key operations done by OpenSSL's libcrypto
  *
  * An unlocked key lives in one form, a libcrypto EVP_PKEY, for every
- * private-key operation: signatures, decryption, key agreement.  libcrypto
- * is chosen because it is the fastest library here for that math (RSA-2048
- * and P-256 private-key operations 3-5x faster than gnutls/nettle; the
- * figures are in bench/README.md).  The EVP_PKEY's private numbers live in
+ * private-key operation: signatures (the raw rsa-pkcs1 and ecdsa too, made
+ * from the data as given with no digest set: padded, or a digest truncated
+ * to the group order as FIPS 186 says), decryption, key agreement.
+ * libcrypto is chosen because it is the fastest library here for RSA and
+ * ECDSA (2.4-2.5x gnutls/nettle; gnutls is faster only for Ed25519: the
+ * figures and the reasons are in bench/README.md).  The EVP_PKEY's private numbers live in
  * libcrypto's secure heap (see kmx_secure_memory_init()): locked, out of
  * core dumps, wiped when the last reference goes, which is at the latest
  * when the store locks.  An EVP_PKEY may be used by many threads at once,
@@ -293,6 +295,15 @@ kmx_softkey_ossl_sign_ctx(EVP_PKEY *pkey, KmxMechanism mechanism, GError **error
 		/* the digest is signed as given; the signature is DER */
 		ok = EVP_PKEY_CTX_set_signature_md(ctx, md) > 0;
 		break;
+	case KMX_MECHANISM_RSA_PKCS1_RAW:
+		/* no digest set: the data as given is padded (PKCS#1 v1.5 type 1) */
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0;
+		break;
+	case KMX_MECHANISM_ECDSA_RAW:
+		/* no digest set: a digest of any length, truncated to the
+		 * order's bit length as FIPS 186 says */
+		ok = TRUE;
+		break;
 	default:
 		g_set_error(error,
 			    KMX_ERROR,
@@ -361,6 +372,8 @@ kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *d
 	int max = EVP_PKEY_get_size(pkey);
 	size_t siglen = max > 0 ? (size_t)max : 0;
 	g_autofree guint8 *sig = NULL;
+	/* a pointer libcrypto may read even for empty data */
+	static const guint8 empty[1] = {0};
 
 	if (siglen == 0)
 		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot size the signature");
@@ -381,11 +394,17 @@ kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *d
 
 		if (ctx == NULL)
 			return NULL;
-		rc = EVP_PKEY_sign(ctx, sig, &siglen, in, inlen);
+		rc = EVP_PKEY_sign(ctx, sig, &siglen, in != NULL ? in : empty, inlen);
 		/* a context that failed is not used again */
 		kmx_softkey_ossl_sign_ctx_release(self, mechanism, ctx, rc > 0);
 		if (rc <= 0)
-			return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "signing failed");
+			return kmx_softkey_ossl_error(error,
+						      kmx_mechanism_is_raw(mechanism)
+							  ? KMX_ERROR_INVALID_ARGUMENT
+							  : KMX_ERROR_FAILED,
+						      kmx_mechanism_is_raw(mechanism)
+							  ? "signing failed (data too long for the key?)"
+							  : "signing failed");
 	}
 	return g_bytes_new_take(g_steal_pointer(&sig), siglen);
 }

@@ -11,6 +11,7 @@
 #include <gnutls/gnutls.h>
 #include <string.h>
 
+#include "kmx-crypto.h"
 #include "kmx-error.h"
 #include "kmx-key.h"
 #include "kmx-test-backend.h"
@@ -127,6 +128,7 @@ kmx_test_key_sign(KmxKey *key,
 	gnutls_datum_t in = {(unsigned char *)g_bytes_get_data(data, NULL),
 			     (unsigned int)g_bytes_get_size(data)};
 	gnutls_datum_t sig = {NULL, 0};
+	g_autoptr(GBytes) fitted = NULL;
 	GBytes *out;
 	int rc;
 
@@ -146,6 +148,14 @@ kmx_test_key_sign(KmxKey *key,
 			    secret == NULL ? KMX_ERROR_LOCKED : KMX_ERROR_BAD_SECRET,
 			    "the device wants its PIN");
 		return NULL;
+	}
+	/* an ecdsa digest of any length, as a card takes it */
+	if (mechanism == KMX_MECHANISM_ECDSA_RAW) {
+		fitted = kmx_ecdsa_digest_fit(kmx_key_get_key_type(key), data, error);
+		if (fitted == NULL)
+			return NULL;
+		in.data = (unsigned char *)g_bytes_get_data(fitted, NULL);
+		in.size = (unsigned int)g_bytes_get_size(fitted);
 	}
 	pk = kmx_test_key_load(self->path, error);
 	if (pk == NULL)

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <tss2/tss2_esys.h>
+#include <tss2/tss2_rc.h>
 
 #include "kmx-crypto.h"
 #include "kmx-error.h"
@@ -72,6 +73,94 @@ kmx_tpm_append_padded(GByteArray *out, const guint8 *data, gsize len, gsize size
 	g_byte_array_append(out, data, (guint)len);
 }
 
+/* rsa-pkcs1 as given: TPM2_Sign takes a digest of a named hash only, so
+ * the host pads the data with PKCS#1 v1.5 type 1 and the TPM applies the
+ * private key to it with TPM2_RSA_Decrypt and no scheme.  That needs a key
+ * with the decrypt attribute and no scheme of its own, which is what
+ * keymux makes and imports (TPM.md); any other key is NotSupported. */
+static GBytes *
+kmx_tpm_key_sign_rsa_raw(KmxKey *key, GBytes *data, GCancellable *cancellable, GError **error)
+{
+	KmxTpmDevice *device = KMX_TPM_DEVICE(kmx_key_get_device(key));
+	gsize k = kmx_key_type_get_bits(kmx_key_get_key_type(key)) / 8;
+	gsize len = 0;
+	const guint8 *p = g_bytes_get_data(data, &len);
+	TPM2B_PUBLIC_KEY_RSA in = {0};
+	TPMT_RSA_DECRYPT scheme = {.scheme = TPM2_ALG_NULL};
+	TPM2B_DATA label = {0};
+	TPM2B_PUBLIC_KEY_RSA *sig = NULL;
+	ESYS_TR handle = ESYS_TR_NONE;
+	GBytes *out;
+	TSS2_RC rc;
+
+	if (!(kmx_key_get_usage(key) & KMX_KEY_USAGE_DECRYPT)) {
+		kmx_tpm_key_not_supported(key,
+					  KMX_MECHANISM_RSA_PKCS1_RAW,
+					  "the TPM signs raw RSA data only with TPM2_RSA_Decrypt, "
+					  "and this key file does not allow decryption",
+					  error);
+		return NULL;
+	}
+	/* the core checked the length; a wrong one must never reach the TPM */
+	if (k > sizeof(in.buffer) || len + 11 > k) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "the data is too long for the modulus");
+		return NULL;
+	}
+	/* EM = 00 01 FF..FF 00 data (RFC 8017 9.2), as long as the modulus */
+	in.size = (UINT16)k;
+	in.buffer[1] = 0x01;
+	memset(in.buffer + 2, 0xFF, k - len - 3);
+	if (len > 0)
+		memcpy(in.buffer + k - len, p, len);
+	if (g_cancellable_set_error_if_cancelled(cancellable, error)) {
+		kmx_error_normalize(error);
+		return NULL;
+	}
+	if (!kmx_tpm_device_load_key(device, kmx_key_get_id(key), &handle, error))
+		return NULL;
+	rc = Esys_RSA_Decrypt(kmx_tpm_device_get_esys(device, NULL),
+			      handle,
+			      ESYS_TR_PASSWORD,
+			      ESYS_TR_NONE,
+			      ESYS_TR_NONE,
+			      &in,
+			      &scheme,
+			      &label,
+			      &sig);
+	/* the key's own scheme is in the way: a signing one (RSA-PSS) makes
+	 * the TPM refuse the key, a decryption one (RSAES, OAEP) fails to
+	 * unpad our block, which is below any modulus, so nothing else is wrong */
+	if ((rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (rc & TPM2_RC_FMT1) &&
+	    ((rc & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_ATTRIBUTES ||
+	     (rc & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_SCHEME ||
+	     (rc & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_VALUE)) {
+		g_debug("TPM2_RSA_Decrypt for a raw signature: %s", Tss2_RC_Decode(rc));
+		kmx_tpm_key_not_supported(
+		    key,
+		    KMX_MECHANISM_RSA_PKCS1_RAW,
+		    "the key file gives the key a scheme of its own, and then "
+		    "TPM2_RSA_Decrypt will not apply the bare private key",
+		    error);
+		return NULL;
+	}
+	if (!kmx_tpm_device_check_rc(device, rc, "signing", error))
+		return NULL;
+	if (sig->size != k) {
+		Esys_Free(sig);
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_FAILED,
+				    "the TPM returned an RSA signature of the wrong size");
+		return NULL;
+	}
+	out = g_bytes_new(sig->buffer, sig->size);
+	Esys_Free(sig);
+	return out;
+}
+
 static GBytes *
 kmx_tpm_key_sign(KmxKey *key,
 		 KmxMechanism mechanism,
@@ -87,10 +176,22 @@ kmx_tpm_key_sign(KmxKey *key,
 	TPMT_SIGNATURE *sig = NULL;
 	ESYS_TR handle = ESYS_TR_NONE;
 	KmxKeyType type = kmx_key_get_key_type(key);
+	g_autoptr(GBytes) fitted = NULL;
 	GBytes *out = NULL;
 	TSS2_RC rc;
 
 	switch (mechanism) {
+	case KMX_MECHANISM_RSA_PKCS1_RAW:
+		return kmx_tpm_key_sign_rsa_raw(key, data, cancellable, error);
+	case KMX_MECHANISM_ECDSA_RAW:
+		/* the digest as long as the curve's hash (P-256 with SHA-256,
+		 * P-384 with SHA-384), which is the order's length */
+		fitted = kmx_ecdsa_digest_fit(type, data, error);
+		if (fitted == NULL)
+			return NULL;
+		data = fitted;
+		scheme.scheme = TPM2_ALG_ECDSA;
+		break;
 	case KMX_MECHANISM_ECDSA_SHA256:
 	case KMX_MECHANISM_ECDSA_SHA384:
 		scheme.scheme = TPM2_ALG_ECDSA;
@@ -114,6 +215,9 @@ kmx_tpm_key_sign(KmxKey *key,
 	}
 	/* every scheme's details start with the hash */
 	scheme.details.any.hashAlg = kmx_tpm_hash_alg(kmx_mechanism_get_hash(mechanism));
+	if (mechanism == KMX_MECHANISM_ECDSA_RAW)
+		scheme.details.any.hashAlg = type == KMX_KEY_TYPE_ECDSA_P384 ? TPM2_ALG_SHA384
+									     : TPM2_ALG_SHA256;
 	if (g_bytes_get_size(data) > sizeof(digest.buffer)) {
 		g_set_error_literal(error,
 				    KMX_ERROR,

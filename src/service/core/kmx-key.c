@@ -303,6 +303,42 @@ kmx_key_not_supported(KmxKey *self, const char *what, GError **error)
 		    what);
 }
 
+/* the raw sign mechanisms take the data as their caller encoded it: its
+ * length is all there is to check ("prehashed" says what the data is
+ * anyway, so it is accepted and means nothing) */
+static gboolean
+kmx_key_check_raw_sign(KmxKey *self, KmxMechanism mechanism, gsize data_len, GError **error)
+{
+	KmxKeyType type = kmx_key_get_key_type(self);
+
+	if (mechanism == KMX_MECHANISM_RSA_PKCS1_RAW) {
+		/* PKCS#1 type 1 padding takes at least 11 bytes of the modulus;
+		 * empty data is a valid (if useless) message */
+		gsize max = kmx_key_type_get_bits(type) / 8 - 11;
+		if (data_len > max) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "rsa-pkcs1 signs at most %" G_GSIZE_FORMAT
+				    " bytes with this %s key (the modulus length minus 11), not "
+				    "%" G_GSIZE_FORMAT,
+				    max,
+				    kmx_key_type_to_string(type),
+				    data_len);
+			return FALSE;
+		}
+		return TRUE;
+	}
+	if (data_len == 0) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "ecdsa signs a digest, and the data is empty");
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /**
  * kmx_key_check_operation:
  * @mechanism: what to do
@@ -311,7 +347,7 @@ kmx_key_not_supported(KmxKey *self, const char *what, GError **error)
  *
  * Checks an operation against the key before anything runs (and before
  * anybody is prompted): the key's type and usage, the digest length of a
- * prehashed signature, non-empty input.
+ * prehashed signature, the data length of a raw signature, non-empty input.
  */
 gboolean
 kmx_key_check_operation(KmxKey *self,
@@ -345,6 +381,8 @@ kmx_key_check_operation(KmxKey *self,
 			    kmx_mechanism_to_string(mechanism));
 		return FALSE;
 	}
+	if (kmx_mechanism_is_raw(mechanism))
+		return kmx_key_check_raw_sign(self, mechanism, data_len, error);
 	if (prehashed) {
 		gsize want = kmx_hash_get_length(kmx_mechanism_get_hash(mechanism));
 		if (op != KMX_OPERATION_SIGN || want == 0) {
@@ -385,8 +423,9 @@ kmx_key_check_operation(KmxKey *self,
  *
  * Hashes the message here, on the executor, for the hashed mechanisms (a
  * large message must not stall the main thread, and every backend gets a
- * digest), then signs.  The operation was checked with
- * kmx_key_check_operation().
+ * digest), then signs.  The raw mechanisms (kmx_mechanism_is_raw()) and
+ * ed25519 hash nothing: the backend gets @data as it is.  The operation was
+ * checked with kmx_key_check_operation().
  */
 GBytes *
 kmx_key_sign(KmxKey *self,

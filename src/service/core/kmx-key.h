@@ -18,7 +18,11 @@ G_DECLARE_DERIVABLE_TYPE(KmxKey, kmx_key, KMX, KEY, GObject)
  *   device wants it for every operation (#KmxDeviceClass.secret_per_operation),
  *   else %NULL.  For hashed mechanisms (RSA, ECDSA) @data is
  *   the digest, whose length the core has checked; for ed25519 it is the
- *   message.  ECDSA signatures are DER.
+ *   message; for rsa-pkcs1 (%KMX_MECHANISM_RSA_PKCS1_RAW) what to pad with
+ *   PKCS#1 v1.5 type 1, at most the modulus length minus 11 bytes, maybe
+ *   empty; for ecdsa (%KMX_MECHANISM_ECDSA_RAW) a non-empty digest of any
+ *   length, to be used as FIPS 186 says (kmx_ecdsa_digest_fit()).  ECDSA
+ *   signatures are DER.
  * @decrypt: decrypt @data; return the plaintext in secret memory
  *   (kmx_secret_to_bytes())
  * @derive: the raw shared secret with @peer_public, which is a DER
