@@ -272,7 +272,9 @@ kmx_softkey_ossl_sign_ctx(EVP_PKEY *pkey, KmxMechanism mechanism, GError **error
 	gboolean ok;
 
 	if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up the signature");
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up the signature");
 	switch (mechanism) {
 	case KMX_MECHANISM_RSA_PKCS1_SHA256:
 	case KMX_MECHANISM_RSA_PKCS1_SHA384:
@@ -313,7 +315,9 @@ kmx_softkey_ossl_sign_ctx(EVP_PKEY *pkey, KmxMechanism mechanism, GError **error
 		return NULL;
 	}
 	if (!ok)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up the signature");
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up the signature");
 	return g_steal_pointer(&ctx);
 }
 
@@ -382,7 +386,8 @@ kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *d
 		/* EdDSA hashes the message itself: one-shot EVP_DigestSign */
 		g_autoptr(EVP_MD_CTX) md = EVP_MD_CTX_new();
 
-		if (md == NULL || EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, pkey, NULL) <= 0)
+		if (md == NULL ||
+		    EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, pkey, NULL) <= 0)
 			return kmx_softkey_ossl_error(error,
 						      KMX_ERROR_FAILED,
 						      "cannot set up the signature");
@@ -398,13 +403,13 @@ kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *d
 		/* a context that failed is not used again */
 		kmx_softkey_ossl_sign_ctx_release(self, mechanism, ctx, rc > 0);
 		if (rc <= 0)
-			return kmx_softkey_ossl_error(error,
-						      kmx_mechanism_is_raw(mechanism)
-							  ? KMX_ERROR_INVALID_ARGUMENT
-							  : KMX_ERROR_FAILED,
-						      kmx_mechanism_is_raw(mechanism)
-							  ? "signing failed (data too long for the key?)"
-							  : "signing failed");
+			return kmx_softkey_ossl_error(
+			    error,
+			    kmx_mechanism_is_raw(mechanism) ? KMX_ERROR_INVALID_ARGUMENT
+							    : KMX_ERROR_FAILED,
+			    kmx_mechanism_is_raw(mechanism)
+				? "signing failed (data too long for the key?)"
+				: "signing failed");
 	}
 	return g_bytes_new_take(g_steal_pointer(&sig), siglen);
 }
@@ -417,7 +422,9 @@ kmx_softkey_ossl_decrypt_ctx(EVP_PKEY *pkey, int padding, gsize inlen, GError **
 
 	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) <= 0 ||
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, padding) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up RSA decryption");
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up RSA decryption");
 	if (padding == RSA_PKCS1_OAEP_PADDING &&
 	    (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
 	     EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0))
@@ -471,9 +478,9 @@ KmxSecret *
 kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
 {
 	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx(self->pkey,
-								    RSA_PKCS1_PADDING,
-								    g_bytes_get_size(data),
-								    error);
+								   RSA_PKCS1_PADDING,
+								   g_bytes_get_size(data),
+								   error);
 	if (ctx == NULL)
 		return NULL;
 	return kmx_softkey_ossl_decrypt(ctx, data, "PKCS#1 v1.5", error);
@@ -490,9 +497,9 @@ KmxSecret *
 kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
 {
 	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx(self->pkey,
-								    RSA_PKCS1_OAEP_PADDING,
-								    g_bytes_get_size(data),
-								    error);
+								   RSA_PKCS1_OAEP_PADDING,
+								   g_bytes_get_size(data),
+								   error);
 	if (ctx == NULL)
 		return NULL;
 	return kmx_softkey_ossl_decrypt(ctx, data, "OAEP SHA-256", error);

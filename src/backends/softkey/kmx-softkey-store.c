@@ -667,7 +667,8 @@ kmx_softkey_key_info_read_plain(const char *contents, gsize len, KmxSoftkeyInfoF
 			return FALSE;
 		value = eq + 1;
 		value_len = (gsize)(nl - value);
-		if (memchr(value, '\\', value_len) != NULL || memchr(value, '\r', value_len) != NULL ||
+		if (memchr(value, '\\', value_len) != NULL ||
+		    memchr(value, '\r', value_len) != NULL ||
 		    (value_len > 0 && (g_ascii_isspace(value[0]) || g_ascii_isspace(nl[-1]))) ||
 		    !g_utf8_validate(value, (gssize)value_len, NULL))
 			return FALSE;
@@ -780,7 +781,8 @@ kmx_softkey_key_info_parse_with(const char *contents,
 		info->usage = kmx_key_type_get_usage(info->type);
 	info->created = g_steal_pointer(&f.created);
 	/* as g_key_file_get_boolean() reads it */
-	info->exportable = g_strcmp0(f.exportable, "true") == 0 || g_strcmp0(f.exportable, "1") == 0;
+	info->exportable = g_strcmp0(f.exportable, "true") == 0 ||
+			   g_strcmp0(f.exportable, "1") == 0;
 	return g_steal_pointer(&info);
 }
 
