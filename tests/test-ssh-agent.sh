@@ -146,8 +146,12 @@ for alg in rsa-sha2-256 rsa-sha2-512; do
 	assert_eq "logged-in-with-rsa2048.pub" "$out"
 done
 assert_contains "$(cat "$ssh_dir/sshd.log")" "Accepted publickey for $user"
-# OpenSSH 8.9+ binds the session: accepted and recorded
-assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "session-bind to host key $(ssh-keygen -lf "$ssh_dir/host_key.pub" | cut -d' ' -f2) by pid"
+# OpenSSH 8.9+ binds the session: the host key's signature over the
+# session id verified, then the bind recorded
+host_fp=$(ssh-keygen -lf "$ssh_dir/host_key.pub" | cut -d' ' -f2)
+grep -q "session-bind to host key $host_fp by pid [0-9]* (/usr/bin/ssh): ok, host signature verified" \
+	"$KMX_TMP/keymuxd.log" || fail "no verified session-bind of ssh in the audit"
+assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused session-bind"
 # a key the server does not know is not accepted through the agent either
 ssh-keygen -q -t ed25519 -N '' -C stranger -f stranger
 if ssh_to stranger.pub >/dev/null 2>&1; then
@@ -282,8 +286,18 @@ client partial || fail "partial"
 assert_eq $((before + 9)) "$(log_count "closing the connection")" "each bad message closed its connection"
 client failure "63" || fail "an unknown message type is a failure"
 client failure "1b$(sshstr 'no-such-extension@example.com')" || fail "an unknown extension is a failure"
-client success "1b$(sshstr session-bind@openssh.com)$(sshstr hostkey)$(sshstr sid)$(sshstr sig)00" ||
-	fail "session-bind"
+# session-bind: only what the host key signed; a forged bind is refused and
+# logged, not recorded
+client failure "1b$(sshstr session-bind@openssh.com)$(sshstr hostkey)$(sshstr sid)$(sshstr sig)00" ||
+	fail "a session-bind with no key in it"
+openssl genpkey -algorithm ED25519 -out forger.pem 2>/dev/null
+client bind "$ssh_dir/host_key.pub" forger.pem failure || fail "a bind to the sshd's key signed by another"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused session-bind to host key $host_fp from pid"
+client bind - forger.pem failure tamper || fail "a bind whose session id is not the one signed"
+client bind - forger.pem success || fail "a bind its host key signed"
+assert_eq 3 "$(log_count "refused session-bind")" "each forged bind is logged"
+assert_eq 0 "$(grep -c "session-bind to host key $host_fp by pid [0-9]* (/usr/bin/python3" "$KMX_TMP/keymuxd.log" || true)" \
+	"a forged bind in the audit"
 client pipeline || fail "pipelined requests"
 client halfclose ed25519.pub || fail "a client that shuts down its writing side"
 # ADD_IDENTITY of a key type keymux has not: a failure, the connection lives
