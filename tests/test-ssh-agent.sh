@@ -85,6 +85,9 @@ assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused a SHA-1 ssh-rsa signatu
 ssh_dir="$KMX_TMP/sshd"
 mkdir -m 0700 "$ssh_dir"
 ssh-keygen -q -t ed25519 -N '' -C host -f "$ssh_dir/host_key"
+# host keys of the other kinds, which sign the session-bind a client asks for
+ssh-keygen -q -t ecdsa -b 384 -N '' -C host -f "$ssh_dir/host_key_ecdsa"
+ssh-keygen -q -t rsa -b 2048 -N '' -C host -f "$ssh_dir/host_key_rsa"
 cat ed25519.pub ecdsa-p256.pub ecdsa-p384.pub rsa2048.pub >"$ssh_dir/authorized_keys"
 user=$(id -un)
 # the privilege separation directory sshd chroots into when it runs as root
@@ -98,6 +101,8 @@ start_sshd() { # on a free port; another test may take it first: then again
 		Port $port
 		ListenAddress 127.0.0.1
 		HostKey $ssh_dir/host_key
+		HostKey $ssh_dir/host_key_ecdsa
+		HostKey $ssh_dir/host_key_rsa
 		AuthorizedKeysFile $ssh_dir/authorized_keys
 		PidFile none
 		# the temp dir is not under the user's home, so not owned the way
@@ -127,7 +132,9 @@ for _ in 1 2 3 4 5; do
 	start_sshd && started=1 && break
 done
 [ -n "$started" ] || fail "sshd did not start: $(tail -5 "$ssh_dir/sshd.log")"
-printf '[127.0.0.1]:%s %s\n' "$port" "$(cat "$ssh_dir/host_key.pub")" >"$ssh_dir/known_hosts"
+for k in host_key host_key_ecdsa host_key_rsa; do
+	printf '[127.0.0.1]:%s %s\n' "$port" "$(cat "$ssh_dir/$k.pub")"
+done >"$ssh_dir/known_hosts"
 ssh_to() { # pubfile [ssh options]: run a command on the sshd, authenticated by that key
 	local pub=$1
 	shift
@@ -151,6 +158,16 @@ assert_contains "$(cat "$ssh_dir/sshd.log")" "Accepted publickey for $user"
 host_fp=$(ssh-keygen -lf "$ssh_dir/host_key.pub" | cut -d' ' -f2)
 grep -q "session-bind to host key $host_fp by pid [0-9]* (/usr/bin/ssh): ok, host signature verified" \
 	"$KMX_TMP/keymuxd.log" || fail "no verified session-bind of ssh in the audit"
+for f in ecdsa-sha2-nistp384:host_key_ecdsa rsa-sha2-512:host_key_rsa rsa-sha2-256:host_key_rsa; do
+	fp=$(ssh-keygen -lf "$ssh_dir/${f#*:}.pub" | cut -d' ' -f2)
+	verified="session-bind to host key $fp by pid [0-9]* (/usr/bin/ssh): ok, host signature verified"
+	before=$(grep -c "$verified" "$KMX_TMP/keymuxd.log" || true)
+	out=$(ssh_to ed25519.pub -o HostKeyAlgorithms="${f%%:*}" 2>ssh.err) ||
+		fail "ssh login to a ${f%%:*} host key: $(cat ssh.err)"
+	assert_eq "logged-in-with-ed25519.pub" "$out"
+	[ "$(grep -c "$verified" "$KMX_TMP/keymuxd.log")" -gt "$before" ] ||
+		fail "no verified session-bind to the ${f%%:*} host key"
+done
 assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused session-bind"
 # a key the server does not know is not accepted through the agent either
 ssh-keygen -q -t ed25519 -N '' -C stranger -f stranger
