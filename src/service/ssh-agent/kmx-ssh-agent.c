@@ -128,7 +128,7 @@ kmx_ssh_agent_on_main(KmxSshAgent *self)
 static void
 kmx_ssh_conn_close(KmxSshConn *conn, const char *why)
 {
-	g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
+	G_GNUC_UNUSED g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
 
 	g_mutex_lock(&conn->mutex);
 	if (conn->closed) {
@@ -836,7 +836,7 @@ kmx_ssh_conn_consume(KmxSshConn *conn, gsize n)
 static void
 kmx_ssh_conn_process(KmxSshConn *conn)
 {
-	g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
+	G_GNUC_UNUSED g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
 
 	conn->processing = TRUE;
 	while (!conn->closed && !conn->busy && conn->in_len >= 4) {
@@ -924,7 +924,7 @@ static gboolean
 kmx_ssh_conn_io_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
 {
 	KmxSshConn *conn = user_data;
-	g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
+	G_GNUC_UNUSED g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
 
 	if (condition & G_IO_OUT) {
 		g_mutex_lock(&conn->mutex);
