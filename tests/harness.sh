@@ -78,6 +78,15 @@ assert_exit() {
 	[ "$got" = "$want" ] || fail "'$*' exited $got, expected $want; stderr: $(cat "$KMX_TMP/last.err")"
 }
 
+# until_ok CMD...: until CMD succeeds (events, not a fixed sleep)
+until_ok() {
+	for _ in $(seq 400); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.025
+	done
+	fail "timed out waiting for: $*"
+}
+
 # dbus_error_of CMD...: run a busctl/gdbus call that must fail; print the error
 kmx_call_error() {
 	local out

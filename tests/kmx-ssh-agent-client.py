@@ -24,6 +24,12 @@ Cases (each exits 0 when the agent behaved, 1 with a message when not):
   sign PUBFILE FLAGS DATAFILE SIGFILE
                       SIGN_REQUEST; print the signature's algorithm name and
                       write the raw signature to SIGFILE
+  bind HOSTPUB PEM EXPECT [tamper]
+                      session-bind@openssh.com to the host key in HOSTPUB,
+                      a random session id signed by the Ed25519 key in PEM
+                      (openssl); HOSTPUB - for PEM's own key; with tamper, a
+                      byte of the id changed after signing; EXPECT is
+                      success or failure
   concurrent PUBFILE N ROUNDS
                       N clients at once, ROUNDS signatures each
 Only the standard library: this runs with Debian's /usr/bin/python3.
@@ -32,13 +38,16 @@ import base64
 import os
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 FAILURE, SUCCESS = 5, 6
 IDENTITIES, IDENTITIES_ANSWER = 11, 12
 SIGN, SIGN_RESPONSE = 13, 14
+EXTENSION = 27
 # a guard against a hang, not a measure of speed
 TIMEOUT = 120
 
@@ -186,6 +195,30 @@ def main():
         reply = recv_msg(s)
         if reply is None or reply[0] != IDENTITIES_ANSWER:
             die("the connection is not usable after the reply: %r" % (reply,))
+    elif case == "bind":
+        sid = os.urandom(32)
+        # Ed25519 signs in one shot: openssl reads the data from a file
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(sid)
+            f.flush()
+            sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", args[1], "-in", f.name],
+                                 check=True, capture_output=True).stdout
+        if len(args) > 3 and args[3] == "tamper":
+            sid = bytes([sid[0] ^ 1]) + sid[1:]
+        if args[0] == "-":
+            der = subprocess.run(["openssl", "pkey", "-in", args[1], "-pubout", "-outform", "DER"],
+                                 check=True, capture_output=True).stdout
+            host = string(b"ssh-ed25519") + string(der[-32:])
+        else:
+            host = blob_of(args[0])
+        body = (bytes([EXTENSION]) + string(b"session-bind@openssh.com") + string(host)
+                + string(sid) + string(string(b"ssh-ed25519") + string(sig)) + b"\0")
+        s = connect(path)
+        s.sendall(frame(body))
+        reply = recv_msg(s)
+        want = FAILURE if args[2] == "failure" else SUCCESS
+        if reply != bytes([want]):
+            die("bind: expected [%d], got %r" % (want, reply))
     elif case == "pipeline":
         s = connect(path)
         s.sendall(frame(bytes([IDENTITIES])) * 2)

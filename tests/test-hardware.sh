@@ -22,14 +22,6 @@ plug() { # plug SERIAL [extra ini lines]
 unplug() { rm -f "$T/plugged/$1"; }
 tries() { grep -c "^$1 $2 $3\$" "$LOG" 2>/dev/null || true; }
 
-# until_ok CMD...: until CMD succeeds (events, not a fixed sleep)
-until_ok() {
-	for _ in $(seq 400); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.025
-	done
-	fail "timed out waiting for: $*"
-}
 # calls through gdbus, which names the D-Bus error
 gsign() {
 	gdbus call --session --timeout 60 --dest "$KMX_NAME" --object-path "$KMX_PATH" \

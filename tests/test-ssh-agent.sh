@@ -85,6 +85,9 @@ assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused a SHA-1 ssh-rsa signatu
 ssh_dir="$KMX_TMP/sshd"
 mkdir -m 0700 "$ssh_dir"
 ssh-keygen -q -t ed25519 -N '' -C host -f "$ssh_dir/host_key"
+# host keys of the other kinds, which sign the session-bind a client asks for
+ssh-keygen -q -t ecdsa -b 384 -N '' -C host -f "$ssh_dir/host_key_ecdsa"
+ssh-keygen -q -t rsa -b 2048 -N '' -C host -f "$ssh_dir/host_key_rsa"
 cat ed25519.pub ecdsa-p256.pub ecdsa-p384.pub rsa2048.pub >"$ssh_dir/authorized_keys"
 user=$(id -un)
 # the privilege separation directory sshd chroots into when it runs as root
@@ -98,6 +101,8 @@ start_sshd() { # on a free port; another test may take it first: then again
 		Port $port
 		ListenAddress 127.0.0.1
 		HostKey $ssh_dir/host_key
+		HostKey $ssh_dir/host_key_ecdsa
+		HostKey $ssh_dir/host_key_rsa
 		AuthorizedKeysFile $ssh_dir/authorized_keys
 		PidFile none
 		# the temp dir is not under the user's home, so not owned the way
@@ -127,7 +132,9 @@ for _ in 1 2 3 4 5; do
 	start_sshd && started=1 && break
 done
 [ -n "$started" ] || fail "sshd did not start: $(tail -5 "$ssh_dir/sshd.log")"
-printf '[127.0.0.1]:%s %s\n' "$port" "$(cat "$ssh_dir/host_key.pub")" >"$ssh_dir/known_hosts"
+for k in host_key host_key_ecdsa host_key_rsa; do
+	printf '[127.0.0.1]:%s %s\n' "$port" "$(cat "$ssh_dir/$k.pub")"
+done >"$ssh_dir/known_hosts"
 ssh_to() { # pubfile [ssh options]: run a command on the sshd, authenticated by that key
 	local pub=$1
 	shift
@@ -146,8 +153,22 @@ for alg in rsa-sha2-256 rsa-sha2-512; do
 	assert_eq "logged-in-with-rsa2048.pub" "$out"
 done
 assert_contains "$(cat "$ssh_dir/sshd.log")" "Accepted publickey for $user"
-# OpenSSH 8.9+ binds the session: accepted and recorded
-assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "session-bind to host key $(ssh-keygen -lf "$ssh_dir/host_key.pub" | cut -d' ' -f2) by pid"
+# OpenSSH 8.9+ binds the session: the host key's signature over the
+# session id verified, then the bind recorded
+host_fp=$(ssh-keygen -lf "$ssh_dir/host_key.pub" | cut -d' ' -f2)
+grep -q "session-bind to host key $host_fp by pid [0-9]* (/usr/bin/ssh): ok, host signature verified" \
+	"$KMX_TMP/keymuxd.log" || fail "no verified session-bind of ssh in the audit"
+for f in ecdsa-sha2-nistp384:host_key_ecdsa rsa-sha2-512:host_key_rsa rsa-sha2-256:host_key_rsa; do
+	fp=$(ssh-keygen -lf "$ssh_dir/${f#*:}.pub" | cut -d' ' -f2)
+	verified="session-bind to host key $fp by pid [0-9]* (/usr/bin/ssh): ok, host signature verified"
+	before=$(grep -c "$verified" "$KMX_TMP/keymuxd.log" || true)
+	out=$(ssh_to ed25519.pub -o HostKeyAlgorithms="${f%%:*}" 2>ssh.err) ||
+		fail "ssh login to a ${f%%:*} host key: $(cat ssh.err)"
+	assert_eq "logged-in-with-ed25519.pub" "$out"
+	[ "$(grep -c "$verified" "$KMX_TMP/keymuxd.log")" -gt "$before" ] ||
+		fail "no verified session-bind to the ${f%%:*} host key"
+done
+assert_not_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused session-bind"
 # a key the server does not know is not accepted through the agent either
 ssh-keygen -q -t ed25519 -N '' -C stranger -f stranger
 if ssh_to stranger.pub >/dev/null 2>&1; then
@@ -289,8 +310,18 @@ client partial || fail "partial"
 assert_eq $((before + 9)) "$(log_count "closing the connection")" "each bad message closed its connection"
 client failure "63" || fail "an unknown message type is a failure"
 client failure "1b$(sshstr 'no-such-extension@example.com')" || fail "an unknown extension is a failure"
-client success "1b$(sshstr session-bind@openssh.com)$(sshstr hostkey)$(sshstr sid)$(sshstr sig)00" ||
-	fail "session-bind"
+# session-bind: only what the host key signed; a forged bind is refused and
+# logged, not recorded
+client failure "1b$(sshstr session-bind@openssh.com)$(sshstr hostkey)$(sshstr sid)$(sshstr sig)00" ||
+	fail "a session-bind with no key in it"
+openssl genpkey -algorithm ED25519 -out forger.pem 2>/dev/null
+client bind "$ssh_dir/host_key.pub" forger.pem failure || fail "a bind to the sshd's key signed by another"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "refused session-bind to host key $host_fp from pid"
+client bind - forger.pem failure tamper || fail "a bind whose session id is not the one signed"
+client bind - forger.pem success || fail "a bind its host key signed"
+assert_eq 3 "$(log_count "refused session-bind")" "each forged bind is logged"
+assert_eq 0 "$(grep -c "session-bind to host key $host_fp by pid [0-9]* (/usr/bin/python3" "$KMX_TMP/keymuxd.log" || true)" \
+	"a forged bind in the audit"
 client pipeline || fail "pipelined requests"
 client halfclose ed25519.pub || fail "a client that shuts down its writing side"
 # ADD_IDENTITY of a key type keymux has not: a failure, the connection lives

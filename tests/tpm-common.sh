@@ -18,13 +18,6 @@ tools_da_counter() {
 	[ -n "$v" ] || fail "tpm2_getcap did not say the lockout counter"
 	printf '%d\n' "$v"
 }
-until_ok() {
-	for _ in $(seq 400); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.025
-	done
-	fail "timed out waiting for: $*"
-}
 prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
 generate() { # type label: the new key's object path
 	kmx_device tpm:0 GenerateKey ssa{sv} "$1" "$2" 0 | sed -n 's/^o "\(.*\)"$/\1/p'

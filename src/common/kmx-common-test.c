@@ -1060,6 +1060,24 @@ test_ssh_keys(void)
 	line = kmx_ssh_authorized_key(blob, "two\nlines");
 	g_assert_true(g_str_has_prefix(line, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"));
 	g_assert_true(g_str_has_suffix(line, " two lines"));
+	{
+		/* the way back, to the same SPKI; a key type with a line break in
+		 * it makes no authorized_keys line */
+		g_autoptr(GBytes) back = kmx_ssh_public_key_to_spki(blob, &type, &error);
+		g_autoptr(GByteArray) odd = g_byte_array_new();
+		g_autoptr(GBytes) odd_blob = NULL;
+
+		g_assert_no_error(error);
+		g_assert_cmpint(type, ==, KMX_KEY_TYPE_ED25519);
+		g_assert_true(g_bytes_equal(back, spki));
+		kmx_ssh_put_cstring(odd, "ssh-ed25519\nevil");
+		kmx_ssh_put_string(odd, raw, sizeof(raw));
+		odd_blob = g_byte_array_free_to_bytes(g_steal_pointer(&odd));
+		g_assert_null(kmx_ssh_authorized_key(odd_blob, NULL));
+		g_assert_null(kmx_ssh_public_key_to_spki(odd_blob, NULL, &error));
+		g_assert_error(error, KMX_ERROR, KMX_ERROR_NOT_SUPPORTED);
+		g_clear_error(&error);
+	}
 
 	g_assert_null(kmx_ssh_public_key_from_spki(junk, NULL, &error));
 	g_assert_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT);

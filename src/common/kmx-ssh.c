@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
 #include "kmx-crypto.h"
@@ -340,6 +341,226 @@ kmx_ssh_public_key_from_spki(GBytes *spki, KmxKeyType *type, GError **error)
 	return kmx_ssh_not_supported(error, "a key of another kind");
 }
 
+static gboolean
+kmx_ssh_bad_blob(GError **error, const char *why)
+{
+	g_set_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT, "not an OpenSSH public key: %s", why);
+	return FALSE;
+}
+
+/* the public key in an OpenSSH blob (RFC 4253 §6.6, RFC 5656 §3.1,
+ * RFC 8709 §4), into @key, read by gnutls */
+static gboolean
+kmx_ssh_import_blob(gnutls_pubkey_t key, GBytes *blob, KmxKeyType *type, GError **error)
+{
+	KmxSshReader r;
+	const guint8 *name = NULL, *a = NULL, *b = NULL;
+	gsize name_len = 0, a_len = 0, b_len = 0, len = 0;
+	const guint8 *p = g_bytes_get_data(blob, &len);
+	int rc = GNUTLS_E_INVALID_REQUEST;
+
+	*type = KMX_KEY_TYPE_UNKNOWN;
+	kmx_ssh_reader_init(&r, p, len);
+	if (!kmx_ssh_read_string(&r, &name, &name_len))
+		return kmx_ssh_bad_blob(error, "no key type");
+	if (kmx_ssh_string_is(name, name_len, "ssh-ed25519")) {
+		if (!kmx_ssh_read_string(&r, &a, &a_len) || a_len != 32 || r.left != 0)
+			return kmx_ssh_bad_blob(error, "a malformed Ed25519 key");
+		gnutls_datum_t x = {(unsigned char *)a, (unsigned int)a_len};
+		*type = KMX_KEY_TYPE_ED25519;
+		rc = gnutls_pubkey_import_ecc_raw(key, GNUTLS_ECC_CURVE_ED25519, &x, NULL);
+	} else if (kmx_ssh_string_is(name, name_len, "ecdsa-sha2-nistp256") ||
+		   kmx_ssh_string_is(name, name_len, "ecdsa-sha2-nistp384")) {
+		gboolean p256 = kmx_ssh_string_is(name, name_len, "ecdsa-sha2-nistp256");
+		gnutls_ecc_curve_t curve = p256 ? GNUTLS_ECC_CURVE_SECP256R1 : GNUTLS_ECC_CURVE_SECP384R1;
+		gsize size = p256 ? 32 : 48;
+
+		/* the curve's name, the uncompressed point */
+		if (!kmx_ssh_read_string(&r, &a, &a_len) ||
+		    !kmx_ssh_string_is(a, a_len, p256 ? "nistp256" : "nistp384") ||
+		    !kmx_ssh_read_string(&r, &b, &b_len) || b_len != 1 + 2 * size || b[0] != 0x04 ||
+		    r.left != 0)
+			return kmx_ssh_bad_blob(error, "a malformed ECDSA key");
+		gnutls_datum_t x = {(unsigned char *)b + 1, (unsigned int)size};
+		gnutls_datum_t y = {(unsigned char *)b + 1 + size, (unsigned int)size};
+		*type = p256 ? KMX_KEY_TYPE_ECDSA_P256 : KMX_KEY_TYPE_ECDSA_P384;
+		rc = gnutls_pubkey_import_ecc_raw(key, curve, &x, &y);
+	} else if (kmx_ssh_string_is(name, name_len, "ssh-rsa")) {
+		unsigned int bits = 0;
+
+		/* e, then n */
+		if (!kmx_ssh_read_mpint(&r, &a, &a_len) || !kmx_ssh_read_mpint(&r, &b, &b_len) ||
+		    r.left != 0)
+			return kmx_ssh_bad_blob(error, "a malformed RSA key");
+		gnutls_datum_t e = {(unsigned char *)a, (unsigned int)a_len};
+		gnutls_datum_t n = {(unsigned char *)b, (unsigned int)b_len};
+		rc = gnutls_pubkey_import_rsa_raw(key, &n, &e);
+		if (rc >= 0) {
+			(void)gnutls_pubkey_get_pk_algorithm(key, &bits);
+			*type = bits == 2048   ? KMX_KEY_TYPE_RSA2048
+				: bits == 3072 ? KMX_KEY_TYPE_RSA3072
+				: bits == 4096 ? KMX_KEY_TYPE_RSA4096
+					       : KMX_KEY_TYPE_UNKNOWN;
+		}
+	} else {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_NOT_SUPPORTED,
+				    "not a key type keymux reads: ssh-ed25519, "
+				    "ecdsa-sha2-nistp256/384 and ssh-rsa, without certificates");
+		return FALSE;
+	}
+	if (rc < 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "not a valid public key: %s",
+			    gnutls_strerror(rc));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/**
+ * kmx_ssh_public_key_to_spki:
+ * @blob: an OpenSSH public key blob
+ * @type: (out) (optional): the key's type (%KMX_KEY_TYPE_UNKNOWN for an
+ *   RSA key of a size keymux does not make)
+ *
+ * The inverse of kmx_ssh_public_key_from_spki().
+ *
+ * Returns: (transfer full): the key as a DER SubjectPublicKeyInfo, or %NULL
+ */
+GBytes *
+kmx_ssh_public_key_to_spki(GBytes *blob, KmxKeyType *type, GError **error)
+{
+	g_auto(gnutls_pubkey_t) key = NULL;
+	KmxKeyType dummy = KMX_KEY_TYPE_UNKNOWN;
+	gnutls_datum_t der = {NULL, 0};
+	GBytes *spki;
+	int rc;
+
+	g_return_val_if_fail(blob != NULL, NULL);
+	gnutls_pubkey_init(&key);
+	if (!kmx_ssh_import_blob(key, blob, type != NULL ? type : &dummy, error))
+		return NULL;
+	rc = gnutls_pubkey_export2(key, GNUTLS_X509_FMT_DER, &der);
+	if (rc < 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot write the public key: %s",
+			    gnutls_strerror(rc));
+		return NULL;
+	}
+	spki = g_bytes_new(der.data, der.size);
+	gnutls_free(der.data);
+	return spki;
+}
+
+/**
+ * kmx_ssh_verify_signature:
+ * @blob: the signer's OpenSSH public key blob
+ * @signature: an OpenSSH signature blob (its algorithm, its bytes)
+ *
+ * Verifies @signature over @data with gnutls, as OpenSSH's sshkey_verify()
+ * does: Ed25519, ECDSA with the curve's hash, RSA with rsa-sha2-256/512.
+ * A SHA-1 ssh-rsa signature is refused: it is forgeable.
+ *
+ * Returns: whether it verifies; %KMX_ERROR_INVALID_ARGUMENT if not
+ */
+gboolean
+kmx_ssh_verify_signature(GBytes *blob,
+			 const guint8 *data,
+			 gsize data_len,
+			 const guint8 *signature,
+			 gsize signature_len,
+			 GError **error)
+{
+	g_auto(gnutls_pubkey_t) key = NULL;
+	KmxKeyType type = KMX_KEY_TYPE_UNKNOWN;
+	KmxSshReader r, rs;
+	const guint8 *alg = NULL, *sig = NULL, *sr = NULL, *ss = NULL;
+	gsize alg_len = 0, sig_len = 0, sr_len = 0, ss_len = 0;
+	gnutls_sign_algorithm_t algo = GNUTLS_SIGN_UNKNOWN;
+	gnutls_datum_t d = {(unsigned char *)data, (unsigned int)data_len};
+	gnutls_datum_t s = {NULL, 0};
+	gnutls_datum_t der = {NULL, 0};
+	int rc;
+
+	g_return_val_if_fail(blob != NULL, FALSE);
+	if (data_len > G_MAXUINT32) {
+		g_set_error_literal(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT, "too much data");
+		return FALSE;
+	}
+	gnutls_pubkey_init(&key);
+	if (!kmx_ssh_import_blob(key, blob, &type, error))
+		return FALSE;
+	kmx_ssh_reader_init(&r, signature, signature_len);
+	if (!kmx_ssh_read_string(&r, &alg, &alg_len) || !kmx_ssh_read_string(&r, &sig, &sig_len) ||
+	    r.left != 0) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "a malformed signature");
+		return FALSE;
+	}
+	s.data = (unsigned char *)sig;
+	s.size = (unsigned int)sig_len;
+	if (type == KMX_KEY_TYPE_ED25519 && kmx_ssh_string_is(alg, alg_len, "ssh-ed25519")) {
+		algo = GNUTLS_SIGN_EDDSA_ED25519;
+	} else if ((type == KMX_KEY_TYPE_ECDSA_P256 || type == KMX_KEY_TYPE_ECDSA_P384) &&
+		   kmx_ssh_string_is(alg, alg_len, kmx_ssh_key_type_name(type))) {
+		/* mpint r, mpint s: DER for gnutls */
+		kmx_ssh_reader_init(&rs, sig, sig_len);
+		if (!kmx_ssh_read_mpint(&rs, &sr, &sr_len) || !kmx_ssh_read_mpint(&rs, &ss, &ss_len) ||
+		    rs.left != 0) {
+			g_set_error_literal(error,
+					    KMX_ERROR,
+					    KMX_ERROR_INVALID_ARGUMENT,
+					    "a malformed ECDSA signature");
+			return FALSE;
+		}
+		gnutls_datum_t dr = {(unsigned char *)sr, (unsigned int)sr_len};
+		gnutls_datum_t ds = {(unsigned char *)ss, (unsigned int)ss_len};
+		rc = gnutls_encode_rs_value(&der, &dr, &ds);
+		if (rc < 0) {
+			g_set_error(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "a malformed ECDSA signature: %s",
+				    gnutls_strerror(rc));
+			return FALSE;
+		}
+		s = der;
+		algo = type == KMX_KEY_TYPE_ECDSA_P256 ? GNUTLS_SIGN_ECDSA_SHA256
+						       : GNUTLS_SIGN_ECDSA_SHA384;
+	} else if (gnutls_pubkey_get_pk_algorithm(key, NULL) == GNUTLS_PK_RSA &&
+		   kmx_ssh_string_is(alg, alg_len, "rsa-sha2-256")) {
+		algo = GNUTLS_SIGN_RSA_SHA256;
+	} else if (gnutls_pubkey_get_pk_algorithm(key, NULL) == GNUTLS_PK_RSA &&
+		   kmx_ssh_string_is(alg, alg_len, "rsa-sha2-512")) {
+		algo = GNUTLS_SIGN_RSA_SHA512;
+	} else {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_INVALID_ARGUMENT,
+				    "a signature of an algorithm that is not the key's, or SHA-1");
+		return FALSE;
+	}
+	rc = gnutls_pubkey_verify_data2(key, algo, 0, &d, &s);
+	gnutls_free(der.data);
+	if (rc < 0) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "the signature does not verify: %s",
+			    gnutls_strerror(rc));
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* a comment on one line: an authorized_keys line ends at a line break */
 static char *
 kmx_ssh_one_line(const char *comment)
@@ -358,8 +579,9 @@ kmx_ssh_one_line(const char *comment)
  * @blob: an OpenSSH public key blob
  * @comment: (nullable): its comment
  *
- * Returns: (transfer full): the key as a line of authorized_keys (the one
- * `ssh-add -L` prints), without its line break
+ * Returns: (transfer full) (nullable): the key as a line of authorized_keys
+ * (the one `ssh-add -L` prints), without its line break; %NULL when the
+ * blob names no key type
  */
 char *
 kmx_ssh_authorized_key(GBytes *blob, const char *comment)
@@ -374,8 +596,13 @@ kmx_ssh_authorized_key(GBytes *blob, const char *comment)
 	g_autofree char *line = NULL;
 
 	kmx_ssh_reader_init(&r, p, len);
-	if (!kmx_ssh_read_string(&r, &name, &name_len))
+	if (!kmx_ssh_read_string(&r, &name, &name_len) || name_len == 0 || name_len > 64)
 		return NULL;
+	/* a key type is one word: a blob that says otherwise makes no line */
+	for (gsize i = 0; i < name_len; i++) {
+		if (!g_ascii_isgraph(name[i]))
+			return NULL;
+	}
 	type = g_strndup((const char *)name, name_len);
 	if (comment == NULL || comment[0] == '\0')
 		return g_strdup_printf("%s %s", type, b64);

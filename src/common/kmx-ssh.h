@@ -41,6 +41,15 @@ const char *kmx_ssh_key_type_name(KmxKeyType type);
 GBytes *kmx_ssh_public_key_from_spki(GBytes *spki,
 				     KmxKeyType *type,
 				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
+GBytes *kmx_ssh_public_key_to_spki(GBytes *blob,
+				   KmxKeyType *type,
+				   GError **error) G_GNUC_WARN_UNUSED_RESULT;
+gboolean kmx_ssh_verify_signature(GBytes *blob,
+				  const guint8 *data,
+				  gsize data_len,
+				  const guint8 *signature,
+				  gsize signature_len,
+				  GError **error) G_GNUC_WARN_UNUSED_RESULT;
 char *kmx_ssh_authorized_key(GBytes *blob, const char *comment) G_GNUC_WARN_UNUSED_RESULT;
 char *kmx_ssh_fingerprint(GBytes *blob) G_GNUC_WARN_UNUSED_RESULT;
 GBytes *kmx_ssh_signature_new(KmxKeyType type,

@@ -32,6 +32,7 @@
 #include <gnutls/gnutls.h>
 
 #include "kmx-error.h"
+#include "kmx-ssh-agent-message.h"
 #include "kmx-ssh-agent.h"
 #include "kmx-ssh.h"
 
@@ -39,29 +40,6 @@
 #define KMX_SSH_AGENT_READ_CHUNK  4096
 /* clients connected at once, by default; each holds a file descriptor */
 #define KMX_SSH_AGENT_MAX_CONNECTIONS 256
-
-/* draft-miller-ssh-agent §5.1 */
-#define SSH_AGENT_FAILURE		  5
-#define SSH_AGENT_SUCCESS		  6
-#define SSH2_AGENTC_REQUEST_IDENTITIES	  11
-#define SSH2_AGENT_IDENTITIES_ANSWER	  12
-#define SSH2_AGENTC_SIGN_REQUEST	  13
-#define SSH2_AGENT_SIGN_RESPONSE	  14
-#define SSH2_AGENTC_ADD_IDENTITY	  17
-#define SSH2_AGENTC_REMOVE_IDENTITY	  18
-#define SSH2_AGENTC_REMOVE_ALL_IDENTITIES 19
-#define SSH_AGENTC_LOCK			  22
-#define SSH_AGENTC_UNLOCK		  23
-#define SSH2_AGENTC_ADD_ID_CONSTRAINED	  25
-#define SSH_AGENTC_EXTENSION		  27
-
-#define SSH_AGENT_RSA_SHA2_256 0x02
-#define SSH_AGENT_RSA_SHA2_512 0x04
-
-#define SSH_AGENT_CONSTRAIN_LIFETIME  1
-#define SSH_AGENT_CONSTRAIN_CONFIRM   2
-#define SSH_AGENT_CONSTRAIN_MAXSIGN   3
-#define SSH_AGENT_CONSTRAIN_EXTENSION 255
 
 /* the first fd systemd passes (sd_listen_fds(3)) */
 #define KMX_LISTEN_FDS_START 3
@@ -150,7 +128,7 @@ kmx_ssh_agent_on_main(KmxSshAgent *self)
 static void
 kmx_ssh_conn_close(KmxSshConn *conn, const char *why)
 {
-	g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
+	G_GNUC_UNUSED g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
 
 	g_mutex_lock(&conn->mutex);
 	if (conn->closed) {
@@ -265,10 +243,8 @@ kmx_ssh_conn_reply(KmxSshConn *conn, GByteArray *msg)
 
 /* main thread: the client sent something that is no agent message */
 static void
-kmx_ssh_conn_malformed(KmxSshConn *conn, const char *what)
+kmx_ssh_conn_malformed(KmxSshConn *conn, const char *why)
 {
-	g_autofree char *why = g_strdup_printf("malformed %s message", what);
-
 	kmx_ssh_conn_close(conn, why);
 	conn->busy = FALSE;
 }
@@ -283,8 +259,12 @@ kmx_ssh_agent_key_blob(KmxSshAgent *self, KmxKey *key)
 	GBytes *blob = g_hash_table_lookup(self->blob_of_key, id);
 	g_autoptr(GError) error = NULL;
 
-	if (blob != NULL)
+	if (blob != NULL) {
+		/* its blob was another id's, which is gone */
+		if (!g_hash_table_contains(self->key_of_blob, blob))
+			g_hash_table_insert(self->key_of_blob, g_bytes_ref(blob), g_strdup(id));
 		return blob;
+	}
 	if (!(kmx_key_get_usage(key) & KMX_KEY_USAGE_SIGN) ||
 	    kmx_ssh_key_type_name(kmx_key_get_key_type(key)) == NULL ||
 	    kmx_key_get_public_key(key) == NULL)
@@ -300,6 +280,30 @@ kmx_ssh_agent_key_blob(KmxSshAgent *self, KmxKey *key)
 	return blob;
 }
 
+/* main thread: forget the keys no available device has any more (deleted,
+ * or on a device that went away), so the cache holds what is there */
+static void
+kmx_ssh_agent_sweep(KmxSshAgent *self, GHashTable *live)
+{
+	GHashTableIter iter;
+	gpointer id, blob;
+	guint before = g_hash_table_size(self->blob_of_key);
+
+	g_hash_table_iter_init(&iter, self->blob_of_key);
+	while (g_hash_table_iter_next(&iter, &id, &blob)) {
+		if (g_hash_table_contains(live, id))
+			continue;
+		/* the same key may be on another device, under another id */
+		if (g_strcmp0(g_hash_table_lookup(self->key_of_blob, blob), id) == 0)
+			g_hash_table_remove(self->key_of_blob, blob);
+		g_hash_table_iter_remove(&iter);
+	}
+	if (g_hash_table_size(self->blob_of_key) != before)
+		g_debug("ssh-agent: %u keys in the cache, %u gone",
+			g_hash_table_size(self->blob_of_key),
+			before - g_hash_table_size(self->blob_of_key));
+}
+
 /* main thread: every key of every available device, each OpenSSH blob once */
 static void
 kmx_ssh_agent_foreach_key(KmxSshAgent *self,
@@ -308,6 +312,7 @@ kmx_ssh_agent_foreach_key(KmxSshAgent *self,
 {
 	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(self->manager);
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_bytes_hash, g_bytes_equal);
+	g_autoptr(GHashTable) live = g_hash_table_new(g_str_hash, g_str_equal);
 
 	for (guint i = 0; i < devices->len; i++) {
 		KmxDevice *device = g_ptr_array_index(devices, i);
@@ -320,11 +325,15 @@ kmx_ssh_agent_foreach_key(KmxSshAgent *self,
 			KmxKey *key = g_ptr_array_index(keys, j);
 			GBytes *blob = kmx_ssh_agent_key_blob(self, key);
 
-			if (blob == NULL || !g_hash_table_add(seen, blob))
+			if (blob == NULL)
+				continue;
+			g_hash_table_add(live, (gpointer)kmx_key_get_id(key));
+			if (!g_hash_table_add(seen, blob))
 				continue;
 			func(key, blob, user_data);
 		}
 	}
+	kmx_ssh_agent_sweep(self, live);
 }
 
 static void
@@ -370,15 +379,11 @@ kmx_ssh_agent_add_identity(KmxKey *key, GBytes *blob, gpointer user_data)
 }
 
 static void
-kmx_ssh_conn_identities(KmxSshConn *conn, KmxSshReader *r)
+kmx_ssh_conn_identities(KmxSshConn *conn)
 {
 	g_autoptr(GByteArray) msg = g_byte_array_new();
 	KmxSshIdentities ids = {msg, 0};
 
-	if (r->left != 0) {
-		kmx_ssh_conn_malformed(conn, "REQUEST_IDENTITIES");
-		return;
-	}
 	kmx_ssh_put_byte(msg, SSH2_AGENT_IDENTITIES_ANSWER);
 	kmx_ssh_put_u32(msg, 0);
 	kmx_ssh_agent_foreach_key(conn->agent, kmx_ssh_agent_add_identity, &ids);
@@ -452,12 +457,12 @@ kmx_ssh_sha1_digest_info(const guint8 *data, gsize len)
 }
 
 static void
-kmx_ssh_conn_sign(KmxSshConn *conn, KmxSshReader *r)
+kmx_ssh_conn_sign(KmxSshConn *conn, const KmxSshAgentMessage *m)
 {
 	KmxSshAgent *self = conn->agent;
-	const guint8 *blob = NULL, *data = NULL;
-	gsize blob_len = 0, data_len = 0;
-	guint32 flags = 0;
+	const guint8 *data = m->data;
+	gsize data_len = m->data_len;
+	guint32 flags = m->flags;
 	KmxKey *key;
 	KmxKeyType type;
 	KmxMechanism mech = KMX_MECHANISM_UNKNOWN;
@@ -465,13 +470,7 @@ kmx_ssh_conn_sign(KmxSshConn *conn, KmxSshReader *r)
 	KmxRequest *req;
 	KmxSshSigning *s;
 
-	if (!kmx_ssh_read_string(r, &blob, &blob_len) ||
-	    !kmx_ssh_read_string(r, &data, &data_len) || !kmx_ssh_read_u32(r, &flags) ||
-	    r->left != 0) {
-		kmx_ssh_conn_malformed(conn, "SIGN_REQUEST");
-		return;
-	}
-	key = kmx_ssh_agent_find_key(self, blob, blob_len);
+	key = kmx_ssh_agent_find_key(self, m->key_blob, m->key_blob_len);
 	if (key == NULL) {
 		g_debug("ssh-agent: a signature with a key keymux does not have");
 		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
@@ -546,96 +545,20 @@ kmx_ssh_conn_added(KmxRequest *req,
 	kmx_ssh_conn_reply_code(conn, SSH_AGENT_SUCCESS);
 }
 
-/* the names of the constraints after a key, for the log; FALSE if malformed */
-static gboolean
-kmx_ssh_read_constraints(KmxSshReader *r, GString *names)
-{
-	while (r->left > 0) {
-		guint8 c = 0;
-		guint32 v = 0;
-		const guint8 *s = NULL;
-		gsize len = 0;
-
-		if (!kmx_ssh_read_byte(r, &c))
-			return FALSE;
-		if (names->len > 0)
-			g_string_append(names, ", ");
-		switch (c) {
-		case SSH_AGENT_CONSTRAIN_LIFETIME:
-			if (!kmx_ssh_read_u32(r, &v))
-				return FALSE;
-			g_string_append_printf(names, "a lifetime of %u s (-t)", v);
-			break;
-		case SSH_AGENT_CONSTRAIN_CONFIRM:
-			g_string_append(names, "confirmation of each use (-c)");
-			break;
-		case SSH_AGENT_CONSTRAIN_MAXSIGN:
-			if (!kmx_ssh_read_u32(r, &v))
-				return FALSE;
-			g_string_append_printf(names, "at most %u signatures", v);
-			break;
-		case SSH_AGENT_CONSTRAIN_EXTENSION: {
-			g_autofree char *name = NULL;
-			g_autofree char *shown = NULL;
-
-			if (!kmx_ssh_read_string(r, &s, &len))
-				return FALSE;
-			name = g_strndup((const char *)s, MIN(len, 64));
-			shown = g_strescape(g_utf8_validate(name, -1, NULL) ? name : "?", NULL);
-			/* its contents have no length of their own: the rest */
-			g_string_append_printf(names, "the extension %s", shown);
-			r->p += r->left;
-			r->left = 0;
-			break;
-		}
-		default:
-			g_string_append_printf(names, "constraint %u", c);
-			r->p += r->left;
-			r->left = 0;
-			break;
-		}
-	}
-	return TRUE;
-}
-
 static void
-kmx_ssh_conn_add(KmxSshConn *conn, KmxSshReader *r, gboolean constrained)
+kmx_ssh_conn_add(KmxSshConn *conn, KmxSshAgentMessage *m)
 {
 	KmxSshAgent *self = conn->agent;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(KmxSecret) pem = NULL;
-	g_autoptr(GString) constraints = g_string_new(NULL);
-	g_autofree char *comment = NULL;
 	KmxDevice *device;
 	KmxRequest *req;
 	KmxRequestArgs *args;
 
-	pem = kmx_ssh_private_key_to_pem(r, &comment, &error);
-	if (pem == NULL && g_error_matches(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT)) {
-		kmx_ssh_conn_malformed(conn, "ADD_IDENTITY");
-		return;
-	}
-	if (pem != NULL && ((constrained && !kmx_ssh_read_constraints(r, constraints)) ||
-			    (!constrained && r->left != 0))) {
-		kmx_ssh_conn_malformed(conn, "ADD_IDENTITY");
-		return;
-	}
-	/* a key type keymux has not: its fields cannot be told apart */
-	if (pem == NULL) {
-		g_message("ssh-agent: refused ssh-add by pid %u (%s): %s",
+	/* a key type keymux has not, or constraints it cannot honour */
+	if (m->refusal != NULL) {
+		g_message("ssh-agent: refused ssh-add by pid %u (%s) of %s",
 			  kmx_caller_get_pid(conn->caller),
 			  kmx_caller_get_exe(conn->caller),
-			  error->message);
-		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
-		return;
-	}
-	if (constraints->len > 0) {
-		g_message("ssh-agent: refused ssh-add by pid %u (%s) of a key with %s: keymux "
-			  "keeps a key until it is deleted and cannot honour that; add it "
-			  "without constraints",
-			  kmx_caller_get_pid(conn->caller),
-			  kmx_caller_get_exe(conn->caller),
-			  constraints->str);
+			  m->refusal);
 		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
 		return;
 	}
@@ -649,10 +572,11 @@ kmx_ssh_conn_add(KmxSshConn *conn, KmxSshReader *r, gboolean constrained)
 	}
 	req = kmx_request_new(self->manager, conn->caller, KMX_REQUEST_IMPORT_KEY, device, NULL);
 	args = kmx_request_get_args(req);
-	args->import.data = kmx_secret_to_bytes(pem);
+	args->import.data = kmx_secret_to_bytes(m->pem);
 	args->import.passphrase = kmx_secret_new(0);
-	args->import.label = comment != NULL && comment[0] != '\0' ? g_steal_pointer(&comment)
-								   : g_strdup("ssh-add");
+	args->import.label = m->comment != NULL && m->comment[0] != '\0'
+				 ? g_steal_pointer(&m->comment)
+				 : g_strdup("ssh-add");
 	kmx_request_start(req,
 			  kmx_ssh_conn_added,
 			  kmx_ssh_conn_ref(conn),
@@ -662,15 +586,8 @@ kmx_ssh_conn_add(KmxSshConn *conn, KmxSshReader *r, gboolean constrained)
 /* ---- LOCK, UNLOCK ---------------------------------------------------------------- */
 
 static void
-kmx_ssh_conn_lock(KmxSshConn *conn, KmxSshReader *r)
+kmx_ssh_conn_lock(KmxSshConn *conn)
 {
-	const guint8 *pass = NULL;
-	gsize len = 0;
-
-	if (!kmx_ssh_read_string(r, &pass, &len) || r->left != 0) {
-		kmx_ssh_conn_malformed(conn, "LOCK");
-		return;
-	}
 	/* the agent's passphrase is no keymux secret: LOCK locks every device,
 	 * which its own secrets open again */
 	kmx_manager_lock_all(conn->agent->manager);
@@ -706,19 +623,15 @@ kmx_ssh_conn_unlocked(KmxRequest *req,
 }
 
 static void
-kmx_ssh_conn_unlock(KmxSshConn *conn, KmxSshReader *r)
+kmx_ssh_conn_unlock(KmxSshConn *conn, const KmxSshAgentMessage *m)
 {
 	g_autoptr(GPtrArray) devices = NULL;
 	g_autoptr(GPtrArray) locked = g_ptr_array_new();
 	g_autoptr(KmxSecret) secret = NULL;
-	const guint8 *pass = NULL;
-	gsize len = 0;
+	const guint8 *pass = m->passphrase;
+	gsize len = m->passphrase_len;
 	KmxSshUnlocking *u;
 
-	if (!kmx_ssh_read_string(r, &pass, &len) || r->left != 0) {
-		kmx_ssh_conn_malformed(conn, "UNLOCK");
-		return;
-	}
 	devices = kmx_manager_get_devices(conn->agent->manager);
 	for (guint i = 0; i < devices->len; i++) {
 		KmxDevice *device = g_ptr_array_index(devices, i);
@@ -752,48 +665,50 @@ kmx_ssh_conn_unlock(KmxSshConn *conn, KmxSshReader *r)
 /* ---- EXTENSION --------------------------------------------------------------------- */
 
 static void
-kmx_ssh_conn_extension(KmxSshConn *conn, KmxSshReader *r)
+kmx_ssh_conn_extension(KmxSshConn *conn, const KmxSshAgentMessage *m)
 {
-	const guint8 *name = NULL, *hostkey = NULL, *sid = NULL, *sig = NULL;
-	gsize name_len = 0, hostkey_len = 0, sid_len = 0, sig_len = 0;
-	guint8 forwarding = 0;
 	g_autoptr(GBytes) host = NULL;
+	g_autoptr(GError) error = NULL;
 	g_autofree char *fp = NULL;
 	g_autofree char *subject = NULL;
 
-	if (!kmx_ssh_read_string(r, &name, &name_len)) {
-		kmx_ssh_conn_malformed(conn, "EXTENSION");
-		return;
-	}
-	if (!kmx_ssh_string_is(name, name_len, "session-bind@openssh.com")) {
-		g_autofree char *shown = g_strndup((const char *)name, MIN(name_len, 64));
-		g_autofree char *escaped =
-		    g_strescape(g_utf8_validate(shown, -1, NULL) ? shown : "?", NULL);
-		g_debug("ssh-agent: unknown extension %s", escaped);
+	if (!m->session_bind) {
+		g_debug("ssh-agent: unknown extension %s", m->extension);
 		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
 		return;
 	}
-	if (!kmx_ssh_read_string(r, &hostkey, &hostkey_len) || hostkey_len == 0 ||
-	    !kmx_ssh_read_string(r, &sid, &sid_len) || !kmx_ssh_read_string(r, &sig, &sig_len) ||
-	    !kmx_ssh_read_byte(r, &forwarding) || r->left != 0) {
-		kmx_ssh_conn_malformed(conn, "session-bind@openssh.com");
+	/* the host key signed the session identifier in the key exchange: a
+	 * bind it did not sign is a client's claim about a host, refused */
+	host = g_bytes_new(m->host_key, m->host_key_len);
+	fp = kmx_ssh_fingerprint(host);
+	if (!kmx_ssh_verify_signature(host,
+				      m->session_id,
+				      m->session_id_len,
+				      m->signature,
+				      m->signature_len,
+				      &error)) {
+		g_message("ssh-agent: refused session-bind to host key %s from pid %u (%s): %s",
+			  fp,
+			  kmx_caller_get_pid(conn->caller),
+			  kmx_caller_get_exe(conn->caller),
+			  error->message);
+		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
 		return;
 	}
 	/* recorded, not enforced: keymux has no per-destination key constraints */
-	host = g_bytes_new(hostkey, hostkey_len);
-	fp = kmx_ssh_fingerprint(host);
 	subject = g_strdup_printf("to host key %s", fp);
 	kmx_audit_record_event(conn->caller,
 			       "session-bind",
 			       subject,
-			       forwarding ? "forwarded" : "direct");
+			       m->forwarding ? "host signature verified, forwarded"
+					     : "host signature verified, direct");
 	kmx_ssh_conn_reply_code(conn, SSH_AGENT_SUCCESS);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 static void
-kmx_ssh_conn_refused(KmxSshConn *conn, guint8 type, const char *what)
+kmx_ssh_conn_refused(KmxSshConn *conn, const char *what)
 {
 	g_message("ssh-agent: refused %s from pid %u (%s): keymux keys are deleted with "
 		  "'keymuxctl delete KEY', never by ssh-add",
@@ -805,36 +720,43 @@ kmx_ssh_conn_refused(KmxSshConn *conn, guint8 type, const char *what)
 
 /* main thread, after the authorisation hook let the client through */
 static void
-kmx_ssh_conn_dispatch(KmxSshConn *conn, guint8 type, KmxSshReader *r)
+kmx_ssh_conn_dispatch(KmxSshConn *conn, const guint8 *data, gsize len)
 {
-	switch (type) {
+	g_auto(KmxSshAgentMessage) m;
+	g_autoptr(GError) error = NULL;
+
+	if (!kmx_ssh_agent_message_parse(&m, data, len, &error)) {
+		kmx_ssh_conn_malformed(conn, error->message);
+		return;
+	}
+	switch (m.type) {
 	case SSH2_AGENTC_REQUEST_IDENTITIES:
-		kmx_ssh_conn_identities(conn, r);
+		kmx_ssh_conn_identities(conn);
 		return;
 	case SSH2_AGENTC_SIGN_REQUEST:
-		kmx_ssh_conn_sign(conn, r);
+		kmx_ssh_conn_sign(conn, &m);
 		return;
 	case SSH2_AGENTC_ADD_IDENTITY:
 	case SSH2_AGENTC_ADD_ID_CONSTRAINED:
-		kmx_ssh_conn_add(conn, r, type == SSH2_AGENTC_ADD_ID_CONSTRAINED);
+		kmx_ssh_conn_add(conn, &m);
 		return;
 	case SSH2_AGENTC_REMOVE_IDENTITY:
-		kmx_ssh_conn_refused(conn, type, "REMOVE_IDENTITY (ssh-add -d)");
+		kmx_ssh_conn_refused(conn, "REMOVE_IDENTITY (ssh-add -d)");
 		return;
 	case SSH2_AGENTC_REMOVE_ALL_IDENTITIES:
-		kmx_ssh_conn_refused(conn, type, "REMOVE_ALL_IDENTITIES (ssh-add -D)");
+		kmx_ssh_conn_refused(conn, "REMOVE_ALL_IDENTITIES (ssh-add -D)");
 		return;
 	case SSH_AGENTC_LOCK:
-		kmx_ssh_conn_lock(conn, r);
+		kmx_ssh_conn_lock(conn);
 		return;
 	case SSH_AGENTC_UNLOCK:
-		kmx_ssh_conn_unlock(conn, r);
+		kmx_ssh_conn_unlock(conn, &m);
 		return;
 	case SSH_AGENTC_EXTENSION:
-		kmx_ssh_conn_extension(conn, r);
+		kmx_ssh_conn_extension(conn, &m);
 		return;
 	default:
-		g_debug("ssh-agent: message type %u is not supported", type);
+		g_debug("ssh-agent: message type %u is not supported", m.type);
 		kmx_ssh_conn_reply_code(conn, SSH_AGENT_FAILURE);
 		return;
 	}
@@ -842,8 +764,7 @@ kmx_ssh_conn_dispatch(KmxSshConn *conn, guint8 type, KmxSshReader *r)
 
 typedef struct {
 	KmxSshConn *conn;
-	guint8 type;
-	const guint8 *body;
+	const guint8 *data;
 	gsize len;
 	gboolean done;
 } KmxSshMessage;
@@ -852,7 +773,6 @@ static void
 kmx_ssh_conn_authorized(KmxCaller *caller, const GError *error, gpointer user_data)
 {
 	KmxSshMessage *m = user_data;
-	KmxSshReader r;
 
 	m->done = TRUE;
 	if (error != NULL) {
@@ -865,15 +785,14 @@ kmx_ssh_conn_authorized(KmxCaller *caller, const GError *error, gpointer user_da
 		kmx_ssh_conn_reply_code(m->conn, SSH_AGENT_FAILURE);
 		return;
 	}
-	kmx_ssh_reader_init(&r, m->body, m->len);
-	kmx_ssh_conn_dispatch(m->conn, m->type, &r);
+	kmx_ssh_conn_dispatch(m->conn, m->data, m->len);
 }
 
 /* main thread: one message, whose bytes are valid until this returns */
 static void
-kmx_ssh_conn_handle(KmxSshConn *conn, guint8 type, const guint8 *body, gsize len)
+kmx_ssh_conn_handle(KmxSshConn *conn, const guint8 *data, gsize len)
 {
-	KmxSshMessage m = {conn, type, body, len, FALSE};
+	KmxSshMessage m = {conn, data, len, FALSE};
 
 	/* a peer's credentials are known from the start (SO_PEERCRED), so the
 	 * hook answers at once */
@@ -917,7 +836,7 @@ kmx_ssh_conn_consume(KmxSshConn *conn, gsize n)
 static void
 kmx_ssh_conn_process(KmxSshConn *conn)
 {
-	g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
+	G_GNUC_UNUSED g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
 
 	conn->processing = TRUE;
 	while (!conn->closed && !conn->busy && conn->in_len >= 4) {
@@ -932,7 +851,7 @@ kmx_ssh_conn_process(KmxSshConn *conn)
 		if (conn->in_len < 4 + (gsize)len)
 			break;
 		conn->busy = TRUE;
-		kmx_ssh_conn_handle(conn, conn->in[4], conn->in + 5, len - 1);
+		kmx_ssh_conn_handle(conn, conn->in + 4, len);
 		kmx_ssh_conn_consume(conn, 4 + (gsize)len);
 	}
 	conn->processing = FALSE;
@@ -1005,7 +924,7 @@ static gboolean
 kmx_ssh_conn_io_cb(GSocket *socket, GIOCondition condition, gpointer user_data)
 {
 	KmxSshConn *conn = user_data;
-	g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
+	G_GNUC_UNUSED g_autoptr(KmxSshConn) hold = kmx_ssh_conn_ref(conn);
 
 	if (condition & G_IO_OUT) {
 		g_mutex_lock(&conn->mutex);
