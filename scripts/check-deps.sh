@@ -37,12 +37,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 COMMANDS=(
 	# Essential or Priority: required (bash, dash, coreutils, util-linux, grep,
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
-	/bin/bash /bin/sh apt-get awk base64 basename bash cat chmod chown cmp cp cut date
+	/bin/bash /bin/sh apt-get awk base64 basename bash cat chmod chown cmp cp cut date dd
 	dirname dpkg dpkg-query find grep head id ls mkdir mkfifo mktemp mv od readlink
 	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
-	gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
+	gcc gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit p11tool pcscd pkcs11-tool
 	pkg-config shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_load tpm2_readpublic xxd
 )
