@@ -39,7 +39,7 @@ static const char *progname = "kmx-test-pkcs11";
 				#expr,                                                             \
 				(unsigned long)rv_,                                                \
 				(unsigned long)(want));                                            \
-			exit(1);                                                           \
+			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)
 
@@ -430,7 +430,9 @@ int
 main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s MODULE rules|threads|fork|locked|restart KEYID [OUT]\n", progname);
+		fprintf(stderr,
+			"usage: %s MODULE rules|threads|fork|locked|restart KEYID [OUT]\n",
+			progname);
 		return 2;
 	}
 	load(argv[1]);

@@ -28,6 +28,10 @@ client() {
 	fi
 }
 p11() { client pkcs11-tool --module "$M" "$@"; }
+# a program linking libp11-kit (p11tool, p11-kit) hangs at exit with libasan
+# preloaded, in libp11-kit's destructor (freelocale waits for glibc's
+# setlocale lock): those only without ASan
+p11kit_too() { [ -z "$asan" ]; }
 
 # ---- keymuxd absent: no token, no hang ----
 out=$(p11 --list-slots 2>&1) || true
@@ -68,9 +72,14 @@ assert_eq 4 "$(p11 --list-objects --type pubkey | grep -c '^Public Key Object')"
 # the public key object is the key's: its SPKI equals keymux's
 p11 --read-object --type pubkey --id "${ID[rsa2048]}" -o rsa.read.der >/dev/null 2>&1
 cmp rsa.read.der rsa2048.der || fail "the RSA public key object differs from keymux's key"
-p11 --read-object --type pubkey --id "${ID[ecdsa-p256]}" -o ec.read.der >/dev/null 2>&1
-cmp <(openssl pkey -pubin -inform DER -in ec.read.der -outform DER) ecdsa-p256.der ||
-	fail "the EC public key object differs from keymux's key"
+# (EC through GnuTLS: pkcs11-tool 0.23 reads freed memory converting EC keys)
+for t in ecdsa-p256 ecdsa-p384 ed25519; do
+	p11kit_too || break
+	p11tool --provider "$M" --export-pubkey "pkcs11:object=p11%20$t;type=public" \
+		--outfile "$t.read.pem" 2>/dev/null || fail "p11tool --export-pubkey $t"
+	cmp <(openssl pkey -pubin -in "$t.read.pem" -outform DER) "$t.der" ||
+		fail "the $t public key object differs from keymux's key"
+done
 
 # ---- signatures, every mechanism, checked by openssl ----
 printf 'signed through PKCS#11\n' >msg
@@ -173,17 +182,19 @@ assert_contains "$out" "the child re-initialised and signed"
 # ---- GnuTLS: p11tool ----
 export HOME=$KMX_TMP/home
 mkdir -p "$HOME"
-out=$(client p11tool --provider "$M" --list-all-privkeys 2>&1) || fail "p11tool: $out"
-for t in ed25519 ecdsa-p256 ecdsa-p384 rsa2048; do
-	assert_contains "$out" "object=p11%20$t;type=private" "p11tool lists the $t key"
-done
-for t in ecdsa-p256 rsa2048 ed25519; do
-	hash=()
-	[ "$t" = ed25519 ] && hash=(--hash SHA512)
-	out=$(client p11tool --provider "$M" --test-sign "${hash[@]}" "pkcs11:object=p11%20$t;type=private" 2>&1) ||
-		fail "p11tool --test-sign $t: $out"
-	assert_contains "$out" "Verifying against public key in the token... ok"
-done
+if p11kit_too; then
+	out=$(p11tool --provider "$M" --list-all-privkeys 2>&1) || fail "p11tool: $out"
+	for t in ed25519 ecdsa-p256 ecdsa-p384 rsa2048; do
+		assert_contains "$out" "object=p11%20$t;type=private" "p11tool lists the $t key"
+	done
+	for t in ecdsa-p256 rsa2048 ed25519; do
+		hash=()
+		[ "$t" = ed25519 ] && hash=(--hash SHA512)
+		out=$(p11tool --provider "$M" --test-sign "${hash[@]}" "pkcs11:object=p11%20$t;type=private" 2>&1) ||
+			fail "p11tool --test-sign $t: $out"
+		assert_contains "$out" "Verifying against public key in the token... ok"
+	done
+fi
 
 # ---- OpenSSH ----
 out=$(client ssh-keygen -D "$M" 2>/dev/null) || fail "ssh-keygen -D"
@@ -194,26 +205,28 @@ ssh-keygen -i -m PKCS8 -f rsa2048.pem >rsa.ssh
 assert_contains "$out" "$(cut -d' ' -f2 rsa.ssh)" "ssh-keygen -D shows keymux's RSA key"
 
 # ---- p11-kit: the module config, the proxy ----
-# p11-kit reads ~/.config/pkcs11/modules, but not as root: then as nobody
-as_user=()
-if [ "$(id -u)" = 0 ]; then
-	as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-	chmod 711 "$KMX_TMP"
-	chmod 755 "$HOME"
+if p11kit_too; then
+	# p11-kit reads ~/.config/pkcs11/modules, but not as root: then as nobody
+	as_user=()
+	if [ "$(id -u)" = 0 ]; then
+		as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+		chmod 711 "$KMX_TMP"
+		chmod 755 "$HOME"
+	fi
+	mkdir -p "$HOME/.config/pkcs11/modules"
+	sed "s|^module:.*|module: $M|" "$KMX_PKCS11_CONFIG" >"$HOME/.config/pkcs11/modules/keymux.module"
+	chmod -R a+rX "$HOME"
+	out=$("${as_user[@]}" env HOME="$HOME" p11-kit list-modules 2>&1) || fail "p11-kit list-modules: $out"
+	assert_contains "$out" "keymux: $M"
+	assert_contains "$out" "library-description: keymux keys through keymuxd"
+	# keymuxd serves its own user only: the proxy reaches it when that is us
+	if [ ${#as_user[@]} -eq 0 ]; then
+		out=$(pkcs11-tool --module "$(pkg-config --variable=proxy_module p11-kit-1)" --list-slots 2>&1) ||
+			fail "p11-kit-proxy: $out"
+		assert_contains "$out" "keymux softkey:login" "p11-kit-proxy.so offers keymux's slot"
+	fi
+	chmod 700 "$KMX_TMP"
 fi
-mkdir -p "$HOME/.config/pkcs11/modules"
-sed "s|^module:.*|module: $M|" "$KMX_PKCS11_CONFIG" >"$HOME/.config/pkcs11/modules/keymux.module"
-chmod -R a+rX "$HOME"
-out=$(client "${as_user[@]}" env HOME="$HOME" p11-kit list-modules 2>&1) || fail "p11-kit list-modules: $out"
-assert_contains "$out" "keymux: $M"
-assert_contains "$out" "library-description: keymux keys through keymuxd"
-# keymuxd serves its own user only: the proxy reaches it when that is us
-if [ ${#as_user[@]} -eq 0 ]; then
-	out=$(client pkcs11-tool --module "$(pkg-config --variable=proxy_module p11-kit-1)" --list-slots 2>&1) ||
-		fail "p11-kit-proxy: $out"
-	assert_contains "$out" "keymux softkey:login" "p11-kit-proxy.so offers keymux's slot"
-fi
-chmod 700 "$KMX_TMP"
 
 # ---- a locked device: login required, wrong PIN, the right one ----
 kmx_device softkey:login ChangeSecret ss "" "pass phrase" >/dev/null

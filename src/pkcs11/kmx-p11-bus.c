@@ -69,8 +69,10 @@ kmx_p11_read_line(GInputStream *in, GError **error)
 		}
 		g_string_append_c(line, c);
 	}
-	g_set_error_literal(
-	    error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "the bus sent an overlong line");
+	g_set_error_literal(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_DATA,
+			    "the bus sent an overlong line");
 	return NULL;
 }
 
@@ -133,8 +135,10 @@ kmx_p11_conn_new(GError **error)
 	g_socket_set_timeout(conn->socket, KMX_P11_TIMEOUT_SHORT);
 	if (!kmx_p11_authenticate(conn, error))
 		return NULL;
-	hello = g_dbus_message_new_method_call(
-	    "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello");
+	hello = g_dbus_message_new_method_call("org.freedesktop.DBus",
+					       "/org/freedesktop/DBus",
+					       "org.freedesktop.DBus",
+					       "Hello");
 	reply = kmx_p11_conn_call(conn, hello, error);
 	if (reply == NULL || g_dbus_message_to_gerror(reply, error))
 		return NULL;
@@ -149,8 +153,10 @@ kmx_p11_read_all(GInputStream *in, guint8 *buf, gsize len, GError **error)
 	if (!g_input_stream_read_all(in, buf, len, &got, NULL, error))
 		return FALSE;
 	if (got != len) {
-		g_set_error_literal(
-		    error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED, "the bus closed the connection");
+		g_set_error_literal(error,
+				    G_IO_ERROR,
+				    G_IO_ERROR_CONNECTION_CLOSED,
+				    "the bus closed the connection");
 		return FALSE;
 	}
 	return TRUE;
@@ -201,8 +207,10 @@ kmx_p11_conn_call(KmxP11Conn *conn, GDBusMessage *message, GError **error)
 		memcpy(buf, header, sizeof header);
 		ok = kmx_p11_read_all(in, buf + sizeof header, needed - sizeof header, error);
 		if (ok)
-			reply = g_dbus_message_new_from_blob(
-			    buf, needed, G_DBUS_CAPABILITY_FLAGS_NONE, error);
+			reply = g_dbus_message_new_from_blob(buf,
+							     needed,
+							     G_DBUS_CAPABILITY_FLAGS_NONE,
+							     error);
 		/* a reply may carry a plaintext or a shared secret */
 		explicit_bzero(buf, needed);
 		if (reply == NULL)
@@ -245,6 +253,18 @@ kmx_p11_pool_give(KmxP11Conn *conn)
 	}
 	g_mutex_unlock(&pool_lock);
 	kmx_p11_conn_free(conn);
+}
+
+void
+kmx_p11_bus_lock(void)
+{
+	g_mutex_lock(&pool_lock);
+}
+
+void
+kmx_p11_bus_unlock(void)
+{
+	g_mutex_unlock(&pool_lock);
 }
 
 void

@@ -29,5 +29,9 @@ GVariant *kmx_p11_bus_call(const char *path,
 			   guint timeout_s,
 			   GError **error);
 
-/* drop every idle connection; @forked: they belong to the parent process */
+/* drop every idle connection */
 void kmx_p11_bus_reset(void);
+
+/* pthread_atfork handlers: the pool's lock is consistent in a child */
+void kmx_p11_bus_lock(void);
+void kmx_p11_bus_unlock(void);

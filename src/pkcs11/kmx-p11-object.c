@@ -89,8 +89,11 @@ kmx_p11_ec_point(EVP_PKEY *pkey)
 	GBytes *bytes;
 
 	if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC) {
-		if (!EVP_PKEY_get_octet_string_param(
-			pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof point, &len))
+		if (!EVP_PKEY_get_octet_string_param(pkey,
+						     OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+						     point,
+						     sizeof point,
+						     &len))
 			return NULL;
 	} else {
 		len = sizeof point;
@@ -119,8 +122,11 @@ kmx_p11_key_parse_spki(KmxP11Key *key, GError **error)
 		return FALSE;
 	pkey = d2i_PUBKEY(NULL, &p, (long)len);
 	if (pkey == NULL || p != der + len) {
-		g_set_error(
-		    error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: bad public key", key->path);
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_DATA,
+			    "%s: bad public key",
+			    key->path);
 		return FALSE;
 	}
 	key->bits = EVP_PKEY_get_bits(pkey);
@@ -138,8 +144,11 @@ kmx_p11_key_parse_spki(KmxP11Key *key, GError **error)
 		int nid;
 
 		key->key_type = CKK_EC;
-		if (!EVP_PKEY_get_utf8_string_param(
-			pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL))
+		if (!EVP_PKEY_get_utf8_string_param(pkey,
+						    OSSL_PKEY_PARAM_GROUP_NAME,
+						    group,
+						    sizeof group,
+						    NULL))
 			break;
 		nid = OBJ_sn2nid(group);
 		if (nid == NID_undef)

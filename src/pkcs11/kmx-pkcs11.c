@@ -25,9 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KMX_ROOT	"/org/keymux/Keystore1"
+#define KMX_ROOT	 "/org/keymux/Keystore1"
 #define KMX_DEVICE_IFACE "org.keymux.Keystore1.Device"
-#define KMX_KEY_IFACE	"org.keymux.Keystore1.Key"
+#define KMX_KEY_IFACE	 "org.keymux.Keystore1.Key"
 #define KMX_ERROR_PREFIX "org.keymux.Keystore1.Error."
 /* a message to sign without hashing, held until C_SignFinal */
 #define KMX_P11_MAX_BUFFERED (1024u * 1024u)
@@ -91,9 +91,9 @@ typedef struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static gboolean initialized;
 static pid_t init_pid;
-static GPtrArray *slots; /* KmxP11Slot, index = id - 1 */
-static GHashTable *sessions; /* handle -> KmxP11Session */
-static GHashTable *objects; /* handle -> KmxP11Object */
+static GPtrArray *slots;	/* KmxP11Slot, index = id - 1 */
+static GHashTable *sessions;	/* handle -> KmxP11Session */
+static GHashTable *objects;	/* handle -> KmxP11Object */
 static GHashTable *key_handles; /* "class:path" -> handle */
 static CK_SESSION_HANDLE next_session;
 static CK_OBJECT_HANDLE next_object;
@@ -150,10 +150,14 @@ static void
 kmx_p11_state_new(void)
 {
 	slots = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_p11_slot_free);
-	sessions = g_hash_table_new_full(
-	    g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)kmx_p11_session_free);
-	objects = g_hash_table_new_full(
-	    g_direct_hash, g_direct_equal, NULL, (GDestroyNotify)kmx_p11_object_free);
+	sessions = g_hash_table_new_full(g_direct_hash,
+					 g_direct_equal,
+					 NULL,
+					 (GDestroyNotify)kmx_p11_session_free);
+	objects = g_hash_table_new_full(g_direct_hash,
+					g_direct_equal,
+					NULL,
+					(GDestroyNotify)kmx_p11_object_free);
 	key_handles = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	next_session = 1;
 	next_object = 1;
@@ -166,11 +170,13 @@ static void
 kmx_p11_atfork_prepare(void)
 {
 	pthread_mutex_lock(&lock);
+	kmx_p11_bus_lock();
 }
 
 static void
 kmx_p11_atfork_release(void)
 {
+	kmx_p11_bus_unlock();
 	pthread_mutex_unlock(&lock);
 }
 
@@ -313,9 +319,9 @@ kmx_p11_key_update(const char *path, GVariant *props)
 		return;
 	for (guint i = 0; i < G_N_ELEMENTS(classes); i++) {
 		g_autofree char *name = g_strdup_printf("%lu:%s", classes[i], path);
-		CK_OBJECT_HANDLE handle =
-		    GPOINTER_TO_SIZE(g_hash_table_lookup(key_handles, name));
-		KmxP11Object *obj = handle != 0 ? g_hash_table_lookup(objects, GSIZE_TO_POINTER(handle)) : NULL;
+		CK_OBJECT_HANDLE handle = GPOINTER_TO_SIZE(g_hash_table_lookup(key_handles, name));
+		KmxP11Object *obj =
+		    handle != 0 ? g_hash_table_lookup(objects, GSIZE_TO_POINTER(handle)) : NULL;
 
 		if (obj == NULL) {
 			obj = g_new0(KmxP11Object, 1);
@@ -323,8 +329,9 @@ kmx_p11_key_update(const char *path, GVariant *props)
 			obj->klass = classes[i];
 			obj->slot = slot->id;
 			g_hash_table_insert(objects, GSIZE_TO_POINTER(obj->handle), obj);
-			g_hash_table_insert(
-			    key_handles, g_steal_pointer(&name), GSIZE_TO_POINTER(obj->handle));
+			g_hash_table_insert(key_handles,
+					    g_steal_pointer(&name),
+					    GSIZE_TO_POINTER(obj->handle));
 		}
 		kmx_p11_key_unref(obj->key);
 		obj->key = g_atomic_rc_box_acquire(key);
@@ -378,8 +385,8 @@ kmx_p11_apply(GVariant *reply)
 		((KmxP11Object *)value)->seen = FALSE;
 	g_variant_iter_init(&iter, managed);
 	while (g_variant_iter_loop(&iter, "{&o@a{sa{sv}}}", &path, &ifaces)) {
-		g_autoptr(GVariant) props =
-		    g_variant_lookup_value(ifaces, KMX_KEY_IFACE, G_VARIANT_TYPE_VARDICT);
+		g_autoptr(GVariant)
+		    props = g_variant_lookup_value(ifaces, KMX_KEY_IFACE, G_VARIANT_TYPE_VARDICT);
 		if (props != NULL)
 			kmx_p11_key_update(path, props);
 	}
@@ -388,7 +395,8 @@ kmx_p11_apply(GVariant *reply)
 	while (g_hash_table_iter_next(&hiter, NULL, &value)) {
 		KmxP11Object *obj = value;
 		if (obj->key != NULL && !obj->seen) {
-			g_autofree char *name = g_strdup_printf("%lu:%s", obj->klass, obj->key->path);
+			g_autofree char *name =
+			    g_strdup_printf("%lu:%s", obj->klass, obj->key->path);
 			g_hash_table_remove(key_handles, name);
 			g_hash_table_iter_remove(&hiter);
 		}
@@ -467,8 +475,9 @@ kmx_C_Initialize(CK_VOID_PTR init_args)
 	}
 	pthread_mutex_lock(&lock);
 	if (!atfork_done) {
-		pthread_atfork(
-		    kmx_p11_atfork_prepare, kmx_p11_atfork_release, kmx_p11_atfork_release);
+		pthread_atfork(kmx_p11_atfork_prepare,
+			       kmx_p11_atfork_release,
+			       kmx_p11_atfork_release);
 		atfork_done = TRUE;
 	}
 	if (initialized && init_pid == getpid())
@@ -903,8 +912,13 @@ kmx_C_Logout(CK_SESSION_HANDLE handle)
 		return rv;
 	if (locked)
 		return CKR_USER_NOT_LOGGED_IN;
-	reply = kmx_p11_bus_call(
-	    path, KMX_DEVICE_IFACE, "Lock", NULL, NULL, KMX_P11_TIMEOUT_SHORT, &error);
+	reply = kmx_p11_bus_call(path,
+				 KMX_DEVICE_IFACE,
+				 "Lock",
+				 NULL,
+				 NULL,
+				 KMX_P11_TIMEOUT_SHORT,
+				 &error);
 	if (reply == NULL)
 		return kmx_p11_rv_from_error(error, CKR_FUNCTION_FAILED);
 	return CKR_OK;
@@ -1184,7 +1198,10 @@ kmx_p11_mgf_of(CK_MECHANISM_TYPE hash)
 /* PSS parameters keymux can honour: salt as long as the digest, MGF1 with
  * the same hash; the mechanism's own hash when it hashes */
 static CK_RV
-kmx_p11_check_pss(CK_MECHANISM_PTR mech, const char *hash, const char **algorithm, gsize *digest_len)
+kmx_p11_check_pss(CK_MECHANISM_PTR mech,
+		  const char *hash,
+		  const char **algorithm,
+		  gsize *digest_len)
 {
 	CK_RSA_PKCS_PSS_PARAMS *params = mech->pParameter;
 	const EVP_MD *md;
@@ -1229,7 +1246,10 @@ kmx_p11_check_oaep(CK_MECHANISM_PTR mech)
 }
 
 static CK_RV
-kmx_p11_op_init(CK_SESSION_HANDLE handle, KmxOpKind kind, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key)
+kmx_p11_op_init(CK_SESSION_HANDLE handle,
+		KmxOpKind kind,
+		CK_MECHANISM_PTR mech,
+		CK_OBJECT_HANDLE key)
 {
 	const KmxP11Mechanism *m;
 	KmxP11Session *session;
@@ -1280,7 +1300,8 @@ kmx_p11_op_init(CK_SESSION_HANDLE handle, KmxOpKind kind, CK_MECHANISM_PTR mech,
 	op->raw_ecdsa = m->key_type == CKK_EC;
 	if (m->hash != NULL) {
 		op->md = EVP_MD_CTX_new();
-		if (op->md == NULL || !EVP_DigestInit_ex(op->md, EVP_get_digestbyname(m->hash), NULL)) {
+		if (op->md == NULL ||
+		    !EVP_DigestInit_ex(op->md, EVP_get_digestbyname(m->hash), NULL)) {
 			kmx_p11_op_clear(op);
 			KMX_UNLOCK_RETURN(CKR_HOST_MEMORY);
 		}
@@ -1384,7 +1405,11 @@ kmx_p11_op_payload(KmxP11Op *op, GBytes **payload)
 /* hand the result over, or say how long it is; ends the operation when it
  * is delivered or failed, keeps it for a size query or a short buffer */
 static CK_RV
-kmx_p11_op_deliver(KmxP11Session *session, KmxP11Op *op, CK_RV rv, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+kmx_p11_op_deliver(KmxP11Session *session,
+		   KmxP11Op *op,
+		   CK_RV rv,
+		   CK_BYTE_PTR out,
+		   CK_ULONG_PTR out_len)
 {
 	if (rv != CKR_OK) {
 		kmx_p11_op_clear(op);
@@ -1766,8 +1791,9 @@ kmx_C_DeriveKey(CK_SESSION_HANDLE handle,
 KMX_NOT_SUPPORTED(C_InitToken, (CK_SLOT_ID a, CK_UTF8CHAR_PTR b, CK_ULONG c, CK_UTF8CHAR_PTR d))
 KMX_NOT_SUPPORTED(C_InitPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c))
 KMX_NOT_SUPPORTED(C_GetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
-KMX_NOT_SUPPORTED(C_SetOperationState,
-		  (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e))
+KMX_NOT_SUPPORTED(
+    C_SetOperationState,
+    (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e))
 KMX_NOT_SUPPORTED(C_CreateObject,
 		  (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c, CK_OBJECT_HANDLE_PTR d))
 KMX_NOT_SUPPORTED(C_CopyObject,
