@@ -166,6 +166,13 @@ p11 --derive --id "${ID[ecdsa-p256]}" -m ECDH1-DERIVE -i peer.der -o shared >/de
 openssl pkeyutl -derive -inkey peer.key -peerkey ecdsa-p256.pem -out shared.openssl
 cmp shared shared.openssl || fail "the ECDH secret differs from openssl's"
 
+# ---- OpenSC's own checks ----
+out=$(p11 --test 2>&1) || fail "pkcs11-tool --test: $out"
+assert_contains "$out" "all 4 signature functions seem to work"
+assert_contains "$out" "No errors"
+out=$(p11 --test-fork 2>&1) || fail "pkcs11-tool --test-fork: $out"
+assert_contains "$out" "C_Initialize in forked child"
+
 # ---- buffer and attribute rules, multi-part, C_Finalize and again ----
 RSAKEYID=${ID[rsa2048]} "$KMX_TEST_PKCS11" "$M" rules "${ID[ed25519]}" rules.sig ||
 	fail "PKCS#11 rules"

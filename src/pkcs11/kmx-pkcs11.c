@@ -19,8 +19,10 @@
 #include "kmx-p11-bus.h"
 #include "kmx-p11-object.h"
 
+#include <limits.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -702,7 +704,8 @@ kmx_C_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_
 		KMX_UNLOCK_RETURN(CKR_SLOT_ID_INVALID);
 	if (mech == NULL)
 		KMX_UNLOCK_RETURN(CKR_MECHANISM_INVALID);
-	info->flags = mech->flags;
+	/* done by another party, keymuxd: pkcs11-tool --test wants CKF_HW */
+	info->flags = mech->flags | CKF_HW;
 	switch (mech->key_type) {
 	case CKK_RSA:
 		info->ulMinKeySize = 2048;
@@ -846,6 +849,28 @@ kmx_p11_session_device(CK_SESSION_HANDLE handle, char **path, gboolean *locked)
 	KMX_UNLOCK_RETURN(CKR_OK);
 }
 
+static void
+kmx_p11_wipe_string(gpointer data)
+{
+	explicit_bzero(data, strlen(data));
+	g_free(data);
+}
+
+/* a PIN as a D-Bus string whose memory is wiped when the call is done (the
+ * caller has checked: UTF-8, no NUL) */
+static GVariant *
+kmx_p11_pin_variant(CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+	char *copy = g_malloc(len + 1);
+	g_autoptr(GBytes) bytes = NULL;
+
+	if (len > 0)
+		memcpy(copy, pin, len);
+	copy[len] = '\0';
+	bytes = g_bytes_new_with_free_func(copy, len + 1, kmx_p11_wipe_string, copy);
+	return g_variant_new_from_bytes(G_VARIANT_TYPE_STRING, bytes, TRUE);
+}
+
 static CK_RV
 kmx_C_Login(CK_SESSION_HANDLE handle, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
 {
@@ -853,7 +878,6 @@ kmx_C_Login(CK_SESSION_HANDLE handle, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) reply = NULL;
 	gboolean locked = TRUE;
-	char *secret;
 	CK_RV rv;
 
 	if (user == CKU_SO)
@@ -876,16 +900,14 @@ kmx_C_Login(CK_SESSION_HANDLE handle, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK
 	if (pin != NULL && memchr(pin, 0, pin_len) != NULL)
 		return CKR_PIN_INVALID;
 	/* NULL: the protected authentication path, keymux's prompt */
-	secret = g_strndup(pin != NULL ? (const char *)pin : "", pin_len);
-	reply = kmx_p11_bus_call(path,
-				 KMX_DEVICE_IFACE,
-				 "Unlock",
-				 g_variant_new("(sa{sv})", secret, NULL),
-				 NULL,
-				 KMX_P11_TIMEOUT_NONE,
-				 &error);
-	explicit_bzero(secret, pin_len);
-	g_free(secret);
+	reply =
+	    kmx_p11_bus_call(path,
+			     KMX_DEVICE_IFACE,
+			     "Unlock",
+			     g_variant_new("(@sa{sv})", kmx_p11_pin_variant(pin, pin_len), NULL),
+			     NULL,
+			     KMX_P11_TIMEOUT_NONE,
+			     &error);
 	if (reply == NULL) {
 		rv = kmx_p11_rv_from_error(error, CKR_PIN_INCORRECT);
 		/* nobody could be asked: the protected path's prompt did not happen */
@@ -934,7 +956,6 @@ kmx_C_SetPIN(CK_SESSION_HANDLE handle,
 	g_autofree char *path = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GVariant) reply = NULL;
-	char *old_s, *new_s;
 	CK_RV rv;
 
 	if ((old_pin == NULL && old_len != 0) || (new_pin == NULL && new_len != 0))
@@ -951,19 +972,15 @@ kmx_C_SetPIN(CK_SESSION_HANDLE handle,
 	rv = kmx_p11_session_device(handle, &path, NULL);
 	if (rv != CKR_OK)
 		return rv;
-	old_s = g_strndup((const char *)old_pin, old_len);
-	new_s = g_strndup((const char *)new_pin, new_len);
 	reply = kmx_p11_bus_call(path,
 				 KMX_DEVICE_IFACE,
 				 "ChangeSecret",
-				 g_variant_new("(ss)", old_s, new_s),
+				 g_variant_new("(@s@s)",
+					       kmx_p11_pin_variant(old_pin, old_len),
+					       kmx_p11_pin_variant(new_pin, new_len)),
 				 NULL,
 				 KMX_P11_TIMEOUT_NONE,
 				 &error);
-	explicit_bzero(old_s, old_len);
-	explicit_bzero(new_s, new_len);
-	g_free(old_s);
-	g_free(new_s);
 	if (reply == NULL)
 		return kmx_p11_rv_from_error(error, CKR_PIN_INVALID);
 	return CKR_OK;
@@ -1870,8 +1887,29 @@ KMX_NOT_SUPPORTED(C_UnwrapKey,
 		   CK_ATTRIBUTE_PTR f,
 		   CK_ULONG g,
 		   CK_OBJECT_HANDLE_PTR h))
-KMX_NOT_SUPPORTED(C_SeedRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
-KMX_NOT_SUPPORTED(C_GenerateRandom, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c))
+static CK_RV
+kmx_C_SeedRandom(CK_SESSION_HANDLE handle, CK_BYTE_PTR seed, CK_ULONG len)
+{
+	KMX_LOCK_OR_RETURN();
+	if (kmx_p11_session_get(handle) == NULL)
+		KMX_UNLOCK_RETURN(CKR_SESSION_HANDLE_INVALID);
+	KMX_UNLOCK_RETURN(CKR_RANDOM_SEED_NOT_SUPPORTED);
+}
+
+/* libcrypto's DRBG, seeded by the kernel: no key of keymux is involved */
+static CK_RV
+kmx_C_GenerateRandom(CK_SESSION_HANDLE handle, CK_BYTE_PTR out, CK_ULONG len)
+{
+	if (out == NULL && len != 0)
+		return CKR_ARGUMENTS_BAD;
+	if (len > INT_MAX)
+		return CKR_DATA_LEN_RANGE;
+	KMX_LOCK_OR_RETURN();
+	if (kmx_p11_session_get(handle) == NULL)
+		KMX_UNLOCK_RETURN(CKR_SESSION_HANDLE_INVALID);
+	pthread_mutex_unlock(&lock);
+	return len == 0 || RAND_bytes(out, (int)len) == 1 ? CKR_OK : CKR_FUNCTION_FAILED;
+}
 
 static CK_RV
 kmx_C_GetFunctionStatus(CK_SESSION_HANDLE handle)
