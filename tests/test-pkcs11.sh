@@ -203,6 +203,32 @@ if p11kit_too; then
 	done
 fi
 
+# ---- a TLS handshake whose client key is a keymux key ----
+if p11kit_too; then
+	key="pkcs11:object=p11%20ecdsa-p256;type=private"
+	printf 'cn = "keymux client"\nexpiration_days = 2\ntls_www_client\nsigning_key\n' >client.tmpl
+	certtool --provider "$M" --generate-self-signed --load-privkey "$key" --template client.tmpl \
+		--outfile client.crt 2>certtool.err || fail "certtool with a keymux key: $(cat certtool.err)"
+	printf 'cn = "127.0.0.1"\nip_address = "127.0.0.1"\nexpiration_days = 2\ntls_www_server\nsigning_key\n' >server.tmpl
+	certtool --generate-privkey --key-type ecdsa --outfile server.key 2>/dev/null
+	certtool --generate-self-signed --load-privkey server.key --template server.tmpl --outfile server.crt 2>/dev/null
+	port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	kmx_bg gnutls-serv --echo --port "$port" --x509keyfile server.key --x509certfile server.crt \
+		--require-client-cert --verify-client-cert --x509cafile client.crt >serv.out 2>&1
+	for _ in $(seq 400); do grep -q "listening on IPv4" serv.out && break; sleep 0.05; done
+	grep -q "listening on IPv4" serv.out || fail "gnutls-serv did not start: $(cat serv.out)"
+	# without a client certificate the server refuses
+	echo "no key" | timeout 60 gnutls-cli --x509cafile server.crt --port "$port" 127.0.0.1 >cli0.out 2>&1 || true
+	echo "through a keymux key" | timeout 60 gnutls-cli --provider "$M" --x509keyfile "$key" \
+		--x509certfile client.crt --x509cafile server.crt --port "$port" 127.0.0.1 >cli.out 2>&1 ||
+		fail "gnutls-cli with a keymux key: $(cat cli.out)"
+	assert_contains "$(cat cli.out)" "Successfully sent 1 certificate(s) to server"
+	assert_contains "$(cat cli.out)" "Handshake was completed"
+	for _ in $(seq 200); do grep -q "received cmd: through a keymux key" serv.out && break; sleep 0.05; done
+	assert_contains "$(cat serv.out)" "received cmd: through a keymux key"
+	assert_not_contains "$(cat serv.out)" "received cmd: no key"
+fi
+
 # ---- OpenSSH ----
 out=$(client ssh-keygen -D "$M" 2>/dev/null) || fail "ssh-keygen -D"
 assert_contains "$out" "ssh-rsa "
