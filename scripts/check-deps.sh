@@ -42,7 +42,7 @@ COMMANDS=(
 	rm sed seq setpriv sha256sum sleep sort stat tail tar timeout tr wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus
-	certtool gcc gnutls-cli gnutls-serv gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit p11tool pcscd pkcs11-tool
+	certtool certutil gcc gnutls-cli gnutls-serv gpg gpg-agent gpg-connect-agent gpgconf meson modutil ninja openssl opensc-tool p11-kit p11tool pcscd pkcs11-tool
 	pkg-config shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_load tpm2_readpublic xxd
 )

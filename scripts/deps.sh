@@ -13,6 +13,7 @@ packages=(
 	libtss2-dev libtss2-tcti-swtpm0 swtpm swtpm-tools tpm2-tools tpm2-openssl libtasn1-6-dev libtasn1-bin
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
 	openssh-client gnupg gpg-agent python3 xxd eatmydata shfmt
+	libnss3-tools
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

@@ -229,6 +229,16 @@ if p11kit_too; then
 	assert_not_contains "$(cat serv.out)" "received cmd: no key"
 fi
 
+# ---- NSS (Firefox, Thunderbird): modutil -add, certutil -K ----
+mkdir nssdb
+client certutil -N -d sql:nssdb --empty-password
+client modutil -dbdir sql:nssdb -add keymux -libfile "$M" -force >/dev/null
+out=$(client certutil -K -d sql:nssdb -h all 2>&1) || fail "certutil -K: $out"
+assert_contains "$out" 'Checking token "Login keys" in slot "keymux softkey:login"'
+for t in rsa2048 ecdsa-p256 ecdsa-p384; do
+	assert_contains "$out" "p11 $t" "NSS lists the $t key"
+done
+
 # ---- OpenSSH ----
 out=$(client ssh-keygen -D "$M" 2>/dev/null) || fail "ssh-keygen -D"
 assert_contains "$out" "ssh-rsa "
