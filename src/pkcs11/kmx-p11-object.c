@@ -58,6 +58,16 @@ kmx_p11_bn_param(EVP_PKEY *pkey, const char *name)
 	return g_bytes_new_take(buf, len);
 }
 
+/* what an i2d_* function wrote, as GBytes */
+static GBytes *
+kmx_p11_der_bytes(unsigned char *der, int len)
+{
+	GBytes *bytes = len > 0 ? g_bytes_new(der, len) : NULL;
+
+	OPENSSL_free(der);
+	return bytes;
+}
+
 /* the DER encoding of a curve's OID */
 static GBytes *
 kmx_p11_oid_der(int nid)
@@ -65,16 +75,11 @@ kmx_p11_oid_der(int nid)
 	ASN1_OBJECT *obj = OBJ_nid2obj(nid);
 	unsigned char *der = NULL;
 	int len;
-	GBytes *bytes;
 
 	if (obj == NULL)
 		return NULL;
 	len = i2d_ASN1_OBJECT(obj, &der);
-	if (len <= 0)
-		return NULL;
-	bytes = g_bytes_new(der, len);
-	OPENSSL_free(der);
-	return bytes;
+	return kmx_p11_der_bytes(der, len);
 }
 
 /* CKA_EC_POINT: the encoded point as a DER OCTET STRING */
@@ -86,7 +91,6 @@ kmx_p11_ec_point(EVP_PKEY *pkey)
 	g_autoptr(ASN1_OCTET_STRING) os = ASN1_OCTET_STRING_new();
 	unsigned char *der = NULL;
 	int der_len;
-	GBytes *bytes;
 
 	if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC) {
 		if (!EVP_PKEY_get_octet_string_param(pkey,
@@ -103,11 +107,7 @@ kmx_p11_ec_point(EVP_PKEY *pkey)
 	if (os == NULL || !ASN1_OCTET_STRING_set(os, point, (int)len))
 		return NULL;
 	der_len = i2d_ASN1_OCTET_STRING(os, &der);
-	if (der_len <= 0)
-		return NULL;
-	bytes = g_bytes_new(der, der_len);
-	OPENSSL_free(der);
-	return bytes;
+	return kmx_p11_der_bytes(der, der_len);
 }
 
 static gboolean
