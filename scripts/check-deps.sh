@@ -38,11 +38,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 COMMANDS=(
 	# Essential or Priority: required (bash, dash, coreutils, util-linux, grep,
 	# sed, mawk, diffutils, findutils, tar, dpkg, apt)
-	/bin/bash /bin/sh /sbin/ldconfig apt-get awk base64 basename bash cat chmod chown cmp cp cut date
+	/bin/bash /bin/sh /sbin/ldconfig apt-get awk base64 basename bash cat chmod chown cmp cp cut date dd
 	dirname dpkg dpkg-query find grep head id ldd ln ls mkdir mkfifo mktemp mv od readlink
 	mount rm sed seq setpriv setsid sha256sum sleep sort stat tail tar timeout touch tr unshare wc xargs
 	# scripts/deps.sh
 	/usr/bin/python3 asn1Parser busctl dbus-daemon dbus-monitor dbus-send eatmydata gdbus gjs objdump
+	certtool certutil gcc gnutls-cli gnutls-serv modutil p11tool pkcs11-tool
 	gnome-keyring-daemon gpg gpg-agent gpg-connect-agent gpgconf meson ninja openssl opensc-tool p11-kit pcscd
 	pkg-config secret-tool shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen /usr/sbin/sshd swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_getcap tpm2_load tpm2_readpublic xxd

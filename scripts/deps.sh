@@ -17,6 +17,7 @@ packages=(
 	gobject-introspection libgirepository1.0-dev python3-gi gjs
 	libgcr-3-dev libsecret-1-dev gnome-keyring libsecret-tools
 	go-md2man man-db bash-completion
+	libnss3-tools
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

@@ -333,7 +333,7 @@ cmd_churn(guint n)
 {
 	for (guint i = 0; i < n; i++) {
 		g_autoptr(GDBusConnection) peer = open_peer();
-		g_autoptr(GVariant) r = call(peer,
+		G_GNUC_UNUSED g_autoptr(GVariant) r = call(peer,
 					     KMX_DBUS_PATH,
 					     KMX_DBUS_MANAGER_INTERFACE,
 					     "ListDevices",
