@@ -14,7 +14,7 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 
 scripts/deps.sh
-[ -f "$builddir/build.ninja" ] || meson setup "$builddir" -Dwerror=true "${setup[@]}" >/dev/null
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" -Dwerror=true -Dpanel=enabled "${setup[@]}" >/dev/null
 ninja -C "$builddir"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

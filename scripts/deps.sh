@@ -14,6 +14,7 @@ packages=(
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
 	openssh-client openssh-server gnupg gpg-agent python3 xxd eatmydata shfmt
 	gobject-introspection libgirepository1.0-dev python3-gi gjs
+	libgtk-4-dev libadwaita-1-dev xvfb at-spi2-core python3-pyatspi imagemagick
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"
