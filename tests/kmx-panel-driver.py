@@ -21,6 +21,10 @@
 #   prompt DEVICE PASSWORD          answer the panel's prompter dialog
 #   delete LABEL                    the key's delete button, confirmed
 #   key LABEL / no-key LABEL        a key row is there / is gone
+#   copy LABEL pem|ssh              the key's public-key menu, its copy
+#                                   button; prints what the
+#                                   X clipboard then holds (read with GTK)
+#   change-password DEVICE OLD NEW  "Change Password…"
 import os
 import sys
 import time
@@ -118,6 +122,14 @@ def one(role, name, prefix=False, root=None):
 
 def gone(role, name, prefix=False):
     wait_for("%s %r gone" % (role, name), lambda a: not find_all(a, role, name, prefix))
+
+
+def has_click(acc):
+    try:
+        action = acc.queryAction()
+        return any(action.getName(i) == "click" for i in range(action.nActions))
+    except Exception:
+        return False
 
 
 def click(acc):
@@ -271,7 +283,64 @@ def step_no_key(label):
     gone("list item", "Key %s" % label, prefix=True)
 
 
+def clipboard_text():
+    import gi
+
+    gi.require_version("Gdk", "4.0")
+    gi.require_version("Gtk", "4.0")
+    from gi.repository import GLib, Gtk
+
+    Gtk.init()
+    clipboard = Gtk.Window().get_display().get_clipboard()
+    loop = GLib.MainLoop()
+    out = {}
+
+    def done(cb, res):
+        try:
+            out["text"] = cb.read_text_finish(res)
+        except GLib.Error as e:
+            out["error"] = e.message
+        loop.quit()
+
+    clipboard.read_text_async(None, done)
+    loop.run()
+    return out.get("text")  # None while nobody owns it (or not with text)
+
+
+def step_copy(label, form):
+    name = {
+        "pem": "Copy the public key of %s as PEM",
+        "ssh": "Copy the public key of %s as an authorized_keys line",
+    }[form]
+    # the menu button opens the popover that holds the copy buttons
+    menu = wait_for(
+        "the public-key menu of %r" % label,
+        lambda a: next((b for b in find_all(a, "push button", "Public key of %s" % label) if has_click(b)), None),
+    )
+    click(menu)
+    click(one("push button", name % label))
+    start = "-----BEGIN PUBLIC KEY-----" if form == "pem" else "ssh-"
+    text = wait_for(
+        "the %s public key on the clipboard" % form,
+        lambda a: next((t for t in [clipboard_text() or ""] if t.startswith(start)), None),
+    )
+    sys.stdout.write(text)
+
+
+def step_change_password(device, old, new):
+    click(one("push button", "Change the password of %s" % device))
+    title = "Change the Password of %s" % device
+    dlg = dialog(title)
+    type_into(entry(dlg, "Current password"), old)
+    type_into(entry(dlg, "New password"), new)
+    type_into(entry(dlg, "Repeat the new password"), new)
+    respond(dlg, "Change")
+    dialog_gone(title)
+
+
 STEPS = {
+    "copy": step_copy,
+    "change-password": step_change_password,
     "open": step_open,
     "state": step_state,
     "names": step_names,

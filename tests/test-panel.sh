@@ -85,7 +85,7 @@ driver generate "$name" "panel key"
 k=$(only_key)
 assert_eq 's "panel key"' "$(key_label "$k")" "label of the generated key"
 assert_eq 's "ed25519"' "$(kmx_prop "$k" org.keymux.Keystore1.Key Algorithm)"
-driver names "Rename key panel key" "Delete key panel key" "Copy the public key of panel key as PEM"
+driver names "Rename key panel key" "Delete key panel key" "Public key of panel key"
 shot 03-generate
 
 # ---- rename ----
@@ -128,10 +128,28 @@ assert_contains "$(cat sign.out)" "ay 64"
 driver state "$name" ": Unlocked"
 shot 09-prompt
 
+# ---- the public key, copied as PEM and as an authorized_keys line ----
+driver copy "renamed key" pem >copied.pem
+"$KEYMUXCTL" export-public "$id" >want.pem
+cmp copied.pem want.pem || fail "the PEM copied differs from keymuxctl's: $(cat copied.pem)"
+driver copy "renamed key" ssh >copied.ssh
+"$KEYMUXCTL" export-public --ssh "$id" >want.ssh
+assert_eq "$(cat want.ssh)" "$(cat copied.ssh)" "the authorized_keys line copied"
+assert_contains "$(cat copied.ssh)" "ssh-ed25519 "
+shot 10-copy
+
+# ---- change the password: the old one no longer unlocks ----
+driver change-password "$name" "panel secret" "second secret"
+kmx_device $dev Lock
+err=$(kmx_call_error kmx_device $dev Unlock 'sa{sv}' "panel secret" 0)
+assert_contains "$err" "wrong password"
+kmx_device $dev Unlock 'sa{sv}' "second secret" 0
+driver state "$name" ": Unlocked"
+
 # ---- delete, confirmed ----
 driver delete "renamed key"
 left=$(keys_json)
 assert_not_contains "$left" "$k"
 driver names "Key made elsewhere"
-shot 10-delete
+shot 11-delete
 kmx_device $dev Lock

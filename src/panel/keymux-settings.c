@@ -44,6 +44,7 @@ typedef struct {
 	AdwActionRow *usage_row;
 	GtkWidget *rename_button;
 	GtkWidget *delete_button;
+	GtkWidget *public_button;
 	GtkWidget *copy_pem_button;
 	GtkWidget *copy_ssh_button;
 	GtkWidget *save_button;
@@ -243,6 +244,7 @@ key_view_update(KeyView *kv)
 	} while (0)
 	A11Y(rename_button, "Rename key %s");
 	A11Y(delete_button, "Delete key %s");
+	A11Y(public_button, "Public key of %s");
 	A11Y(copy_pem_button, "Copy the public key of %s as PEM");
 	A11Y(copy_ssh_button, "Copy the public key of %s as an authorized_keys line");
 	A11Y(save_button, "Save the public key of %s");
@@ -459,7 +461,8 @@ static KeyView *
 key_view_new(DeviceView *dv, KeymuxKey *key)
 {
 	KeyView *kv = g_new0(KeyView, 1);
-	GtkWidget *actions = adw_action_row_new();
+	GtkWidget *popover = gtk_popover_new();
+	GtkWidget *popover_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
 
 	kv->dv = dv;
 	kv->key = g_object_ref(key);
@@ -471,18 +474,31 @@ key_view_new(DeviceView *dv, KeymuxKey *key)
 	adw_expander_row_add_row(kv->row, GTK_WIDGET(kv->id_row));
 	adw_expander_row_add_row(kv->row, GTK_WIDGET(kv->usage_row));
 
-	kv->copy_pem_button = button_new("Copy PEM", NULL, "", "Copy the public key as PEM");
-	kv->copy_ssh_button = button_new("Copy SSH", NULL, "", "Copy the authorized_keys line");
-	kv->save_button = button_new("Save…", NULL, "", "Save the public key to a file");
-	adw_preferences_row_set_title(ADW_PREFERENCES_ROW(actions), "Public key");
-	set_a11y_label(actions, "Public key");
-	adw_action_row_add_suffix(ADW_ACTION_ROW(actions), kv->copy_pem_button);
-	adw_action_row_add_suffix(ADW_ACTION_ROW(actions), kv->copy_ssh_button);
-	adw_action_row_add_suffix(ADW_ACTION_ROW(actions), kv->save_button);
-	adw_expander_row_add_row(kv->row, actions);
+	/* the public key's actions in a popover from the row's header, where
+	 * they are at hand without expanding the row */
+	kv->copy_pem_button = button_new("Copy as PEM", NULL, "", NULL);
+	kv->copy_ssh_button = button_new("Copy as authorized_keys Line", NULL, "", NULL);
+	kv->save_button = button_new("Save to a File…", NULL, "", NULL);
+	gtk_box_append(GTK_BOX(popover_box), kv->copy_pem_button);
+	gtk_box_append(GTK_BOX(popover_box), kv->copy_ssh_button);
+	gtk_box_append(GTK_BOX(popover_box), kv->save_button);
+	for (GtkWidget *b = gtk_widget_get_first_child(popover_box); b != NULL;
+	     b = gtk_widget_get_next_sibling(b)) {
+		gtk_widget_add_css_class(b, "flat");
+		gtk_widget_set_halign(gtk_button_get_child(GTK_BUTTON(b)), GTK_ALIGN_START);
+		g_signal_connect_swapped(b, "clicked", G_CALLBACK(gtk_popover_popdown), popover);
+	}
+	gtk_popover_set_child(GTK_POPOVER(popover), popover_box);
+	kv->public_button = gtk_menu_button_new();
+	gtk_menu_button_set_icon_name(GTK_MENU_BUTTON(kv->public_button), "send-to-symbolic");
+	gtk_menu_button_set_popover(GTK_MENU_BUTTON(kv->public_button), popover);
+	gtk_widget_set_valign(kv->public_button, GTK_ALIGN_CENTER);
+	gtk_widget_add_css_class(kv->public_button, "flat");
+	gtk_widget_set_tooltip_text(kv->public_button, "Public key");
 
 	kv->rename_button = button_new(NULL, "document-edit-symbolic", "", "Rename");
 	kv->delete_button = button_new(NULL, "user-trash-symbolic", "", "Delete");
+	adw_expander_row_add_action(kv->row, kv->public_button);
 	adw_expander_row_add_action(kv->row, kv->rename_button);
 	adw_expander_row_add_action(kv->row, kv->delete_button);
 
