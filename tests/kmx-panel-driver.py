@@ -25,6 +25,7 @@
 #                                   button; prints what the
 #                                   X clipboard then holds (read with GTK)
 #   change-password DEVICE OLD NEW  "Change Password…"
+#   close                           the window's close button
 import os
 import sys
 import time
@@ -338,7 +339,12 @@ def step_change_password(device, old, new):
     dialog_gone(title)
 
 
+def step_close():
+    click(one("push button", "Close", root=one("frame", "Keys")))
+
+
 STEPS = {
+    "close": step_close,
     "copy": step_copy,
     "change-password": step_change_password,
     "open": step_open,

@@ -61,10 +61,72 @@ struct _Panel {
 	KeymuxPrompter *prompter;
 	gboolean prompter_registered;
 	guint prompter_idle;
+	gboolean closing;    /* the window is going: views touch no widget */
 	GHashTable *devices; /* device object path -> DeviceView* */
 };
 
 static void panel_update_prompter_later(Panel *p);
+
+/* Views are reference counted: a dialog or a call in flight holds its view,
+ * so an answer that comes after the device or key went (a card pulled while
+ * its dialog is open) finds the object, not freed memory.  Removing a view
+ * takes its widgets away at once. */
+static void
+device_view_clear(gpointer data)
+{
+	DeviceView *dv = data;
+
+	g_object_unref(dv->device);
+}
+
+static DeviceView *
+dv_ref(DeviceView *dv)
+{
+	return g_rc_box_acquire(dv);
+}
+
+static void
+dv_unref(gpointer dv)
+{
+	g_rc_box_release_full(dv, device_view_clear);
+}
+
+static void
+key_view_clear(gpointer data)
+{
+	KeyView *kv = data;
+
+	g_object_unref(kv->key);
+	dv_unref(kv->dv);
+}
+
+static KeyView *
+kv_ref(KeyView *kv)
+{
+	return g_rc_box_acquire(kv);
+}
+
+static void
+kv_unref(gpointer kv)
+{
+	g_rc_box_release_full(kv, key_view_clear);
+}
+
+static void
+dv_unref_closure(gpointer dv, GClosure *closure)
+{
+	(void)closure;
+	dv_unref(dv);
+}
+
+static void
+kv_unref_closure(gpointer kv, GClosure *closure)
+{
+	(void)closure;
+	kv_unref(kv);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DeviceView, dv_unref)
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -301,7 +363,12 @@ on_rename(KeyView *kv)
 		       ADW_RESPONSE_SUGGESTED,
 		       box);
 	g_object_set_data(G_OBJECT(d), "entry", entry);
-	g_signal_connect(d, "response", G_CALLBACK(rename_response), kv);
+	g_signal_connect_data(d,
+			      "response",
+			      G_CALLBACK(rename_response),
+			      kv_ref(kv),
+			      kv_unref_closure,
+			      0);
 	gtk_window_present(GTK_WINDOW(d));
 	gtk_widget_grab_focus(entry);
 }
@@ -460,11 +527,11 @@ on_save(KeyView *kv)
 static KeyView *
 key_view_new(DeviceView *dv, KeymuxKey *key)
 {
-	KeyView *kv = g_new0(KeyView, 1);
+	KeyView *kv = g_rc_box_new0(KeyView);
 	GtkWidget *popover = gtk_popover_new();
 	GtkWidget *popover_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
 
-	kv->dv = dv;
+	kv->dv = dv_ref(dv);
 	kv->key = g_object_ref(key);
 	kv->row = ADW_EXPANDER_ROW(adw_expander_row_new());
 	kv->id_row = ADW_ACTION_ROW(adw_action_row_new());
@@ -519,9 +586,9 @@ key_view_free(gpointer data)
 	KeyView *kv = data;
 
 	g_signal_handlers_disconnect_by_data(kv->key, kv);
-	adw_preferences_group_remove(kv->dv->group, GTK_WIDGET(kv->row));
-	g_object_unref(kv->key);
-	g_free(kv);
+	if (!kv->dv->panel->closing)
+		adw_preferences_group_remove(kv->dv->group, GTK_WIDGET(kv->row));
+	kv_unref(kv);
 }
 
 /* ---- devices ------------------------------------------------------------- */
@@ -613,15 +680,10 @@ on_lock(DeviceView *dv)
 
 static void on_unlock_with(DeviceView *dv, const char *problem);
 
-typedef struct {
-	DeviceView *dv;
-	KmxSecret *secret;
-} SecretCall;
-
 static void
 unlock_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	DeviceView *dv = user_data;
+	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
 
 	if (keymux_device_unlock_finish(KEYMUX_DEVICE(source), res, &error))
@@ -649,7 +711,7 @@ unlock_response(AdwMessageDialog *d, const char *response, DeviceView *dv)
 			     KEYMUX_CALL_FLAGS_NO_INTERACTION,
 			     NULL,
 			     unlock_done,
-			     dv);
+			     dv_ref(dv));
 }
 
 static void
@@ -669,7 +731,12 @@ on_unlock_with(DeviceView *dv, const char *problem)
 		       ADW_RESPONSE_SUGGESTED,
 		       box);
 	g_object_set_data(G_OBJECT(d), "entry", entry);
-	g_signal_connect(d, "response", G_CALLBACK(unlock_response), dv);
+	g_signal_connect_data(d,
+			      "response",
+			      G_CALLBACK(unlock_response),
+			      dv_ref(dv),
+			      dv_unref_closure,
+			      0);
 	gtk_window_present(GTK_WINDOW(d));
 	gtk_widget_grab_focus(entry);
 }
@@ -685,7 +752,7 @@ on_unlock(DeviceView *dv)
 static void
 passwd_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	DeviceView *dv = user_data;
+	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
 
 	if (!keymux_device_change_secret_finish(KEYMUX_DEVICE(source), res, &error))
@@ -718,7 +785,7 @@ passwd_response(AdwMessageDialog *d, const char *response, DeviceView *dv)
 				    kmx_secret_get_string(new1),
 				    NULL,
 				    passwd_done,
-				    dv);
+				    dv_ref(dv));
 }
 
 static void
@@ -749,7 +816,12 @@ on_passwd(DeviceView *dv)
 	g_object_set_data(G_OBJECT(d),
 			  "repeat",
 			  labelled_entry(box, password_entry_new(), "Repeat the new password"));
-	g_signal_connect(d, "response", G_CALLBACK(passwd_response), dv);
+	g_signal_connect_data(d,
+			      "response",
+			      G_CALLBACK(passwd_response),
+			      dv_ref(dv),
+			      dv_unref_closure,
+			      0);
 	gtk_window_present(GTK_WINDOW(d));
 }
 
@@ -769,7 +841,7 @@ static const char *const algorithms[] = {
 static void
 generate_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	DeviceView *dv = user_data;
+	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(KeymuxKey)
 	    key = keymux_device_generate_key_finish(KEYMUX_DEVICE(source), res, &error);
@@ -795,7 +867,7 @@ generate_response(AdwMessageDialog *d, const char *response, DeviceView *dv)
 				   KEYMUX_CALL_FLAGS_NONE,
 				   NULL,
 				   generate_done,
-				   dv);
+				   dv_ref(dv));
 }
 
 static void
@@ -820,7 +892,12 @@ on_generate(DeviceView *dv)
 		       box);
 	g_object_set_data(G_OBJECT(d), "label", entry);
 	g_object_set_data(G_OBJECT(d), "algorithm", algorithm);
-	g_signal_connect(d, "response", G_CALLBACK(generate_response), dv);
+	g_signal_connect_data(d,
+			      "response",
+			      G_CALLBACK(generate_response),
+			      dv_ref(dv),
+			      dv_unref_closure,
+			      0);
 	gtk_window_present(GTK_WINDOW(d));
 	gtk_widget_grab_focus(entry);
 }
@@ -830,7 +907,7 @@ on_generate(DeviceView *dv)
 static void
 import_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	DeviceView *dv = user_data;
+	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
 	GList *keys = keymux_device_import_key_finish(KEYMUX_DEVICE(source), res, &error);
 
@@ -860,13 +937,13 @@ import_response(AdwMessageDialog *d, const char *response, DeviceView *dv)
 				 gtk_editable_get_text(GTK_EDITABLE(label)),
 				 NULL,
 				 import_done,
-				 dv);
+				 dv_ref(dv));
 }
 
 static void
 import_loaded(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	DeviceView *dv = user_data;
+	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *name = g_file_get_basename(G_FILE(source));
 	g_autofree char *heading = g_strdup_printf("Import “%s”", name);
@@ -905,7 +982,12 @@ import_loaded(GObject *source, GAsyncResult *res, gpointer user_data)
 	    "passphrase",
 	    labelled_entry(box, password_entry_new(), "Passphrase of the file, if it has one"));
 	g_object_set_data_full(G_OBJECT(d), "data", data, (GDestroyNotify)kmx_secret_unref);
-	g_signal_connect(d, "response", G_CALLBACK(import_response), dv);
+	g_signal_connect_data(d,
+			      "response",
+			      G_CALLBACK(import_response),
+			      dv_ref(dv),
+			      dv_unref_closure,
+			      0);
 	gtk_window_present(GTK_WINDOW(d));
 }
 
@@ -915,7 +997,7 @@ import_chosen(GtkNativeDialog *chooser, int response, DeviceView *dv)
 	if (response == GTK_RESPONSE_ACCEPT) {
 		g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(chooser));
 
-		g_file_load_contents_async(file, NULL, import_loaded, dv);
+		g_file_load_contents_async(file, NULL, import_loaded, dv_ref(dv));
 	}
 	g_object_unref(chooser);
 }
@@ -929,7 +1011,12 @@ on_import(DeviceView *dv)
 								    "Open",
 								    "Cancel");
 
-	g_signal_connect(chooser, "response", G_CALLBACK(import_chosen), dv);
+	g_signal_connect_data(chooser,
+			      "response",
+			      G_CALLBACK(import_chosen),
+			      dv_ref(dv),
+			      dv_unref_closure,
+			      0);
 	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
 }
 
@@ -938,7 +1025,7 @@ on_import(DeviceView *dv)
 static void
 register_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	DeviceView *dv = user_data;
+	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
 	gboolean ok = g_object_get_data(source, "kmx-unregister") != NULL
 			  ? keymux_device_unregister_finish(KEYMUX_DEVICE(source), res, &error)
@@ -955,15 +1042,15 @@ on_register(DeviceView *dv)
 
 	g_object_set_data(G_OBJECT(dv->device), "kmx-unregister", registered ? dv : NULL);
 	if (registered)
-		keymux_device_unregister(dv->device, NULL, register_done, dv);
+		keymux_device_unregister(dv->device, NULL, register_done, dv_ref(dv));
 	else
-		keymux_device_register(dv->device, NULL, register_done, dv);
+		keymux_device_register(dv->device, NULL, register_done, dv_ref(dv));
 }
 
 static DeviceView *
 device_view_new(Panel *p, KeymuxDevice *device)
 {
-	DeviceView *dv = g_new0(DeviceView, 1);
+	DeviceView *dv = g_rc_box_new0(DeviceView);
 	GtkWidget *buttons = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
 	GtkWidget *more = adw_action_row_new();
 
@@ -1015,9 +1102,9 @@ device_view_free(gpointer data)
 
 	g_hash_table_destroy(dv->keys);
 	g_signal_handlers_disconnect_by_data(dv->device, dv);
-	adw_preferences_page_remove(dv->panel->page, dv->group);
-	g_object_unref(dv->device);
-	g_free(dv);
+	if (!dv->panel->closing)
+		adw_preferences_page_remove(dv->panel->page, dv->group);
+	dv_unref(dv);
 }
 
 /* ---- the client's signals ------------------------------------------------ */
@@ -1177,6 +1264,8 @@ client_ready(GObject *source, GAsyncResult *res, gpointer user_data)
 
 	(void)source;
 	p->client = keymux_client_new_finish(res, &error);
+	if (p->closing)
+		return;
 	if (p->client == NULL) {
 		g_autofree char *text =
 		    g_strdup_printf("The keystore service does not answer: %s", error->message);
@@ -1197,6 +1286,18 @@ client_ready(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_signal_connect(p->prompter, "ask-secret", G_CALLBACK(on_ask_secret), p);
 	gtk_stack_set_visible_child(p->stack, GTK_WIDGET(p->page));
 	panel_update_prompter_later(p);
+}
+
+/* the window and its widgets go: so do the views, and the signals that
+ * would update them */
+static void
+panel_window_destroyed(Panel *p)
+{
+	p->closing = TRUE;
+	if (p->client != NULL)
+		g_signal_handlers_disconnect_by_data(p->client, p);
+	g_hash_table_remove_all(p->devices);
+	p->window = NULL;
 }
 
 static void
@@ -1237,6 +1338,7 @@ panel_activate(GApplication *app, Panel *p)
 				 "notify::is-active",
 				 G_CALLBACK(panel_update_prompter_later),
 				 p);
+	g_signal_connect_swapped(p->window, "destroy", G_CALLBACK(panel_window_destroyed), p);
 	gtk_window_present(p->window);
 	keymux_client_new(NULL, client_ready, p);
 }
