@@ -41,7 +41,8 @@ trap 'rm -rf "$destdir"' EXIT
 DESTDIR=$destdir meson install -C "$builddir" --quiet --no-rebuild
 for f in libexec/keymuxd bin/keymuxctl share/dbus-1/services/org.keymux.Keystore1.service \
 	share/dbus-1/interfaces/org.keymux.Keystore1.xml lib/systemd/user/keymuxd.service \
-	lib/systemd/user/keymuxd-ssh-agent.socket; do
+	lib/systemd/user/keymuxd-ssh-agent.socket bin/keymux-settings share/applications/org.keymux.Settings.desktop \
+	share/icons/hicolor/scalable/apps/org.keymux.Settings.svg share/icons/hicolor/symbolic/apps/org.keymux.Settings-symbolic.svg; do
 	[ -e "$destdir/usr/local/$f" ] || { echo "keymux: meson install did not install $f" >&2; exit 1; }
 done
 grep -q '^SystemdService=keymuxd.service' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"
