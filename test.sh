@@ -15,7 +15,7 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 
 scripts/deps.sh
-[ -f "$builddir/build.ninja" ] || meson setup "$builddir" -Dwerror=true "${setup[@]}" >/dev/null
+[ -f "$builddir/build.ninja" ] || meson setup "$builddir" -Dwerror=true -Dpanel=enabled "${setup[@]}" >/dev/null
 ninja -C "$builddir"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -42,7 +42,8 @@ trap 'rm -rf "$destdir"' EXIT
 DESTDIR=$destdir meson install -C "$builddir" --quiet --no-rebuild
 for f in libexec/keymuxd bin/keymuxctl share/dbus-1/services/org.keymux.Keystore1.service \
 	share/dbus-1/interfaces/org.keymux.Keystore1.xml lib/systemd/user/keymuxd.service \
-	lib/systemd/user/keymuxd-ssh-agent.socket; do
+	lib/systemd/user/keymuxd-ssh-agent.socket bin/keymux-settings share/applications/org.keymux.Settings.desktop \
+	share/icons/hicolor/scalable/apps/org.keymux.Settings.svg share/icons/hicolor/symbolic/apps/org.keymux.Settings-symbolic.svg; do
 	[ -e "$destdir/usr/local/$f" ] || { echo "keymux: meson install did not install $f" >&2; exit 1; }
 done
 grep -q '^SystemdService=keymuxd.service' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"

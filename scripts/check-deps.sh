@@ -48,6 +48,7 @@ COMMANDS=(
 	pkg-config secret-tool shfmt softhsm2-util ssh ssh-add ssh-agent ssh-keygen /usr/sbin/sshd swtpm swtpm_ioctl
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_getcap tpm2_load tpm2_readpublic xxd
 	go-md2man man systemd-analyze
+	Xvfb identify import /usr/libexec/at-spi-bus-launcher
 )
 # Called only when installed (bench/run --profile), or installed by the
 # script that calls it (.ci/run installs clang and libFuzzer's runtime);

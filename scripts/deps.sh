@@ -18,6 +18,7 @@ packages=(
 	libgcr-3-dev libsecret-1-dev gnome-keyring libsecret-tools
 	go-md2man man-db bash-completion
 	libnss3-tools
+	libgtk-4-dev libadwaita-1-dev xvfb at-spi2-core python3-pyatspi imagemagick
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"
