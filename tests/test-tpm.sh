@@ -307,6 +307,91 @@ sign "$(kmx_device_path tpm:0)/$SOFTRSA" rsa-pkcs1 tls12
 verify_raw_rsa soft-rsa.pub tls12
 assert_exit 8 "$KEYMUXCTL" import -d tpm:0 soft-p384.pem
 
+# ---- every format the soft-key store imports wraps for the TPM too: the
+# shared parser reads OpenSSH, PKCS#12 and SEC1 files, and the key file
+# under tpm/ holds no clear key ----
+pkey_hex() { # PEM FIELD: a private field of `openssl pkey -text`, as hex
+	openssl pkey -in "$1" -noout -text | sed -n "/^$2:/,/^[a-zA-Z]/p" | sed '1d;$d' |
+		tr -d ' :\n' | sed 's/^00//'
+}
+hex_of() { # FILE: its bytes as one line of hex
+	od -An -v -tx1 "$1" | tr -d ' \n'
+}
+no_clear_key() { # ID PEM FIELD WHAT: the field of the clear key is not in the TPM key file
+	local hex
+	hex=$(pkey_hex "$2" "$3")
+	[ "${#hex}" -ge 64 ] || fail "$4: no $3 read from the clear key"
+	openssl pkey -in "$2" -outform DER -out clear.der
+	hex_of clear.der | grep -q "$hex" || fail "$4: the $3 check cannot see the clear key"
+	sed '1d;$d' "$TPMDIR/$1.pem" | base64 -d >wrapped.der || fail "$4: the key file is not PEM"
+	! hex_of wrapped.der | grep -q "$hex" || fail "$4: the clear key is in its TPM key file"
+}
+keys_now() { kmx_prop "$DEV" org.keymux.Keystore1.Device Keys; }
+# OpenSSH ECDSA P-256, plain; its clear form for the checks from ssh-keygen
+ssh-keygen -q -t ecdsa -b 256 -N '' -C sshp256 -f ssh-p256
+ssh-keygen -e -m PKCS8 -f ssh-p256.pub >ssh-p256.spki
+cp ssh-p256 ssh-p256.clear && ssh-keygen -q -p -N '' -m PEM -f ssh-p256.clear >/dev/null
+SSHID=$("$KEYMUXCTL" import -d tpm:0 ssh-p256)
+sign "$(kmx_device_path tpm:0)/$SSHID" ecdsa-sha256 msg
+openssl dgst -sha256 -verify ssh-p256.spki -signature msg.sig msg >/dev/null ||
+	fail "an imported OpenSSH P-256 key's signature does not verify"
+no_clear_key "$SSHID" ssh-p256.clear priv "an OpenSSH P-256 key"
+# the same kind of key with a passphrase: a wrong one is BadSecret, nothing added
+ssh-keygen -q -t ecdsa -b 256 -N 'sshpass' -f ssh-p256-enc
+ssh-keygen -e -m PKCS8 -f ssh-p256-enc.pub >ssh-p256-enc.spki
+cp ssh-p256-enc ssh-p256-enc.clear && ssh-keygen -q -p -P sshpass -N '' -m PEM -f ssh-p256-enc.clear >/dev/null
+before=$(keys_now)
+files_before=$(ls "$TPMDIR")
+assert_exit 4 "$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 ssh-p256-enc 3< <(printf 'wrong')
+assert_contains "$(cat "$KMX_TMP/last.err")" "wrong passphrase"
+assert_exit 4 "$KEYMUXCTL" import -d tpm:0 ssh-p256-enc
+assert_eq "$before" "$(keys_now)" "the keys after a wrong passphrase"
+assert_eq "$files_before" "$(ls "$TPMDIR")" "the files under tpm/ after a wrong passphrase"
+SSHENCID=$("$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 ssh-p256-enc 3< <(printf 'sshpass'))
+sign "$(kmx_device_path tpm:0)/$SSHENCID" ecdsa-sha256 msg
+openssl dgst -sha256 -verify ssh-p256-enc.spki -signature msg.sig msg >/dev/null ||
+	fail "an imported passphrase-protected OpenSSH key's signature does not verify"
+no_clear_key "$SSHENCID" ssh-p256-enc.clear priv "a passphrase-protected OpenSSH key"
+# OpenSSH RSA-2048
+ssh-keygen -q -t rsa -b 2048 -N '' -f ssh-rsa
+ssh-keygen -e -m PKCS8 -f ssh-rsa.pub >ssh-rsa.spki
+cp ssh-rsa ssh-rsa.clear && ssh-keygen -q -p -N '' -m PEM -f ssh-rsa.clear >/dev/null
+SSHRSA=$("$KEYMUXCTL" import -d tpm:0 ssh-rsa)
+assert_eq "rsa2048" "$(kmx_prop "$(kmx_device_path tpm:0)/$SSHRSA" org.keymux.Keystore1.Key Algorithm | sed 's/^s "\(.*\)"$/\1/')"
+sign "$(kmx_device_path tpm:0)/$SSHRSA" rsa-pkcs1-sha256 msg
+openssl dgst -sha256 -verify ssh-rsa.spki -signature msg.sig msg >/dev/null ||
+	fail "an imported OpenSSH RSA key's signature does not verify"
+no_clear_key "$SSHRSA" ssh-rsa.clear prime1 "an OpenSSH RSA key"
+no_clear_key "$SSHRSA" ssh-rsa.clear privateExponent "an OpenSSH RSA key"
+# PKCS#12 with a P-384 key and its certificate, under a password
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out p12-p384.pem
+openssl pkey -in p12-p384.pem -pubout -out p12-p384.pub
+openssl req -x509 -new -key p12-p384.pem -subj /CN=p12 -days 1 -out p12-p384.crt
+openssl pkcs12 -export -inkey p12-p384.pem -in p12-p384.crt -passout pass:p12pass -out p384.p12
+before=$(keys_now)
+assert_exit 4 "$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 p384.p12 3< <(printf 'wrong')
+assert_eq "$before" "$(keys_now)" "the keys after a wrong PKCS#12 password"
+P12ID=$("$KEYMUXCTL" import -d tpm:0 --passphrase-fd 3 p384.p12 3< <(printf 'p12pass'))
+sign "$(kmx_device_path tpm:0)/$P12ID" ecdsa-sha384 msg
+openssl dgst -sha384 -verify p12-p384.pub -signature msg.sig msg >/dev/null ||
+	fail "an imported PKCS#12 P-384 key's signature does not verify"
+no_clear_key "$P12ID" p12-p384.pem priv "a PKCS#12 key"
+# a traditional "EC PRIVATE KEY" PEM (SEC1, with its parameters block)
+openssl ecparam -genkey -name prime256v1 -out sec1.pem
+grep -q 'BEGIN EC PRIVATE KEY' sec1.pem || fail "openssl wrote no EC PRIVATE KEY"
+openssl pkey -in sec1.pem -pubout -out sec1.pub
+SEC1ID=$("$KEYMUXCTL" import -d tpm:0 sec1.pem)
+sign "$(kmx_device_path tpm:0)/$SEC1ID" ecdsa-sha256 msg
+openssl dgst -sha256 -verify sec1.pub -signature msg.sig msg >/dev/null ||
+	fail "an imported EC PRIVATE KEY's signature does not verify"
+no_clear_key "$SEC1ID" sec1.pem priv "an EC PRIVATE KEY"
+# an OpenSSH Ed25519 key: not a TPM algorithm, said so, nothing added
+ssh-keygen -q -t ed25519 -N '' -f ssh-ed25519
+before=$(keys_now)
+assert_exit 7 "$KEYMUXCTL" import -d tpm:0 ssh-ed25519
+assert_contains "$(cat "$KMX_TMP/last.err")" "Ed25519 and X25519 are not TPM 2.0 algorithms"
+assert_eq "$before" "$(keys_now)" "the keys after an Ed25519 import"
+
 # ---- keymuxctl shows the TPM, its lockout state and keys ----
 assert_contains "$("$KEYMUXCTL" devices)" "tpm:0"
 assert_contains "$("$KEYMUXCTL" info tpm:0)" "lockout-counter"

@@ -8,7 +8,7 @@
 #include "config.h"
 
 #include "kmx-fuzz-main.h"
-#include "kmx-softkey-import.h"
+#include "kmx-import.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -18,11 +18,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_autoptr(GPtrArray) keys = NULL;
 	g_autoptr(GError) error = NULL;
 
-	if (size == 0 || size > 2 * KMX_SOFTKEY_IMPORT_MAX_SIZE)
+	if (size == 0 || size > 2 * KMX_IMPORT_MAX_SIZE)
 		return 0;
 	pass = kmx_secret_new_from_string((data[0] & 1) ? "fuzz" : "");
 	bytes = g_bytes_new(data + 1, size - 1);
-	keys = kmx_softkey_import_parse(bytes, pass, &error);
+	keys = kmx_import_parse(bytes, pass, &error);
 	if (keys == NULL)
 		g_assert_nonnull(error);
 	else

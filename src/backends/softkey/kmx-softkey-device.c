@@ -29,8 +29,8 @@
 
 #include "kmx-error.h"
 #include "kmx-file.h"
+#include "kmx-import.h"
 #include "kmx-softkey-device.h"
-#include "kmx-softkey-import.h"
 #include "kmx-softkey-store.h"
 
 struct _KmxSoftkeyDevice {
@@ -264,10 +264,10 @@ kmx_softkey_device_recover_key(KmxSoftkeyDevice *self,
 		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot read the key");
 		return NULL;
 	}
-	info.type = kmx_softkey_x509_get_key_type(x, error);
+	info.type = kmx_import_x509_get_key_type(x, error);
 	if (info.type == KMX_KEY_TYPE_UNKNOWN)
 		return NULL;
-	spki = kmx_softkey_x509_get_spki(x, error);
+	spki = kmx_import_x509_get_spki(x, error);
 	if (spki == NULL)
 		return NULL;
 	spki_id = kmx_key_compute_id(spki);
@@ -665,7 +665,7 @@ kmx_softkey_device_change_secret(KmxDevice *device,
 static KmxSoftkeyKey *
 kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 			     KmxSecret *file_key,
-			     KmxSoftkeyParsedKey *parsed,
+			     KmxImportedKey *parsed,
 			     const char *label,
 			     gboolean exportable,
 			     GError **error)
@@ -718,11 +718,11 @@ kmx_softkey_device_reserve(KmxSoftkeyDevice *self, GPtrArray *parsed, GError **e
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
 
 	for (guint i = 0; i < parsed->len; i++) {
-		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
+		KmxImportedKey *p = g_ptr_array_index(parsed, i);
 		g_autofree char *id = kmx_key_compute_id(p->spki);
 		gboolean twice = FALSE;
 		for (guint j = 0; j < i; j++) {
-			KmxSoftkeyParsedKey *q = g_ptr_array_index(parsed, j);
+			KmxImportedKey *q = g_ptr_array_index(parsed, j);
 			twice = twice || g_bytes_equal(p->spki, q->spki);
 		}
 		if (twice || g_hash_table_contains(self->keys, id) ||
@@ -737,7 +737,7 @@ kmx_softkey_device_reserve(KmxSoftkeyDevice *self, GPtrArray *parsed, GError **e
 		}
 	}
 	for (guint i = 0; i < parsed->len; i++) {
-		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
+		KmxImportedKey *p = g_ptr_array_index(parsed, i);
 		g_hash_table_add(self->pending, kmx_key_compute_id(p->spki));
 	}
 	return TRUE;
@@ -749,7 +749,7 @@ kmx_softkey_device_unreserve(KmxSoftkeyDevice *self, GPtrArray *parsed)
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->mutex);
 
 	for (guint i = 0; i < parsed->len; i++) {
-		KmxSoftkeyParsedKey *p = g_ptr_array_index(parsed, i);
+		KmxImportedKey *p = g_ptr_array_index(parsed, i);
 		g_autofree char *id = kmx_key_compute_id(p->spki);
 		g_hash_table_remove(self->pending, id);
 	}
@@ -801,9 +801,9 @@ kmx_softkey_device_generate_key(KmxDevice *device,
 	g_autoptr(KmxSecret) file_key = NULL;
 	g_auto(gnutls_x509_privkey_t) x = NULL;
 	g_autoptr(GPtrArray)
-	    parsed = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_softkey_parsed_key_free);
+	    parsed = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_imported_key_free);
 	g_autoptr(GPtrArray) keys = NULL;
-	KmxSoftkeyParsedKey *p;
+	KmxImportedKey *p;
 	gnutls_pk_algorithm_t pk;
 	unsigned int bits;
 	int rc;
@@ -850,13 +850,13 @@ kmx_softkey_device_generate_key(KmxDevice *device,
 		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot generate the key");
 		return NULL;
 	}
-	p = g_new0(KmxSoftkeyParsedKey, 1);
+	p = g_new0(KmxImportedKey, 1);
 	g_ptr_array_add(parsed, p);
 	p->type = type;
-	p->pkcs8 = kmx_softkey_x509_to_pkcs8(x, error);
+	p->pkcs8 = kmx_import_x509_to_pkcs8(x, error);
 	if (p->pkcs8 == NULL)
 		return NULL;
-	p->spki = kmx_softkey_x509_get_spki(x, error);
+	p->spki = kmx_import_x509_get_spki(x, error);
 	if (p->spki == NULL)
 		return NULL;
 	keys = kmx_softkey_device_store_keys(self, file_key, parsed, label, options, error);
@@ -882,7 +882,7 @@ kmx_softkey_device_import_key(KmxDevice *device,
 	file_key = kmx_softkey_device_dup_file_key(self, error);
 	if (file_key == NULL)
 		return NULL;
-	parsed = kmx_softkey_import_parse(data, passphrase, error);
+	parsed = kmx_import_parse(data, passphrase, error);
 	if (parsed == NULL)
 		return NULL;
 	return kmx_softkey_device_store_keys(self, file_key, parsed, label, options, error);

@@ -75,18 +75,6 @@ kmx_softkey_ossl_error(GError **error, KmxError code, const char *what)
 	return NULL;
 }
 
-/**
- * kmx_softkey_ossl_clear_errors:
- *
- * Empties this thread's libcrypto error queue after another library (libssh)
- * used libcrypto, so that its failures are not reported as ours.
- */
-void
-kmx_softkey_ossl_clear_errors(void)
-{
-	ERR_clear_error();
-}
-
 static PKCS8_PRIV_KEY_INFO *
 kmx_softkey_ossl_parse_pkcs8(KmxSecret *pkcs8_der, GError **error)
 {

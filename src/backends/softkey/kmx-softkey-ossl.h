@@ -24,16 +24,12 @@ KmxSoftkeyOsslKey *kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error
 KmxSoftkeyOsslKey *kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self);
 void kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self);
 
-gboolean kmx_softkey_ossl_key_check_public(KmxSoftkeyOsslKey *self,
-					   GBytes *spki,
-					   GError **error);
+gboolean kmx_softkey_ossl_key_check_public(KmxSoftkeyOsslKey *self, GBytes *spki, GError **error);
 GBytes *kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self,
 			      KmxMechanism mechanism,
 			      GBytes *data,
 			      GError **error);
-KmxSecret *kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self,
-					  GBytes *data,
-					  GError **error);
+KmxSecret *kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self, GBytes *data, GError **error);
 KmxSecret *kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self,
 						GBytes *data,
 						GError **error);
@@ -41,8 +37,6 @@ KmxSecret *kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 				   KmxKeyType type,
 				   GBytes *peer_public,
 				   GError **error);
-
-void kmx_softkey_ossl_clear_errors(void);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyOsslKey, kmx_softkey_ossl_key_unref)
 

@@ -873,30 +873,6 @@ kmx_softkey_file_key_to_passphrase(KmxSecret *file_key)
 }
 
 /**
- * kmx_softkey_x509_to_pkcs8:
- *
- * Returns: (transfer full): @key as a plain PKCS#8 PrivateKeyInfo DER, in
- * secret memory; gnutls's own copy is wiped
- */
-KmxSecret *
-kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error)
-{
-	gnutls_datum_t out = {NULL, 0};
-	int rc;
-
-	rc = gnutls_x509_privkey_export2_pkcs8(key,
-					       GNUTLS_X509_FMT_DER,
-					       NULL,
-					       GNUTLS_PKCS_PLAIN,
-					       &out);
-	if (rc < 0) {
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot encode the key");
-		return NULL;
-	}
-	return kmx_secret_new_take(out.data, out.size, gnutls_free);
-}
-
-/**
  * kmx_softkey_pem_decrypt:
  * @path: an <id>.pem
  * @file_key: the store's file key
@@ -944,7 +920,7 @@ kmx_softkey_pem_decrypt(const char *path, KmxSecret *file_key, GError **error)
 			    gnutls_strerror(rc));
 		return NULL;
 	}
-	return kmx_softkey_x509_to_pkcs8(x, error);
+	return kmx_import_x509_to_pkcs8(x, error);
 }
 
 /**
@@ -963,111 +939,4 @@ kmx_softkey_pem_write(const char *path, KmxSecret *pkcs8_der, KmxSecret *file_ke
 	if (pem == NULL)
 		return FALSE;
 	return kmx_file_write_atomic(path, pem, len, 0600, error);
-}
-
-/**
- * kmx_softkey_privkey_get_spki:
- *
- * Returns: (transfer full): the DER SubjectPublicKeyInfo of @key
- */
-GBytes *
-kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error)
-{
-	g_auto(gnutls_pubkey_t) pub = NULL;
-	gnutls_datum_t out = {NULL, 0};
-	GBytes *spki;
-	int rc;
-
-	gnutls_pubkey_init(&pub);
-	rc = gnutls_pubkey_import_privkey(pub, key, 0, 0);
-	if (rc >= 0)
-		rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &out);
-	if (rc < 0) {
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot get the public key");
-		return NULL;
-	}
-	spki = g_bytes_new(out.data, out.size);
-	gnutls_free(out.data);
-	return spki;
-}
-
-/**
- * kmx_softkey_x509_get_spki:
- *
- * Returns: (transfer full): the DER SubjectPublicKeyInfo of @key
- */
-GBytes *
-kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error)
-{
-	g_auto(gnutls_privkey_t) pk = NULL;
-	int rc;
-
-	gnutls_privkey_init(&pk);
-	rc = gnutls_privkey_import_x509(pk, key, 0);
-	if (rc < 0) {
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot read the key");
-		return NULL;
-	}
-	return kmx_softkey_privkey_get_spki(pk, error);
-}
-
-/**
- * kmx_softkey_x509_get_key_type:
- *
- * Returns: the keymux type of @key, or %KMX_KEY_TYPE_UNKNOWN with
- * %KMX_ERROR_NOT_SUPPORTED set
- */
-KmxKeyType
-kmx_softkey_x509_get_key_type(gnutls_x509_privkey_t key, GError **error)
-{
-	unsigned int bits = 0;
-	int pk = gnutls_x509_privkey_get_pk_algorithm2(key, &bits);
-
-	switch (pk) {
-	case GNUTLS_PK_RSA:
-		if (bits == 2048)
-			return KMX_KEY_TYPE_RSA2048;
-		if (bits == 3072)
-			return KMX_KEY_TYPE_RSA3072;
-		if (bits == 4096)
-			return KMX_KEY_TYPE_RSA4096;
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_SUPPORTED,
-			    "RSA keys of %u bits are not supported: use 2048, 3072 or 4096",
-			    bits);
-		return KMX_KEY_TYPE_UNKNOWN;
-	case GNUTLS_PK_ECDSA: {
-		gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
-		gnutls_datum_t x = {NULL, 0}, y = {NULL, 0}, k = {NULL, 0};
-		if (gnutls_x509_privkey_export_ecc_raw(key, &curve, &x, &y, &k) < 0)
-			curve = GNUTLS_ECC_CURVE_INVALID;
-		gnutls_free(x.data);
-		gnutls_free(y.data);
-		if (k.data != NULL)
-			gnutls_memset(k.data, 0, k.size);
-		gnutls_free(k.data);
-		if (curve == GNUTLS_ECC_CURVE_SECP256R1)
-			return KMX_KEY_TYPE_ECDSA_P256;
-		if (curve == GNUTLS_ECC_CURVE_SECP384R1)
-			return KMX_KEY_TYPE_ECDSA_P384;
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_SUPPORTED,
-			    "EC keys on %s are not supported: use P-256 or P-384",
-			    gnutls_ecc_curve_get_name(curve) ?: "this curve");
-		return KMX_KEY_TYPE_UNKNOWN;
-	}
-	case GNUTLS_PK_EDDSA_ED25519:
-		return KMX_KEY_TYPE_ED25519;
-	case GNUTLS_PK_ECDH_X25519:
-		return KMX_KEY_TYPE_X25519;
-	default:
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_SUPPORTED,
-			    "%s keys are not supported: use RSA, P-256, P-384, Ed25519 or X25519",
-			    gnutls_pk_get_name(pk) ?: "these");
-		return KMX_KEY_TYPE_UNKNOWN;
-	}
 }

@@ -10,6 +10,7 @@
 
 #include "kmx-algorithm.h"
 #include "kmx-error.h"
+#include "kmx-import.h"
 #include "kmx-secret.h"
 
 G_BEGIN_DECLS
@@ -104,17 +105,9 @@ gboolean kmx_softkey_pem_write(const char *path,
 			       GError **error);
 
 gboolean kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what);
-GBytes *kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error);
-KmxSecret *kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error);
-GBytes *kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error);
-KmxKeyType kmx_softkey_x509_get_key_type(gnutls_x509_privkey_t key, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyStoreInfo, kmx_softkey_store_info_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxSoftkeyKeyInfo, kmx_softkey_key_info_free)
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_privkey_t, gnutls_privkey_deinit, NULL)
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_x509_privkey_t, gnutls_x509_privkey_deinit, NULL)
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_pubkey_t, gnutls_pubkey_deinit, NULL)
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_pkcs12_t, gnutls_pkcs12_deinit, NULL)
 G_DEFINE_AUTO_CLEANUP_FREE_FUNC(gnutls_aead_cipher_hd_t, gnutls_aead_cipher_deinit, NULL)
 
 G_END_DECLS

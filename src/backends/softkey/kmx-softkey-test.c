@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 
 #include "kmx-error.h"
+#include "kmx-import.h"
 #include "kmx-key.h"
 #include "kmx-softkey-backend.h"
 #include "kmx-softkey-device.h"
-#include "kmx-softkey-import.h"
 #include "kmx-softkey-store.h"
 
 /* the options of a call that gave none */
@@ -1349,7 +1349,7 @@ static void
 test_import_kdf_limits(Fixture *f, gconstpointer data)
 {
 	const guint32 huge = G_MAXINT32;
-	const guint32 over = KMX_SOFTKEY_IMPORT_MAX_ITERATIONS + 1;
+	const guint32 over = KMX_IMPORT_MAX_ITERATIONS + 1;
 	g_autofree char *o = NULL;
 	char *d = f->tmp;
 

@@ -29,6 +29,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "kmx-error.h"
+#include "kmx-import.h"
 #include "kmx-tpm-import.h"
 
 #define KMX_TPM_SHA256_LEN 32
@@ -192,10 +193,55 @@ kmx_tpm_import_ecc(gnutls_privkey_t key,
 	return TRUE;
 }
 
+/* the one key of an import, read by the parser every backend shares, as
+ * a gnutls key */
+static gnutls_privkey_t
+kmx_tpm_import_read(GBytes *data, KmxSecret *passphrase, GError **error)
+{
+	g_autoptr(GPtrArray) keys = NULL;
+	KmxSecret *pkcs8;
+	gnutls_privkey_t key = NULL;
+	gnutls_datum_t der;
+	int rc;
+
+	keys = kmx_import_parse(data, passphrase, error);
+	if (keys == NULL) {
+		if (error != NULL && *error != NULL && (*error)->code == KMX_ERROR_INVALID_ARGUMENT)
+			g_prefix_error(
+			    error,
+			    "not a TSS2 key file nor a private key the TPM can import: ");
+		return NULL;
+	}
+	if (keys->len != 1) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_NOT_SUPPORTED,
+				    "the file holds several keys: the TPM imports one at a time");
+		return NULL;
+	}
+	pkcs8 = ((KmxImportedKey *)g_ptr_array_index(keys, 0))->pkcs8;
+	der.data = kmx_secret_get_data(pkcs8);
+	der.size = (unsigned int)kmx_secret_get_length(pkcs8);
+	rc = gnutls_privkey_init(&key);
+	if (rc >= 0)
+		rc = gnutls_privkey_import_x509_raw(key,
+						    &der,
+						    GNUTLS_X509_FMT_DER,
+						    NULL,
+						    GNUTLS_PKCS_PLAIN);
+	if (rc < 0) {
+		gnutls_privkey_deinit(key);
+		kmx_tpm_import_gnutls_failed(error, rc, "the parsed key");
+		return NULL;
+	}
+	return key;
+}
+
 /**
  * kmx_tpm_import_parse:
- * @data: a private key gnutls reads (PKCS#8, encrypted or not, PKCS#1,
- *   SEC1; PEM or DER), hostile
+ * @data: a private key in any format the soft-key store imports
+ *   (kmx_import_parse(): PKCS#8 plain or encrypted, PKCS#1, SEC1, PKCS#12,
+ *   OpenSSH), hostile
  * @passphrase: (nullable): its passphrase
  * @auth: (nullable): the auth value the key gets in the TPM
  * @pub: (out): its public area, for an unrestricted sign + decrypt key
@@ -209,36 +255,15 @@ kmx_tpm_import_parse(GBytes *data,
 		     TPMT_SENSITIVE *sensitive,
 		     GError **error)
 {
-	gnutls_datum_t in = {(unsigned char *)g_bytes_get_data(data, NULL),
-			     (unsigned int)g_bytes_get_size(data)};
-	const char *password = passphrase != NULL && !kmx_secret_is_empty(passphrase)
-				   ? kmx_secret_get_string(passphrase)
-				   : NULL;
 	gnutls_privkey_t key = NULL;
 	gsize auth_len = auth != NULL ? kmx_secret_get_length(auth) : 0;
 	gboolean ok;
-	int rc;
 
 	memset(pub, 0, sizeof(*pub));
 	memset(sensitive, 0, sizeof(*sensitive));
-	rc = gnutls_privkey_init(&key);
-	if (rc < 0)
-		return kmx_tpm_import_gnutls_failed(error, rc, "init");
-	rc = gnutls_privkey_import_x509_raw(key, &in, GNUTLS_X509_FMT_PEM, password, 0);
-	if (rc < 0 && rc != GNUTLS_E_DECRYPTION_FAILED)
-		rc = gnutls_privkey_import_x509_raw(key, &in, GNUTLS_X509_FMT_DER, password, 0);
-	if (rc < 0) {
-		gnutls_privkey_deinit(key);
-		g_set_error(error,
-			    KMX_ERROR,
-			    rc == GNUTLS_E_DECRYPTION_FAILED ? KMX_ERROR_BAD_SECRET
-							     : KMX_ERROR_INVALID_ARGUMENT,
-			    rc == GNUTLS_E_DECRYPTION_FAILED
-				? "wrong passphrase for the key file"
-				: "not a TSS2 key file nor a private key the TPM can import: %s",
-			    gnutls_strerror(rc));
+	key = kmx_tpm_import_read(data, passphrase, error);
+	if (key == NULL)
 		return FALSE;
-	}
 	switch (gnutls_privkey_get_pk_algorithm(key, NULL)) {
 	case GNUTLS_PK_RSA:
 		ok = kmx_tpm_import_rsa(key, pub, sensitive, error);

@@ -8,10 +8,10 @@
 
 G_BEGIN_DECLS
 
-KmxSecret *kmx_softkey_ssh_decrypt(KmxSecret *text,
-				   KmxSecret *passphrase,
-				   const guint8 *public_blob,
-				   gsize public_len,
-				   GError **error);
+KmxSecret *kmx_import_ssh_decrypt(KmxSecret *text,
+				  KmxSecret *passphrase,
+				  const guint8 *public_blob,
+				  gsize public_len,
+				  GError **error);
 
 G_END_DECLS

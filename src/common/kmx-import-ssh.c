@@ -17,15 +17,15 @@
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
+#include <openssl/err.h>
 
 #include "kmx-error.h"
-#include "kmx-softkey-ossl.h"
-#include "kmx-softkey-ssh.h"
+#include "kmx-import-ssh.h"
 
 G_DEFINE_AUTO_CLEANUP_FREE_FUNC(ssh_key, ssh_key_free, NULL)
 
 static void
-kmx_softkey_ssh_drop_log(int priority, const char *function, const char *buffer, void *userdata)
+kmx_import_ssh_drop_log(int priority, const char *function, const char *buffer, void *userdata)
 {
 }
 
@@ -33,7 +33,7 @@ kmx_softkey_ssh_drop_log(int priority, const char *function, const char *buffer,
  * its log level and callback are per thread, so they are set on the
  * calling pool thread before each use */
 static void
-kmx_softkey_ssh_prepare(void)
+kmx_import_ssh_prepare(void)
 {
 	static gsize initialised = 0;
 
@@ -42,12 +42,12 @@ kmx_softkey_ssh_prepare(void)
 		ssh_init();
 		g_once_init_leave(&initialised, 1);
 	}
-	ssh_set_log_callback(kmx_softkey_ssh_drop_log);
+	ssh_set_log_callback(kmx_import_ssh_drop_log);
 	ssh_set_log_level(SSH_LOG_NOLOG);
 }
 
 static gboolean
-kmx_softkey_ssh_type_supported(enum ssh_keytypes_e type)
+kmx_import_ssh_type_supported(enum ssh_keytypes_e type)
 {
 	return type == SSH_KEYTYPE_ED25519 || type == SSH_KEYTYPE_RSA ||
 	       type == SSH_KEYTYPE_ECDSA_P256 || type == SSH_KEYTYPE_ECDSA_P384;
@@ -56,7 +56,7 @@ kmx_softkey_ssh_type_supported(enum ssh_keytypes_e type)
 /* the decrypted key must be the one the file names in clear: the key id is
  * computed from the private key, and a user checks the public one */
 static gboolean
-kmx_softkey_ssh_public_matches(ssh_key key, const guint8 *public_blob, gsize public_len)
+kmx_import_ssh_public_matches(ssh_key key, const guint8 *public_blob, gsize public_len)
 {
 	g_autofree char *want = g_base64_encode(public_blob, public_len);
 	char *have = NULL;
@@ -70,7 +70,7 @@ kmx_softkey_ssh_public_matches(ssh_key key, const guint8 *public_blob, gsize pub
 }
 
 /**
- * kmx_softkey_ssh_decrypt:
+ * kmx_import_ssh_decrypt:
  * @text: an encrypted "openssh-key-v1" key as PEM text, checked by the caller
  * @passphrase: its passphrase, not empty
  * @public_blob: the public key the file holds in clear
@@ -82,11 +82,11 @@ kmx_softkey_ssh_public_matches(ssh_key key, const guint8 *public_blob, gsize pub
  * %KMX_ERROR_NOT_SUPPORTED
  */
 KmxSecret *
-kmx_softkey_ssh_decrypt(KmxSecret *text,
-			KmxSecret *passphrase,
-			const guint8 *public_blob,
-			gsize public_len,
-			GError **error)
+kmx_import_ssh_decrypt(KmxSecret *text,
+		       KmxSecret *passphrase,
+		       const guint8 *public_blob,
+		       gsize public_len,
+		       GError **error)
 {
 	g_auto(ssh_key) key = NULL;
 	KmxSecret *plain = NULL;
@@ -96,7 +96,7 @@ kmx_softkey_ssh_decrypt(KmxSecret *text,
 
 	g_return_val_if_fail(!kmx_secret_is_empty(passphrase), NULL);
 
-	kmx_softkey_ssh_prepare();
+	kmx_import_ssh_prepare();
 	/* with a passphrase and no callback libssh never prompts; the text
 	 * starts with the OpenSSH header, so it never reaches libcrypto's PEM
 	 * reader, which would */
@@ -105,7 +105,7 @@ kmx_softkey_ssh_decrypt(KmxSecret *text,
 					   NULL,
 					   NULL,
 					   &key);
-	kmx_softkey_ossl_clear_errors();
+	ERR_clear_error();
 	if (rc != SSH_OK || key == NULL) {
 		/* the container was checked, so what fails is the check of the
 		 * decrypted bytes: a wrong passphrase, as ssh-keygen says too */
@@ -116,7 +116,7 @@ kmx_softkey_ssh_decrypt(KmxSecret *text,
 		return NULL;
 	}
 	type = ssh_key_type(key);
-	if (!kmx_softkey_ssh_type_supported(type)) {
+	if (!kmx_import_ssh_type_supported(type)) {
 		g_set_error(
 		    error,
 		    KMX_ERROR,
@@ -126,7 +126,7 @@ kmx_softkey_ssh_decrypt(KmxSecret *text,
 		    ssh_key_type_to_char(type) != NULL ? ssh_key_type_to_char(type) : "?");
 		return NULL;
 	}
-	if (!kmx_softkey_ssh_public_matches(key, public_blob, public_len)) {
+	if (!kmx_import_ssh_public_matches(key, public_blob, public_len)) {
 		g_set_error_literal(
 		    error,
 		    KMX_ERROR,
@@ -136,7 +136,7 @@ kmx_softkey_ssh_decrypt(KmxSecret *text,
 		return NULL;
 	}
 	rc = ssh_pki_export_privkey_base64(key, NULL, NULL, NULL, &out);
-	kmx_softkey_ossl_clear_errors();
+	ERR_clear_error();
 	if (out != NULL) {
 		if (rc == SSH_OK)
 			plain = kmx_secret_new_from_string(out);
