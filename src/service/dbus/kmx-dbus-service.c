@@ -28,7 +28,8 @@
 
 #define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
 #define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
-/* not part of the API: a signal keymuxd sends only to itself */
+/* not part of the API: a signal keymuxd sends only to itself, a method
+ * no peer has */
 #define SCRUB_IFACE "org.keymux.Keystore1.Private"
 
 /* peer connections open or being opened at once, at most */
@@ -109,6 +110,14 @@ kmx_dbus_received_size(GDBusConnection *connection, GDBusMessage *message)
  * signal to its own unique name that nothing subscribes to: GDBus reads it
  * into the buffer over the secret, then drops it.  Should the buffer have
  * to grow for it, the old one is wiped as it is freed (kmx-heap-wipe.c).
+ *
+ * A peer connection (Manager.OpenConnection) has no bus to send through,
+ * and a connection cannot send to itself: keymuxd calls a method on an
+ * object path longer than the message, which the peer does not serve; its
+ * D-Bus library answers UnknownMethod with an error that names the path,
+ * and that reply is read over the secret (and dropped: no call waits for
+ * it).  Any peer that answers calls does, and GDBus answers from its
+ * worker thread, whatever the peer's main loop does.
  */
 void
 kmx_dbus_scrub_received(GDBusConnection *connection, gsize size)
@@ -117,8 +126,17 @@ kmx_dbus_scrub_received(GDBusConnection *connection, gsize size)
 	g_autoptr(GDBusMessage) pad = NULL;
 	g_autoptr(GBytes) zeros = NULL;
 
-	if (size == 0 || self_name == NULL || g_dbus_connection_is_closed(connection))
+	if (size == 0 || g_dbus_connection_is_closed(connection))
 		return;
+	if (self_name == NULL) {
+		g_autofree char *padding = g_strnfill(size, 'x');
+		g_autofree char *path = g_strconcat(KMX_DBUS_PATH "/Scrub/", padding, NULL);
+
+		pad = g_dbus_message_new_method_call(NULL, path, SCRUB_IFACE, "Scrub");
+		g_dbus_connection_send_message(
+		    connection, pad, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+		return;
+	}
 	pad = g_dbus_message_new_signal(KMX_DBUS_PATH, SCRUB_IFACE, "Scrub");
 	g_dbus_message_set_destination(pad, self_name);
 	/* a body that long: the signal's header makes it longer still */
