@@ -10,6 +10,9 @@
  *   kmx-test-p2p churn N                   opens and closes N connections, a call on each
  *   kmx-test-p2p abandon N                 N times: takes the fd, never authenticates
  *   kmx-test-p2p garbage N                 N times: writes garbage instead of the handshake
+ *   kmx-test-p2p hold N                    takes N fds, never authenticates; then asks
+ *                                           one more: prints "full" if refused (the
+ *                                           error), "room" if not; closes at a line on stdin
  *   kmx-test-p2p unlock PATH SECRET        Device.Unlock, the last message sent; prints
  *                                           "done", closes the connection at a line on stdin
  *   kmx-test-p2p import PATH FILE PASS     Device.ImportKey the same way
@@ -366,6 +369,39 @@ cmd_bad(guint n, gboolean garbage)
 	return 0;
 }
 
+static int
+cmd_hold(guint n)
+{
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	char line[16];
+
+	for (guint i = 0; i < n; i++)
+		(void)open_fd(); /* kept open until we exit */
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
+							      KMX_DBUS_NAME,
+							      KMX_DBUS_PATH,
+							      KMX_DBUS_MANAGER_INTERFACE,
+							      "OpenConnection",
+							      NULL,
+							      G_VARIANT_TYPE("(h)"),
+							      G_DBUS_CALL_FLAGS_NONE,
+							      -1,
+							      NULL,
+							      &fds,
+							      NULL,
+							      &error);
+	if (reply != NULL)
+		printf("room\n");
+	else
+		printf("full %s\n", error->message);
+	fflush(stdout);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	return 0;
+}
+
 /* one call with a secret, the last message on the connection; it stays
  * open until a line on stdin, for the daemon's memory to be searched */
 static int
@@ -427,6 +463,8 @@ main(int argc, char **argv)
 		return cmd_bad((guint)atoi(argv[2]), FALSE);
 	if (argc == 3 && g_str_equal(argv[1], "garbage"))
 		return cmd_bad((guint)atoi(argv[2]), TRUE);
+	if (argc == 3 && g_str_equal(argv[1], "hold"))
+		return cmd_hold((guint)atoi(argv[2]));
 	if (argc == 4 && g_str_equal(argv[1], "unlock"))
 		return cmd_secret_and_hold(argv[2],
 					   "Unlock",

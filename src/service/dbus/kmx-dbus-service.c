@@ -34,6 +34,8 @@
 
 /* peer connections open or being opened at once, at most */
 #define KMX_MAX_PEERS 256
+/* a handshake not done by then is given up: it held one of those */
+#define KMX_PEER_HANDSHAKE_SECONDS 10
 
 /* one connection the objects are served on: the bus, or a peer's */
 typedef struct {
@@ -962,7 +964,28 @@ kmx_dbus_peer_closed_cb(GDBusConnection *connection,
 typedef struct {
 	KmxDBusService *self;
 	KmxCaller *caller;
+	GCancellable *cancellable; /* the handshake's */
+	gulong stopping_id;        /* on self->cancellable */
+	GSource *deadline;
 } KmxDBusOpening;
+
+static void
+kmx_dbus_opening_cancel_cb(GCancellable *stopping, gpointer user_data)
+{
+	g_cancellable_cancel(G_CANCELLABLE(user_data));
+}
+
+static gboolean
+kmx_dbus_opening_deadline_cb(gpointer user_data)
+{
+	KmxDBusOpening *o = user_data;
+
+	g_debug("%s did not finish the handshake of its peer connection in %u s",
+		kmx_caller_get_name(o->caller),
+		KMX_PEER_HANDSHAKE_SECONDS);
+	g_cancellable_cancel(o->cancellable);
+	return G_SOURCE_REMOVE;
+}
 
 static void
 kmx_dbus_peer_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -974,6 +997,10 @@ kmx_dbus_peer_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GDBusConnection) connection = g_dbus_connection_new_finish(res, &error);
 	KmxDBusLink *link;
 
+	g_source_destroy(o->deadline);
+	g_source_unref(o->deadline);
+	g_cancellable_disconnect(self->cancellable, o->stopping_id);
+	g_object_unref(o->cancellable);
 	g_free(o);
 	self->peers_opening--;
 	if (connection == NULL) {
@@ -1075,13 +1102,21 @@ kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation
 	o = g_new0(KmxDBusOpening, 1);
 	o->self = g_object_ref(self);
 	o->caller = kmx_caller_new_as(name, caller);
+	o->cancellable = g_cancellable_new();
+	o->stopping_id = g_cancellable_connect(self->cancellable,
+					       G_CALLBACK(kmx_dbus_opening_cancel_cb),
+					       o->cancellable,
+					       NULL);
+	o->deadline = g_timeout_source_new_seconds(KMX_PEER_HANDSHAKE_SECONDS);
+	g_source_set_callback(o->deadline, kmx_dbus_opening_deadline_cb, o, NULL);
+	g_source_attach(o->deadline, self->main_context);
 	self->peers_opening++;
 	g_dbus_connection_new(G_IO_STREAM(stream),
 			      guid,
 			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
 				  G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
 			      observer,
-			      self->cancellable,
+			      o->cancellable,
 			      kmx_dbus_peer_ready_cb,
 			      o);
 	g_dbus_method_invocation_return_value_with_unix_fd_list(invocation,
