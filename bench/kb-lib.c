@@ -5,7 +5,8 @@
  *
  *   kmx-bench-lib SECONDS
  *
- * Prints "p2p <signatures/s>" and "bus <signatures/s>".  Needs keymuxd on
+ * Prints "p2p <signatures/s> <p50 µs> <p99 µs>" and the same for "bus".
+ * Needs keymuxd on
  * the session bus; makes an Ed25519 key in softkey:login if it has none.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -22,23 +23,40 @@ die(GError *error)
 	exit(1);
 }
 
-/* signatures per second for @seconds */
-static double
-rate(KeymuxKey *key, GBytes *msg, double seconds)
+static int
+cmp_gint64(gconstpointer a, gconstpointer b)
 {
-	gint64 start = g_get_monotonic_time(), now;
-	guint64 n = 0;
+	gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* signs for @seconds; prints @what, signatures per second, p50 and p99 µs */
+static void
+rate(const char *what, KeymuxKey *key, GBytes *msg, double seconds)
+{
+	gint64 start = g_get_monotonic_time(), now = start, before;
+	g_autoptr(GArray) lat = g_array_new(FALSE, FALSE, sizeof(gint64));
 
 	do {
 		GError *error = NULL;
-		g_autoptr(GBytes) sig =
-		    keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, NULL, &error);
+		g_autoptr(GBytes) sig = NULL;
+		gint64 d;
+
+		before = now;
+		sig = keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, NULL, &error);
 		if (sig == NULL)
 			die(error);
-		n++;
 		now = g_get_monotonic_time();
+		d = now - before;
+		g_array_append_val(lat, d);
 	} while (now - start < (gint64)(seconds * G_USEC_PER_SEC));
-	return (double)n * G_USEC_PER_SEC / (double)(now - start);
+	g_array_sort(lat, cmp_gint64);
+	printf("%s %.0f %" G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n",
+	       what,
+	       (double)lat->len * G_USEC_PER_SEC / (double)(now - start),
+	       g_array_index(lat, gint64, lat->len / 2),
+	       g_array_index(lat, gint64, lat->len * 99 / 100));
+	fflush(stdout);
 }
 
 int
@@ -75,7 +93,7 @@ main(int argc, char **argv)
 	    (key = keymux_device_generate_key_sync(device, "ed25519", "bench", 0, NULL, &error)) ==
 		NULL)
 		die(error);
-	printf("p2p %.0f\n", rate(key, msg, seconds));
+	rate("p2p", key, msg, seconds);
 
 	/* the same key's object through the bus */
 	bus = g_bus_get_sync(G_BUS_TYPE_SESSION, NULL, &error);
@@ -95,6 +113,6 @@ main(int argc, char **argv)
 				 NULL);
 	if (bus_key == NULL)
 		die(error);
-	printf("bus %.0f\n", rate(bus_key, msg, seconds));
+	rate("bus", bus_key, msg, seconds);
 	return 0;
 }
