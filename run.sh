@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build and run keymuxd with the soft-key store.  On the session bus when
 # there is one; otherwise on a private bus started here, whose address is
 # printed so you can reach it from another terminal.
@@ -9,6 +10,8 @@ cd "$top"
 scripts/deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build src/service/keymuxd src/cli/keymuxctl >/dev/null
+# which keys it serves, and a warning when a keymuxd already serves them
+scripts/data-dir.sh
 
 if [ -n "${DBUS_SESSION_BUS_ADDRESS:-}" ] && dbus-send --session --dest=org.freedesktop.DBus \
 	--type=method_call --print-reply / org.freedesktop.DBus.GetId >/dev/null 2>&1; then

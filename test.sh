@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build keymux and run its whole test suite (unit and integration tests on
 # private buses).  --sanitize builds with AddressSanitizer and UBSan into
 # build-sanitize.  Fails on any failed or skipped test.

@@ -25,9 +25,32 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
-/* gnutls 3.7 has no rsa-oaep: rsa keys also get an openssl view, as keymuxd's
- * soft-key backend does (kmx-softkey-ossl.c) */
+/* every key also gets a libcrypto view: keymuxd's soft-key backend does its
+ * private-key operations with libcrypto (kmx-softkey-ossl.c), and gnutls 3.7
+ * has no rsa-oaep */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
+
+/* which library kb_key_sign() uses; libcrypto, as keymuxd */
+static KbLib kb_sign_lib = KB_LIB_LIBCRYPTO;
+
+gboolean
+kb_set_sign_lib(const gchar *name, GError **error)
+{
+	if (g_strcmp0(name, "gnutls") == 0)
+		kb_sign_lib = KB_LIB_GNUTLS;
+	else if (g_strcmp0(name, "libcrypto") == 0)
+		kb_sign_lib = KB_LIB_LIBCRYPTO;
+	else {
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "unknown library '%s' (gnutls, libcrypto)",
+			    name ? name : "(none)");
+		return FALSE;
+	}
+	return TRUE;
+}
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIGNUM, BN_clear_free)
 
 G_DEFINE_QUARK(kb - error - quark, kb_error)
@@ -95,7 +118,7 @@ kb_message_digest(void)
 
 typedef struct {
 	KbKey parent;
-	EVP_PKEY *ossl; /* rsa only: oaep and the raw export go through libcrypto */
+	EVP_PKEY *ossl; /* the same key in libcrypto */
 } KbKeyReal;
 
 void
@@ -131,7 +154,7 @@ gnutls_check(int rc, const gchar *what, GError **error)
 
 /* the same key in libcrypto, from gnutls's plain pkcs#8 export */
 static gboolean
-key_prepare_rsa(KbKeyReal *real, gnutls_x509_privkey_t xkey, GError **error)
+key_prepare_ossl(KbKeyReal *real, gnutls_x509_privkey_t xkey, GError **error)
 {
 	gnutls_datum_t der = {NULL, 0};
 	const unsigned char *p;
@@ -148,11 +171,11 @@ key_prepare_rsa(KbKeyReal *real, gnutls_x509_privkey_t xkey, GError **error)
 	real->ossl = d2i_AutoPrivateKey(NULL, &p, der.size);
 	gnutls_memset(der.data, 0, der.size);
 	gnutls_free(der.data);
-	if (real->ossl == NULL || !EVP_PKEY_is_a(real->ossl, "RSA")) {
+	if (real->ossl == NULL) {
 		g_set_error_literal(error,
 				    KB_ERROR,
 				    KB_ERROR_FAILED,
-				    "libcrypto cannot read the rsa key gnutls exported");
+				    "libcrypto cannot read the key gnutls exported");
 		return FALSE;
 	}
 	return TRUE;
@@ -181,8 +204,7 @@ kb_key_new_from_data(const guint8 *data, gsize len, const gchar *passphrase, GEr
 		gnutls_x509_privkey_deinit(xkey);
 		return gnutls_check(rc, "reading the private key", error), NULL;
 	}
-	if (gnutls_x509_privkey_get_pk_algorithm(xkey) == GNUTLS_PK_RSA &&
-	    !key_prepare_rsa((KbKeyReal *)key, xkey, error)) {
+	if (!key_prepare_ossl((KbKeyReal *)key, xkey, error)) {
 		gnutls_x509_privkey_deinit(xkey);
 		return NULL;
 	}
@@ -273,6 +295,61 @@ sign_algorithm(KbAlg alg)
 	}
 }
 
+/* what keymuxd does for one signature: the core hashes (GChecksum), the
+ * soft-key backend signs the digest with a kept EVP_PKEY_CTX on the key
+ * shared by all threads; Ed25519 signs the message with EVP_DigestSign */
+static gboolean
+sign_libcrypto(KbKeyReal *real,
+	       KbAlg alg,
+	       const guint8 *data,
+	       gsize len,
+	       GByteArray *out,
+	       GError **error)
+{
+	guint start = out->len;
+	size_t siglen = (size_t)EVP_PKEY_get_size(real->ossl);
+	gboolean ok;
+
+	g_byte_array_set_size(out, start + siglen);
+	if (alg == KB_ALG_ED25519) {
+		g_autoptr(EVP_MD_CTX) md = EVP_MD_CTX_new();
+		ok = md != NULL &&
+		     EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, real->ossl, NULL) > 0 &&
+		     EVP_DigestSign(md, out->data + start, &siglen, data, len) > 0;
+	} else {
+		/* keymuxd keeps idle contexts per key and mechanism: one per thread here */
+		static __thread EVP_PKEY_CTX *cached;
+		static __thread EVP_PKEY *cached_key;
+		static __thread KbAlg cached_alg;
+		g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+		guint8 digest[32];
+		gsize dlen = sizeof digest;
+
+		g_checksum_update(sum, data, (gssize)len);
+		g_checksum_get_digest(sum, digest, &dlen);
+		if (cached == NULL || cached_key != real->ossl || cached_alg != alg) {
+			g_clear_pointer(&cached, EVP_PKEY_CTX_free);
+			cached = EVP_PKEY_CTX_new_from_pkey(NULL, real->ossl, NULL);
+			if (cached == NULL || EVP_PKEY_sign_init(cached) <= 0 ||
+			    (alg == KB_ALG_RSA_PKCS1_SHA256 &&
+			     EVP_PKEY_CTX_set_rsa_padding(cached, RSA_PKCS1_PADDING) <= 0) ||
+			    EVP_PKEY_CTX_set_signature_md(cached, EVP_sha256()) <= 0)
+				g_clear_pointer(&cached, EVP_PKEY_CTX_free);
+			cached_key = real->ossl;
+			cached_alg = alg;
+		}
+		ok = cached != NULL &&
+		     EVP_PKEY_sign(cached, out->data + start, &siglen, digest, dlen) > 0;
+	}
+	if (!ok) {
+		g_byte_array_set_size(out, start);
+		g_set_error_literal(error, KB_ERROR, KB_ERROR_FAILED, "libcrypto cannot sign");
+		return FALSE;
+	}
+	g_byte_array_set_size(out, start + siglen);
+	return TRUE;
+}
+
 gboolean
 kb_key_sign(KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray *out, GError **error)
 {
@@ -288,6 +365,8 @@ kb_key_sign(KbKey *key, KbAlg alg, const guint8 *data, gsize len, GByteArray *ou
 			    kb_alg_to_string(alg));
 		return FALSE;
 	}
+	if (kb_sign_lib == KB_LIB_LIBCRYPTO)
+		return sign_libcrypto((KbKeyReal *)key, alg, data, len, out, error);
 	rc = gnutls_privkey_sign_data2(key->priv, sign_algorithm(alg), 0, &in, &sig);
 	if (!gnutls_check(rc, "signing", error))
 		return FALSE;

@@ -29,6 +29,15 @@ typedef enum {
 	KB_ALG_RSA_OAEP_SHA256,
 } KbAlg;
 
+typedef enum {
+	KB_LIB_GNUTLS,
+	KB_LIB_LIBCRYPTO,
+} KbLib;
+
+/* the library kb_key_sign() uses: "gnutls" or "libcrypto" (the default, as
+ * keymuxd's soft-key backend) */
+gboolean kb_set_sign_lib(const gchar *name, GError **error);
+
 gboolean kb_alg_from_string(const gchar *name, KbAlg *alg, GError **error);
 const gchar *kb_alg_to_string(KbAlg alg);
 gboolean kb_alg_is_decrypt(KbAlg alg);

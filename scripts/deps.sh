@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs the Debian packages keymux needs to build, run, test and
 # benchmark, if any is missing.  Used by run.sh and test.sh.  Every program
 # the scripts call comes from one of these or from a minimal Debian
@@ -12,8 +13,10 @@ packages=(
 	libgnutls28-dev gnutls-bin libssl-dev libssh-dev openssl libp11-kit-dev p11-kit softhsm2
 	libtss2-dev libtss2-tcti-swtpm0 libtss2-tcti-pcap0 swtpm swtpm-tools tpm2-tools tpm2-openssl libtasn1-6-dev libtasn1-bin
 	pcscd libpcsclite-dev pcsc-tools opensc vsmartcard-vpcd scdaemon
-	openssh-client openssh-server gnupg gpg-agent python3 xxd eatmydata shfmt
+	openssh-client openssh-server gnupg gpg-agent python3 python3-cryptography xxd eatmydata shfmt
 	gobject-introspection libgirepository1.0-dev python3-gi gjs
+	libgcr-3-dev libsecret-1-dev gnome-keyring libsecret-tools
+	go-md2man man-db bash-completion
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

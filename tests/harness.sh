@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymux test harness, sourced by the integration tests.
 #
 # Every test gets its own temp dir, its own dbus-daemon (never the
@@ -10,7 +11,10 @@
 #   kmx_start_daemon [ARGS]    # start $KEYMUXD, wait until it owns its name
 #   kmx_stop_daemon            # SIGTERM, wait for exit
 #   kmx_kill_daemon            # SIGKILL
-#   kmx_start_pcscd            # pcscd with the vpcd virtual reader (port 35963)
+#   kmx_own_pcscd "$@"         # first thing in a card test: run it in a mount
+#                              # namespace of its own (a private /run/pcscd)
+#   kmx_start_pcscd            # pcscd with the vpcd virtual readers (a free
+#                              # port pair: KMX_VPCD_PORT and the one after)
 #   kmx_start_card_sim [ARGS]  # the OpenPGP card simulator, inserted in it
 #   kmx_card_pull / kmx_card_insert
 #   kmx_start_swtpm            # a TPM 2.0 simulator in $KMX_TMP/tpm; sets
@@ -274,21 +278,68 @@ d = open(sys.argv[1], "rb").read()
 print(len(d), *d)' "$1"
 }
 
+# kmx_own_pcscd "$@": pcscd's socket and pid file are at a fixed path
+# (/run/pcscd), so two card tests, or a card test and the system's pcscd,
+# would meet there.  Called first in a card test, this runs the test again
+# in a mount namespace of its own with a tmpfs on /run/pcscd (as root, or
+# in a user namespace as root there); where no namespace can be made, the
+# test goes on sharing /run/pcscd and says so.
+kmx_own_pcscd() {
+	[ -n "${KMX_PCSCD_NS:-}" ] && return 0
+	mkdir -p "$KMX_PCSCD_DIR" 2>/dev/null || true
+	local userns=
+	[ "$(id -u)" = 0 ] || userns=--map-root-user
+	# shellcheck disable=SC2086
+	if unshare --mount --propagation private $userns true 2>/dev/null; then
+		KMX_PCSCD_NS=1 exec unshare --mount --propagation private $userns \
+			/bin/sh -c 'mount -t tmpfs -o mode=0755 kmx-pcscd "$0" && exec /bin/bash "$@"' \
+			"$KMX_PCSCD_DIR" "$0" "$@"
+	fi
+	kmx_log "no mount namespace here: this test shares $KMX_PCSCD_DIR with any other pcscd"
+}
+
+# kmx_free_port_pair: an even TCP port that is free, and the one after it
+# (vpcd's two readers)
+kmx_free_port_pair() {
+	/usr/bin/python3 -c '
+import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 60000, 2)
+    socks = []
+    try:
+        for p in (port, port + 1):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port pair")'
+}
+
 # kmx_start_pcscd: a pcscd of the test's own with the vpcd driver (reader
-# "Virtual PCD 00 00" on TCP port 35963, "... 00 01" on 35964), and the
-# clients pointed at it.  One pcscd per machine: its socket path is fixed.
+# "Virtual PCD 00 00" on TCP port KMX_VPCD_PORT, "... 00 01" on the next
+# one), and the clients pointed at it.  The port pair is picked once per
+# test, so a pcscd started again has the same readers.
 kmx_start_pcscd() {
 	local conf=$KMX_TMP/reader.conf.d pid
+	[ -n "${KMX_VPCD_PORT:-}" ] || KMX_VPCD_PORT=$(kmx_free_port_pair)
+	export KMX_VPCD_PORT
 	mkdir -p "$conf"
 	cat >"$conf/vpcd" <<-EOS
 	FRIENDLYNAME "Virtual PCD"
-	DEVICENAME   /dev/null:0x8C7B
+	DEVICENAME   /dev/null:$(printf '0x%X' "$KMX_VPCD_PORT")
 	LIBPATH      /usr/lib/pcsc/drivers/serial/libifdvpcd.so
-	CHANNELID    0x8C7B
+	CHANNELID    $(printf '0x%X' "$KMX_VPCD_PORT")
 	EOS
 	# a pcscd that was killed leaves its socket and pid file behind
 	if [ -f "$KMX_PCSCD_DIR/pcscd.pid" ]; then
-		pid=$(cat "$KMX_PCSCD_DIR/pcscd.pid" 2>/dev/null || true)
+		pid=$(tr -d '\0' <"$KMX_PCSCD_DIR/pcscd.pid" 2>/dev/null || true)
 		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 			fail "another pcscd (pid $pid) is running: stop it first"
 		fi
@@ -318,7 +369,8 @@ kmx_stop_pcscd() {
 # kmx_start_card_sim [ARGS]: the OpenPGP card simulator (tests/openpgp-card-sim.py),
 # inserted in the first vpcd reader; its APDUs go to $KMX_TMP/card.log
 kmx_start_card_sim() {
-	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --log "$KMX_TMP/card.log" "$@" \
+	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port "$KMX_VPCD_PORT" \
+		--log "$KMX_TMP/card.log" "$@" \
 		>>"$KMX_TMP/card-sim.out" 2>&1 &
 	KMX_CARD_PID=$!
 }

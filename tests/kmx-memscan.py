@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymux test helper: search every readable mapping of a process for known
 # secrets, as an attacker with root would (tests/test-memscan.sh).
 #

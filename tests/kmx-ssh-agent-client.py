@@ -8,7 +8,9 @@ Cases (each exits 0 when the agent behaved, 1 with a message when not):
   oversized           a length of 256 KiB + 1: closed before the body
   empty               a message of length 0: closed
   partial             half a message, then hang up (mid-request)
-  hangup-sign BLOB    a whole SIGN_REQUEST, then hang up before the reply
+  hangup-sign PUBFILE GOFILE
+                      a whole SIGN_REQUEST, then wait for GOFILE to exist and
+                      hang up before the reply
   halfclose PUBFILE   a SIGN_REQUEST, then shut down the writing side: the
                       reply still comes, then the agent closes
   many N              N connections at once; print how many the agent kept
@@ -140,6 +142,8 @@ def main():
         s = connect(path)
         blob = blob_of(args[0])
         s.sendall(frame(bytes([SIGN]) + string(blob) + string(b"data") + struct.pack(">I", 0)))
+        while not os.path.exists(args[1]):
+            time.sleep(0.05)
         s.close()
     elif case == "halfclose":
         s = connect(path)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test tool: many callers, each with many signatures in flight
  *
  *   kmx-test-flood --key PATH [--clients N] [--calls M] [--algorithm A]

@@ -1,11 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test fixture: a Prompter that answers AskSecret as told
  *
  *   kmx-test-prompter --secret S [--delay-ms N] [--mode answer|refuse|vanish|hang]
+ *   kmx-test-prompter --sign KEY_PATH --timeout-ms N
  *
  * Registers itself with the keystore, prints "ready", then one line
- * "asked <device path> <hints>" per question on stdout.  "refuse" answers
+ * "asked <device path> <hints>" per question on stdout, and "cancel <device
+ * path>" when a question is withdrawn.  "refuse" answers
  * with the Cancelled error (the user closed the dialog), "vanish" exits
  * without answering, "hang" never answers.
+ *
+ * With --sign it is a caller instead, one that gives up waiting: it calls
+ * Key.Sign with a D-Bus timeout of N ms, prints "gave up: ERROR" (or
+ * "signed"), and stays on the bus until killed.
  */
 #include "config.h"
 
@@ -18,6 +25,22 @@
 static const char *opt_secret = "";
 static const char *opt_mode = "answer";
 static int opt_delay_ms = 0;
+static const char *opt_sign = NULL;
+static int opt_timeout_ms = 1000;
+
+static void
+sign_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+	if (reply == NULL)
+		printf("gave up: %s\n", error->message);
+	else
+		printf("signed\n");
+	fflush(stdout);
+}
 
 typedef struct {
 	GDBusMethodInvocation *invocation;
@@ -60,6 +83,15 @@ handle_ask_secret(KmxDBusPrompter *iface,
 	return TRUE;
 }
 
+static gboolean
+handle_cancel(KmxDBusPrompter *iface, GDBusMethodInvocation *invocation, const char *device)
+{
+	printf("cancel %s\n", device);
+	fflush(stdout);
+	kmx_dbus_prompter_complete_cancel(iface, invocation);
+	return TRUE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -67,6 +99,8 @@ main(int argc, char **argv)
 	    {"secret", 0, 0, G_OPTION_ARG_STRING, &opt_secret, "the secret to answer", NULL},
 	    {"mode", 0, 0, G_OPTION_ARG_STRING, &opt_mode, "answer|refuse|vanish|hang", NULL},
 	    {"delay-ms", 0, 0, G_OPTION_ARG_INT, &opt_delay_ms, "wait before answering", NULL},
+	    {"sign", 0, 0, G_OPTION_ARG_STRING, &opt_sign, "sign with this key, as a caller", NULL},
+	    {"timeout-ms", 0, 0, G_OPTION_ARG_INT, &opt_timeout_ms, "the caller's timeout", NULL},
 	    {NULL},
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
@@ -86,7 +120,24 @@ main(int argc, char **argv)
 		g_printerr("%s\n", error->message);
 		return 1;
 	}
+	if (opt_sign != NULL) {
+		g_dbus_connection_call(bus,
+				       KMX_DBUS_NAME,
+				       opt_sign,
+				       KMX_DBUS_KEY_INTERFACE,
+				       "Sign",
+				       g_variant_new_parsed("('ed25519', [byte 1], @a{sv} {})"),
+				       G_VARIANT_TYPE("(ay)"),
+				       G_DBUS_CALL_FLAGS_NONE,
+				       opt_timeout_ms,
+				       NULL,
+				       sign_cb,
+				       NULL);
+		g_main_loop_run(loop);
+		return 0;
+	}
 	g_signal_connect(prompter, "handle-ask-secret", G_CALLBACK(handle_ask_secret), NULL);
+	g_signal_connect(prompter, "handle-cancel", G_CALLBACK(handle_cancel), NULL);
 	if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(prompter),
 					      bus,
 					      "/org/keymux/TestPrompter",

@@ -1,299 +1,176 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """An OpenPGP card (application version 3.4 subset) for the tests.
 
 A TCP client of vpcd (the vsmartcard virtual reader driver that pcscd
 loads): connecting is inserting the card, closing the socket is pulling it
-out.  Standard library only.  Crypto in plain Python: ECDSA and ECDH on
-P-256, Ed25519, X25519, RSA-2048 (PKCS#1 v1.5).  Slow and not constant-time: a test fixture, never
-a key store.
+out.  The keys and their arithmetic are python3-cryptography's (OpenSSL):
+ECDSA and ECDH on P-256 and P-384, Ed25519, X25519, RSA-2048/3072/4096
+(PKCS#1 v1.5 signatures of a DigestInfo, decryption).  A test fixture,
+never a key store.
 
     openpgp-card-sim.py [--port 35963] [--serial 0000BEEF] [--keys sig=ecdsa-p256,...]
+                        [--key-files dec=key.pem,...]
                         [--sig-pin-forced] [--short] [--log FILE] [--name NAME]
+
+Transport: extended Lc/Le (historical bytes and 7F66 say so), or with
+--short only short APDUs: command chaining in, 61xx and GET RESPONSE out.
 
 Signals: SIGUSR1 pulls the card out, SIGUSR2 puts it back (the card forgets
 its verified PINs either way); SIGHUP makes signatures slow (2 s), or fast
-again, so a test can pull the card in the middle of one.  Every APDU's instruction and status is
-appended to --log as "INS P1P2 SW", so tests can count VERIFYs and PSOs.
+again, so a test can pull the card in the middle of one; SIGWINCH makes
+the card stop answering (it takes the next command and says nothing), and
+the next SIGWINCH answers that command after all.  Every APDU's
+instruction and status is appended to --log as "INS P1P2 SW", with " x"
+after it when the command came in extended length, so tests can count
+VERIFYs and PSOs and see the transport.
 """
 
 import argparse
 import hashlib
+import hmac
 import os
-import secrets
 import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 
-# ---- P-256 ------------------------------------------------------------------
+from cryptography.exceptions import InvalidKey, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils, x25519
 
-P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1
-P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
-P256_G = (0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
-          0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
+# ---- the keys: python3-cryptography does the arithmetic ---------------------
 
-
-def p256_on_curve(pt):
-    x, y = pt
-    p = P256_P
-    return 0 <= x < p and 0 <= y < p and (y * y - (x * x * x - 3 * x + P256_B)) % p == 0
-
-
-def p256_add(a, b):
-    """affine addition; None is the point at infinity"""
-    p = P256_P
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if a[0] == b[0]:
-        if (a[1] + b[1]) % p == 0:
-            return None
-        lam = (3 * a[0] * a[0] - 3) * pow(2 * a[1], -1, p) % p
-    else:
-        lam = (b[1] - a[1]) * pow(b[0] - a[0], -1, p) % p
-    x = (lam * lam - a[0] - b[0]) % p
-    return (x, (lam * (a[0] - x) - a[1]) % p)
+CURVES = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1()}
+# the DER prefix of a DigestInfo (RFC 8017 9.2) -> its hash
+DIGEST_INFOS = {
+    bytes.fromhex("3021300906052b0e03021a05000414"): hashes.SHA1(),
+    bytes.fromhex("302d300d06096086480165030402040500041c"): hashes.SHA224(),
+    bytes.fromhex("3031300d060960864801650304020105000420"): hashes.SHA256(),
+    bytes.fromhex("3041300d060960864801650304020205000430"): hashes.SHA384(),
+    bytes.fromhex("3051300d060960864801650304020305000440"): hashes.SHA512(),
+}
+# a bare ECDSA digest's length -> a hash of that size (only the size counts)
+DIGEST_SIZES = {20: hashes.SHA1(), 28: hashes.SHA224(), 32: hashes.SHA256(),
+                48: hashes.SHA384(), 64: hashes.SHA512()}
+RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+POINT = serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
 
 
-def p256_mul(k, pt):
-    acc = None
-    while k:
-        if k & 1:
-            acc = p256_add(acc, pt)
-        pt = p256_add(pt, pt)
-        k >>= 1
-    return acc
+def key_public(alg, priv):
+    """the public part as the card shows it: (n, e) for RSA, else the point"""
+    pub = priv.public_key()
+    if alg.startswith("rsa"):
+        nums = pub.public_numbers()
+        return (nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big"),
+                nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big"))
+    if alg in ("ed25519", "x25519"):
+        return pub.public_bytes(*RAW)
+    return pub.public_bytes(*POINT)
 
 
-def p256_point_bytes(pt):
-    return b"\x04" + pt[0].to_bytes(32, "big") + pt[1].to_bytes(32, "big")
+def key_generate(alg):
+    if alg.startswith("rsa"):
+        return rsa.generate_private_key(65537, int(alg[3:]))
+    if alg == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    if alg == "x25519":
+        return x25519.X25519PrivateKey.generate()
+    return ec.generate_private_key(CURVES[alg[-4:]])
 
 
-def p256_parse_point(data):
-    if len(data) != 65 or data[0] != 4:
-        return None
-    pt = (int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:], "big"))
-    return pt if p256_on_curve(pt) else None
+def rsa_from_parts(e, p, q, bits):
+    """the key import template gives e, p and q"""
+    if not (e and p and q) or p == q or (p * q).bit_length() != bits:
+        raise CardError(b"\x6A\x80")
+    try:
+        d = pow(e, -1, (p - 1) * (q - 1))
+        pub = rsa.RSAPublicNumbers(e, p * q)
+        return rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
+                                     rsa.rsa_crt_iqmp(p, q), pub).private_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise CardError(b"\x6A\x80")
 
 
-def p256_generate():
-    d = 1 + secrets.randbelow(P256_N - 1)
-    return d, p256_point_bytes(p256_mul(d, P256_G))
-
-
-def p256_sign(d, digest):
-    e = int.from_bytes(digest, "big")
-    if len(digest) > 32:  # FIPS 186: the leftmost bits of the digest
-        e >>= 8 * len(digest) - 256
-    while True:
-        k = 1 + secrets.randbelow(P256_N - 1)
-        r = p256_mul(k, P256_G)[0] % P256_N
-        if r == 0:
-            continue
-        s = pow(k, -1, P256_N) * (e + r * d) % P256_N
-        if s:
-            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-# ---- Ed25519 and X25519 (RFC 8032, RFC 7748) ---------------------------------
-
-ED_P = 2**255 - 19
-ED_L = 2**252 + 27742317777372353535851937790883648493
-ED_D = -121665 * pow(121666, -1, ED_P) % ED_P
-ED_SQRT_M1 = pow(2, (ED_P - 1) // 4, ED_P)
-
-
-def ed_recover_x(y, sign):
-    p = ED_P
-    xx = (y * y - 1) * pow(ED_D * y * y + 1, -1, p) % p
-    x = pow(xx, (p + 3) // 8, p)
-    if (x * x - xx) % p:
-        x = x * ED_SQRT_M1 % p
-    if (x * x - xx) % p:
-        return None
-    if x & 1 != sign:
-        x = p - x
-    return x
-
-
-ED_BY = 4 * pow(5, -1, ED_P) % ED_P
-ED_B = (ed_recover_x(ED_BY, 0), ED_BY, 1, ed_recover_x(ED_BY, 0) * ED_BY % ED_P)
-
-
-def ed_add(a, b):
-    """extended coordinates (X, Y, Z, T)"""
-    p = ED_P
-    A = (a[1] - a[0]) * (b[1] - b[0]) % p
-    B = (a[1] + a[0]) * (b[1] + b[0]) % p
-    C = 2 * a[3] * b[3] * ED_D % p
-    D = 2 * a[2] * b[2] % p
-    E, F, G, H = B - A, D - C, D + C, B + A
-    return (E * F % p, G * H % p, F * G % p, E * H % p)
-
-
-def ed_mul(k, pt):
-    acc = (0, 1, 1, 0)
-    while k:
-        if k & 1:
-            acc = ed_add(acc, pt)
-        pt = ed_add(pt, pt)
-        k >>= 1
-    return acc
-
-
-def ed_encode(pt):
-    zi = pow(pt[2], -1, ED_P)
-    x, y = pt[0] * zi % ED_P, pt[1] * zi % ED_P
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
-
-
-def ed_expand(seed):
-    h = hashlib.sha512(seed).digest()
-    a = int.from_bytes(h[:32], "little")
-    a &= (1 << 254) - 8
-    a |= 1 << 254
-    return a, h[32:]
-
-
-def ed_generate():
-    seed = secrets.token_bytes(32)
-    a, _ = ed_expand(seed)
-    return seed, ed_encode(ed_mul(a, ED_B))
-
-
-def ed_sign(seed, msg):
-    a, prefix = ed_expand(seed)
-    pub = ed_encode(ed_mul(a, ED_B))
-    r = int.from_bytes(hashlib.sha512(prefix + msg).digest(), "little") % ED_L
-    R = ed_encode(ed_mul(r, ED_B))
-    k = int.from_bytes(hashlib.sha512(R + pub + msg).digest(), "little") % ED_L
-    return R + ((r + k * a) % ED_L).to_bytes(32, "little")
-
-
-def x25519(k_bytes, u_bytes):
-    p = ED_P
-    k = bytearray(k_bytes)
-    k[0] &= 248
-    k[31] &= 127
-    k[31] |= 64
-    k = int.from_bytes(k, "little")
-    u = int.from_bytes(u_bytes, "little") & ((1 << 255) - 1)
-    x1, x2, z2, x3, z3, swap = u, 1, 0, u, 1, 0
-    a24 = 121665
-    for t in reversed(range(255)):
-        kt = (k >> t) & 1
-        swap ^= kt
-        if swap:
-            x2, x3, z2, z3 = x3, x2, z3, z2
-        swap = kt
-        A, B = (x2 + z2) % p, (x2 - z2) % p
-        AA, BB = A * A % p, B * B % p
-        E = (AA - BB) % p
-        C, D = (x3 + z3) % p, (x3 - z3) % p
-        DA, CB = D * A % p, C * B % p
-        x3 = (DA + CB) ** 2 % p
-        z3 = x1 * (DA - CB) ** 2 % p
-        x2 = AA * BB % p
-        z2 = E * (AA + a24 * E) % p
-    if swap:
-        x2, x3, z2, z3 = x3, x2, z3, z2
-    return (x2 * pow(z2, p - 2, p) % p).to_bytes(32, "little")
-
-
-def x25519_generate():
-    k = secrets.token_bytes(32)
-    return k, x25519(k, (9).to_bytes(32, "little"))
-
-
-# ---- RSA ------------------------------------------------------------------------
-
-SMALL_PRIMES = [p for p in range(3, 2000) if all(p % q for q in range(2, int(p ** 0.5) + 1))]
-
-
-def is_probable_prime(n):
-    for p in SMALL_PRIMES:
-        if n % p == 0:
-            return n == p
-    d, r = n - 1, 0
-    while d % 2 == 0:
-        d //= 2
-        r += 1
-    for _ in range(16):  # enough for a test fixture's keys
-        a = 2 + secrets.randbelow(n - 3)
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(r - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
-
-
-def rsa_prime(bits, e):
-    while True:
-        c = secrets.randbits(bits) | (3 << (bits - 2)) | 1
-        if c % e != 1 and is_probable_prime(c):
-            return c
-
-
-def rsa_generate(bits=2048, e=65537):
-    while True:
-        p, q = rsa_prime(bits // 2, e), rsa_prime(bits // 2, e)
-        n = p * q
-        if p != q and n.bit_length() == bits:
-            d = pow(e, -1, (p - 1) * (q - 1))
-            return (n, e, d, p, q)
-
-
-def rsa_private(key, c):
-    n, e, d, p, q = key
-    mp = pow(c, d % (p - 1), p)
-    mq = pow(c, d % (q - 1), q)
-    h = pow(q, -1, p) * (mp - mq) % p
-    return mq + h * q
-
-
-def rsa_sign(key, data):
-    k = (key[0].bit_length() + 7) // 8
-    if len(data) > k - 11:
+def rsa_sign(priv, data):
+    """PSO:CDS on RSA: the card pads what it is given (PKCS#1 v1.5 type 1),
+    a DigestInfo or any other string (TLS 1.2's MD5+SHA1) up to the modulus
+    length less 11 bytes"""
+    for prefix, alg in DIGEST_INFOS.items():
+        if data.startswith(prefix) and len(data) == len(prefix) + alg.digest_size:
+            return priv.sign(data[len(prefix):], padding.PKCS1v15(), utils.Prehashed(alg))
+    if len(data) > priv.key_size // 8 - 11:
         raise CardError(b"\x67\x00")
-    em = b"\x00\x01" + b"\xff" * (k - 3 - len(data)) + b"\x00" + data
-    return rsa_private(key, int.from_bytes(em, "big")).to_bytes(k, "big")
+    # cryptography has no raw PKCS#1 signature: openssl's rsautl makes it
+    # (pkeyutl refuses input longer than a hash)
+    pem = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    fd, path = tempfile.mkstemp(prefix="card-sim-key.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        done = subprocess.run(["openssl", "rsautl", "-sign", "-inkey", path], input=data,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    finally:
+        os.unlink(path)
+    if done.returncode != 0 or len(done.stdout) != priv.key_size // 8:
+        raise CardError(b"\x6A\x80")
+    return done.stdout
 
 
-def rsa_decrypt(key, data):
-    k = (key[0].bit_length() + 7) // 8
+def rsa_decrypt(priv, data):
+    k = priv.key_size // 8
     if len(data) != k + 1 or data[0] != 0:  # the padding indicator byte, then c
         raise CardError(b"\x6A\x80")
-    c = int.from_bytes(data[1:], "big")
-    if c >= key[0]:
+    try:
+        return priv.decrypt(data[1:], padding.PKCS1v15())
+    except ValueError:
         raise CardError(b"\x6A\x80")
-    em = rsa_private(key, c).to_bytes(k, "big")
-    sep = em.find(b"\x00", 2)
-    if em[:2] != b"\x00\x02" or sep < 10:
+
+
+def ecdsa_sign(priv, digest):
+    """the card signs the digest it is given; r || s, each the curve's size"""
+    alg = DIGEST_SIZES.get(len(digest))
+    if alg is None:
+        raise CardError(b"\x67\x00")
+    r, s = utils.decode_dss_signature(priv.sign(digest, ec.ECDSA(utils.Prehashed(alg))))
+    size = (priv.curve.key_size + 7) // 8
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def ecdh(alg, priv, point):
+    try:
+        if alg == "x25519":
+            if len(point) == 33 and point[0] == 0x40:
+                point = point[1:]
+            return priv.exchange(x25519.X25519PublicKey.from_public_bytes(point))
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(priv.curve, point)
+        return priv.exchange(ec.ECDH(), peer)
+    except (ValueError, InvalidKey, UnsupportedAlgorithm):
         raise CardError(b"\x6A\x80")
-    return em[sep + 1:]
 
 
 # ---- the card -------------------------------------------------------------------
 
 OID_P256 = bytes.fromhex("2A8648CE3D030107")
+OID_P384 = bytes.fromhex("2B81040022")
 OID_ED25519 = bytes.fromhex("2B06010401DA470F01")
 OID_CV25519 = bytes.fromhex("2B060104019755010501")
-# algorithm attributes -> (name, can sign, can agree)
+# algorithm attributes -> name
 ALGOS = {
     b"\x13" + OID_P256: "ecdsa-p256",
     b"\x12" + OID_P256: "ecdh-p256",
+    b"\x13" + OID_P384: "ecdsa-p384",
+    b"\x12" + OID_P384: "ecdh-p384",
     b"\x16" + OID_ED25519: "ed25519",
     b"\x12" + OID_CV25519: "x25519",
     bytes.fromhex("010800002000"): "rsa2048",
+    bytes.fromhex("010C00002000"): "rsa3072",
+    bytes.fromhex("011000002000"): "rsa4096",
 }
 ATTRS = {v: k for k, v in ALGOS.items()}
 SLOTS = {0xB6: 0, 0xB8: 1, 0xA4: 2}  # CRT tag -> slot index (sig, dec, aut)
@@ -324,6 +201,7 @@ class Card:
         self.manufacturer = bytes.fromhex(args.manufacturer)
         self.serial = bytes.fromhex(args.serial)
         self.short = args.short
+        self.exact_le = args.exact_le
         self.name = args.name.encode()
         self.pins = {0x81: args.pin.encode(), 0x82: args.pin.encode(), 0x83: args.admin_pin.encode()}
         self.retries = {1: 3, 3: 3}  # PW1, PW3
@@ -335,11 +213,18 @@ class Card:
         self.dates = [bytes(4)] * 3
         self.garbage = args.garbage
         self.hist = bytes.fromhex("0073000080059000" if self.short else "00730000E0059000")
+        files = dict(spec.split("=", 1) for spec in filter(None, (args.key_files or "").split(",")))
         for spec in filter(None, args.keys.split(",")):
             slot, alg = spec.split("=")
             i = SLOT_NAMES.index(slot)
-            self.attrs[i] = ATTRS[alg if alg != "ecdh-p256" else "ecdh-p256"]
-            self.generate(i)
+            self.attrs[i] = ATTRS[alg]
+            if slot in files:
+                # a key made beforehand (RSA-4096 takes seconds to generate)
+                with open(files[slot], "rb") as f:
+                    priv = serialization.load_pem_private_key(f.read(), None)
+                self.keys[i] = (alg, priv, key_public(alg, priv))
+            else:
+                self.generate(i)
             # a made-up fingerprint: the slot is in use (a real card got
             # one from whoever generated the key)
             self.fprs[i] = hashlib.sha1(repr(self.keys[i][2]).encode()).digest()
@@ -347,6 +232,7 @@ class Card:
         self.reset()
 
     def reset(self):
+        self.last_extended = False
         self.verified = set()
         self.chain = b""
         self.pending = b""
@@ -378,18 +264,10 @@ class Card:
 
     def generate(self, i):
         alg = ALGOS.get(self.attrs[i])
-        if alg in ("ecdsa-p256", "ecdh-p256"):
-            d, pub = p256_generate()
-        elif alg == "ed25519":
-            d, pub = ed_generate()
-        elif alg == "x25519":
-            d, pub = x25519_generate()
-        elif alg == "rsa2048":
-            d = rsa_generate()
-            pub = (d[0].to_bytes(256, "big"), d[1].to_bytes(3, "big"))
-        else:
+        if alg is None:
             raise CardError(b"\x6A\x80")
-        self.keys[i] = (alg, d, pub)
+        priv = key_generate(alg)
+        self.keys[i] = (alg, priv, key_public(alg, priv))
 
     def import_key(self, data):
         """PUT DATA 3FFF: 4D { CRT, 7F48 { tag len... }, 5F48 { values } }"""
@@ -416,36 +294,29 @@ class Card:
             parts[tag] = values[off:off + n]
             off += n
         alg = ALGOS.get(self.attrs[i])
-        if alg == "rsa2048":
-            e, p, q = (int.from_bytes(parts.get(t, b""), "big") for t in (0x91, 0x92, 0x93))
-            if not (e and p and q) or (p * q).bit_length() != 2048:
-                raise CardError(b"\x6A\x80")
-            d = (p * q, e, pow(e, -1, (p - 1) * (q - 1)), p, q)
-            self.keys[i] = (alg, d, ((p * q).to_bytes(256, "big"), e.to_bytes(3, "big")))
-        elif alg in ("ecdsa-p256", "ecdh-p256"):
-            k = int.from_bytes(parts.get(0x92, b""), "big")
-            if not 0 < k < P256_N:
-                raise CardError(b"\x6A\x80")
-            self.keys[i] = (alg, k, p256_point_bytes(p256_mul(k, P256_G)))
-        elif alg == "ed25519":
-            seed = parts.get(0x92, b"")
-            if len(seed) != 32:
-                raise CardError(b"\x6A\x80")
-            self.keys[i] = (alg, seed, ed_encode(ed_mul(ed_expand(seed)[0], ED_B)))
-        elif alg == "x25519":
-            k = parts.get(0x92, b"")
-            if len(k) != 32:
-                raise CardError(b"\x6A\x80")
-            self.keys[i] = (alg, k, x25519(k, (9).to_bytes(32, "little")))
-        else:
+        if alg is None:
             raise CardError(b"\x6A\x80")
+        try:
+            if alg.startswith("rsa"):
+                e, p, q = (int.from_bytes(parts.get(t, b""), "big") for t in (0x91, 0x92, 0x93))
+                priv = rsa_from_parts(e, p, q, int(alg[3:]))
+            elif alg == "ed25519":
+                priv = ed25519.Ed25519PrivateKey.from_private_bytes(parts.get(0x92, b""))
+            elif alg == "x25519":
+                priv = x25519.X25519PrivateKey.from_private_bytes(parts.get(0x92, b""))
+            else:
+                k = int.from_bytes(parts.get(0x92, b""), "big")
+                priv = ec.derive_private_key(k, CURVES[alg[-4:]])
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise CardError(b"\x6A\x80")
+        self.keys[i] = (alg, priv, key_public(alg, priv))
         self.fprs[i] = bytes(20)
         return b""
 
     def public(self, i):
         if self.keys[i] is None:
             raise CardError(b"\x6A\x88")
-        if self.keys[i][0] == "rsa2048":
+        if self.keys[i][0].startswith("rsa"):
             n, e = self.keys[i][2]
             return tlv(0x7F49, tlv(0x81, n) + tlv(0x82, e))
         return tlv(0x7F49, tlv(0x86, self.keys[i][2]))
@@ -458,43 +329,29 @@ class Card:
         key = self.keys[i]
         if key is None:
             raise CardError(b"\x6A\x88")
-        alg, d, _ = key
-        if alg == "ecdsa-p256":
-            if len(data) > 64:
-                raise CardError(b"\x67\x00")
-            return p256_sign(d, data)
+        alg, priv, _ = key
+        if alg.startswith("ecdsa"):
+            return ecdsa_sign(priv, data)
         if alg == "ed25519":
-            return ed_sign(d, data)
-        if alg == "rsa2048":
-            return rsa_sign(d, data)
+            return priv.sign(data)
+        if alg.startswith("rsa"):
+            return rsa_sign(priv, data)
         raise CardError(b"\x69\x85")
 
     def decipher(self, data):
         key = self.keys[1]
         if key is None:
             raise CardError(b"\x6A\x88")
-        alg, d, _ = key
-        if alg == "rsa2048":
-            return rsa_decrypt(d, data)
+        alg, priv, _ = key
+        if alg.startswith("rsa"):
+            return rsa_decrypt(priv, data)
+        if alg not in ("x25519", "ecdh-p256", "ecdh-p384"):
+            raise CardError(b"\x69\x85")
         # A6 { 7F49 { 86 point } }
         point = parse_path(data, [0xA6, 0x7F49, 0x86])
         if point is None:
             raise CardError(b"\x6A\x80")
-        if alg == "x25519":
-            if len(point) == 33 and point[0] == 0x40:
-                point = point[1:]
-            if len(point) != 32:
-                raise CardError(b"\x6A\x80")
-            out = x25519(d, point)
-            if out == bytes(32):
-                raise CardError(b"\x6A\x80")
-            return out
-        if alg == "ecdh-p256":
-            pt = p256_parse_point(point)
-            if pt is None:
-                raise CardError(b"\x6A\x80")
-            return p256_mul(d, pt)[0].to_bytes(32, "big")
-        raise CardError(b"\x69\x85")
+        return ecdh(alg, priv, point)
 
     def verify(self, p2, data):
         if p2 not in (0x81, 0x82, 0x83):
@@ -506,7 +363,7 @@ class Card:
             raise CardError(bytes([0x63, 0xC0 | self.retries[pw]]))
         if self.retries[pw] == 0:
             raise CardError(b"\x69\x83")
-        if not secrets.compare_digest(data, self.pins[p2]):
+        if not hmac.compare_digest(data, self.pins[p2]):
             self.retries[pw] -= 1
             self.verified.discard(p2)
             if self.retries[pw] == 0:
@@ -633,12 +490,14 @@ class Card:
             return b"\x67\x00"
         cla, ins, p1, p2 = apdu[:4]
         body = apdu[4:]
+        self.last_extended = False
         data, le = b"", None
         if len(body) == 0:
             pass
         elif len(body) == 1:
             le = body[0] or 256
         elif body[0] == 0 and len(body) >= 3 and not self.short:
+            self.last_extended = True
             lc = body[1] << 8 | body[2]
             if len(body) == 3:
                 le = lc or 65536
@@ -670,6 +529,9 @@ class Card:
             out = self.command(cla & ~0x10, ins, p1, p2, data)
         except CardError as e:
             return e.sw
+        # a card that wants the exact length (T=0 style): "6C xx, ask again"
+        if self.exact_le and ins == 0xCA and le is not None and 0 < len(out) < 256 and le != len(out):
+            return bytes([0x6C, len(out)])
         return self.respond(out, le)
 
     def respond(self, out, le):
@@ -690,14 +552,20 @@ class Sim:
         self.sock = None
         self.want_inserted = True
         self.slow = False
+        self.mute = False
+        self.held = None  # the command a mute card did not answer
         self.log = open(args.log, "a", buffering=1) if args.log else None
         signal.signal(signal.SIGUSR1, lambda *_: self.set_inserted(False))
         signal.signal(signal.SIGUSR2, lambda *_: self.set_inserted(True))
         signal.signal(signal.SIGHUP, lambda *_: self.toggle_slow())
+        signal.signal(signal.SIGWINCH, lambda *_: self.toggle_mute())
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     def toggle_slow(self):
         self.slow = not self.slow
+
+    def toggle_mute(self):
+        self.mute = not self.mute
 
     def set_inserted(self, on):
         self.want_inserted = on
@@ -723,6 +591,7 @@ class Sim:
         if self.sock:
             self.sock.close()
             self.sock = None
+            self.held = None
             self.card.reset()
             self.note(why)
 
@@ -755,10 +624,18 @@ class Sim:
                 time.sleep(0.05)
                 if not self.want_inserted:
                     raise ConnectionError("pulled in the middle of an operation")
+        if self.mute:
+            self.held = msg
+            self.note("%02X %02X%02X held" % tuple((msg + bytes(4))[1:4]))
+            return
+        self.answer(msg)
+
+    def answer(self, msg):
         resp = self.card.apdu(msg)
-        self.note("%02X %02X%02X %s" % (msg[1] if len(msg) > 1 else 0,
-                                        msg[2] if len(msg) > 2 else 0,
-                                        msg[3] if len(msg) > 3 else 0, resp[-2:].hex().upper()))
+        self.note("%02X %02X%02X %s%s" % (msg[1] if len(msg) > 1 else 0,
+                                          msg[2] if len(msg) > 2 else 0,
+                                          msg[3] if len(msg) > 3 else 0, resp[-2:].hex().upper(),
+                                          " x" if self.card.last_extended else ""))
         self.send(resp)
 
     def run(self):
@@ -773,8 +650,15 @@ class Sim:
             if self.sock is None:
                 time.sleep(0.05)
                 continue
+            if self.held is not None and not self.mute:
+                held, self.held = self.held, None
+                try:
+                    self.answer(held)
+                except (ConnectionError, OSError):
+                    self.disconnect("vpcd gone")
+                continue
             r, _, _ = select.select([self.sock], [], [], 0.05)
-            if not r:
+            if not r or self.held is not None:
                 continue
             try:
                 self.serve_one()
@@ -829,9 +713,13 @@ def main():
     ap.add_argument("--admin-pin", default="12345678")
     ap.add_argument("--name", default="")
     ap.add_argument("--keys", default="", help="slot=algorithm,... (sig|dec|aut = "
-                    "ecdsa-p256|ecdh-p256|ed25519|x25519|rsa2048)")
+                    "ecdsa-p256|ecdh-p256|ecdsa-p384|ecdh-p384|ed25519|x25519|rsa2048|rsa3072|rsa4096)")
+    ap.add_argument("--key-files", help="slot=PEM,...: the key of a slot in --keys from a file "
+                    "(unencrypted PKCS#8) instead of generated")
     ap.add_argument("--sig-pin-forced", action="store_true", help="PW1 is valid for one signature")
     ap.add_argument("--short", action="store_true", help="no extended length: chaining and 61xx")
+    ap.add_argument("--exact-le", action="store_true",
+                    help="GET DATA with another Le than the answer's length gets 6Cxx")
     ap.add_argument("--garbage", choices=["appdata", "sign"],
                     help="answer nonsense: a malformed application data object, or signatures of 7 bytes")
     ap.add_argument("--log")

@@ -1,8 +1,10 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # OpenPGP cards: a real pcscd with the vpcd driver and the project's card
 # simulator (tests/openpgp-card-sim.py); gpg reads the same simulator, which
 # keeps it honest.
 . "$KMX_TESTS_DIR/harness.sh"
+kmx_own_pcscd "$@"
 kmx_setup
 
 # until_ok CMD...: until CMD succeeds (events, not a fixed sleep)
@@ -47,6 +49,12 @@ details=$(kmx_prop "$D" org.keymux.Keystore1.Device Details)
 assert_contains "$details" '"admin-retries" i 3'
 assert_contains "$details" '"reader" s "Virtual PCD 00 00"'
 assert_contains "$details" '"sig-algorithm" s "ecdsa-p256"'
+assert_contains "$details" '"dec-algorithm" s "x25519"'
+assert_contains "$details" '"manufacturer" s "FFFE"'
+assert_contains "$details" '"manufacturer-name" s "unmanaged serial number range"'
+assert_contains "$details" '"version" s "3.4"'
+assert_contains "$details" '"signature-counter" u 0'
+assert_contains "$details" '"sig-pin-forced" b false'
 keys=$(kmx_prop "$D" org.keymux.Keystore1.Device Keys)
 assert_contains "$keys" "ao 3 "
 
@@ -111,7 +119,7 @@ lines=$(grep -c "" "$KMX_TMP/card.log")
 sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
 openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
 	fail "the second ECDSA signature does not verify"
-assert_eq "2A 9E9A 9000" "$(tail -n +$((lines + 1)) "$KMX_TMP/card.log")" "APDUs of one signature"
+assert_eq "2A 9E9A 9000 x" "$(tail -n +$((lines + 1)) "$KMX_TMP/card.log")" "APDUs of one signature (extended length)"
 assert_eq $((pso_before + 2)) "$(grep -c '^2A 9E9A 9000' "$KMX_TMP/card.log")"
 sign "${KEY[ed25519]}" ed25519 "$KMX_TMP/msg"
 openssl pkeyutl -verify -pubin -inkey "$KMX_TMP/ed25519.pub" -rawin -in "$KMX_TMP/msg" \
@@ -163,6 +171,53 @@ cmp -s "$KMX_TMP/want.bin" "$KMX_TMP/got.bin" || fail "the card's X25519 secret 
 err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[x25519]}" \
 	--method org.keymux.Keystore1.Key.Sign ed25519 "[byte 0x68]" "{}")
 assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
+
+# ---- the last PIN try (CARD.md): another program spends two; keymux never
+# sends the PIN it keeps on the last one, and a person is asked, told so ----
+# wrong_pins N: another PC/SC client sends N wrong PINs (VERIFY 82), then resets the card
+wrong_pins() {
+	local apdus=() i
+	for i in $(seq "$1"); do apdus+=(-s 0020008206313131313131); done
+	opensc-tool --reader 0 -s 00A4040006D27600012401 "${apdus[@]}" >/dev/null 2>&1 ||
+		fail "opensc-tool cannot send wrong PINs"
+	opensc-tool --reader 0 --reset >/dev/null 2>&1 || fail "opensc-tool cannot reset the card"
+}
+wrong_pins 2
+v81=$(verifies 81)
+v82=$(verifies 82)
+err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "${KEY[ecdsa-p256]}" \
+	--method org.keymux.Keystore1.Key.Sign ecdsa-sha256 "[byte 0x68]" "{'interactive': <false>}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+assert_contains "$err" "one PIN try left"
+assert_eq "$v81" "$(verifies 81)" "VERIFY 81 with the kept PIN on the last try"
+assert_eq "i 1" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
+assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "one PIN try left: the PIN keymux keeps is not sent"
+# a person who is told it is the last try may spend it: the prompt says 1
+kmx_bg "$KMX_TEST_PROMPTER" --secret 123456 >"$KMX_TMP/prompter.out"
+until_ok grep -q ready "$KMX_TMP/prompter.out"
+sign "${KEY[ecdsa-p256]}" ecdsa-sha256 "$KMX_TMP/msg"
+openssl dgst -sha256 -verify "$KMX_TMP/ecdsa-p256.pub" -signature "$KMX_TMP/msg.sig" "$KMX_TMP/msg" >/dev/null ||
+	fail "a signature after the last-try prompt does not verify"
+assert_contains "$(grep '^asked' "$KMX_TMP/prompter.out")" "'retries': <1>"
+assert_eq $((v82 + 1)) "$(verifies 82)" "one VERIFY 82 with the prompted PIN"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+kill "${KMX_PIDS[-1]}"
+# Unlock with a PIN given while PinRetries still said 3: the counter is read
+# first, and the last try is not spent on a caller who was not told
+kmx_device $DEV Lock >/dev/null
+wrong_pins 2
+v82=$(verifies 82)
+err=$(kmx_call_error gdev $DEV Unlock 123456 "@a{sv} {}")
+assert_contains "$err" "org.keymux.Keystore1.Error.Locked"
+assert_contains "$err" "one PIN try left"
+assert_eq "$v82" "$(verifies 82)" "VERIFY 82 on an unannounced last try"
+assert_eq "i 1" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+# now that PinRetries says 1, the same Unlock is the caller's choice
+kmx_device $DEV Unlock sa{sv} 123456 0 >/dev/null
+assert_eq $((v82 + 1)) "$(verifies 82)"
+assert_eq "i 3" "$(kmx_prop "$D" org.keymux.Keystore1.Device PinRetries)"
+assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 
 # ---- Lock: the card forgets the PIN too; the next signature needs Unlock ----
 kmx_device $DEV Lock >/dev/null
@@ -329,8 +384,8 @@ assert_not_contains "$keys" "${KEY[ecdsa-p256]##*/}"
 
 # ---- a second card in the second reader: RSA-2048, PW1 for every signature,
 # short APDUs only (command chaining out, GET RESPONSE in) ----
-/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port 35964 --serial 0000CAFE \
-	--keys sig=rsa2048,dec=rsa2048 --sig-pin-forced --short --log "$KMX_TMP/card2.log" \
+/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial 0000CAFE \
+	--keys sig=rsa2048,dec=rsa2048 --sig-pin-forced --short --exact-le --log "$KMX_TMP/card2.log" \
 	>>"$KMX_TMP/card-sim.out" 2>&1 &
 KMX_PIDS+=($!)
 DEV2=card:FFFE0000CAFE
@@ -344,6 +399,8 @@ assert_contains "$details" '"sig-pin-forced" b true'
 assert_eq 's "OpenPGP card 0000CAFE"' "$(kmx_prop "$D2" org.keymux.Keystore1.Device Label)"
 # a 7F49 of 270 bytes came in two parts
 assert_contains "$(cat "$KMX_TMP/card2.log")" "C0 0000 9000"
+# GET DATA asked again with the length the card wants (6C xx)
+assert_contains "$(cat "$KMX_TMP/card2.log")" "$(printf 'CA 007A 6C07\nCA 007A 9000')"
 unset RSA
 for k in $(kmx_prop "$D2" org.keymux.Keystore1.Device Keys | sed 's/^ao [0-9]* //; s/"//g'); do
 	if kmx_prop "$k" org.keymux.Keystore1.Key Usage | grep -q '"sign"'; then RSA=$k; else RSADEC=$k; fi
@@ -420,7 +477,7 @@ assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 kill "${KMX_PIDS[-1]}"
 until_ok not_listed "$D2"
 garbage_card() { # MODE SERIAL: a card in the second reader that answers nonsense
-	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port 35964 --serial "$2" \
+	/usr/bin/python3 "$KMX_TESTS_DIR/openpgp-card-sim.py" --port $((KMX_VPCD_PORT + 1)) --serial "$2" \
 		--keys sig=ecdsa-p256 --garbage "$1" --log "$KMX_TMP/card-$1.log" >>"$KMX_TMP/card-sim.out" 2>&1 &
 	KMX_PIDS+=($!)
 }

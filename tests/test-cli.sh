@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymuxctl against a real keymuxd on a private bus: listing, every key type,
 # signatures and ciphertexts checked with openssl, import, labels, lookups,
 # passwords, exit codes and the monitor.
@@ -88,7 +89,8 @@ out=$(K devices)
 assert_contains "$(head -n1 <<<"$out")" "DEVICE ID"
 assert_contains "$(head -n1 <<<"$out")" "STATE"
 assert_contains "$out" "softkey:login"
-assert_contains "$out" "unlocked"
+assert_contains "$(grep softkey:login <<<"$out")" "unprotected (no password)"
+assert_not_contains "$out" "unlocked" "a store without a password is not shown as unlocked"
 K devices --json | json '
 dev = [x for x in d if x["id"] == "softkey:login"]
 assert len(dev) == 1, d
@@ -383,5 +385,19 @@ out=$(on_tty "Passphrase for" tty-pw -- "$KEYMUXCTL" import enc2.pem)
 assert_not_contains "$out" "tty-pw" "the passphrase is not echoed"
 want=$(spki_id -in enc2.pem -passin pass:tty-pw)
 assert_contains "$out" "$want"
+
+# ---- an unprotected store says so, and passwd explains the choice ----
+out=$(on_tty "Current" third-pw "New" "" "Repeat" "" -- "$KEYMUXCTL" passwd softkey:login)
+assert_contains "$out" "an empty new password removes the protection"
+assert_contains "$out" "softkey:login is now unprotected (no password)."
+assert_contains "$(K devices | grep softkey:login)" "unprotected (no password)"
+assert_contains "$(K info softkey:login)" "State:       unprotected (no password)"
+out=$(on_tty "New" "" "Repeat" "" -- "$KEYMUXCTL" passwd softkey:login)
+assert_contains "$out" "softkey:login is unprotected (no password): any program of yours"
+assert_contains "$out" "softkey:login stays unprotected (no password)."
+out=$(on_tty "New" fourth-pw "Repeat" fourth-pw -- "$KEYMUXCTL" passwd softkey:login)
+assert_contains "$out" "softkey:login is now protected by a password."
+assert_contains "$(K devices | grep softkey:login)" "unlocked"
+assert_not_contains "$(K devices | grep softkey:login)" "unprotected"
 
 kmx_log "test-cli: all passed"

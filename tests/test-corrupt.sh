@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Broken files in the data dir never stop the daemon: a truncated key file,
 # a garbage .info, a broken store.info are reported, and every other key
 # keeps working.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # SIGKILL keymuxd at random moments of ChangeSecret, GenerateKey, ImportKey
 # and Delete, many times: afterwards every key must be usable under exactly
 # one of the old and the new password, and whatever the daemon acknowledged

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymuxd's life on the bus: start, activation, replace, exit, config, and
 # the errors every caller can meet before touching a key.
 . "$KMX_TESTS_DIR/harness.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A flood of calls: many callers, each with many signatures in flight.
 # Calls over the per-caller and total limits of the work in flight are
 # refused at once (Failed, "too many requests in flight"), never queued or

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Run the stdin builds of the fuzz targets over their seed corpora in
 # tests/fuzz/corpus/<target>/: none may crash, and every seed not named
 # broken-* must be accepted, so that the fuzzers start deep in the

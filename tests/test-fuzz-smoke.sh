@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Feed the soft-key import parser hundreds of broken key files: truncated at
 # every length class, bytes flipped, lengths inflated.  Under the sanitizer
 # build this is a memory-safety check; a crash fails the test.

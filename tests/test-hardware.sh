@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The core with hardware-like devices (the test backend, src/backends/test):
 # hot-plug, a device pulled out mid-operation, PIN tries counted and never
 # retried, Blocked without prompting, the admin PIN, registration across a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Keys over D-Bus with the soft-key store: generate every type, use every
 # operation, check every result with openssl, and every refusal.
 . "$KMX_TESTS_DIR/harness.sh"

@@ -1,11 +1,14 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # After Lock, keymuxd's memory holds no byte of the keys it used, nor of
 # what it decrypted or derived (DESIGN.md §6): known keys are imported into
 # a password-protected store, used for every operation, the store is
 # locked, and every readable mapping of the daemon is searched, as root
 # reading /proc/PID/mem, for each private number, the base64 lines of the
 # imported files, the plaintexts, the shared secrets, the file key and the
-# password.
+# password.  A control scan before Lock must find every key's private
+# numbers in libcrypto's form (the one form an unlocked soft key has), so
+# that the scan after Lock finding none proves they were wiped.
 . "$KMX_TESTS_DIR/harness.sh"
 
 if [ "$(id -u)" != 0 ]; then
@@ -49,6 +52,10 @@ secret() {
 	[ -n "$hex" ] || fail "no '$3' in openssl's text form of $2"
 	secrets+=(--hex "$1=$hex")
 }
+# the numbers libcrypto holds while a store is unlocked, for the control scan
+held=(--hex "rsa prime1=$(hexof rsa.pem prime1)" --hex "rsa prime2=$(hexof rsa.pem prime2)"
+	--hex "p256 scalar=$(hexof p256.pem priv)" --hex "ed25519 seed=$(hexof ed25519.pem priv)"
+	--hex "x25519 scalar=$(hexof x25519.pem priv)")
 for f in privateExponent prime1 prime2 exponent1 exponent2 coefficient; do
 	secret "rsa $f" rsa.pem $f
 done
@@ -91,7 +98,9 @@ done
 
 # ---- use every operation ----
 printf 'the message keymux signs\n' >msg
-for op in "rsa rsa-pss-sha256" "rsa rsa-pkcs1-sha256" "p256 ecdsa-sha256" "ed25519 ed25519"; do
+# twice each: the second signature reuses the context the key keeps
+for op in "rsa rsa-pss-sha256" "rsa rsa-pkcs1-sha256" "rsa rsa-pss-sha256" "rsa rsa-pkcs1-sha256" \
+	"p256 ecdsa-sha256" "p256 ecdsa-sha256" "ed25519 ed25519" "ed25519 ed25519"; do
 	read -r t alg <<<"$op"
 	# shellcheck disable=SC2046
 	kmx_key "${KEY[$t]}" Sign saya{sv} "$alg" $(kmx_file_to_ay msg) 0 | kmx_ay_to_file msg.sig
@@ -122,6 +131,17 @@ for op in "p256 ecdh EC -pkeyopt ec_paramgen_curve:P-256" "x25519 x25519 X25519"
 	kmx_key "${KEY[$t]}" Derive saya{sv} "$alg" $(kmx_file_to_ay peer.$t.der) 0 | kmx_ay_to_file out
 	cmp -s $t.shared out || fail "$alg returned another shared secret than openssl's"
 	secrets+=(--hex "$alg shared secret=$(xxd -p -c 64 $t.shared)")
+done
+
+# ---- control: unlocked, the scan finds the keys in libcrypto's form ----
+# (an EVP_PKEY in libcrypto's secure heap: bignum limbs, the Ed25519 and
+# X25519 keys as bytes), so that finding nothing after Lock means wiped
+status=0
+/usr/bin/python3 "$KMX_TESTS_DIR/kmx-memscan.py" "$KMX_DAEMON_PID" "${held[@]}" >control.out 2>&1 || status=$?
+[ $status = 1 ] || { cat control.out >&2; fail "the control scan of the unlocked daemon found no key (status $status)"; }
+for name in "rsa prime1" "rsa prime2" "p256 scalar" "ed25519 seed" "x25519 scalar"; do
+	grep -q "^memscan: HIT $name" control.out ||
+		{ cat control.out >&2; fail "the control scan did not find the $name while unlocked"; }
 done
 
 # ---- locked, a prompter gives the password for the next operation ----

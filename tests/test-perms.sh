@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Loose permissions in the data dir: directories others may enter and key
 # files others may read (an unprotected store.info holds its file key in
 # clear) are made private at start, with a warning; a store whose files

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Locking, unlocking and the prompter flow of DESIGN.md §5: who is asked,
 # how often, and what happens when a prompter or a caller goes away.
 . "$KMX_TESTS_DIR/harness.sh"
@@ -109,7 +110,22 @@ grep -q '^answered' p5.out || fail "the delayed prompter did not answer"
 sleep 1
 assert_eq "b true" "$(locked)" "the answer for a gone caller must not unlock the device"
 grep -q "cancelled" "$KMX_TMP/keymuxd.log" || fail "the daemon did not cancel the gone caller's request"
+assert_contains "$(cat p5.out)" "cancel $dev" "the prompter is told the question is withdrawn"
 kill "$p5"; wait "$p5" 2>/dev/null || true
+
+# ---- a caller that gives up waiting but stays: the late answer still unlocks ----
+"$KMX_TEST_PROMPTER" --secret "correct horse" --delay-ms 1500 >p10.out 2>p10.err &
+p10=$!; KMX_PIDS+=($p10)
+for _ in $(seq 400); do grep -q ready p10.out && break; sleep 0.05; done
+"$KMX_TEST_PROMPTER" --sign "$key" --timeout-ms 200 >c10.out 2>c10.err &
+c10=$!; KMX_PIDS+=($c10)
+for _ in $(seq 400); do grep -q '^gave up' c10.out && break; sleep 0.05; done
+assert_contains "$(cat c10.out)" "gave up: " "the caller's own timeout passed first"
+for _ in $(seq 400); do [ "$(locked)" = "b false" ] && break; sleep 0.05; done
+assert_eq "b false" "$(locked)" "an answer after the caller's timeout still unlocks"
+assert_eq 1 "$(grep -c '^answered' p10.out)"
+kill "$p10" "$c10"; wait "$p10" "$c10" 2>/dev/null || true
+kmx_device softkey:login Lock
 
 # ---- Unlock("") asks the prompter ----
 kmx_device softkey:login Unlock sa{sv} "" 0
@@ -213,9 +229,15 @@ for _ in $(seq 400); do grep -q ready p8.out && break; sleep 0.05; done
 for _ in $(seq 400); do grep -q '^asked' p8.out && break; sleep 0.05; done
 grep -q '^asked' p8.out || fail "the hanging prompter was not asked"
 assert_contains "$(grep '^asked' p8.out)" "'kind': <'user'>"
+for h in "'retries': <-1>" "'operation': <'sign'>" "'key': <'${key##*/}'>" "'caller': <'"; do
+	assert_contains "$(grep '^asked' p8.out)" "$h"
+done
+assert_contains "$(grep '^asked' p8.out)" "wants to sign with the key “still listed”"
 kmx_device softkey:login Unlock sa{sv} "battery staple" 0
 for _ in $(seq 400); do grep -q '^exit' waiting.out && break; sleep 0.05; done
 assert_contains "$(cat waiting.out)" "exit 0"
+for _ in $(seq 400); do grep -q '^cancel' p8.out && break; sleep 0.05; done
+assert_contains "$(cat p8.out)" "cancel $dev" "a question answered another way is withdrawn"
 
 # ---- and after [daemon] prompt-timeout, the waiters get Cancelled ----
 kmx_stop_daemon

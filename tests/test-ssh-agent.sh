@@ -213,7 +213,7 @@ if ssh-keygen -Y sign -f ed25519.pub -n file msg >/dev/null 2>&1; then
 	fail "a locked key signed with nobody to ask"
 fi
 assert_contains "$(cat "$KMX_TMP/keymuxd.log")" "sign key ${ID[ed25519]}"
-assert_contains "$(tail -n 20 "$KMX_TMP/keymuxd.log")" "is locked and no prompter is registered"
+assert_contains "$(tail -n 20 "$KMX_TMP/keymuxd.log")" "is locked and nobody can be asked"
 printf '#!/bin/sh\necho "wrong password"\n' >askpass-wrong
 chmod +x askpass-wrong
 if SSH_ASKPASS="$KMX_TMP/askpass-wrong" SSH_ASKPASS_REQUIRE=force ssh-add -X </dev/null >/dev/null 2>&1; then
@@ -252,10 +252,17 @@ kmx_manager LockAll
 p2=$!
 KMX_PIDS+=("$p2")
 for _ in $(seq 400); do grep -q ready p2.out && break; sleep 0.05; done
-client hangup-sign ed25519.pub || fail "hangup-sign"
+client hangup-sign ed25519.pub hangup.go &
+hangup=$!
+KMX_PIDS+=("$hangup")
+for _ in $(seq 400); do grep -q '^asked' p2.out && break; sleep 0.05; done
+grep -q '^asked' p2.out || fail "the prompter was not asked for the client"
+touch hangup.go
+wait "$hangup" || fail "hangup-sign"
 cancelled="sign key ${ID[ed25519]}[0-9a-f]* by pid [0-9]* (/usr/bin/python3[^)]*): .*cancelled"
 for _ in $(seq 400); do grep -q "$cancelled" "$KMX_TMP/keymuxd.log" && break; sleep 0.05; done
-grep -q '^asked' p2.out || fail "the prompter was not asked for the hung-up client"
+for _ in $(seq 400); do grep -q '^cancel ' p2.out && break; sleep 0.05; done
+grep -q '^cancel ' p2.out || fail "the question of a client that hung up was not withdrawn"
 grep -q "$cancelled" "$KMX_TMP/keymuxd.log" || fail "the request of a client that hung up was not cancelled"
 assert_eq "b true" "$(locked)"
 kill "$p2"

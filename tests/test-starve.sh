@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Slow imports (a KDF with millions of iterations, within the cap) run on
 # the storage executor: a signature and a Lock asked for while two of them
 # run are answered before either import is.  (The order is checked, not

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The TPM backend on a real TPM simulator (swtpm, through tpm2-tss' swtpm
 # TCTI): tpm:0 appears when the TPM answers; keys are made inside it and
 # kept as TSS2 key files; signatures, decryption and ECDH are checked with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: the command-line client of keymuxd
  *
  * main(), the table of subcommands, option parsing, the connection to the
@@ -33,8 +34,10 @@ static const KmxCliCommand kmx_cli_commands[] = {
     {"set-label", kmx_cmd_set_label, "Change the label of a key"},
     {"delete", kmx_cmd_delete, "Delete a key"},
     {"passwd", kmx_cmd_passwd, "Set or change the password of a device"},
+    {"forget", kmx_cmd_forget, "Delete a secret remembered in the login keyring"},
     {"monitor", kmx_cmd_monitor, "Print changes as they happen, until Ctrl-C"},
     {"version", kmx_cmd_version, "Print the versions of keymuxctl and keymuxd"},
+    {"help", NULL, "Show the help of keymuxctl, or of a command"},
 };
 
 static gboolean
@@ -163,7 +166,7 @@ kmx_cli_ping(KmxCli *cli, GError **error)
 			    KMX_ERROR,
 			    KMX_ERROR_UNAVAILABLE,
 			    "keymuxd is not running: nothing owns %s on the bus "
-			    "(start keymuxd, or check %s)",
+			    "(start it with 'systemctl --user start keymuxd', or check %s)",
 			    KMX_DBUS_NAME,
 			    cli->address != NULL ? "--address" : "DBUS_SESSION_BUS_ADDRESS");
 		return FALSE;
@@ -588,12 +591,14 @@ kmx_cli_find_one_key(KmxCli *cli, const char *name, const char *device_name, GEr
  * @proxy: a #GDBusProxy
  *
  * A call that may wait for a person (a prompt, a PIN pad, a touch) must not
- * time out after the usual 25 seconds.
+ * time out after the usual 25 seconds.  On a terminal, keymuxctl asks for
+ * the secret of a locked device itself while the call waits.
  */
 void
 kmx_cli_use_long_timeout(gpointer proxy)
 {
 	g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(proxy), G_MAXINT);
+	kmx_cli_prompter_start(proxy);
 }
 
 /**
@@ -685,7 +690,7 @@ kmx_cli_commands_description(void)
 				       kmx_cli_commands[i].summary);
 	}
 	g_string_append(str,
-			"\nRun 'keymuxctl COMMAND --help' for the options of a command.\n"
+			"\nRun 'keymuxctl help COMMAND' for the options of a command.\n"
 			"Exit status: 0 ok, 1 failure, 2 usage, 3 not found, "
 			"4 locked or bad secret,\n5 unavailable, 6 denied, 7 not supported, "
 			"8 exists, 9 cancelled.");
@@ -695,6 +700,7 @@ kmx_cli_commands_description(void)
 static void
 kmx_cli_clear(KmxCli *cli)
 {
+	kmx_cli_prompter_stop();
 	g_clear_object(&cli->manager);
 	g_clear_object(&cli->objects);
 	g_clear_object(&cli->bus);
@@ -710,13 +716,18 @@ main(int argc, char **argv)
 	g_autofree char *description = NULL;
 	g_autofree char *address = NULL;
 	gboolean json = FALSE;
+	gboolean version = FALSE;
 	const KmxCliCommand *command = NULL;
 	gboolean ok;
 	const GOptionEntry entries[] = {
 	    {"json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print JSON for scripts", NULL},
 	    {"address", 0, 0, G_OPTION_ARG_STRING, &address, "Use this bus", "ADDRESS"},
+	    {"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL},
 	    G_OPTION_ENTRY_NULL,
 	};
+	char *help_argv[] = {NULL, "--help", NULL};
+	char **cmd_argv;
+	int cmd_argc;
 
 	setlocale(LC_ALL, "");
 	g_set_prgname("keymuxctl");
@@ -735,23 +746,45 @@ main(int argc, char **argv)
 		kmx_cli_print_error(error);
 		return KMX_CLI_EXIT_USAGE;
 	}
-	if (argc < 2) {
+	if (version) {
+		g_print("keymuxctl %s\n", PACKAGE_VERSION);
+		return KMX_CLI_EXIT_OK;
+	}
+	if (argc < 2 ||
+	    (g_str_equal(argv[1], "help") && (argc == 2 || g_str_equal(argv[2], "help")))) {
 		g_autofree char *help = g_option_context_get_help(context, TRUE, NULL);
-		g_printerr("%s", help);
-		return KMX_CLI_EXIT_USAGE;
+		if (argc < 2) {
+			g_printerr("%s", help);
+			return KMX_CLI_EXIT_USAGE;
+		}
+		g_print("%s", help);
+		return KMX_CLI_EXIT_OK;
+	}
+	cmd_argv = argv + 1;
+	cmd_argc = argc - 1;
+	/* help COMMAND: the command's --help */
+	if (g_str_equal(argv[1], "help")) {
+		if (argc > 3) {
+			g_printerr("keymuxctl: help takes one command (see 'keymuxctl help')\n");
+			return KMX_CLI_EXIT_USAGE;
+		}
+		help_argv[0] = argv[2];
+		cmd_argv = help_argv;
+		cmd_argc = 2;
 	}
 	for (guint i = 0; i < G_N_ELEMENTS(kmx_cli_commands); i++) {
-		if (g_strcmp0(kmx_cli_commands[i].name, argv[1]) == 0)
+		if (kmx_cli_commands[i].func != NULL &&
+		    g_strcmp0(kmx_cli_commands[i].name, cmd_argv[0]) == 0)
 			command = &kmx_cli_commands[i];
 	}
 	if (command == NULL) {
-		g_printerr("keymuxctl: unknown command '%s' (see 'keymuxctl --help')\n", argv[1]);
+		g_printerr("keymuxctl: unknown command '%s' (see 'keymuxctl help')\n", cmd_argv[0]);
 		return KMX_CLI_EXIT_USAGE;
 	}
 	cli.json = json;
 	cli.address = g_steal_pointer(&address);
 
-	ok = command->func(&cli, argc - 1, argv + 1, &error);
+	ok = command->func(&cli, cmd_argc, cmd_argv, &error);
 	kmx_cli_clear(&cli);
 	if (!ok) {
 		int code = kmx_cli_exit_code(error);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: what the subcommands share */
 #pragma once
 
@@ -79,6 +80,7 @@ GVariant *kmx_cli_bytes_to_variant(GBytes *bytes);
 gboolean kmx_cli_write_all(int fd, const void *data, gsize len, GError **error);
 gboolean kmx_cli_stdin_is_tty(void);
 KmxSecret *kmx_cli_read_secret(int fd, const char *prompt, GError **error);
+KmxSecret *kmx_cli_read_line(int fd, GError **error);
 gboolean kmx_cli_confirm(const char *question);
 GBytes *kmx_cli_variant_to_bytes(GVariant *ay);
 char *kmx_cli_to_hex(const guint8 *data, gsize len);
@@ -96,6 +98,7 @@ gboolean kmx_cli_write_binary(GVariant *reply,
 char *kmx_cli_short_id(const char *id);
 char *kmx_cli_usage_string(const char *const *usage);
 char *kmx_cli_device_state(KmxDBusDevice *device);
+gboolean kmx_cli_device_is_protected(KmxDBusDevice *device);
 
 /* tables for people */
 typedef struct _KmxTable KmxTable;
@@ -127,6 +130,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxJson, kmx_json_free)
 void kmx_cli_json_device(KmxCli *cli, KmxJson *json, KmxDBusDevice *device);
 void kmx_cli_json_key(KmxCli *cli, KmxJson *json, KmxDBusKey *key);
 
+/* kmx-cli-prompter.c: asks on the terminal while a command waits */
+void kmx_cli_prompter_start(gpointer proxy);
+void kmx_cli_prompter_stop(void);
+
 /* the subcommands, one file each */
 gboolean kmx_cmd_devices(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_keys(KmxCli *cli, int argc, char **argv, GError **error);
@@ -145,5 +152,6 @@ gboolean kmx_cmd_delete(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error);
 gboolean kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error);
+gboolean kmx_cmd_forget(KmxCli *cli, int argc, char **argv, GError **error);
 
 G_END_DECLS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: input, secrets from the terminal, tables and JSON */
 #include "config.h"
 
@@ -131,7 +132,7 @@ kmx_cli_restore_echo_and_die(int signum)
 }
 
 /* reads one line into a secret, byte by byte, so no stdio buffer keeps a copy */
-static KmxSecret *
+KmxSecret *
 kmx_cli_read_line(int fd, GError **error)
 {
 	g_autoptr(KmxSecret) secret = kmx_secret_new(KMX_CLI_SECRET_MAX);

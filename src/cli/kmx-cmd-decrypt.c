@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl decrypt: decrypt a file or stdin with an RSA key */
 #include "config.h"
 

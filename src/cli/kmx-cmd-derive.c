@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl derive: agree on a shared secret with a peer's public key */
 #include "config.h"
 

@@ -1,13 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl devices: list devices */
 #include "config.h"
 
 #include "keymuxctl.h"
 
 /**
+ * kmx_cli_device_is_protected:
+ *
+ * Returns: %FALSE for a store that has no password (Details "protected"
+ * false); a device that does not say (a card always has a PIN) is protected
+ */
+gboolean
+kmx_cli_device_is_protected(KmxDBusDevice *device)
+{
+	GVariant *details = kmx_dbus_device_get_details(device);
+	gboolean protected = TRUE;
+
+	if (details != NULL)
+		g_variant_lookup(details, "protected", "b", &protected);
+	return protected;
+}
+
+/**
  * kmx_cli_device_state:
  *
- * Returns: (transfer full): "locked", "unlocked", with ", absent" when the
- * device cannot be used now
+ * Returns: (transfer full): "locked", "unlocked" or "unprotected (no
+ * password)", with ", absent" when the device cannot be used now
  */
 char *
 kmx_cli_device_state(KmxDBusDevice *device)
@@ -16,9 +34,12 @@ kmx_cli_device_state(KmxDBusDevice *device)
 	g_autofree char *tries = retries < 0	? g_strdup("")
 				 : retries == 0 ? g_strdup(", PIN blocked")
 						: g_strdup_printf(", %d PIN tries", retries);
+	const char *state = kmx_dbus_device_get_locked(device)	  ? "locked"
+			    : !kmx_cli_device_is_protected(device) ? "unprotected (no password)"
+								    : "unlocked";
 
 	return g_strdup_printf("%s%s%s",
-			       kmx_dbus_device_get_locked(device) ? "locked" : "unlocked",
+			       state,
 			       kmx_dbus_device_get_available(device) ? "" : ", absent",
 			       tries);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl export-public: print the public key of a key */
 #include "config.h"
 

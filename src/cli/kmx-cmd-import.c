@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl import: bring a private key file to a device */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl lock, lock-all: drop cached secrets and unlocked keys */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl monitor: print devices and keys as they come, go and change
  *
  * Everything comes from the ObjectManager signals and PropertiesChanged,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl passwd: set, change or remove the password of a device */
 #include "config.h"
 
@@ -5,16 +6,39 @@
 
 #include "keymuxctl.h"
 
-/* a store that never had a password says so in Details; a card always has a PIN */
-static gboolean
-kmx_cli_device_is_protected(KmxDBusDevice *device)
+/* on a terminal, what the choice means, before anything is asked */
+static void
+kmx_cli_passwd_explain(KmxDBusDevice *device, gboolean protected)
 {
-	GVariant *details = kmx_dbus_device_get_details(device);
-	gboolean protected = TRUE;
+	const char *id = kmx_dbus_device_get_id(device);
 
-	if (details != NULL)
-		g_variant_lookup(details, "protected", "b", &protected);
-	return protected;
+	if (!protected)
+		g_printerr("%s is unprotected (no password): any program of yours can use its\n"
+			   "keys while keymuxd runs, and anyone who can read its files can\n"
+			   "decrypt them. With a password, the keys are encrypted with it on\n"
+			   "disk, and the store locks (keymuxctl lock, the idle timeout, the\n"
+			   "screen lock, suspend) until the password is given again. Leave the\n"
+			   "new password empty to keep it unprotected.\n",
+			   id);
+	else
+		g_printerr("Changing the password or PIN of %s. Where the device allows it,\n"
+			   "an empty new password removes the protection: its keys become\n"
+			   "usable by any program of yours without asking.\n",
+			   id);
+}
+
+static void
+kmx_cli_passwd_done(KmxDBusDevice *device, gboolean was_protected, KmxSecret *new)
+{
+	const char *id = kmx_dbus_device_get_id(device);
+	gboolean now_protected = !kmx_secret_is_empty(new);
+
+	if (!was_protected && now_protected)
+		g_printerr("%s is now protected by a password.\n", id);
+	else if (was_protected && !now_protected)
+		g_printerr("%s is now unprotected (no password).\n", id);
+	else
+		g_printerr("The password or PIN of %s is changed.\n", id);
 }
 
 gboolean
@@ -25,6 +49,7 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(KmxSecret) new = NULL;
 	g_autofree char *prompt = NULL;
 	gboolean interactive;
+	gboolean protected;
 	int secret_fd = -1;
 	const GOptionEntry entries[] = {
 	    {"secret-fd",
@@ -59,7 +84,10 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 
 	interactive = isatty(secret_fd >= 0 ? secret_fd : STDIN_FILENO);
-	if (!interactive || kmx_cli_device_is_protected(device)) {
+	protected = kmx_cli_device_is_protected(device);
+	if (interactive)
+		kmx_cli_passwd_explain(device, protected);
+	if (!interactive || protected) {
 		prompt = g_strdup_printf("Current password or PIN of %s: ",
 					 kmx_dbus_device_get_id(device));
 		old = kmx_cli_read_secret(secret_fd, prompt, error);
@@ -85,13 +113,22 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 					    "the two new passwords differ: nothing changed");
 			return FALSE;
 		}
+		if (!protected && kmx_secret_is_empty(new)) {
+			g_printerr("%s stays unprotected (no password).\n",
+				   kmx_dbus_device_get_id(device));
+			return TRUE;
+		}
 	}
 
 	/* a card may want its PIN pad or a touch */
 	kmx_cli_use_long_timeout(device);
-	return kmx_dbus_device_call_change_secret_sync(device,
-						       kmx_secret_get_string(old),
-						       kmx_secret_get_string(new),
-						       NULL,
-						       error);
+	if (!kmx_dbus_device_call_change_secret_sync(device,
+						     kmx_secret_get_string(old),
+						     kmx_secret_get_string(new),
+						     NULL,
+						     error))
+		return FALSE;
+	if (interactive)
+		kmx_cli_passwd_done(device, protected, new);
+	return TRUE;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl sign: sign a file or stdin with a key */
 #include "config.h"
 

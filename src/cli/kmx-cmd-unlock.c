@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl unlock: give a device its password or PIN */
 #include "config.h"
 

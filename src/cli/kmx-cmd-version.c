@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl version: the versions of the client and the service */
 #include "config.h"
 

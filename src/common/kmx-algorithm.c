@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: key algorithms and operation algorithms, by name */
 #include "config.h"
 

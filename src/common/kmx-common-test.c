@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: unit tests of what the daemon and the CLI share */
 #include "config.h"
 

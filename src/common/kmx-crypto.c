@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: public-key encodings every backend needs, done by gnutls
  *
  * A card or a TPM hands out raw key material (an RSA modulus and exponent,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: base64 and PEM, decoded strictly by gnutls, secrets kept secret
  *
  * Key files, OpenSSH keys and PEM public keys all carry base64.  gnutls

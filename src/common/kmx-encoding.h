@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: base64 and PEM, decoded strictly by gnutls, secrets kept secret */
 #pragma once
 

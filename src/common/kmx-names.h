@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: bus names and object paths shared by the daemon and its clients */
 #pragma once
 

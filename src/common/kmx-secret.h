@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: secrets in locked, non-dumpable memory that wipe themselves */
 #pragma once
 

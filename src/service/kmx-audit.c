@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the audit record of every private-key operation
  *
  * Who (pid, executable, connection), which key or device, what, and how it

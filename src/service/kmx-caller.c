@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: who asks
  *
  * A caller is a bus connection or an ssh client.  Its frontend finds out

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: who asks: a bus connection, an ssh client */
 #pragma once
 

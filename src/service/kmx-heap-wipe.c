@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxd: heap memory is wiped when it is freed
  *
  * Secrets keymux handles itself live in KmxSecret and libcrypto's secure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: what the manager's parts share among themselves */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the manager: devices, the request pipeline, prompting, locking,
  * audit — with no D-Bus in it
  *
@@ -33,8 +34,9 @@ struct _KmxManager {
 	GStrv backend_names;
 	GHashTable *devices; /* id -> KmxDevice */
 	GPtrArray *prompters;
-	GHashTable *prompts;	 /* KmxDevice -> KmxPrompt of its user secret */
-	GHashTable *idle_timers; /* KmxDevice -> source id */
+	KmxPrompter *system_prompter; /* asked after the prompters */
+	GHashTable *prompts;	      /* KmxDevice -> KmxPrompt of its user secret */
+	GHashTable *idle_timers;      /* KmxDevice -> source id */
 	guint idle_timeout_s;
 	guint prompt_timeout_s;
 	gboolean shut_down;
@@ -366,6 +368,31 @@ kmx_manager_get_prompters(KmxManager *self)
 	return copy;
 }
 
+/**
+ * kmx_manager_set_system_prompter:
+ * @prompter: (nullable): the desktop's prompter
+ *
+ * Sets who is asked when no registered prompter answers (DESIGN.md §5).
+ */
+void
+kmx_manager_set_system_prompter(KmxManager *self, KmxPrompter *prompter)
+{
+	g_return_if_fail(KMX_IS_MANAGER(self));
+	g_set_object(&self->system_prompter, prompter);
+}
+
+/**
+ * kmx_manager_get_system_prompter:
+ *
+ * Returns: (transfer none) (nullable): the desktop's prompter
+ */
+KmxPrompter *
+kmx_manager_get_system_prompter(KmxManager *self)
+{
+	g_return_val_if_fail(KMX_IS_MANAGER(self), NULL);
+	return self->system_prompter;
+}
+
 /* ---- locking -------------------------------------------------------------------- */
 
 static void
@@ -379,10 +406,38 @@ kmx_manager_lock_thread(GTask *task, gpointer source, gpointer task_data, GCance
 	g_task_return_boolean(task, TRUE);
 }
 
+/* the devices kmx_manager_lock_all_then() still waits for */
+typedef struct {
+	guint pending;
+	GFunc done;
+	gpointer user_data;
+} KmxLockAll;
+
+static void
+kmx_lock_all_step(KmxLockAll *all)
+{
+	if (--all->pending > 0)
+		return;
+	all->done(all->user_data, NULL);
+	g_free(all);
+}
+
 static void
 kmx_manager_lock_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	kmx_device_flush_state(KMX_DEVICE(source));
+	if (user_data != NULL)
+		kmx_lock_all_step(user_data);
+}
+
+static void
+kmx_manager_lock_device_then(KmxManager *self, KmxDevice *device, KmxLockAll *all)
+{
+	g_autoptr(GTask) task = NULL;
+
+	kmx_device_forget_secret(device);
+	task = g_task_new(device, NULL, kmx_manager_lock_done, all);
+	kmx_executor_run(kmx_device_get_executor(device), task, kmx_manager_lock_thread);
 }
 
 /**
@@ -393,13 +448,42 @@ kmx_manager_lock_done(GObject *source, GAsyncResult *res, gpointer user_data)
 void
 kmx_manager_lock_device(KmxManager *self, KmxDevice *device)
 {
-	g_autoptr(GTask) task = NULL;
-
 	g_return_if_fail(KMX_IS_MANAGER(self));
 	g_return_if_fail(KMX_IS_DEVICE(device));
-	kmx_device_forget_secret(device);
-	task = g_task_new(device, NULL, kmx_manager_lock_done, NULL);
-	kmx_executor_run(kmx_device_get_executor(device), task, kmx_manager_lock_thread);
+	kmx_manager_lock_device_then(self, device, NULL);
+}
+
+/**
+ * kmx_manager_lock_all_then:
+ * @done: (nullable): called on the main thread (with @user_data and %NULL)
+ *   once every device has locked: behind the work already queued on its
+ *   executor, e.g. a signature under way on a card
+ *
+ * Locks every device, asynchronously, in order on each device's executor.
+ */
+void
+kmx_manager_lock_all_then(KmxManager *self, GFunc done, gpointer user_data)
+{
+	GHashTableIter iter;
+	gpointer device;
+	KmxLockAll *all = NULL;
+
+	g_return_if_fail(KMX_IS_MANAGER(self));
+	if (done != NULL) {
+		all = g_new0(KmxLockAll, 1);
+		all->pending = 1; /* until every lock is queued */
+		all->done = done;
+		all->user_data = user_data;
+	}
+	g_hash_table_iter_init(&iter, self->devices);
+	while (g_hash_table_iter_next(&iter, NULL, &device)) {
+		if (all != NULL)
+			all->pending++;
+		kmx_manager_lock_device_then(self, device, all);
+	}
+	g_hash_table_remove_all(self->idle_timers);
+	if (all != NULL)
+		kmx_lock_all_step(all);
 }
 
 /**
@@ -410,14 +494,7 @@ kmx_manager_lock_device(KmxManager *self, KmxDevice *device)
 void
 kmx_manager_lock_all(KmxManager *self)
 {
-	GHashTableIter iter;
-	gpointer device;
-
-	g_return_if_fail(KMX_IS_MANAGER(self));
-	g_hash_table_iter_init(&iter, self->devices);
-	while (g_hash_table_iter_next(&iter, NULL, &device))
-		kmx_manager_lock_device(self, device);
-	g_hash_table_remove_all(self->idle_timers);
+	kmx_manager_lock_all_then(self, NULL, NULL);
 }
 
 typedef struct {
@@ -763,6 +840,7 @@ kmx_manager_finalize(GObject *object)
 	g_hash_table_unref(self->devices);
 	g_hash_table_unref(self->prompts);
 	g_ptr_array_unref(self->prompters);
+	g_clear_object(&self->system_prompter);
 	g_ptr_array_unref(self->backends);
 	g_strfreev(self->backend_names);
 	g_clear_object(&self->context);

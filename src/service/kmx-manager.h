@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the manager: devices, the request pipeline, prompting, locking,
  * audit — with no D-Bus in it */
 #pragma once
@@ -36,11 +37,14 @@ void kmx_manager_authorize(KmxManager *self,
 void kmx_manager_add_prompter(KmxManager *self, KmxPrompter *prompter);
 void kmx_manager_remove_prompter(KmxManager *self, KmxPrompter *prompter);
 GPtrArray *kmx_manager_get_prompters(KmxManager *self);
+void kmx_manager_set_system_prompter(KmxManager *self, KmxPrompter *prompter);
+KmxPrompter *kmx_manager_get_system_prompter(KmxManager *self);
 
 void kmx_manager_trim_later(KmxManager *self);
 
 void kmx_manager_lock_device(KmxManager *self, KmxDevice *device);
 void kmx_manager_lock_all(KmxManager *self);
+void kmx_manager_lock_all_then(KmxManager *self, GFunc done, gpointer user_data);
 void kmx_manager_shutdown(KmxManager *self);
 
 /* kmx-audit.c: what a frontend accepted that is no request */

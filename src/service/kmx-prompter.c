@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: someone who can ask a person for a secret
  *
  * The manager's prompting policy (kmx-prompt.c) asks prompters through this
- * class; a frontend provides them (a registered D-Bus Prompter object).
+ * class; a frontend provides them (a registered D-Bus Prompter object, the
+ * desktop's system prompter through gcr).
  */
 #include "config.h"
 
@@ -32,11 +34,21 @@ kmx_prompter_ask_async(KmxPrompter *self,
 	KMX_PROMPTER_GET_CLASS(self)->ask_async(self, info, cancellable, callback, user_data);
 }
 
+/**
+ * kmx_prompter_ask_finish:
+ * @remember: (out) (optional): whether the person ticked "remember"
+ */
 KmxSecret *
-kmx_prompter_ask_finish(KmxPrompter *self, GAsyncResult *result, GError **error)
+kmx_prompter_ask_finish(KmxPrompter *self, GAsyncResult *result, gboolean *remember, GError **error)
 {
+	gboolean remember_local = FALSE;
+	KmxSecret *secret;
+
 	g_return_val_if_fail(KMX_IS_PROMPTER(self), NULL);
-	return KMX_PROMPTER_GET_CLASS(self)->ask_finish(self, result, error);
+	secret = KMX_PROMPTER_GET_CLASS(self)->ask_finish(self, result, &remember_local, error);
+	if (remember != NULL)
+		*remember = secret != NULL && remember_local;
+	return secret;
 }
 
 /**

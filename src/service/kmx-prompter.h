@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: someone who can ask a person for a secret */
 #pragma once
 
@@ -27,6 +28,8 @@ typedef enum {
  * @operation: what for ("sign", "unlock", …)
  * @key_id: (nullable): the key to be used
  * @message: the question, for a person
+ * @description: who asks, for what, and how many tries are left, for a
+ *   person
  */
 typedef struct {
 	KmxDevice *device;
@@ -36,6 +39,7 @@ typedef struct {
 	char *operation;
 	char *key_id;
 	char *message;
+	char *description;
 } KmxPromptInfo;
 
 #define KMX_TYPE_PROMPTER (kmx_prompter_get_type())
@@ -46,7 +50,8 @@ G_DECLARE_DERIVABLE_TYPE(KmxPrompter, kmx_prompter, KMX, PROMPTER, GObject)
  * @ask_async: ask; cancelling @cancellable withdraws the question
  * @ask_finish: the secret, or %NULL: %KMX_ERROR_CANCELLED when the person
  *   declined, or an error for which kmx_prompter_is_gone() says the
- *   prompter went away (the next one is asked then)
+ *   prompter went away (the next one is asked then); @remember says
+ *   whether the person asked for it to be kept in the login keyring
  * @owner: who registered it (a bus name), to drop it when it leaves
  */
 struct _KmxPrompterClass {
@@ -56,7 +61,10 @@ struct _KmxPrompterClass {
 			  GCancellable *cancellable,
 			  GAsyncReadyCallback callback,
 			  gpointer user_data);
-	KmxSecret *(*ask_finish)(KmxPrompter *self, GAsyncResult *result, GError **error);
+	KmxSecret *(*ask_finish)(KmxPrompter *self,
+				 GAsyncResult *result,
+				 gboolean *remember,
+				 GError **error);
 	gboolean (*is_gone)(KmxPrompter *self, const GError *error);
 	gpointer padding[8];
 };
@@ -66,7 +74,10 @@ void kmx_prompter_ask_async(KmxPrompter *self,
 			    GCancellable *cancellable,
 			    GAsyncReadyCallback callback,
 			    gpointer user_data);
-KmxSecret *kmx_prompter_ask_finish(KmxPrompter *self, GAsyncResult *result, GError **error);
+KmxSecret *kmx_prompter_ask_finish(KmxPrompter *self,
+				   GAsyncResult *result,
+				   gboolean *remember,
+				   GError **error);
 gboolean kmx_prompter_is_gone(KmxPrompter *self, const GError *error);
 
 G_END_DECLS

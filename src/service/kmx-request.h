@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: one request of a caller on its way through authorisation, maybe
  * a prompt, a device's executor, and back */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: unit tests of the manager's bound on the work in flight */
 #include "config.h"
 

@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxd: the keymux session keystore daemon */
 #include "config.h"
 
+#include <errno.h>
 #include <glib-unix.h>
 #include <locale.h>
 #include <malloc.h>
@@ -74,6 +76,29 @@ kmx_tune_malloc(char **argv)
 	if (g_getenv("MALLOC_ARENA_MAX") == NULL &&
 	    (tunables == NULL || strstr(tunables, "arena_max") == NULL))
 		mallopt(M_ARENA_MAX, 4);
+}
+
+/* the systemd unit makes only ~/.local/share/keymux writable: a data dir
+ * elsewhere (XDG_DATA_HOME) is read-only there until the user adds it */
+static void
+kmx_check_data_dir(KmxContext *context)
+{
+	const char *dir = kmx_context_get_data_dir(context);
+
+	if (g_mkdir_with_parents(dir, 0700) == 0 && access(dir, W_OK) == 0)
+		return;
+	if (errno != EROFS)
+		return;
+	if (g_getenv("INVOCATION_ID") != NULL)
+		g_printerr("keymuxd: the data dir %s is read-only: the systemd unit makes only "
+			   "~/.local/share/keymux writable; add it with 'systemctl --user edit "
+			   "keymuxd': [Service] ReadWritePaths=%s\n",
+			   dir,
+			   dir);
+	else
+		g_printerr("keymuxd: the data dir %s is read-only: keys cannot be added or "
+			   "changed\n",
+			   dir);
 }
 
 static gboolean
@@ -161,6 +186,7 @@ main(int argc, char **argv)
 		g_printerr("keymuxd: %s\n", error->message);
 		return 1;
 	}
+	kmx_check_data_dir(context);
 	manager = kmx_manager_new(context, &error);
 	if (manager == NULL) {
 		g_printerr("keymuxd: %s\n", error->message);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for what an OpenPGP card answers when it is read:
  * the application related data (GET DATA 6E) and a public key (7F49)
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the registration cache reader
  * (kmx_device_cache_parse(): <backend>/registered/<device>.device files)
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the option parsing every method's a{sv} goes
  * through (kmx_options_parse())
  *

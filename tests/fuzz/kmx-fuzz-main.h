@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: what every fuzz target shares
  *
  * A target defines LLVMFuzzerTestOneInput().  In a libFuzzer build

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the soft-key import parser
  *
  * One input: the first byte's low bit chooses an empty or a fixed

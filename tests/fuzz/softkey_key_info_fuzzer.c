@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the <id>.info reader
  *
  * One input: the content of an <id>.info.  The id is taken from the
  * input's own public-key (when it has one), so that inputs get past the
  * id check to the fields after it.  See kmx-fuzz-main.h for the two ways
- * it is built.
+ * it is built.  Every input is read by both readers (the one for files as
+ * keymux writes them, and GKeyFile), which must agree.
  */
 #include "config.h"
 
@@ -54,6 +56,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    id != NULL ? id : "0000000000000000000000000000000000000000000000000000000000000000",
 	    &error);
 	kmx_fuzz_report(error);
+	/* the fast reader of files as keymux writes them and GKeyFile agree */
+	{
+		g_autoptr(GError) error2 = NULL;
+		g_autoptr(KmxSoftkeyKeyInfo) other = kmx_softkey_key_info_parse_with(
+		    contents,
+		    size,
+		    "fuzz.info",
+		    id != NULL ? id
+			       : "0000000000000000000000000000000000000000000000000000000000000000",
+		    FALSE,
+		    &error2);
+		g_assert_true((info == NULL) == (other == NULL));
+		if (info == NULL)
+			g_assert_cmpstr(error->message, ==, error2->message);
+		else {
+			g_assert_cmpstr(info->label, ==, other->label);
+			g_assert_cmpint(info->type, ==, other->type);
+			g_assert_cmpint(info->usage, ==, other->usage);
+			g_assert_true(g_bytes_equal(info->spki, other->spki));
+			g_assert_cmpstr(info->created, ==, other->created);
+			g_assert_cmpint(info->exportable, ==, other->exportable);
+		}
+	}
 	if (info == NULL) {
 		g_assert_nonnull(error);
 		return 0;

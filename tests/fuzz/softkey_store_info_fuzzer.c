@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the store.info reader
  *
  * One input: the content of a store.info.  See kmx-fuzz-main.h for the

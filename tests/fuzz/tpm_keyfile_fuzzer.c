@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for the TSS2 key file reader (kmx_tpm_keyfile_decode())
  *
  * One input: the text of a <key id>.pem (or secret.pem) in the TPM's state

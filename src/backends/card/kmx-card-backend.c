@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: OpenPGP cards over PC/SC (pcsclite)
  *
  * A watcher thread of the backend's own blocks in SCardGetStatusChange on
@@ -16,6 +17,7 @@
 
 #include "kmx-card-backend.h"
 #include "kmx-card-device.h"
+#include "kmx-context.h"
 #include "kmx-error.h"
 
 #define KMX_CARD_PNP_READER "\\\\?PnP?\\Notification"
@@ -23,6 +25,8 @@
  * longest it blocks without looking at the stop flag */
 #define KMX_CARD_RETRY_MS    1000
 #define KMX_CARD_MAX_READERS 16
+/* how long a card may take to answer one command ([card] timeout-ms) */
+#define KMX_CARD_TIMEOUT_MS_DEFAULT 30000
 
 typedef struct {
 	char *name;
@@ -40,6 +44,7 @@ struct _KmxCardBackend {
 	SCARDCONTEXT ctx;
 	gboolean has_ctx;
 	GPtrArray *readers; /* KmxCardReader, the watcher's */
+	guint timeout_ms;
 };
 
 G_DEFINE_TYPE(KmxCardBackend, kmx_card_backend, KMX_TYPE_BACKEND)
@@ -71,7 +76,10 @@ kmx_card_backend_card_here(KmxCardBackend *self, KmxCardReader *r)
 
 	if (r->device != NULL || r->ignored)
 		return;
-	device = kmx_card_device_probe(kmx_backend_get_name(KMX_BACKEND(self)), r->name, &error);
+	device = kmx_card_device_probe(kmx_backend_get_name(KMX_BACKEND(self)),
+				       r->name,
+				       self->timeout_ms,
+				       &error);
 	if (device == NULL) {
 		/* not an OpenPGP card, or one that answers nonsense: leave it
 		 * alone until it is taken out */
@@ -263,7 +271,12 @@ static gboolean
 kmx_card_backend_start(KmxBackend *backend, GError **error)
 {
 	KmxCardBackend *self = KMX_CARD_BACKEND(backend);
+	KmxContext *context = kmx_backend_get_context(backend);
 
+	self->timeout_ms = (guint)CLAMP(
+	    kmx_context_get_int(context, "card", "timeout-ms", KMX_CARD_TIMEOUT_MS_DEFAULT),
+	    100,
+	    600000);
 	self->watcher = g_thread_try_new("kmx-card-watch", kmx_card_backend_watch, self, error);
 	return self->watcher != NULL;
 }

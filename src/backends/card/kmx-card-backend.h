@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: OpenPGP cards over PC/SC (pcsclite) */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: one OpenPGP card in a PC/SC reader
  *
  * The watcher thread probes a card that appeared (kmx_card_device_probe():
@@ -22,6 +23,7 @@
 
 #include "kmx-card-device.h"
 #include "kmx-card-import.h"
+#include "kmx-card-io.h"
 #include "kmx-card-key.h"
 #include "kmx-card-tlv.h"
 #include "kmx-crypto.h"
@@ -55,6 +57,11 @@ struct _KmxCardDevice {
 	DWORD protocol;
 	gboolean has_ctx;
 	gboolean has_handle;
+	KmxCardIo *io;	   /* owns ctx and handle once it is there */
+	guint timeout_ms;  /* how long the card may take to answer */
+	gboolean extended; /* extended Lc/Le (historical bytes) */
+	gsize max_command; /* the longest command data (7F66) */
+	gsize max_response;
 	gboolean need_select;
 	gboolean reset_seen;
 	gboolean verified[KMX_CARD_PW_COUNT];
@@ -145,17 +152,41 @@ kmx_card_sw_error(GError **error, guint sw, const char *what)
 
 /* ---- transport --------------------------------------------------------------- */
 
+/* an exchange that timed out still waits in pcscd: nothing may touch the
+ * connection; one that came back leaves the card in an unknown state */
+static gboolean
+kmx_card_device_stuck(KmxCardDevice *self)
+{
+	gboolean recovered = FALSE;
+	gboolean stuck = self->io != NULL && kmx_card_io_is_stuck(self->io, &recovered);
+
+	if (recovered) {
+		self->need_select = TRUE;
+		memset(self->verified, 0, sizeof(self->verified));
+	}
+	return stuck;
+}
+
 static gboolean
 kmx_card_device_check_present(KmxCardDevice *self, GError **error)
 {
-	if (!g_atomic_int_get(&self->gone) && self->has_handle)
-		return TRUE;
-	g_set_error(error,
-		    KMX_ERROR,
-		    KMX_ERROR_UNAVAILABLE,
-		    "card %s was removed",
-		    kmx_device_get_id(KMX_DEVICE(self)));
-	return FALSE;
+	if (g_atomic_int_get(&self->gone) || !self->has_handle) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "card %s was removed",
+			    kmx_device_get_id(KMX_DEVICE(self)));
+		return FALSE;
+	}
+	if (kmx_card_device_stuck(self)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "card %s still does not answer: take it out and put it back",
+			    kmx_device_get_id(KMX_DEVICE(self)));
+		return FALSE;
+	}
+	return TRUE;
 }
 
 /* the card was reset by another client (or by pcscd): it forgot its PINs
@@ -192,7 +223,7 @@ kmx_card_device_still_there(KmxCardDevice *self)
 		DWORD protocol = 0;
 		LONG rc;
 
-		if (g_atomic_int_get(&self->gone))
+		if (g_atomic_int_get(&self->gone) || kmx_card_device_stuck(self))
 			return FALSE;
 		rc = SCardStatus(self->handle, NULL, NULL, &state, &protocol, NULL, NULL);
 		if (rc == SCARD_W_RESET_CARD)
@@ -213,20 +244,40 @@ kmx_card_device_transmit(KmxCardDevice *self,
 			 guint *sw,
 			 GError **error)
 {
-	guint8 buf[258 + 2];
-	DWORD len = sizeof(buf);
+	guint8 buf[KMX_CARD_RESPONSE_MAX + 2];
+	gsize len = sizeof(buf);
 	const SCARD_IO_REQUEST *pci = self->protocol == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0
 									  : SCARD_PCI_T1;
+	/* a key pair takes a card far longer than a signature */
+	guint timeout_ms = apdu[1] == 0x47 && apdu[2] == 0x80 ? self->timeout_ms * 4
+							      : self->timeout_ms;
 	LONG rc;
 
-	rc = SCardTransmit(self->handle, pci, apdu, (DWORD)apdu_len, NULL, buf, &len);
+	if (self->io == NULL) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_UNAVAILABLE, "the card is not connected");
+		return FALSE;
+	}
+	rc = kmx_card_io_transmit(self->io, pci, apdu, apdu_len, buf, &len, timeout_ms);
+	if (rc == SCARD_E_TIMEOUT) {
+		g_warning("card %s did not answer in %u ms (instruction %02X): given up",
+			  kmx_device_get_id(KMX_DEVICE(self)),
+			  timeout_ms,
+			  apdu[1]);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_UNAVAILABLE,
+			    "card %s does not answer (%u ms)",
+			    kmx_device_get_id(KMX_DEVICE(self)),
+			    timeout_ms);
+		return FALSE;
+	}
 	if (rc == SCARD_W_RESET_CARD) {
 		self->reset_seen = TRUE;
 		kmx_card_device_reconnect(self, NULL);
 	}
 	if (rc != SCARD_S_SUCCESS)
 		return kmx_card_pcsc_error(error, rc, "cannot talk to the card");
-	if (len < 2 || len > sizeof(buf)) {
+	if (len < 2) {
 		/* a card pulled out in the middle of a command answers
 		 * nothing before pcscd notices: tell that from garbage */
 		if (!kmx_card_device_still_there(self)) {
@@ -248,6 +299,7 @@ kmx_card_device_transmit(KmxCardDevice *self,
 		return FALSE;
 	}
 	if (out->len + (len - 2) > KMX_CARD_RESPONSE_MAX) {
+		kmx_secure_zero(buf, sizeof(buf));
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_FAILED,
@@ -261,17 +313,63 @@ kmx_card_device_transmit(KmxCardDevice *self,
 	return TRUE;
 }
 
+/* the header and length fields of one command: extended when @extended
+ * (Lc and Le on two bytes, Le = @le_max), else short (Le = 00: 256) */
+static gsize
+kmx_card_apdu_build(guint8 *apdu,
+		    guint8 cla,
+		    guint8 ins,
+		    guint8 p1,
+		    guint8 p2,
+		    const guint8 *data,
+		    gsize len,
+		    gboolean le,
+		    gboolean extended,
+		    gsize le_max)
+{
+	gsize n = 0;
+
+	apdu[n++] = cla;
+	apdu[n++] = ins;
+	apdu[n++] = p1;
+	apdu[n++] = p2;
+	if (extended) {
+		if (len > 0 || le)
+			apdu[n++] = 0x00;
+		if (len > 0) {
+			apdu[n++] = (guint8)(len >> 8);
+			apdu[n++] = (guint8)len;
+			memcpy(apdu + n, data, len);
+			n += len;
+		}
+		if (le) {
+			apdu[n++] = (guint8)(le_max >> 8);
+			apdu[n++] = (guint8)le_max;
+		}
+		return n;
+	}
+	if (len > 0) {
+		apdu[n++] = (guint8)len;
+		memcpy(apdu + n, data, len);
+		n += len;
+	}
+	if (le)
+		apdu[n++] = 0x00;
+	return n;
+}
+
 /**
  * kmx_card_device_apdu:
- * @data: (nullable): the command data, any length: longer than 255 bytes is
- *   sent with command chaining
- * @le: whether a response is expected (Le = 00)
+ * @data: (nullable): the command data, any length
+ * @le: whether a response is expected
  * @out: (nullable): the response data, gathered over GET RESPONSE
  * @sw: (out): the final status word
  *
- * Short APDUs only, which every card takes: chaining for long commands,
- * `61 xx` answered with GET RESPONSE, `6C xx` with the length it asks for.
- * The command buffer is wiped: it may hold a PIN.
+ * Both transport styles of OpenPGP cards: extended Lc/Le, one command for
+ * up to the card's longest (7F66), when its historical bytes offer it;
+ * otherwise short APDUs, with command chaining for long data.  Either way
+ * `61 xx` is answered with GET RESPONSE and `6C xx` with the length asked
+ * for.  The command buffer is wiped: it may hold a PIN.
  */
 static gboolean
 kmx_card_device_apdu(KmxCardDevice *self,
@@ -286,28 +384,37 @@ kmx_card_device_apdu(KmxCardDevice *self,
 		     GError **error)
 {
 	g_autoptr(GByteArray) sink = out == NULL ? g_byte_array_new() : NULL;
-	guint8 apdu[5 + 255 + 1];
+	gboolean extended = self->extended && len <= self->max_command;
+	gsize le_max = MIN(self->max_response, KMX_CARD_RESPONSE_MAX);
+	gsize max_chunk = extended ? len : 255;
+	guint8 apdu[4 + 3 + KMX_CARD_RESPONSE_MAX + 2];
 	gsize off = 0;
 	gsize n;
 
+	if (len > KMX_CARD_RESPONSE_MAX) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "%lu bytes are too many for the card",
+			    (unsigned long)len);
+		return FALSE;
+	}
 	if (out == NULL)
 		out = sink;
 	do {
-		gsize chunk = MIN(len - off, 255);
+		gsize chunk = MIN(len - off, max_chunk);
 		gboolean last = off + chunk == len;
 
-		apdu[0] = last ? 0x00 : 0x10;
-		apdu[1] = ins;
-		apdu[2] = p1;
-		apdu[3] = p2;
-		n = 4;
-		if (chunk > 0) {
-			apdu[n++] = (guint8)chunk;
-			memcpy(apdu + n, data + off, chunk);
-			n += chunk;
-		}
-		if (last && le)
-			apdu[n++] = 0x00;
+		n = kmx_card_apdu_build(apdu,
+					last ? 0x00 : 0x10,
+					ins,
+					p1,
+					p2,
+					data + off,
+					chunk,
+					last && le,
+					extended,
+					le_max);
 		if (!kmx_card_device_transmit(self, apdu, n, out, sw, error)) {
 			kmx_secure_zero(apdu, sizeof(apdu));
 			return FALSE;
@@ -318,8 +425,8 @@ kmx_card_device_apdu(KmxCardDevice *self,
 			return TRUE;
 		}
 	} while (off < len);
-	/* the card wants another Le: once */
-	if ((*sw & 0xFF00) == 0x6C00 && le) {
+	/* the card wants another Le: once (a short APDU's last byte) */
+	if ((*sw & 0xFF00) == 0x6C00 && le && !extended) {
 		apdu[n - 1] = (guint8)(*sw & 0xFF);
 		g_byte_array_set_size(out, 0);
 		if (!kmx_card_device_transmit(self, apdu, n, out, sw, error)) {
@@ -414,8 +521,13 @@ kmx_card_device_begin(KmxCardDevice *self, GCancellable *cancellable, GError **e
 static void
 kmx_card_device_end(KmxCardDevice *self)
 {
-	LONG rc = SCardEndTransaction(self->handle, SCARD_LEAVE_CARD);
+	LONG rc;
 
+	/* an exchange that timed out holds the connection: its thread ends
+	 * the transaction when the card answers at last */
+	if (kmx_card_device_stuck(self))
+		return;
+	rc = SCardEndTransaction(self->handle, SCARD_LEAVE_CARD);
 	if (rc != SCARD_S_SUCCESS && rc != SCARD_W_REMOVED_CARD && rc != SCARD_W_RESET_CARD)
 		g_debug("card %s: end of transaction: %s",
 			kmx_device_get_id(KMX_DEVICE(self)),
@@ -518,6 +630,116 @@ kmx_card_device_verify(KmxCardDevice *self, guint pw, KmxSecret *secret, GError 
 	return kmx_card_sw_error(error, sw, "cannot verify the PIN");
 }
 
+/* GET DATA C4: the PW status bytes, the counters reported */
+static gboolean
+kmx_card_device_read_pw_status(KmxCardDevice *self, GError **error)
+{
+	g_autoptr(GByteArray) out = g_byte_array_new();
+	const guint8 *v = NULL;
+	gsize n = 0;
+
+	if (!kmx_card_device_apdu_ok(self,
+				     0xCA,
+				     0x00,
+				     0xC4,
+				     NULL,
+				     0,
+				     TRUE,
+				     out,
+				     "cannot read the PIN status",
+				     error))
+		return FALSE;
+	if (kmx_card_tlv_find(out->data, out->len, 0xC4, TRUE, &v, &n) && n >= 7) {
+		memcpy(self->pw_status, v, 7);
+	} else if (out->len == 7) {
+		memcpy(self->pw_status, out->data, 7);
+	} else {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "the card's PIN status has %u bytes, not 7",
+			    out->len);
+		return FALSE;
+	}
+	kmx_device_set_pin_retries(KMX_DEVICE(self), self->pw_status[4]);
+	kmx_device_set_admin_retries(KMX_DEVICE(self), self->pw_status[6]);
+	return TRUE;
+}
+
+static guint
+kmx_card_device_retries(KmxCardDevice *self, guint pw)
+{
+	return pw == KMX_CARD_PW3 ? self->pw_status[6] : self->pw_status[4];
+}
+
+/* before a PIN a caller or the prompter gave for this attempt: the counter
+ * read now; nothing sent at zero, and the last try only when the counter
+ * shown (PinRetries, admin-retries: what the prompt showed) said it was
+ * the last, so nobody spends it unwarned */
+static gboolean
+kmx_card_device_check_explicit(KmxCardDevice *self, guint pw, GError **error)
+{
+	const char *what = pw == KMX_CARD_PW3 ? "admin PIN" : "PIN";
+	guint shown = kmx_card_device_retries(self, pw);
+	guint left;
+
+	if (!kmx_card_device_read_pw_status(self, error))
+		return FALSE;
+	left = kmx_card_device_retries(self, pw);
+	if (left == 0) {
+		g_set_error(error, KMX_ERROR, KMX_ERROR_BLOCKED, "the %s is blocked", what);
+		return FALSE;
+	}
+	if (left == 1 && shown != 1) {
+		g_message("card %s: one %s try left, not %u: that PIN is not sent",
+			  kmx_device_get_id(KMX_DEVICE(self)),
+			  what,
+			  shown);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_LOCKED,
+			    "card %s has one %s try left (another program spent the others): "
+			    "nothing was sent; a wrong %s now blocks it",
+			    kmx_device_get_id(KMX_DEVICE(self)),
+			    what,
+			    what);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* the PIN keymux keeps, sent again with nobody asked (the card forgot it,
+ * or wants it for every signature): never on the last try, which only a
+ * person who was told may spend; the device locks itself instead, so the
+ * next use prompts, showing one try left */
+static gboolean
+kmx_card_device_verify_kept(KmxCardDevice *self, guint pw, KmxSecret *secret, GError **error)
+{
+	guint left;
+
+	if (secret == NULL || kmx_secret_is_empty(secret))
+		return kmx_card_device_verify(self, pw, secret, error);
+	if (!kmx_card_device_read_pw_status(self, error))
+		return FALSE;
+	left = kmx_card_device_retries(self, pw);
+	if (left <= 1) {
+		kmx_device_change_flags(KMX_DEVICE(self), KMX_DEVICE_FLAG_LOCKED, 0);
+		g_message("card %s: %s: the PIN keymux keeps is not sent",
+			  kmx_device_get_id(KMX_DEVICE(self)),
+			  left == 0 ? "its PIN is blocked" : "one PIN try left");
+		g_set_error(error,
+			    KMX_ERROR,
+			    left == 0 ? KMX_ERROR_BLOCKED : KMX_ERROR_LOCKED,
+			    left == 0 ? "card %s: the PIN is blocked"
+				      : "card %s has one PIN try left (another program spent the "
+					"others): keymux does not spend it on its own; unlock it "
+					"with its PIN",
+			    kmx_device_get_id(KMX_DEVICE(self)));
+		return FALSE;
+	}
+	return kmx_card_device_verify(self, pw, secret, error);
+}
+
 /* ---- application data -------------------------------------------------------- */
 
 static gboolean
@@ -537,6 +759,48 @@ kmx_card_find(const guint8 *data,
 		    "the card's data has no valid object %04X",
 		    tag);
 	return FALSE;
+}
+
+/* the transport the card offers: extended Lc/Le when the card
+ * capabilities in its historical bytes (5F52) say so, up to the lengths
+ * of its extended length information (7F66) */
+static void
+kmx_card_device_parse_transport(KmxCardDevice *self, const guint8 *data, gsize len)
+{
+	const guint8 *v = NULL;
+	gsize n = 0;
+
+	self->extended = FALSE;
+	self->max_command = 255;
+	self->max_response = 256;
+	/* a category indicator 00, then COMPACT-TLV objects (tag and length
+	 * in one byte), then three status bytes */
+	if (!kmx_card_tlv_find(data, len, 0x5F52, TRUE, &v, &n) || n < 4 || v[0] != 0x00)
+		return;
+	for (gsize i = 1; i + 3 < n;) {
+		guint tag = v[i] >> 4;
+		gsize obj_len = v[i] & 0x0F;
+
+		if (i + 1 + obj_len > n - 3)
+			return;
+		/* card capabilities, third byte: 40 extended Lc and Le */
+		if (tag == 0x7 && obj_len == 3)
+			self->extended = (v[i + 3] & 0x40) != 0;
+		i += 1 + obj_len;
+	}
+	if (!self->extended)
+		return;
+	/* 02 02 <longest command> 02 02 <longest response> */
+	if (kmx_card_tlv_find(data, len, 0x7F66, TRUE, &v, &n) && n == 8 && v[0] == 0x02 &&
+	    v[1] == 0x02 && v[4] == 0x02 && v[5] == 0x02) {
+		self->max_command = ((gsize)v[2] << 8) | v[3];
+		self->max_response = ((gsize)v[6] << 8) | v[7];
+	} else {
+		self->max_command = self->max_response = 2048;
+	}
+	/* no less than short APDUs take */
+	self->max_command = MAX(self->max_command, 255);
+	self->max_response = MAX(self->max_response, 256);
 }
 
 /**
@@ -566,6 +830,7 @@ kmx_card_device_parse_app_data(KmxCardDevice *self, const guint8 *data, gsize le
 	if (!kmx_card_find(data, len, 0xC5, 3 * KMX_CARD_FPR_SIZE, &v, &n, error))
 		return FALSE;
 	memcpy(self->fprs, v, sizeof(self->fprs));
+	kmx_card_device_parse_transport(self, data, len);
 	for (guint i = 0; i < KMX_CARD_SLOT_COUNT; i++) {
 		self->attrs_len[i] = 0;
 		if (kmx_card_tlv_find(data, len, 0xC1 + i, TRUE, &v, &n) &&
@@ -862,6 +1127,8 @@ kmx_card_device_read_keys(KmxCardDevice *self)
 /**
  * kmx_card_device_probe:
  * @reader: the PC/SC reader's name
+ * @timeout_ms: how long the card may take to answer a command (four times
+ *   that to generate a key)
  *
  * On the watcher thread: connects to the card in @reader in shared mode,
  * reads it and returns its device, with its keys and state set, still
@@ -871,7 +1138,10 @@ kmx_card_device_read_keys(KmxCardDevice *self)
  *   for a card that is not an OpenPGP card
  */
 KmxCardDevice *
-kmx_card_device_probe(const char *backend_name, const char *reader, GError **error)
+kmx_card_device_probe(const char *backend_name,
+		      const char *reader,
+		      guint timeout_ms,
+		      GError **error)
 {
 	g_autoptr(KmxCardDevice) scout = NULL;
 	g_autoptr(KmxCardDevice) self = NULL;
@@ -901,6 +1171,8 @@ kmx_card_device_probe(const char *backend_name, const char *reader, GError **err
 		return NULL;
 	}
 	scout->has_handle = TRUE;
+	scout->io = kmx_card_io_new(scout->ctx, scout->handle);
+	scout->timeout_ms = timeout_ms;
 	scout->need_select = TRUE;
 	if (!kmx_card_device_begin(scout, NULL, error))
 		return NULL;
@@ -940,6 +1212,7 @@ kmx_card_device_probe(const char *backend_name, const char *reader, GError **err
 		self->parent_instance = parent;
 		scout->has_handle = FALSE;
 		scout->has_ctx = FALSE;
+		scout->io = NULL;
 		scout->reader = NULL;
 		scout->holder = NULL;
 	}
@@ -994,7 +1267,8 @@ kmx_card_device_op_pin(KmxCardDevice *self,
 		const guint8 *p = g_bytes_get_data(op->data, &len);
 		guint sw = 0;
 
-		if (!self->verified[pw] && !kmx_card_device_verify(self, pw, op->secret, error))
+		if (!self->verified[pw] &&
+		    !kmx_card_device_verify_kept(self, pw, op->secret, error))
 			return NULL;
 		if (!kmx_card_device_apdu(self, ins, p1, p2, p, len, TRUE, out, &sw, error))
 			return NULL;
@@ -1116,32 +1390,14 @@ kmx_card_device_op_unlock(KmxCardDevice *self,
 			  GCancellable *cancellable,
 			  GError **error)
 {
-	g_autoptr(GByteArray) out = g_byte_array_new();
-	const guint8 *v = NULL;
-	gsize n = 0;
-
-	/* the counter first: at zero, nothing is sent */
-	if (!kmx_card_device_apdu_ok(self,
-				     0xCA,
-				     0x00,
-				     0xC4,
-				     NULL,
-				     0,
-				     TRUE,
-				     out,
-				     "cannot read the PIN status",
-				     error))
+	/* the counter first: at zero nothing is sent, and the last try only
+	 * for a PIN given knowing it is the last */
+	if (!kmx_card_device_check_explicit(self, KMX_CARD_PW1, error))
 		return NULL;
-	if (kmx_card_tlv_find(out->data, out->len, 0xC4, TRUE, &v, &n) && n >= 7)
-		memcpy(self->pw_status, v, 7);
-	else if (out->len >= 7)
-		memcpy(self->pw_status, out->data, 7);
-	kmx_device_set_pin_retries(KMX_DEVICE(self), self->pw_status[4]);
-	if (self->pw_status[4] == 0) {
-		g_set_error(error, KMX_ERROR, KMX_ERROR_BLOCKED, "the PIN is blocked");
-		return NULL;
-	}
 	if (!kmx_card_device_verify(self, KMX_CARD_PW1, data, error))
+		return NULL;
+	/* the card restored its counter: to how many tries, it says */
+	if (!kmx_card_device_read_pw_status(self, error))
 		return NULL;
 	return g_bytes_new(NULL, 0);
 }
@@ -1158,9 +1414,6 @@ kmx_card_device_unlock(KmxDevice *device,
 	ok = kmx_card_device_run(self, kmx_card_device_op_unlock, secret, cancellable, error);
 	if (ok == NULL)
 		return FALSE;
-	/* the card restored its counter */
-	self->pw_status[4] = 3;
-	kmx_device_set_pin_retries(device, 3);
 	kmx_device_change_flags(device, 0, KMX_DEVICE_FLAG_LOCKED);
 	return TRUE;
 }
@@ -1428,7 +1681,8 @@ kmx_card_device_op_generate(KmxCardDevice *self,
 	g_autoptr(GByteArray) out = g_byte_array_new();
 	const guint8 crt[] = {kmx_card_slot_crt[gen->slot], 0x00};
 
-	if (!kmx_card_device_verify(self, KMX_CARD_PW3, gen->admin_secret, error))
+	if (!kmx_card_device_check_explicit(self, KMX_CARD_PW3, error) ||
+	    !kmx_card_device_verify(self, KMX_CARD_PW3, gen->admin_secret, error))
 		return NULL;
 	if (self->attrs_len[gen->slot] != gen->attrs->len ||
 	    memcmp(self->attrs[gen->slot], gen->attrs->data, gen->attrs->len) != 0) {
@@ -1618,10 +1872,16 @@ kmx_card_device_finalize(GObject *object)
 {
 	KmxCardDevice *self = KMX_CARD_DEVICE(object);
 
-	if (self->has_handle)
-		SCardDisconnect(self->handle, SCARD_LEAVE_CARD);
-	if (self->has_ctx)
-		SCardReleaseContext(self->ctx);
+	/* the connection releases the handle and the context, at once or
+	 * when a card that stopped answering does answer */
+	if (self->io != NULL) {
+		kmx_card_io_free(self->io);
+	} else {
+		if (self->has_handle)
+			SCardDisconnect(self->handle, SCARD_LEAVE_CARD);
+		if (self->has_ctx)
+			SCardReleaseContext(self->ctx);
+	}
 	g_free(self->reader);
 	g_free(self->holder);
 	for (guint i = 0; i < KMX_CARD_SLOT_COUNT; i++)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: one OpenPGP card in a PC/SC reader */
 #pragma once
 
@@ -24,6 +25,7 @@ G_DECLARE_FINAL_TYPE(KmxCardDevice, kmx_card_device, KMX, CARD_DEVICE, KmxDevice
 
 KmxCardDevice *kmx_card_device_probe(const char *backend_name,
 				     const char *reader,
+				     guint timeout_ms,
 				     GError **error) G_GNUC_WARN_UNUSED_RESULT;
 void kmx_card_device_set_gone(KmxCardDevice *self);
 

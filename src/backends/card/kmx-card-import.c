@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a soft key, as an OpenPGP card's key import template
  *
  * gnutls reads the key file (PKCS#8 plain or encrypted, PKCS#1, SEC1; PEM

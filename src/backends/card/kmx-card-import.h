@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a soft key, as an OpenPGP card's key import template */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a key in a slot of an OpenPGP card */
 #pragma once
 

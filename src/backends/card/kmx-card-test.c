@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: unit tests of the card backend's parsing of what cards send */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the BER-TLV of OpenPGP card data objects, read with bounds
  *
  * Everything a card returns is hostile: every length is checked against

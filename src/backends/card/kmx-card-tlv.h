@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the BER-TLV of OpenPGP card data objects, read with bounds */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the soft-key backend: keys in files, one store per directory
  *
  * <data dir>/softkey/<store>/ is a store, exported as the device

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the soft-key backend: keys in files, one store per directory */
 #pragma once
 

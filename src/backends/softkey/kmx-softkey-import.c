@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: key files a user brings, parsed into one canonical form
  *
  * Accepted: PKCS#8 (plain and encrypted), PKCS#1 RSA, SEC1 EC, each PEM or

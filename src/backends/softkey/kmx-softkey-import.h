@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: key files a user brings, parsed into one canonical form */
 #pragma once
 

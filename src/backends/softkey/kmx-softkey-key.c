@@ -1,12 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a key in a soft-key store
  *
- * The private key is decrypted on its first use after an unlock and kept,
- * as a plain PKCS#8 DER in secret memory, until the store locks.  gnutls
- * key handles are not safe to share between threads, so each key keeps a
- * small stack of idle handles: an operation pops one (or makes one from the
- * cached DER), uses it alone, and pushes it back.  Locking bumps a
- * generation counter and frees everything idle; a handle still in use by an
- * operation in flight is freed, not pushed back, when that operation ends.
+ * The private key is decrypted on its first use after an unlock and kept
+ * until the store locks, in one form: a libcrypto EVP_PKEY in libcrypto's
+ * secure heap, which every private-key operation uses, from any number of
+ * pool threads at once (kmx-softkey-ossl.c).  Only when that heap is three
+ * quarters full is the key kept instead as its plain PKCS#8 DER in secret
+ * memory (KmxSecret), and an EVP_PKEY made from it for each operation, so
+ * that a store with more keys than the secure heap holds keeps working.
+ * Locking bumps a generation counter and drops the form; an EVP_PKEY still
+ * in use by an operation in flight is freed (and wiped) when that
+ * operation lets go of it.
  */
 #include "config.h"
 
@@ -14,9 +18,6 @@
 #include "kmx-softkey-device.h"
 #include "kmx-softkey-key.h"
 #include "kmx-softkey-ossl.h"
-
-/* more idle handles than threads in the pool is never useful */
-#define KMX_SOFTKEY_MAX_IDLE_HANDLES 64
 
 struct _KmxSoftkeyKey {
 	KmxKey parent_instance;
@@ -27,9 +28,8 @@ struct _KmxSoftkeyKey {
 	gboolean deleted;
 	GMutex mutex; /* everything below */
 	guint generation;
-	KmxSecret *der;
-	GPtrArray *handles; /* idle gnutls_privkey_t */
-	KmxSoftkeyOsslKey *ossl;
+	KmxSoftkeyOsslKey *ossl; /* the unlocked key, or */
+	KmxSecret *der;		 /* it, when the secure heap is (nearly) full */
 };
 
 G_DEFINE_TYPE(KmxSoftkeyKey, kmx_softkey_key, KMX_TYPE_KEY)
@@ -37,24 +37,20 @@ G_DEFINE_TYPE(KmxSoftkeyKey, kmx_softkey_key, KMX_TYPE_KEY)
 /**
  * kmx_softkey_key_drop_secrets:
  *
- * Wipes and frees the decrypted key and every idle handle; any thread.
+ * Drops the unlocked key, whichever form it has; any thread.  The
+ * EVP_PKEY is wiped by libcrypto when the last operation using it ends.
  */
 void
 kmx_softkey_key_drop_secrets(KmxSoftkeyKey *self)
 {
 	g_autoptr(KmxSecret) der = NULL;
 	g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
-	g_autoptr(GPtrArray) handles = NULL;
 
 	g_mutex_lock(&self->mutex);
 	self->generation++;
 	der = g_steal_pointer(&self->der);
 	ossl = g_steal_pointer(&self->ossl);
-	handles = g_steal_pointer(&self->handles);
-	self->handles = g_ptr_array_new();
 	g_mutex_unlock(&self->mutex);
-	for (guint i = 0; i < handles->len; i++)
-		gnutls_privkey_deinit(g_ptr_array_index(handles, i));
 }
 
 static void
@@ -63,7 +59,6 @@ kmx_softkey_key_finalize(GObject *object)
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(object);
 
 	kmx_softkey_key_drop_secrets(self);
-	g_ptr_array_unref(self->handles);
 	g_free(self->dir);
 	g_free(self->created);
 	g_mutex_clear(&self->mutex);
@@ -93,22 +88,22 @@ kmx_softkey_key_get_store(KmxSoftkeyKey *self, GError **error)
 	return KMX_SOFTKEY_DEVICE(device);
 }
 
-/* decrypt the key file once per unlock, and check it is the key we list */
+/* decrypt the key file once per unlock, check it is the key we list, and
+ * keep it in its one form */
 static gboolean
 kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 {
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) load_locker = g_mutex_locker_new(&self->load_mutex);
 	g_autoptr(KmxSecret) file_key = NULL;
 	g_autoptr(KmxSecret) der = NULL;
-	g_autoptr(GBytes) spki = NULL;
+	g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
 	g_autofree char *path = NULL;
 	KmxSoftkeyDevice *store;
-	gnutls_privkey_t handle;
 	guint generation;
 	gboolean loaded;
 
 	g_mutex_lock(&self->mutex);
-	loaded = self->der != NULL;
+	loaded = self->ossl != NULL || self->der != NULL;
 	generation = self->generation;
 	g_mutex_unlock(&self->mutex);
 	if (loaded)
@@ -124,19 +119,16 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	der = kmx_softkey_pem_decrypt(path, file_key, error);
 	if (der == NULL)
 		return FALSE;
-	handle = kmx_softkey_privkey_new(der, error);
-	if (handle == NULL)
+	ossl = kmx_softkey_ossl_key_new(der, error);
+	if (ossl == NULL)
 		return FALSE;
-	spki = kmx_softkey_privkey_get_spki(handle, error);
-	if (spki == NULL || !g_bytes_equal(spki, kmx_key_get_public_key(KMX_KEY(self)))) {
-		gnutls_privkey_deinit(handle);
-		if (spki != NULL)
-			g_set_error(error,
-				    KMX_ERROR,
-				    KMX_ERROR_FAILED,
-				    "%s holds another key than its .info says; remove both files "
-				    "and import the key again",
-				    path);
+	if (!kmx_softkey_ossl_key_check_public(ossl, kmx_key_get_public_key(KMX_KEY(self)), NULL)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "%s holds another key than its .info says; remove both files "
+			    "and import the key again",
+			    path);
 		return FALSE;
 	}
 
@@ -144,120 +136,45 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	if (self->generation != generation) {
 		/* the store was locked while we worked: keep nothing */
 		g_mutex_unlock(&self->mutex);
-		gnutls_privkey_deinit(handle);
 		g_set_error_literal(error,
 				    KMX_ERROR,
 				    KMX_ERROR_LOCKED,
 				    "the store was locked; unlock it and try again");
 		return FALSE;
 	}
-	self->der = g_steal_pointer(&der);
-	g_ptr_array_add(self->handles, handle);
+	/* the EVP_PKEY lives in the secure heap: kept while that has room */
+	if (kmx_secure_heap_can_keep())
+		self->ossl = g_steal_pointer(&ossl);
+	else
+		self->der = g_steal_pointer(&der);
 	g_mutex_unlock(&self->mutex);
 	return TRUE;
 }
 
-static gnutls_privkey_t
-kmx_softkey_key_acquire(KmxSoftkeyKey *self, guint *generation, GError **error)
+/* the unlocked key for one operation; unref it when done */
+static KmxSoftkeyOsslKey *
+kmx_softkey_key_acquire(KmxSoftkeyKey *self, GError **error)
 {
-	g_autoptr(KmxSecret) der = NULL;
-
 	for (guint tries = 0; tries < 2; tries++) {
+		g_autoptr(KmxSecret) der = NULL;
+		KmxSoftkeyOsslKey *ossl = NULL;
+
 		if (!kmx_softkey_key_load(self, error))
 			return NULL;
 		g_mutex_lock(&self->mutex);
-		*generation = self->generation;
-		if (self->handles->len > 0) {
-			gnutls_privkey_t h =
-			    g_ptr_array_steal_index_fast(self->handles, self->handles->len - 1);
-			g_mutex_unlock(&self->mutex);
-			return h;
-		}
-		if (self->der != NULL)
+		if (self->ossl != NULL)
+			ossl = kmx_softkey_ossl_key_ref(self->ossl);
+		else if (self->der != NULL)
 			der = kmx_secret_ref(self->der);
 		g_mutex_unlock(&self->mutex);
+		if (ossl != NULL)
+			return ossl;
 		if (der != NULL)
-			return kmx_softkey_privkey_new(der, error);
+			return kmx_softkey_ossl_key_new(der, error);
 		/* locked between load and here: load again, which says LOCKED */
 	}
 	g_set_error_literal(error, KMX_ERROR, KMX_ERROR_LOCKED, "the store is locked");
 	return NULL;
-}
-
-static void
-kmx_softkey_key_release(KmxSoftkeyKey *self, gnutls_privkey_t handle, guint generation)
-{
-	g_mutex_lock(&self->mutex);
-	if (self->generation == generation && self->handles->len < KMX_SOFTKEY_MAX_IDLE_HANDLES) {
-		g_ptr_array_add(self->handles, handle);
-		handle = NULL;
-	}
-	g_mutex_unlock(&self->mutex);
-	if (handle != NULL)
-		gnutls_privkey_deinit(handle);
-}
-
-static KmxSoftkeyOsslKey *
-kmx_softkey_key_acquire_ossl(KmxSoftkeyKey *self, GError **error)
-{
-	g_autoptr(KmxSecret) der = NULL;
-	KmxSoftkeyOsslKey *ossl = NULL;
-	guint generation;
-
-	if (!kmx_softkey_key_load(self, error))
-		return NULL;
-	g_mutex_lock(&self->mutex);
-	if (self->ossl != NULL)
-		ossl = kmx_softkey_ossl_key_ref(self->ossl);
-	else if (self->der != NULL)
-		der = kmx_secret_ref(self->der);
-	generation = self->generation;
-	g_mutex_unlock(&self->mutex);
-	if (ossl != NULL)
-		return ossl;
-	if (der == NULL) {
-		g_set_error_literal(error, KMX_ERROR, KMX_ERROR_LOCKED, "the store is locked");
-		return NULL;
-	}
-	/* libcrypto's EVP_PKEY may be used by many threads at once, one
-	 * EVP_PKEY_CTX each, so one per key is enough; it lives in libcrypto's
-	 * secure heap, so it is kept only while that has room, else it is
-	 * freed after this operation */
-	ossl = kmx_softkey_ossl_key_new(der, error);
-	if (ossl == NULL)
-		return NULL;
-	g_mutex_lock(&self->mutex);
-	if (self->generation == generation && self->ossl == NULL && kmx_secure_heap_can_keep())
-		self->ossl = kmx_softkey_ossl_key_ref(ossl);
-	g_mutex_unlock(&self->mutex);
-	return ossl;
-}
-
-static gnutls_sign_algorithm_t
-kmx_softkey_key_sign_algorithm(KmxMechanism mechanism)
-{
-	switch (mechanism) {
-	case KMX_MECHANISM_RSA_PKCS1_SHA256:
-		return GNUTLS_SIGN_RSA_SHA256;
-	case KMX_MECHANISM_RSA_PKCS1_SHA384:
-		return GNUTLS_SIGN_RSA_SHA384;
-	case KMX_MECHANISM_RSA_PKCS1_SHA512:
-		return GNUTLS_SIGN_RSA_SHA512;
-	case KMX_MECHANISM_RSA_PSS_SHA256:
-		return GNUTLS_SIGN_RSA_PSS_SHA256;
-	case KMX_MECHANISM_RSA_PSS_SHA384:
-		return GNUTLS_SIGN_RSA_PSS_SHA384;
-	case KMX_MECHANISM_RSA_PSS_SHA512:
-		return GNUTLS_SIGN_RSA_PSS_SHA512;
-	case KMX_MECHANISM_ECDSA_SHA256:
-		return GNUTLS_SIGN_ECDSA_SHA256;
-	case KMX_MECHANISM_ECDSA_SHA384:
-		return GNUTLS_SIGN_ECDSA_SHA384;
-	case KMX_MECHANISM_ED25519:
-		return GNUTLS_SIGN_EDDSA_ED25519;
-	default:
-		return GNUTLS_SIGN_UNKNOWN;
-	}
 }
 
 static gboolean
@@ -284,25 +201,10 @@ kmx_softkey_key_sign(KmxKey *key,
 		     GError **error)
 {
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
-	gnutls_sign_algorithm_t algo = kmx_softkey_key_sign_algorithm(mechanism);
 	KmxHash hash = kmx_mechanism_get_hash(mechanism);
-	gnutls_datum_t in = {(void *)g_bytes_get_data(data, NULL), g_bytes_get_size(data)};
-	gnutls_datum_t sig = {NULL, 0};
-	gnutls_privkey_t handle;
-	guint generation = 0;
-	GBytes *out;
-	int rc;
+	g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
 
-	if (kmx_mechanism_is_raw(mechanism)) {
-		g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
-		if (!kmx_softkey_key_check_mechanism(key, mechanism, error))
-			return NULL;
-		ossl = kmx_softkey_key_acquire_ossl(self, error);
-		return ossl != NULL ? kmx_softkey_ossl_sign_raw(ossl, mechanism, data, error)
-				    : NULL;
-	}
-	if (algo == GNUTLS_SIGN_UNKNOWN ||
-	    kmx_mechanism_get_operation(mechanism) != KMX_OPERATION_SIGN) {
+	if (kmx_mechanism_get_operation(mechanism) != KMX_OPERATION_SIGN) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_INVALID_ARGUMENT,
@@ -312,7 +214,7 @@ kmx_softkey_key_sign(KmxKey *key,
 	}
 	if (!kmx_softkey_key_check_mechanism(key, mechanism, error))
 		return NULL;
-	/* the core checks this too; a wrong length must never reach gnutls */
+	/* the core checks this too; a wrong length must never reach libcrypto */
 	if (hash != KMX_HASH_NONE && g_bytes_get_size(data) != kmx_hash_get_length(hash)) {
 		g_set_error(error,
 			    KMX_ERROR,
@@ -322,22 +224,10 @@ kmx_softkey_key_sign(KmxKey *key,
 			    kmx_hash_get_length(hash));
 		return NULL;
 	}
-	handle = kmx_softkey_key_acquire(self, &generation, error);
-	if (handle == NULL)
+	ossl = kmx_softkey_key_acquire(self, error);
+	if (ossl == NULL)
 		return NULL;
-	/* sign_hash2 adds the DigestInfo for PKCS#1 v1.5; PSS salt = digest length */
-	if (hash == KMX_HASH_NONE)
-		rc = gnutls_privkey_sign_data2(handle, algo, 0, &in, &sig);
-	else
-		rc = gnutls_privkey_sign_hash2(handle, algo, 0, &in, &sig);
-	kmx_softkey_key_release(self, handle, generation);
-	if (rc < 0) {
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "signing failed");
-		return NULL;
-	}
-	out = g_bytes_new(sig.data, sig.size);
-	gnutls_free(sig.data);
-	return out;
+	return kmx_softkey_ossl_sign(ossl, mechanism, data, error);
 }
 
 static GBytes *
@@ -350,23 +240,11 @@ kmx_softkey_key_decrypt(KmxKey *key,
 {
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
 	g_autoptr(KmxSecret) plain = NULL;
-	gnutls_datum_t in = {(void *)g_bytes_get_data(data, NULL), g_bytes_get_size(data)};
-	gnutls_datum_t out = {NULL, 0};
-	gnutls_privkey_t handle;
-	guint generation = 0;
-	gsize modulus = kmx_key_type_get_bits(kmx_key_get_key_type(key)) / 8;
-	int rc;
+	g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
 
 	if (!kmx_softkey_key_check_mechanism(key, mechanism, error))
 		return NULL;
-	if (mechanism == KMX_MECHANISM_RSA_OAEP_SHA256) {
-		g_autoptr(KmxSoftkeyOsslKey) ossl = kmx_softkey_key_acquire_ossl(self, error);
-		if (ossl == NULL)
-			return NULL;
-		plain = kmx_softkey_ossl_decrypt_oaep_sha256(ossl, data, error);
-		return plain != NULL ? kmx_secret_to_bytes(plain) : NULL;
-	}
-	if (mechanism != KMX_MECHANISM_RSA_PKCS1) {
+	if (mechanism != KMX_MECHANISM_RSA_PKCS1 && mechanism != KMX_MECHANISM_RSA_OAEP_SHA256) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_INVALID_ARGUMENT,
@@ -374,31 +252,24 @@ kmx_softkey_key_decrypt(KmxKey *key,
 			    kmx_mechanism_to_string(mechanism));
 		return NULL;
 	}
-	if (g_bytes_get_size(data) != modulus) {
+	/* a ciphertext of the wrong length is refused before the key is loaded */
+	if (g_bytes_get_size(data) != kmx_key_type_get_bits(kmx_key_get_key_type(key)) / 8) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_INVALID_ARGUMENT,
-			    "an RSA ciphertext for this key is %" G_GSIZE_FORMAT
-			    " bytes, not %" G_GSIZE_FORMAT,
-			    modulus,
+			    "an RSA ciphertext for this key is %u bytes, not %" G_GSIZE_FORMAT,
+			    kmx_key_type_get_bits(kmx_key_get_key_type(key)) / 8,
 			    g_bytes_get_size(data));
 		return NULL;
 	}
-	handle = kmx_softkey_key_acquire(self, &generation, error);
-	if (handle == NULL)
+	ossl = kmx_softkey_key_acquire(self, error);
+	if (ossl == NULL)
 		return NULL;
-	rc = gnutls_privkey_decrypt_data(handle, 0, &in, &out);
-	kmx_softkey_key_release(self, handle, generation);
-	if (rc < 0) {
-		kmx_softkey_gnutls_error(
-		    error,
-		    rc,
-		    KMX_ERROR_FAILED,
-		    "decryption failed (not a PKCS#1 v1.5 ciphertext for this key?)");
-		return NULL;
-	}
-	plain = kmx_secret_new_take(out.data, out.size, gnutls_free);
-	return kmx_secret_to_bytes(plain);
+	if (mechanism == KMX_MECHANISM_RSA_OAEP_SHA256)
+		plain = kmx_softkey_ossl_decrypt_oaep_sha256(ossl, data, error);
+	else
+		plain = kmx_softkey_ossl_decrypt_pkcs1(ossl, data, error);
+	return plain != NULL ? kmx_secret_to_bytes(plain) : NULL;
 }
 
 static GBytes *
@@ -423,7 +294,7 @@ kmx_softkey_key_derive(KmxKey *key,
 	}
 	if (!kmx_softkey_key_check_mechanism(key, mechanism, error))
 		return NULL;
-	ossl = kmx_softkey_key_acquire_ossl(self, error);
+	ossl = kmx_softkey_key_acquire(self, error);
 	if (ossl == NULL)
 		return NULL;
 	secret = kmx_softkey_ossl_derive(ossl, kmx_key_get_key_type(key), peer_public, error);
@@ -509,7 +380,6 @@ kmx_softkey_key_init(KmxSoftkeyKey *self)
 	g_mutex_init(&self->mutex);
 	g_mutex_init(&self->load_mutex);
 	g_mutex_init(&self->file_mutex);
-	self->handles = g_ptr_array_new();
 }
 
 /**

@@ -1,20 +1,30 @@
-/* keymux: the few soft-key operations that need OpenSSL's libcrypto
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* keymux: the soft-key operations done by OpenSSL's libcrypto
  *
- * Everything else in the soft-key backend is gnutls.  gnutls 3.7 cannot do
- * these, which is why this file exists:
+ * An unlocked key lives in one form, a libcrypto EVP_PKEY, for every
+ * private-key operation: signatures (the raw rsa-pkcs1 and ecdsa too, made
+ * from the data as given with no digest set: padded, or a digest truncated
+ * to the group order as FIPS 186 says), decryption, key agreement.
+ * libcrypto is chosen because it is the fastest library here for RSA and
+ * ECDSA (2.4-2.5x gnutls/nettle; gnutls is faster only for Ed25519: the
+ * figures and the reasons are in bench/README.md).  The EVP_PKEY's private numbers live in
+ * libcrypto's secure heap (see kmx_secure_memory_init()): locked, out of
+ * core dumps, wiped when the last reference goes, which is at the latest
+ * when the store locks.  An EVP_PKEY may be used by many threads at once,
+ * one EVP_PKEY_CTX each; signature contexts are kept per mechanism and
+ * used again, since setting one up costs about half a P-256 signature.
+ *
+ * gnutls keeps what it does well: reading and writing the formats, the key
+ * files' decryption, store.info's KDF and AEAD.  gnutls 3.7 cannot do these,
+ * which is also done here:
  * - write a PKCS#8 EncryptedPrivateKeyInfo with a chosen PBKDF2 iteration
  *   count (gnutls_x509_privkey_export_pkcs8() always uses 600,000, which
  *   costs ~0.75 s per key file for no gain when the passphrase is random);
  * - RSA-OAEP decryption (gnutls has no OAEP before 3.8.4);
  * - ECDH and X25519 key agreement (no public derive API in gnutls); the
- *   peer key is read and checked by the shared kmx_spki_parse_peer();
- * - the raw signatures rsa-pkcs1 and ecdsa, which libcrypto makes from the
- *   data as given with no digest set (padding it, or truncating a digest
- *   to the group order as FIPS 186 says), with the EVP_PKEY the other
- *   operations here share.
+ *   peer key is read and checked by the shared kmx_spki_parse_peer().
  * It also empties the error queue libssh leaves behind (kmx-softkey-ssh.c).
- * Keys reach this file as a plain PKCS#8 DER in secret memory; an EVP_PKEY
- * made from it is freed (and wiped by libcrypto) when the store locks.
+ * Keys reach this file as a plain PKCS#8 DER in secret memory.
  */
 #include "config.h"
 
@@ -34,6 +44,21 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_SIG, X509_SIG_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIO, BIO_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY_CTX, EVP_PKEY_CTX_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_MD_CTX, EVP_MD_CTX_free)
+
+/* idle signature contexts kept per mechanism: setting one up (fetching the
+ * algorithm from the provider, the padding and digest parameters) costs
+ * about half of a P-256 signature; more than the pool's threads is never
+ * useful */
+#define KMX_SOFTKEY_OSSL_SLOTS	  32
+#define KMX_SOFTKEY_OSSL_MAX_IDLE 16
+
+struct _KmxSoftkeyOsslKey {
+	gatomicrefcount ref;
+	EVP_PKEY *pkey;
+	GMutex mutex;
+	GPtrArray *idle[KMX_SOFTKEY_OSSL_SLOTS]; /* EVP_PKEY_CTX, by mechanism */
+};
 
 /* libcrypto keeps an error queue per thread: take its first entry for the
  * message and empty it, so that a later call does not report a stale error */
@@ -151,24 +176,315 @@ kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error)
 	p8 = kmx_softkey_ossl_parse_pkcs8(pkcs8_der, error);
 	if (p8 == NULL)
 		return NULL;
+	KmxSoftkeyOsslKey *self;
+
 	pkey = EVP_PKCS82PKEY(p8);
 	if (pkey == NULL)
 		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot load the key");
-	return (KmxSoftkeyOsslKey *)pkey;
+	self = g_new0(KmxSoftkeyOsslKey, 1);
+	g_atomic_ref_count_init(&self->ref);
+	g_mutex_init(&self->mutex);
+	self->pkey = pkey;
+	return self;
 }
 
 KmxSoftkeyOsslKey *
 kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self)
 {
-	EVP_PKEY_up_ref((EVP_PKEY *)self);
+	g_atomic_ref_count_inc(&self->ref);
 	return self;
 }
 
 void
 kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self)
 {
-	/* EVP_PKEY_free() clears the key material of the last reference */
-	EVP_PKEY_free((EVP_PKEY *)self);
+	if (self == NULL || !g_atomic_ref_count_dec(&self->ref))
+		return;
+	/* each context holds a reference to the key; EVP_PKEY_free() clears
+	 * the key material when the last one goes */
+	for (guint i = 0; i < KMX_SOFTKEY_OSSL_SLOTS; i++) {
+		if (self->idle[i] == NULL)
+			continue;
+		for (guint j = 0; j < self->idle[i]->len; j++)
+			EVP_PKEY_CTX_free(g_ptr_array_index(self->idle[i], j));
+		g_ptr_array_unref(self->idle[i]);
+	}
+	EVP_PKEY_free(self->pkey);
+	g_mutex_clear(&self->mutex);
+	g_free(self);
+}
+
+/**
+ * kmx_softkey_ossl_key_check_public:
+ * @spki: the DER SubjectPublicKeyInfo the key's .info lists
+ *
+ * Checks that the private key is the one listed: a key file swapped for
+ * another key's must not sign as this one.
+ */
+gboolean
+kmx_softkey_ossl_key_check_public(KmxSoftkeyOsslKey *self, GBytes *spki, GError **error)
+{
+	gsize len = 0;
+	const unsigned char *p = g_bytes_get_data(spki, &len);
+	g_autoptr(EVP_PKEY) pub = NULL;
+
+	if (len == 0 || len > G_MAXINT32) {
+		g_set_error_literal(error, KMX_ERROR, KMX_ERROR_FAILED, "no public key");
+		return FALSE;
+	}
+	pub = d2i_PUBKEY(NULL, &p, (long)len);
+	if (pub == NULL) {
+		kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot read the public key");
+		return FALSE;
+	}
+	/* 1: same type and same public components */
+	if (EVP_PKEY_eq(self->pkey, pub) != 1) {
+		ERR_clear_error();
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_FAILED,
+				    "the private key does not match the public key");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static const EVP_MD *
+kmx_softkey_ossl_md(KmxHash hash)
+{
+	switch (hash) {
+	case KMX_HASH_SHA256:
+		return EVP_sha256();
+	case KMX_HASH_SHA384:
+		return EVP_sha384();
+	case KMX_HASH_SHA512:
+		return EVP_sha512();
+	default:
+		return NULL;
+	}
+}
+
+/* a context for EVP_PKEY_sign() over a digest, set up for @mechanism */
+static EVP_PKEY_CTX *
+kmx_softkey_ossl_sign_ctx(EVP_PKEY *pkey, KmxMechanism mechanism, GError **error)
+{
+	const EVP_MD *md = kmx_softkey_ossl_md(kmx_mechanism_get_hash(mechanism));
+	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	gboolean ok;
+
+	if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up the signature");
+	switch (mechanism) {
+	case KMX_MECHANISM_RSA_PKCS1_SHA256:
+	case KMX_MECHANISM_RSA_PKCS1_SHA384:
+	case KMX_MECHANISM_RSA_PKCS1_SHA512:
+		/* with a signature digest libcrypto adds the DigestInfo */
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0 &&
+		     EVP_PKEY_CTX_set_signature_md(ctx, md) > 0;
+		break;
+	case KMX_MECHANISM_RSA_PSS_SHA256:
+	case KMX_MECHANISM_RSA_PSS_SHA384:
+	case KMX_MECHANISM_RSA_PSS_SHA512:
+		/* MGF1 with the same digest, salt as long as the digest */
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) > 0 &&
+		     EVP_PKEY_CTX_set_signature_md(ctx, md) > 0 &&
+		     EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) > 0 &&
+		     EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) > 0;
+		break;
+	case KMX_MECHANISM_ECDSA_SHA256:
+	case KMX_MECHANISM_ECDSA_SHA384:
+		/* the digest is signed as given; the signature is DER */
+		ok = EVP_PKEY_CTX_set_signature_md(ctx, md) > 0;
+		break;
+	case KMX_MECHANISM_RSA_PKCS1_RAW:
+		/* no digest set: the data as given is padded (PKCS#1 v1.5 type 1) */
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0;
+		break;
+	case KMX_MECHANISM_ECDSA_RAW:
+		/* no digest set: a digest of any length, truncated to the
+		 * order's bit length as FIPS 186 says */
+		ok = TRUE;
+		break;
+	default:
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "%s is not a signature algorithm",
+			    kmx_mechanism_to_string(mechanism));
+		return NULL;
+	}
+	if (!ok)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up the signature");
+	return g_steal_pointer(&ctx);
+}
+
+/* an idle context for @mechanism, or a new one; any thread */
+static EVP_PKEY_CTX *
+kmx_softkey_ossl_sign_ctx_acquire(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GError **error)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+
+	if ((guint)mechanism < KMX_SOFTKEY_OSSL_SLOTS) {
+		g_mutex_lock(&self->mutex);
+		if (self->idle[mechanism] != NULL && self->idle[mechanism]->len > 0)
+			ctx = g_ptr_array_steal_index_fast(self->idle[mechanism],
+							   self->idle[mechanism]->len - 1);
+		g_mutex_unlock(&self->mutex);
+	}
+	return ctx != NULL ? ctx : kmx_softkey_ossl_sign_ctx(self->pkey, mechanism, error);
+}
+
+/* keeps a context for the next signature with @mechanism (EVP_PKEY_sign()
+ * may be called again on the same context), or frees it */
+static void
+kmx_softkey_ossl_sign_ctx_release(KmxSoftkeyOsslKey *self,
+				  KmxMechanism mechanism,
+				  EVP_PKEY_CTX *ctx,
+				  gboolean reusable)
+{
+	if (reusable && (guint)mechanism < KMX_SOFTKEY_OSSL_SLOTS) {
+		g_mutex_lock(&self->mutex);
+		if (self->idle[mechanism] == NULL)
+			self->idle[mechanism] = g_ptr_array_new();
+		if (self->idle[mechanism]->len < KMX_SOFTKEY_OSSL_MAX_IDLE) {
+			g_ptr_array_add(self->idle[mechanism], ctx);
+			ctx = NULL;
+		}
+		g_mutex_unlock(&self->mutex);
+	}
+	EVP_PKEY_CTX_free(ctx);
+}
+
+/**
+ * kmx_softkey_ossl_sign:
+ * @mechanism: a signature mechanism the key's type supports
+ * @data: the digest for a hashed mechanism (its length checked by the
+ *   caller), the message for Ed25519
+ *
+ * Returns: (transfer full): the signature: PKCS#1 or PSS for RSA, a DER
+ * ECDSA-Sig-Value, a 64-byte Ed25519 signature
+ */
+GBytes *
+kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self, KmxMechanism mechanism, GBytes *data, GError **error)
+{
+	EVP_PKEY *pkey = self->pkey;
+	gsize inlen = 0;
+	const guint8 *in = g_bytes_get_data(data, &inlen);
+	int max = EVP_PKEY_get_size(pkey);
+	size_t siglen = max > 0 ? (size_t)max : 0;
+	g_autofree guint8 *sig = NULL;
+	/* a pointer libcrypto may read even for empty data */
+	static const guint8 empty[1] = {0};
+
+	if (siglen == 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot size the signature");
+	sig = g_malloc(siglen);
+	if (mechanism == KMX_MECHANISM_ED25519) {
+		/* EdDSA hashes the message itself: one-shot EVP_DigestSign */
+		g_autoptr(EVP_MD_CTX) md = EVP_MD_CTX_new();
+
+		if (md == NULL ||
+		    EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, pkey, NULL) <= 0)
+			return kmx_softkey_ossl_error(error,
+						      KMX_ERROR_FAILED,
+						      "cannot set up the signature");
+		if (EVP_DigestSign(md, sig, &siglen, in, inlen) <= 0)
+			return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "signing failed");
+	} else {
+		EVP_PKEY_CTX *ctx = kmx_softkey_ossl_sign_ctx_acquire(self, mechanism, error);
+		int rc;
+
+		if (ctx == NULL)
+			return NULL;
+		rc = EVP_PKEY_sign(ctx, sig, &siglen, in != NULL ? in : empty, inlen);
+		/* a context that failed is not used again */
+		kmx_softkey_ossl_sign_ctx_release(self, mechanism, ctx, rc > 0);
+		if (rc <= 0)
+			return kmx_softkey_ossl_error(
+			    error,
+			    kmx_mechanism_is_raw(mechanism) ? KMX_ERROR_INVALID_ARGUMENT
+							    : KMX_ERROR_FAILED,
+			    kmx_mechanism_is_raw(mechanism)
+				? "signing failed (data too long for the key?)"
+				: "signing failed");
+	}
+	return g_bytes_new_take(g_steal_pointer(&sig), siglen);
+}
+
+/* an RSA decryption context with @padding; the ciphertext's length is checked */
+static EVP_PKEY_CTX *
+kmx_softkey_ossl_decrypt_ctx(EVP_PKEY *pkey, int padding, gsize inlen, GError **error)
+{
+	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+
+	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, padding) <= 0)
+		return kmx_softkey_ossl_error(error,
+					      KMX_ERROR_FAILED,
+					      "cannot set up RSA decryption");
+	if (padding == RSA_PKCS1_OAEP_PADDING &&
+	    (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
+	     EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0))
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up RSA-OAEP");
+	if (inlen != (gsize)EVP_PKEY_get_size(pkey)) {
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_INVALID_ARGUMENT,
+			    "an RSA ciphertext for this key is %d bytes, not %" G_GSIZE_FORMAT,
+			    EVP_PKEY_get_size(pkey),
+			    inlen);
+		return NULL;
+	}
+	return g_steal_pointer(&ctx);
+}
+
+/* runs a decryption set up by kmx_softkey_ossl_decrypt_ctx() */
+static KmxSecret *
+kmx_softkey_ossl_decrypt(EVP_PKEY_CTX *ctx, GBytes *data, const char *what, GError **error)
+{
+	g_autoptr(KmxSecret) out = NULL;
+	gsize inlen = 0;
+	const guint8 *in = g_bytes_get_data(data, &inlen);
+	size_t outlen = 0;
+
+	if (EVP_PKEY_decrypt(ctx, NULL, &outlen, in, inlen) <= 0)
+		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "RSA decryption failed");
+	/* the plaintext goes straight into secret memory */
+	out = kmx_secret_new(outlen);
+	if (EVP_PKEY_decrypt(ctx, kmx_secret_get_data(out), &outlen, in, inlen) <= 0) {
+		ERR_clear_error();
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "decryption failed: the ciphertext was not made for this key with %s",
+			    what);
+		return NULL;
+	}
+	kmx_secret_truncate(out, outlen);
+	return g_steal_pointer(&out);
+}
+
+/**
+ * kmx_softkey_ossl_decrypt_pkcs1:
+ *
+ * RSA PKCS#1 v1.5 decryption.
+ *
+ * Returns: (transfer full): the plaintext, in secret memory
+ */
+KmxSecret *
+kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
+{
+	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx(self->pkey,
+								   RSA_PKCS1_PADDING,
+								   g_bytes_get_size(data),
+								   error);
+	if (ctx == NULL)
+		return NULL;
+	return kmx_softkey_ossl_decrypt(ctx, data, "PKCS#1 v1.5", error);
 }
 
 /**
@@ -181,44 +497,13 @@ kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self)
 KmxSecret *
 kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self, GBytes *data, GError **error)
 {
-	EVP_PKEY *pkey = (EVP_PKEY *)self;
-	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-	g_autoptr(KmxSecret) out = NULL;
-	gsize inlen = 0;
-	const guint8 *in = g_bytes_get_data(data, &inlen);
-	size_t outlen = 0;
-
-	if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up RSA-OAEP");
-	if (inlen != (gsize)EVP_PKEY_get_size(pkey)) {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_INVALID_ARGUMENT,
-			    "an RSA-OAEP ciphertext for this key is %d bytes, not %" G_GSIZE_FORMAT,
-			    EVP_PKEY_get_size(pkey),
-			    inlen);
+	g_autoptr(EVP_PKEY_CTX) ctx = kmx_softkey_ossl_decrypt_ctx(self->pkey,
+								   RSA_PKCS1_OAEP_PADDING,
+								   g_bytes_get_size(data),
+								   error);
+	if (ctx == NULL)
 		return NULL;
-	}
-	if (EVP_PKEY_decrypt(ctx, NULL, &outlen, in, inlen) <= 0)
-		return kmx_softkey_ossl_error(error,
-					      KMX_ERROR_FAILED,
-					      "RSA-OAEP decryption failed");
-	out = kmx_secret_new(outlen);
-	if (EVP_PKEY_decrypt(ctx, kmx_secret_get_data(out), &outlen, in, inlen) <= 0) {
-		ERR_clear_error();
-		g_set_error_literal(
-		    error,
-		    KMX_ERROR,
-		    KMX_ERROR_FAILED,
-		    "RSA-OAEP decryption failed: the ciphertext was not made for this "
-		    "key with OAEP SHA-256");
-		return NULL;
-	}
-	kmx_secret_truncate(out, outlen);
-	return g_steal_pointer(&out);
+	return kmx_softkey_ossl_decrypt(ctx, data, "OAEP SHA-256", error);
 }
 
 /* the peer key, read and checked by the shared parser; libcrypto reads
@@ -254,7 +539,7 @@ kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 			GBytes *peer_public,
 			GError **error)
 {
-	EVP_PKEY *pkey = (EVP_PKEY *)self;
+	EVP_PKEY *pkey = self->pkey;
 	g_autoptr(EVP_PKEY) peer = NULL;
 	g_autoptr(EVP_PKEY_CTX) ctx = NULL;
 	g_autoptr(KmxSecret) out = NULL;
@@ -284,48 +569,4 @@ kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 					      "key derivation failed (a weak peer key?)");
 	kmx_secret_truncate(out, outlen);
 	return g_steal_pointer(&out);
-}
-
-/**
- * kmx_softkey_ossl_sign_raw:
- * @mechanism: %KMX_MECHANISM_RSA_PKCS1_RAW or %KMX_MECHANISM_ECDSA_RAW
- * @data: for RSA, what to pad with PKCS#1 v1.5 type 1 (at most the modulus
- *   length minus 11 bytes); for ECDSA, a non-empty digest of any length
- *
- * Signs @data as it is: no digest is set on the context, so libcrypto pads
- * (RSA) or truncates the digest to the order's bit length (ECDSA, FIPS
- * 186) and hashes nothing.
- *
- * Returns: (transfer full): the signature; DER for ECDSA
- */
-GBytes *
-kmx_softkey_ossl_sign_raw(KmxSoftkeyOsslKey *self,
-			  KmxMechanism mechanism,
-			  GBytes *data,
-			  GError **error)
-{
-	EVP_PKEY *pkey = (EVP_PKEY *)self;
-	g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-	gsize inlen = 0;
-	const guint8 *in = g_bytes_get_data(data, &inlen);
-	/* a pointer libcrypto may read even for empty data */
-	static const guint8 empty[1] = {0};
-	g_autofree guint8 *sig = NULL;
-	size_t siglen = 0;
-
-	if (in == NULL)
-		in = empty;
-	if (ctx == NULL || EVP_PKEY_sign_init(ctx) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up signing");
-	if (mechanism == KMX_MECHANISM_RSA_PKCS1_RAW &&
-	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "cannot set up rsa-pkcs1");
-	if (EVP_PKEY_sign(ctx, NULL, &siglen, in, inlen) <= 0)
-		return kmx_softkey_ossl_error(error, KMX_ERROR_FAILED, "signing failed");
-	sig = g_malloc(siglen);
-	if (EVP_PKEY_sign(ctx, sig, &siglen, in, inlen) <= 0)
-		return kmx_softkey_ossl_error(error,
-					      KMX_ERROR_INVALID_ARGUMENT,
-					      "signing failed (data too long for the key?)");
-	return g_bytes_new_take(g_steal_pointer(&sig), siglen);
 }

@@ -1,4 +1,5 @@
-/* keymux: the few soft-key operations that need OpenSSL's libcrypto */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* keymux: the soft-key operations done by OpenSSL's libcrypto */
 #pragma once
 
 #include <glib.h>
@@ -23,13 +24,19 @@ KmxSoftkeyOsslKey *kmx_softkey_ossl_key_new(KmxSecret *pkcs8_der, GError **error
 KmxSoftkeyOsslKey *kmx_softkey_ossl_key_ref(KmxSoftkeyOsslKey *self);
 void kmx_softkey_ossl_key_unref(KmxSoftkeyOsslKey *self);
 
+gboolean kmx_softkey_ossl_key_check_public(KmxSoftkeyOsslKey *self,
+					   GBytes *spki,
+					   GError **error);
+GBytes *kmx_softkey_ossl_sign(KmxSoftkeyOsslKey *self,
+			      KmxMechanism mechanism,
+			      GBytes *data,
+			      GError **error);
+KmxSecret *kmx_softkey_ossl_decrypt_pkcs1(KmxSoftkeyOsslKey *self,
+					  GBytes *data,
+					  GError **error);
 KmxSecret *kmx_softkey_ossl_decrypt_oaep_sha256(KmxSoftkeyOsslKey *self,
 						GBytes *data,
 						GError **error);
-GBytes *kmx_softkey_ossl_sign_raw(KmxSoftkeyOsslKey *self,
-				  KmxMechanism mechanism,
-				  GBytes *data,
-				  GError **error);
 KmxSecret *kmx_softkey_ossl_derive(KmxSoftkeyOsslKey *self,
 				   KmxKeyType type,
 				   GBytes *peer_public,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the only libssh user: passphrase-protected OpenSSH keys
  *
  * An "openssh-key-v1" file with a passphrase derives its key with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: passphrase-protected OpenSSH keys, decrypted by libssh */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the soft-key files (store.info, <id>.info, <id>.pem), read and written
  *
  * docs/softkey-format.md is the reference for every byte written here.
@@ -585,6 +586,207 @@ kmx_softkey_key_info_load(int dir_fd, const char *path, const char *id, GError *
 	return kmx_softkey_key_info_parse(contents, len, path, id, error);
 }
 
+/* the fields of an <id>.info, as strings; all may be NULL */
+typedef struct {
+	char *version;
+	char *label;
+	char *algorithm;
+	char *usage; /* the plain reader's list, or NULL */
+	KmxKeyUsage usage_bits;
+	char *public_key;
+	char *created;
+	char *exportable;
+} KmxSoftkeyInfoFields;
+
+static void
+kmx_softkey_info_fields_clear(KmxSoftkeyInfoFields *f)
+{
+	g_free(f->version);
+	g_free(f->label);
+	g_free(f->algorithm);
+	g_free(f->usage);
+	g_free(f->public_key);
+	g_free(f->created);
+	g_free(f->exportable);
+	memset(f, 0, sizeof(*f));
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(KmxSoftkeyInfoFields, kmx_softkey_info_fields_clear)
+
+static char **
+kmx_softkey_info_field(KmxSoftkeyInfoFields *f, const char *name, gsize len)
+{
+	static const struct {
+		const char *name;
+		gsize offset;
+	} fields[] = {
+	    {"version", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, version)},
+	    {"label", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, label)},
+	    {"algorithm", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, algorithm)},
+	    {"usage", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, usage)},
+	    {"public-key", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, public_key)},
+	    {"created", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, created)},
+	    {"exportable", G_STRUCT_OFFSET(KmxSoftkeyInfoFields, exportable)},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(fields); i++) {
+		if (strlen(fields[i].name) == len && memcmp(fields[i].name, name, len) == 0)
+			return G_STRUCT_MEMBER_P(f, fields[i].offset);
+	}
+	return NULL;
+}
+
+/* The <id>.info files of a store are read at every start, 10,000 of them in
+ * a large store, and GKeyFile took most of that time.  A file exactly as
+ * g_key_file_to_data() writes one, with only the fields we write, is read
+ * here: "[key]", then one "name=value" line per field, no field twice, no
+ * escape, no white space at either end of a value, UTF-8, version 1,
+ * exportable true or false.  For such a file
+ * GKeyFile would return the same strings.  Anything else (comments, blank
+ * lines, other groups, escapes, a hand-edited file) returns FALSE and is
+ * read by GKeyFile, which decides what it means. */
+static gboolean
+kmx_softkey_key_info_read_plain(const char *contents, gsize len, KmxSoftkeyInfoFields *f)
+{
+	static const char head[] = "[key]\n";
+	const char *p = contents + strlen(head);
+	const char *end = contents + len;
+
+	if (len < strlen(head) || memcmp(contents, head, strlen(head)) != 0 || end[-1] != '\n')
+		return FALSE;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (gsize)(end - p));
+		const char *eq = memchr(p, '=', (gsize)(nl - p));
+		const char *value;
+		gsize value_len;
+		char **field;
+
+		if (eq == NULL)
+			return FALSE;
+		field = kmx_softkey_info_field(f, p, (gsize)(eq - p));
+		if (field == NULL || *field != NULL)
+			return FALSE;
+		value = eq + 1;
+		value_len = (gsize)(nl - value);
+		if (memchr(value, '\\', value_len) != NULL ||
+		    memchr(value, '\r', value_len) != NULL ||
+		    (value_len > 0 && (g_ascii_isspace(value[0]) || g_ascii_isspace(nl[-1]))) ||
+		    !g_utf8_validate(value, (gssize)value_len, NULL))
+			return FALSE;
+		*field = g_strndup(value, value_len);
+		p = nl + 1;
+	}
+	/* no escapes: the list is the items between the ';' */
+	if (f->usage != NULL) {
+		g_auto(GStrv) names = g_strsplit(f->usage, ";", -1);
+		f->usage_bits = kmx_key_usage_from_strv((const char *const *)names);
+	}
+	/* the numbers and booleans as keymux writes them; other spellings
+	 * GKeyFile accepts ("01", "1" for true) are left to it */
+	return g_strcmp0(f->version, "1") == 0 &&
+	       (f->exportable == NULL || g_str_equal(f->exportable, "true") ||
+		g_str_equal(f->exportable, "false"));
+}
+
+/* the same fields as GKeyFile reads them */
+static gboolean
+kmx_softkey_key_info_read_keyfile(const char *contents, gsize len, KmxSoftkeyInfoFields *f)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_auto(GStrv) usage = NULL;
+	gint version;
+	gboolean exportable;
+
+	if (!g_key_file_load_from_data(kf, contents, len, G_KEY_FILE_NONE, NULL))
+		return FALSE;
+	version = g_key_file_get_integer(kf, "key", "version", NULL);
+	f->version = g_strdup_printf("%d", version);
+	f->label = g_key_file_get_string(kf, "key", "label", NULL);
+	f->algorithm = g_key_file_get_string(kf, "key", "algorithm", NULL);
+	usage = g_key_file_get_string_list(kf, "key", "usage", NULL, NULL);
+	f->usage_bits = kmx_key_usage_from_strv((const char *const *)usage);
+	f->public_key = g_key_file_get_string(kf, "key", "public-key", NULL);
+	f->created = g_key_file_get_string(kf, "key", "created", NULL);
+	exportable = g_key_file_get_boolean(kf, "key", "exportable", NULL);
+	f->exportable = g_strdup(exportable ? "true" : "false");
+	return TRUE;
+}
+
+/* whether the SHA-256 of @spki, in lowercase hex, is @id */
+static gboolean
+kmx_softkey_id_matches(GBytes *spki, const char *id)
+{
+	static const char hex[] = "0123456789abcdef";
+	guint8 digest[32];
+	char text[2 * sizeof(digest) + 1];
+
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256,
+			     g_bytes_get_data(spki, NULL),
+			     g_bytes_get_size(spki),
+			     digest) < 0)
+		return FALSE;
+	for (guint i = 0; i < sizeof(digest); i++) {
+		text[2 * i] = hex[digest[i] >> 4];
+		text[2 * i + 1] = hex[digest[i] & 0xf];
+	}
+	text[sizeof(text) - 1] = '\0';
+	return id != NULL && strcmp(text, id) == 0;
+}
+
+/**
+ * kmx_softkey_key_info_parse_with:
+ * @plain: read a file as written by keymux without GKeyFile
+ *   (kmx_softkey_key_info_read_plain()); %FALSE: always with GKeyFile
+ *
+ * kmx_softkey_key_info_parse(), with the choice of reader: the tests and
+ * the fuzz target check that both give the same result.
+ */
+KmxSoftkeyKeyInfo *
+kmx_softkey_key_info_parse_with(const char *contents,
+				gsize len,
+				const char *path,
+				const char *id,
+				gboolean plain,
+				GError **error)
+{
+	g_auto(KmxSoftkeyInfoFields) f = {0};
+	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
+
+	if (len == 0 || len > KMX_SOFTKEY_KEY_INFO_MAX_SIZE)
+		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
+	if (strlen(contents) != len)
+		return kmx_softkey_key_info_invalid(error, path, "binary data");
+	if (!plain || !kmx_softkey_key_info_read_plain(contents, len, &f)) {
+		kmx_softkey_info_fields_clear(&f);
+		if (!kmx_softkey_key_info_read_keyfile(contents, len, &f))
+			return kmx_softkey_key_info_invalid(error, path, "not a key file");
+	}
+	if (g_strcmp0(f.version, "1") != 0)
+		return kmx_softkey_key_info_invalid(error, path, "missing or unknown version");
+	info->type = kmx_key_type_from_string(f.algorithm);
+	if (info->type == KMX_KEY_TYPE_UNKNOWN)
+		return kmx_softkey_key_info_invalid(error, path, "unknown algorithm");
+	info->spki = kmx_softkey_base64_decode(f.public_key, 32, 4096);
+	if (info->spki == NULL)
+		return kmx_softkey_key_info_invalid(error, path, "bad public key");
+	if (!kmx_softkey_id_matches(info->spki, id))
+		return kmx_softkey_key_info_invalid(error, path, "the public key has another id");
+	info->label = g_steal_pointer(&f.label);
+	if (info->label == NULL || !g_utf8_validate(info->label, -1, NULL)) {
+		g_free(info->label);
+		info->label = g_strdup(f.algorithm);
+	}
+	/* a key can never do more than its type allows, whatever the file says */
+	info->usage = f.usage_bits & kmx_key_type_get_usage(info->type);
+	if (info->usage == KMX_KEY_USAGE_NONE)
+		info->usage = kmx_key_type_get_usage(info->type);
+	info->created = g_steal_pointer(&f.created);
+	/* as g_key_file_get_boolean() reads it */
+	info->exportable = g_strcmp0(f.exportable, "true") == 0 ||
+			   g_strcmp0(f.exportable, "1") == 0;
+	return g_steal_pointer(&info);
+}
+
 /**
  * kmx_softkey_key_info_parse:
  * @contents: the content of an <id>.info, @len bytes and a NUL after them
@@ -604,46 +806,7 @@ kmx_softkey_key_info_parse(const char *contents,
 			   const char *id,
 			   GError **error)
 {
-	g_autoptr(GKeyFile) kf = g_key_file_new();
-	g_autoptr(KmxSoftkeyKeyInfo) info = g_new0(KmxSoftkeyKeyInfo, 1);
-	g_autofree char *alg = NULL;
-	g_autofree char *spki = NULL;
-	g_autofree char *spki_id = NULL;
-	g_auto(GStrv) usage = NULL;
-
-	if (len == 0 || len > KMX_SOFTKEY_KEY_INFO_MAX_SIZE)
-		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
-	if (strlen(contents) != len)
-		return kmx_softkey_key_info_invalid(error, path, "binary data");
-	if (!g_key_file_load_from_data(kf, contents, len, G_KEY_FILE_NONE, NULL))
-		return kmx_softkey_key_info_invalid(error, path, "not a key file");
-	if (g_key_file_get_integer(kf, "key", "version", NULL) != 1)
-		return kmx_softkey_key_info_invalid(error, path, "missing or unknown version");
-	alg = g_key_file_get_string(kf, "key", "algorithm", NULL);
-	info->type = kmx_key_type_from_string(alg);
-	if (info->type == KMX_KEY_TYPE_UNKNOWN)
-		return kmx_softkey_key_info_invalid(error, path, "unknown algorithm");
-	spki = g_key_file_get_string(kf, "key", "public-key", NULL);
-	info->spki = kmx_softkey_base64_decode(spki, 32, 4096);
-	if (info->spki == NULL)
-		return kmx_softkey_key_info_invalid(error, path, "bad public key");
-	spki_id = kmx_key_compute_id(info->spki);
-	if (g_strcmp0(spki_id, id) != 0)
-		return kmx_softkey_key_info_invalid(error, path, "the public key has another id");
-	info->label = g_key_file_get_string(kf, "key", "label", NULL);
-	if (info->label == NULL || !g_utf8_validate(info->label, -1, NULL)) {
-		g_free(info->label);
-		info->label = g_strdup(alg);
-	}
-	usage = g_key_file_get_string_list(kf, "key", "usage", NULL, NULL);
-	/* a key can never do more than its type allows, whatever the file says */
-	info->usage = kmx_key_usage_from_strv((const char *const *)usage) &
-		      kmx_key_type_get_usage(info->type);
-	if (info->usage == KMX_KEY_USAGE_NONE)
-		info->usage = kmx_key_type_get_usage(info->type);
-	info->created = g_key_file_get_string(kf, "key", "created", NULL);
-	info->exportable = g_key_file_get_boolean(kf, "key", "exportable", NULL);
-	return g_steal_pointer(&info);
+	return kmx_softkey_key_info_parse_with(contents, len, path, id, TRUE, error);
 }
 
 gboolean
@@ -800,37 +963,6 @@ kmx_softkey_pem_write(const char *path, KmxSecret *pkcs8_der, KmxSecret *file_ke
 	if (pem == NULL)
 		return FALSE;
 	return kmx_file_write_atomic(path, pem, len, 0600, error);
-}
-
-/**
- * kmx_softkey_privkey_new:
- *
- * Returns: (transfer full): a gnutls key made from a plain PKCS#8 DER; it
- * owns its own copy of the key material
- */
-gnutls_privkey_t
-kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error)
-{
-	gnutls_x509_privkey_t x = NULL;
-	g_auto(gnutls_privkey_t) key = NULL;
-	gnutls_datum_t d = {kmx_secret_get_data(pkcs8_der), kmx_secret_get_length(pkcs8_der)};
-	int rc;
-
-	gnutls_x509_privkey_init(&x);
-	rc = gnutls_x509_privkey_import_pkcs8(x, &d, GNUTLS_X509_FMT_DER, NULL, GNUTLS_PKCS_PLAIN);
-	if (rc < 0) {
-		gnutls_x509_privkey_deinit(x);
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot load the key");
-		return NULL;
-	}
-	gnutls_privkey_init(&key);
-	rc = gnutls_privkey_import_x509(key, x, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
-	if (rc < 0) {
-		gnutls_x509_privkey_deinit(x);
-		kmx_softkey_gnutls_error(error, rc, KMX_ERROR_FAILED, "cannot load the key");
-		return NULL;
-	}
-	return g_steal_pointer(&key);
 }
 
 /**

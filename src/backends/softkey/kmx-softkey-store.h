@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the soft-key files (store.info, <id>.info, <id>.pem), read and written */
 #pragma once
 
@@ -79,6 +80,12 @@ KmxSoftkeyKeyInfo *kmx_softkey_key_info_parse(const char *contents,
 					      const char *path,
 					      const char *id,
 					      GError **error);
+KmxSoftkeyKeyInfo *kmx_softkey_key_info_parse_with(const char *contents,
+						   gsize len,
+						   const char *path,
+						   const char *id,
+						   gboolean plain,
+						   GError **error);
 gboolean kmx_softkey_key_info_save(const char *path, const KmxSoftkeyKeyInfo *info, GError **error);
 
 gboolean kmx_softkey_store_fix_mode(int dir_fd,
@@ -97,7 +104,6 @@ gboolean kmx_softkey_pem_write(const char *path,
 			       GError **error);
 
 gboolean kmx_softkey_gnutls_error(GError **error, int rc, KmxError code, const char *what);
-gnutls_privkey_t kmx_softkey_privkey_new(KmxSecret *pkcs8_der, GError **error);
 GBytes *kmx_softkey_privkey_get_spki(gnutls_privkey_t key, GError **error);
 KmxSecret *kmx_softkey_x509_to_pkcs8(gnutls_x509_privkey_t key, GError **error);
 GBytes *kmx_softkey_x509_get_spki(gnutls_x509_privkey_t key, GError **error);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: soft-key backend unit tests
  *
  * Every signature, decryption and shared secret is checked with the openssl
@@ -453,11 +454,10 @@ test_generate_sign(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(details_u(f->device, "key-count"), ==, G_N_ELEMENTS(type_cases));
 }
 
+/* both RSA decryptions of ciphertexts openssl made for @key's public key */
 static void
-test_decrypt(Fixture *f, gconstpointer data)
+check_decrypt(Fixture *f, KmxKey *key)
 {
-	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_RSA2048, "decrypt");
-	g_autoptr(KmxKey) ed = generate(f, KMX_KEY_TYPE_ED25519, "ed");
 	g_autofree char *pub = tmp_path(f, "pub.der");
 	g_autofree char *plain = tmp_path(f, "plain.bin");
 	g_autofree char *ct = tmp_path(f, "ct.bin");
@@ -485,6 +485,17 @@ test_decrypt(Fixture *f, gconstpointer data)
 		g_assert_no_error(error);
 		g_assert_true(g_bytes_equal(out, msg));
 	}
+}
+
+static void
+test_decrypt(Fixture *f, gconstpointer data)
+{
+	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_RSA2048, "decrypt");
+	g_autoptr(KmxKey) ed = generate(f, KMX_KEY_TYPE_ED25519, "ed");
+	g_autoptr(GBytes) msg = g_bytes_new_static("a session key 0123456789abcdef", 30);
+	KmxMechanism mechs[] = {KMX_MECHANISM_RSA_PKCS1, KMX_MECHANISM_RSA_OAEP_SHA256};
+
+	check_decrypt(f, key);
 	/* bad ciphertexts are errors, and the key keeps working */
 	for (guint i = 0; i < G_N_ELEMENTS(mechs); i++) {
 		g_autoptr(GError) error = NULL;
@@ -552,6 +563,20 @@ test_secure_heap(Fixture *f, gconstpointer data)
 	locked = CRYPTO_secure_used();
 	/* d, p, q, dP, dQ and qInv of RSA-2048: 768 bytes at least */
 	g_assert_cmpuint(unlocked, >=, locked + 768);
+	/* a signature loads the key in the same form, in the heap */
+	{
+		g_autoptr(KmxSecret) empty = kmx_secret_new_from_string("");
+		g_autoptr(GBytes) sig = NULL;
+
+		g_assert_true(kmx_device_unlock(f->device, empty, NULL, &error));
+		g_assert_no_error(error);
+		sig = sign(key, KMX_MECHANISM_RSA_PSS_SHA256, msg, &error);
+		g_assert_no_error(error);
+		g_assert_cmpuint(CRYPTO_secure_used(), >=, locked + 768);
+		g_assert_true(kmx_device_lock(f->device, NULL, &error));
+		g_assert_no_error(error);
+		g_assert_cmpuint(CRYPTO_secure_used(), ==, locked);
+	}
 }
 
 static void
@@ -650,6 +675,148 @@ test_derive(Fixture *f, gconstpointer data)
 
 /* the id of an OpenSSH public key file, computed without keymux: ssh-keygen
  * cannot export Ed25519 as PKCS#8, so its SPKI is built by hand (RFC 8410) */
+/* every key type and mechanism of a key from @store: signatures checked
+ * by openssl, decryptions of openssl's ciphertexts, openssl's shared secrets */
+static void
+check_every_operation(Fixture *f, KmxKey *key)
+{
+	g_autoptr(GBytes) msg = g_bytes_new_static("hello keymux", 12);
+	KmxKeyType type = kmx_key_get_key_type(key);
+
+	for (guint i = 0; i < G_N_ELEMENTS(type_cases); i++) {
+		if (type_cases[i].type != type)
+			continue;
+		for (guint m = 0; type_cases[i].mechs[m] != 0; m++) {
+			g_autoptr(GError) error = NULL;
+			g_autoptr(GBytes) sig = sign(key, type_cases[i].mechs[m], msg, &error);
+			g_assert_no_error(error);
+			verify_with_openssl(f, key, type_cases[i].mechs[m], msg, sig);
+		}
+	}
+	if (kmx_key_type_is_rsa(type))
+		check_decrypt(f, key);
+	else if (type == KMX_KEY_TYPE_ECDSA_P256)
+		check_derive(f, key, "-algorithm EC -pkeyopt ec_paramgen_curve:P-256", 65);
+	else if (type == KMX_KEY_TYPE_ECDSA_P384)
+		check_derive(f, key, "-algorithm EC -pkeyopt ec_paramgen_curve:P-384", 97);
+	else if (type == KMX_KEY_TYPE_X25519)
+		check_derive(f, key, "-algorithm X25519", 32);
+}
+
+/* a store written before the keys were kept as libcrypto objects
+ * (tests/data/softkey-store-v1, password "keymux-store-v1"): it opens,
+ * unlocks and does everything, and no file of it changes */
+static void
+test_store_v1(Fixture *f, gconstpointer data)
+{
+	const char *src = g_getenv("KMX_SOFTKEY_STORE_V1");
+	g_autofree char *dir = store_path(f, "login", "");
+	g_autoptr(KmxSecret) password = kmx_secret_new_from_string("keymux-store-v1");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GDir) d = NULL;
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+	GPtrArray *keys;
+	guint seen = 0;
+	const char *name;
+
+	g_assert_nonnull(src);
+	fixture_stop(f);
+	rm_rf(dir);
+	g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+	d = g_dir_open(src, 0, &error);
+	g_assert_no_error(error);
+	while ((name = g_dir_read_name(d)) != NULL) {
+		g_autofree char *from = g_build_filename(src, name, NULL);
+		g_autofree char *to = g_build_filename(dir, name, NULL);
+		g_autoptr(GBytes) b = read_bytes(from);
+		write_bytes(to, b);
+		g_assert_cmpint(g_chmod(to, 0600), ==, 0);
+		g_ptr_array_add(names, g_strdup(name));
+	}
+	fixture_start(f);
+
+	g_assert_true(details_b(f->device, "protected"));
+	g_assert_true(kmx_device_is_locked(f->device));
+	g_assert_cmpuint(details_u(f->device, "key-count"), ==, 5);
+	g_assert_cmpuint(details_u(f->device, "broken-keys"), ==, 0);
+	g_assert_true(kmx_device_unlock(f->device, password, NULL, &error));
+	g_assert_no_error(error);
+	keys = kmx_device_get_keys(f->device);
+	for (guint i = 0; i < keys->len; i++) {
+		KmxKey *key = g_ptr_array_index(keys, i);
+		g_autofree char *label = kmx_key_dup_label(key);
+		g_autofree char *want = NULL;
+
+		/* labels were "fixture <openssl name>" at import */
+		g_assert_true(g_str_has_prefix(label, "fixture "));
+		check_every_operation(f, key);
+		seen |= 1u << kmx_key_get_key_type(key);
+	}
+	g_assert_cmpuint(seen,
+			 ==,
+			 1u << KMX_KEY_TYPE_RSA2048 | 1u << KMX_KEY_TYPE_ECDSA_P256 |
+			     1u << KMX_KEY_TYPE_ECDSA_P384 | 1u << KMX_KEY_TYPE_ED25519 |
+			     1u << KMX_KEY_TYPE_X25519);
+	/* after a lock the password opens it again */
+	g_assert_true(kmx_device_lock(f->device, NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(kmx_device_unlock(f->device, password, NULL, &error));
+	g_assert_no_error(error);
+	/* byte for byte what was written */
+	for (guint i = 0; i < names->len; i++) {
+		g_autofree char *from = g_build_filename(src, names->pdata[i], NULL);
+		g_autofree char *to = g_build_filename(dir, names->pdata[i], NULL);
+		g_autoptr(GBytes) a = read_bytes(from);
+		g_autoptr(GBytes) b = read_bytes(to);
+		g_assert_true(g_bytes_equal(a, b));
+	}
+}
+
+/* with libcrypto's secure heap three quarters full a key is not kept
+ * there: it is kept as secret memory and loaded for each operation, which
+ * works the same and leaves the heap as it found it */
+static void
+test_secure_heap_full(Fixture *f, gconstpointer data)
+{
+	g_autoptr(KmxKey) rsa = generate(f, KMX_KEY_TYPE_RSA2048, "rsa");
+	g_autoptr(KmxKey) p256 = generate(f, KMX_KEY_TYPE_ECDSA_P256, "p256");
+	g_autoptr(KmxKey) ed = generate(f, KMX_KEY_TYPE_ED25519, "ed");
+	g_autoptr(KmxKey) x = generate(f, KMX_KEY_TYPE_X25519, "x");
+	g_autoptr(GPtrArray) filler = g_ptr_array_new();
+	g_autoptr(GError) error = NULL;
+	gsize before;
+
+	if (!CRYPTO_secure_malloc_initialized()) {
+		g_test_skip("no secure heap in an AddressSanitizer build");
+		return;
+	}
+	g_assert_true(kmx_device_lock(f->device, NULL, &error));
+	g_assert_no_error(error);
+	/* fill the heap past three quarters, in blocks small enough to leave
+	 * room for the keys of one operation */
+	while (kmx_secure_heap_can_keep()) {
+		void *p = OPENSSL_secure_malloc(4096);
+		g_assert_nonnull(p);
+		g_ptr_array_add(filler, p);
+	}
+	before = CRYPTO_secure_used();
+	for (guint round = 0; round < 2; round++) {
+		check_every_operation(f, rsa);
+		check_every_operation(f, p256);
+		check_every_operation(f, ed);
+		check_every_operation(f, x);
+		/* nothing of the keys stays in the heap between operations */
+		g_assert_cmpuint(CRYPTO_secure_used(), ==, before);
+	}
+	g_assert_true(kmx_device_lock(f->device, NULL, &error));
+	g_assert_no_error(error);
+	for (guint i = 0; i < filler->len; i++)
+		OPENSSL_secure_free(filler->pdata[i]);
+	/* with room again, the key is kept in the heap */
+	check_every_operation(f, p256);
+	g_assert_cmpuint(CRYPTO_secure_used(), >, before - filler->len * 4096);
+}
+
 static char *
 ssh_key_id(const char *pub)
 {
@@ -2001,6 +2168,8 @@ main(int argc, char **argv)
 	add("/kmx/softkey/decrypt", test_decrypt);
 	add("/kmx/softkey/secure-heap", test_secure_heap);
 	add("/kmx/softkey/derive", test_derive);
+	add("/kmx/softkey/store-v1", test_store_v1);
+	add("/kmx/softkey/secure-heap-full", test_secure_heap_full);
 	add("/kmx/softkey/import", test_import);
 	add("/kmx/softkey/import-kdf-limits", test_import_kdf_limits);
 	add("/kmx/softkey/protect", test_protect);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the test backend: hardware-like devices driven by a directory
  *
  * See README.md.  The watcher thread stands in for a PC/SC status loop:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the TPM 2.0 backend (tpm2-tss ESAPI) */
 #pragma once
 

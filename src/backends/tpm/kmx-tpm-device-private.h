@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the TPM device's insides, shared by kmx-tpm-device.c and
  * kmx-tpm-secret.c; nothing else includes this */
 #pragma once

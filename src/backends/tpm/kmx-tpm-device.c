@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the TPM, as the device tpm:0
  *
  * The ESYS context lives on the device's executor (one thread of its own)

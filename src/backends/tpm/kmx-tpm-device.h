@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the TPM, as the device tpm:0 */
 #pragma once
 

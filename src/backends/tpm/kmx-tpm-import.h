@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a soft key wrapped for the TPM (TPM2_Import's duplication blob) */
 #pragma once
 

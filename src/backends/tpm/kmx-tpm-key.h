@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a key in a TSS2 key file, used by the TPM */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: TPM key files
  *
  * A key is kept as the TSS2 PEM file of draft-bottomley-tpm2-keys, the

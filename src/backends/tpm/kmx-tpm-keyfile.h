@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: TPM key files: the TSS2 PEM (TPMKey ASN.1) and the public facts */
 #pragma once
 

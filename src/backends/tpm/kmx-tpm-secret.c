@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the TPM device's secret (a PIN that is every key's auth value)
  *
  * See the comment below and docs/tpm-format.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a kind of key storage (softkey, card, tpm)
  *
  * The core knows backends only through this class.  Devices come and go on

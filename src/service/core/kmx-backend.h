@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a kind of key storage (softkey, card, tpm) */
 #pragma once
 

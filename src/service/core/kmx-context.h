@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: where the daemon keeps things and what it was configured to do */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: unit tests of the service core: executors, files, context,
  * the device and key base classes */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the registration cache of devices that come and go
  *
  * A registered device (a card in a drawer) stays listed while it is absent:

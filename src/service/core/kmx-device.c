@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: something that holds keys (a soft-key store, a card, the TPM)
  *
  * Threading: the main thread owns the device's state and its key list.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: where a device's blocking work runs
  *
  * A serial executor is one dedicated thread fed in order: PC/SC handles and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: atomic, durable file writes
  *
  * A write is g_file_set_contents_full() with CONSISTENT | DURABLE (a temp

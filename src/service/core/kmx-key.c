@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: an asymmetric private key on a device
  *
  * The public facts (id, type, usage, SPKI) are fixed at construction; the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the a{sv} options of a method, parsed into typed values */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: devices and keys on the bus
  *
  * A device is the root of a GDBus subtree at devices/<escaped id>; its keys

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the methods of the Device and Key interfaces, and the manager's
  * Sign and Decrypt by key id
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: what the D-Bus frontend's parts share among themselves */
 #pragma once
 
@@ -69,5 +70,12 @@ KmxRemotePrompter *kmx_remote_prompter_new(GDBusConnection *connection,
 GDBusConnection *kmx_remote_prompter_get_connection(KmxRemotePrompter *self);
 const char *kmx_remote_prompter_get_sender(KmxRemotePrompter *self);
 const char *kmx_remote_prompter_get_path(KmxRemotePrompter *self);
+
+/* kmx-dbus-locks.c */
+#define KMX_TYPE_DBUS_LOCKS (kmx_dbus_locks_get_type())
+G_DECLARE_FINAL_TYPE(KmxDBusLocks, kmx_dbus_locks, KMX, DBUS_LOCKS, GObject)
+KmxDBusLocks *kmx_dbus_locks_new(KmxManager *manager);
+void kmx_dbus_locks_start(KmxDBusLocks *self, GDBusConnection *session_bus);
+void kmx_dbus_locks_stop(KmxDBusLocks *self);
 
 G_END_DECLS

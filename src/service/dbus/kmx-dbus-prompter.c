@@ -1,8 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a prompter registered on the bus (org.keymux.Keystore1.Prompter)
  *
  * AskSecret is called with no timeout: a person is typing.  Hints: kind
- * (user, admin), retries, caller, operation, key, and the older device-id,
- * label and pin-retries.
+ * (user, admin), retries, caller, operation, key, description, and the
+ * older device-id, label and pin-retries.  A question withdrawn while it is
+ * asked (nobody waits for it any more) is followed by Cancel(device), so
+ * the prompter can take its dialog down.
  */
 #include "config.h"
 
@@ -19,6 +22,46 @@ struct _KmxRemotePrompter {
 
 G_DEFINE_TYPE(KmxRemotePrompter, kmx_remote_prompter, KMX_TYPE_PROMPTER)
 
+/* one AskSecret in flight */
+typedef struct {
+	KmxRemotePrompter *self;
+	char *device_path;
+	GCancellable *cancellable;
+	gulong cancelled_id;
+} KmxRemoteAsk;
+
+static void
+kmx_remote_ask_free(KmxRemoteAsk *ask)
+{
+	g_free(ask->device_path);
+	g_clear_object(&ask->cancellable);
+	g_object_unref(ask->self);
+	g_free(ask);
+}
+
+/* the question was withdrawn: tell the prompter, expecting no reply */
+static void
+kmx_remote_prompter_withdrawn_cb(GCancellable *cancellable, KmxRemoteAsk *ask)
+{
+	g_autoptr(GDBusMessage) call = g_dbus_message_new_method_call(ask->self->sender,
+								      ask->self->path,
+								      KMX_DBUS_PROMPTER_INTERFACE,
+								      "Cancel");
+
+	g_dbus_message_set_flags(call,
+				 G_DBUS_MESSAGE_FLAGS_NO_AUTO_START |
+				     G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED);
+	g_dbus_message_set_body(call, g_variant_new("(o)", ask->device_path));
+	g_debug("withdrawing the question for %s from prompter %s",
+		ask->device_path,
+		ask->self->sender);
+	g_dbus_connection_send_message(ask->self->connection,
+				       call,
+				       G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+				       NULL,
+				       NULL);
+}
+
 /* the reply itself, not g_dbus_connection_call()'s copy of its body: the
  * secret is wiped in the message, then in GDBus's read buffer */
 static void
@@ -26,6 +69,7 @@ kmx_remote_prompter_ask_cb(GObject *source, GAsyncResult *res, gpointer user_dat
 {
 	GDBusConnection *connection = G_DBUS_CONNECTION(source);
 	g_autoptr(GTask) task = user_data;
+	KmxRemoteAsk *ask = g_task_get_task_data(task);
 	GError *error = NULL;
 	g_autoptr(GDBusMessage) reply = NULL;
 	g_autoptr(GVariant) secret = NULL;
@@ -34,6 +78,11 @@ kmx_remote_prompter_ask_cb(GObject *source, GAsyncResult *res, gpointer user_dat
 	gsize len = 0;
 	gsize size;
 
+	/* not from within the handler: it may be running this very moment */
+	if (ask->cancelled_id != 0) {
+		g_cancellable_disconnect(ask->cancellable, ask->cancelled_id);
+		ask->cancelled_id = 0;
+	}
 	reply = g_dbus_connection_send_message_with_reply_finish(connection, res, &error);
 	if (reply == NULL || g_dbus_message_to_gerror(reply, &error)) {
 		g_task_return_error(task, error);
@@ -71,7 +120,12 @@ kmx_remote_prompter_ask_async(KmxPrompter *prompter,
 	g_autofree char *device_path = kmx_dbus_device_path(info->device);
 	g_autofree char *label = kmx_device_dup_label(info->device);
 	g_autoptr(GDBusMessage) call = NULL;
+	KmxRemoteAsk *ask = g_new0(KmxRemoteAsk, 1);
 	GVariantBuilder hints;
+
+	ask->self = g_object_ref(self);
+	ask->device_path = g_strdup(device_path);
+	g_task_set_task_data(task, ask, (GDestroyNotify)kmx_remote_ask_free);
 
 	g_variant_builder_init(&hints, G_VARIANT_TYPE_VARDICT);
 	g_variant_builder_add(
@@ -84,6 +138,11 @@ kmx_remote_prompter_ask_async(KmxPrompter *prompter,
 	g_variant_builder_add(&hints, "{sv}", "operation", g_variant_new_string(info->operation));
 	if (info->key_id != NULL)
 		g_variant_builder_add(&hints, "{sv}", "key", g_variant_new_string(info->key_id));
+	if (info->description != NULL)
+		g_variant_builder_add(&hints,
+				      "{sv}",
+				      "description",
+				      g_variant_new_string(info->description));
 	g_variant_builder_add(&hints,
 			      "{sv}",
 			      "device-id",
@@ -98,6 +157,14 @@ kmx_remote_prompter_ask_async(KmxPrompter *prompter,
 	g_dbus_message_set_body(
 	    call,
 	    g_variant_new("(os@a{sv})", device_path, info->message, g_variant_builder_end(&hints)));
+	if (cancellable != NULL) {
+		ask->cancellable = g_object_ref(cancellable);
+		ask->cancelled_id =
+		    g_cancellable_connect(cancellable,
+					  G_CALLBACK(kmx_remote_prompter_withdrawn_cb),
+					  ask,
+					  NULL);
+	}
 	g_dbus_connection_send_message_with_reply(self->connection,
 						  call,
 						  G_DBUS_SEND_MESSAGE_FLAGS_NONE,
@@ -109,7 +176,10 @@ kmx_remote_prompter_ask_async(KmxPrompter *prompter,
 }
 
 static KmxSecret *
-kmx_remote_prompter_ask_finish(KmxPrompter *prompter, GAsyncResult *result, GError **error)
+kmx_remote_prompter_ask_finish(KmxPrompter *prompter,
+			       GAsyncResult *result,
+			       gboolean *remember,
+			       GError **error)
 {
 	return g_task_propagate_pointer(G_TASK(result), error);
 }

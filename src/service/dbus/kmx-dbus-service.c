@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the D-Bus frontend of the manager
  *
  * Puts the manager on the bus: the root object (Manager and the
  * ObjectManager), one subtree per device (kmx-dbus-export.c), callers
  * identified by their unique name and forgotten when they leave the bus,
- * prompters registered by clients, and logind's PrepareForSleep.  The same
+ * prompters registered by clients, and the session's lock and the
+ * system's sleep (kmx-dbus-locks.c).  The same
  * objects are served on peer connections (Manager.OpenConnection: one end
  * of a socketpair, for the caller that asked alone, which is that one
  * caller whoever holds it); a peer connection that closes cancels what it
@@ -24,6 +26,7 @@
 
 #include "kmx-dbus-private.h"
 #include "kmx-error.h"
+#include "kmx-gcr-prompter.h"
 #include "kmx-names.h"
 
 #define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
@@ -60,8 +63,7 @@ struct _KmxDBusService {
 	GHashTable *exported; /* device id -> KmxExportedDevice */
 	GHashTable *callers;  /* unique name -> KmxCaller */
 	guint name_owner_changed_id;
-	GDBusConnection *system_bus;
-	guint sleep_signal_id;
+	KmxDBusLocks *locks;
 	GCancellable *cancellable;
 	GMainContext *main_context;
 };
@@ -1124,53 +1126,6 @@ kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation
 								fds);
 }
 
-/* ---- suspend ---------------------------------------------------------------------- */
-
-static void
-kmx_dbus_prepare_for_sleep_cb(GDBusConnection *connection,
-			      const char *sender_name,
-			      const char *object_path,
-			      const char *interface_name,
-			      const char *signal_name,
-			      GVariant *parameters,
-			      gpointer user_data)
-{
-	KmxDBusService *self = user_data;
-	gboolean start = FALSE;
-
-	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(b)")))
-		return;
-	g_variant_get(parameters, "(b)", &start);
-	if (start) {
-		g_info("the system is going to sleep: locking every device");
-		kmx_manager_lock_all(self->manager);
-	}
-}
-
-static void
-kmx_dbus_system_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-	g_autoptr(KmxDBusService) self = user_data;
-	g_autoptr(GError) error = NULL;
-	GDBusConnection *bus = g_bus_get_finish(res, &error);
-
-	if (bus == NULL) {
-		g_debug("no system bus (%s): not locking on suspend", error->message);
-		return;
-	}
-	self->system_bus = bus;
-	self->sleep_signal_id = g_dbus_connection_signal_subscribe(bus,
-								   "org.freedesktop.login1",
-								   "org.freedesktop.login1.Manager",
-								   "PrepareForSleep",
-								   "/org/freedesktop/login1",
-								   NULL,
-								   G_DBUS_SIGNAL_FLAGS_NONE,
-								   kmx_dbus_prepare_for_sleep_cb,
-								   self,
-								   NULL);
-}
-
 /* ---- life ---------------------------------------------------------------------------- */
 
 static void
@@ -1195,7 +1150,7 @@ kmx_dbus_service_finalize(GObject *object)
 	kmx_caller_unref(self->nobody);
 	g_clear_object(&self->manager);
 	g_clear_object(&self->connection);
-	g_clear_object(&self->system_bus);
+	g_clear_object(&self->locks);
 	g_clear_object(&self->cancellable);
 	g_main_context_unref(self->main_context);
 	G_OBJECT_CLASS(kmx_dbus_service_parent_class)->finalize(object);
@@ -1252,12 +1207,35 @@ kmx_dbus_service_new(KmxManager *manager)
 	return self;
 }
 
+/* asked when no registered prompter answers; [daemon] system-prompter
+ * names another bus name than GNOME's, or "none" */
+static void
+kmx_dbus_service_set_system_prompter(KmxDBusService *self, GDBusConnection *connection)
+{
+	g_autofree char *name = kmx_context_get_string(kmx_manager_get_context(self->manager),
+						       "daemon",
+						       "system-prompter",
+						       KMX_GCR_DEFAULT_PROMPTER);
+	g_autoptr(KmxGcrPrompter) prompter = NULL;
+
+	if (g_str_equal(name, "none") || !g_dbus_is_name(name)) {
+		if (!g_str_equal(name, "none"))
+			g_warning(
+			    "[daemon] system-prompter=%s is not a bus name; no system prompter",
+			    name);
+		kmx_manager_set_system_prompter(self->manager, NULL);
+		return;
+	}
+	prompter = kmx_gcr_prompter_new(connection, name);
+	kmx_manager_set_system_prompter(self->manager, KMX_PROMPTER(prompter));
+}
+
 /**
  * kmx_dbus_service_export:
  * @connection: the bus
  *
- * Puts the object tree on @connection and starts following callers and
- * the system's sleep.
+ * Puts the object tree on @connection and starts following callers, the
+ * session's lock and the system's sleep.
  */
 gboolean
 kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GError **error)
@@ -1279,12 +1257,11 @@ kmx_dbus_service_export(KmxDBusService *self, GDBusConnection *connection, GErro
 					       kmx_dbus_name_owner_changed_cb,
 					       self,
 					       NULL);
-	if (!kmx_context_get_boolean(kmx_manager_get_context(self->manager),
-				     "daemon",
-				     "lock-on-suspend",
-				     TRUE))
-		return TRUE;
-	g_bus_get(G_BUS_TYPE_SYSTEM, self->cancellable, kmx_dbus_system_bus_cb, g_object_ref(self));
+	kmx_dbus_service_set_system_prompter(self, connection);
+	if (self->locks == NULL) {
+		self->locks = kmx_dbus_locks_new(self->manager);
+		kmx_dbus_locks_start(self->locks, connection);
+	}
 	return TRUE;
 }
 
@@ -1301,10 +1278,8 @@ kmx_dbus_service_unexport(KmxDBusService *self)
 
 	g_return_if_fail(KMX_IS_DBUS_SERVICE(self));
 	g_cancellable_cancel(self->cancellable);
-	if (self->sleep_signal_id != 0) {
-		g_dbus_connection_signal_unsubscribe(self->system_bus, self->sleep_signal_id);
-		self->sleep_signal_id = 0;
-	}
+	if (self->locks != NULL)
+		kmx_dbus_locks_stop(self->locks);
 	/* peer connections end with the daemon */
 	g_hash_table_iter_init(&iter, self->peers);
 	while (g_hash_table_iter_next(&iter, &connection, NULL))
