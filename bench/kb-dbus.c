@@ -3,6 +3,7 @@
  * which speaks the same subset)
  *
  *   bench      Key.Sign / Key.Decrypt in a loop, N clients, N connections
+ *              (--p2p: each client's own Manager.OpenConnection peer connection)
  *   import     Device.ImportKey of PEM files into softkey:login
  *   seed       ImportKey of freshly generated ed25519 keys, in parallel
  *   scale      Manager.ListKeys and ObjectManager.GetManagedObjects latency
@@ -14,10 +15,12 @@
 #include "kb-common.h"
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 #include <gnutls/x509.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KMX_PREFIX	"org.keymux.Keystore1"
 #define MANAGER_PATH	"/org/keymux/Keystore1"
@@ -25,6 +28,7 @@
 
 static gchar *opt_address;
 static gchar *opt_name;
+static gboolean opt_p2p;
 
 static GDBusConnection *
 connect_bus(GError **error)
@@ -77,7 +81,9 @@ call(GDBusConnection *conn,
 {
 	g_autoptr(GError) local = NULL;
 	GVariant *ret = g_dbus_connection_call_sync(conn,
-						    opt_name,
+						    g_dbus_connection_get_unique_name(conn) != NULL
+							? opt_name
+							: NULL,
 						    path,
 						    iface,
 						    method,
@@ -200,6 +206,53 @@ import_data(GDBusConnection *conn,
 
 /* ---- bench ---- */
 
+/* Manager.OpenConnection on @bus: a peer connection to the service */
+static GDBusConnection *
+open_peer(GDBusConnection *bus, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GVariant) ret = g_dbus_connection_call_with_unix_fd_list_sync(
+	    bus,
+	    opt_name,
+	    MANAGER_PATH,
+	    KMX_PREFIX ".Manager",
+	    "OpenConnection",
+	    NULL,
+	    G_VARIANT_TYPE("(h)"),
+	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
+	    CALL_TIMEOUT_MS,
+	    NULL,
+	    &fds,
+	    NULL,
+	    &local);
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GSocketConnection) stream = NULL;
+	gint32 handle = 0;
+	int fd;
+
+	if (ret == NULL) {
+		peer_error(error, local, "Manager.OpenConnection");
+		return NULL;
+	}
+	g_variant_get(ret, "(h)", &handle);
+	fd = g_unix_fd_list_get(fds, handle, error);
+	if (fd < 0)
+		return NULL;
+	socket = g_socket_new_from_fd(fd, error);
+	if (socket == NULL) {
+		close(fd);
+		return NULL;
+	}
+	stream = g_socket_connection_factory_create_connection(socket);
+	return g_dbus_connection_new_sync(G_IO_STREAM(stream),
+					  NULL,
+					  G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
+					  NULL,
+					  NULL,
+					  error);
+}
+
 typedef struct {
 	const gchar *id;
 	KbAlg alg;
@@ -222,6 +275,16 @@ op_open(gpointer cfg_ptr, guint index, GError **error)
 	gchar *path;
 	if (conn == NULL)
 		return NULL;
+	if (opt_p2p) {
+		GDBusConnection *bus = g_steal_pointer(&conn);
+		conn = open_peer(bus, error);
+		if (conn == NULL) {
+			g_object_unref(bus);
+			return NULL;
+		}
+		/* the caller stays on the bus, as a libkeymux client does */
+		g_object_set_data_full(G_OBJECT(conn), "kb-bus", bus, g_object_unref);
+	}
 	path = find_key(conn, cfg->id, error);
 	if (path == NULL)
 		return NULL;
@@ -285,6 +348,13 @@ cmd_bench(int argc, char **argv)
 	GOptionEntry bus_entries[] = {
 	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
 	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
+	    {"p2p",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &opt_p2p,
+	     "Call over a peer connection (Manager.OpenConnection)",
+	     NULL},
 	    {NULL}};
 	OpCfg cfg = {0};
 	KbRun run = {.driver = &op_driver, .cfg = &cfg};

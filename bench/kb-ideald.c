@@ -6,6 +6,8 @@
  * Device.ImportKey, Key.Sign/Decrypt). Keys live in memory only; each method
  * does the gnutls operation in-process on a pool of one thread per core and
  * replies from there. Whatever keymuxd costs above this is keymuxd's own.
+ * Manager.OpenConnection() -> (h) serves the same objects on one end of a
+ * socketpair, as keymuxd does: the ideal peer-to-peer daemon.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -13,8 +15,12 @@
 #include "kb-common.h"
 
 #include <gio/gio.h>
+#include <gio/gunixfdlist.h>
 #include <glib-unix.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define KMX_PREFIX   "org.keymux.Keystore1"
 #define MANAGER_PATH "/org/keymux/Keystore1"
@@ -35,6 +41,7 @@ static const gchar introspection_xml[] =
     "   <arg name='id' type='s' direction='in'/>"
     "   <arg name='keys' type='ao' direction='out'/>"
     "  </method>"
+    "  <method name='OpenConnection'><arg name='fd' type='h' direction='out'/></method>"
     "  <property name='Version' type='s' access='read'/>"
     " </interface>"
     " <interface name='org.keymux.Keystore1.Device'>"
@@ -368,6 +375,136 @@ is_hex(const gchar *s)
 	return TRUE;
 }
 
+static void manager_method_call(GDBusConnection *conn,
+				const gchar *sender,
+				const gchar *path,
+				const gchar *iface,
+				const gchar *method,
+				GVariant *params,
+				GDBusMethodInvocation *invocation,
+				gpointer user_data);
+static GVariant *manager_get_property(GDBusConnection *conn,
+				      const gchar *sender,
+				      const gchar *path,
+				      const gchar *iface,
+				      const gchar *name,
+				      GError **error,
+				      gpointer user_data);
+static const GDBusInterfaceVTable manager_vtable = {manager_method_call,
+						    manager_get_property,
+						    NULL};
+
+/* the manager, the device and every key imported so far, on @conn */
+static gboolean
+export_all(Ideal *self, GDBusConnection *conn, gboolean keys, GError **error)
+{
+	if (!g_dbus_connection_register_object(
+		conn,
+		MANAGER_PATH,
+		g_dbus_node_info_lookup_interface(self->info, KMX_PREFIX ".Manager"),
+		&manager_vtable,
+		self,
+		NULL,
+		error) ||
+	    !g_dbus_connection_register_object(
+		conn,
+		MANAGER_PATH,
+		g_dbus_node_info_lookup_interface(self->info, "org.freedesktop.DBus.ObjectManager"),
+		&manager_vtable,
+		self,
+		NULL,
+		error) ||
+	    !g_dbus_connection_register_object(
+		conn,
+		self->device_path,
+		g_dbus_node_info_lookup_interface(self->info, KMX_PREFIX ".Device"),
+		&device_vtable,
+		self,
+		NULL,
+		error))
+		return FALSE;
+	for (guint i = 0; keys && i < self->order->len; i++) {
+		IdealKey *ikey = g_ptr_array_index(self->order, i);
+		if (!g_dbus_connection_register_object(
+			conn,
+			ikey->path,
+			g_dbus_node_info_lookup_interface(self->info, KMX_PREFIX ".Key"),
+			&key_vtable,
+			ikey,
+			NULL,
+			error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+peer_closed(GDBusConnection *conn, gboolean remote, GError *error, gpointer user_data)
+{
+	g_object_unref(conn); /* the reference peer_ready kept */
+}
+
+static void
+peer_ready(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	Ideal *self = user_data;
+	g_autoptr(GError) error = NULL;
+	GDBusConnection *conn = g_dbus_connection_new_finish(res, &error);
+
+	if (conn == NULL) {
+		g_printerr("kmx-bench-ideald: peer connection: %s\n", error->message);
+		return;
+	}
+	g_object_set_data(G_OBJECT(conn), "kb-ideal", self);
+	g_dbus_connection_set_exit_on_close(conn, FALSE);
+	if (!export_all(self, conn, TRUE, &error)) {
+		g_printerr("kmx-bench-ideald: peer connection: %s\n", error->message);
+		g_dbus_connection_close(conn, NULL, NULL, NULL);
+		g_object_unref(conn);
+		return;
+	}
+	g_signal_connect(conn, "closed", G_CALLBACK(peer_closed), NULL);
+	g_dbus_connection_start_message_processing(conn);
+}
+
+/* Manager.OpenConnection: one end of a socketpair for the caller, the
+ * other served as a GDBus authentication server, as keymuxd does */
+static void
+manager_open_connection(Ideal *self, GDBusMethodInvocation *invocation)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GSocketConnection) stream = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autofree gchar *guid = g_dbus_generate_guid();
+	int pair[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+		return_error(invocation, "Failed", g_strerror(errno));
+		return;
+	}
+	socket = g_socket_new_from_fd(pair[0], &error);
+	if (socket == NULL) {
+		close(pair[0]);
+		close(pair[1]);
+		return_error(invocation, "Failed", error->message);
+		return;
+	}
+	fds = g_unix_fd_list_new_from_array(&pair[1], 1);
+	stream = g_socket_connection_factory_create_connection(socket);
+	g_dbus_connection_new(G_IO_STREAM(stream),
+			      guid,
+			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
+				  G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+			      NULL,
+			      NULL,
+			      peer_ready,
+			      self);
+	g_dbus_method_invocation_return_value_with_unix_fd_list(invocation,
+								g_variant_new("(h)", 0),
+								fds);
+}
+
 static void
 manager_method_call(GDBusConnection *conn,
 		    const gchar *sender,
@@ -411,6 +548,8 @@ manager_method_call(GDBusConnection *conn,
 		g_dbus_method_invocation_return_value(
 		    invocation,
 		    g_variant_new("(@a{oa{sa{sv}}})", g_variant_builder_end(&b)));
+	} else if (g_strcmp0(method, "OpenConnection") == 0) {
+		manager_open_connection(self, invocation);
 	} else if (g_strcmp0(method, "ListDevices") == 0) {
 		const gchar *paths[] = {self->device_path, NULL};
 		g_dbus_method_invocation_return_value(invocation, g_variant_new("(^ao)", paths));
@@ -461,10 +600,6 @@ manager_get_property(GDBusConnection *conn,
 	g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_PROPERTY, "no property %s", name);
 	return NULL;
 }
-
-static const GDBusInterfaceVTable manager_vtable = {manager_method_call,
-						    manager_get_property,
-						    NULL};
 
 static gboolean
 on_signal(gpointer user_data)
@@ -520,7 +655,6 @@ main(int argc, char **argv)
 	g_autoptr(GOptionContext) ctx = g_option_context_new("- the ideal d-bus daemon");
 	g_autoptr(GError) error = NULL;
 	Ideal self = {0};
-	GDBusInterfaceInfo *iface;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
@@ -561,30 +695,7 @@ main(int argc, char **argv)
 	g_signal_connect(self.conn, "closed", G_CALLBACK(on_closed), &self);
 
 	/* export everything before owning the name: a client that sees the owner can call */
-	iface = g_dbus_node_info_lookup_interface(self.info, KMX_PREFIX ".Manager");
-	if (!g_dbus_connection_register_object(self.conn,
-					       MANAGER_PATH,
-					       iface,
-					       &manager_vtable,
-					       &self,
-					       NULL,
-					       &error) ||
-	    !g_dbus_connection_register_object(
-		self.conn,
-		MANAGER_PATH,
-		g_dbus_node_info_lookup_interface(self.info, "org.freedesktop.DBus.ObjectManager"),
-		&manager_vtable,
-		&self,
-		NULL,
-		&error) ||
-	    !g_dbus_connection_register_object(
-		self.conn,
-		self.device_path,
-		g_dbus_node_info_lookup_interface(self.info, KMX_PREFIX ".Device"),
-		&device_vtable,
-		&self,
-		NULL,
-		&error)) {
+	if (!export_all(&self, self.conn, FALSE, &error)) {
 		g_printerr("kmx-bench-ideald: cannot export objects: %s\n", error->message);
 		return 1;
 	}

@@ -1,6 +1,9 @@
 /* keymux test: libkeymux against a real keymuxd (run by tests/test-lib.sh)
  *
  *   kmx-test-lib p2p|bus OUTDIR
+ *   kmx-test-lib async-new PID   keymux_client_new() while keymuxd (PID) is
+ *                                stopped: it returns at once, the client
+ *                                comes once keymuxd runs again
  *
  * Expects keymuxd on the session bus with an unprotected, empty
  * softkey:login store; "p2p" or "bus" is the connection the client must
@@ -8,6 +11,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +98,28 @@ label_notify_cb(GObject *key, GParamSpec *pspec, gpointer data)
 	g_main_loop_quit(loop);
 }
 
+/* every round trip of the setup is asynchronous: keymux_client_new()
+ * returns while keymuxd cannot answer (a synchronous one waits for the
+ * D-Bus timeouts, then fails) */
+static int
+cmd_async_new(pid_t pid)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KeymuxClient) client = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
+
+	check(kill(pid, SIGSTOP) == 0, "SIGSTOP %d: %s", (int)pid, g_strerror(errno));
+	keymux_client_new(NULL, done_cb, NULL);
+	check(kill(pid, SIGCONT) == 0, "SIGCONT %d: %s", (int)pid, g_strerror(errno));
+	client = keymux_client_new_finish(wait_for("the client"), &error);
+	check_ok(client != NULL, error);
+	check(keymux_client_get_peer_to_peer(client), "no peer connection");
+	device = keymux_client_lookup_device(client, "softkey:login");
+	check(device != NULL, "no softkey:login");
+	printf("ok async-new\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,10 +138,12 @@ main(int argc, char **argv)
 	const char *outdir;
 	gboolean want_p2p;
 
+	loop = g_main_loop_new(NULL, FALSE);
+	if (argc == 3 && g_str_equal(argv[1], "async-new"))
+		return cmd_async_new((pid_t)atoi(argv[2]));
 	check(argc == 3, "usage: kmx-test-lib p2p|bus OUTDIR");
 	want_p2p = g_str_equal(argv[1], "p2p");
 	outdir = argv[2];
-	loop = g_main_loop_new(NULL, FALSE);
 
 	/* ---- the client, async, on the connection it should have ---- */
 	keymux_client_new(NULL, done_cb, NULL);

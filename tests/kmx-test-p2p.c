@@ -10,6 +10,12 @@
  *   kmx-test-p2p churn N                   opens and closes N connections, a call on each
  *   kmx-test-p2p abandon N                 N times: takes the fd, never authenticates
  *   kmx-test-p2p garbage N                 N times: writes garbage instead of the handshake
+ *   kmx-test-p2p hold N                    takes N fds, never authenticates; then asks
+ *                                           one more: prints "full" if refused (the
+ *                                           error), "room" if not; closes at a line on stdin
+ *   kmx-test-p2p unlock PATH SECRET        Device.Unlock, the last message sent; prints
+ *                                           "done", closes the connection at a line on stdin
+ *   kmx-test-p2p import PATH FILE PASS     Device.ImportKey the same way
  *
  * Errors go to stderr as "error: <D-Bus error name>: message", exit 1.
  */
@@ -363,6 +369,74 @@ cmd_bad(guint n, gboolean garbage)
 	return 0;
 }
 
+static int
+cmd_hold(guint n)
+{
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	char line[16];
+
+	for (guint i = 0; i < n; i++)
+		(void)open_fd(); /* kept open until we exit */
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
+							      KMX_DBUS_NAME,
+							      KMX_DBUS_PATH,
+							      KMX_DBUS_MANAGER_INTERFACE,
+							      "OpenConnection",
+							      NULL,
+							      G_VARIANT_TYPE("(h)"),
+							      G_DBUS_CALL_FLAGS_NONE,
+							      -1,
+							      NULL,
+							      &fds,
+							      NULL,
+							      &error);
+	if (reply != NULL)
+		printf("room\n");
+	else
+		printf("full %s\n", error->message);
+	fflush(stdout);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	return 0;
+}
+
+/* one call with a secret, the last message on the connection; it stays
+ * open until a line on stdin, for the daemon's memory to be searched */
+static int
+cmd_secret_and_hold(const char *device, const char *method, GVariant *args)
+{
+	g_autoptr(GDBusConnection) peer = open_peer();
+	g_autoptr(GVariant) reply = call(peer, device, KMX_DBUS_DEVICE_INTERFACE, method, args, NULL);
+	char line[16];
+
+	printf("done\n");
+	fflush(stdout);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return 0;
+	return 0;
+}
+
+static int
+cmd_import(const char *device, const char *file, const char *passphrase)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *data = NULL;
+	gsize len = 0;
+
+	if (!g_file_get_contents(file, &data, &len, &error))
+		die(error);
+	return cmd_secret_and_hold(
+	    device,
+	    "ImportKey",
+	    g_variant_new("(@ayss@a{sv})",
+			  g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, data, len, 1),
+			  passphrase,
+			  "",
+			  g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0)));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -389,6 +463,16 @@ main(int argc, char **argv)
 		return cmd_bad((guint)atoi(argv[2]), FALSE);
 	if (argc == 3 && g_str_equal(argv[1], "garbage"))
 		return cmd_bad((guint)atoi(argv[2]), TRUE);
+	if (argc == 3 && g_str_equal(argv[1], "hold"))
+		return cmd_hold((guint)atoi(argv[2]));
+	if (argc == 4 && g_str_equal(argv[1], "unlock"))
+		return cmd_secret_and_hold(argv[2],
+					   "Unlock",
+					   g_variant_new("(s@a{sv})",
+							 argv[3],
+							 g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0)));
+	if (argc == 5 && g_str_equal(argv[1], "import"))
+		return cmd_import(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: see the comment at the top of kmx-test-p2p.c\n");
 	return 2;
 }

@@ -49,6 +49,10 @@ grep -q "peer connection of .*/peer[0-9]* closed" "$KMX_TMP/keymuxd.log" ||
 grep -q "sign key .* by pid [0-9]* (.*kmx-test-lib)" "$KMX_TMP/keymuxd.log" ||
 	fail "no audit record of the library's signature"
 
+# ---- keymux_client_new() makes no round trip before it returns ----
+out=$("$KMX_TEST_LIB" async-new "$KMX_DAEMON_PID") || fail "kmx-test-lib async-new: $out"
+assert_eq "ok async-new" "$out"
+
 # ---- OpenConnection denied by the bus: the library falls back to it ----
 delete_all
 # (after the allow rules of the policy: the last matching rule wins)

@@ -156,6 +156,32 @@ grep -q '^asked' prompter.out || fail "the prompter was not asked for the passwo
 openssl pkeyutl -verify -pubin -inkey ed25519.pub -rawin -in msg -sigfile msg.sig >/dev/null ||
 	fail "the Ed25519 signature after the prompt does not verify"
 
+# ---- secrets sent over peer connections (Manager.OpenConnection), each
+# the last message of its connection, which stays open while the memory is
+# searched: GDBus's read buffer of that connection must not keep them ----
+kmx_device softkey:login Lock
+openssl genpkey -algorithm ED25519 -out p2p.pem
+p2p_pass="p2p-import-$(head -c 12 /dev/urandom | xxd -p)"
+secrets+=(--text "passphrase of ImportKey over a peer connection=$p2p_pass")
+openssl pkcs8 -topk8 -in p2p.pem -passout "pass:$p2p_pass" -out p2p.enc.pem
+# p2p_hold NAME ARGS...: kmx-test-p2p ARGS, its stdin p2p-NAME.hold (held open
+# by this shell), until it has said "done"
+p2p_hold() {
+	local name=$1
+	shift
+	"$KMX_TEST_P2P" "$@" <"p2p-$name.hold" >"p2p-$name.out" 2>&1 &
+	KMX_PIDS+=($!)
+	for _ in $(seq 600); do
+		grep -q . "p2p-$name.out" && break
+		sleep 0.05
+	done
+	assert_eq "done" "$(cat "p2p-$name.out")"
+}
+mkfifo p2p-unlock.hold p2p-import.hold
+exec 7<>p2p-unlock.hold 8<>p2p-import.hold
+p2p_hold unlock unlock "$dev" "$password"
+p2p_hold import import "$dev" p2p.enc.pem "$p2p_pass"
+
 # ---- lock, and search the daemon's memory ----
 kmx_device softkey:login Lock
 assert_eq "b true" "$(kmx_prop "$dev" org.keymux.Keystore1.Device Locked)"
@@ -168,6 +194,7 @@ case $status in
 1) fail "secrets are left in keymuxd's memory after Lock (see the hits above)" ;;
 *) fail "the memory scan failed (status $status)" ;;
 esac
+exec 7>&- 8>&-
 figures=$(sed -n 's/^memscan: pid [0-9]*: //p' scan.out)
 [ -n "$figures" ] || fail "the memory scan printed no figures"
 kmx_stop_daemon || fail "keymuxd did not exit cleanly"

@@ -141,4 +141,23 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 assert_eq "$before" "$after" "file descriptors of keymuxd before and after 300 peer connections"
+
+# ---- handshakes never done: every slot taken by a client that holds its
+# end and says nothing; each is given up after its deadline, and a new
+# client gets in (without it, never) ----
+mkfifo hold.in
+exec 7<>hold.in
+p2p hold 256 <hold.in >hold.out 2>&1 &
+KMX_PIDS+=($!)
+for _ in $(seq 1200); do grep -q . hold.out && break; sleep 0.05; done
+assert_contains "$(cat hold.out)" "too many peer connections (256)"
+assert_contains "$(cat hold.out)" "full "
+ok=
+for _ in $(seq 120); do
+	if p2p list >/dev/null 2>list.err; then ok=1; break; fi
+	assert_contains "$(cat list.err)" "too many peer connections"
+	sleep 0.5
+done
+[ -n "$ok" ] || fail "256 handshakes never done keep every peer slot: $(cat list.err)"
+exec 7>&-
 kill -0 "$KMX_DAEMON_PID" || fail "keymuxd died"

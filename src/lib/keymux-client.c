@@ -695,32 +695,14 @@ keymux_client_get_version(KeymuxClient *self)
 
 /* ---- construction ------------------------------------------------------------------ */
 
-/* a peer connection over the fd keymuxd gave */
-static GDBusConnection *
-keymux_client_open_peer(GDBusConnection *bus, GCancellable *cancellable, GError **error)
+/* the stream of the fd an OpenConnection @reply carries in @fds */
+static GSocketConnection *
+keymux_client_peer_stream(GVariant *reply, GUnixFDList *fds, GError **error)
 {
-	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GVariant) reply = NULL;
 	g_autoptr(GSocket) socket = NULL;
-	g_autoptr(GSocketConnection) stream = NULL;
 	gint32 handle = -1;
 	int fd;
 
-	reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
-							      KEYMUX_DBUS_NAME,
-							      KEYMUX_DBUS_PATH,
-							      KEYMUX_DBUS_MANAGER_INTERFACE,
-							      "OpenConnection",
-							      NULL,
-							      G_VARIANT_TYPE("(h)"),
-							      G_DBUS_CALL_FLAGS_NONE,
-							      -1,
-							      NULL,
-							      &fds,
-							      cancellable,
-							      error);
-	if (reply == NULL)
-		return NULL;
 	g_variant_get(reply, "(h)", &handle);
 	if (fds == NULL || handle < 0 || handle >= g_unix_fd_list_get_length(fds)) {
 		g_set_error_literal(error,
@@ -737,7 +719,35 @@ keymux_client_open_peer(GDBusConnection *bus, GCancellable *cancellable, GError 
 		close(fd);
 		return NULL;
 	}
-	stream = g_socket_connection_factory_create_connection(socket);
+	return g_socket_connection_factory_create_connection(socket);
+}
+
+/* a peer connection over the fd keymuxd gave */
+static GDBusConnection *
+keymux_client_open_peer(GDBusConnection *bus, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GSocketConnection) stream = NULL;
+
+	reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
+							      KEYMUX_DBUS_NAME,
+							      KEYMUX_DBUS_PATH,
+							      KEYMUX_DBUS_MANAGER_INTERFACE,
+							      "OpenConnection",
+							      NULL,
+							      G_VARIANT_TYPE("(h)"),
+							      G_DBUS_CALL_FLAGS_NONE,
+							      -1,
+							      NULL,
+							      &fds,
+							      cancellable,
+							      error);
+	if (reply == NULL)
+		return NULL;
+	stream = keymux_client_peer_stream(reply, fds, error);
+	if (stream == NULL)
+		return NULL;
 	return g_dbus_connection_new_sync(G_IO_STREAM(stream),
 					  NULL,
 					  G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
@@ -746,40 +756,24 @@ keymux_client_open_peer(GDBusConnection *bus, GCancellable *cancellable, GError 
 					  error);
 }
 
+/* the peer connection could not be had: the bus, unless that was cancelled */
 static gboolean
-keymux_client_initable_init(GInitable *initable, GCancellable *cancellable, GError **error)
+keymux_client_fall_back(KeymuxClient *self, GDBusConnection *bus, GError **p2p_error, GError **error)
 {
-	KeymuxClient *self = KEYMUX_CLIENT(initable);
-	g_autoptr(GDBusConnection) bus = NULL;
-	g_autoptr(GError) p2p_error = NULL;
-	GError *e = NULL;
-
-	(void)KEYMUX_ERROR;
-	bus = g_bus_get_sync(G_BUS_TYPE_SESSION, cancellable, &e);
-	if (bus == NULL)
-		goto failed;
-	self->connection = keymux_client_open_peer(bus, cancellable, &p2p_error);
-	self->peer_to_peer = self->connection != NULL;
-	if (!self->peer_to_peer) {
-		if (g_error_matches(p2p_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-			g_propagate_error(error, g_steal_pointer(&p2p_error));
-			return FALSE;
-		}
-		g_debug("no connection of its own (%s): using the bus", p2p_error->message);
-		self->connection = g_object_ref(bus);
+	if (g_error_matches(*p2p_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		g_propagate_error(error, g_steal_pointer(p2p_error));
+		return FALSE;
 	}
-	self->objects =
-	    g_dbus_object_manager_client_new_sync(self->connection,
-						  G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
-						  _keymux_client_get_name(self),
-						  KEYMUX_DBUS_PATH,
-						  keymux_client_proxy_type,
-						  NULL,
-						  NULL,
-						  cancellable,
-						  &e);
-	if (self->objects == NULL)
-		goto failed;
+	g_debug("no connection of its own (%s): using the bus", (*p2p_error)->message);
+	self->connection = g_object_ref(bus);
+	self->peer_to_peer = FALSE;
+	return TRUE;
+}
+
+/* follows the object manager's objects */
+static void
+keymux_client_watch(KeymuxClient *self)
+{
 	g_signal_connect(self->objects,
 			 "interface-added",
 			 G_CALLBACK(keymux_client_interface_added_cb),
@@ -796,6 +790,45 @@ keymux_client_initable_init(GInitable *initable, GCancellable *cancellable, GErr
 			 "object-removed",
 			 G_CALLBACK(keymux_client_object_removed_cb),
 			 self);
+}
+
+/* the objects know their client from the start */
+static void
+keymux_client_adopt(KeymuxClient *self)
+{
+	g_list_free_full(keymux_client_get_devices(self), g_object_unref);
+	g_list_free_full(keymux_client_get_keys(self), g_object_unref);
+}
+
+static gboolean
+keymux_client_initable_init(GInitable *initable, GCancellable *cancellable, GError **error)
+{
+	KeymuxClient *self = KEYMUX_CLIENT(initable);
+	g_autoptr(GDBusConnection) bus = NULL;
+	g_autoptr(GError) p2p_error = NULL;
+	GError *e = NULL;
+
+	(void)KEYMUX_ERROR;
+	bus = g_bus_get_sync(G_BUS_TYPE_SESSION, cancellable, &e);
+	if (bus == NULL)
+		goto failed;
+	self->connection = keymux_client_open_peer(bus, cancellable, &p2p_error);
+	self->peer_to_peer = self->connection != NULL;
+	if (!self->peer_to_peer && !keymux_client_fall_back(self, bus, &p2p_error, error))
+		return FALSE;
+	self->objects =
+	    g_dbus_object_manager_client_new_sync(self->connection,
+						  G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+						  _keymux_client_get_name(self),
+						  KEYMUX_DBUS_PATH,
+						  keymux_client_proxy_type,
+						  NULL,
+						  NULL,
+						  cancellable,
+						  &e);
+	if (self->objects == NULL)
+		goto failed;
+	keymux_client_watch(self);
 	self->manager = g_dbus_proxy_new_sync(self->connection,
 					      G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
 					      NULL,
@@ -806,9 +839,7 @@ keymux_client_initable_init(GInitable *initable, GCancellable *cancellable, GErr
 					      &e);
 	if (self->manager == NULL)
 		goto failed;
-	/* the objects know their client from the start */
-	g_list_free_full(keymux_client_get_devices(self), g_object_unref);
-	g_list_free_full(keymux_client_get_keys(self), g_object_unref);
+	keymux_client_adopt(self);
 	return TRUE;
 failed:
 	keymux_error_map(&e);
@@ -949,6 +980,160 @@ keymux_client_init(KeymuxClient *self)
 {
 }
 
+/* ---- keymux_client_new(): the same steps as the sync init, each a call
+ * that returns to the caller's main loop ---- */
+
+static void
+keymux_client_new_fail(GTask *task, GError *error)
+{
+	keymux_error_map(&error);
+	g_task_return_error(task, error);
+	g_object_unref(task);
+}
+
+static void
+keymux_client_new_manager_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	KeymuxClient *self = g_task_get_task_data(task);
+	GError *error = NULL;
+
+	self->manager = g_dbus_proxy_new_finish(res, &error);
+	if (self->manager == NULL) {
+		keymux_client_new_fail(task, error);
+		return;
+	}
+	keymux_client_adopt(self);
+	g_task_return_pointer(task, g_object_ref(self), g_object_unref);
+	g_object_unref(task);
+}
+
+static void
+keymux_client_new_objects_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	KeymuxClient *self = g_task_get_task_data(task);
+	GError *error = NULL;
+
+	self->objects = g_dbus_object_manager_client_new_finish(res, &error);
+	if (self->objects == NULL) {
+		keymux_client_new_fail(task, error);
+		return;
+	}
+	keymux_client_watch(self);
+	g_dbus_proxy_new(self->connection,
+			 G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START,
+			 NULL,
+			 _keymux_client_get_name(self),
+			 KEYMUX_DBUS_PATH,
+			 KEYMUX_DBUS_MANAGER_INTERFACE,
+			 g_task_get_cancellable(task),
+			 keymux_client_new_manager_cb,
+			 task);
+}
+
+/* the connection is chosen: its objects */
+static void
+keymux_client_new_connected(GTask *task)
+{
+	KeymuxClient *self = g_task_get_task_data(task);
+
+	g_dbus_object_manager_client_new(self->connection,
+					 G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+					 _keymux_client_get_name(self),
+					 KEYMUX_DBUS_PATH,
+					 keymux_client_proxy_type,
+					 NULL,
+					 NULL,
+					 g_task_get_cancellable(task),
+					 keymux_client_new_objects_cb,
+					 task);
+}
+
+/* no peer connection: the bus, unless cancelled */
+static void
+keymux_client_new_fall_back(GTask *task, GError *p2p_error)
+{
+	KeymuxClient *self = g_task_get_task_data(task);
+	GDBusConnection *bus = g_object_get_data(G_OBJECT(task), "keymux-bus");
+	GError *error = NULL;
+
+	if (!keymux_client_fall_back(self, bus, &p2p_error, &error)) {
+		keymux_client_new_fail(task, error);
+		return;
+	}
+	g_clear_error(&p2p_error);
+	keymux_client_new_connected(task);
+}
+
+static void
+keymux_client_new_peer_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	KeymuxClient *self = g_task_get_task_data(task);
+	GError *error = NULL;
+
+	self->connection = g_dbus_connection_new_finish(res, &error);
+	if (self->connection == NULL) {
+		keymux_client_new_fall_back(task, error);
+		return;
+	}
+	self->peer_to_peer = TRUE;
+	keymux_client_new_connected(task);
+}
+
+static void
+keymux_client_new_open_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	GError *error = NULL;
+	g_autoptr(GUnixFDList) fds = NULL;
+	g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_finish(
+	    G_DBUS_CONNECTION(source), &fds, res, &error);
+	g_autoptr(GSocketConnection) stream = NULL;
+
+	if (reply != NULL)
+		stream = keymux_client_peer_stream(reply, fds, &error);
+	if (stream == NULL) {
+		keymux_client_new_fall_back(task, error);
+		return;
+	}
+	g_dbus_connection_new(G_IO_STREAM(stream),
+			      NULL,
+			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
+			      NULL,
+			      g_task_get_cancellable(task),
+			      keymux_client_new_peer_cb,
+			      task);
+}
+
+static void
+keymux_client_new_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	GError *error = NULL;
+	GDBusConnection *bus = g_bus_get_finish(res, &error);
+
+	if (bus == NULL) {
+		keymux_client_new_fail(task, error);
+		return;
+	}
+	g_object_set_data_full(G_OBJECT(task), "keymux-bus", bus, g_object_unref);
+	g_dbus_connection_call_with_unix_fd_list(bus,
+						 KEYMUX_DBUS_NAME,
+						 KEYMUX_DBUS_PATH,
+						 KEYMUX_DBUS_MANAGER_INTERFACE,
+						 "OpenConnection",
+						 NULL,
+						 G_VARIANT_TYPE("(h)"),
+						 G_DBUS_CALL_FLAGS_NONE,
+						 -1,
+						 NULL,
+						 g_task_get_cancellable(task),
+						 keymux_client_new_open_cb,
+						 task);
+}
+
 /**
  * keymux_client_new:
  * @cancellable: (nullable): a #GCancellable
@@ -956,22 +1141,18 @@ keymux_client_init(KeymuxClient *self)
  * @user_data: for @callback
  *
  * Connects to keymuxd: a connection of its own when keymuxd gives one,
- * else the session bus.
+ * else the session bus.  Every step is asynchronous: the caller's main
+ * loop runs until @callback.
  */
 void
 keymux_client_new(GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-	g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
-	GError *error = NULL;
-	/* the handshake is short and local; the objects must belong to the
-	 * caller's main context, so the work is done here */
-	KeymuxClient *client = g_initable_new(KEYMUX_TYPE_CLIENT, cancellable, &error, NULL);
+	GTask *task = g_task_new(NULL, cancellable, callback, user_data);
 
 	g_task_set_source_tag(task, keymux_client_new);
-	if (client == NULL)
-		g_task_return_error(task, error);
-	else
-		g_task_return_pointer(task, client, g_object_unref);
+	/* the client and its objects belong to the caller's main context */
+	g_task_set_task_data(task, g_object_new(KEYMUX_TYPE_CLIENT, NULL), g_object_unref);
+	g_bus_get(G_BUS_TYPE_SESSION, cancellable, keymux_client_new_bus_cb, task);
 }
 
 /**

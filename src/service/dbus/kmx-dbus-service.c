@@ -31,11 +31,14 @@
 
 #define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
 #define OBJECT_MANAGER_IFACE "org.freedesktop.DBus.ObjectManager"
-/* not part of the API: a signal keymuxd sends only to itself */
+/* not part of the API: a signal keymuxd sends only to itself, a method
+ * no peer has */
 #define SCRUB_IFACE "org.keymux.Keystore1.Private"
 
 /* peer connections open or being opened at once, at most */
 #define KMX_MAX_PEERS 256
+/* a handshake not done by then is given up: it held one of those */
+#define KMX_PEER_HANDSHAKE_SECONDS 10
 
 /* one connection the objects are served on: the bus, or a peer's */
 typedef struct {
@@ -111,6 +114,14 @@ kmx_dbus_received_size(GDBusConnection *connection, GDBusMessage *message)
  * signal to its own unique name that nothing subscribes to: GDBus reads it
  * into the buffer over the secret, then drops it.  Should the buffer have
  * to grow for it, the old one is wiped as it is freed (kmx-heap-wipe.c).
+ *
+ * A peer connection (Manager.OpenConnection) has no bus to send through,
+ * and a connection cannot send to itself: keymuxd calls a method on an
+ * object path longer than the message, which the peer does not serve; its
+ * D-Bus library answers UnknownMethod with an error that names the path,
+ * and that reply is read over the secret (and dropped: no call waits for
+ * it).  Any peer that answers calls does, and GDBus answers from its
+ * worker thread, whatever the peer's main loop does.
  */
 void
 kmx_dbus_scrub_received(GDBusConnection *connection, gsize size)
@@ -119,8 +130,17 @@ kmx_dbus_scrub_received(GDBusConnection *connection, gsize size)
 	g_autoptr(GDBusMessage) pad = NULL;
 	g_autoptr(GBytes) zeros = NULL;
 
-	if (size == 0 || self_name == NULL || g_dbus_connection_is_closed(connection))
+	if (size == 0 || g_dbus_connection_is_closed(connection))
 		return;
+	if (self_name == NULL) {
+		g_autofree char *padding = g_strnfill(size, 'x');
+		g_autofree char *path = g_strconcat(KMX_DBUS_PATH "/Scrub/", padding, NULL);
+
+		pad = g_dbus_message_new_method_call(NULL, path, SCRUB_IFACE, "Scrub");
+		g_dbus_connection_send_message(
+		    connection, pad, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+		return;
+	}
 	pad = g_dbus_message_new_signal(KMX_DBUS_PATH, SCRUB_IFACE, "Scrub");
 	g_dbus_message_set_destination(pad, self_name);
 	/* a body that long: the signal's header makes it longer still */
@@ -946,7 +966,28 @@ kmx_dbus_peer_closed_cb(GDBusConnection *connection,
 typedef struct {
 	KmxDBusService *self;
 	KmxCaller *caller;
+	GCancellable *cancellable; /* the handshake's */
+	gulong stopping_id;        /* on self->cancellable */
+	GSource *deadline;
 } KmxDBusOpening;
+
+static void
+kmx_dbus_opening_cancel_cb(GCancellable *stopping, gpointer user_data)
+{
+	g_cancellable_cancel(G_CANCELLABLE(user_data));
+}
+
+static gboolean
+kmx_dbus_opening_deadline_cb(gpointer user_data)
+{
+	KmxDBusOpening *o = user_data;
+
+	g_debug("%s did not finish the handshake of its peer connection in %u s",
+		kmx_caller_get_name(o->caller),
+		KMX_PEER_HANDSHAKE_SECONDS);
+	g_cancellable_cancel(o->cancellable);
+	return G_SOURCE_REMOVE;
+}
 
 static void
 kmx_dbus_peer_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -958,6 +999,10 @@ kmx_dbus_peer_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GDBusConnection) connection = g_dbus_connection_new_finish(res, &error);
 	KmxDBusLink *link;
 
+	g_source_destroy(o->deadline);
+	g_source_unref(o->deadline);
+	g_cancellable_disconnect(self->cancellable, o->stopping_id);
+	g_object_unref(o->cancellable);
 	g_free(o);
 	self->peers_opening--;
 	if (connection == NULL) {
@@ -1059,13 +1104,21 @@ kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation
 	o = g_new0(KmxDBusOpening, 1);
 	o->self = g_object_ref(self);
 	o->caller = kmx_caller_new_as(name, caller);
+	o->cancellable = g_cancellable_new();
+	o->stopping_id = g_cancellable_connect(self->cancellable,
+					       G_CALLBACK(kmx_dbus_opening_cancel_cb),
+					       o->cancellable,
+					       NULL);
+	o->deadline = g_timeout_source_new_seconds(KMX_PEER_HANDSHAKE_SECONDS);
+	g_source_set_callback(o->deadline, kmx_dbus_opening_deadline_cb, o, NULL);
+	g_source_attach(o->deadline, self->main_context);
 	self->peers_opening++;
 	g_dbus_connection_new(G_IO_STREAM(stream),
 			      guid,
 			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
 				  G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
 			      observer,
-			      self->cancellable,
+			      o->cancellable,
 			      kmx_dbus_peer_ready_cb,
 			      o);
 	g_dbus_method_invocation_return_value_with_unix_fd_list(invocation,
