@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * kmx-bench-lib: keymuxd through libkeymux, the way an application calls it:
  * keymux_client_new_sync() per client (its peer connection from

@@ -1,4 +1,5 @@
 #!/usr/bin/gjs -m
+// SPDX-License-Identifier: LGPL-2.1-or-later
 // libkeymux from GJS: list the keys, make an ECDSA P-256 key, sign a file
 // with it, and answer prompts for a secret.
 //

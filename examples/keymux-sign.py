@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # libkeymux from Python: list the keys, make an Ed25519 key if there is
 # none, sign a file with it, and answer prompts for a secret.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Drives keymux-settings through AT-SPI, as a screen reader or a person
 # with a keyboard would: finds controls by role and accessible name, clicks
 # them with their "click" action, types into entries.  One step a call;

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymux test fixture: runs a command on a pseudo-terminal, as a person
 # would on theirs, and answers its question for a secret.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """keymux test fixture: an ssh-agent client that sends what ssh-add never would.
 
   kmx-ssh-agent-client.py SOCKET CASE [ARGS]

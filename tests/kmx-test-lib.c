@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test: libkeymux against a real keymuxd (run by tests/test-lib.sh)
  *
  *   kmx-test-lib p2p|bus OUTDIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test fixture: a client of Manager.OpenConnection
  *
  *   kmx-test-p2p list                      ListKeys and GetManagedObjects on a peer connection

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * kmx-test-pkcs11: drives libkeymux-pkcs11.so the way an application does,
  * through dlopen() and C_GetFunctionList only (tests/test-pkcs11.sh)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux test fixture: gcr's own mock system prompter, on the test's bus
  *
  *   kmx-test-system-prompter

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """What crossed the TPM bus, from the capture tpm2-tss' pcap TCTI writes
 (TCTI "pcap:<child>", file TCTI_PCAP_FILE): a pcapng file whose packets
 are TCP segments to (commands) and from (responses) port 2321, one TPM

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # OpenPGP cards, every key type of the card contract end to end, checked by
 # openssl: RSA-3072/4096 (sign, decrypt), ECDSA P-384, ECDH P-256 and P-384
 # (derive); both transport styles (an extended-length card and a card of

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # OpenPGP cards and GnuPG, on the same simulated card (scdaemon in shared
 # mode: pcsc-shared, disable-ccid):
 # - the fingerprints keymux writes for the keys it generates are the ones

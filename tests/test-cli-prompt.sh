@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymuxctl as a prompter on its terminal (DESIGN.md §5): a command that
 # needs a locked device, run on a terminal (a pseudo-terminal here, driven
 # by tests/kmx-pty.py), registers keymuxctl as a prompter while it waits

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # libkeymux (DESIGN.md §10) against a real keymuxd: the C API over the
 # peer connection and, when OpenConnection is denied, over the bus; the
 # Python and GJS examples through GObject introspection, their signatures

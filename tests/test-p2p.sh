@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Manager.OpenConnection (DESIGN.md §4, §10): the same objects on a private
 # peer-to-peer connection, for the caller alone, with the same authorisation
 # and audit; closing it cancels what it had in flight and drops its

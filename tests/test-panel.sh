@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # keymux-settings (DESIGN.md §10) in a real window: Xvfb, a real keymuxd on
 # a private bus, an AT-SPI bus on it, and the panel driven through AT-SPI
 # by tests/kmx-panel-driver.py.  Each step is checked in the accessible tree

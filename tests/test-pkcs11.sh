@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The PKCS#11 module with real applications: OpenSC's pkcs11-tool, GnuTLS's
 # p11tool, OpenSSH's ssh-keygen, p11-kit, and a dlopen() client of ours
 # (threads, fork, keymuxd killed and started again).  Every signature is

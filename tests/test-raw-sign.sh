@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The raw sign algorithms with soft keys: "rsa-pkcs1" pads what the client
 # encoded (a DigestInfo, TLS 1.2's MD5+SHA1), "ecdsa" signs a digest of any
 # length as FIPS 186 says; every signature is checked by openssl, which is

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Secrets remembered in the login keyring (DESIGN.md §5), against a real
 # Secret Service: gnome-keyring-daemon on the test's private bus, with a
 # temporary home and an unlocked login keyring.  The desktop's prompt is

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The ssh-agent with devices that count wrong tries, and with keys that come
 # and go: agent UNLOCK (ssh-add -X) offers its passphrase only to devices
 # without a retry counter, so a guess never costs a card or a TPM a try;

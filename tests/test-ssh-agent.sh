@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The ssh-agent frontend with the real OpenSSH tools: ssh-add, ssh-keygen -Y,
 # a login to an sshd of our own; and what no OpenSSH tool sends (malformed,
 # oversized, half messages, many clients at once).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The desktop's system prompter (DESIGN.md §5): when no application
 # prompter is registered, keymuxd asks org.gnome.keyring.SystemPrompter
 # through gcr, here gcr's own mock prompter on the private bus, scripted by

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The TPM's dictionary-attack lockout through keymux (TPM.md): a wrong
 # device secret costs exactly one try and a right one none, as the TPM
 # itself counts them (read by tpm2-tools, not by keymux); at the limit the

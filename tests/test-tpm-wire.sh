@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # What crosses the bus between keymuxd and the TPM, captured by tpm2-tss'
 # pcap TCTI (pcap:swtpm:…, read by tests/kmx-tpm-pcap.py):
 # - a key stays loaded after its first use: each later signature is one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # shellcheck shell=bash
 # What the TPM tests (test-tpm*.sh) share; sourced after harness.sh.  The
 # functions use $DEV (tpm:0's object path) and the files in the current

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl: a prompter on the terminal, for as long as a command waits
  *
  * When a command is about to use a locked device and stdin is a terminal,

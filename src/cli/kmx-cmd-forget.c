@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymuxctl forget: delete a device's secret remembered in the login keyring */
 #include "config.h"
 

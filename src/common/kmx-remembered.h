@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: secrets remembered in the login keyring (DESIGN.md §5) */
 #pragma once
 

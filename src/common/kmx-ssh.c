@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: OpenSSH wire types and key encodings
  *
  * The SSH wire types (RFC 4251 §5: byte, uint32, string, mpint) are plain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: OpenSSH wire types and key encodings, for the frontends that speak
  * to OpenSSH (the ssh-agent, keymuxctl export-public --ssh) */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libkeymux: what its parts share among themselves */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libkeymux-pkcs11.so: keymux's devices as PKCS#11 v2.40 tokens (DESIGN §9)
  *

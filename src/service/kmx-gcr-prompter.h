@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the desktop's system prompter, through gcr */
 #pragma once
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Make the seed corpus of ssh_agent_message_fuzzer: the messages the
 # OpenSSH tools send an agent, captured by a stand-in agent (ssh-add of
 # every key type keymux takes, with and without constraints, -l, -L, -d,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: fuzz target for what an ssh client sends the agent: every agent
  * message (kmx-ssh-agent-message.c), and the OpenSSH encodings in them
  * (kmx-ssh.c): public key blobs to and from SubjectPublicKeyInfo, signature

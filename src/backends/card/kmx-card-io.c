@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: a card's PC/SC connection, with a deadline on every exchange
  *
  * SCardTransmit() waits for pcscd's answer with no limit, and pcscd waits

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the ssh-agent's messages, parsed apart from what they do */
 #pragma once
 

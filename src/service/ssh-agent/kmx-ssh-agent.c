@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: the ssh-agent frontend
  *
  * The OpenSSH agent protocol (draft-miller-ssh-agent) on a Unix socket,
