@@ -351,6 +351,8 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 		g_hash_table_iter_remove(&iter);
 		changed = TRUE;
 	}
+	if (changed)
+		kmx_dbus_service_keys_changed(edev->service);
 	for (guint i = 0; announce && i < gone->len; i++)
 		kmx_emit_interfaces_removed(edev, gone->pdata[i], KMX_DBUS_KEY_INTERFACE);
 	if (changed && announce) {

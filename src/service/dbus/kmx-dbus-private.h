@@ -37,6 +37,7 @@ void kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device);
 void kmx_exported_device_detach(KmxExportedDevice *edev, GDBusConnection *connection);
 void kmx_exported_device_free(KmxExportedDevice *edev);
 GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
+void kmx_dbus_service_keys_changed(KmxDBusService *self);
 const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
 void kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder);
 void kmx_dbus_return_property(GDBusMethodInvocation *invocation,

@@ -61,6 +61,7 @@ struct _KmxDBusService {
 	guint peer_serial;    /* names peer callers */
 	KmxCaller *nobody;    /* the caller of a peer connection that closed */
 	GHashTable *exported; /* device id -> KmxExportedDevice */
+	GVariant *key_paths;  /* ListKeys' reply, (ao); NULL once keys change */
 	GHashTable *callers;  /* unique name -> KmxCaller */
 	guint name_owner_changed_id;
 	KmxDBusLocks *locks;
@@ -402,25 +403,55 @@ kmx_dbus_list_devices(KmxDBusService *self, GDBusMethodInvocation *invocation, g
 	g_dbus_method_invocation_return_value(invocation, g_variant_new("(ao)", &b));
 }
 
-static void
-kmx_dbus_list_keys(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+/**
+ * kmx_dbus_service_keys_changed:
+ *
+ * A device's keys, or the devices, changed: ListKeys' reply is built anew.
+ */
+void
+kmx_dbus_service_keys_changed(KmxDBusService *self)
 {
-	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(self->manager);
-	GVariantBuilder b;
+	g_clear_pointer(&self->key_paths, g_variant_unref);
+}
 
-	g_variant_builder_init(&b, G_VARIANT_TYPE("ao"));
+/* ListKeys' reply, the same on every connection: built when the keys change,
+ * not per call, since GLib checks every object path of an (ao) it is given,
+ * 10,000 of them for a large store.  The paths are ours (escaped device id,
+ * key id), and g_variant_new_objv() checks them once here; the serialised
+ * result is trusted by GLib from then on */
+static GVariant *
+kmx_dbus_key_paths(KmxDBusService *self)
+{
+	g_autoptr(GPtrArray) devices = NULL;
+	g_autoptr(GPtrArray) all = NULL;
+	GVariant *paths;
+
+	if (self->key_paths != NULL)
+		return self->key_paths;
+	devices = kmx_manager_get_devices(self->manager);
+	all = g_ptr_array_new_with_free_func(g_free);
 	for (guint i = 0; i < devices->len; i++) {
 		KmxExportedDevice *edev =
 		    g_hash_table_lookup(self->exported, kmx_device_get_id(devices->pdata[i]));
-		g_autoptr(GPtrArray) paths = NULL;
+		g_autoptr(GPtrArray) keys = NULL;
 
 		if (edev == NULL)
 			continue;
-		paths = kmx_exported_device_get_key_paths(edev);
-		for (guint j = 0; j < paths->len; j++)
-			g_variant_builder_add(&b, "o", paths->pdata[j]);
+		keys = kmx_exported_device_get_key_paths(edev);
+		g_ptr_array_extend_and_steal(all, g_steal_pointer(&keys));
 	}
-	g_dbus_method_invocation_return_value(invocation, g_variant_new("(ao)", &b));
+	g_ptr_array_add(all, NULL);
+	paths = g_variant_new_objv((const char *const *)all->pdata, -1);
+	self->key_paths = g_variant_ref_sink(g_variant_new_tuple(&paths, 1));
+	/* one flat buffer, not a tree of 10,000 GVariants */
+	(void)g_variant_get_data(self->key_paths);
+	return self->key_paths;
+}
+
+static void
+kmx_dbus_list_keys(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	g_dbus_method_invocation_return_value(invocation, kmx_dbus_key_paths(self));
 }
 
 static void
@@ -678,6 +709,7 @@ kmx_dbus_device_added_cb(KmxManager *manager, KmxDevice *device, KmxDBusService 
 	gpointer connection;
 
 	g_hash_table_insert(self->exported, g_strdup(kmx_device_get_id(device)), edev);
+	kmx_dbus_service_keys_changed(self);
 	if (self->bus == NULL)
 		return;
 	kmx_dbus_attach_device(edev, self->connection);
@@ -691,6 +723,7 @@ static void
 kmx_dbus_device_removed_cb(KmxManager *manager, KmxDevice *device, KmxDBusService *self)
 {
 	g_hash_table_remove(self->exported, kmx_device_get_id(device));
+	kmx_dbus_service_keys_changed(self);
 }
 
 static void
@@ -703,6 +736,7 @@ kmx_dbus_device_replaced_cb(KmxManager *manager,
 
 	if (edev != NULL)
 		kmx_exported_device_rebind(edev, device);
+	kmx_dbus_service_keys_changed(self);
 }
 
 /* ---- Introspect below the devices, behind the hook -------------------------- */
@@ -1146,6 +1180,7 @@ kmx_dbus_service_finalize(GObject *object)
 
 	g_hash_table_unref(self->peers);
 	g_hash_table_unref(self->exported);
+	g_clear_pointer(&self->key_paths, g_variant_unref);
 	g_hash_table_unref(self->callers);
 	kmx_caller_unref(self->nobody);
 	g_clear_object(&self->manager);
