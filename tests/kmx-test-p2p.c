@@ -409,7 +409,7 @@ static int
 cmd_secret_and_hold(const char *device, const char *method, GVariant *args)
 {
 	g_autoptr(GDBusConnection) peer = open_peer();
-	g_autoptr(GVariant) reply = call(peer, device, KMX_DBUS_DEVICE_INTERFACE, method, args, NULL);
+	G_GNUC_UNUSED g_autoptr(GVariant) reply = call(peer, device, KMX_DBUS_DEVICE_INTERFACE, method, args, NULL);
 	char line[16];
 
 	printf("done\n");
