@@ -20,6 +20,8 @@
 #                                   again, saying so, and stays open)
 #   cancel TITLE                    the dialog TITLE's Cancel
 #   prompt DEVICE PASSWORD          answer the panel's prompter dialog
+#   asked DEVICE / withdrawn DEVICE the prompter dialog is open / is gone
+#                                   unanswered (keymuxd withdrew it)
 #   delete LABEL                    the key's delete button, confirmed
 #   key LABEL / no-key LABEL        a key row is there / is gone
 #   copy LABEL pem|ssh              the key's public-key menu, its copy
@@ -268,6 +270,14 @@ def step_prompt(device, password):
     answer_unlock(device, password, None)
 
 
+def step_asked(device):
+    dialog("Unlock %s" % device)
+
+
+def step_withdrawn(device):
+    dialog_gone("Unlock %s" % device)
+
+
 def step_delete(label):
     click(one("push button", "Delete key %s" % label))
     title = "Delete “%s”?" % label
@@ -357,6 +367,8 @@ STEPS = {
     "lock": step_lock,
     "unlock": step_unlock,
     "prompt": step_prompt,
+    "asked": step_asked,
+    "withdrawn": step_withdrawn,
     "cancel": step_cancel,
     "delete": step_delete,
     "key": step_key,

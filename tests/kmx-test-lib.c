@@ -99,6 +99,29 @@ label_notify_cb(GObject *key, GParamSpec *pspec, gpointer data)
 	g_main_loop_quit(loop);
 }
 
+/* a prompter that keeps its question and never answers it */
+static KeymuxPromptRequest *asked;
+static char *withdrawn_path;
+static guint withdrawn_count;
+
+static gboolean
+keep_ask_cb(KeymuxPrompter *prompter, KeymuxPromptRequest *request, gpointer data)
+{
+	check(asked == NULL, "asked twice");
+	asked = g_object_ref(request);
+	g_main_loop_quit(loop);
+	return TRUE;
+}
+
+static void
+withdrawn_cb(KeymuxPrompter *prompter, const char *device_path, gpointer data)
+{
+	withdrawn_count++;
+	g_free(withdrawn_path);
+	withdrawn_path = g_strdup(device_path);
+	g_main_loop_quit(loop);
+}
+
 /* every round trip of the setup is asynchronous: keymux_client_new()
  * returns while keymuxd cannot answer (a synchronous one waits for the
  * D-Bus timeouts, then fails) */
@@ -282,6 +305,50 @@ main(int argc, char **argv)
 	keymux_client_lock_all(client, NULL, done_cb, NULL);
 	check_ok(keymux_client_lock_all_finish(client, wait_for("LockAll"), &error), error);
 	check_ok(keymux_device_unlock_sync(device, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, &error), error);
+
+	/* ---- a question withdrawn: the device is unlocked by another client
+	 * while the prompter's dialog is open; ::cancelled tells it, its late
+	 * answer is harmless ---- */
+	{
+		g_autoptr(KeymuxPrompter) prompter = keymux_prompter_new(client);
+		g_autoptr(KeymuxDevice) theirs = keymux_client_lookup_device(other, "softkey:login");
+		const char *device_path = g_dbus_proxy_get_object_path(G_DBUS_PROXY(device));
+
+		g_signal_connect(prompter, "ask-secret", G_CALLBACK(keep_ask_cb), NULL);
+		g_signal_connect(prompter, "cancelled", G_CALLBACK(withdrawn_cb), NULL);
+		check_ok(keymux_prompter_register_sync(prompter, NULL, &error), error);
+		check_ok(keymux_device_lock_sync(device, NULL, &error), error);
+		while (!keymux_device_get_locked(device))
+			g_main_context_iteration(NULL, TRUE);
+		keymux_key_sign(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
+		while (asked == NULL)
+			wait_for("AskSecret");
+		check(g_str_equal(keymux_prompt_request_get_device_path(asked), device_path),
+		      "asked for %s",
+		      keymux_prompt_request_get_device_path(asked));
+		check(withdrawn_count == 0, "withdrawn before anything happened");
+		check(theirs != NULL, "the other client has no softkey:login");
+		check_ok(keymux_device_unlock_sync(theirs, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, &error),
+			 error);
+		/* the signature goes on without the prompter's answer */
+		while (withdrawn_count == 0 || last_result == NULL) {
+			guint id = g_timeout_add_seconds(60, too_long_cb, (gpointer) "cancelled and Sign");
+
+			g_main_loop_run(loop);
+			g_source_remove(id);
+		}
+		check(withdrawn_count == 1, "cancelled %u times", withdrawn_count);
+		check(g_str_equal(withdrawn_path, device_path), "cancelled for %s", withdrawn_path);
+		g_clear_pointer(&withdrawn_path, g_free);
+		g_clear_pointer(&sig, g_bytes_unref);
+		sig = keymux_key_sign_finish(key, last_result, &error);
+		check_ok(sig != NULL, error);
+		/* the answer after the withdrawal, and a decline: ignored */
+		keymux_prompt_request_reply(asked, "lib secret");
+		keymux_prompt_request_cancel(asked);
+		g_clear_object(&asked);
+		check_ok(keymux_prompter_unregister_sync(prompter, NULL, &error), error);
+	}
 	check_ok(keymux_device_change_secret_sync(device, "lib secret", "", NULL, &error), error);
 
 	/* ---- a cancelled call ---- */

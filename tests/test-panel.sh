@@ -131,6 +131,19 @@ assert_contains "$(cat sign.out)" "ay 64"
 driver state "$name" ": Unlocked"
 shot 09-prompt
 
+# ---- a question withdrawn: another client unlocks, the dialog goes ----
+kmx_device $dev Lock
+kmx_bg busctl --user --timeout=120 call "$KMX_NAME" "$KMX_PATH" org.keymux.Keystore1.Manager Sign \
+	'ssaya{sv}' "$id" ed25519 4 100 97 116 97 0 >sign2.out 2>sign2.err
+driver asked "$name"
+kmx_device $dev Unlock 'sa{sv}' "panel secret" 0
+driver withdrawn "$name"
+for _ in $(seq 200); do
+	[ -s sign2.out ] && break
+	sleep 0.1
+done
+assert_contains "$(cat sign2.out)" "ay 64"
+
 # ---- the public key, copied as PEM and as an authorized_keys line ----
 driver copy "renamed key" pem >copied.pem
 "$KEYMUXCTL" export-public "$id" >want.pem

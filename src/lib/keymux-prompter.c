@@ -7,7 +7,10 @@
  * KeymuxPrompter::ask-secret with a KeymuxPromptRequest; a handler
  * answers it then or later with keymux_prompt_request_reply() or
  * keymux_prompt_request_cancel().  A request nobody answers is cancelled
- * when it is dropped.
+ * when it is dropped.  When keymuxd withdraws a question nobody waits for
+ * any more (Prompter.Cancel) the prompter emits KeymuxPrompter::cancelled
+ * so the application can take its dialog down; the requests it withdrew
+ * are answered already, a later answer is ignored.
  */
 #include "config.h"
 
@@ -25,6 +28,7 @@ struct _KeymuxPrompter {
 	KeymuxClient *client;
 	char *path;
 	guint registration_id;
+	GPtrArray *pending; /* the unanswered requests, not owned */
 };
 
 /**
@@ -34,6 +38,7 @@ struct _KeymuxPrompter {
  */
 struct _KeymuxPromptRequest {
 	GObject parent_instance;
+	KeymuxPrompter *prompter; /* not owned, NULL once answered */
 	GDBusMethodInvocation *invocation; /* NULL once answered */
 	char *device_path;
 	char *message;
@@ -43,10 +48,21 @@ struct _KeymuxPromptRequest {
 G_DEFINE_TYPE(KeymuxPrompter, keymux_prompter, G_TYPE_OBJECT)
 G_DEFINE_TYPE(KeymuxPromptRequest, keymux_prompt_request, G_TYPE_OBJECT)
 
-enum { SIGNAL_ASK_SECRET, N_SIGNALS };
+enum { SIGNAL_ASK_SECRET, SIGNAL_CANCELLED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 /* ---- KeymuxPromptRequest ---------------------------------------------------------- */
+
+/* the invocation to answer, once: NULL if the request was answered or
+ * withdrawn */
+static GDBusMethodInvocation *
+keymux_prompt_request_take_invocation(KeymuxPromptRequest *self)
+{
+	if (self->prompter != NULL)
+		g_ptr_array_remove_fast(self->prompter->pending, self);
+	self->prompter = NULL;
+	return g_steal_pointer(&self->invocation);
+}
 
 /**
  * keymux_prompt_request_get_device_path:
@@ -90,17 +106,20 @@ keymux_prompt_request_get_hints(KeymuxPromptRequest *self)
  * keymux_prompt_request_reply:
  * @secret: what the user typed
  *
- * Answers the question; a second answer is ignored.
+ * Answers the question; a second answer, or one after keymuxd withdrew
+ * the question (#KeymuxPrompter::cancelled), is ignored.
  */
 void
 keymux_prompt_request_reply(KeymuxPromptRequest *self, const char *secret)
 {
+	GDBusMethodInvocation *invocation;
+
 	g_return_if_fail(KEYMUX_IS_PROMPT_REQUEST(self));
 	g_return_if_fail(secret != NULL);
-	if (self->invocation == NULL)
+	invocation = keymux_prompt_request_take_invocation(self);
+	if (invocation == NULL)
 		return;
-	g_dbus_method_invocation_return_value(g_steal_pointer(&self->invocation),
-					      g_variant_new("(s)", secret));
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(s)", secret));
 }
 
 /**
@@ -111,10 +130,13 @@ keymux_prompt_request_reply(KeymuxPromptRequest *self, const char *secret)
 void
 keymux_prompt_request_cancel(KeymuxPromptRequest *self)
 {
+	GDBusMethodInvocation *invocation;
+
 	g_return_if_fail(KEYMUX_IS_PROMPT_REQUEST(self));
-	if (self->invocation == NULL)
+	invocation = keymux_prompt_request_take_invocation(self);
+	if (invocation == NULL)
 		return;
-	g_dbus_method_invocation_return_dbus_error(g_steal_pointer(&self->invocation),
+	g_dbus_method_invocation_return_dbus_error(invocation,
 						   "org.keymux.Keystore1.Error.Cancelled",
 						   "the user declined to give the secret");
 }
@@ -144,6 +166,34 @@ keymux_prompt_request_init(KeymuxPromptRequest *self)
 
 /* ---- KeymuxPrompter --------------------------------------------------------------------- */
 
+/* Cancel(o device): keymuxd withdraws its question for @device.  Only the
+ * connection that asked may withdraw it; each request it withdraws is
+ * declined now (keymuxd ignores the answer), then ::cancelled is emitted
+ * once. */
+static void
+keymux_prompter_cancel_call(KeymuxPrompter *self,
+			    GVariant *parameters,
+			    GDBusMethodInvocation *invocation)
+{
+	const char *sender = g_dbus_method_invocation_get_sender(invocation);
+	const char *device_path = NULL;
+	g_autoptr(GPtrArray) withdrawn = g_ptr_array_new_with_free_func(g_object_unref);
+
+	g_variant_get(parameters, "(&o)", &device_path);
+	for (guint i = 0; i < self->pending->len; i++) {
+		KeymuxPromptRequest *request = g_ptr_array_index(self->pending, i);
+
+		if (g_str_equal(request->device_path, device_path) &&
+		    g_strcmp0(g_dbus_method_invocation_get_sender(request->invocation), sender) == 0)
+			g_ptr_array_add(withdrawn, g_object_ref(request));
+	}
+	for (guint i = 0; i < withdrawn->len; i++)
+		keymux_prompt_request_cancel(g_ptr_array_index(withdrawn, i));
+	if (withdrawn->len > 0)
+		g_signal_emit(self, signals[SIGNAL_CANCELLED], 0, device_path);
+	g_dbus_method_invocation_return_value(invocation, NULL);
+}
+
 static void
 keymux_prompter_method_call(GDBusConnection *connection,
 			    const char *sender,
@@ -158,8 +208,14 @@ keymux_prompter_method_call(GDBusConnection *connection,
 	g_autoptr(KeymuxPromptRequest) request = NULL;
 	gboolean handled = FALSE;
 
+	if (g_str_equal(method_name, "Cancel")) {
+		keymux_prompter_cancel_call(self, parameters, invocation);
+		return;
+	}
 	request = g_object_new(KEYMUX_TYPE_PROMPT_REQUEST, NULL);
 	request->invocation = invocation;
+	request->prompter = self;
+	g_ptr_array_add(self->pending, request);
 	g_variant_get(parameters,
 		      "(os@a{sv})",
 		      &request->device_path,
@@ -184,6 +240,7 @@ keymux_prompter_info(void)
 		    "<arg type='s' name='message' direction='in'/>"
 		    "<arg type='a{sv}' name='hints' direction='in'/>"
 		    "<arg type='s' name='secret' direction='out'/></method>"
+		    "<method name='Cancel'><arg type='o' name='device' direction='in'/></method>"
 		    "</interface></node>",
 		    NULL);
 		g_once_init_leave(&node, n);
@@ -325,6 +382,10 @@ keymux_prompter_dispose(GObject *object)
 		g_dbus_connection_unregister_object(keymux_client_get_connection(self->client),
 						    self->registration_id);
 	self->registration_id = 0;
+	/* requests the application still holds outlive the prompter */
+	for (guint i = 0; i < self->pending->len; i++)
+		((KeymuxPromptRequest *)g_ptr_array_index(self->pending, i))->prompter = NULL;
+	g_ptr_array_set_size(self->pending, 0);
 	g_clear_object(&self->client);
 	G_OBJECT_CLASS(keymux_prompter_parent_class)->dispose(object);
 }
@@ -333,6 +394,7 @@ static void
 keymux_prompter_finalize(GObject *object)
 {
 	g_free(KEYMUX_PROMPTER(object)->path);
+	g_ptr_array_unref(KEYMUX_PROMPTER(object)->pending);
 	G_OBJECT_CLASS(keymux_prompter_parent_class)->finalize(object);
 }
 
@@ -364,6 +426,29 @@ keymux_prompter_class_init(KeymuxPrompterClass *klass)
 						  G_TYPE_BOOLEAN,
 						  1,
 						  KEYMUX_TYPE_PROMPT_REQUEST);
+	/**
+	 * KeymuxPrompter::cancelled:
+	 * @self: the prompter
+	 * @device_path: the object path of the device whose question was
+	 *   withdrawn
+	 *
+	 * keymuxd withdrew its question for @device_path: nobody waits for
+	 * the answer any more (the callers left or were cancelled, the
+	 * device was unlocked another way or went away).  Close the dialog
+	 * asking it.  The requests for @device_path are answered already: a
+	 * later keymux_prompt_request_reply() or
+	 * keymux_prompt_request_cancel() on them does nothing.
+	 */
+	signals[SIGNAL_CANCELLED] = g_signal_new("cancelled",
+						 G_TYPE_FROM_CLASS(klass),
+						 G_SIGNAL_RUN_LAST,
+						 0,
+						 NULL,
+						 NULL,
+						 NULL,
+						 G_TYPE_NONE,
+						 1,
+						 G_TYPE_STRING);
 }
 
 static void
@@ -372,6 +457,7 @@ keymux_prompter_init(KeymuxPrompter *self)
 	static gint serial = 0;
 
 	self->path = g_strdup_printf(KEYMUX_PROMPTER_PATH "%d", g_atomic_int_add(&serial, 1));
+	self->pending = g_ptr_array_new();
 }
 
 /**

@@ -1155,6 +1155,15 @@ prompt_response(AdwMessageDialog *d, const char *response, KeymuxPromptRequest *
 		keymux_prompt_request_cancel(request);
 }
 
+/* keymuxd withdrew the question: nobody waits for the answer, the dialog
+ * goes (its "cancel" response is then ignored by the request) */
+static void
+prompt_withdrawn(KeymuxPrompter *prompter, const char *device_path, AdwMessageDialog *d)
+{
+	if (g_strcmp0(device_path, g_object_get_data(G_OBJECT(d), "device-path")) == 0)
+		gtk_window_close(GTK_WINDOW(d));
+}
+
 static gboolean
 on_ask_secret(KeymuxPrompter *prompter, KeymuxPromptRequest *request, Panel *p)
 {
@@ -1169,7 +1178,6 @@ on_ask_secret(KeymuxPrompter *prompter, KeymuxPromptRequest *request, Panel *p)
 	AdwMessageDialog *d;
 	gint32 retries = -1;
 
-	(void)prompter;
 	if (hints != NULL) {
 		g_variant_lookup(hints, "label", "&s", &label);
 		g_variant_lookup(hints, "kind", "&s", &kind);
@@ -1194,6 +1202,11 @@ on_ask_secret(KeymuxPrompter *prompter, KeymuxPromptRequest *request, Panel *p)
 			       g_strcmp0(kind, "admin") == 0 ? "Admin PIN" : "Password");
 	d = dialog_new(p, heading, body, "unlock", "Unlock", ADW_RESPONSE_SUGGESTED, box);
 	g_object_set_data(G_OBJECT(d), "entry", entry);
+	g_object_set_data_full(G_OBJECT(d),
+			       "device-path",
+			       g_strdup(keymux_prompt_request_get_device_path(request)),
+			       g_free);
+	g_signal_connect_object(prompter, "cancelled", G_CALLBACK(prompt_withdrawn), d, 0);
 	g_signal_connect_data(d,
 			      "response",
 			      G_CALLBACK(prompt_response),
