@@ -108,7 +108,10 @@ def wait_for(what, probe):
     deadline = time.monotonic() + WAIT
     while True:
         a = app()
-        result = probe(a) if a is not None else None
+        try:
+            result = probe(a) if a is not None else None
+        except Exception:  # an object that went away while the probe read it
+            result = None
         if result:
             return result
         if time.monotonic() > deadline:
