@@ -80,19 +80,18 @@ call(GDBusConnection *conn,
      GError **error)
 {
 	g_autoptr(GError) local = NULL;
-	GVariant *ret = g_dbus_connection_call_sync(conn,
-						    g_dbus_connection_get_unique_name(conn) != NULL
-							? opt_name
-							: NULL,
-						    path,
-						    iface,
-						    method,
-						    params,
-						    G_VARIANT_TYPE(reply_type),
-						    G_DBUS_CALL_FLAGS_NO_AUTO_START,
-						    CALL_TIMEOUT_MS,
-						    NULL,
-						    &local);
+	GVariant *ret = g_dbus_connection_call_sync(
+	    conn,
+	    g_dbus_connection_get_unique_name(conn) != NULL ? opt_name : NULL,
+	    path,
+	    iface,
+	    method,
+	    params,
+	    G_VARIANT_TYPE(reply_type),
+	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
+	    CALL_TIMEOUT_MS,
+	    NULL,
+	    &local);
 	if (ret == NULL) {
 		g_autofree gchar *what = g_strdup_printf("%s.%s on %s", iface, method, path);
 		peer_error(error, local, what);
@@ -212,20 +211,20 @@ open_peer(GDBusConnection *bus, GError **error)
 {
 	g_autoptr(GError) local = NULL;
 	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GVariant) ret = g_dbus_connection_call_with_unix_fd_list_sync(
-	    bus,
-	    opt_name,
-	    MANAGER_PATH,
-	    KMX_PREFIX ".Manager",
-	    "OpenConnection",
-	    NULL,
-	    G_VARIANT_TYPE("(h)"),
-	    G_DBUS_CALL_FLAGS_NO_AUTO_START,
-	    CALL_TIMEOUT_MS,
-	    NULL,
-	    &fds,
-	    NULL,
-	    &local);
+	g_autoptr(GVariant)
+	    ret = g_dbus_connection_call_with_unix_fd_list_sync(bus,
+								opt_name,
+								MANAGER_PATH,
+								KMX_PREFIX ".Manager",
+								"OpenConnection",
+								NULL,
+								G_VARIANT_TYPE("(h)"),
+								G_DBUS_CALL_FLAGS_NO_AUTO_START,
+								CALL_TIMEOUT_MS,
+								NULL,
+								&fds,
+								NULL,
+								&local);
 	g_autoptr(GSocket) socket = NULL;
 	g_autoptr(GSocketConnection) stream = NULL;
 	gint32 handle = 0;

@@ -14,10 +14,10 @@
 
 #include "kb-common.h"
 
+#include <errno.h>
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 #include <glib-unix.h>
-#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -44,7 +44,10 @@ lib_open(gpointer cfg_ptr, guint index, GError **error)
 	if (client == NULL)
 		return NULL;
 	if (!opt_bus_ok && !keymux_client_get_peer_to_peer(client)) {
-		g_set_error_literal(error, KB_ERROR, KB_ERROR_PEER, "keymuxd gave no peer connection");
+		g_set_error_literal(error,
+				    KB_ERROR,
+				    KB_ERROR_PEER,
+				    "keymuxd gave no peer connection");
 		return NULL;
 	}
 	found = keymux_client_find_key_sync(client, cfg->id, NULL, error);
@@ -63,12 +66,19 @@ lib_op(gpointer state_ptr, GByteArray *out, GError **error)
 {
 	LibState *state = state_ptr;
 	const gchar *alg = kb_alg_to_string(state->cfg->alg);
-	g_autoptr(GBytes) result =
-	    kb_alg_is_decrypt(state->cfg->alg)
-		? keymux_key_decrypt_sync(
-		      state->key, alg, state->cfg->input, KEYMUX_CALL_FLAGS_NONE, NULL, error)
-		: keymux_key_sign_sync(
-		      state->key, alg, state->cfg->input, KEYMUX_CALL_FLAGS_NONE, NULL, error);
+	g_autoptr(GBytes) result = kb_alg_is_decrypt(state->cfg->alg)
+				       ? keymux_key_decrypt_sync(state->key,
+								 alg,
+								 state->cfg->input,
+								 KEYMUX_CALL_FLAGS_NONE,
+								 NULL,
+								 error)
+				       : keymux_key_sign_sync(state->key,
+							      alg,
+							      state->cfg->input,
+							      KEYMUX_CALL_FLAGS_NONE,
+							      NULL,
+							      error);
 	gsize len = 0;
 	const guint8 *p;
 
@@ -99,10 +109,14 @@ main(int argc, char **argv)
 	g_autoptr(GOptionContext) ctx = g_option_context_new("- keymuxd through libkeymux");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GBytes) ciphertext = NULL;
-	GOptionEntry lib_entries[] = {
-	    {"bus-ok", 0, 0, G_OPTION_ARG_NONE, &opt_bus_ok, "Accept the bus if no peer connection",
-	     NULL},
-	    {NULL}};
+	GOptionEntry lib_entries[] = {{"bus-ok",
+				       0,
+				       0,
+				       G_OPTION_ARG_NONE,
+				       &opt_bus_ok,
+				       "Accept the bus if no peer connection",
+				       NULL},
+				      {NULL}};
 	LibCfg cfg = {0};
 	KbRun run = {.driver = &lib_driver, .cfg = &cfg};
 

@@ -20,21 +20,21 @@
 
 #include "keymux.h"
 
-#define check(cond, ...)                                                                 \
-	do {                                                                             \
-		if (!(cond)) {                                                           \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                   \
-			fprintf(stderr, "\n");                                           \
-			exit(1);                                                         \
-		}                                                                        \
+#define check(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define check_ok(ret, error) check((ret), "%s", (error) != NULL ? (error)->message : "no error")
-#define check_error(error, code)                                                     \
-	check(g_error_matches((error), KEYMUX_ERROR, (code)),                         \
-	      "wanted code %d, got %s",                                               \
-	      (code),                                                                 \
+#define check_error(error, code)                                                                   \
+	check(g_error_matches((error), KEYMUX_ERROR, (code)),                                      \
+	      "wanted code %d, got %s",                                                            \
+	      (code),                                                                              \
 	      (error) != NULL ? (error)->message : "success")
 
 static GMainLoop *loop;
@@ -185,17 +185,25 @@ main(int argc, char **argv)
 	check(g_str_equal(keymux_device_get_id(device), "softkey:login"), "id");
 	check(!keymux_device_get_locked(device), "an unprotected store is open");
 	check(keymux_device_get_pin_retries(device) == -1, "no PIN retries on a soft store");
-	check(keymux_client_lookup_device(client, "softkey:nothing") == NULL, "a device from nowhere");
+	check(keymux_client_lookup_device(client, "softkey:nothing") == NULL,
+	      "a device from nowhere");
 	check(keymux_client_lookup_key(client, "not a path") == NULL, "a key from nowhere");
 
 	/* ---- generate, async: the key is among the client's objects from the
 	 * signals that announced it, before the reply ---- */
-	keymux_device_generate_key(device, "ed25519", "lib key", KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
+	keymux_device_generate_key(device,
+				   "ed25519",
+				   "lib key",
+				   KEYMUX_CALL_FLAGS_NONE,
+				   NULL,
+				   done_cb,
+				   NULL);
 	key = keymux_device_generate_key_finish(device, wait_for("GenerateKey"), &error);
 	check_ok(key != NULL, error);
 	{
 		g_autoptr(KeymuxKey) known =
-		    keymux_client_lookup_key(client, g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
+		    keymux_client_lookup_key(client,
+					     g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
 		check(known != NULL, "the new key is not among the client's objects");
 	}
 	check(g_str_equal(keymux_key_get_algorithm(key), "ed25519"), "algorithm");
@@ -217,7 +225,12 @@ main(int argc, char **argv)
 	write_file(outdir, "async.sig", sig);
 
 	/* ---- decrypt through the library, an RSA key ---- */
-	rsa = keymux_device_generate_key_sync(device, "rsa2048", "lib rsa", KEYMUX_CALL_FLAGS_NONE, NULL, &error);
+	rsa = keymux_device_generate_key_sync(device,
+					      "rsa2048",
+					      "lib rsa",
+					      KEYMUX_CALL_FLAGS_NONE,
+					      NULL,
+					      &error);
 	check_ok(rsa != NULL, error);
 	write_file_take(outdir, "rsa.pub", keymux_key_dup_public_key(rsa));
 
@@ -240,7 +253,9 @@ main(int argc, char **argv)
 	sig = keymux_key_sign_sync(key, "ed448", msg, KEYMUX_CALL_FLAGS_NONE, NULL, &error);
 	check(sig == NULL, "ed448");
 	check_error(error, KEYMUX_ERROR_INVALID_ARGUMENT);
-	check(strstr(error->message, "org.keymux") == NULL, "a stripped message: %s", error->message);
+	check(strstr(error->message, "org.keymux") == NULL,
+	      "a stripped message: %s",
+	      error->message);
 	g_clear_error(&error);
 	keymux_key_decrypt(key, "rsa-pkcs1", msg, KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
 	sig = keymux_key_decrypt_finish(key, wait_for("Decrypt"), &error);
@@ -254,8 +269,8 @@ main(int argc, char **argv)
 	g_clear_error(&error);
 	{
 		g_autoptr(GBytes) junk = g_bytes_new_static("not a key", 9);
-		G_GNUC_UNUSED g_autoptr(GList) none =
-		    keymux_device_import_key_sync(device, junk, NULL, NULL, NULL, &error);
+		G_GNUC_UNUSED g_autoptr(GList)
+		    none = keymux_device_import_key_sync(device, junk, NULL, NULL, NULL, &error);
 		check_error(error, KEYMUX_ERROR_INVALID_ARGUMENT);
 		g_clear_error(&error);
 	}
@@ -265,10 +280,12 @@ main(int argc, char **argv)
 	check_ok(other != NULL, error);
 	g_signal_connect(key, "notify::label", G_CALLBACK(label_notify_cb), NULL);
 	{
-		g_autoptr(KeymuxKey) theirs = keymux_client_lookup_key(
-		    other, g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
+		g_autoptr(KeymuxKey) theirs =
+		    keymux_client_lookup_key(other,
+					     g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
 		check(theirs != NULL, "the other client does not see the key");
-		check_ok(keymux_key_set_label_sync(theirs, "renamed elsewhere", NULL, &error), error);
+		check_ok(keymux_key_set_label_sync(theirs, "renamed elsewhere", NULL, &error),
+			 error);
 	}
 	while (notified == 0)
 		wait_for("notify::label");
@@ -279,8 +296,9 @@ main(int argc, char **argv)
 	/* a key deleted by the other client: key-removed */
 	g_signal_connect_swapped(client, "key-removed", G_CALLBACK(quit_cb), NULL);
 	{
-		g_autoptr(KeymuxKey) theirs = keymux_client_lookup_key(
-		    other, g_dbus_proxy_get_object_path(G_DBUS_PROXY(rsa)));
+		g_autoptr(KeymuxKey) theirs =
+		    keymux_client_lookup_key(other,
+					     g_dbus_proxy_get_object_path(G_DBUS_PROXY(rsa)));
 		check_ok(keymux_key_delete_sync(theirs, NULL, &error), error);
 	}
 	wait_for("key-removed");
@@ -294,24 +312,33 @@ main(int argc, char **argv)
 	/* Locked comes with PropertiesChanged */
 	while (!keymux_device_get_locked(device))
 		g_main_context_iteration(NULL, TRUE);
-	check(!keymux_device_unlock_sync(device, "wrong", KEYMUX_CALL_FLAGS_NONE, NULL, &error), "a wrong secret");
+	check(!keymux_device_unlock_sync(device, "wrong", KEYMUX_CALL_FLAGS_NONE, NULL, &error),
+	      "a wrong secret");
 	check_error(error, KEYMUX_ERROR_BAD_SECRET);
 	g_clear_error(&error);
-	sig = keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NO_INTERACTION, NULL, &error);
+	sig = keymux_key_sign_sync(key,
+				   "ed25519",
+				   msg,
+				   KEYMUX_CALL_FLAGS_NO_INTERACTION,
+				   NULL,
+				   &error);
 	check_error(error, KEYMUX_ERROR_LOCKED);
 	g_clear_error(&error);
 	keymux_device_unlock(device, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, done_cb, NULL);
 	check_ok(keymux_device_unlock_finish(device, wait_for("Unlock"), &error), error);
 	keymux_client_lock_all(client, NULL, done_cb, NULL);
 	check_ok(keymux_client_lock_all_finish(client, wait_for("LockAll"), &error), error);
-	check_ok(keymux_device_unlock_sync(device, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, &error), error);
+	check_ok(
+	    keymux_device_unlock_sync(device, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, &error),
+	    error);
 
 	/* ---- a question withdrawn: the device is unlocked by another client
 	 * while the prompter's dialog is open; ::cancelled tells it, its late
 	 * answer is harmless ---- */
 	{
 		g_autoptr(KeymuxPrompter) prompter = keymux_prompter_new(client);
-		g_autoptr(KeymuxDevice) theirs = keymux_client_lookup_device(other, "softkey:login");
+		g_autoptr(KeymuxDevice)
+		    theirs = keymux_client_lookup_device(other, "softkey:login");
 		const char *device_path = g_dbus_proxy_get_object_path(G_DBUS_PROXY(device));
 
 		g_signal_connect(prompter, "ask-secret", G_CALLBACK(keep_ask_cb), NULL);
@@ -328,11 +355,16 @@ main(int argc, char **argv)
 		      keymux_prompt_request_get_device_path(asked));
 		check(withdrawn_count == 0, "withdrawn before anything happened");
 		check(theirs != NULL, "the other client has no softkey:login");
-		check_ok(keymux_device_unlock_sync(theirs, "lib secret", KEYMUX_CALL_FLAGS_NONE, NULL, &error),
+		check_ok(keymux_device_unlock_sync(theirs,
+						   "lib secret",
+						   KEYMUX_CALL_FLAGS_NONE,
+						   NULL,
+						   &error),
 			 error);
 		/* the signature goes on without the prompter's answer */
 		while (withdrawn_count == 0 || last_result == NULL) {
-			guint id = g_timeout_add_seconds(60, too_long_cb, (gpointer) "cancelled and Sign");
+			guint id =
+			    g_timeout_add_seconds(60, too_long_cb, (gpointer) "cancelled and Sign");
 
 			g_main_loop_run(loop);
 			g_source_remove(id);
@@ -355,7 +387,12 @@ main(int argc, char **argv)
 	{
 		g_autoptr(GCancellable) cancellable = g_cancellable_new();
 		g_cancellable_cancel(cancellable);
-		sig = keymux_key_sign_sync(key, "ed25519", msg, KEYMUX_CALL_FLAGS_NONE, cancellable, &error);
+		sig = keymux_key_sign_sync(key,
+					   "ed25519",
+					   msg,
+					   KEYMUX_CALL_FLAGS_NONE,
+					   cancellable,
+					   &error);
 		check(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED), "cancelled");
 		g_clear_error(&error);
 	}

@@ -62,8 +62,7 @@ static const char *screen_saver = NULL;
 static gboolean no_session = FALSE;
 static guint inhibitors = 0;
 
-static void
-say(const char *format, ...) G_GNUC_PRINTF(1, 2);
+static void say(const char *format, ...) G_GNUC_PRINTF(1, 2);
 
 static void
 say(const char *format, ...)
@@ -124,8 +123,8 @@ inhibit(GDBusMethodInvocation *invocation, GVariant *parameters)
 	g_unix_fd_add(in->fd, G_IO_HUP | G_IO_ERR, inhibitor_closed_cb, in);
 	say("inhibit %u %s %s '%s' %s", in->n, what, who, why, mode);
 	g_dbus_method_invocation_return_value_with_unix_fd_list(invocation,
-								 g_variant_new("(h)", 0),
-								 fds);
+								g_variant_new("(h)", 0),
+								fds);
 }
 
 static void
@@ -160,9 +159,10 @@ method_call(GDBusConnection *connection,
 	} else if (g_str_equal(method_name, "Inhibit")) {
 		inhibit(invocation, parameters);
 	} else {
-		g_dbus_method_invocation_return_dbus_error(invocation,
-							   "org.freedesktop.DBus.Error.UnknownMethod",
-							   method_name);
+		g_dbus_method_invocation_return_dbus_error(
+		    invocation,
+		    "org.freedesktop.DBus.Error.UnknownMethod",
+		    method_name);
 	}
 }
 
@@ -249,18 +249,18 @@ stdin_cb(GIOChannel *channel, GIOCondition condition, gpointer user_data)
 static gboolean
 own(const char *name, GError **error)
 {
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_sync(bus,
-					"org.freedesktop.DBus",
-					"/org/freedesktop/DBus",
-					"org.freedesktop.DBus",
-					"RequestName",
-					g_variant_new("(su)", name, 4 /* DO_NOT_QUEUE */),
-					G_VARIANT_TYPE("(u)"),
-					G_DBUS_CALL_FLAGS_NONE,
-					-1,
-					NULL,
-					error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_sync(bus,
+						"org.freedesktop.DBus",
+						"/org/freedesktop/DBus",
+						"org.freedesktop.DBus",
+						"RequestName",
+						g_variant_new("(su)", name, 4 /* DO_NOT_QUEUE */),
+						G_VARIANT_TYPE("(u)"),
+						G_DBUS_CALL_FLAGS_NONE,
+						-1,
+						NULL,
+						error);
 	guint32 result = 0;
 
 	if (reply == NULL)

@@ -48,20 +48,20 @@ open_fd(void)
 {
 	g_autoptr(GUnixFDList) fds = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_sync(
-	    bus,
-	    KMX_DBUS_NAME,
-	    KMX_DBUS_PATH,
-	    KMX_DBUS_MANAGER_INTERFACE,
-	    "OpenConnection",
-	    NULL,
-	    G_VARIANT_TYPE("(h)"),
-	    G_DBUS_CALL_FLAGS_NONE,
-	    -1,
-	    NULL,
-	    &fds,
-	    NULL,
-	    &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
+								  KMX_DBUS_NAME,
+								  KMX_DBUS_PATH,
+								  KMX_DBUS_MANAGER_INTERFACE,
+								  "OpenConnection",
+								  NULL,
+								  G_VARIANT_TYPE("(h)"),
+								  G_DBUS_CALL_FLAGS_NONE,
+								  -1,
+								  NULL,
+								  &fds,
+								  NULL,
+								  &error);
 	gint32 handle = 0;
 	int fd;
 
@@ -125,20 +125,21 @@ static int
 cmd_list(void)
 {
 	g_autoptr(GDBusConnection) peer = open_peer();
-	g_autoptr(GVariant) keys =
-	    call(peer, KMX_DBUS_PATH, KMX_DBUS_MANAGER_INTERFACE, "ListKeys", NULL, "(ao)");
+	g_autoptr(GVariant)
+	    keys = call(peer, KMX_DBUS_PATH, KMX_DBUS_MANAGER_INTERFACE, "ListKeys", NULL, "(ao)");
 	g_autoptr(GVariant) objects = call(peer,
 					   KMX_DBUS_PATH,
 					   "org.freedesktop.DBus.ObjectManager",
 					   "GetManagedObjects",
 					   NULL,
 					   "(a{oa{sa{sv}}})");
-	g_autoptr(GVariant) version = call(peer,
-					   KMX_DBUS_PATH,
-					   "org.freedesktop.DBus.Properties",
-					   "Get",
-					   g_variant_new("(ss)", KMX_DBUS_MANAGER_INTERFACE, "Version"),
-					   "(v)");
+	g_autoptr(GVariant)
+	    version = call(peer,
+			   KMX_DBUS_PATH,
+			   "org.freedesktop.DBus.Properties",
+			   "Get",
+			   g_variant_new("(ss)", KMX_DBUS_MANAGER_INTERFACE, "Version"),
+			   "(v)");
 	g_autoptr(GVariant) list = g_variant_get_child_value(keys, 0);
 	g_autoptr(GVariant) all = g_variant_get_child_value(objects, 0);
 	GVariantIter iter;
@@ -166,17 +167,16 @@ cmd_op(const char *method, const char *id, const char *alg, const char *in, cons
 
 	if (!g_file_get_contents(in, &data, &len, &error))
 		die(error);
-	reply = call(
-	    peer,
-	    KMX_DBUS_PATH,
-	    KMX_DBUS_MANAGER_INTERFACE,
-	    method,
-	    g_variant_new("(ss@aya{sv})",
-			  id,
-			  alg,
-			  g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, data, len, 1),
-			  NULL),
-	    "(ay)");
+	reply = call(peer,
+		     KMX_DBUS_PATH,
+		     KMX_DBUS_MANAGER_INTERFACE,
+		     method,
+		     g_variant_new("(ss@aya{sv})",
+				   id,
+				   alg,
+				   g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, data, len, 1),
+				   NULL),
+		     "(ay)");
 	result = g_variant_get_child_value(reply, 0);
 	bytes = g_variant_get_fixed_array(result, &len, 1);
 	if (!g_file_set_contents(out, (const char *)bytes, (gssize)len, &error))
@@ -188,8 +188,8 @@ static void
 call_and_close_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 
 	printf("reply %s\n", reply != NULL ? "ok" : error->message);
 	fflush(stdout);
@@ -295,8 +295,7 @@ prompter_method_cb(GDBusConnection *c,
 	g_variant_get(parameters, "(&o&s@a{sv})", &device, NULL, NULL);
 	printf("asked %s\n", device);
 	fflush(stdout);
-	g_dbus_method_invocation_return_value(invocation,
-					      g_variant_new("(s)", prompter_secret));
+	g_dbus_method_invocation_return_value(invocation, g_variant_new("(s)", prompter_secret));
 }
 
 static int
@@ -341,11 +340,11 @@ cmd_churn(guint n)
 	for (guint i = 0; i < n; i++) {
 		g_autoptr(GDBusConnection) peer = open_peer();
 		G_GNUC_UNUSED g_autoptr(GVariant) r = call(peer,
-					     KMX_DBUS_PATH,
-					     KMX_DBUS_MANAGER_INTERFACE,
-					     "ListDevices",
-					     NULL,
-					     "(ao)");
+							   KMX_DBUS_PATH,
+							   KMX_DBUS_MANAGER_INTERFACE,
+							   "ListDevices",
+							   NULL,
+							   "(ao)");
 		g_autoptr(GError) error = NULL;
 
 		if (!g_dbus_connection_close_sync(peer, NULL, &error))
@@ -409,7 +408,8 @@ static int
 cmd_secret_and_hold(const char *device, const char *method, GVariant *args)
 {
 	g_autoptr(GDBusConnection) peer = open_peer();
-	G_GNUC_UNUSED g_autoptr(GVariant) reply = call(peer, device, KMX_DBUS_DEVICE_INTERFACE, method, args, NULL);
+	G_GNUC_UNUSED g_autoptr(GVariant)
+	    reply = call(peer, device, KMX_DBUS_DEVICE_INTERFACE, method, args, NULL);
 	char line[16];
 
 	printf("done\n");
@@ -467,11 +467,12 @@ main(int argc, char **argv)
 	if (argc == 3 && g_str_equal(argv[1], "hold"))
 		return cmd_hold((guint)atoi(argv[2]));
 	if (argc == 4 && g_str_equal(argv[1], "unlock"))
-		return cmd_secret_and_hold(argv[2],
-					   "Unlock",
-					   g_variant_new("(s@a{sv})",
-							 argv[3],
-							 g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0)));
+		return cmd_secret_and_hold(
+		    argv[2],
+		    "Unlock",
+		    g_variant_new("(s@a{sv})",
+				  argv[3],
+				  g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0)));
 	if (argc == 5 && g_str_equal(argv[1], "import"))
 		return cmd_import(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: see the comment at the top of kmx-test-p2p.c\n");

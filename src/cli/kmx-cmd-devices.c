@@ -34,9 +34,9 @@ kmx_cli_device_state(KmxDBusDevice *device)
 	g_autofree char *tries = retries < 0	? g_strdup("")
 				 : retries == 0 ? g_strdup(", PIN blocked")
 						: g_strdup_printf(", %d PIN tries", retries);
-	const char *state = kmx_dbus_device_get_locked(device)	  ? "locked"
+	const char *state = kmx_dbus_device_get_locked(device)	   ? "locked"
 			    : !kmx_cli_device_is_protected(device) ? "unprotected (no password)"
-								    : "unlocked";
+								   : "unlocked";
 
 	return g_strdup_printf("%s%s%s",
 			       state,

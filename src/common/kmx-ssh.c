@@ -345,7 +345,11 @@ kmx_ssh_public_key_from_spki(GBytes *spki, KmxKeyType *type, GError **error)
 static gboolean
 kmx_ssh_bad_blob(GError **error, const char *why)
 {
-	g_set_error(error, KMX_ERROR, KMX_ERROR_INVALID_ARGUMENT, "not an OpenSSH public key: %s", why);
+	g_set_error(error,
+		    KMX_ERROR,
+		    KMX_ERROR_INVALID_ARGUMENT,
+		    "not an OpenSSH public key: %s",
+		    why);
 	return FALSE;
 }
 
@@ -373,7 +377,8 @@ kmx_ssh_import_blob(gnutls_pubkey_t key, GBytes *blob, KmxKeyType *type, GError 
 	} else if (kmx_ssh_string_is(name, name_len, "ecdsa-sha2-nistp256") ||
 		   kmx_ssh_string_is(name, name_len, "ecdsa-sha2-nistp384")) {
 		gboolean p256 = kmx_ssh_string_is(name, name_len, "ecdsa-sha2-nistp256");
-		gnutls_ecc_curve_t curve = p256 ? GNUTLS_ECC_CURVE_SECP256R1 : GNUTLS_ECC_CURVE_SECP384R1;
+		gnutls_ecc_curve_t curve = p256 ? GNUTLS_ECC_CURVE_SECP256R1
+						: GNUTLS_ECC_CURVE_SECP384R1;
 		gsize size = p256 ? 32 : 48;
 
 		/* the curve's name, the uncompressed point */
@@ -514,8 +519,8 @@ kmx_ssh_verify_signature(GBytes *blob,
 		   kmx_ssh_string_is(alg, alg_len, kmx_ssh_key_type_name(type))) {
 		/* mpint r, mpint s: DER for gnutls */
 		kmx_ssh_reader_init(&rs, sig, sig_len);
-		if (!kmx_ssh_read_mpint(&rs, &sr, &sr_len) || !kmx_ssh_read_mpint(&rs, &ss, &ss_len) ||
-		    rs.left != 0) {
+		if (!kmx_ssh_read_mpint(&rs, &sr, &sr_len) ||
+		    !kmx_ssh_read_mpint(&rs, &ss, &ss_len) || rs.left != 0) {
 			g_set_error_literal(error,
 					    KMX_ERROR,
 					    KMX_ERROR_INVALID_ARGUMENT,

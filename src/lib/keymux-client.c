@@ -36,7 +36,13 @@ struct _KeymuxClient {
 enum { PROP_0, PROP_CONNECTION, PROP_PEER_TO_PEER, N_PROPS };
 static GParamSpec *props[N_PROPS];
 
-enum { SIGNAL_DEVICE_ADDED, SIGNAL_DEVICE_REMOVED, SIGNAL_KEY_ADDED, SIGNAL_KEY_REMOVED, N_SIGNALS };
+enum {
+	SIGNAL_DEVICE_ADDED,
+	SIGNAL_DEVICE_REMOVED,
+	SIGNAL_KEY_ADDED,
+	SIGNAL_KEY_REMOVED,
+	N_SIGNALS
+};
 static guint signals[N_SIGNALS];
 
 static void keymux_client_initable_iface_init(GInitableIface *iface);
@@ -206,7 +212,8 @@ _keymux_void_sync(GDBusProxy *proxy,
 		  GCancellable *cancellable,
 		  GError **error)
 {
-	g_autoptr(GVariant) reply = _keymux_call_sync(proxy, method, args, "()", cancellable, error);
+	g_autoptr(GVariant)
+	    reply = _keymux_call_sync(proxy, method, args, "()", cancellable, error);
 	return reply != NULL;
 }
 
@@ -305,7 +312,9 @@ keymux_client_object_added_cb(GDBusObjectManager *manager, GDBusObject *object, 
 }
 
 static void
-keymux_client_object_removed_cb(GDBusObjectManager *manager, GDBusObject *object, KeymuxClient *self)
+keymux_client_object_removed_cb(GDBusObjectManager *manager,
+				GDBusObject *object,
+				KeymuxClient *self)
 {
 	GList *ifaces = g_dbus_object_get_interfaces(object);
 
@@ -387,7 +396,8 @@ keymux_client_lookup_device(KeymuxClient *self, const char *id)
 	g_return_val_if_fail(id != NULL, NULL);
 	escaped = g_dbus_escape_object_path(id);
 	path = g_strconcat(KEYMUX_DBUS_PATH "/devices/", escaped, NULL);
-	iface = g_dbus_object_manager_get_interface(self->objects, path, KEYMUX_DBUS_DEVICE_INTERFACE);
+	iface =
+	    g_dbus_object_manager_get_interface(self->objects, path, KEYMUX_DBUS_DEVICE_INTERFACE);
 	if (iface == NULL)
 		return NULL;
 	_keymux_object_set_client(G_DBUS_PROXY(iface), self);
@@ -515,8 +525,8 @@ keymux_client_keys_of_reply(KeymuxClient *self, GVariant *reply)
 GList *
 keymux_client_list_keys_finish(KeymuxClient *self, GAsyncResult *result, GError **error)
 {
-	g_autoptr(GVariant) reply =
-	    _keymux_call_finish(self, result, keymux_client_list_keys, error);
+	g_autoptr(GVariant)
+	    reply = _keymux_call_finish(self, result, keymux_client_list_keys, error);
 	return keymux_client_keys_of_reply(self, reply);
 }
 
@@ -574,7 +584,8 @@ keymux_client_find_key(KeymuxClient *self,
 GList *
 keymux_client_find_key_finish(KeymuxClient *self, GAsyncResult *result, GError **error)
 {
-	g_autoptr(GVariant) reply = _keymux_call_finish(self, result, keymux_client_find_key, error);
+	g_autoptr(GVariant)
+	    reply = _keymux_call_finish(self, result, keymux_client_find_key, error);
 	return keymux_client_keys_of_reply(self, reply);
 }
 
@@ -758,7 +769,10 @@ keymux_client_open_peer(GDBusConnection *bus, GCancellable *cancellable, GError 
 
 /* the peer connection could not be had: the bus, unless that was cancelled */
 static gboolean
-keymux_client_fall_back(KeymuxClient *self, GDBusConnection *bus, GError **p2p_error, GError **error)
+keymux_client_fall_back(KeymuxClient *self,
+			GDBusConnection *bus,
+			GError **p2p_error,
+			GError **error)
 {
 	if (g_error_matches(*p2p_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
 		g_propagate_error(error, g_steal_pointer(p2p_error));
@@ -816,16 +830,16 @@ keymux_client_initable_init(GInitable *initable, GCancellable *cancellable, GErr
 	self->peer_to_peer = self->connection != NULL;
 	if (!self->peer_to_peer && !keymux_client_fall_back(self, bus, &p2p_error, error))
 		return FALSE;
-	self->objects =
-	    g_dbus_object_manager_client_new_sync(self->connection,
-						  G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
-						  _keymux_client_get_name(self),
-						  KEYMUX_DBUS_PATH,
-						  keymux_client_proxy_type,
-						  NULL,
-						  NULL,
-						  cancellable,
-						  &e);
+	self->objects = g_dbus_object_manager_client_new_sync(
+	    self->connection,
+	    G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
+	    _keymux_client_get_name(self),
+	    KEYMUX_DBUS_PATH,
+	    keymux_client_proxy_type,
+	    NULL,
+	    NULL,
+	    cancellable,
+	    &e);
 	if (self->objects == NULL)
 		goto failed;
 	keymux_client_watch(self);
@@ -1088,8 +1102,11 @@ keymux_client_new_open_cb(GObject *source, GAsyncResult *res, gpointer user_data
 	GTask *task = user_data;
 	GError *error = NULL;
 	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_finish(
-	    G_DBUS_CONNECTION(source), &fds, res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_with_unix_fd_list_finish(G_DBUS_CONNECTION(source),
+								    &fds,
+								    res,
+								    &error);
 	g_autoptr(GSocketConnection) stream = NULL;
 
 	if (reply != NULL)

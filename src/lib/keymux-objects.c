@@ -380,31 +380,31 @@ keymux_device_get_keys(KeymuxDevice *self)
 /* ---- operations that return nothing ---------------------------------------------- */
 
 /* one method of the object: async, _finish, _sync */
-#define KEYMUX_VOID_OP(Type, type, fn, Method, PARAMS, ARGS, ARGV)                              \
-	void keymux_##type##_##fn(Type *self PARAMS,                                           \
-				  GCancellable *cancellable,                                   \
-				  GAsyncReadyCallback callback,                                \
-				  gpointer user_data)                                          \
-	{                                                                                      \
-		_keymux_call(G_DBUS_PROXY(self),                                               \
-			     Method,                                                           \
-			     ARGV,                                                             \
-			     "()",                                                             \
-			     self,                                                             \
-			     keymux_##type##_##fn,                                             \
-			     cancellable,                                                      \
-			     callback,                                                         \
-			     user_data);                                                       \
-	}                                                                                      \
-	gboolean keymux_##type##_##fn##_finish(Type *self, GAsyncResult *result, GError **error) \
-	{                                                                                      \
-		return _keymux_void_finish(self, result, keymux_##type##_##fn, error);         \
-	}                                                                                      \
-	gboolean keymux_##type##_##fn##_sync(Type *self PARAMS,                                \
-					     GCancellable *cancellable,                        \
-					     GError **error)                                   \
-	{                                                                                      \
-		return _keymux_void_sync(G_DBUS_PROXY(self), Method, ARGV, cancellable, error); \
+#define KEYMUX_VOID_OP(Type, type, fn, Method, PARAMS, ARGS, ARGV)                                 \
+	void keymux_##type##_##fn(Type *self PARAMS,                                               \
+				  GCancellable *cancellable,                                       \
+				  GAsyncReadyCallback callback,                                    \
+				  gpointer user_data)                                              \
+	{                                                                                          \
+		_keymux_call(G_DBUS_PROXY(self),                                                   \
+			     Method,                                                               \
+			     ARGV,                                                                 \
+			     "()",                                                                 \
+			     self,                                                                 \
+			     keymux_##type##_##fn,                                                 \
+			     cancellable,                                                          \
+			     callback,                                                             \
+			     user_data);                                                           \
+	}                                                                                          \
+	gboolean keymux_##type##_##fn##_finish(Type *self, GAsyncResult *result, GError **error)   \
+	{                                                                                          \
+		return _keymux_void_finish(self, result, keymux_##type##_##fn, error);             \
+	}                                                                                          \
+	gboolean keymux_##type##_##fn##_sync(Type *self PARAMS,                                    \
+					     GCancellable *cancellable,                            \
+					     GError **error)                                       \
+	{                                                                                          \
+		return _keymux_void_sync(G_DBUS_PROXY(self), Method, ARGV, cancellable, error);    \
 	}
 
 #define NOARGS
@@ -600,8 +600,8 @@ keymux_device_key_of_reply(KeymuxDevice *self, GVariant *reply, GError **error)
 KeymuxKey *
 keymux_device_generate_key_finish(KeymuxDevice *self, GAsyncResult *result, GError **error)
 {
-	g_autoptr(GVariant) reply =
-	    _keymux_call_finish(self, result, keymux_device_generate_key, error);
+	g_autoptr(GVariant)
+	    reply = _keymux_call_finish(self, result, keymux_device_generate_key, error);
 	return keymux_device_key_of_reply(self, reply, error);
 }
 
@@ -625,13 +625,13 @@ keymux_device_generate_key_sync(KeymuxDevice *self,
 	g_autoptr(GVariant) reply = NULL;
 
 	g_return_val_if_fail(KEYMUX_IS_DEVICE(self), NULL);
-	reply = _keymux_call_sync(
-	    G_DBUS_PROXY(self),
-	    "GenerateKey",
-	    g_variant_new("(ss@a{sv})", algorithm, label, _keymux_options(flags)),
-	    "(o)",
-	    cancellable,
-	    error);
+	reply =
+	    _keymux_call_sync(G_DBUS_PROXY(self),
+			      "GenerateKey",
+			      g_variant_new("(ss@a{sv})", algorithm, label, _keymux_options(flags)),
+			      "(o)",
+			      cancellable,
+			      error);
 	return keymux_device_key_of_reply(self, reply, error);
 }
 
@@ -702,8 +702,8 @@ keymux_device_keys_of_reply(KeymuxDevice *self, GVariant *reply)
 GList *
 keymux_device_import_key_finish(KeymuxDevice *self, GAsyncResult *result, GError **error)
 {
-	g_autoptr(GVariant) reply =
-	    _keymux_call_finish(self, result, keymux_device_import_key, error);
+	g_autoptr(GVariant)
+	    reply = _keymux_call_finish(self, result, keymux_device_import_key, error);
 	return keymux_device_keys_of_reply(self, reply);
 }
 
@@ -876,50 +876,50 @@ keymux_key_get_exportable(KeymuxKey *self)
 
 /* ---- private-key operations: (s algorithm, ay data, a{sv} options) -> (ay) ---------- */
 
-#define KEYMUX_BYTES_OP(fn, Method)                                                              \
-	void keymux_key_##fn(KeymuxKey *self,                                                    \
-			     const char *algorithm,                                              \
-			     GBytes *data,                                                       \
-			     KeymuxCallFlags flags,                                              \
-			     GCancellable *cancellable,                                          \
-			     GAsyncReadyCallback callback,                                       \
-			     gpointer user_data)                                                 \
-	{                                                                                        \
-		g_return_if_fail(KEYMUX_IS_KEY(self));                                           \
-		g_return_if_fail(algorithm != NULL && data != NULL);                             \
-		_keymux_call(G_DBUS_PROXY(self),                                                 \
-			     Method,                                                             \
-			     keymux_op_args(algorithm, data, flags),                             \
-			     "(ay)",                                                             \
-			     self,                                                               \
-			     keymux_key_##fn,                                                    \
-			     cancellable,                                                        \
-			     callback,                                                           \
-			     user_data);                                                         \
-	}                                                                                        \
-	GBytes *keymux_key_##fn##_finish(KeymuxKey *self, GAsyncResult *result, GError **error) \
-	{                                                                                        \
-		g_autoptr(GVariant) reply =                                                      \
-		    _keymux_call_finish(self, result, keymux_key_##fn, error);                   \
-		return _keymux_bytes_of(reply);                                                  \
-	}                                                                                        \
-	GBytes *keymux_key_##fn##_sync(KeymuxKey *self,                                          \
-				       const char *algorithm,                                    \
-				       GBytes *data,                                             \
-				       KeymuxCallFlags flags,                                    \
-				       GCancellable *cancellable,                                \
-				       GError **error)                                           \
-	{                                                                                        \
-		g_autoptr(GVariant) reply = NULL;                                                \
-		g_return_val_if_fail(KEYMUX_IS_KEY(self), NULL);                                 \
-		g_return_val_if_fail(algorithm != NULL && data != NULL, NULL);                   \
-		reply = _keymux_call_sync(G_DBUS_PROXY(self),                                    \
-					  Method,                                                \
-					  keymux_op_args(algorithm, data, flags),                \
-					  "(ay)",                                                \
-					  cancellable,                                           \
-					  error);                                                \
-		return _keymux_bytes_of(reply);                                                  \
+#define KEYMUX_BYTES_OP(fn, Method)                                                                \
+	void keymux_key_##fn(KeymuxKey *self,                                                      \
+			     const char *algorithm,                                                \
+			     GBytes *data,                                                         \
+			     KeymuxCallFlags flags,                                                \
+			     GCancellable *cancellable,                                            \
+			     GAsyncReadyCallback callback,                                         \
+			     gpointer user_data)                                                   \
+	{                                                                                          \
+		g_return_if_fail(KEYMUX_IS_KEY(self));                                             \
+		g_return_if_fail(algorithm != NULL && data != NULL);                               \
+		_keymux_call(G_DBUS_PROXY(self),                                                   \
+			     Method,                                                               \
+			     keymux_op_args(algorithm, data, flags),                               \
+			     "(ay)",                                                               \
+			     self,                                                                 \
+			     keymux_key_##fn,                                                      \
+			     cancellable,                                                          \
+			     callback,                                                             \
+			     user_data);                                                           \
+	}                                                                                          \
+	GBytes *keymux_key_##fn##_finish(KeymuxKey *self, GAsyncResult *result, GError **error)    \
+	{                                                                                          \
+		g_autoptr(GVariant)                                                                \
+		    reply = _keymux_call_finish(self, result, keymux_key_##fn, error);             \
+		return _keymux_bytes_of(reply);                                                    \
+	}                                                                                          \
+	GBytes *keymux_key_##fn##_sync(KeymuxKey *self,                                            \
+				       const char *algorithm,                                      \
+				       GBytes *data,                                               \
+				       KeymuxCallFlags flags,                                      \
+				       GCancellable *cancellable,                                  \
+				       GError **error)                                             \
+	{                                                                                          \
+		g_autoptr(GVariant) reply = NULL;                                                  \
+		g_return_val_if_fail(KEYMUX_IS_KEY(self), NULL);                                   \
+		g_return_val_if_fail(algorithm != NULL && data != NULL, NULL);                     \
+		reply = _keymux_call_sync(G_DBUS_PROXY(self),                                      \
+					  Method,                                                  \
+					  keymux_op_args(algorithm, data, flags),                  \
+					  "(ay)",                                                  \
+					  cancellable,                                             \
+					  error);                                                  \
+		return _keymux_bytes_of(reply);                                                    \
 	}
 
 static GVariant *

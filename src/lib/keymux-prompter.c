@@ -38,7 +38,7 @@ struct _KeymuxPrompter {
  */
 struct _KeymuxPromptRequest {
 	GObject parent_instance;
-	KeymuxPrompter *prompter; /* not owned, NULL once answered */
+	KeymuxPrompter *prompter;	   /* not owned, NULL once answered */
 	GDBusMethodInvocation *invocation; /* NULL once answered */
 	char *device_path;
 	char *message;
@@ -184,7 +184,8 @@ keymux_prompter_cancel_call(KeymuxPrompter *self,
 		KeymuxPromptRequest *request = g_ptr_array_index(self->pending, i);
 
 		if (g_str_equal(request->device_path, device_path) &&
-		    g_strcmp0(g_dbus_method_invocation_get_sender(request->invocation), sender) == 0)
+		    g_strcmp0(g_dbus_method_invocation_get_sender(request->invocation), sender) ==
+			0)
 			g_ptr_array_add(withdrawn, g_object_ref(request));
 	}
 	for (guint i = 0; i < withdrawn->len; i++)

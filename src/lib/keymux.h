@@ -296,7 +296,9 @@ void keymux_prompter_register(KeymuxPrompter *self,
 			      GCancellable *cancellable,
 			      GAsyncReadyCallback callback,
 			      gpointer user_data);
-gboolean keymux_prompter_register_finish(KeymuxPrompter *self, GAsyncResult *result, GError **error);
+gboolean keymux_prompter_register_finish(KeymuxPrompter *self,
+					 GAsyncResult *result,
+					 GError **error);
 gboolean keymux_prompter_register_sync(KeymuxPrompter *self,
 				       GCancellable *cancellable,
 				       GError **error);

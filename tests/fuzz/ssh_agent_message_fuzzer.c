@@ -58,7 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* every field lies within the message */
-#define KMX_FUZZ_INSIDE(f, n) g_assert_true((f) == NULL || ((f) >= data && (f) + (n) <= data + size))
+#define KMX_FUZZ_INSIDE(f, n)                                                                      \
+	g_assert_true((f) == NULL || ((f) >= data && (f) + (n) <= data + size))
 	KMX_FUZZ_INSIDE(msg.key_blob, msg.key_blob_len);
 	KMX_FUZZ_INSIDE(msg.data, msg.data_len);
 	KMX_FUZZ_INSIDE(msg.passphrase, msg.passphrase_len);

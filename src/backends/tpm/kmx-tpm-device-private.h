@@ -35,7 +35,7 @@ struct _KmxTpmDevice {
 	ESYS_CONTEXT *esys;
 	char *tcti_used;
 	ESYS_TR primary;
-	ESYS_TR session; /* kmx_tpm_device_session() */
+	ESYS_TR session;	      /* kmx_tpm_device_session() */
 	TPMS_ECC_POINT primary_point; /* its public key, for TPM2_Import */
 	GQueue loaded;		      /* KmxTpmLoaded, most recently used first */
 	/* dictionary attack: the counter last seen, and when (monotonic) the

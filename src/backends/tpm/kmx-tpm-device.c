@@ -600,7 +600,8 @@ kmx_tpm_device_read_lockout(KmxTpmDevice *self, GError **error)
 		    &b,
 		    "{sv}",
 		    "lockout-recovery-seconds",
-		    g_variant_new_uint32(kmx_tpm_da_recovery_seconds(self, counter, max, interval)));
+		    g_variant_new_uint32(
+			kmx_tpm_da_recovery_seconds(self, counter, max, interval)));
 	return g_variant_builder_end(&b);
 }
 

@@ -22,12 +22,12 @@
 
 #include "kmx-dbus-private.h"
 
-#define LOGIND_NAME	       "org.freedesktop.login1"
-#define LOGIND_PATH	       "/org/freedesktop/login1"
-#define LOGIND_MANAGER_IFACE   "org.freedesktop.login1.Manager"
-#define LOGIND_SESSION_IFACE   "org.freedesktop.login1.Session"
-#define LOGIND_USER_IFACE      "org.freedesktop.login1.User"
-#define SCREEN_SAVER_GNOME     "org.gnome.ScreenSaver"
+#define LOGIND_NAME		 "org.freedesktop.login1"
+#define LOGIND_PATH		 "/org/freedesktop/login1"
+#define LOGIND_MANAGER_IFACE	 "org.freedesktop.login1.Manager"
+#define LOGIND_SESSION_IFACE	 "org.freedesktop.login1.Session"
+#define LOGIND_USER_IFACE	 "org.freedesktop.login1.User"
+#define SCREEN_SAVER_GNOME	 "org.gnome.ScreenSaver"
 #define SCREEN_SAVER_FREEDESKTOP "org.freedesktop.ScreenSaver"
 
 struct _KmxDBusLocks {
@@ -38,7 +38,7 @@ struct _KmxDBusLocks {
 	GCancellable *cancellable;
 	gboolean on_suspend;
 	gboolean on_screen_lock;
-	int inhibitor; /* the delay inhibitor's fd, or -1 */
+	int inhibitor;	     /* the delay inhibitor's fd, or -1 */
 	gboolean inhibiting; /* an Inhibit call is under way */
 	char *session_path;
 	guint sleep_id;
@@ -66,8 +66,11 @@ kmx_dbus_locks_inhibit_cb(GObject *source, GAsyncResult *res, gpointer user_data
 	g_autoptr(KmxDBusLocks) self = user_data;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GUnixFDList) fds = NULL;
-	g_autoptr(GVariant) reply = g_dbus_connection_call_with_unix_fd_list_finish(
-	    G_DBUS_CONNECTION(source), &fds, res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_with_unix_fd_list_finish(G_DBUS_CONNECTION(source),
+								    &fds,
+								    res,
+								    &error);
 	gint32 handle = -1;
 	int fd;
 
@@ -173,8 +176,7 @@ kmx_dbus_locks_session_lock_cb(GDBusConnection *connection,
 static void
 kmx_dbus_locks_follow_session(KmxDBusLocks *self, const char *path)
 {
-	if (self->session_lock_id != 0 || !g_variant_is_object_path(path) ||
-	    g_str_equal(path, "/"))
+	if (self->session_lock_id != 0 || !g_variant_is_object_path(path) || g_str_equal(path, "/"))
 		return;
 	g_free(self->session_path);
 	self->session_path = g_strdup(path);
@@ -196,8 +198,8 @@ kmx_dbus_locks_display_cb(GObject *source, GAsyncResult *res, gpointer user_data
 {
 	g_autoptr(KmxDBusLocks) self = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 	g_autoptr(GVariant) display = NULL;
 	const char *path = NULL;
 
@@ -225,8 +227,8 @@ kmx_dbus_locks_user_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(KmxDBusLocks) self = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 	const char *path = NULL;
 
 	if (reply == NULL) {
@@ -256,8 +258,8 @@ kmx_dbus_locks_session_cb(GObject *source, GAsyncResult *res, gpointer user_data
 {
 	g_autoptr(KmxDBusLocks) self = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply =
-	    g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+	g_autoptr(GVariant)
+	    reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
 	const char *path = NULL;
 
 	if (reply != NULL) {

@@ -138,8 +138,11 @@ kmx_dbus_scrub_received(GDBusConnection *connection, gsize size)
 		g_autofree char *path = g_strconcat(KMX_DBUS_PATH "/Scrub/", padding, NULL);
 
 		pad = g_dbus_message_new_method_call(NULL, path, SCRUB_IFACE, "Scrub");
-		g_dbus_connection_send_message(
-		    connection, pad, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+		g_dbus_connection_send_message(connection,
+					       pad,
+					       G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+					       NULL,
+					       NULL);
 		return;
 	}
 	pad = g_dbus_message_new_signal(KMX_DBUS_PATH, SCRUB_IFACE, "Scrub");
@@ -698,7 +701,9 @@ kmx_dbus_attach_device(KmxExportedDevice *edev, GDBusConnection *connection)
 	g_autoptr(GError) error = NULL;
 
 	if (!kmx_exported_device_attach(edev, connection, &error))
-		g_warning("cannot serve %s: %s", kmx_exported_device_get_path(edev), error->message);
+		g_warning("cannot serve %s: %s",
+			  kmx_exported_device_get_path(edev),
+			  error->message);
 }
 
 static void
@@ -1001,7 +1006,7 @@ typedef struct {
 	KmxDBusService *self;
 	KmxCaller *caller;
 	GCancellable *cancellable; /* the handshake's */
-	gulong stopping_id;        /* on self->cancellable */
+	gulong stopping_id;	   /* on self->cancellable */
 	GSource *deadline;
 } KmxDBusOpening;
 
@@ -1040,7 +1045,9 @@ kmx_dbus_peer_ready_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_free(o);
 	self->peers_opening--;
 	if (connection == NULL) {
-		g_debug("no peer connection for %s: %s", kmx_caller_get_name(caller), error->message);
+		g_debug("no peer connection for %s: %s",
+			kmx_caller_get_name(caller),
+			error->message);
 		return;
 	}
 	/* the daemon is stopping, or the peer left during the handshake */
@@ -1079,9 +1086,8 @@ static void
 kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
 {
 	GDBusConnection *via = g_dbus_method_invocation_get_connection(invocation);
-	KmxCaller *caller = kmx_dbus_service_get_caller(self,
-							via,
-							g_dbus_method_invocation_get_sender(invocation));
+	KmxCaller *caller =
+	    kmx_dbus_service_get_caller(self, via, g_dbus_method_invocation_get_sender(invocation));
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSocket) socket = NULL;
 	g_autoptr(GSocketConnection) stream = NULL;
@@ -1102,11 +1108,12 @@ kmx_dbus_open_connection(KmxDBusService *self, GDBusMethodInvocation *invocation
 		return;
 	}
 	if (g_hash_table_size(self->peers) + self->peers_opening >= KMX_MAX_PEERS) {
-		g_dbus_method_invocation_return_error(invocation,
-						      KMX_ERROR,
-						      KMX_ERROR_FAILED,
-						      "too many peer connections (%u): close some first",
-						      KMX_MAX_PEERS);
+		g_dbus_method_invocation_return_error(
+		    invocation,
+		    KMX_ERROR,
+		    KMX_ERROR_FAILED,
+		    "too many peer connections (%u): close some first",
+		    KMX_MAX_PEERS);
 		return;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {

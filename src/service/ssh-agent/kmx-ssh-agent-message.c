@@ -126,8 +126,7 @@ kmx_ssh_agent_parse_extension(KmxSshAgentMessage *msg, KmxSshReader *r, GError *
 	msg->extension = kmx_ssh_agent_shown_name(name, name_len);
 	if (!kmx_ssh_string_is(name, name_len, "session-bind@openssh.com"))
 		return TRUE; /* its contents are its own */
-	if (!kmx_ssh_read_string(r, &msg->host_key, &msg->host_key_len) ||
-	    msg->host_key_len == 0 ||
+	if (!kmx_ssh_read_string(r, &msg->host_key, &msg->host_key_len) || msg->host_key_len == 0 ||
 	    !kmx_ssh_read_string(r, &msg->session_id, &msg->session_id_len) ||
 	    !kmx_ssh_read_string(r, &msg->signature, &msg->signature_len) ||
 	    !kmx_ssh_read_byte(r, &forwarding) || forwarding > 1 || r->left != 0)
@@ -149,10 +148,7 @@ kmx_ssh_agent_parse_extension(KmxSshAgentMessage *msg, KmxSshReader *r, GError *
  * (the agent closes the connection)
  */
 gboolean
-kmx_ssh_agent_message_parse(KmxSshAgentMessage *msg,
-			    const guint8 *data,
-			    gsize len,
-			    GError **error)
+kmx_ssh_agent_message_parse(KmxSshAgentMessage *msg, const guint8 *data, gsize len, GError **error)
 {
 	KmxSshReader r;
 
@@ -176,8 +172,7 @@ kmx_ssh_agent_message_parse(KmxSshAgentMessage *msg,
 		return kmx_ssh_agent_parse_add(msg, &r, error);
 	case SSH_AGENTC_LOCK:
 	case SSH_AGENTC_UNLOCK:
-		if (!kmx_ssh_read_string(&r, &msg->passphrase, &msg->passphrase_len) ||
-		    r.left != 0)
+		if (!kmx_ssh_read_string(&r, &msg->passphrase, &msg->passphrase_len) || r.left != 0)
 			return kmx_ssh_agent_malformed(error,
 						       msg->type == SSH_AGENTC_LOCK ? "LOCK"
 										    : "UNLOCK");
