@@ -101,14 +101,17 @@ KMX_PIDS+=($hpid)
 for _ in $(seq 400); do grep -q ready hang.out && break; sleep 0.05; done
 coproc CLOSER { exec "$KMX_TEST_P2P" call-and-close "$ed" 2>closer.err; }
 KMX_PIDS+=($CLOSER_PID)
-read -r line <&"${CLOSER[0]}"
+# bash unsets CLOSER once the coprocess exits: keep its pipes in fds of our own
+exec {closer_out}<&"${CLOSER[0]}" {closer_in}>&"${CLOSER[1]}"
+read -r line <&"$closer_out"
 assert_eq sent "$line"
 for _ in $(seq 400); do grep -q '^asked' hang.out && break; sleep 0.05; done
 grep -q '^asked' hang.out || fail "the prompter was not asked for the peer's request"
 grep -q "the request was cancelled" "$KMX_TMP/keymuxd.log" && fail "cancelled before the connection closed"
-echo close >&"${CLOSER[1]}"
-read -r line <&"${CLOSER[0]}"
+echo close >&"$closer_in"
+read -r line <&"$closer_out"
 assert_eq closed "$line"
+exec {closer_out}<&- {closer_in}>&-
 for _ in $(seq 400); do grep -q "sign key $ed_id by pid .*the request was cancelled" "$KMX_TMP/keymuxd.log" && break; sleep 0.05; done
 grep -q "sign key $ed_id by pid .*the request was cancelled while waiting for the secret" "$KMX_TMP/keymuxd.log" ||
 	fail "the closed connection's request was not cancelled"
