@@ -16,6 +16,9 @@
  *   kmx-test-pkcs11 MODULE nogen DEVICE      a device that makes no keys
  *   kmx-test-pkcs11 MODULE decrypt RSAKEYID PKCS1 OAEP PLAIN
  *                                            multi-part decryption
+ *   kmx-test-pkcs11 MODULE memscan RSAKEYID ECKEYID CT PLAIN PEER SHARED
+ *                                            waits to have its memory
+ *                                            searched (test-pkcs11-memscan)
  *
  * KEYID: the 64 hex digits of an Ed25519 key; "rules" also wants an RSA key
  * as RSAKEYID in the environment.
@@ -23,6 +26,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -952,6 +956,82 @@ test_decrypt(const char *pkcs1_path, const char *oaep_path, const char *plain_pa
 	printf("multi-part decryption\n");
 }
 
+/* ---- what the module keeps of a plaintext or a shared secret ---- */
+
+/* a file read without stdio, whose buffer would keep a copy */
+static size_t
+read_secret(const char *path, unsigned char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ASSERT(fd >= 0);
+	n = read(fd, buf, size);
+	ASSERT(n > 0 && (size_t)n < size && close(fd) == 0);
+	return (size_t)n;
+}
+
+/*
+ * "memscan RSAKEYID ECKEYID CT PLAIN PEER SHARED": decrypts CT (PKCS#1 v1.5,
+ * through a size query and a short buffer) and derives a secret with the
+ * raw P-256 point PEER (an extractable session key, read and destroyed),
+ * checks both, says "control" while its own buffers still hold them, then
+ * wipes those and says "scan": tests/test-pkcs11-memscan.sh searches this
+ * process's memory each time.
+ */
+static void
+test_memscan(char **args)
+{
+	CK_SESSION_HANDLE session;
+	CK_OBJECT_HANDLE rsa, ec, derived;
+	CK_MECHANISM pkcs1 = {CKM_RSA_PKCS, NULL, 0};
+	CK_OBJECT_CLASS secret_class = CKO_SECRET_KEY;
+	CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
+	CK_ECDH1_DERIVE_PARAMS params = {CKD_NULL, 0, NULL, 0, NULL};
+	CK_MECHANISM ecdh = {CKM_ECDH1_DERIVE, &params, sizeof params};
+	CK_BBOOL yes_ = CK_TRUE, no_ = CK_FALSE;
+	CK_ATTRIBUTE templ[] = {
+	    {CKA_CLASS, &secret_class, sizeof secret_class},
+	    {CKA_KEY_TYPE, &generic, sizeof generic},
+	    {CKA_SENSITIVE, &no_, sizeof no_},
+	    {CKA_EXTRACTABLE, &yes_, sizeof yes_},
+	};
+	unsigned char ct[512], peer[128], plain[256], shared[128], out[512], value[128];
+	size_t ct_len = read_secret(args[2], ct, sizeof ct);
+	size_t plain_len = read_secret(args[3], plain, sizeof plain);
+	size_t peer_len = read_secret(args[4], peer, sizeof peer);
+	size_t shared_len = read_secret(args[5], shared, sizeof shared);
+	CK_ATTRIBUTE attr = {CKA_VALUE, value, sizeof value};
+	CK_ULONG len;
+
+	parse_id(args[0], rsa_id);
+	parse_id(args[1], key_id);
+	init();
+	session = open_session();
+	rsa = find_key(session, rsa_id, CKO_PRIVATE_KEY);
+	ec = find_key(session, key_id, CKO_PRIVATE_KEY);
+	CHECK(p11->C_DecryptInit(session, &pkcs1, rsa), CKR_OK);
+	CHECK(p11->C_Decrypt(session, ct, ct_len, NULL, &len), CKR_OK);
+	len = 1;
+	CHECK(p11->C_Decrypt(session, ct, ct_len, out, &len), CKR_BUFFER_TOO_SMALL);
+	len = sizeof out;
+	CHECK(p11->C_Decrypt(session, ct, ct_len, out, &len), CKR_OK);
+	ASSERT(len == plain_len && memcmp(out, plain, plain_len) == 0);
+	params.pPublicData = peer;
+	params.ulPublicDataLen = peer_len;
+	CHECK(p11->C_DeriveKey(session, &ecdh, ec, templ, 4, &derived), CKR_OK);
+	CHECK(p11->C_GetAttributeValue(session, derived, &attr, 1), CKR_OK);
+	ASSERT(attr.ulValueLen == shared_len && memcmp(value, shared, shared_len) == 0);
+	CHECK(p11->C_DestroyObject(session, derived), CKR_OK);
+	wait_line("control");
+	explicit_bzero(out, sizeof out);
+	explicit_bzero(value, sizeof value);
+	explicit_bzero(plain, sizeof plain);
+	explicit_bzero(shared, sizeof shared);
+	wait_line("scan");
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -980,6 +1060,8 @@ main(int argc, char **argv)
 		test_generate();
 	} else if (strcmp(argv[2], "nogen") == 0) {
 		test_nogen(argv[3]);
+	} else if (strcmp(argv[2], "memscan") == 0 && argc == 9) {
+		test_memscan(argv + 3);
 	} else if (strcmp(argv[2], "decrypt") == 0 && argc == 7) {
 		parse_id(argv[3], rsa_id);
 		test_decrypt(argv[4], argv[5], argv[6]);

@@ -1588,6 +1588,9 @@ kmx_p11_op_final(CK_SESSION_HANDLE handle, KmxOpKind kind, CK_BYTE_PTR out, CK_U
 			value = g_memdup2(data, len);
 			value_len = len;
 		}
+		/* a plaintext: the one copy kept is value, wiped when delivered */
+		g_clear_pointer(&result, g_variant_unref);
+		kmx_p11_bus_wipe_bytes(reply);
 	}
 
 	pthread_mutex_lock(&lock);
@@ -1878,6 +1881,7 @@ kmx_C_DeriveKey(CK_SESSION_HANDLE handle,
 	if (value_len > len) {
 		g_clear_pointer(&label, g_bytes_unref);
 		g_clear_pointer(&id, g_bytes_unref);
+		kmx_p11_bus_wipe_bytes(reply);
 		return CKR_TEMPLATE_INCONSISTENT;
 	}
 	derived = g_new0(KmxP11Object, 1);
@@ -1886,6 +1890,9 @@ kmx_C_DeriveKey(CK_SESSION_HANDLE handle,
 	derived->secret_type = secret_type;
 	derived->value = g_memdup2(data, value_len);
 	derived->value_len = value_len;
+	/* the shared secret: the one copy kept is the object's */
+	g_clear_pointer(&secret, g_variant_unref);
+	kmx_p11_bus_wipe_bytes(reply);
 	derived->sensitive = sensitive;
 	derived->extractable = extractable;
 	derived->label = label;
