@@ -14,6 +14,7 @@
  *   kmx-test-pkcs11 MODULE generate KEYID    C_GenerateKeyPair: bad
  *                                            templates, then new keys
  *   kmx-test-pkcs11 MODULE nogen DEVICE      a device that makes no keys
+ *   kmx-test-pkcs11 MODULE tpmgen DEVICE     what a TPM makes
  *   kmx-test-pkcs11 MODULE decrypt RSAKEYID PKCS1 OAEP PLAIN
  *                                            multi-part decryption
  *   kmx-test-pkcs11 MODULE memscan RSAKEYID ECKEYID CT PLAIN PEER SHARED
@@ -803,21 +804,15 @@ test_generate(void)
 	CHECK(p11->C_Finalize(NULL), CKR_OK);
 }
 
-/* "nogen DEVICE": the device with that id makes no keys through PKCS#11 */
-static void
-test_nogen(const char *device)
+/* the slot of the device with id @device: "keymux DEVICE" */
+static CK_SLOT_ID
+device_slot(const char *device)
 {
-	CK_SESSION_HANDLE session;
-	CK_MECHANISM_INFO info;
-	CK_OBJECT_HANDLE pub, priv;
 	CK_SLOT_ID slots[8], slot = 0;
 	CK_SLOT_INFO slot_info;
 	CK_ULONG count = 8;
 	char want[64];
-	CK_ATTRIBUTE pub_templ[] = {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}};
 
-	init();
-	/* its slot: "keymux DEVICE" */
 	snprintf(want, sizeof want, "keymux %s ", device);
 	CHECK(p11->C_GetSlotList(CK_TRUE, slots, &count), CKR_OK);
 	for (CK_ULONG i = 0; i < count; i++) {
@@ -826,6 +821,74 @@ test_nogen(const char *device)
 			slot = slots[i];
 	}
 	ASSERT(slot != 0);
+	return slot;
+}
+
+/* "tpmgen DEVICE": a TPM makes RSA keys up to 3072 bits and EC keys, no
+ * Ed25519; prints the new P-256 key's id */
+static void
+test_tpmgen(const char *device)
+{
+	CK_SESSION_HANDLE session;
+	CK_MECHANISM_INFO info;
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SLOT_ID slot;
+	CK_ULONG bits = 4096, len;
+	CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+	unsigned char id[32], sig[64];
+	CK_ATTRIBUTE rsa_templ[] = {{CKA_MODULUS_BITS, &bits, sizeof bits}};
+	/* what pkcs11-tool asks for an EC key */
+	CK_ATTRIBUTE pub_templ[] = {
+	    {CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid},
+	    {CKA_VERIFY, &yes, sizeof yes},
+	    {CKA_DERIVE, &yes, sizeof yes},
+	};
+	CK_ATTRIBUTE priv_templ[] = {
+	    {CKA_LABEL, "tpm p256", 8},
+	    {CKA_SIGN, &yes, sizeof yes},
+	    {CKA_DERIVE, &yes, sizeof yes},
+	};
+	CK_ATTRIBUTE attr = {CKA_ID, id, sizeof id};
+
+	init();
+	slot = device_slot(device);
+	ASSERT(has_mechanism(slot, CKM_RSA_PKCS_KEY_PAIR_GEN));
+	ASSERT(has_mechanism(slot, CKM_EC_KEY_PAIR_GEN));
+	ASSERT(!has_mechanism(slot, CKM_EC_EDWARDS_KEY_PAIR_GEN));
+	CHECK(p11->C_GetMechanismInfo(slot, CKM_RSA_PKCS_KEY_PAIR_GEN, &info), CKR_OK);
+	ASSERT(info.ulMinKeySize == 2048 && info.ulMaxKeySize == 3072);
+	CHECK(p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &session),
+	      CKR_OK);
+	CHECK(generate(session, CKM_RSA_PKCS_KEY_PAIR_GEN, rsa_templ, 1, NULL, 0, &pub, &priv),
+	      CKR_ATTRIBUTE_VALUE_INVALID);
+	CHECK(generate(session, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_MECHANISM_INVALID);
+	CHECK(generate(session, CKM_EC_KEY_PAIR_GEN, pub_templ, 3, priv_templ, 3, &pub, &priv),
+	      CKR_OK);
+	CHECK(p11->C_GetAttributeValue(session, priv, &attr, 1), CKR_OK);
+	CHECK(p11->C_SignInit(session, &ecdsa, priv), CKR_OK);
+	len = sizeof sig;
+	CHECK(p11->C_Sign(session, (CK_BYTE_PTR)message, sizeof message - 1, sig, &len), CKR_OK);
+	ASSERT(len == 64);
+	printf("tpm p256 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", id[i]);
+	printf("\n");
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+}
+
+/* "nogen DEVICE": the device with that id makes no keys through PKCS#11 */
+static void
+test_nogen(const char *device)
+{
+	CK_SESSION_HANDLE session;
+	CK_MECHANISM_INFO info;
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SLOT_ID slot;
+	CK_ATTRIBUTE pub_templ[] = {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}};
+
+	init();
+	slot = device_slot(device);
 	ASSERT(!has_mechanism(slot, CKM_RSA_PKCS_KEY_PAIR_GEN));
 	ASSERT(!has_mechanism(slot, CKM_EC_KEY_PAIR_GEN));
 	ASSERT(!has_mechanism(slot, CKM_EC_EDWARDS_KEY_PAIR_GEN));
@@ -1043,7 +1106,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	load(argv[1]);
-	if (strcmp(argv[2], "nogen") != 0)
+	if (strcmp(argv[2], "nogen") != 0 && strcmp(argv[2], "tpmgen") != 0)
 		parse_id(argv[3], key_id);
 	if (strcmp(argv[2], "rules") == 0 && argc == 5) {
 		parse_id(getenv("RSAKEYID"), rsa_id);
@@ -1058,6 +1121,8 @@ main(int argc, char **argv)
 		test_restart();
 	} else if (strcmp(argv[2], "generate") == 0) {
 		test_generate();
+	} else if (strcmp(argv[2], "tpmgen") == 0) {
+		test_tpmgen(argv[3]);
 	} else if (strcmp(argv[2], "nogen") == 0) {
 		test_nogen(argv[3]);
 	} else if (strcmp(argv[2], "memscan") == 0 && argc == 9) {
