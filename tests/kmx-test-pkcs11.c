@@ -589,6 +589,10 @@ test_generate_bad(CK_SESSION_HANDLE session)
 	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
 	     {{CKA_LABEL, bad_utf8, sizeof bad_utf8}},
 	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
+	     {{CKA_LABEL, "a\0b", 3}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
 	    /* curves: none, one keymux does not make, not DER, Ed25519's for EC */
 	    {CKM_EC_KEY_PAIR_GEN, {{0}}, {{0}}, CKR_TEMPLATE_INCOMPLETE},
 	    {CKM_EC_KEY_PAIR_GEN,

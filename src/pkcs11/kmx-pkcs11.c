@@ -2022,8 +2022,9 @@ kmx_p11_gen_attribute(KmxP11GenTemplate *gen, CK_OBJECT_CLASS klass, const CK_AT
 		return private_ || !b ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
 	case CKA_LABEL: {
 		g_autoptr(GBytes) label = g_bytes_new(a->pValue, a->ulValueLen);
-		if (a->ulValueLen > 1024 || !g_utf8_validate(a->pValue, a->ulValueLen, NULL) ||
-		    (a->ulValueLen > 0 && memchr(a->pValue, 0, a->ulValueLen) != NULL))
+		if (a->ulValueLen > 1024 ||
+		    (a->ulValueLen > 0 && (!g_utf8_validate(a->pValue, a->ulValueLen, NULL) ||
+					   memchr(a->pValue, 0, a->ulValueLen) != NULL)))
 			return CKR_ATTRIBUTE_VALUE_INVALID;
 		/* one label for both objects */
 		if (gen->label != NULL)
