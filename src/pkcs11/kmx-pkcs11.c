@@ -122,7 +122,9 @@ kmx_p11_op_clear(KmxP11Op *op)
 	g_clear_pointer(&op->key, kmx_p11_key_unref);
 	g_clear_pointer(&op->md, EVP_MD_CTX_free);
 	if (op->buffer != NULL) {
-		explicit_bzero(op->buffer->data, op->buffer->len);
+		/* (an empty GByteArray may have no data at all) */
+		if (op->buffer->len > 0)
+			explicit_bzero(op->buffer->data, op->buffer->len);
 		g_byte_array_unref(op->buffer);
 	}
 	if (op->result != NULL) {
