@@ -11,6 +11,15 @@
  *   kmx-test-pkcs11 MODULE locked KEYID      login on a locked device ($PIN)
  *   kmx-test-pkcs11 MODULE restart KEYID     keymuxd killed and started
  *                                            again (told on stdin)
+ *   kmx-test-pkcs11 MODULE generate KEYID    C_GenerateKeyPair: bad
+ *                                            templates, then new keys
+ *   kmx-test-pkcs11 MODULE nogen DEVICE      a device that makes no keys
+ *   kmx-test-pkcs11 MODULE tpmgen DEVICE     what a TPM makes
+ *   kmx-test-pkcs11 MODULE decrypt RSAKEYID PKCS1 OAEP PLAIN
+ *                                            multi-part decryption
+ *   kmx-test-pkcs11 MODULE memscan RSAKEYID ECKEYID CT PLAIN PEER SHARED
+ *                                            waits to have its memory
+ *                                            searched (test-pkcs11-memscan)
  *
  * KEYID: the 64 hex digits of an Ed25519 key; "rules" also wants an RSA key
  * as RSAKEYID in the environment.
@@ -18,6 +27,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -348,8 +358,9 @@ static void
 test_locked(void)
 {
 	const char *pin = getenv("PIN");
-	CK_SESSION_HANDLE session;
-	CK_OBJECT_HANDLE key;
+	CK_SESSION_HANDLE session, rw;
+	CK_OBJECT_HANDLE key, pub, priv;
+	CK_MECHANISM edwards_gen = {CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0};
 	CK_TOKEN_INFO info;
 	unsigned char sig[64];
 
@@ -363,6 +374,12 @@ test_locked(void)
 	/* listing works locked, using a key does not */
 	key = find_key(session, key_id, CKO_PRIVATE_KEY);
 	CHECK(sign_ed25519(session, key, sig), CKR_USER_NOT_LOGGED_IN);
+	/* nor making one */
+	CHECK(
+	    p11->C_OpenSession(first_slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw),
+	    CKR_OK);
+	CHECK(p11->C_GenerateKeyPair(rw, &edwards_gen, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_USER_NOT_LOGGED_IN);
 	CHECK(p11->C_Login(session, CKU_USER, (CK_UTF8CHAR_PTR) "wrong", 5), CKR_PIN_INCORRECT);
 	CHECK(p11->C_Login(session, CKU_SO, (CK_UTF8CHAR_PTR)pin, strlen(pin)),
 	      CKR_USER_TYPE_INVALID);
@@ -427,17 +444,674 @@ test_restart(void)
 	printf("recovered\n");
 }
 
+/* ---- C_GenerateKeyPair ---- */
+
+static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+/* DER OIDs of the curves */
+static const unsigned char p256_oid[] =
+    {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+static const unsigned char secp256k1_oid[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a};
+static const unsigned char ed25519_oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+
+static CK_ULONG
+count_objects(CK_SESSION_HANDLE session, CK_OBJECT_CLASS klass)
+{
+	CK_ATTRIBUTE templ = {CKA_CLASS, &klass, sizeof klass};
+	CK_OBJECT_HANDLE found[64];
+	CK_ULONG count = 0;
+
+	CHECK(p11->C_FindObjectsInit(session, &templ, 1), CKR_OK);
+	CHECK(p11->C_FindObjects(session, found, 64, &count), CKR_OK);
+	CHECK(p11->C_FindObjectsFinal(session), CKR_OK);
+	return count;
+}
+
+/* C_GenerateKeyPair with @priv as the private key's template and @pub as
+ * the public key's */
+static CK_RV
+generate(CK_SESSION_HANDLE session,
+	 CK_MECHANISM_TYPE type,
+	 CK_ATTRIBUTE *pub,
+	 CK_ULONG n_pub,
+	 CK_ATTRIBUTE *priv,
+	 CK_ULONG n_priv,
+	 CK_OBJECT_HANDLE *pub_out,
+	 CK_OBJECT_HANDLE *priv_out)
+{
+	CK_MECHANISM mech = {type, NULL, 0};
+	return p11->C_GenerateKeyPair(session, &mech, pub, n_pub, priv, n_priv, pub_out, priv_out);
+}
+
+static int
+has_mechanism(CK_SLOT_ID slot, CK_MECHANISM_TYPE type)
+{
+	CK_MECHANISM_TYPE list[64];
+	CK_ULONG count = 64;
+
+	CHECK(p11->C_GetMechanismList(slot, list, &count), CKR_OK);
+	for (CK_ULONG i = 0; i < count; i++)
+		if (list[i] == type)
+			return 1;
+	return 0;
+}
+
+/* bad templates: the right error each, and no key made */
+static void
+test_generate_bad(CK_SESSION_HANDLE session)
+{
+	CK_ULONG bits = 2048, bits_bad = 1024, bits_other = 3072;
+	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
+	CK_KEY_TYPE rsa_type = CKK_RSA;
+	unsigned char e3[] = {0x03}, e65537[] = {0x00, 0x01, 0x00, 0x01}, junk[] = {0x30, 0x03};
+	unsigned char bad_utf8[] = {'a', 0xff};
+	CK_OBJECT_HANDLE pub, priv;
+	CK_MECHANISM with_param = {CKM_EC_KEY_PAIR_GEN, junk, sizeof junk};
+	CK_ULONG before = count_objects(session, CKO_PRIVATE_KEY);
+	struct {
+		CK_MECHANISM_TYPE mech;
+		CK_ATTRIBUTE pub[3];
+		CK_ATTRIBUTE priv[2];
+		CK_RV want;
+	} cases[] = {
+	    /* no key size, a size keymux does not make, two sizes */
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN, {{0}}, {{0}}, CKR_TEMPLATE_INCOMPLETE},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits_bad, sizeof bits_bad}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{CKA_MODULUS_BITS, &bits_other, sizeof bits_other}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, 4}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    /* 65537 only */
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_PUBLIC_EXPONENT, e3, sizeof e3}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    /* keymux keys are token objects, sensitive, never extractable */
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_PUBLIC_EXPONENT, e65537, sizeof e65537}},
+	     {{CKA_TOKEN, &no, sizeof no}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_TOKEN, &no, sizeof no}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{CKA_EXTRACTABLE, &yes, sizeof yes}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{CKA_SENSITIVE, &no, sizeof no}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{CKA_SENSITIVE, &yes, 4}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    /* usage: every keymux key signs, an RSA key does not derive */
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{CKA_SIGN, &no, sizeof no}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{CKA_DERIVE, &yes, sizeof yes}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_VERIFY, &no, sizeof no}},
+	     {{CKA_SIGN, &yes, sizeof yes}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    /* the wrong class or key type */
+	    {CKM_RSA_PKCS_KEY_PAIR_GEN,
+	     {{CKA_MODULUS_BITS, &bits, sizeof bits}, {CKA_CLASS, &priv_class, sizeof priv_class}},
+	     {{0}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
+	     {{CKA_KEY_TYPE, &rsa_type, sizeof rsa_type}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid},
+	      {CKA_MODULUS_BITS, &bits, sizeof bits}},
+	     {{0}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    /* two labels for one key, a label that is not UTF-8 */
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}, {CKA_LABEL, "one", 3}},
+	     {{CKA_LABEL, "two", 3}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
+	     {{CKA_LABEL, bad_utf8, sizeof bad_utf8}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
+	     {{CKA_LABEL, "a\0b", 3}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    /* curves: none, one keymux does not make, not DER, Ed25519's for EC */
+	    {CKM_EC_KEY_PAIR_GEN, {{0}}, {{0}}, CKR_TEMPLATE_INCOMPLETE},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)secp256k1_oid, sizeof secp256k1_oid}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, junk, sizeof junk}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)ed25519_oid, sizeof ed25519_oid}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_EC_EDWARDS_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    /* an EC key does not decrypt, Ed25519 does not derive */
+	    {CKM_EC_KEY_PAIR_GEN,
+	     {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}},
+	     {{CKA_DECRYPT, &yes, sizeof yes}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    {CKM_EC_EDWARDS_KEY_PAIR_GEN,
+	     {{0}},
+	     {{CKA_DERIVE, &yes, sizeof yes}},
+	     CKR_TEMPLATE_INCONSISTENT},
+	    /* attributes keymux has no place for */
+	    {CKM_EC_EDWARDS_KEY_PAIR_GEN,
+	     {{0}},
+	     {{CKA_VALUE, junk, sizeof junk}},
+	     CKR_ATTRIBUTE_TYPE_INVALID},
+	    {CKM_EC_EDWARDS_KEY_PAIR_GEN,
+	     {{CKA_SIGN, &yes, sizeof yes}},
+	     {{0}},
+	     CKR_ATTRIBUTE_TYPE_INVALID},
+	    {CKM_EC_EDWARDS_KEY_PAIR_GEN,
+	     {{CKA_PRIVATE, &yes, sizeof yes}},
+	     {{0}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    {CKM_EC_EDWARDS_KEY_PAIR_GEN,
+	     {{CKA_CLASS, &pub_class, sizeof pub_class}},
+	     {{CKA_ALWAYS_AUTHENTICATE, &yes, sizeof yes}},
+	     CKR_ATTRIBUTE_VALUE_INVALID},
+	    /* not a key pair mechanism */
+	    {CKM_ECDSA, {{0}}, {{0}}, CKR_MECHANISM_INVALID},
+	    {CKM_RSA_PKCS, {{0}}, {{0}}, CKR_MECHANISM_INVALID},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		CK_ULONG n_pub = 0, n_priv = 0;
+		CK_RV rv;
+
+		/* {0} ends a list (CKA_CLASS is 0: the value says) */
+		while (n_pub < 3 && cases[i].pub[n_pub].pValue != NULL)
+			n_pub++;
+		while (n_priv < 2 && cases[i].priv[n_priv].pValue != NULL)
+			n_priv++;
+		rv = generate(session,
+			      cases[i].mech,
+			      cases[i].pub,
+			      n_pub,
+			      cases[i].priv,
+			      n_priv,
+			      &pub,
+			      &priv);
+		if (rv != cases[i].want) {
+			fprintf(stderr,
+				"%s: bad template %zu: 0x%lx, expected 0x%lx\n",
+				progname,
+				i,
+				(unsigned long)rv,
+				(unsigned long)cases[i].want);
+			exit(1);
+		}
+	}
+	CHECK(p11->C_GenerateKeyPair(session, &with_param, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_MECHANISM_PARAM_INVALID);
+	CHECK(generate(session, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0, NULL, 0, NULL, &priv),
+	      CKR_ARGUMENTS_BAD);
+	CHECK(generate(session, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 1, NULL, 0, &pub, &priv),
+	      CKR_ARGUMENTS_BAD);
+	CHECK(p11->C_GenerateKeyPair(session, NULL, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_ARGUMENTS_BAD);
+	ASSERT(count_objects(session, CKO_PRIVATE_KEY) == before);
+}
+
+/* "generate": bad templates, then a P-256 and an Ed25519 key that sign at
+ * once; prints the new keys' ids */
+static void
+test_generate(void)
+{
+	CK_SESSION_HANDLE ro, session;
+	CK_SLOT_ID slot;
+	CK_MECHANISM_INFO info;
+	CK_OBJECT_HANDLE pub, priv, pub2, priv2;
+	CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
+	unsigned char asked_id[] = {0x01, 0x02};
+	unsigned char id[64], point[128], params[16], sig[64], label[32];
+	CK_KEY_TYPE type;
+	CK_BBOOL sign_ok, derive_ok, decrypt_ok;
+	CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+	CK_ULONG len, before;
+	CK_ATTRIBUTE pub_templ[] = {
+	    {CKA_TOKEN, &yes, sizeof yes},
+	    {CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid},
+	    {CKA_VERIFY, &yes, sizeof yes},
+	    {CKA_LABEL, "gen p256", 8},
+	    {CKA_ID, asked_id, sizeof asked_id},
+	    {CKA_PRIVATE, &no, sizeof no},
+	};
+	CK_ATTRIBUTE priv_templ[] = {
+	    {CKA_CLASS, &priv_class, sizeof priv_class},
+	    {CKA_TOKEN, &yes, sizeof yes},
+	    {CKA_PRIVATE, &yes, sizeof yes},
+	    {CKA_SENSITIVE, &yes, sizeof yes},
+	    {CKA_EXTRACTABLE, &no, sizeof no},
+	    {CKA_SIGN, &yes, sizeof yes},
+	    {CKA_DERIVE, &yes, sizeof yes},
+	    {CKA_DECRYPT, &no, sizeof no},
+	    {CKA_LABEL, "gen p256", 8},
+	    {CKA_ID, asked_id, sizeof asked_id},
+	};
+	CK_ATTRIBUTE attrs[6];
+	CK_ATTRIBUTE by_label[] = {
+	    {CKA_CLASS, &priv_class, sizeof priv_class},
+	    {CKA_LABEL, "gen p256", 8},
+	};
+	CK_ATTRIBUTE ed_priv[] = {{CKA_LABEL, "gen ed25519", 11}, {CKA_SIGN, &yes, sizeof yes}};
+
+	init();
+	slot = first_slot();
+	/* the soft-key store makes keys: the mechanisms say so */
+	ASSERT(has_mechanism(slot, CKM_RSA_PKCS_KEY_PAIR_GEN));
+	ASSERT(has_mechanism(slot, CKM_EC_KEY_PAIR_GEN));
+	ASSERT(has_mechanism(slot, CKM_EC_EDWARDS_KEY_PAIR_GEN));
+	CHECK(p11->C_GetMechanismInfo(slot, CKM_RSA_PKCS_KEY_PAIR_GEN, &info), CKR_OK);
+	ASSERT((info.flags & CKF_GENERATE_KEY_PAIR) && info.ulMinKeySize == 2048 &&
+	       info.ulMaxKeySize == 4096);
+	CHECK(p11->C_GetMechanismInfo(slot, CKM_EC_KEY_PAIR_GEN, &info), CKR_OK);
+	ASSERT(info.flags & CKF_GENERATE_KEY_PAIR);
+	CHECK(p11->C_GetMechanismInfo(slot, CKM_ECDSA, &info), CKR_OK);
+	ASSERT(!(info.flags & CKF_GENERATE_KEY_PAIR));
+
+	/* a token object needs a read-write session */
+	CHECK(p11->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &ro), CKR_OK);
+	CHECK(generate(ro, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_SESSION_READ_ONLY);
+	CHECK(p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &session),
+	      CKR_OK);
+	CHECK(generate(0x7fff, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_SESSION_HANDLE_INVALID);
+	test_generate_bad(session);
+
+	before = count_objects(session, CKO_PRIVATE_KEY);
+	CHECK(generate(session,
+		       CKM_EC_KEY_PAIR_GEN,
+		       pub_templ,
+		       sizeof pub_templ / sizeof pub_templ[0],
+		       priv_templ,
+		       sizeof priv_templ / sizeof priv_templ[0],
+		       &pub,
+		       &priv),
+	      CKR_OK);
+	ASSERT(pub != priv);
+	ASSERT(count_objects(session, CKO_PRIVATE_KEY) == before + 1);
+	/* findable at once, from this session and another */
+	CHECK(p11->C_FindObjectsInit(ro, by_label, 2), CKR_OK);
+	CHECK(p11->C_FindObjects(ro, &priv2, 1, &len), CKR_OK);
+	CHECK(p11->C_FindObjectsFinal(ro), CKR_OK);
+	ASSERT(len == 1 && priv2 == priv);
+	/* what it is: the template's label and usage, keymux's id */
+	attrs[0] = (CK_ATTRIBUTE){CKA_ID, id, sizeof id};
+	attrs[1] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &type, sizeof type};
+	attrs[2] = (CK_ATTRIBUTE){CKA_SIGN, &sign_ok, sizeof sign_ok};
+	attrs[3] = (CK_ATTRIBUTE){CKA_DERIVE, &derive_ok, sizeof derive_ok};
+	attrs[4] = (CK_ATTRIBUTE){CKA_DECRYPT, &decrypt_ok, sizeof decrypt_ok};
+	attrs[5] = (CK_ATTRIBUTE){CKA_LABEL, label, sizeof label};
+	CHECK(p11->C_GetAttributeValue(session, priv, attrs, 6), CKR_OK);
+	ASSERT(attrs[0].ulValueLen == 32);
+	ASSERT(type == CKK_EC && sign_ok && derive_ok && !decrypt_ok);
+	ASSERT(attrs[5].ulValueLen == 8 && memcmp(label, "gen p256", 8) == 0);
+	attrs[0] = (CK_ATTRIBUTE){CKA_EC_PARAMS, params, sizeof params};
+	attrs[1] = (CK_ATTRIBUTE){CKA_EC_POINT, point, sizeof point};
+	CHECK(p11->C_GetAttributeValue(session, pub, attrs, 2), CKR_OK);
+	ASSERT(attrs[0].ulValueLen == sizeof p256_oid &&
+	       memcmp(params, p256_oid, sizeof p256_oid) == 0);
+	/* an uncompressed P-256 point in an OCTET STRING */
+	ASSERT(attrs[1].ulValueLen == 67 && point[2] == 0x04);
+	/* it signs */
+	CHECK(p11->C_SignInit(session, &ecdsa, priv), CKR_OK);
+	len = sizeof sig;
+	CHECK(p11->C_Sign(session, (CK_BYTE_PTR)message, sizeof message - 1, sig, &len), CKR_OK);
+	ASSERT(len == 64);
+	printf("p256 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", id[i]);
+	printf("\n");
+
+	/* Ed25519 without CKA_EC_PARAMS: the one Edwards curve */
+	CHECK(generate(session, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0, ed_priv, 2, &pub2, &priv2),
+	      CKR_OK);
+	ASSERT(pub2 != pub && priv2 != priv);
+	attrs[0] = (CK_ATTRIBUTE){CKA_ID, id, sizeof id};
+	attrs[1] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &type, sizeof type};
+	CHECK(p11->C_GetAttributeValue(session, priv2, attrs, 2), CKR_OK);
+	ASSERT(attrs[0].ulValueLen == 32 && type == CKK_EC_EDWARDS);
+	CHECK(sign_ed25519(session, priv2, sig), CKR_OK);
+	printf("ed25519 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", id[i]);
+	printf("\n");
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+}
+
+/* the slot of the device with id @device: "keymux DEVICE" */
+static CK_SLOT_ID
+device_slot(const char *device)
+{
+	CK_SLOT_ID slots[8], slot = 0;
+	CK_SLOT_INFO slot_info;
+	CK_ULONG count = 8;
+	char want[64];
+
+	snprintf(want, sizeof want, "keymux %s ", device);
+	CHECK(p11->C_GetSlotList(CK_TRUE, slots, &count), CKR_OK);
+	for (CK_ULONG i = 0; i < count; i++) {
+		CHECK(p11->C_GetSlotInfo(slots[i], &slot_info), CKR_OK);
+		if (memcmp(slot_info.slotDescription, want, strlen(want)) == 0)
+			slot = slots[i];
+	}
+	ASSERT(slot != 0);
+	return slot;
+}
+
+/* "tpmgen DEVICE": a TPM makes RSA keys up to 3072 bits and EC keys, no
+ * Ed25519; prints the new P-256 key's id */
+static void
+test_tpmgen(const char *device)
+{
+	CK_SESSION_HANDLE session;
+	CK_MECHANISM_INFO info;
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SLOT_ID slot;
+	CK_ULONG bits = 4096, len;
+	CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+	unsigned char id[32], sig[64];
+	CK_ATTRIBUTE rsa_templ[] = {{CKA_MODULUS_BITS, &bits, sizeof bits}};
+	/* what pkcs11-tool asks for an EC key */
+	CK_ATTRIBUTE pub_templ[] = {
+	    {CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid},
+	    {CKA_VERIFY, &yes, sizeof yes},
+	    {CKA_DERIVE, &yes, sizeof yes},
+	};
+	CK_ATTRIBUTE priv_templ[] = {
+	    {CKA_LABEL, "tpm p256", 8},
+	    {CKA_SIGN, &yes, sizeof yes},
+	    {CKA_DERIVE, &yes, sizeof yes},
+	};
+	CK_ATTRIBUTE attr = {CKA_ID, id, sizeof id};
+
+	init();
+	slot = device_slot(device);
+	ASSERT(has_mechanism(slot, CKM_RSA_PKCS_KEY_PAIR_GEN));
+	ASSERT(has_mechanism(slot, CKM_EC_KEY_PAIR_GEN));
+	ASSERT(!has_mechanism(slot, CKM_EC_EDWARDS_KEY_PAIR_GEN));
+	CHECK(p11->C_GetMechanismInfo(slot, CKM_RSA_PKCS_KEY_PAIR_GEN, &info), CKR_OK);
+	ASSERT(info.ulMinKeySize == 2048 && info.ulMaxKeySize == 3072);
+	CHECK(p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &session),
+	      CKR_OK);
+	CHECK(generate(session, CKM_RSA_PKCS_KEY_PAIR_GEN, rsa_templ, 1, NULL, 0, &pub, &priv),
+	      CKR_ATTRIBUTE_VALUE_INVALID);
+	CHECK(generate(session, CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0, NULL, 0, &pub, &priv),
+	      CKR_MECHANISM_INVALID);
+	CHECK(generate(session, CKM_EC_KEY_PAIR_GEN, pub_templ, 3, priv_templ, 3, &pub, &priv),
+	      CKR_OK);
+	CHECK(p11->C_GetAttributeValue(session, priv, &attr, 1), CKR_OK);
+	CHECK(p11->C_SignInit(session, &ecdsa, priv), CKR_OK);
+	len = sizeof sig;
+	CHECK(p11->C_Sign(session, (CK_BYTE_PTR)message, sizeof message - 1, sig, &len), CKR_OK);
+	ASSERT(len == 64);
+	printf("tpm p256 ");
+	for (int i = 0; i < 32; i++)
+		printf("%02x", id[i]);
+	printf("\n");
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+}
+
+/* "nogen DEVICE": the device with that id makes no keys through PKCS#11 */
+static void
+test_nogen(const char *device)
+{
+	CK_SESSION_HANDLE session;
+	CK_MECHANISM_INFO info;
+	CK_OBJECT_HANDLE pub, priv;
+	CK_SLOT_ID slot;
+	CK_ATTRIBUTE pub_templ[] = {{CKA_EC_PARAMS, (void *)p256_oid, sizeof p256_oid}};
+
+	init();
+	slot = device_slot(device);
+	ASSERT(!has_mechanism(slot, CKM_RSA_PKCS_KEY_PAIR_GEN));
+	ASSERT(!has_mechanism(slot, CKM_EC_KEY_PAIR_GEN));
+	ASSERT(!has_mechanism(slot, CKM_EC_EDWARDS_KEY_PAIR_GEN));
+	ASSERT(has_mechanism(slot, CKM_ECDSA));
+	CHECK(p11->C_GetMechanismInfo(slot, CKM_EC_KEY_PAIR_GEN, &info), CKR_MECHANISM_INVALID);
+	CHECK(p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &session),
+	      CKR_OK);
+	CHECK(generate(session, CKM_EC_KEY_PAIR_GEN, pub_templ, 1, NULL, 0, &pub, &priv),
+	      CKR_MECHANISM_INVALID);
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+	printf("no key pair generation\n");
+}
+
+/* ---- multi-part decryption ---- */
+
+static unsigned char *
+read_file(const char *path, size_t *len)
+{
+	static unsigned char buf[4][1024];
+	static int next;
+	unsigned char *out = buf[next++ % 4];
+	FILE *f = fopen(path, "rb");
+
+	ASSERT(f != NULL);
+	*len = fread(out, 1, sizeof buf[0], f);
+	ASSERT(fclose(f) == 0 && *len > 0 && *len < sizeof buf[0]);
+	return out;
+}
+
+/* "decrypt": RSAKEYID's key, PKCS#1 v1.5 and OAEP ciphertexts of PLAIN */
+static void
+test_decrypt(const char *pkcs1_path, const char *oaep_path, const char *plain_path)
+{
+	CK_SESSION_HANDLE session;
+	CK_OBJECT_HANDLE rsa;
+	CK_RSA_PKCS_OAEP_PARAMS oaep_params = {CKM_SHA256,
+					       CKG_MGF1_SHA256,
+					       CKZ_DATA_SPECIFIED,
+					       NULL,
+					       0};
+	CK_MECHANISM pkcs1 = {CKM_RSA_PKCS, NULL, 0};
+	CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &oaep_params, sizeof oaep_params};
+	size_t ct_len, oaep_len, plain_len;
+	unsigned char *ct = read_file(pkcs1_path, &ct_len);
+	unsigned char *oct = read_file(oaep_path, &oaep_len);
+	unsigned char *plain = read_file(plain_path, &plain_len);
+	unsigned char out[512];
+	CK_ULONG len;
+	CK_RV rv;
+
+	ASSERT(ct_len == 256 && oaep_len == 256);
+	init();
+	session = open_session();
+	rsa = find_key(session, rsa_id, CKO_PRIVATE_KEY);
+	len = sizeof out;
+	CHECK(p11->C_DecryptUpdate(session, ct, 10, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+
+	/* PKCS#1 v1.5 in three parts; a size query takes nothing in */
+	CHECK(p11->C_DecryptInit(session, &pkcs1, rsa), CKR_OK);
+	len = 99;
+	CHECK(p11->C_DecryptUpdate(session, ct, 100, NULL, &len), CKR_OK);
+	ASSERT(len == 0);
+	len = sizeof out;
+	CHECK(p11->C_DecryptUpdate(session, ct, 100, out, &len), CKR_OK);
+	ASSERT(len == 0);
+	len = sizeof out;
+	CHECK(p11->C_DecryptUpdate(session, ct + 100, 0, out, &len), CKR_OK);
+	CHECK(p11->C_DecryptUpdate(session, ct + 100, 156, out, &len), CKR_OK);
+	ASSERT(len == 0);
+	/* single part after multi-part is not allowed */
+	len = sizeof out;
+	CHECK(p11->C_Decrypt(session, ct, 256, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK(p11->C_DecryptInit(session, &pkcs1, rsa), CKR_OK);
+	CHECK(p11->C_DecryptUpdate(session, ct, 200, out, &len), CKR_OK);
+	CHECK(p11->C_DecryptUpdate(session, ct + 200, 56, out, &len), CKR_OK);
+	/* the length, then too small a buffer: the plaintext is kept */
+	len = 0;
+	CHECK(p11->C_DecryptFinal(session, NULL, &len), CKR_OK);
+	ASSERT(len == plain_len);
+	len = plain_len - 1;
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_BUFFER_TOO_SMALL);
+	ASSERT(len == plain_len);
+	memset(out, 0, sizeof out);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OK);
+	ASSERT(len == plain_len && memcmp(out, plain, plain_len) == 0);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+
+	/* OAEP, byte by byte */
+	CHECK(p11->C_DecryptInit(session, &oaep, rsa), CKR_OK);
+	for (size_t i = 0; i < oaep_len; i++) {
+		len = sizeof out;
+		CHECK(p11->C_DecryptUpdate(session, oct + i, 1, out, &len), CKR_OK);
+		ASSERT(len == 0);
+	}
+	len = sizeof out;
+	memset(out, 0, sizeof out);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OK);
+	ASSERT(len == plain_len && memcmp(out, plain, plain_len) == 0);
+
+	/* more than a block: refused, and the operation is over */
+	CHECK(p11->C_DecryptInit(session, &pkcs1, rsa), CKR_OK);
+	len = sizeof out;
+	CHECK(p11->C_DecryptUpdate(session, ct, 200, out, &len), CKR_OK);
+	CHECK(p11->C_DecryptUpdate(session, ct, 57, out, &len), CKR_ENCRYPTED_DATA_LEN_RANGE);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+	/* less than a block */
+	CHECK(p11->C_DecryptInit(session, &oaep, rsa), CKR_OK);
+	CHECK(p11->C_DecryptUpdate(session, oct, 255, out, &len), CKR_OK);
+	len = sizeof out;
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_ENCRYPTED_DATA_LEN_RANGE);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+	/* and in one part */
+	CHECK(p11->C_DecryptInit(session, &pkcs1, rsa), CKR_OK);
+	len = sizeof out;
+	CHECK(p11->C_Decrypt(session, out, 257, out, &len), CKR_ENCRYPTED_DATA_LEN_RANGE);
+	/* a damaged ciphertext fails in C_DecryptFinal (keymuxd says Failed),
+	 * and that ends the operation */
+	CHECK(p11->C_DecryptInit(session, &oaep, rsa), CKR_OK);
+	memcpy(out, oct, 256);
+	out[100] ^= 0x55;
+	CHECK(p11->C_DecryptUpdate(session, out, 256, out + 256, &len), CKR_OK);
+	len = sizeof out;
+	rv = p11->C_DecryptFinal(session, out, &len);
+	ASSERT(rv == CKR_FUNCTION_FAILED || rv == CKR_ENCRYPTED_DATA_INVALID);
+	CHECK(p11->C_DecryptFinal(session, out, &len), CKR_OPERATION_NOT_INITIALIZED);
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+	printf("multi-part decryption\n");
+}
+
+/* ---- what the module keeps of a plaintext or a shared secret ---- */
+
+/* a file read without stdio, whose buffer would keep a copy */
+static size_t
+read_secret(const char *path, unsigned char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ASSERT(fd >= 0);
+	n = read(fd, buf, size);
+	ASSERT(n > 0 && (size_t)n < size && close(fd) == 0);
+	return (size_t)n;
+}
+
+/*
+ * "memscan RSAKEYID ECKEYID CT PLAIN PEER SHARED": decrypts CT (PKCS#1 v1.5,
+ * through a size query and a short buffer) and derives a secret with the
+ * raw P-256 point PEER (an extractable session key, read and destroyed),
+ * checks both, says "control" while its own buffers still hold them, then
+ * wipes those and says "scan": tests/test-pkcs11-memscan.sh searches this
+ * process's memory each time.
+ */
+static void
+test_memscan(char **args)
+{
+	CK_SESSION_HANDLE session;
+	CK_OBJECT_HANDLE rsa, ec, derived;
+	CK_MECHANISM pkcs1 = {CKM_RSA_PKCS, NULL, 0};
+	CK_OBJECT_CLASS secret_class = CKO_SECRET_KEY;
+	CK_KEY_TYPE generic = CKK_GENERIC_SECRET;
+	CK_ECDH1_DERIVE_PARAMS params = {CKD_NULL, 0, NULL, 0, NULL};
+	CK_MECHANISM ecdh = {CKM_ECDH1_DERIVE, &params, sizeof params};
+	CK_BBOOL yes_ = CK_TRUE, no_ = CK_FALSE;
+	CK_ATTRIBUTE templ[] = {
+	    {CKA_CLASS, &secret_class, sizeof secret_class},
+	    {CKA_KEY_TYPE, &generic, sizeof generic},
+	    {CKA_SENSITIVE, &no_, sizeof no_},
+	    {CKA_EXTRACTABLE, &yes_, sizeof yes_},
+	};
+	unsigned char ct[512], peer[128], plain[256], shared[128], out[512], value[128];
+	size_t ct_len = read_secret(args[2], ct, sizeof ct);
+	size_t plain_len = read_secret(args[3], plain, sizeof plain);
+	size_t peer_len = read_secret(args[4], peer, sizeof peer);
+	size_t shared_len = read_secret(args[5], shared, sizeof shared);
+	CK_ATTRIBUTE attr = {CKA_VALUE, value, sizeof value};
+	CK_ULONG len;
+
+	parse_id(args[0], rsa_id);
+	parse_id(args[1], key_id);
+	init();
+	session = open_session();
+	rsa = find_key(session, rsa_id, CKO_PRIVATE_KEY);
+	ec = find_key(session, key_id, CKO_PRIVATE_KEY);
+	CHECK(p11->C_DecryptInit(session, &pkcs1, rsa), CKR_OK);
+	CHECK(p11->C_Decrypt(session, ct, ct_len, NULL, &len), CKR_OK);
+	len = 1;
+	CHECK(p11->C_Decrypt(session, ct, ct_len, out, &len), CKR_BUFFER_TOO_SMALL);
+	len = sizeof out;
+	CHECK(p11->C_Decrypt(session, ct, ct_len, out, &len), CKR_OK);
+	ASSERT(len == plain_len && memcmp(out, plain, plain_len) == 0);
+	params.pPublicData = peer;
+	params.ulPublicDataLen = peer_len;
+	CHECK(p11->C_DeriveKey(session, &ecdh, ec, templ, 4, &derived), CKR_OK);
+	CHECK(p11->C_GetAttributeValue(session, derived, &attr, 1), CKR_OK);
+	ASSERT(attr.ulValueLen == shared_len && memcmp(value, shared, shared_len) == 0);
+	CHECK(p11->C_DestroyObject(session, derived), CKR_OK);
+	wait_line("control");
+	explicit_bzero(out, sizeof out);
+	explicit_bzero(value, sizeof value);
+	explicit_bzero(plain, sizeof plain);
+	explicit_bzero(shared, sizeof shared);
+	wait_line("scan");
+	CHECK(p11->C_Finalize(NULL), CKR_OK);
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc < 4) {
 		fprintf(stderr,
-			"usage: %s MODULE rules|threads|fork|locked|restart KEYID [OUT]\n",
+			"usage: %s MODULE rules|threads|fork|locked|restart|generate|nogen|decrypt "
+			"KEYID ...\n",
 			progname);
 		return 2;
 	}
 	load(argv[1]);
-	parse_id(argv[3], key_id);
+	if (strcmp(argv[2], "nogen") != 0 && strcmp(argv[2], "tpmgen") != 0)
+		parse_id(argv[3], key_id);
 	if (strcmp(argv[2], "rules") == 0 && argc == 5) {
 		parse_id(getenv("RSAKEYID"), rsa_id);
 		test_rules(argv[4]);
@@ -449,6 +1123,17 @@ main(int argc, char **argv)
 		test_locked();
 	} else if (strcmp(argv[2], "restart") == 0) {
 		test_restart();
+	} else if (strcmp(argv[2], "generate") == 0) {
+		test_generate();
+	} else if (strcmp(argv[2], "tpmgen") == 0) {
+		test_tpmgen(argv[3]);
+	} else if (strcmp(argv[2], "nogen") == 0) {
+		test_nogen(argv[3]);
+	} else if (strcmp(argv[2], "memscan") == 0 && argc == 9) {
+		test_memscan(argv + 3);
+	} else if (strcmp(argv[2], "decrypt") == 0 && argc == 7) {
+		parse_id(argv[3], rsa_id);
+		test_decrypt(argv[4], argv[5], argv[6]);
 	} else {
 		fprintf(stderr, "%s: unknown test %s\n", progname, argv[2]);
 		return 2;

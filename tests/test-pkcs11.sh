@@ -14,6 +14,9 @@ export KMX_NO_ACTIVATION=1
 kmx_setup
 cd "$KMX_TMP"
 M=$KMX_PKCS11_MODULE
+# the test backend's devices (none plugged until the end): hardware that
+# makes no keys through PKCS#11
+printf '[backends]\ntest=true\n' >"$KEYMUX_CONFIG"
 
 # a module built with ASan in programs that are not: its runtime first, and
 # the programs' own leaks are not ours
@@ -159,6 +162,11 @@ if p11 --decrypt --id "${ID[rsa2048]}" -m RSA-PKCS -i bad -o dec >/dev/null 2>er
 	fail "a damaged ciphertext was decrypted"
 fi
 
+# multi-part: the ciphertext in parts, the buffer-length rules
+out=$(RSAKEYID=${ID[rsa2048]} "$KMX_TEST_PKCS11" "$M" decrypt "${ID[rsa2048]}" ct.pkcs1 ct.oaep plain) ||
+	fail "multi-part decryption: $out"
+assert_contains "$out" "multi-part decryption"
+
 # ---- ECDH: the shared secret equals openssl's ----
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out peer.key 2>/dev/null
 openssl pkey -in peer.key -pubout -outform DER -out peer.der
@@ -166,6 +174,17 @@ p11 --derive --id "${ID[ecdsa-p256]}" -m ECDH1-DERIVE -i peer.der -o shared >/de
 	fail "ECDH1-DERIVE: $(cat err)"
 openssl pkeyutl -derive -inkey peer.key -peerkey ecdsa-p256.pem -out shared.openssl
 cmp shared shared.openssl || fail "the ECDH secret differs from openssl's"
+
+# ---- key pairs made through C_GenerateKeyPair: bad templates, new keys ----
+out=$("$KMX_TEST_PKCS11" "$M" generate "${ID[ed25519]}") || fail "C_GenerateKeyPair: $out"
+gen_p256=$(sed -n 's/^p256 //p' <<<"$out")
+gen_ed=$(sed -n 's/^ed25519 //p' <<<"$out")
+[ ${#gen_p256} = 64 ] && [ ${#gen_ed} = 64 ] || fail "C_GenerateKeyPair printed '$out'"
+# keymux's own keys, of the kind asked for, with the labels asked for
+assert_eq "s \"ecdsa-p256\"" "$(kmx_prop "$(kmx_device_path softkey:login)/$gen_p256" org.keymux.Keystore1.Key Algorithm)"
+assert_eq "s \"gen p256\"" "$(kmx_prop "$(kmx_device_path softkey:login)/$gen_p256" org.keymux.Keystore1.Key Label)"
+assert_eq "s \"ed25519\"" "$(kmx_prop "$(kmx_device_path softkey:login)/$gen_ed" org.keymux.Keystore1.Key Algorithm)"
+assert_eq "s \"gen ed25519\"" "$(kmx_prop "$(kmx_device_path softkey:login)/$gen_ed" org.keymux.Keystore1.Key Label)"
 
 # ---- OpenSC's own checks ----
 out=$(p11 --test 2>&1) || fail "pkcs11-tool --test: $out"
@@ -296,6 +315,65 @@ assert_eq "b true" "$(kmx_prop "$(kmx_device_path softkey:login)" org.keymux.Key
 p11 --login --pin "pass phrase" --sign --id "${ID[ed25519]}" -m EDDSA -i msg -o sig >/dev/null 2>err ||
 	fail "sign after C_Login: $(cat err)"
 openssl pkeyutl -verify -pubin -inkey ed25519.pem -rawin -in msg -sigfile sig >/dev/null || fail "EDDSA after login"
+
+# ---- key pairs made by pkcs11-tool and p11tool, after C_Login ----
+# gen_tool SPEC LABEL [options]: the new key's id, its public key in LABEL.pem
+gen_tool() {
+	local spec=$1 label=$2 id
+	shift 2
+	kmx_device softkey:login Lock >/dev/null
+	p11 --login --pin "pass phrase" --keypairgen --key-type "$spec" --label "$label" "$@" >gen.out 2>&1 ||
+		fail "pkcs11-tool --keypairgen $spec: $(cat gen.out)"
+	id=$(sed -n 's/^ *ID: *//p' gen.out | head -n 1)
+	[ ${#id} = 64 ] || fail "pkcs11-tool --keypairgen $spec printed no key id: $(cat gen.out)"
+	"$KEYMUXCTL" export-public "$id" >"$label.pem" || fail "keymuxctl export-public $id"
+	echo "$id"
+}
+gen_rsa=$(gen_tool rsa:2048 "tool rsa")
+gen_ec=$(gen_tool EC:prime256v1 "tool p256")
+# Ed25519 signs only: pkcs11-tool asks for derive too unless told
+kmx_device softkey:login Lock >/dev/null
+if p11 --login --pin "pass phrase" --keypairgen --key-type EC:edwards25519 --label "tool ed" >gen.out 2>&1; then
+	fail "an Ed25519 key that derives was made"
+fi
+assert_contains "$(cat gen.out)" "CKR_TEMPLATE_INCONSISTENT"
+gen_ed=$(gen_tool EC:edwards25519 "tool ed" --usage-sign)
+keys=$("$KEYMUXCTL" keys)
+for label in "tool rsa" "tool p256" "tool ed"; do
+	assert_contains "$keys" "$label" "keymuxctl keys lists the key pkcs11-tool made"
+done
+sign_id() { # id mechanism output [options]
+	local id=$1 mech=$2 outf=$3
+	shift 3
+	# (pkcs11-tool logs in to a protected token, and stops at
+	# CKR_USER_ALREADY_LOGGED_IN)
+	kmx_device softkey:login Lock >/dev/null
+	p11 --login --pin "pass phrase" --sign --id "$id" --mechanism "$mech" -i msg -o "$outf" "$@" >/dev/null 2>sign.err ||
+		fail "$mech with $id: $(cat sign.err)"
+}
+sign_id "$gen_rsa" SHA256-RSA-PKCS sig
+openssl dgst -sha256 -verify "tool rsa.pem" -signature sig msg >/dev/null || fail "SHA256-RSA-PKCS with a new key"
+sign_id "$gen_ec" ECDSA-SHA256 sig --signature-format openssl
+openssl dgst -sha256 -verify "tool p256.pem" -signature sig msg >/dev/null || fail "ECDSA-SHA256 with a new key"
+sign_id "$gen_ed" EDDSA sig
+openssl pkeyutl -verify -pubin -inkey "tool ed.pem" -rawin -in msg -sigfile sig >/dev/null || fail "EDDSA with a new key"
+assert_eq 3 "$(printf '%s\n' "$gen_rsa" "$gen_ec" "$gen_ed" | sort -u | wc -l)" "three new keys"
+if p11kit_too; then
+	# GnuTLS logs in on the protected authentication path (keymux's
+	# prompt) whatever PIN it has: the device is unlocked beforehand
+	kmx_device softkey:login Unlock sa{sv} "pass phrase" 0 >/dev/null
+	out=$(p11tool --provider "$M" --login --generate-privkey ecdsa --curve secp384r1 \
+		--label "gnutls p384" "pkcs11:token=Login%20keys" 2>&1) || fail "p11tool --generate-privkey: $out"
+	assert_contains "$out" "BEGIN PUBLIC KEY"
+	openssl pkey -pubin -in <(sed -n '/BEGIN PUBLIC KEY/,/END PUBLIC KEY/p' <<<"$out") -outform DER -out gnutls.der
+	keys=$("$KEYMUXCTL" keys)
+	assert_contains "$keys" "gnutls p384"
+	cmp gnutls.der <("$KEYMUXCTL" export-public "gnutls p384" | openssl pkey -pubin -outform DER) ||
+		fail "p11tool printed another public key than keymux's"
+	out=$(p11tool --provider "$M" --login --test-sign "pkcs11:object=gnutls%20p384;type=private" 2>&1) ||
+		fail "p11tool --test-sign with the key it made: $out"
+	assert_contains "$out" "Verifying against public key in the token... ok"
+fi
 # the protected authentication path: a NULL PIN is keymux's prompt
 kmx_device softkey:login Lock >/dev/null
 "$KMX_TEST_PROMPTER" --secret "pass phrase" >prompter.out 2>prompter.err &
@@ -327,5 +405,14 @@ echo go >&3
 wait "$client" || fail "keymuxd restarted: $(cat restart.out)"
 assert_contains "$(cat restart.out)" "recovered"
 exec 3>&-
+
+# ---- a device that makes no keys through PKCS#11 (the test backend's) ----
+mkdir -p "$KEYMUX_DATA_DIR/test/plugged"
+printf '[device]\npin=123456\nadmin-pin=12345678\n' >"$KEYMUX_DATA_DIR/test/.plug"
+mv "$KEYMUX_DATA_DIR/test/.plug" "$KEYMUX_DATA_DIR/test/plugged/0001"
+test_listed() { p11 --list-slots 2>/dev/null | grep -q "keymux test:0001"; }
+until_ok test_listed
+out=$("$KMX_TEST_PKCS11" "$M" nogen test:0001) || fail "a device that makes no keys: $out"
+assert_contains "$out" "no key pair generation"
 
 echo "ok"

@@ -552,6 +552,15 @@ openssl dgst -sha256 -verify ctl.pub -signature ctl.sig msg >/dev/null || fail "
 "$KEYMUXCTL" passwd --secret-fd 3 tpm:0 3< <(printf '4321\n\n') >/dev/null
 assert_contains "$(details)" '"protected" b false'
 assert_eq 2 "$(da_counter)" "keymuxctl's right secrets cost DA tries"
+
+# ---- PKCS#11 C_GenerateKeyPair on the TPM: RSA up to 3072 bits, EC ----
+if [ -n "${KMX_TEST_PKCS11:-}" ]; then
+	out=$("$KMX_TEST_PKCS11" "$KMX_PKCS11_MODULE" tpmgen tpm:0) || fail "PKCS#11 on the TPM: $out"
+	p11id=$(sed -n 's/^tpm p256 //p' <<<"$out")
+	[ ${#p11id} = 64 ] || fail "tpmgen printed '$out'"
+	assert_eq 's "ecdsa-p256"' "$(kmx_prop "$DEV/$p11id" org.keymux.Keystore1.Key Algorithm)"
+	assert_eq 's "tpm p256"' "$(kmx_prop "$DEV/$p11id" org.keymux.Keystore1.Key Label)"
+fi
 kmx_stop_daemon || fail "keymuxd did not stop cleanly"
 
 # ---- a soft key wrapped by keymux (TPM2_Import, its secret changed twice

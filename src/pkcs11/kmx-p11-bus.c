@@ -279,6 +279,35 @@ kmx_p11_bus_reset(void)
 	g_mutex_unlock(&pool_lock);
 }
 
+/*
+ * What is wiped of a reply: the raw message read from the socket (above, as
+ * soon as GDBusMessage has parsed it) and, here, the body's byte arrays.
+ * GDBusMessage parses an "ay" into a serialised GVariant of its own (or a
+ * child sharing the body's serialised data): its data is the one copy left,
+ * and nobody else holds a reference once the message is gone.  Not wiped:
+ * the kernel's socket buffers, which the process cannot reach.
+ */
+void
+kmx_p11_bus_wipe_bytes(GVariant *reply)
+{
+	gsize n;
+
+	if (reply == NULL || !g_variant_is_container(reply))
+		return;
+	n = g_variant_n_children(reply);
+	for (gsize i = 0; i < n; i++) {
+		g_autoptr(GVariant) child = g_variant_get_child_value(reply, i);
+
+		if (g_variant_is_of_type(child, G_VARIANT_TYPE_BYTESTRING)) {
+			gsize len = g_variant_get_size(child);
+			if (len > 0)
+				explicit_bzero((gpointer)g_variant_get_data(child), len);
+		} else if (g_variant_is_container(child)) {
+			kmx_p11_bus_wipe_bytes(child);
+		}
+	}
+}
+
 GVariant *
 kmx_p11_bus_call(const char *path,
 		 const char *interface,

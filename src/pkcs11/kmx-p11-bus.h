@@ -29,6 +29,13 @@ GVariant *kmx_p11_bus_call(const char *path,
 			   guint timeout_s,
 			   GError **error);
 
+/*
+ * kmx_p11_bus_wipe_bytes: zero the bytes of every "ay" in @reply, a reply
+ * body kmx_p11_bus_call() returned whose last reference the caller holds
+ * (a plaintext, a shared secret), before it is unreferenced.
+ */
+void kmx_p11_bus_wipe_bytes(GVariant *reply);
+
 /* drop every idle connection */
 void kmx_p11_bus_reset(void);
 

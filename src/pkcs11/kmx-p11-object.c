@@ -261,6 +261,32 @@ kmx_p11_bool(gboolean value)
 	return g_bytes_new(&b, sizeof b);
 }
 
+typedef struct {
+	guint8 *data;
+	gsize len;
+} KmxP11Wiped;
+
+static void
+kmx_p11_wiped_free(gpointer data)
+{
+	KmxP11Wiped *w = data;
+
+	explicit_bzero(w->data, w->len);
+	g_free(w->data);
+	g_free(w);
+}
+
+/* a copy of a secret value, zeroed when the last reference goes */
+static GBytes *
+kmx_p11_secret_copy(const guint8 *value, gsize len)
+{
+	KmxP11Wiped *w = g_new0(KmxP11Wiped, 1);
+
+	w->data = g_memdup2(value, len);
+	w->len = len;
+	return g_bytes_new_with_free_func(w->data, len, kmx_p11_wiped_free, w);
+}
+
 static GBytes *
 kmx_p11_empty(void)
 {
@@ -432,7 +458,7 @@ kmx_p11_secret_attribute(KmxP11Object *obj, CK_ATTRIBUTE_TYPE type, GBytes **val
 	case CKA_VALUE:
 		if (obj->sensitive || !obj->extractable)
 			return CKR_ATTRIBUTE_SENSITIVE;
-		*value = g_bytes_new(obj->value, obj->value_len);
+		*value = kmx_p11_secret_copy(obj->value, obj->value_len);
 		return CKR_OK;
 	default:
 		return CKR_ATTRIBUTE_TYPE_INVALID;

@@ -21,8 +21,10 @@
 #include "kmx-p11-object.h"
 
 #include <limits.h>
+#include <openssl/asn1.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
@@ -120,7 +122,9 @@ kmx_p11_op_clear(KmxP11Op *op)
 	g_clear_pointer(&op->key, kmx_p11_key_unref);
 	g_clear_pointer(&op->md, EVP_MD_CTX_free);
 	if (op->buffer != NULL) {
-		explicit_bzero(op->buffer->data, op->buffer->len);
+		/* (an empty GByteArray may have no data at all) */
+		if (op->buffer->len > 0)
+			explicit_bzero(op->buffer->data, op->buffer->len);
 		g_byte_array_unref(op->buffer);
 	}
 	if (op->result != NULL) {
@@ -661,7 +665,64 @@ static const KmxP11Mechanism mechanisms[] = {
     {CKM_ECDSA_SHA384, CKK_EC, CKF_SIGN, "ecdsa-sha384", NULL, "SHA384"},
     {CKM_ECDH1_DERIVE, CKK_EC, CKF_DERIVE, NULL, NULL, NULL},
     {CKM_EDDSA, CKK_EC_EDWARDS, CKF_SIGN, "ed25519", NULL, NULL},
+    /* offered on the slots whose device makes keys of the type */
+    {CKM_RSA_PKCS_KEY_PAIR_GEN, CKK_RSA, CKF_GENERATE_KEY_PAIR, NULL, NULL, NULL},
+    {CKM_EC_KEY_PAIR_GEN, CKK_EC, CKF_GENERATE_KEY_PAIR, NULL, NULL, NULL},
+    {CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, CKF_GENERATE_KEY_PAIR, NULL, NULL, NULL},
 };
+
+/*
+ * The keys Device.GenerateKey makes, by backend.  DESIGN §4 has no property
+ * that says so: this follows the backends.  A card is left out on purpose:
+ * its new key takes a slot (sig, dec, aut), may replace the key there and
+ * wants the admin PIN, none of which C_GenerateKeyPair can say; cards get
+ * their keys with keymuxctl.  X25519 has no PKCS#11 v2.40 key type.
+ */
+typedef struct {
+	const char *backend;
+	const char *algorithms[7];
+} KmxP11Maker;
+
+static const KmxP11Maker makers[] = {
+    {"softkey", {"rsa2048", "rsa3072", "rsa4096", "ecdsa-p256", "ecdsa-p384", "ed25519", NULL}},
+    {"tpm", {"rsa2048", "rsa3072", "ecdsa-p256", "ecdsa-p384", NULL}},
+};
+
+/* whether @slot's device makes @algorithm keys (NULL: any key of @key_type) */
+static gboolean
+kmx_p11_slot_makes(KmxP11Slot *slot, const char *algorithm, CK_KEY_TYPE key_type)
+{
+	static const struct {
+		const char *prefix;
+		CK_KEY_TYPE key_type;
+	} families[] = {{"rsa", CKK_RSA}, {"ecdsa-", CKK_EC}, {"ed25519", CKK_EC_EDWARDS}};
+
+	for (guint i = 0; i < G_N_ELEMENTS(makers); i++) {
+		if (g_strcmp0(slot->backend, makers[i].backend) != 0)
+			continue;
+		for (const char *const *a = makers[i].algorithms; *a != NULL; a++) {
+			if (algorithm != NULL) {
+				if (g_str_equal(*a, algorithm))
+					return TRUE;
+				continue;
+			}
+			for (guint f = 0; f < G_N_ELEMENTS(families); f++)
+				if (families[f].key_type == key_type &&
+				    g_str_has_prefix(*a, families[f].prefix))
+					return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+/* whether @slot offers @mech: generating only where the device can */
+static gboolean
+kmx_p11_slot_offers(KmxP11Slot *slot, const KmxP11Mechanism *mech)
+{
+	if (!(mech->flags & CKF_GENERATE_KEY_PAIR))
+		return TRUE;
+	return kmx_p11_slot_makes(slot, NULL, mech->key_type);
+}
 
 static const KmxP11Mechanism *
 kmx_p11_mechanism(CK_MECHANISM_TYPE type)
@@ -675,21 +736,27 @@ kmx_p11_mechanism(CK_MECHANISM_TYPE type)
 static CK_RV
 kmx_C_GetMechanismList(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
 {
+	CK_MECHANISM_TYPE offered[G_N_ELEMENTS(mechanisms)];
+	CK_ULONG n = 0;
+	KmxP11Slot *slot;
 	CK_RV rv = CKR_OK;
 
 	if (count == NULL)
 		return CKR_ARGUMENTS_BAD;
 	KMX_LOCK_OR_RETURN();
-	if (kmx_p11_slot_get(id) == NULL)
+	slot = kmx_p11_slot_get(id);
+	if (slot == NULL)
 		KMX_UNLOCK_RETURN(CKR_SLOT_ID_INVALID);
+	for (guint i = 0; i < G_N_ELEMENTS(mechanisms); i++)
+		if (kmx_p11_slot_offers(slot, &mechanisms[i]))
+			offered[n++] = mechanisms[i].type;
 	if (list != NULL) {
-		if (*count < G_N_ELEMENTS(mechanisms))
+		if (*count < n)
 			rv = CKR_BUFFER_TOO_SMALL;
 		else
-			for (guint i = 0; i < G_N_ELEMENTS(mechanisms); i++)
-				list[i] = mechanisms[i].type;
+			memcpy(list, offered, n * sizeof offered[0]);
 	}
-	*count = G_N_ELEMENTS(mechanisms);
+	*count = n;
 	KMX_UNLOCK_RETURN(rv);
 }
 
@@ -697,13 +764,15 @@ static CK_RV
 kmx_C_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
 {
 	const KmxP11Mechanism *mech = kmx_p11_mechanism(type);
+	KmxP11Slot *slot;
 
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
 	KMX_LOCK_OR_RETURN();
-	if (kmx_p11_slot_get(id) == NULL)
+	slot = kmx_p11_slot_get(id);
+	if (slot == NULL)
 		KMX_UNLOCK_RETURN(CKR_SLOT_ID_INVALID);
-	if (mech == NULL)
+	if (mech == NULL || !kmx_p11_slot_offers(slot, mech))
 		KMX_UNLOCK_RETURN(CKR_MECHANISM_INVALID);
 	/* done by another party, keymuxd: pkcs11-tool --test wants CKF_HW */
 	info->flags = mech->flags | CKF_HW;
@@ -711,6 +780,10 @@ kmx_C_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_
 	case CKK_RSA:
 		info->ulMinKeySize = 2048;
 		info->ulMaxKeySize = 4096;
+		/* a TPM 2.0 makes no 4096-bit keys */
+		if ((mech->flags & CKF_GENERATE_KEY_PAIR) &&
+		    !kmx_p11_slot_makes(slot, "rsa4096", 0))
+			info->ulMaxKeySize = 3072;
 		break;
 	case CKK_EC:
 		info->ulMinKeySize = 256;
@@ -1357,6 +1430,9 @@ kmx_p11_op_update(KmxP11Op *op, CK_BYTE_PTR data, CK_ULONG len)
 	op->updated = TRUE;
 	if (op->md != NULL)
 		return EVP_DigestUpdate(op->md, data, len) ? CKR_OK : CKR_FUNCTION_FAILED;
+	/* a ciphertext is one block, as long as the modulus */
+	if (op->kind == KMX_OP_DECRYPT && len > op->key->sig_len - op->buffer->len)
+		return CKR_ENCRYPTED_DATA_LEN_RANGE;
 	if (len > KMX_P11_MAX_BUFFERED - op->buffer->len)
 		return CKR_DATA_LEN_RANGE;
 	g_byte_array_append(op->buffer, data, len);
@@ -1514,6 +1590,9 @@ kmx_p11_op_final(CK_SESSION_HANDLE handle, KmxOpKind kind, CK_BYTE_PTR out, CK_U
 			value = g_memdup2(data, len);
 			value_len = len;
 		}
+		/* a plaintext: the one copy kept is value, wiped when delivered */
+		g_clear_pointer(&result, g_variant_unref);
+		kmx_p11_bus_wipe_bytes(reply);
 	}
 
 	pthread_mutex_lock(&lock);
@@ -1626,6 +1705,40 @@ kmx_C_Decrypt(CK_SESSION_HANDLE handle,
 	      CK_ULONG_PTR out_len)
 {
 	return kmx_p11_op_single(handle, KMX_OP_DECRYPT, data, len, out, out_len);
+}
+
+/* Multi-part decryption: RSA decrypts one block, so the parts are kept until
+ * C_DecryptFinal and no plaintext comes out before it.  A size query (NULL
+ * @out) takes nothing in: the caller calls again with the same part. */
+static CK_RV
+kmx_C_DecryptUpdate(CK_SESSION_HANDLE handle,
+		    CK_BYTE_PTR part,
+		    CK_ULONG part_len,
+		    CK_BYTE_PTR out,
+		    CK_ULONG_PTR out_len)
+{
+	KmxP11Op *op;
+	CK_RV rv = CKR_OK;
+
+	if (out_len == NULL || (part == NULL && part_len != 0))
+		return CKR_ARGUMENTS_BAD;
+	if (out != NULL) {
+		rv = kmx_p11_op_update_locked(handle, KMX_OP_DECRYPT, part, part_len);
+		if (rv == CKR_OK)
+			*out_len = 0;
+		return rv;
+	}
+	KMX_LOCK_OR_RETURN();
+	op = kmx_p11_op_get(handle, KMX_OP_DECRYPT, &rv);
+	if (op != NULL)
+		*out_len = 0;
+	KMX_UNLOCK_RETURN(rv);
+}
+
+static CK_RV
+kmx_C_DecryptFinal(CK_SESSION_HANDLE handle, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+{
+	return kmx_p11_op_final(handle, KMX_OP_DECRYPT, out, out_len);
 }
 
 /* ---- deriving ---- */
@@ -1770,6 +1883,7 @@ kmx_C_DeriveKey(CK_SESSION_HANDLE handle,
 	if (value_len > len) {
 		g_clear_pointer(&label, g_bytes_unref);
 		g_clear_pointer(&id, g_bytes_unref);
+		kmx_p11_bus_wipe_bytes(reply);
 		return CKR_TEMPLATE_INCONSISTENT;
 	}
 	derived = g_new0(KmxP11Object, 1);
@@ -1778,6 +1892,9 @@ kmx_C_DeriveKey(CK_SESSION_HANDLE handle,
 	derived->secret_type = secret_type;
 	derived->value = g_memdup2(data, value_len);
 	derived->value_len = value_len;
+	/* the shared secret: the one copy kept is the object's */
+	g_clear_pointer(&secret, g_variant_unref);
+	kmx_p11_bus_wipe_bytes(reply);
 	derived->sensitive = sensitive;
 	derived->extractable = extractable;
 	derived->label = label;
@@ -1795,6 +1912,400 @@ kmx_C_DeriveKey(CK_SESSION_HANDLE handle,
 	g_hash_table_insert(objects, GSIZE_TO_POINTER(derived->handle), derived);
 	*out = derived->handle;
 	KMX_UNLOCK_RETURN(CKR_OK);
+}
+
+/* ---- generating ---- */
+
+/* what a C_GenerateKeyPair template asks for */
+typedef struct {
+	CK_KEY_TYPE key_type;
+	CK_ULONG bits; /* CKA_MODULUS_BITS, 0 if not given */
+	int curve;     /* the NID of CKA_EC_PARAMS, NID_undef if not given */
+	GBytes *label; /* CKA_LABEL, NULL if not given */
+	/* CKA_SIGN/CKA_VERIFY, CKA_DECRYPT/CKA_ENCRYPT, CKA_DERIVE: -1 if
+	 * not given, else the value */
+	int usage[3];
+} KmxP11GenTemplate;
+
+enum { KMX_USAGE_SIGN, KMX_USAGE_DECRYPT, KMX_USAGE_DERIVE };
+
+static gboolean
+kmx_p11_attr_bool(const CK_ATTRIBUTE *a, gboolean *value)
+{
+	if (a->pValue == NULL || a->ulValueLen != sizeof(CK_BBOOL))
+		return FALSE;
+	*value = *(const CK_BBOOL *)a->pValue != CK_FALSE;
+	return TRUE;
+}
+
+static gboolean
+kmx_p11_attr_ulong(const CK_ATTRIBUTE *a, CK_ULONG *value)
+{
+	if (a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG))
+		return FALSE;
+	memcpy(value, a->pValue, sizeof *value);
+	return TRUE;
+}
+
+/* CKA_EC_PARAMS: a named curve's OID, or (PKCS#11 3.0, for Edwards curves)
+ * its name as a PrintableString; NID_undef if neither */
+static int
+kmx_p11_curve_of(const CK_ATTRIBUTE *a)
+{
+	const unsigned char *p = a->pValue;
+	ASN1_OBJECT *oid;
+	ASN1_PRINTABLESTRING *name;
+	int nid = NID_undef;
+
+	if (a->pValue == NULL || a->ulValueLen == 0 || a->ulValueLen > 64)
+		return NID_undef;
+	oid = d2i_ASN1_OBJECT(NULL, &p, (long)a->ulValueLen);
+	if (oid != NULL) {
+		if (p == (const unsigned char *)a->pValue + a->ulValueLen)
+			nid = OBJ_obj2nid(oid);
+		ASN1_OBJECT_free(oid);
+		return nid;
+	}
+	p = a->pValue;
+	name = d2i_ASN1_PRINTABLESTRING(NULL, &p, (long)a->ulValueLen);
+	if (name != NULL) {
+		if (p == (const unsigned char *)a->pValue + a->ulValueLen &&
+		    ASN1_STRING_length(name) == 12 &&
+		    memcmp(ASN1_STRING_get0_data(name), "edwards25519", 12) == 0)
+			nid = NID_ED25519;
+		ASN1_PRINTABLESTRING_free(name);
+	}
+	return nid;
+}
+
+/* record a usage the template asks for; both templates must agree */
+static CK_RV
+kmx_p11_gen_usage(KmxP11GenTemplate *gen, guint which, const CK_ATTRIBUTE *a)
+{
+	gboolean value;
+
+	if (!kmx_p11_attr_bool(a, &value))
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	if (gen->usage[which] != -1 && gen->usage[which] != value)
+		return CKR_TEMPLATE_INCONSISTENT;
+	gen->usage[which] = value;
+	return CKR_OK;
+}
+
+/* one attribute of either template; @klass says which */
+static CK_RV
+kmx_p11_gen_attribute(KmxP11GenTemplate *gen, CK_OBJECT_CLASS klass, const CK_ATTRIBUTE *a)
+{
+	gboolean private_ = klass == CKO_PRIVATE_KEY;
+	gboolean b;
+	CK_ULONG ul;
+
+	if (a->pValue == NULL && a->ulValueLen != 0)
+		return CKR_ATTRIBUTE_VALUE_INVALID;
+	switch (a->type) {
+	case CKA_CLASS:
+	case CKA_KEY_TYPE:
+		if (!kmx_p11_attr_ulong(a, &ul))
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+		if (ul != (a->type == CKA_CLASS ? klass : gen->key_type))
+			return CKR_TEMPLATE_INCONSISTENT;
+		return CKR_OK;
+	case CKA_TOKEN:
+		/* keymux keys are token objects */
+		return kmx_p11_attr_bool(a, &b) && b ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKA_ID:
+		/* a keymux key's CKA_ID is its key id, a digest of the public key:
+		 * the one asked for is not kept (docs/pkcs11.md) */
+		return CKR_OK;
+	case CKA_PRIVATE:
+		if (!kmx_p11_attr_bool(a, &b))
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+		/* a private key needs a login when its device has a secret */
+		return private_ || !b ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKA_LABEL: {
+		g_autoptr(GBytes) label = g_bytes_new(a->pValue, a->ulValueLen);
+		if (a->ulValueLen > 1024 ||
+		    (a->ulValueLen > 0 && (!g_utf8_validate(a->pValue, a->ulValueLen, NULL) ||
+					   memchr(a->pValue, 0, a->ulValueLen) != NULL)))
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+		/* one label for both objects */
+		if (gen->label != NULL)
+			return g_bytes_equal(gen->label, label) ? CKR_OK
+								: CKR_TEMPLATE_INCONSISTENT;
+		gen->label = g_steal_pointer(&label);
+		return CKR_OK;
+	}
+	case CKA_MODULUS_BITS:
+		if (gen->key_type != CKK_RSA)
+			return CKR_TEMPLATE_INCONSISTENT;
+		if (!kmx_p11_attr_ulong(a, &ul) || (ul != 2048 && ul != 3072 && ul != 4096))
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+		if (gen->bits != 0 && gen->bits != ul)
+			return CKR_TEMPLATE_INCONSISTENT;
+		gen->bits = ul;
+		return CKR_OK;
+	case CKA_PUBLIC_EXPONENT: {
+		const guint8 *e = a->pValue;
+		CK_ULONG n = a->ulValueLen;
+
+		if (gen->key_type != CKK_RSA)
+			return CKR_TEMPLATE_INCONSISTENT;
+		/* 65537 only, with any leading zero bytes */
+		while (n > 0 && e[0] == 0) {
+			e++;
+			n--;
+		}
+		return n == 3 && e[0] == 1 && e[1] == 0 && e[2] == 1 ? CKR_OK
+								     : CKR_ATTRIBUTE_VALUE_INVALID;
+	}
+	case CKA_EC_PARAMS: {
+		int nid;
+
+		if (gen->key_type == CKK_RSA)
+			return CKR_TEMPLATE_INCONSISTENT;
+		nid = kmx_p11_curve_of(a);
+		if (gen->key_type == CKK_EC ? nid != NID_X9_62_prime256v1 && nid != NID_secp384r1
+					    : nid != NID_ED25519)
+			return CKR_ATTRIBUTE_VALUE_INVALID;
+		if (gen->curve != NID_undef && gen->curve != nid)
+			return CKR_TEMPLATE_INCONSISTENT;
+		gen->curve = nid;
+		return CKR_OK;
+	}
+	case CKA_SIGN:
+	case CKA_VERIFY:
+		if (private_ != (a->type == CKA_SIGN))
+			return CKR_ATTRIBUTE_TYPE_INVALID;
+		return kmx_p11_gen_usage(gen, KMX_USAGE_SIGN, a);
+	case CKA_DECRYPT:
+	case CKA_ENCRYPT:
+		if (private_ != (a->type == CKA_DECRYPT))
+			return CKR_ATTRIBUTE_TYPE_INVALID;
+		return kmx_p11_gen_usage(gen, KMX_USAGE_DECRYPT, a);
+	case CKA_DERIVE:
+		return kmx_p11_gen_usage(gen, KMX_USAGE_DERIVE, a);
+	case CKA_SENSITIVE:
+		/* never extractable, always sensitive */
+		if (!private_)
+			return CKR_ATTRIBUTE_TYPE_INVALID;
+		return kmx_p11_attr_bool(a, &b) && b ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKA_EXTRACTABLE:
+	case CKA_SIGN_RECOVER:
+	case CKA_UNWRAP:
+	case CKA_WRAP_WITH_TRUSTED:
+	case CKA_ALWAYS_AUTHENTICATE:
+		if (!private_)
+			return CKR_ATTRIBUTE_TYPE_INVALID;
+		return kmx_p11_attr_bool(a, &b) && !b ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	case CKA_WRAP:
+	case CKA_VERIFY_RECOVER:
+	case CKA_TRUSTED:
+		if (private_)
+			return CKR_ATTRIBUTE_TYPE_INVALID;
+		/* fall through */
+	case CKA_MODIFIABLE:
+	case CKA_COPYABLE:
+	case CKA_DESTROYABLE:
+		/* what the objects say: keys change through keymuxctl only */
+		return kmx_p11_attr_bool(a, &b) && !b ? CKR_OK : CKR_ATTRIBUTE_VALUE_INVALID;
+	default:
+		/* an attribute keymux cannot give its keys */
+		return CKR_ATTRIBUTE_TYPE_INVALID;
+	}
+}
+
+static CK_RV
+kmx_p11_gen_template(KmxP11GenTemplate *gen,
+		     CK_OBJECT_CLASS klass,
+		     const CK_ATTRIBUTE *templ,
+		     CK_ULONG count)
+{
+	for (CK_ULONG i = 0; i < count; i++) {
+		CK_RV rv = kmx_p11_gen_attribute(gen, klass, &templ[i]);
+		if (rv != CKR_OK)
+			return rv;
+	}
+	return CKR_OK;
+}
+
+/* the keymux algorithm of a parsed template, and the usage a key of it can
+ * have at most (what the device gives it may be less) */
+static CK_RV
+kmx_p11_gen_algorithm(const KmxP11GenTemplate *gen, const char **algorithm, gboolean usage[3])
+{
+	usage[KMX_USAGE_SIGN] = TRUE;
+	usage[KMX_USAGE_DECRYPT] = gen->key_type == CKK_RSA;
+	usage[KMX_USAGE_DERIVE] = gen->key_type == CKK_EC;
+	switch (gen->key_type) {
+	case CKK_RSA:
+		if (gen->bits == 0)
+			return CKR_TEMPLATE_INCOMPLETE;
+		*algorithm = "rsa4096";
+		if (gen->bits == 2048)
+			*algorithm = "rsa2048";
+		else if (gen->bits == 3072)
+			*algorithm = "rsa3072";
+		break;
+	case CKK_EC:
+		if (gen->curve == NID_undef)
+			return CKR_TEMPLATE_INCOMPLETE;
+		*algorithm = gen->curve == NID_X9_62_prime256v1 ? "ecdsa-p256" : "ecdsa-p384";
+		break;
+	default:
+		/* one Edwards curve: CKA_EC_PARAMS may be left out */
+		*algorithm = "ed25519";
+		break;
+	}
+	/* a usage asked for that no such key has, or refused that every one has */
+	for (guint i = 0; i < 3; i++)
+		if (gen->usage[i] == TRUE && !usage[i])
+			return CKR_TEMPLATE_INCONSISTENT;
+	if (gen->usage[KMX_USAGE_SIGN] == FALSE)
+		return CKR_TEMPLATE_INCONSISTENT;
+	return CKR_OK;
+}
+
+/* whether the new key's usage is what the template asked for */
+static gboolean
+kmx_p11_gen_usage_matches(const KmxP11GenTemplate *gen, const KmxP11Key *key)
+{
+	gboolean has[3] = {key->can_sign, key->can_decrypt, key->can_derive};
+
+	for (guint i = 0; i < 3; i++)
+		if (gen->usage[i] != -1 && gen->usage[i] != has[i])
+			return FALSE;
+	return TRUE;
+}
+
+/* the handle of the object of @klass for the key at @path; with the lock */
+static CK_OBJECT_HANDLE
+kmx_p11_key_handle(CK_OBJECT_CLASS klass, const char *path)
+{
+	g_autofree char *name = g_strdup_printf("%lu:%s", klass, path);
+
+	return GPOINTER_TO_SIZE(g_hash_table_lookup(key_handles, name));
+}
+
+/*
+ * C_GenerateKeyPair: Device.GenerateKey on the session's device.  The
+ * templates are checked before anything is made; a key whose usage turns
+ * out other than asked (a device that gives less) is deleted again.
+ */
+static CK_RV
+kmx_C_GenerateKeyPair(CK_SESSION_HANDLE handle,
+		      CK_MECHANISM_PTR mech,
+		      CK_ATTRIBUTE_PTR pub_templ,
+		      CK_ULONG pub_count,
+		      CK_ATTRIBUTE_PTR priv_templ,
+		      CK_ULONG priv_count,
+		      CK_OBJECT_HANDLE_PTR pub_out,
+		      CK_OBJECT_HANDLE_PTR priv_out)
+{
+	KmxP11GenTemplate gen = {.curve = NID_undef, .usage = {-1, -1, -1}};
+	g_autoptr(GBytes) label_bytes = NULL;
+	g_autofree char *label = NULL;
+	g_autofree char *device = NULL;
+	g_autofree char *key_path = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) reply = NULL;
+	const KmxP11Mechanism *m;
+	KmxP11Session *session;
+	KmxP11Slot *slot;
+	KmxP11Object *priv;
+	const char *algorithm = NULL;
+	gboolean most[3];
+	CK_OBJECT_HANDLE pub_handle, priv_handle;
+	CK_RV rv;
+
+	if (mech == NULL || pub_out == NULL || priv_out == NULL ||
+	    (pub_templ == NULL && pub_count != 0) || (priv_templ == NULL && priv_count != 0))
+		return CKR_ARGUMENTS_BAD;
+	if (!kmx_p11_ready())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	/* the device's state now: locked or not */
+	if (!kmx_p11_refresh())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	KMX_LOCK_OR_RETURN();
+	session = kmx_p11_session_get(handle);
+	if (session == NULL)
+		KMX_UNLOCK_RETURN(CKR_SESSION_HANDLE_INVALID);
+	slot = kmx_p11_slot_get(session->slot);
+	if (!kmx_p11_slot_present(slot))
+		KMX_UNLOCK_RETURN(CKR_DEVICE_REMOVED);
+	m = kmx_p11_mechanism(mech->mechanism);
+	if (m == NULL || !(m->flags & CKF_GENERATE_KEY_PAIR) || !kmx_p11_slot_offers(slot, m))
+		KMX_UNLOCK_RETURN(CKR_MECHANISM_INVALID);
+	if (mech->pParameter != NULL || mech->ulParameterLen != 0)
+		KMX_UNLOCK_RETURN(CKR_MECHANISM_PARAM_INVALID);
+	if (!(session->flags & CKF_RW_SESSION))
+		KMX_UNLOCK_RETURN(CKR_SESSION_READ_ONLY);
+	gen.key_type = m->key_type;
+	rv = kmx_p11_gen_template(&gen, CKO_PUBLIC_KEY, pub_templ, pub_count);
+	if (rv == CKR_OK)
+		rv = kmx_p11_gen_template(&gen, CKO_PRIVATE_KEY, priv_templ, priv_count);
+	label_bytes = g_steal_pointer(&gen.label);
+	if (rv == CKR_OK)
+		rv = kmx_p11_gen_algorithm(&gen, &algorithm, most);
+	if (rv != CKR_OK)
+		KMX_UNLOCK_RETURN(rv);
+	/* a key size or curve this device does not make (a TPM's RSA 4096) */
+	if (!kmx_p11_slot_makes(slot, algorithm, 0))
+		KMX_UNLOCK_RETURN(CKR_ATTRIBUTE_VALUE_INVALID);
+	if (slot->locked)
+		KMX_UNLOCK_RETURN(CKR_USER_NOT_LOGGED_IN);
+	device = g_strdup(slot->path);
+	pthread_mutex_unlock(&lock);
+
+	label = label_bytes != NULL
+		    ? g_strndup(g_bytes_get_data(label_bytes, NULL), g_bytes_get_size(label_bytes))
+		    : g_strdup("");
+	reply = kmx_p11_bus_call(device,
+				 KMX_DEVICE_IFACE,
+				 "GenerateKey",
+				 g_variant_new("(ssa{sv})", algorithm, label, NULL),
+				 G_VARIANT_TYPE("(o)"),
+				 KMX_P11_TIMEOUT_NONE,
+				 &error);
+	if (reply == NULL) {
+		rv = kmx_p11_rv_from_error(error, CKR_ATTRIBUTE_VALUE_INVALID);
+		/* NotSupported: the device cannot make that key after all */
+		if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED)
+			return CKR_MECHANISM_INVALID;
+		return rv == CKR_KEY_HANDLE_INVALID ? CKR_DEVICE_REMOVED : rv;
+	}
+	g_variant_get(reply, "(o)", &key_path);
+
+	/* the new objects, findable at once */
+	if (!kmx_p11_refresh())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	KMX_LOCK_OR_RETURN();
+	pub_handle = kmx_p11_key_handle(CKO_PUBLIC_KEY, key_path);
+	priv_handle = kmx_p11_key_handle(CKO_PRIVATE_KEY, key_path);
+	priv = priv_handle != 0 ? g_hash_table_lookup(objects, GSIZE_TO_POINTER(priv_handle))
+				: NULL;
+	if (pub_handle == 0 || priv == NULL) {
+		/* keymuxd made it, but does not list it (yet): not ours to undo */
+		g_debug("keymux: the new key %s is not listed", key_path);
+		KMX_UNLOCK_RETURN(CKR_DEVICE_ERROR);
+	}
+	if (kmx_p11_gen_usage_matches(&gen, priv->key)) {
+		*pub_out = pub_handle;
+		*priv_out = priv_handle;
+		KMX_UNLOCK_RETURN(CKR_OK);
+	}
+	pthread_mutex_unlock(&lock);
+	g_clear_pointer(&reply, g_variant_unref);
+	reply = kmx_p11_bus_call(key_path,
+				 KMX_KEY_IFACE,
+				 "Delete",
+				 NULL,
+				 NULL,
+				 KMX_P11_TIMEOUT_SHORT,
+				 &error);
+	if (reply == NULL)
+		g_debug("keymux: cannot delete %s again: %s", key_path, error->message);
+	kmx_p11_refresh();
+	return CKR_TEMPLATE_INCONSISTENT;
 }
 
 /* ---- the rest of PKCS#11: not what keymux does ---- */
@@ -1828,9 +2339,6 @@ KMX_NOT_SUPPORTED(C_Encrypt,
 KMX_NOT_SUPPORTED(C_EncryptUpdate,
 		  (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
 KMX_NOT_SUPPORTED(C_EncryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
-KMX_NOT_SUPPORTED(C_DecryptUpdate,
-		  (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
-KMX_NOT_SUPPORTED(C_DecryptFinal, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG_PTR c))
 KMX_NOT_SUPPORTED(C_DigestInit, (CK_SESSION_HANDLE a, CK_MECHANISM_PTR b))
 KMX_NOT_SUPPORTED(C_Digest,
 		  (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, CK_ULONG_PTR e))
@@ -1863,15 +2371,6 @@ KMX_NOT_SUPPORTED(C_GenerateKey,
 		   CK_ATTRIBUTE_PTR c,
 		   CK_ULONG d,
 		   CK_OBJECT_HANDLE_PTR e))
-KMX_NOT_SUPPORTED(C_GenerateKeyPair,
-		  (CK_SESSION_HANDLE a,
-		   CK_MECHANISM_PTR b,
-		   CK_ATTRIBUTE_PTR c,
-		   CK_ULONG d,
-		   CK_ATTRIBUTE_PTR e,
-		   CK_ULONG f,
-		   CK_OBJECT_HANDLE_PTR g,
-		   CK_OBJECT_HANDLE_PTR h))
 KMX_NOT_SUPPORTED(C_WrapKey,
 		  (CK_SESSION_HANDLE a,
 		   CK_MECHANISM_PTR b,
