@@ -44,6 +44,7 @@
 #                                   PIN…" with PIN)
 #   register DEVICE / forget DEVICE "Register" / "Forget" on DEVICE
 #   device DEVICE / no-device DEVICE   DEVICE's group is there / is gone
+#   sensitive NAME yes|no           the button NAME is usable / greyed out
 #   close                           the window's close button
 import os
 import subprocess
@@ -325,23 +326,22 @@ def clipboard_text():
     return out.stdout.decode() if out.returncode == 0 else None
 
 
-def public_menu(label):
-    """the key's public-key menu, opened"""
+FORMS = {"pem": "as PEM", "ssh": "as an authorized_keys line"}
+
+
+def public_action(verb, label, form):
+    """VERB ("Copy", "Save") in the key's public-key menu, in FORM"""
+    # the menu button opens the popover that holds the buttons
     menu = wait_for(
         "the public-key menu of %r" % label,
         lambda a: next((b for b in find_all(a, "push button", "Public key of %s" % label) if has_click(b)), None),
     )
     click(menu)
+    click(one("push button", "%s the public key of %s %s" % (verb, label, FORMS[form])))
 
 
 def step_copy(label, form):
-    name = {
-        "pem": "Copy the public key of %s as PEM",
-        "ssh": "Copy the public key of %s as an authorized_keys line",
-    }[form]
-    # the menu button opens the popover that holds the copy buttons
-    public_menu(label)
-    click(one("push button", name % label))
+    public_action("Copy", label, form)
     start = "-----BEGIN PUBLIC KEY-----" if form == "pem" else "ssh-"
     text = wait_for(
         "the %s public key on the clipboard" % form,
@@ -410,29 +410,36 @@ def choose_file(title, path, save=False):
     location entry of an Open chooser (a Save chooser has its name entry
     focused already), Ctrl+A selects what it holds, the path replaces it;
     the path typed is checked, then the chooser's Open or Save button is
-    clicked (Return could land in the completion popup the path opens)"""
+    clicked (Return could land in the completion popup the path opens).
+    Key events go to the window with the keyboard focus: until the chooser
+    has it, Ctrl+L is pressed again and the path typed again."""
     dlg = chooser(title)
-    if not save:
-        key_combo(ord("l"), control=True)
-    field = wait_for("the focused entry of %r" % title, lambda a: focused_entry(dlg))
-    key_combo(ord("a"), control=True)
-    pyatspi.Registry.generateKeyboardEvent(0, path, pyatspi.KEY_STRING)
-    wait_for("%r typed into %r" % (path, title), lambda a: text_of(field) == path)
+    last = [0.0]
+
+    def location_entry(a):
+        found = focused_entry(dlg)
+        if found is None and not save and time.monotonic() - last[0] > 2:
+            key_combo(ord("l"), control=True)
+            last[0] = time.monotonic()
+        return found
+
+    field = wait_for("the focused entry of %r" % title, location_entry)
+    for attempt in range(3):
+        key_combo(ord("a"), control=True)
+        pyatspi.Registry.generateKeyboardEvent(0, path, pyatspi.KEY_STRING)
+        try:
+            wait_for("%r typed into %r" % (path, title), lambda a: text_of(field) == path)
+            break
+        except Failure:
+            if attempt == 2:
+                raise
     respond(dlg, "Save" if save else "Open")
     wait_for("the file chooser %r gone" % title, lambda a: not any(named(c, title) for c in children(a)))
 
 
 def step_save(label, form, path):
-    name = {
-        "pem": "Save the public key of %s as PEM",
-        "ssh": "Save the public key of %s as an authorized_keys line",
-    }[form]
-    title = {
-        "pem": "Save the Public Key as PEM",
-        "ssh": "Save the Public Key as an authorized_keys Line",
-    }[form]
-    public_menu(label)
-    click(one("push button", name % label))
+    public_action("Save", label, form)
+    title = "Save the Public Key %s" % FORMS[form].replace(" line", " Line")
     choose_file(title, path, save=True)
     # the panel writes a temp file and renames it: there means complete
     wait_for("the file %s" % path, lambda a: os.path.exists(path))
@@ -539,6 +546,19 @@ def step_forget(device):
     )
 
 
+def sensitive(acc):
+    return acc.getState().contains(pyatspi.STATE_SENSITIVE)
+
+
+def step_sensitive(name, want="yes"):
+    """the control NAME can be used (yes) or is greyed out (no)"""
+    want = want == "yes"
+    wait_for(
+        "%r %s" % (name, "usable" if want else "greyed out"),
+        lambda a: any(sensitive(b) == want for b in find_all(a, "push button", name)),
+    )
+
+
 def step_device(device):
     one("label", device)
     state_row(device)
@@ -564,6 +584,7 @@ STEPS = {
     "register": step_register,
     "forget": step_forget,
     "device": step_device,
+    "sensitive": step_sensitive,
     "no-device": step_no_device,
     "change-password": step_change_password,
     "open": step_open,

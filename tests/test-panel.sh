@@ -270,9 +270,11 @@ kmx_card_pull
 driver state "$card" "Registered · Not available"
 assert_eq "b false" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Available)"
 driver key "Signature key"
+driver sensitive "Delete key Signature key" no
 shot 19-card-out
 kmx_card_insert
 driver state "$card" "Registered · Available"
+driver sensitive "Delete key Signature key" yes
 driver forget "$card"
 assert_eq "b false" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Registered)" "Registered after the panel's Forget"
 kmx_card_pull

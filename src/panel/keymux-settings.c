@@ -314,6 +314,8 @@ key_view_update(KeyView *kv)
 				       GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
 				       subtitle,
 				       -1);
+	/* a key on a card that is out cannot be deleted: say so before a click */
+	gtk_widget_set_sensitive(kv->delete_button, keymux_key_get_available(kv->key));
 	adw_action_row_set_subtitle(kv->id_row, id != NULL ? id : "");
 	adw_action_row_set_subtitle(kv->usage_row, usage_text);
 #define A11Y(w, fmt)                                                                               \
