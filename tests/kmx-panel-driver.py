@@ -17,7 +17,8 @@
 #   generate DEVICE LABEL           "Generate…", ed25519, LABEL
 #   rename LABEL NEW                the key's rename button
 #   lock DEVICE / unlock DEVICE PASSWORD [bad]   (bad: the dialog asks
-#                                   again, saying so, and stays open)
+#                                   again, saying so, and stays open; a
+#                                   card's dialog asks for its PIN)
 #   cancel TITLE                    the dialog TITLE's Cancel
 #   prompt DEVICE PASSWORD          answer the panel's prompter dialog
 #   asked DEVICE / withdrawn DEVICE the prompter dialog is open / is gone
