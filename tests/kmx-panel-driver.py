@@ -412,14 +412,21 @@ def choose_file(title, path, save=False):
     focused already), Ctrl+A selects what it holds, the path replaces it;
     the path typed is checked, then the chooser's Open or Save button is
     clicked (Return could land in the completion popup the path opens).
-    Key events go to the window with the keyboard focus: until the chooser
-    has it, Ctrl+L is pressed again and the path typed again."""
+    Key events go to the window with the keyboard focus: a Ctrl+L that
+    came before the chooser had it is pressed again (only while no location
+    entry shows: pressed on a focused one, it would hide it again), and the
+    path is typed again."""
     dlg = chooser(title)
     last = [0.0]
 
     def location_entry(a):
         found = focused_entry(dlg)
-        if found is None and not save and time.monotonic() - last[0] > 2:
+        if (
+            found is None
+            and not save
+            and not find_all(dlg, "text", "GtkFileChooserEntry")
+            and time.monotonic() - last[0] > 5
+        ):
             key_combo(ord("l"), control=True)
             last[0] = time.monotonic()
         return found
