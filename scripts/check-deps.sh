@@ -49,6 +49,7 @@ COMMANDS=(
 	tpm2_dictionarylockout tpm2_flushcontext tpm2_getcap tpm2_load tpm2_readpublic xxd
 	go-md2man man systemd-analyze
 	Xvfb identify import /usr/libexec/at-spi-bus-launcher
+	xclip
 )
 # Called only when installed (bench/run --profile), or installed by the
 # script that calls it (.ci/run installs clang and libFuzzer's runtime);

@@ -19,6 +19,7 @@ packages=(
 	go-md2man man-db bash-completion
 	libnss3-tools
 	libgtk-4-dev libadwaita-1-dev xvfb at-spi2-core python3-pyatspi imagemagick
+	xclip
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

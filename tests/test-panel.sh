@@ -3,16 +3,21 @@
 # keymux-settings (DESIGN.md §10) in a real window: Xvfb, a real keymuxd on
 # a private bus, an AT-SPI bus on it, and the panel driven through AT-SPI
 # by tests/kmx-panel-driver.py.  Each step is checked in the accessible tree
-# (by the driver) and against keymuxd (busctl, keymuxctl), and a screenshot
-# of each is kept and checked: not blank, not the same as the step before.
+# (by the driver) and against keymuxd (busctl, keymuxctl), on disk and on
+# the X clipboard (xclip), and a screenshot of each is kept and checked:
+# not blank, not the same as the step before.  A card (the OpenPGP card
+# simulator behind the test's own pcscd) comes and goes while the panel is
+# open.
 #
 #   test-panel.sh KEYMUX-SETTINGS SCREENSHOT-DIR
 . "$KMX_TESTS_DIR/harness.sh"
+kmx_own_pcscd "$@"
 panel_bin=${1:?usage: test-panel.sh KEYMUX-SETTINGS SCREENSHOT-DIR}
 shots=${2:?usage: test-panel.sh KEYMUX-SETTINGS SCREENSHOT-DIR}
 kmx_setup
 cd "$KMX_TMP"
 printf '[daemon]\nidle-lock-timeout=0\n' >"$KEYMUX_CONFIG"
+kmx_start_pcscd
 kmx_start_daemon
 rm -rf "$shots"
 mkdir -p "$shots"
@@ -67,8 +72,13 @@ only_key() {
 }
 
 # ---- open: the soft-key store and its state ----
-# under ASan, GTK's and fontconfig's own leaks are not ours to report
-ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 kmx_bg "$panel_bin" >"$KMX_TMP/panel.log" 2>&1
+# under ASan, GTK's and fontconfig's own leaks are not ours to report; the
+# file chooser keeps its settings in memory (no dconf on this bus) and its
+# recent files in the test's own dirs
+mkdir -p "$KMX_TMP/xdg-data" "$KMX_TMP/xdg-config"
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 GSETTINGS_BACKEND=memory \
+	XDG_DATA_HOME=$KMX_TMP/xdg-data XDG_CONFIG_HOME=$KMX_TMP/xdg-config \
+	kmx_bg "$panel_bin" >"$KMX_TMP/panel.log" 2>&1
 panel_pid=$!
 out=$(driver open "$name")
 assert_contains "$out" "Unprotected"
@@ -145,29 +155,132 @@ done
 assert_contains "$(cat sign2.out)" "ay 64"
 
 # ---- the public key, copied as PEM and as an authorized_keys line ----
-driver copy "renamed key" pem >copied.pem
+# (the driver waits until the X clipboard has it; xclip reads it here)
+clipboard() { xclip -selection clipboard -o; }
+driver copy "renamed key" pem >/dev/null
+clipboard >copied.pem
 "$KEYMUXCTL" export-public "$id" >want.pem
 cmp copied.pem want.pem || fail "the PEM copied differs from keymuxctl's: $(cat copied.pem)"
-driver copy "renamed key" ssh >copied.ssh
+driver copy "renamed key" ssh >/dev/null
+clipboard >copied.ssh
 "$KEYMUXCTL" export-public --ssh "$id" >want.ssh
 assert_eq "$(cat want.ssh)" "$(cat copied.ssh)" "the authorized_keys line copied"
 assert_contains "$(cat copied.ssh)" "ssh-ed25519 "
 shot 10-copy
 
-# ---- change the password: the old one no longer unlocks ----
+# ---- import from a file: an OpenSSH key and a PKCS#8 PEM key, each with a
+# passphrase; the key keymuxd then has is the file's (its id is the SHA-256
+# of the SubjectPublicKeyInfo, computed here by openssl) ----
+mkdir files
+ssh-keygen -q -t ed25519 -N "ssh file pass" -C "from a file" -f files/id_ed25519
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -aes-256-cbc \
+	-pass pass:"pem file pass" -out files/p256.pem
+spki_id() { openssl pkey "$@" -pubout -outform DER | sha256sum | cut -d' ' -f1; }
+# (OpenSSH 9.2 exports no Ed25519 key as PKCS#8: python3-cryptography reads it)
+ssh_id=$(/usr/bin/python3 -c '
+import sys
+from cryptography.hazmat.primitives import serialization as s
+k = s.load_ssh_public_key(open(sys.argv[1], "rb").read())
+sys.stdout.buffer.write(k.public_bytes(s.Encoding.DER, s.PublicFormat.SubjectPublicKeyInfo))' files/id_ed25519.pub |
+	sha256sum | cut -d' ' -f1)
+pem_id=$(spki_id -in files/p256.pem -passin pass:"pem file pass")
+nkeys() { keys_json | grep -o '/org[^"]*' | wc -l; }
+before=$(nkeys)
+driver import "$name" "$KMX_TMP/files/id_ed25519" "ssh import" "not the passphrase" bad
+assert_eq "$before" "$(nkeys)" "keys after a wrong passphrase"
+shot 11-import-wrong
+driver import-again "$KMX_TMP/files/id_ed25519" "ssh import" "ssh file pass"
+ssh_key=$(kmx_device_path $dev)/$ssh_id
+assert_eq 's "ssh import"' "$(key_label "$ssh_key")" "the imported OpenSSH key, by the id of its public key"
+assert_eq "$(ssh-keygen -lf files/id_ed25519.pub | cut -d' ' -f2)" \
+	"$("$KEYMUXCTL" export-public --ssh "$ssh_id" | ssh-keygen -lf - | cut -d' ' -f2)" \
+	"the fingerprint of the imported OpenSSH key"
+driver import "$name" "$KMX_TMP/files/p256.pem" "pem import" "pem file pass"
+assert_eq 's "pem import"' "$(key_label "$(kmx_device_path $dev)/$pem_id")" "the imported PEM key"
+assert_eq 's "ecdsa-p256"' "$(kmx_prop "$(kmx_device_path $dev)/$pem_id" org.keymux.Keystore1.Key Algorithm)"
+assert_contains "$("$KEYMUXCTL" keys)" "${pem_id:0:16}"
+shot 12-import
+
+# ---- files that are no keys: a notice, nothing imported, no hang ----
+before=$(nkeys)
+driver import-refused "$name" /dev/zero "not a regular file"
+: >files/empty.key
+driver import-refused "$name" "$KMX_TMP/files/empty.key" "the file is empty"
+head -c 1100000 /dev/zero >files/huge.key
+driver import-refused "$name" "$KMX_TMP/files/huge.key" "too large"
+printf 'no key in here\n' >files/garbage.txt
+driver import-fails "$name" "$KMX_TMP/files/garbage.txt" "Cannot import the key"
+assert_eq "$before" "$(nkeys)" "keys after the files that are no keys"
+shot 13-import-refused
+
+# ---- save the public key: PEM and an authorized_keys line, each the
+# keymuxctl export and the same key as the file imported ----
+driver save "ssh import" pem "$KMX_TMP/files/saved.pem"
+"$KEYMUXCTL" export-public "$ssh_id" >want-saved.pem
+cmp files/saved.pem want-saved.pem || fail "the PEM saved differs from keymuxctl's: $(cat files/saved.pem)"
+assert_eq "$ssh_id" "$(spki_id -pubin -in files/saved.pem)" "the key in the PEM saved"
+driver save "ssh import" ssh "$KMX_TMP/files/saved.pub"
+assert_eq "$("$KEYMUXCTL" export-public --ssh "$ssh_id")" "$(cat files/saved.pub)" "the authorized_keys line saved"
+assert_eq "$(ssh-keygen -lf files/id_ed25519.pub | cut -d' ' -f2)" "$(ssh-keygen -lf files/saved.pub | cut -d' ' -f2)" \
+	"the fingerprint of the authorized_keys line saved"
+shot 14-save
+
+# ---- change the password: the old one no longer unlocks, the new one does ----
 driver change-password "$name" "panel secret" "second secret"
-kmx_device $dev Lock
+driver lock "$name"
+driver unlock "$name" "panel secret" bad
+assert_eq "b true" "$(locked)" "Locked after the old password"
+driver cancel "Unlock $name"
 err=$(kmx_call_error kmx_device $dev Unlock 'sa{sv}' "panel secret" 0)
 assert_contains "$err" "wrong password"
-kmx_device $dev Unlock 'sa{sv}' "second secret" 0
+driver unlock "$name" "second secret"
 driver state "$name" ": Unlocked"
+assert_eq "b false" "$(locked)" "Locked after the new password"
+shot 15-password
 
 # ---- delete, confirmed ----
 driver delete "renamed key"
 left=$(keys_json)
 assert_not_contains "$left" "$k"
 driver names "Key made elsewhere"
-shot 11-delete
+shot 16-delete
+
+# ---- a card comes, is registered, goes and comes back, is forgotten ----
+card="Jane Doe"
+cdev=card:FFFE0000BEEF
+cpath=$(kmx_device_path $cdev)
+kmx_start_card_sim --serial 0000BEEF --keys sig=ecdsa-p256,dec=x25519,aut=ed25519 --name 'Doe<<Jane'
+driver device "$card"
+driver state "$card" ": Locked · Available · 3 tries left"
+driver names "Unlock $card" "Register $card" "Change the PIN of $card" "PIN and registration" "Key Signature key"
+assert_eq "b false" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Registered)"
+shot 17-card
+# unlocked with its PIN in the panel's dialog: a wrong one spends a try
+driver unlock "$card" "654321" bad
+driver cancel "Unlock $card"
+driver state "$card" ": Locked · Available · 2 tries left"
+assert_eq "i 2" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device PinRetries)"
+driver unlock "$card" "123456"
+driver state "$card" ": Unlocked · Available · 3 tries left"
+assert_eq "b false" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Locked)"
+driver register "$card"
+assert_eq "b true" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Registered)" "Registered after the panel's Register"
+shot 18-card-registered
+kmx_card_pull
+driver state "$card" "Registered · Not available"
+assert_eq "b false" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Available)"
+driver key "Signature key"
+driver sensitive "Delete key Signature key" no
+shot 19-card-out
+kmx_card_insert
+driver state "$card" "Registered · Available"
+driver sensitive "Delete key Signature key" yes
+driver forget "$card"
+assert_eq "b false" "$(kmx_prop "$cpath" org.keymux.Keystore1.Device Registered)" "Registered after the panel's Forget"
+kmx_card_pull
+driver no-device "$card"
+driver no-key "Signature key"
+shot 20-card-gone
 
 # ---- closed, the panel exits cleanly and is nobody's prompter any more ----
 driver close
@@ -176,5 +289,5 @@ wait "$panel_pid" || status=$?
 assert_eq 0 "$status" "the panel's exit status (log: $(tail -n 20 "$KMX_TMP/panel.log"))"
 grep -E "CRITICAL|WARNING" "$KMX_TMP/panel.log" && fail "the panel warned"
 kmx_device $dev Lock
-err=$(kmx_call_error kmx_manager Sign 'ssaya{sv}' "$(kmx_prop "$(keys_json | grep -o '/org[^"]*' | head -n 1)" org.keymux.Keystore1.Key Id | sed 's/^s "\(.*\)"$/\1/')" ecdsa-sha256 1 1 0)
+err=$(kmx_call_error kmx_manager Sign 'ssaya{sv}' "$pem_id" ecdsa-sha256 1 1 0)
 assert_contains "$err" "no prompter is registered"

@@ -47,7 +47,8 @@ typedef struct {
 	GtkWidget *public_button;
 	GtkWidget *copy_pem_button;
 	GtkWidget *copy_ssh_button;
-	GtkWidget *save_button;
+	GtkWidget *save_pem_button;
+	GtkWidget *save_ssh_button;
 } KeyView;
 
 struct _Panel {
@@ -145,13 +146,23 @@ toast(Panel *p, const char *text)
 	adw_toast_overlay_add_toast(p->toasts, adw_toast_new(text));
 }
 
+/* a failure goes before the notices queued ahead of it: shown at once */
+static void
+toast_problem(Panel *p, const char *text)
+{
+	AdwToast *t = adw_toast_new(text);
+
+	g_message("%s", text);
+	adw_toast_set_priority(t, ADW_TOAST_PRIORITY_HIGH);
+	adw_toast_overlay_add_toast(p->toasts, t);
+}
+
 static void
 toast_error(Panel *p, const char *what, const GError *error)
 {
 	g_autofree char *text = g_strdup_printf("%s: %s", what, error->message);
 
-	g_message("%s", text);
-	toast(p, text);
+	toast_problem(p, text);
 }
 
 /* copy the text of a password entry into locked memory and empty the entry */
@@ -183,6 +194,13 @@ device_is_protected(KeymuxDevice *device)
 	if (details != NULL)
 		g_variant_lookup(details, "protected", "b", &protected);
 	return protected;
+}
+
+/* a card is unlocked with a PIN, everything else with a password */
+static const char *
+secret_word(KeymuxDevice *device)
+{
+	return g_strcmp0(keymux_device_get_backend(device), "card") == 0 ? "PIN" : "password";
 }
 
 static GtkWidget *
@@ -296,6 +314,8 @@ key_view_update(KeyView *kv)
 				       GTK_ACCESSIBLE_PROPERTY_DESCRIPTION,
 				       subtitle,
 				       -1);
+	/* a key on a card that is out cannot be deleted: say so before a click */
+	gtk_widget_set_sensitive(kv->delete_button, keymux_key_get_available(kv->key));
 	adw_action_row_set_subtitle(kv->id_row, id != NULL ? id : "");
 	adw_action_row_set_subtitle(kv->usage_row, usage_text);
 #define A11Y(w, fmt)                                                                               \
@@ -309,7 +329,8 @@ key_view_update(KeyView *kv)
 	A11Y(public_button, "Public key of %s");
 	A11Y(copy_pem_button, "Copy the public key of %s as PEM");
 	A11Y(copy_ssh_button, "Copy the public key of %s as an authorized_keys line");
-	A11Y(save_button, "Save the public key of %s");
+	A11Y(save_pem_button, "Save the public key of %s as PEM");
+	A11Y(save_ssh_button, "Save the public key of %s as an authorized_keys line");
 #undef A11Y
 	g_free(text);
 	text = g_strdup_printf("Key ID of %s: %s", label, id != NULL ? id : "");
@@ -460,31 +481,30 @@ save_written(GObject *source, GAsyncResult *res, gpointer user_data)
 		toast(p, "Public key saved");
 }
 
+/* the format is the one the user picked in the menu, whatever the name */
 static void
 save_response(GtkNativeDialog *chooser, int response, gpointer user_data)
 {
 	Panel *p = user_data;
 	KeymuxKey *key = g_object_get_data(G_OBJECT(chooser), "key");
+	gboolean ssh = g_object_get_data(G_OBJECT(chooser), "ssh") != NULL;
 	g_autoptr(GFile) file = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *text = NULL;
-	g_autofree char *name = NULL;
 	GBytes *bytes;
 
 	if (response != GTK_RESPONSE_ACCEPT)
 		goto out;
 	file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(chooser));
-	name = g_file_get_basename(file);
-	/* key.pub is an OpenSSH public key; anything else is PEM */
-	if (name != NULL && g_str_has_suffix(name, ".pub"))
-		text = kmx_panel_public_key_ssh(key, &error);
-	else
-		text = kmx_panel_public_key_pem(key, &error);
+	if (file == NULL)
+		goto out;
+	text = ssh ? kmx_panel_public_key_ssh(key, &error) : kmx_panel_public_key_pem(key, &error);
 	if (text == NULL) {
 		toast_error(p, "Cannot save the public key", error);
 		goto out;
 	}
-	if (g_str_has_suffix(name, ".pub")) {
+	/* an authorized_keys file is lines; the PEM armor ends with its own */
+	if (ssh) {
 		char *line = g_strconcat(text, "\n", NULL);
 
 		g_free(text);
@@ -506,22 +526,37 @@ out:
 }
 
 static void
-on_save(KeyView *kv)
+save_public(KeyView *kv, gboolean ssh)
 {
-	GtkFileChooserNative *chooser = gtk_file_chooser_native_new("Save the Public Key",
-								    kv->dv->panel->window,
-								    GTK_FILE_CHOOSER_ACTION_SAVE,
-								    "Save",
-								    "Cancel");
+	GtkFileChooserNative *chooser = gtk_file_chooser_native_new(
+	    ssh ? "Save the Public Key as an authorized_keys Line" : "Save the Public Key as PEM",
+	    kv->dv->panel->window,
+	    GTK_FILE_CHOOSER_ACTION_SAVE,
+	    "Save",
+	    "Cancel");
 	g_autofree char *label = keymux_key_dup_label(kv->key);
-	g_autofree char *name =
-	    g_strdup_printf("%s.pem", label != NULL && *label != '\0' ? label : "key");
+	g_autofree char *name = g_strdup_printf("%s.%s",
+						label != NULL && *label != '\0' ? label : "key",
+						ssh ? "pub" : "pem");
 
 	g_strdelimit(name, "/", '_');
 	gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(chooser), name);
 	g_object_set_data_full(G_OBJECT(chooser), "key", g_object_ref(kv->key), g_object_unref);
+	g_object_set_data(G_OBJECT(chooser), "ssh", ssh ? kv : NULL);
 	g_signal_connect(chooser, "response", G_CALLBACK(save_response), kv->dv->panel);
 	gtk_native_dialog_show(GTK_NATIVE_DIALOG(chooser));
+}
+
+static void
+on_save_pem(KeyView *kv)
+{
+	save_public(kv, FALSE);
+}
+
+static void
+on_save_ssh(KeyView *kv)
+{
+	save_public(kv, TRUE);
 }
 
 static KeyView *
@@ -545,10 +580,12 @@ key_view_new(DeviceView *dv, KeymuxKey *key)
 	 * they are at hand without expanding the row */
 	kv->copy_pem_button = button_new("Copy as PEM", NULL, "", NULL);
 	kv->copy_ssh_button = button_new("Copy as authorized_keys Line", NULL, "", NULL);
-	kv->save_button = button_new("Save to a File…", NULL, "", NULL);
+	kv->save_pem_button = button_new("Save as PEM…", NULL, "", NULL);
+	kv->save_ssh_button = button_new("Save as authorized_keys…", NULL, "", NULL);
 	gtk_box_append(GTK_BOX(popover_box), kv->copy_pem_button);
 	gtk_box_append(GTK_BOX(popover_box), kv->copy_ssh_button);
-	gtk_box_append(GTK_BOX(popover_box), kv->save_button);
+	gtk_box_append(GTK_BOX(popover_box), kv->save_pem_button);
+	gtk_box_append(GTK_BOX(popover_box), kv->save_ssh_button);
 	for (GtkWidget *b = gtk_widget_get_first_child(popover_box); b != NULL;
 	     b = gtk_widget_get_next_sibling(b)) {
 		gtk_widget_add_css_class(b, "flat");
@@ -573,7 +610,8 @@ key_view_new(DeviceView *dv, KeymuxKey *key)
 	g_signal_connect_swapped(kv->delete_button, "clicked", G_CALLBACK(on_delete), kv);
 	g_signal_connect_swapped(kv->copy_pem_button, "clicked", G_CALLBACK(on_copy_pem), kv);
 	g_signal_connect_swapped(kv->copy_ssh_button, "clicked", G_CALLBACK(on_copy_ssh), kv);
-	g_signal_connect_swapped(kv->save_button, "clicked", G_CALLBACK(on_save), kv);
+	g_signal_connect_swapped(kv->save_pem_button, "clicked", G_CALLBACK(on_save_pem), kv);
+	g_signal_connect_swapped(kv->save_ssh_button, "clicked", G_CALLBACK(on_save_ssh), kv);
 	g_signal_connect_swapped(key, "notify", G_CALLBACK(key_view_update), kv);
 	key_view_update(kv);
 	adw_preferences_group_add(dv->group, GTK_WIDGET(kv->row));
@@ -633,8 +671,12 @@ device_view_update(DeviceView *dv)
 	gtk_widget_set_sensitive(dv->generate_button, available);
 	gtk_widget_set_sensitive(dv->import_button, available);
 	gtk_widget_set_sensitive(dv->passwd_button, available && retries != 0);
-	gtk_button_set_label(GTK_BUTTON(dv->passwd_button),
-			     protected ? "Change Password…" : "Set Password…");
+	if (!protected)
+		gtk_button_set_label(GTK_BUTTON(dv->passwd_button), "Set Password…");
+	else if (g_strcmp0(secret_word(device), "PIN") == 0)
+		gtk_button_set_label(GTK_BUTTON(dv->passwd_button), "Change PIN…");
+	else
+		gtk_button_set_label(GTK_BUTTON(dv->passwd_button), "Change Password…");
 	gtk_widget_set_visible(dv->register_button, !softkey);
 	gtk_button_set_label(GTK_BUTTON(dv->register_button), registered ? "Forget" : "Register");
 #define A11Y(w, fmt)                                                                               \
@@ -647,9 +689,11 @@ device_view_update(DeviceView *dv)
 	A11Y(unlock_button, "Unlock %s");
 	A11Y(generate_button, "Generate a key on %s");
 	A11Y(import_button, "Import a key into %s");
-	if (protected)
-		A11Y(passwd_button, "Change the password of %s");
-	else
+	if (protected) {
+		g_free(text);
+		text = g_strdup_printf("Change the %s of %s", secret_word(device), label);
+		set_a11y_label(dv->passwd_button, text);
+	} else
 		A11Y(passwd_button, "Set a password on %s");
 	if (registered)
 		A11Y(register_button, "Forget %s");
@@ -689,8 +733,9 @@ unlock_done(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (keymux_device_unlock_finish(KEYMUX_DEVICE(source), res, &error))
 		return;
 	if (g_error_matches(error, KEYMUX_ERROR, KEYMUX_ERROR_BAD_SECRET)) {
-		g_autofree char *problem =
-		    g_strdup_printf("That password was wrong (%s). Try again.", error->message);
+		g_autofree char *problem = g_strdup_printf("That %s was wrong (%s). Try again.",
+							   secret_word(dv->device),
+							   error->message);
 
 		on_unlock_with(dv, problem);
 	} else
@@ -720,9 +765,12 @@ on_unlock_with(DeviceView *dv, const char *problem)
 	g_autofree char *label = device_label(dv->device);
 	g_autofree char *heading = g_strdup_printf("Unlock %s", label);
 	GtkWidget *box = vbox();
-	GtkWidget *entry = labelled_entry(box, password_entry_new(), "Password");
+	g_autofree char *word = g_strdup(secret_word(dv->device));
+	GtkWidget *entry;
 	AdwMessageDialog *d;
 
+	word[0] = g_ascii_toupper(word[0]);
+	entry = labelled_entry(box, password_entry_new(), word);
 	d = dialog_new(dv->panel,
 		       heading,
 		       problem,
@@ -744,7 +792,10 @@ on_unlock_with(DeviceView *dv, const char *problem)
 static void
 on_unlock(DeviceView *dv)
 {
-	on_unlock_with(dv, "Enter the password of the device.");
+	g_autofree char *text =
+	    g_strdup_printf("Enter the %s of the device.", secret_word(dv->device));
+
+	on_unlock_with(dv, text);
 }
 
 /* change or set the password */
@@ -758,7 +809,9 @@ passwd_done(GObject *source, GAsyncResult *res, gpointer user_data)
 	if (!keymux_device_change_secret_finish(KEYMUX_DEVICE(source), res, &error))
 		toast_error(dv->panel, "Cannot change the password", error);
 	else
-		toast(dv->panel, "Password changed");
+		toast(dv->panel,
+		      g_strcmp0(secret_word(dv->device), "PIN") == 0 ? "PIN changed"
+								     : "Password changed");
 }
 
 static void
@@ -773,11 +826,17 @@ passwd_response(AdwMessageDialog *d, const char *response, DeviceView *dv)
 	if (g_strcmp0(response, "change") != 0)
 		return;
 	if (!kmx_secret_equal(new1, new2)) {
-		toast(dv->panel, "The new passwords differ: nothing was changed");
+		g_autofree char *text = g_strdup_printf("The new %ss differ: nothing was changed",
+							secret_word(dv->device));
+
+		toast_problem(dv->panel, text);
 		return;
 	}
 	if (kmx_secret_is_empty(new1)) {
-		toast(dv->panel, "The new password is empty: nothing was changed");
+		g_autofree char *text = g_strdup_printf("The new %s is empty: nothing was changed",
+							secret_word(dv->device));
+
+		toast_problem(dv->panel, text);
 		return;
 	}
 	keymux_device_change_secret(dv->device,
@@ -793,9 +852,14 @@ on_passwd(DeviceView *dv)
 {
 	g_autofree char *label = device_label(dv->device);
 	gboolean protected = device_is_protected(dv->device);
+	gboolean pin = g_strcmp0(secret_word(dv->device), "PIN") == 0;
 	g_autofree char *heading =
-	    g_strdup_printf(protected ? "Change the Password of %s" : "Set a Password on %s",
-			    label);
+	    protected ? g_strdup_printf("Change the %s of %s", pin ? "PIN" : "Password", label)
+		      : g_strdup_printf("Set a Password on %s", label);
+	const char *word = pin ? "PIN" : "password";
+	g_autofree char *current = g_strdup_printf("Current %s", word);
+	g_autofree char *new_one = g_strdup_printf("New %s", word);
+	g_autofree char *repeat = g_strdup_printf("Repeat the new %s", word);
 	GtkWidget *box = vbox();
 	AdwMessageDialog *d;
 
@@ -809,13 +873,9 @@ on_passwd(DeviceView *dv)
 	if (protected)
 		g_object_set_data(G_OBJECT(d),
 				  "old",
-				  labelled_entry(box, password_entry_new(), "Current password"));
-	g_object_set_data(G_OBJECT(d),
-			  "new",
-			  labelled_entry(box, password_entry_new(), "New password"));
-	g_object_set_data(G_OBJECT(d),
-			  "repeat",
-			  labelled_entry(box, password_entry_new(), "Repeat the new password"));
+				  labelled_entry(box, password_entry_new(), current));
+	g_object_set_data(G_OBJECT(d), "new", labelled_entry(box, password_entry_new(), new_one));
+	g_object_set_data(G_OBJECT(d), "repeat", labelled_entry(box, password_entry_new(), repeat));
 	g_signal_connect_data(d,
 			      "response",
 			      G_CALLBACK(passwd_response),
@@ -902,42 +962,176 @@ on_generate(DeviceView *dv)
 	gtk_widget_grab_focus(entry);
 }
 
-/* import: a file, then its label and passphrase */
+/* import: a file, then its label and passphrase; a wrong passphrase asks
+ * again with the same bytes, the file is read once */
+
+typedef struct {
+	DeviceView *dv;
+	KmxSecret *data; /* the file's bytes, in locked memory */
+	char *name;	 /* the file's name, for the dialog */
+	char *label;	 /* what the user typed last */
+} Import;
+
+static void
+import_free(Import *im)
+{
+	dv_unref(im->dv);
+	kmx_secret_unref(im->data);
+	g_free(im->name);
+	g_free(im->label);
+	g_free(im);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Import, import_free)
+
+static void import_ask(Import *im, const char *problem);
 
 static void
 import_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-	g_autoptr(DeviceView) dv = user_data;
+	g_autoptr(Import) im = user_data;
 	g_autoptr(GError) error = NULL;
 	GList *keys = keymux_device_import_key_finish(KEYMUX_DEVICE(source), res, &error);
 
 	if (keys == NULL && error != NULL) {
-		toast_error(dv->panel, "Cannot import the key", error);
+		if (g_error_matches(error, KEYMUX_ERROR, KEYMUX_ERROR_BAD_SECRET)) {
+			g_autofree char *problem =
+			    g_strdup_printf("That passphrase was wrong (%s). Try again.",
+					    error->message);
+
+			import_ask(g_steal_pointer(&im), problem);
+		} else
+			toast_error(im->dv->panel, "Cannot import the key", error);
 		return;
 	}
-	toast(dv->panel, g_list_length(keys) == 1 ? "Key imported" : "Keys imported");
+	toast(im->dv->panel, g_list_length(keys) == 1 ? "Key imported" : "Keys imported");
 	g_list_free_full(keys, g_object_unref);
 }
 
 static void
-import_response(AdwMessageDialog *d, const char *response, DeviceView *dv)
+import_response(AdwMessageDialog *d, const char *response, gpointer user_data)
 {
-	KmxSecret *data = g_object_get_data(G_OBJECT(d), "data");
+	Import *im = g_object_steal_data(G_OBJECT(d), "import");
 	g_autoptr(KmxSecret) pass = take_secret(g_object_get_data(G_OBJECT(d), "passphrase"));
 	GtkWidget *label = g_object_get_data(G_OBJECT(d), "label");
 	g_autoptr(GBytes) bytes = NULL;
 
-	if (g_strcmp0(response, "import") != 0)
+	(void)user_data;
+	if (im == NULL)
 		return;
+	if (g_strcmp0(response, "import") != 0) {
+		import_free(im);
+		return;
+	}
+	g_free(im->label);
+	im->label = g_strdup(gtk_editable_get_text(GTK_EDITABLE(label)));
 	/* the bytes wipe themselves when the call is done with them */
-	bytes = kmx_secret_to_bytes(data);
-	keymux_device_import_key(dv->device,
+	bytes = kmx_secret_to_bytes(im->data);
+	keymux_device_import_key(im->dv->device,
 				 bytes,
 				 kmx_secret_get_string(pass),
-				 gtk_editable_get_text(GTK_EDITABLE(label)),
+				 im->label,
 				 NULL,
 				 import_done,
-				 dv_ref(dv));
+				 im);
+}
+
+static void
+import_ask(Import *im, const char *problem)
+{
+	g_autofree char *heading = g_strdup_printf("Import “%s”", im->name);
+	GtkWidget *box = vbox();
+	GtkWidget *label = labelled_entry(box, gtk_entry_new(), "Label");
+	AdwMessageDialog *d;
+
+	d = dialog_new(im->dv->panel,
+		       heading,
+		       problem != NULL ? problem
+				       : "A key in PEM or DER (PKCS#8, PKCS#1, SEC1) or an OpenSSH "
+					 "private key.",
+		       "import",
+		       "Import",
+		       ADW_RESPONSE_SUGGESTED,
+		       box);
+	if (im->label != NULL)
+		gtk_editable_set_text(GTK_EDITABLE(label), im->label);
+	g_object_set_data(G_OBJECT(d), "label", label);
+	g_object_set_data(
+	    G_OBJECT(d),
+	    "passphrase",
+	    labelled_entry(box, password_entry_new(), "Passphrase of the file, if it has one"));
+	/* the dialog holds the import until it is answered or goes */
+	g_object_set_data_full(G_OBJECT(d), "import", im, (GDestroyNotify)import_free);
+	g_signal_connect(d, "response", G_CALLBACK(import_response), NULL);
+	gtk_window_present(GTK_WINDOW(d));
+	gtk_widget_grab_focus(label);
+}
+
+/* in a worker thread: the file's bytes straight into locked memory, read
+ * no further than the size it had when asked (a device file, a file that
+ * grows, a FIFO are refused, not read forever) */
+static void
+import_read(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+	GFile *file = source;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GFileInfo) info = NULL;
+	g_autoptr(GFileInputStream) in = NULL;
+	g_autoptr(KmxSecret) data = NULL;
+	goffset size;
+	gsize n = 0;
+
+	(void)task_data;
+	info = g_file_query_info(file,
+				 G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
+				 G_FILE_QUERY_INFO_NONE,
+				 cancellable,
+				 &error);
+	if (info == NULL) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	size = g_file_info_get_size(info);
+	if (g_file_info_get_file_type(info) != G_FILE_TYPE_REGULAR) {
+		g_task_return_new_error(task,
+					G_IO_ERROR,
+					G_IO_ERROR_NOT_REGULAR_FILE,
+					"it is not a regular file");
+		return;
+	}
+	if (size <= 0 || size > KMX_PANEL_IMPORT_MAX) {
+		g_task_return_new_error(task,
+					G_IO_ERROR,
+					G_IO_ERROR_INVALID_DATA,
+					size <= 0 ? "the file is empty"
+						  : "the file is too large to be a key");
+		return;
+	}
+	in = g_file_read(file, cancellable, &error);
+	if (in == NULL) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	/* one byte more than the size: a file that grew meanwhile shows */
+	data = kmx_secret_new((gsize)size + 1);
+	if (!g_input_stream_read_all(G_INPUT_STREAM(in),
+				     kmx_secret_get_data(data),
+				     (gsize)size + 1,
+				     &n,
+				     cancellable,
+				     &error)) {
+		g_task_return_error(task, g_steal_pointer(&error));
+		return;
+	}
+	if (n == 0 || n > (gsize)size) {
+		g_task_return_new_error(task,
+					G_IO_ERROR,
+					G_IO_ERROR_INVALID_DATA,
+					"the file changed while it was read");
+		return;
+	}
+	kmx_secret_truncate(data, n);
+	g_task_return_pointer(task, g_steal_pointer(&data), (GDestroyNotify)kmx_secret_unref);
 }
 
 static void
@@ -945,50 +1139,18 @@ import_loaded(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autofree char *name = g_file_get_basename(G_FILE(source));
-	g_autofree char *heading = g_strdup_printf("Import “%s”", name);
-	char *contents = NULL;
-	gsize len = 0;
-	KmxSecret *data;
-	GtkWidget *box;
-	AdwMessageDialog *d;
+	KmxSecret *data = g_task_propagate_pointer(G_TASK(res), &error);
+	Import *im;
 
-	if (!g_file_load_contents_finish(G_FILE(source), res, &contents, &len, NULL, &error)) {
-		toast_error(dv->panel, "Cannot read the file", error);
+	if (data == NULL) {
+		toast_error(dv->panel, "Cannot import the file", error);
 		return;
 	}
-	if (len == 0 || len > KMX_PANEL_IMPORT_MAX) {
-		kmx_secure_zero(contents, len);
-		g_free(contents);
-		toast(dv->panel,
-		      len == 0 ? "The file is empty" : "The file is too large to be a key");
-		return;
-	}
-	data = kmx_secret_new_from_data(contents, len);
-	kmx_secure_zero(contents, len);
-	g_free(contents);
-
-	box = vbox();
-	d = dialog_new(dv->panel,
-		       heading,
-		       "A key in PEM or DER (PKCS#8, PKCS#1, SEC1) or an OpenSSH private key.",
-		       "import",
-		       "Import",
-		       ADW_RESPONSE_SUGGESTED,
-		       box);
-	g_object_set_data(G_OBJECT(d), "label", labelled_entry(box, gtk_entry_new(), "Label"));
-	g_object_set_data(
-	    G_OBJECT(d),
-	    "passphrase",
-	    labelled_entry(box, password_entry_new(), "Passphrase of the file, if it has one"));
-	g_object_set_data_full(G_OBJECT(d), "data", data, (GDestroyNotify)kmx_secret_unref);
-	g_signal_connect_data(d,
-			      "response",
-			      G_CALLBACK(import_response),
-			      dv_ref(dv),
-			      dv_unref_closure,
-			      0);
-	gtk_window_present(GTK_WINDOW(d));
+	im = g_new0(Import, 1);
+	im->dv = g_steal_pointer(&dv);
+	im->data = data;
+	im->name = g_file_get_basename(G_FILE(source));
+	import_ask(im, NULL);
 }
 
 static void
@@ -996,8 +1158,12 @@ import_chosen(GtkNativeDialog *chooser, int response, DeviceView *dv)
 {
 	if (response == GTK_RESPONSE_ACCEPT) {
 		g_autoptr(GFile) file = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(chooser));
+		g_autoptr(GTask) task = NULL;
 
-		g_file_load_contents_async(file, NULL, import_loaded, dv_ref(dv));
+		if (file != NULL) {
+			task = g_task_new(file, NULL, import_loaded, dv_ref(dv));
+			g_task_run_in_thread(task, import_read);
+		}
 	}
 	g_object_unref(chooser);
 }
@@ -1027,22 +1193,28 @@ register_done(GObject *source, GAsyncResult *res, gpointer user_data)
 {
 	g_autoptr(DeviceView) dv = user_data;
 	g_autoptr(GError) error = NULL;
-	gboolean ok = g_object_get_data(source, "kmx-unregister") != NULL
-			  ? keymux_device_unregister_finish(KEYMUX_DEVICE(source), res, &error)
-			  : keymux_device_register_finish(KEYMUX_DEVICE(source), res, &error);
 
-	if (!ok)
-		toast_error(dv->panel, "Cannot change the registration", error);
+	if (!keymux_device_register_finish(KEYMUX_DEVICE(source), res, &error))
+		toast_error(dv->panel, "Cannot register the device", error);
 }
 
 static void
+unregister_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	g_autoptr(DeviceView) dv = user_data;
+	g_autoptr(GError) error = NULL;
+
+	if (!keymux_device_unregister_finish(KEYMUX_DEVICE(source), res, &error))
+		toast_error(dv->panel, "Cannot forget the device", error);
+}
+
+/* each call has its own callback: a second click while the first call is
+ * under way finishes each with its own _finish */
+static void
 on_register(DeviceView *dv)
 {
-	gboolean registered = keymux_device_get_registered(dv->device);
-
-	g_object_set_data(G_OBJECT(dv->device), "kmx-unregister", registered ? dv : NULL);
-	if (registered)
-		keymux_device_unregister(dv->device, NULL, register_done, dv_ref(dv));
+	if (keymux_device_get_registered(dv->device))
+		keymux_device_unregister(dv->device, NULL, unregister_done, dv_ref(dv));
 	else
 		keymux_device_register(dv->device, NULL, register_done, dv_ref(dv));
 }
@@ -1074,8 +1246,11 @@ device_view_new(Panel *p, KeymuxDevice *device)
 	gtk_box_append(GTK_BOX(buttons), dv->generate_button);
 	gtk_box_append(GTK_BOX(buttons), dv->import_button);
 	adw_preferences_group_set_header_suffix(dv->group, buttons);
-	adw_preferences_row_set_title(ADW_PREFERENCES_ROW(more), "Password and registration");
-	set_a11y_label(more, "Password and registration");
+	adw_preferences_row_set_title(ADW_PREFERENCES_ROW(more),
+				      g_strcmp0(secret_word(device), "PIN") == 0
+					  ? "PIN and registration"
+					  : "Password and registration");
+	set_a11y_label(more, adw_preferences_row_get_title(ADW_PREFERENCES_ROW(more)));
 	adw_action_row_add_suffix(ADW_ACTION_ROW(more), dv->passwd_button);
 	adw_action_row_add_suffix(ADW_ACTION_ROW(more), dv->register_button);
 	adw_preferences_group_add(dv->group, GTK_WIDGET(dv->state_row));
