@@ -281,6 +281,22 @@ pubkey() {
 	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
 }
 
+# kmx_check_rsa_decrypt PATH PUB: openssl's PKCS#1 v1.5 and OAEP (SHA-256)
+# ciphertexts of "secret words" for PUB (PEM) decrypt with the key at PATH;
+# plain, ct.pkcs1 and ct.oaep stay in the current directory
+kmx_check_rsa_decrypt() {
+	printf 'secret words' >plain
+	openssl pkeyutl -encrypt -pubin -inkey "$2" -in plain -out ct.pkcs1
+	# shellcheck disable=SC2046
+	kmx_key "$1" Decrypt saya{sv} rsa-pkcs1 $(kmx_file_to_ay ct.pkcs1) 0 | kmx_ay_to_file out
+	assert_eq "secret words" "$(cat out)" "rsa-pkcs1 decrypt"
+	openssl pkeyutl -encrypt -pubin -inkey "$2" -pkeyopt rsa_padding_mode:oaep \
+		-pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 -in plain -out ct.oaep
+	# shellcheck disable=SC2046
+	kmx_key "$1" Decrypt saya{sv} rsa-oaep-sha256 $(kmx_file_to_ay ct.oaep) 0 | kmx_ay_to_file out
+	assert_eq "secret words" "$(cat out)" "rsa-oaep-sha256 decrypt"
+}
+
 # busctl prints ay as 'ay N b1 b2 ...': turn it into a file
 kmx_ay_to_file() {
 	/usr/bin/python3 -c '
