@@ -8,9 +8,10 @@
 #    bench/run, .ci/run, the shell lines C code runs (run("...") and argv
 #    arrays in any .c file that starts programs: the soft-key unit test) and
 #    meson's find_program(), and compares them with COMMANDS below.  Shell is parsed by shfmt, bench/run
-#    by Python's ast.  Builtins, functions defined in the scripts, words from
-#    variables ("$KEYMUXD") and paths in the tree (build/...) are not
-#    commands; behind timeout, setpriv, env, a script's "$@"-runner (kmx_bg,
+#    by Python's ast.  Builtins, functions (those of the script itself, of
+#    the scripts it sources and, in a sourced one, of those that source it),
+#    words from variables ("$KEYMUXD") and paths in the tree (build/...) are
+#    not commands; behind timeout, setpriv, env, a script's "$@"-runner (kmx_bg,
 #    assert_exit ...) and in trap/sh -c strings the wrapped command is.
 #    A command called but not listed fails, and so does one listed but no
 #    longer called.
@@ -26,8 +27,9 @@
 #   -v          print where each command comes from
 #   --calls     print each call found (command, file:line) and stop
 #   --root DIR  check the tree in DIR (default: this one)
-#   --self-test prove that the check fails for a command that is not listed,
-#               a listed command from a package deps.sh does not install, a
+#   --self-test prove that the check fails for a command that is not listed
+#               (also where another test has a function of its name), a
+#               listed command from a package deps.sh does not install, a
 #               command that is not installed, and a stale list entry
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,7 +78,7 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# ---- the self-test: break a copy of the tree four ways, each must fail ----
+# ---- the self-test: break a copy of the tree five ways, each must fail ----
 if [ $self_test = 1 ]; then
 	copy_tree() {
 		rm -rf "$tmp/tree"
@@ -116,6 +118,12 @@ if [ $self_test = 1 ]; then
 	list_also kmx-no-such-tool
 	expect_failure "the harness calls a program that is not installed, behind timeout" \
 		"kmx-no-such-tool: not installed"
+	copy_tree
+	# a function hides a program of its name only where it is defined
+	printf 'cppcheck() { :; }\n' >>"$tmp/tree/tests/test-corrupt.sh"
+	printf 'cppcheck --version >/dev/null || true\n' >>"$tmp/tree/tests/test-daemon.sh"
+	expect_failure "a test calls cppcheck, another defines a function cppcheck" \
+		"tests/test-daemon.sh:$(wc -l <"$tmp/tree/tests/test-daemon.sh"): 'cppcheck' is called but not listed"
 	copy_tree
 	list_also pkill
 	expect_failure "a command listed that no script calls" "'pkill' is listed but no script calls it"
@@ -255,21 +263,69 @@ for f in c_files:
 trees = [(tree, f, job[2], offset)  # (tree, file, dialect, line offset)
          for tree, (job, (f, offset)) in zip(parse_many([j for j, _ in jobs]), jobs)]
 
-# functions defined anywhere, and those that run their arguments ("$@")
-functions, runners = set(), set()
-def find_functions(node):
-    if node.get("Type") == "FuncDecl":
-        name = node["Name"]["Value"]
-        functions.add(name)
-        def runs_args(n):
-            if n.get("Type") == "CallExpr" and n.get("Args") and is_all_args(n["Args"][0]):
-                runners.add(name)
-        walk(node["Body"], runs_args)
-for tree, *_ in trees:
-    walk(tree, find_functions)
+# the functions each file defines, and those that run their arguments ("$@")
+defined, running = {}, {}
+def function_finder(f):
+    def find(node):
+        if node.get("Type") == "FuncDecl":
+            name = node["Name"]["Value"]
+            defined.setdefault(f, set()).add(name)
+            def runs_args(n):
+                if n.get("Type") == "CallExpr" and n.get("Args") and is_all_args(n["Args"][0]):
+                    running.setdefault(f, set()).add(name)
+            walk(node["Body"], runs_args)
+    return find
+for tree, f, *_ in trees:
+    walk(tree, function_finder(f))
+
+# the scripts each shell file sources (". DIR/harness.sh", "source x.sh"),
+# found by the file name its word ends in, in its own directory first
+def sourced_by(f, tree):
+    found = []
+    def visit(node):
+        if node.get("Type") != "CallExpr" or len(node.get("Args") or []) < 2:
+            return
+        if static(node["Args"][0]) not in (".", "source"):
+            return
+        parts = node["Args"][1].get("Parts", [])
+        if len(parts) == 1 and parts[0]["Type"] == "DblQuoted":
+            parts = parts[0].get("Parts", [])
+        if not parts or parts[-1]["Type"] not in ("Lit", "SglQuoted"):
+            return
+        name = parts[-1]["Value"].rsplit("/", 1)[-1]
+        same = [g for g in shell_files if g.rsplit("/", 1)[-1] == name]
+        here = [g for g in same if g.rsplit("/", 1)[:-1] == f.rsplit("/", 1)[:-1]]
+        found.extend(here or same)
+    walk(tree, visit)
+    return found
+sources = {f: sourced_by(f, tree) for tree, f, dialect, _ in trees if dialect == "bash"}
+
+# a function is known in the file that defines it and in the files that
+# source that file, directly or through another, so that a function of one
+# test named like a program does not hide that program in another.  A file
+# that is sourced (tpm-common.sh, after harness.sh) runs among the functions
+# of the files that source it, so it knows theirs too.
+def closure(f, edges):
+    seen, todo = set(), [f]
+    while todo:
+        g = todo.pop()
+        if g not in seen:
+            seen.add(g)
+            todo += edges.get(g, [])
+    return seen
+sourced_from = {}
+for g, gs in sources.items():
+    for h in gs:
+        sourced_from.setdefault(h, []).append(g)
+def in_scope(f):
+    files = set().union(*(closure(g, sources) for g in closure(f, sourced_from)))
+    functions = set().union(*(defined.get(g, set()) for g in files))
+    runners = set().union(*(running.get(g, set()) for g in files))
+    return functions, runners
 
 pending = list(trees)
 def call_visitor(f, dialect, offset):
+    functions, runners = in_scope(f)
     def where(word):
         return f"{f}:{word['Pos']['Line'] + offset}" if "Pos" in word else f
     def code_arg(word):

@@ -17,6 +17,7 @@
 #                              # port pair: KMX_VPCD_PORT and the one after)
 #   kmx_start_card_sim [ARGS]  # the OpenPGP card simulator, inserted in it
 #   kmx_card_pull / kmx_card_insert
+#   kmx_start_system_prompter  # gcr's mock system prompter, scripted by sp
 #   kmx_start_swtpm            # a TPM 2.0 simulator in $KMX_TMP/tpm; sets
 #                              # KMX_SWTPM_TCTI (its state survives a restart)
 #   kmx_stop_swtpm             # TPM2 shut down through the control channel
@@ -86,6 +87,12 @@ until_ok() {
 	done
 	fail "timed out waiting for: $*"
 }
+
+# conditions to wait for with until_ok: a device (by object path) is listed
+# or not; a device property has a value as busctl prints it ("b true")
+listed() { kmx_manager ListDevices | grep -q "$1"; }
+not_listed() { ! listed "$1"; }
+prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
 
 # dbus_error_of CMD...: run a busctl/gdbus call that must fail; print the error
 kmx_call_error() {
@@ -267,6 +274,29 @@ kmx_gprop() {
 		--method org.freedesktop.DBus.Properties.Get "$2" "$3"
 }
 
+# pubkey PATH FILE: the public key of the key at PATH, as PEM in FILE (and
+# its DER SubjectPublicKeyInfo in FILE.der)
+pubkey() {
+	kmx_prop "$1" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$2.der"
+	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
+}
+
+# kmx_check_rsa_decrypt PATH PUB: openssl's PKCS#1 v1.5 and OAEP (SHA-256)
+# ciphertexts of "secret words" for PUB (PEM) decrypt with the key at PATH;
+# plain, ct.pkcs1 and ct.oaep stay in the current directory
+kmx_check_rsa_decrypt() {
+	printf 'secret words' >plain
+	openssl pkeyutl -encrypt -pubin -inkey "$2" -in plain -out ct.pkcs1
+	# shellcheck disable=SC2046
+	kmx_key "$1" Decrypt saya{sv} rsa-pkcs1 $(kmx_file_to_ay ct.pkcs1) 0 | kmx_ay_to_file out
+	assert_eq "secret words" "$(cat out)" "rsa-pkcs1 decrypt"
+	openssl pkeyutl -encrypt -pubin -inkey "$2" -pkeyopt rsa_padding_mode:oaep \
+		-pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 -in plain -out ct.oaep
+	# shellcheck disable=SC2046
+	kmx_key "$1" Decrypt saya{sv} rsa-oaep-sha256 $(kmx_file_to_ay ct.oaep) 0 | kmx_ay_to_file out
+	assert_eq "secret words" "$(cat out)" "rsa-oaep-sha256 decrypt"
+}
+
 # busctl prints ay as 'ay N b1 b2 ...': turn it into a file
 kmx_ay_to_file() {
 	/usr/bin/python3 -c '
@@ -385,6 +415,29 @@ kmx_start_card_sim() {
 }
 kmx_card_pull() { kill -USR1 "$KMX_CARD_PID"; }
 kmx_card_insert() { kill -USR2 "$KMX_CARD_PID"; }
+
+# kmx_start_system_prompter: gcr's mock system prompter
+# ($KMX_TEST_SYSTEM_PROMPTER) on the test's bus, owning its name; it runs in
+# the current directory, takes the steps sp writes to fd 8 and prints to
+# sp.out (errors to sp.err)
+kmx_start_system_prompter() {
+	mkfifo sp.in
+	"$KMX_TEST_SYSTEM_PROMPTER" <sp.in >sp.out 2>sp.err &
+	KMX_PIDS+=($!)
+	exec 8>sp.in
+	echo own >&8
+	for _ in $(seq 400); do grep -q '^ready' sp.out && break; sleep 0.05; done
+	grep -q '^ready' sp.out || fail "the mock system prompter did not start: $(cat sp.err)"
+}
+kmx_system_prompter_done() { grep -c '^done' sp.out || true; }
+# sp COMMAND: one scripted step, done when the prompter says so
+sp() {
+	local before
+	before=$(kmx_system_prompter_done)
+	echo "$*" >&8
+	for _ in $(seq 400); do [ "$(kmx_system_prompter_done)" -gt "$before" ] && return; sleep 0.05; done
+	fail "the system prompter did not take '$*': $(cat sp.err)"
+}
 # ---- TPM 2.0: swtpm in socket mode (docs: TESTBED.md section 2) ----
 
 # kmx_start_swtpm: start swtpm on a unix socket in $KMX_TMP/tpm, with no

@@ -42,26 +42,32 @@ die(GError *error)
 	exit(1);
 }
 
+/* Manager.OpenConnection: its reply (the fd's handle in @fds), or %NULL */
+static GVariant *
+call_open_connection(GUnixFDList **fds, GError **error)
+{
+	return g_dbus_connection_call_with_unix_fd_list_sync(bus,
+							     KMX_DBUS_NAME,
+							     KMX_DBUS_PATH,
+							     KMX_DBUS_MANAGER_INTERFACE,
+							     "OpenConnection",
+							     NULL,
+							     G_VARIANT_TYPE("(h)"),
+							     G_DBUS_CALL_FLAGS_NONE,
+							     -1,
+							     NULL,
+							     fds,
+							     NULL,
+							     error);
+}
+
 /* the fd keymuxd gave back, or dies */
 static int
 open_fd(void)
 {
 	g_autoptr(GUnixFDList) fds = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant)
-	    reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
-								  KMX_DBUS_NAME,
-								  KMX_DBUS_PATH,
-								  KMX_DBUS_MANAGER_INTERFACE,
-								  "OpenConnection",
-								  NULL,
-								  G_VARIANT_TYPE("(h)"),
-								  G_DBUS_CALL_FLAGS_NONE,
-								  -1,
-								  NULL,
-								  &fds,
-								  NULL,
-								  &error);
+	g_autoptr(GVariant) reply = call_open_connection(&fds, &error);
 	gint32 handle = 0;
 	int fd;
 
@@ -379,19 +385,7 @@ cmd_hold(guint n)
 
 	for (guint i = 0; i < n; i++)
 		(void)open_fd(); /* kept open until we exit */
-	reply = g_dbus_connection_call_with_unix_fd_list_sync(bus,
-							      KMX_DBUS_NAME,
-							      KMX_DBUS_PATH,
-							      KMX_DBUS_MANAGER_INTERFACE,
-							      "OpenConnection",
-							      NULL,
-							      G_VARIANT_TYPE("(h)"),
-							      G_DBUS_CALL_FLAGS_NONE,
-							      -1,
-							      NULL,
-							      &fds,
-							      NULL,
-							      &error);
+	reply = call_open_connection(&fds, &error);
 	if (reply != NULL)
 		printf("room\n");
 	else

@@ -8,15 +8,6 @@
 kmx_own_pcscd "$@"
 kmx_setup
 
-until_ok() {
-	for _ in $(seq 400); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.025
-	done
-	fail "timed out waiting for: $*"
-}
-listed() { kmx_manager ListDevices | grep -q "$1"; }
-
 kmx_start_pcscd
 # card A: extended Lc/Le; card B: short APDUs, chaining and GET RESPONSE.
 # Their DEC slots hold the same RSA-4096 key (one key fewer to generate: a
@@ -185,7 +176,6 @@ err=$(kmx_call_error gdbus call --session --timeout 60 --dest "$KMX_NAME" --obje
 assert_contains "$err" "org.keymux.Keystore1.Error.Unavailable"
 kmx_card_pull
 kill -WINCH "$KMX_CARD_PID"
-not_listed() { ! listed "$1"; }
 until_ok not_listed "$(kmx_device_path $A)"
 kmx_card_insert
 until_ok listed "$(kmx_device_path $A)"

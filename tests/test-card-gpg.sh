@@ -12,15 +12,6 @@
 kmx_own_pcscd "$@"
 kmx_setup
 
-until_ok() {
-	for _ in $(seq 400); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.025
-	done
-	fail "timed out waiting for: $*"
-}
-listed() { kmx_manager ListDevices | grep -q "$1"; }
-not_listed() { ! listed "$1"; }
 count() { grep -c "$1" "$KMX_TMP/card.log" || true; }
 
 kmx_start_pcscd

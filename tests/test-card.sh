@@ -7,15 +7,6 @@
 kmx_own_pcscd "$@"
 kmx_setup
 
-# until_ok CMD...: until CMD succeeds (events, not a fixed sleep)
-until_ok() {
-	for _ in $(seq 400); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.025
-	done
-	fail "timed out waiting for: $*"
-}
-
 kmx_start_pcscd
 kmx_start_card_sim --serial 0000BEEF --keys sig=ecdsa-p256,dec=x25519,aut=ed25519 --name 'Doe<<Jane'
 until_ok grep -q '^inserted' "$KMX_TMP/card.log"
@@ -39,7 +30,6 @@ kmx_start_daemon
 assert_contains "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Backends)" '"card"'
 DEV=card:FFFE0000BEEF
 D=$(kmx_device_path $DEV)
-listed() { kmx_manager ListDevices | grep -q "$1"; }
 until_ok listed "$D"
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Available)"
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
@@ -325,7 +315,6 @@ wait "$inflight" || rc=$?
 assert_eq 1 "$rc" "exit status of the signature cut short"
 assert_contains "$(cat "$KMX_TMP/inflight.out")" "org.keymux.Keystore1.Error.Unavailable"
 kill -HUP "$KMX_CARD_PID"
-prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
 until_ok prop_is "$D" Available "b false"
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
@@ -372,7 +361,6 @@ assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
 kmx_device $DEV Unregister >/dev/null
 assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Registered)"
 kmx_card_pull
-not_listed() { ! kmx_manager ListDevices | grep -q "$1"; }
 until_ok not_listed "$D"
 kmx_card_insert
 until_ok listed "$D"

@@ -17,7 +17,6 @@ plug() { # plug SERIAL [extra ini lines]
 	printf '[device]\npin=123456\nadmin-pin=12345678\n%s\n' "$2" >"$T/.plug.tmp"
 	mv "$T/.plug.tmp" "$T/plugged/$1"
 }
-listed() { kmx_manager ListDevices | grep -q "$1"; }
 key_of() { sed 's/^o "\(.*\)"$/\1/' <<<"$1"; }
 status_kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$KMX_DAEMON_PID/status"; }
 # flood_count NAME: a count from kmx-test-flood's line

@@ -34,9 +34,6 @@ gdev() {
 	gdbus call --session --timeout 60 --dest "$KMX_NAME" --object-path "$path" \
 		--method "org.keymux.Keystore1.Device.$1" "${@:2}"
 }
-prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
-listed() { kmx_manager ListDevices | grep -q "$1"; }
-not_listed() { ! listed "$1"; }
 
 kmx_start_daemon
 assert_contains "$(kmx_prop "$KMX_PATH" org.keymux.Keystore1.Manager Backends)" '"test"'

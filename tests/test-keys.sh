@@ -14,10 +14,6 @@ printf 'the message keymux signs\n' >msg
 generate() {
 	kmx_device softkey:login GenerateKey ssa{sv} "$1" "test $1" 0 | sed -n 's/^o "\(.*\)"$/\1/p'
 }
-pubkey() { # path file: the SPKI as PEM
-	kmx_prop "$1" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$2.der"
-	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
-}
 sign() { # path algorithm file [prehashed]: signature into file.sig
 	local opts=0
 	[ "${4:-}" = prehashed ] && opts='1 prehashed b true'
@@ -83,16 +79,7 @@ err=$(kmx_call_error kmx_key "${KEY[ecdsa-p256]}" Sign saya{sv} ecdsa-sha256 3 1
 assert_contains "$err" "must be a boolean"
 
 # ---- decrypt: ciphertexts made by openssl ----
-printf 'secret words' >plain
-openssl pkeyutl -encrypt -pubin -inkey rsa2048.pub -in plain -out ct.pkcs1
-# shellcheck disable=SC2046
-kmx_key "${KEY[rsa2048]}" Decrypt saya{sv} rsa-pkcs1 $(kmx_file_to_ay ct.pkcs1) 0 | kmx_ay_to_file out
-assert_eq "secret words" "$(cat out)" "rsa-pkcs1 decrypt"
-openssl pkeyutl -encrypt -pubin -inkey rsa2048.pub -pkeyopt rsa_padding_mode:oaep \
-	-pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 -in plain -out ct.oaep
-# shellcheck disable=SC2046
-kmx_key "${KEY[rsa2048]}" Decrypt saya{sv} rsa-oaep-sha256 $(kmx_file_to_ay ct.oaep) 0 | kmx_ay_to_file out
-assert_eq "secret words" "$(cat out)" "rsa-oaep-sha256 decrypt"
+kmx_check_rsa_decrypt "${KEY[rsa2048]}" rsa2048.pub
 # a broken ciphertext is an error, and the daemon carries on
 head -c 256 /dev/zero >ct.bad
 # shellcheck disable=SC2046

@@ -16,10 +16,6 @@ locked() { kmx_prop "$dev" org.keymux.Keystore1.Device Locked; }
 generate() {
 	kmx_device softkey:login GenerateKey ssa{sv} "$1" "p2p $1" 0 | sed -n 's/^o "\(.*\)"$/\1/p'
 }
-pubkey() { # path file: the SPKI as PEM
-	kmx_prop "$1" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$2.der"
-	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
-}
 ed=$(generate ed25519)
 rsa=$(generate rsa2048)
 pubkey "$ed" ed.pub

@@ -14,10 +14,6 @@ printf 'the message keymux signs raw\n' >msg
 generate() {
 	kmx_device softkey:login GenerateKey ssa{sv} "$1" "raw $1" 0 | sed -n 's/^o "\(.*\)"$/\1/p'
 }
-pubkey() { # path file: the SPKI as PEM
-	kmx_prop "$1" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$2.der"
-	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
-}
 sign() { # path algorithm file [options...]: the signature into file.sig
 	local path=$1 alg=$2 file=$3
 	shift 3

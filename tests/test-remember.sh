@@ -31,20 +31,7 @@ sign1() { kmx_key "$key" Sign saya{sv} ed25519 3 1 2 3 0 >/dev/null; }
 count() { grep -c "^$1" sp.out || true; }
 remembered() { secret-tool lookup device softkey:login 2>/dev/null || true; }
 
-mkfifo sp.in
-"$KMX_TEST_SYSTEM_PROMPTER" <sp.in >sp.out 2>sp.err &
-KMX_PIDS+=($!)
-exec 8>sp.in
-sp() {
-	local before
-	before=$(count done)
-	echo "$*" >&8
-	for _ in $(seq 400); do [ "$(count done)" -gt "$before" ] && return; sleep 0.05; done
-	fail "the system prompter did not take '$*': $(cat sp.err)"
-}
-echo own >&8
-for _ in $(seq 400); do grep -q '^ready' sp.out && break; sleep 0.05; done
-grep -q '^ready' sp.out || fail "the mock system prompter did not start: $(cat sp.err)"
+kmx_start_system_prompter
 
 # ---- not ticked: nothing is remembered ----
 sp answer "correct horse"

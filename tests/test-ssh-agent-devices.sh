@@ -25,7 +25,6 @@ ssh_add_X() { # ssh_add_X ASKPASS: ssh-add -X with that passphrase
 	SSH_ASKPASS="$KMX_TMP/$1" SSH_ASKPASS_REQUIRE=force ssh-add -X </dev/null >/dev/null 2>&1
 }
 prop() { kmx_prop "$(kmx_device_path "$1")" org.keymux.Keystore1.Device "$2"; }
-listed() { kmx_manager ListDevices | grep -q "$1"; }
 card_tries() { grep -c "^unlock 0001 " "$T/log" 2>/dev/null || true; }
 
 kmx_start_daemon

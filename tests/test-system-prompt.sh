@@ -38,21 +38,7 @@ assert_contains "$err" "no system prompter is on the session bus"
 assert_contains "$err" "keymuxctl unlock softkey:login"
 
 # ---- the system prompter appears after keymuxd started ----
-mkfifo sp.in
-"$KMX_TEST_SYSTEM_PROMPTER" <sp.in >sp.out 2>sp.err &
-KMX_PIDS+=($!)
-exec 8>sp.in
-# sp COMMAND: one scripted step, done when the prompter says so
-sp() {
-	local before
-	before=$(count done)
-	echo "$*" >&8
-	for _ in $(seq 400); do [ "$(count done)" -gt "$before" ] && return; sleep 0.05; done
-	fail "the system prompter did not take '$*': $(cat sp.err)"
-}
-echo own >&8
-for _ in $(seq 400); do grep -q '^ready' sp.out && break; sleep 0.05; done
-grep -q '^ready' sp.out || fail "the mock system prompter did not start: $(cat sp.err)"
+kmx_start_system_prompter
 
 # ---- a wrong password, then the right one; what the prompt says ----
 sp answer "not it"

@@ -118,16 +118,7 @@ err=$(kmx_call_error gdbus call --session --dest "$KMX_NAME" --object-path "$P25
 assert_contains "$err" "org.keymux.Keystore1.Error.NotSupported"
 
 # ---- decrypt and derive, compared with openssl ----
-printf 'secret words' >plain
-openssl pkeyutl -encrypt -pubin -inkey rsa2048.pub -in plain -out ct.pkcs1
-# shellcheck disable=SC2046
-kmx_key "${KEY[rsa2048]}" Decrypt saya{sv} rsa-pkcs1 $(kmx_file_to_ay ct.pkcs1) 0 | kmx_ay_to_file out
-assert_eq "secret words" "$(cat out)" "rsa-pkcs1 decrypt"
-openssl pkeyutl -encrypt -pubin -inkey rsa2048.pub -pkeyopt rsa_padding_mode:oaep \
-	-pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 -in plain -out ct.oaep
-# shellcheck disable=SC2046
-kmx_key "${KEY[rsa2048]}" Decrypt saya{sv} rsa-oaep-sha256 $(kmx_file_to_ay ct.oaep) 0 | kmx_ay_to_file out
-assert_eq "secret words" "$(cat out)" "rsa-oaep-sha256 decrypt"
+kmx_check_rsa_decrypt "${KEY[rsa2048]}" rsa2048.pub
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out peer.key
 openssl pkey -in peer.key -pubout -outform DER -out peer.der
 openssl pkeyutl -derive -inkey peer.key -peerkey ecdsa-p256.pub -out want.bin

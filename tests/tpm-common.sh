@@ -19,13 +19,8 @@ tools_da_counter() {
 	[ -n "$v" ] || fail "tpm2_getcap did not say the lockout counter"
 	printf '%d\n' "$v"
 }
-prop_is() { [ "$(kmx_prop "$1" org.keymux.Keystore1.Device "$2")" = "$3" ]; }
 generate() { # type label: the new key's object path
 	kmx_device tpm:0 GenerateKey ssa{sv} "$1" "$2" 0 | sed -n 's/^o "\(.*\)"$/\1/p'
-}
-pubkey() { # path file: the SPKI as PEM
-	kmx_prop "$1" org.keymux.Keystore1.Key PublicKey | kmx_ay_to_file "$2.der"
-	openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
 }
 sign() { # path algorithm file: signature into file.sig
 	# shellcheck disable=SC2046

@@ -996,6 +996,8 @@ test_ssh_wire(void)
 	static const guint8 good[] = {0, 0, 0, 2, 0, 0x80};
 	static const guint8 high[] = {0, 0, 0x80};
 	static const guint8 want_high[] = {0, 0, 0, 2, 0, 0x80};
+	static const guint8 zero_byte[] = {0, 0, 0, 1, 0};
+	static const guint8 magic[] = {'k', 'm', 'x'};
 	g_autoptr(GByteArray) b = g_byte_array_new();
 	KmxSshReader r;
 	const guint8 *s = NULL;
@@ -1018,6 +1020,33 @@ test_ssh_wire(void)
 	g_assert_true(kmx_ssh_read_mpint(&r, &s, &len));
 	g_assert_cmpuint(len, ==, 2);
 	g_assert_cmpuint(r.left, ==, 0);
+
+	/* the unsigned mpints of key files: leading zeros and zero itself are
+	 * taken as they stand, negative and empty ones are not */
+	kmx_ssh_reader_init(&r, needless_zero, sizeof(needless_zero));
+	g_assert_true(kmx_ssh_read_mpint_unsigned(&r, &s, &len));
+	g_assert_cmpmem(s, len, needless_zero + 4, 2);
+	g_assert_cmpuint(r.left, ==, 0);
+	kmx_ssh_reader_init(&r, zero_byte, sizeof(zero_byte));
+	g_assert_true(kmx_ssh_read_mpint_unsigned(&r, &s, &len));
+	g_assert_cmpuint(len, ==, 1);
+	kmx_ssh_reader_init(&r, zero, sizeof(zero));
+	g_assert_false(kmx_ssh_read_mpint_unsigned(&r, &s, &len));
+	g_assert_cmpuint(r.left, ==, sizeof(zero));
+	kmx_ssh_reader_init(&r, negative, sizeof(negative));
+	g_assert_false(kmx_ssh_read_mpint_unsigned(&r, &s, &len));
+	g_assert_cmpuint(r.left, ==, sizeof(negative));
+
+	/* bytes with no length before them: all there, or nothing consumed */
+	kmx_ssh_reader_init(&r, magic, sizeof(magic));
+	g_assert_false(kmx_ssh_read_bytes(&r, sizeof(magic) + 1, &s));
+	g_assert_cmpuint(r.left, ==, sizeof(magic));
+	g_assert_true(kmx_ssh_read_bytes(&r, 2, &s));
+	g_assert_cmpmem(s, 2, "km", 2);
+	g_assert_cmpuint(r.left, ==, 1);
+	g_assert_true(kmx_ssh_read_bytes(&r, 1, &s));
+	g_assert_true(s[0] == 'x');
+	g_assert_false(kmx_ssh_read_bytes(&r, 1, &s));
 
 	kmx_ssh_put_mpint(b, high, sizeof(high));
 	g_assert_cmpmem(b->data, b->len, want_high, sizeof(want_high));

@@ -7,9 +7,10 @@
  * Accepted: PKCS#8 (plain and encrypted), PKCS#1 RSA, SEC1 EC, each PEM or
  * DER; PKCS#12 (DER or PEM) with its passphrase; OpenSSH "openssh-key-v1",
  * plain or with a passphrase.  gnutls parses all but the OpenSSH format, which
- * is parsed here (gnutls decodes its base64) with a bounds check on every
- * length; an encrypted one is checked here too, then decrypted by libssh
- * (kmx-import-ssh.c) and read again in the form libssh writes it.
+ * is parsed here (gnutls decodes its base64) through the bounds-checked SSH
+ * wire reader of kmx-ssh.c; an encrypted one is checked here too, then
+ * decrypted by libssh (kmx-import-ssh.c) and read again in the form libssh
+ * writes it.
  * Everything ends as a gnutls_x509_privkey_t whose consistency gnutls
  * checks, then as a plain PKCS#8 DER in secret memory.
  */
@@ -21,6 +22,7 @@
 #include "kmx-error.h"
 #include "kmx-import-ssh.h"
 #include "kmx-import.h"
+#include "kmx-ssh.h"
 
 #define KMX_IMPORT_FORMATS                                                                         \
 	"PKCS#8 (plain or encrypted), PKCS#1 RSA, SEC1 EC, PKCS#12 or an OpenSSH key, as PEM or "  \
@@ -216,55 +218,31 @@ kmx_import_finish(gnutls_x509_privkey_t x, const char *comment, GError **error)
 
 /* ---- OpenSSH "openssh-key-v1" ---- */
 
-typedef struct {
-	const guint8 *p;
-	gsize left;
-} KmxSshReader;
-
+/* an mpint of a private key as a gnutls datum: not negative, leading zero
+ * bytes allowed (gnutls reads them) */
 static gboolean
-kmx_ssh_read_u32(KmxSshReader *r, guint32 *v)
-{
-	if (r->left < 4)
-		return FALSE;
-	*v = ((guint32)r->p[0] << 24) | ((guint32)r->p[1] << 16) | ((guint32)r->p[2] << 8) |
-	     (guint32)r->p[3];
-	r->p += 4;
-	r->left -= 4;
-	return TRUE;
-}
-
-static gboolean
-kmx_ssh_read_string(KmxSshReader *r, const guint8 **s, gsize *len)
-{
-	guint32 l = 0;
-
-	if (!kmx_ssh_read_u32(r, &l) || l > r->left)
-		return FALSE;
-	*s = r->p;
-	*len = l;
-	r->p += l;
-	r->left -= l;
-	return TRUE;
-}
-
-static gboolean
-kmx_ssh_string_is(const guint8 *s, gsize len, const char *want)
-{
-	return len == strlen(want) && memcmp(s, want, len) == 0;
-}
-
-/* an SSH mpint that must be positive and non-zero, as a gnutls datum */
-static gboolean
-kmx_ssh_read_mpint(KmxSshReader *r, gnutls_datum_t *d)
+kmx_import_read_mpint(KmxSshReader *r, gnutls_datum_t *d)
 {
 	const guint8 *s = NULL;
 	gsize len = 0;
 
-	if (!kmx_ssh_read_string(r, &s, &len) || len == 0 || len > 1025 || (s[0] & 0x80) != 0)
+	if (!kmx_ssh_read_mpint_unsigned(r, &s, &len))
 		return FALSE;
 	d->data = (guint8 *)s;
 	d->size = (guint)len;
 	return TRUE;
+}
+
+/* a name from the file (a key type, cipher or KDF) for a message: its first
+ * 64 bytes if they are UTF-8 without a NUL, else "?" */
+static char *
+kmx_import_ssh_shown(const guint8 *name, gsize len)
+{
+	gsize n = MIN(len, 64);
+
+	if (!g_utf8_validate((const char *)name, (gssize)n, NULL))
+		return g_strdup("?");
+	return g_strndup((const char *)name, n);
 }
 
 static KmxImportedKey *
@@ -300,9 +278,9 @@ kmx_import_ssh_key(KmxSshReader *r, GError **error)
 							&seed);
 	} else if (kmx_ssh_string_is(type, type_len, "ssh-rsa")) {
 		gnutls_datum_t n, e, d, iqmp, p, q;
-		if (!kmx_ssh_read_mpint(r, &n) || !kmx_ssh_read_mpint(r, &e) ||
-		    !kmx_ssh_read_mpint(r, &d) || !kmx_ssh_read_mpint(r, &iqmp) ||
-		    !kmx_ssh_read_mpint(r, &p) || !kmx_ssh_read_mpint(r, &q))
+		if (!kmx_import_read_mpint(r, &n) || !kmx_import_read_mpint(r, &e) ||
+		    !kmx_import_read_mpint(r, &d) || !kmx_import_read_mpint(r, &iqmp) ||
+		    !kmx_import_read_mpint(r, &p) || !kmx_import_read_mpint(r, &q))
 			return kmx_import_unparseable(error, "bad OpenSSH RSA key");
 		/* iqmp is q^-1 mod p, the PKCS#1 coefficient gnutls calls u */
 		rc = gnutls_x509_privkey_import_rsa_raw2(x, &n, &e, &d, &p, &q, &iqmp, NULL, NULL);
@@ -316,7 +294,7 @@ kmx_import_ssh_key(KmxSshReader *r, GError **error)
 		if (!kmx_ssh_read_string(r, &curve, &curve_len) ||
 		    !kmx_ssh_string_is(curve, curve_len, p256 ? "nistp256" : "nistp384") ||
 		    !kmx_ssh_read_string(r, &q, &q_len) || q_len != 1 + 2 * coord || q[0] != 0x04 ||
-		    !kmx_ssh_read_mpint(r, &k) || k.size > coord + 1)
+		    !kmx_import_read_mpint(r, &k) || k.size > coord + 1)
 			return kmx_import_unparseable(error, "bad OpenSSH ECDSA key");
 		px.data = (guint8 *)q + 1;
 		px.size = (guint)coord;
@@ -329,16 +307,14 @@ kmx_import_ssh_key(KmxSshReader *r, GError **error)
 							&py,
 							&k);
 	} else {
+		g_autofree char *shown = kmx_import_ssh_shown(type, type_len);
 		g_set_error(
 		    error,
 		    KMX_ERROR,
 		    KMX_ERROR_NOT_SUPPORTED,
-		    "OpenSSH keys of type %.*s are not supported: use ssh-ed25519, ssh-rsa or "
+		    "OpenSSH keys of type %s are not supported: use ssh-ed25519, ssh-rsa or "
 		    "ecdsa-sha2-nistp256/384",
-		    (int)MIN(type_len, 64),
-		    g_utf8_validate((const char *)type, (gssize)MIN(type_len, 64), NULL)
-			? (const char *)type
-			: "?");
+		    shown);
 		return NULL;
 	}
 	if (rc < 0)
@@ -409,7 +385,7 @@ kmx_import_ssh_encrypted(KmxSshReader *r,
 {
 	static const char begin[] = "-----BEGIN OPENSSH PRIVATE KEY-----\n";
 	static const char end[] = "\n-----END OPENSSH PRIVATE KEY-----\n";
-	KmxSshReader opts = {kdfopts, kdfopts_len};
+	KmxSshReader opts;
 	g_autoptr(KmxSecret) b64 = NULL;
 	g_autoptr(KmxSecret) text = NULL;
 	g_autoptr(KmxSecret) plain = NULL;
@@ -418,31 +394,27 @@ kmx_import_ssh_encrypted(KmxSshReader *r,
 	guint32 rounds = 0;
 	gboolean known = FALSE;
 
+	kmx_ssh_reader_init(&opts, kdfopts, kdfopts_len);
 	for (guint i = 0; i < G_N_ELEMENTS(kmx_ssh_ciphers); i++)
 		known = known || kmx_ssh_string_is(cipher, cipher_len, kmx_ssh_ciphers[i]);
 	if (!kmx_ssh_string_is(kdf, kdf_len, "bcrypt")) {
-		g_set_error(
-		    error,
-		    KMX_ERROR,
-		    KMX_ERROR_NOT_SUPPORTED,
-		    "OpenSSH keys with the key derivation %.*s are not supported: re-encrypt "
-		    "a copy with 'ssh-keygen -p -Z aes256-ctr -f COPY' and import that",
-		    (int)MIN(kdf_len, 64),
-		    g_utf8_validate((const char *)kdf, (gssize)MIN(kdf_len, 64), NULL)
-			? (const char *)kdf
-			: "?");
-		return NULL;
-	}
-	if (!known) {
+		g_autofree char *shown = kmx_import_ssh_shown(kdf, kdf_len);
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_NOT_SUPPORTED,
-			    "OpenSSH keys encrypted with %.*s are not supported: re-encrypt a copy "
+			    "OpenSSH keys with the key derivation %s are not supported: re-encrypt "
+			    "a copy with 'ssh-keygen -p -Z aes256-ctr -f COPY' and import that",
+			    shown);
+		return NULL;
+	}
+	if (!known) {
+		g_autofree char *shown = kmx_import_ssh_shown(cipher, cipher_len);
+		g_set_error(error,
+			    KMX_ERROR,
+			    KMX_ERROR_NOT_SUPPORTED,
+			    "OpenSSH keys encrypted with %s are not supported: re-encrypt a copy "
 			    "with 'ssh-keygen -p -Z aes256-ctr -f COPY' and import that",
-			    (int)MIN(cipher_len, 64),
-			    g_utf8_validate((const char *)cipher, (gssize)MIN(cipher_len, 64), NULL)
-				? (const char *)cipher
-				: "?");
+			    shown);
 		return NULL;
 	}
 	if (!kmx_ssh_read_string(&opts, &salt, &salt_len) || salt_len == 0 || salt_len > 64 ||
@@ -507,16 +479,16 @@ kmx_import_ssh_blob(KmxSecret *blob, KmxSecret *passphrase, GError **error)
 	static const char magic[] = "openssh-key-v1"; /* with its NUL: 15 bytes */
 	g_autoptr(GPtrArray)
 	    keys = g_ptr_array_new_with_free_func((GDestroyNotify)kmx_imported_key_free);
-	KmxSshReader r = {kmx_secret_get_data(blob), kmx_secret_get_length(blob)};
+	KmxSshReader r;
 	KmxSshReader priv;
-	const guint8 *cipher = NULL, *kdf = NULL, *kdfopts = NULL, *s = NULL;
+	const guint8 *head = NULL, *cipher = NULL, *kdf = NULL, *kdfopts = NULL, *s = NULL;
 	gsize cipher_len = 0, kdf_len = 0, kdfopts_len = 0, s_len = 0;
 	guint32 n = 0, check1 = 0, check2 = 0;
 
-	if (r.left < sizeof(magic) || memcmp(r.p, magic, sizeof(magic)) != 0)
+	kmx_ssh_reader_init(&r, kmx_secret_get_data(blob), kmx_secret_get_length(blob));
+	if (!kmx_ssh_read_bytes(&r, sizeof(magic), &head) ||
+	    memcmp(head, magic, sizeof(magic)) != 0)
 		return kmx_import_unparseable(error, "not an openssh-key-v1 key");
-	r.p += sizeof(magic);
-	r.left -= sizeof(magic);
 	if (!kmx_ssh_read_string(&r, &cipher, &cipher_len) ||
 	    !kmx_ssh_read_string(&r, &kdf, &kdf_len) ||
 	    !kmx_ssh_read_string(&r, &kdfopts, &kdfopts_len) || !kmx_ssh_read_u32(&r, &n))
@@ -542,8 +514,7 @@ kmx_import_ssh_blob(KmxSecret *blob, KmxSecret *passphrase, GError **error)
 	}
 	if (!kmx_ssh_read_string(&r, &s, &s_len) || r.left != 0)
 		return kmx_import_unparseable(error, "bad OpenSSH private section");
-	priv.p = s;
-	priv.left = s_len;
+	kmx_ssh_reader_init(&priv, s, s_len);
 	if (s_len % 8 != 0 || !kmx_ssh_read_u32(&priv, &check1) ||
 	    !kmx_ssh_read_u32(&priv, &check2) || check1 != check2)
 		return kmx_import_unparseable(error, "bad OpenSSH private section");

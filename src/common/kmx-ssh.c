@@ -2,7 +2,9 @@
 /* keymux: OpenSSH wire types and key encodings
  *
  * The SSH wire types (RFC 4251 §5: byte, uint32, string, mpint) are plain
- * framing, read here with a bounds check before every byte.  What is ASN.1
+ * framing, read here with a bounds check before every byte; the reader
+ * serves the ssh-agent's messages and the import of OpenSSH key files
+ * (kmx-import.c) alike.  What is ASN.1
  * or arithmetic is left to the libraries: gnutls reads a DER
  * SubjectPublicKeyInfo and hands out its numbers, and kmx-crypto.c (gnutls)
  * turns a DER ECDSA signature into r and s.  A private key an ssh client
@@ -62,6 +64,26 @@ kmx_ssh_read_u32(KmxSshReader *r, guint32 *v)
 }
 
 /**
+ * kmx_ssh_read_bytes:
+ * @len: how many bytes
+ * @s: (out): points into the reader's bytes
+ *
+ * Reads @len bytes that have no length before them (a file's magic).
+ *
+ * Returns: whether there were @len bytes
+ */
+gboolean
+kmx_ssh_read_bytes(KmxSshReader *r, gsize len, const guint8 **s)
+{
+	if (len > r->left)
+		return FALSE;
+	*s = r->p;
+	r->p += len;
+	r->left -= len;
+	return TRUE;
+}
+
+/**
  * kmx_ssh_read_string:
  * @s: (out): points into the reader's bytes
  *
@@ -73,14 +95,31 @@ kmx_ssh_read_string(KmxSshReader *r, const guint8 **s, gsize *len)
 	KmxSshReader save = *r;
 	guint32 l = 0;
 
-	if (!kmx_ssh_read_u32(r, &l) || l > r->left) {
+	if (!kmx_ssh_read_u32(r, &l) || !kmx_ssh_read_bytes(r, l, s)) {
 		*r = save;
 		return FALSE;
 	}
-	*s = r->p;
 	*len = l;
-	r->p += l;
-	r->left -= l;
+	return TRUE;
+}
+
+/**
+ * kmx_ssh_read_mpint_unsigned:
+ *
+ * Reads an mpint that must not be negative, of 1 to 1025 bytes (at most
+ * 8193 bits); leading zero bytes are allowed, as OpenSSH allows them in
+ * the key files it reads.  @s is its bytes as they stand.
+ */
+gboolean
+kmx_ssh_read_mpint_unsigned(KmxSshReader *r, const guint8 **s, gsize *len)
+{
+	KmxSshReader save = *r;
+
+	if (!kmx_ssh_read_string(r, s, len) || *len == 0 || *len > KMX_SSH_MPINT_MAX ||
+	    ((*s)[0] & 0x80) != 0) {
+		*r = save;
+		return FALSE;
+	}
 	return TRUE;
 }
 
@@ -95,8 +134,8 @@ kmx_ssh_read_mpint(KmxSshReader *r, const guint8 **s, gsize *len)
 {
 	KmxSshReader save = *r;
 
-	if (!kmx_ssh_read_string(r, s, len) || *len == 0 || *len > KMX_SSH_MPINT_MAX ||
-	    ((*s)[0] & 0x80) != 0 || ((*s)[0] == 0 && (*len < 2 || ((*s)[1] & 0x80) == 0))) {
+	if (!kmx_ssh_read_mpint_unsigned(r, s, len) ||
+	    ((*s)[0] == 0 && (*len < 2 || ((*s)[1] & 0x80) == 0))) {
 		*r = save;
 		return FALSE;
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* keymux: OpenSSH wire types and key encodings, for the frontends that speak
- * to OpenSSH (the ssh-agent, keymuxctl export-public --ssh) */
+ * to OpenSSH (the ssh-agent, keymuxctl export-public --ssh) and the import
+ * of OpenSSH private-key files */
 #pragma once
 
 #include <glib.h>
@@ -24,12 +25,16 @@ typedef struct {
 void kmx_ssh_reader_init(KmxSshReader *r, const guint8 *data, gsize len);
 gboolean kmx_ssh_read_byte(KmxSshReader *r, guint8 *v) G_GNUC_WARN_UNUSED_RESULT;
 gboolean kmx_ssh_read_u32(KmxSshReader *r, guint32 *v) G_GNUC_WARN_UNUSED_RESULT;
+gboolean kmx_ssh_read_bytes(KmxSshReader *r, gsize len, const guint8 **s) G_GNUC_WARN_UNUSED_RESULT;
 gboolean kmx_ssh_read_string(KmxSshReader *r,
 			     const guint8 **s,
 			     gsize *len) G_GNUC_WARN_UNUSED_RESULT;
 gboolean kmx_ssh_read_mpint(KmxSshReader *r,
 			    const guint8 **s,
 			    gsize *len) G_GNUC_WARN_UNUSED_RESULT;
+gboolean kmx_ssh_read_mpint_unsigned(KmxSshReader *r,
+				     const guint8 **s,
+				     gsize *len) G_GNUC_WARN_UNUSED_RESULT;
 gboolean kmx_ssh_string_is(const guint8 *s, gsize len, const char *want);
 
 void kmx_ssh_put_byte(GByteArray *b, guint8 v);
