@@ -89,6 +89,38 @@ until_ok grep -q 'member=GetId' monitor.out
 assert_eq 1 "$(grep -c 'member=GetManagedObjects' monitor.out)" "GetManagedObjects calls"
 kill "$monitor"
 
+# ---- signals from anyone but keymuxd (or the bus) change nothing: the
+# softkey device said gone, unavailable, keymuxd said gone, to every
+# connection and to each one; then a round trip on the same connection, so
+# that the bus has passed them on before the client's next call ----
+/usr/bin/python3 - "$(kmx_device_path softkey:login)" <<'EOS'
+import sys
+from gi.repository import Gio, GLib
+bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+def call(method, args, reply):
+    return bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                         method, args, GLib.VariantType(reply), Gio.DBusCallFlags.NONE, -1, None)
+owner = call("GetNameOwner", GLib.Variant("(s)", ("org.keymux.Keystore1",)), "(s)")[0]
+names = [n for n in call("ListNames", None, "(as)")[0]
+         if n.startswith(":") and n not in (owner, bus.get_unique_name())]
+device = sys.argv[1]
+lies = [
+    (device, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+     GLib.Variant("(sa{sv}as)", ("org.keymux.Keystore1.Device", {"Available": GLib.Variant("b", False)}, []))),
+    ("/org/keymux/Keystore1", "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
+     GLib.Variant("(oas)", (device, ["org.keymux.Keystore1.Device"]))),
+    ("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+     GLib.Variant("(sss)", ("org.keymux.Keystore1", owner, ""))),
+]
+for dest in [None] + names:
+    for path, iface, member, args in lies:
+        bus.emit_signal(dest, path, iface, member, args)
+call("GetId", None, "(s)")
+EOS
+expect present present "$SOFT"
+expect "count 2" count
+expect "no event" poll
+
 # ---- every change is seen by the next call ----
 kmx_device softkey:login ChangeSecret ss "" "pass phrase" >/dev/null
 expect yes login-required "$SOFT"

@@ -431,6 +431,7 @@ kmx_p11_watch_thread(void *data)
 {
 	KmxP11Watch *watch = data;
 
+	pthread_setname_np(pthread_self(), "kmx-p11-watch");
 	for (;;) {
 		struct pollfd fds[2] = {{watch->wake_fd, POLLIN, 0}, {-1, POLLIN, 0}};
 		int timeout = -1;
