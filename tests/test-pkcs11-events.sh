@@ -53,6 +53,20 @@ two_events() { # how-first how-second
 
 expect "not initialized" poll
 
+# ---- no bus (at the address given, or no address at all): no slots, no
+# event, no hang ----
+nobus=$(printf 'init\ncount\npoll\nfinalize\nquit\n' |
+	DBUS_SESSION_BUS_ADDRESS=unix:path=$KMX_TMP/no-bus "$KMX_TEST_PKCS11" "$KMX_PKCS11_MODULE" events) ||
+	fail "the PKCS#11 client with no bus"
+assert_eq "$(printf 'ok\ncount 0\nno event\nok')" "$nobus" "no bus at the address"
+mkdir -m 700 no-runtime-dir
+nobus=$(
+	unset DBUS_SESSION_BUS_ADDRESS DISPLAY
+	printf 'init\ncount\npoll\nfinalize\nquit\n' |
+		XDG_RUNTIME_DIR="$KMX_TMP/no-runtime-dir" "$KMX_TEST_PKCS11" "$KMX_PKCS11_MODULE" events
+) || fail "the PKCS#11 client with no bus address"
+assert_eq "$(printf 'ok\ncount 0\nno event\nok')" "$nobus" "no bus address"
+
 # ---- a card in the reader, keymuxd sees it ----
 kmx_start_pcscd
 kmx_start_card_sim --serial 0000BEEF --keys sig=ecdsa-p256,aut=ed25519

@@ -110,14 +110,15 @@ kmx_p11_authenticate(KmxP11Conn *conn, GError **error)
 static GDBusMessage *kmx_p11_conn_call(KmxP11Conn *conn, GDBusMessage *message, GError **error);
 
 KmxP11Conn *
-kmx_p11_conn_new(GError **error)
+kmx_p11_conn_new(const char *bus_address, GError **error)
 {
 	g_autoptr(KmxP11Conn) conn = g_new0(KmxP11Conn, 1);
-	g_autofree char *address = NULL;
+	g_autofree char *address = g_strdup(bus_address);
 	g_autoptr(GDBusMessage) hello = NULL;
 	g_autoptr(GDBusMessage) reply = NULL;
 
-	address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SESSION, NULL, error);
+	if (address == NULL)
+		address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SESSION, NULL, error);
 	if (address == NULL)
 		return NULL;
 	conn->stream = g_dbus_address_get_stream_sync(address, NULL, NULL, error);
@@ -256,7 +257,7 @@ kmx_p11_pool_take(GError **error)
 	g_mutex_unlock(&pool_lock);
 	if (conn != NULL)
 		return conn;
-	return kmx_p11_conn_new(error);
+	return kmx_p11_conn_new(NULL, error);
 }
 
 static void

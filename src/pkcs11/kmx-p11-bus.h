@@ -36,7 +36,8 @@ GVariant *kmx_p11_bus_call(const char *path,
  */
 typedef struct _KmxP11Conn KmxP11Conn;
 
-KmxP11Conn *kmx_p11_conn_new(GError **error);
+/* @bus_address: NULL for the session bus's (which may start dbus-launch) */
+KmxP11Conn *kmx_p11_conn_new(const char *bus_address, GError **error);
 void kmx_p11_conn_free(KmxP11Conn *conn);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxP11Conn, kmx_p11_conn_free)
 int kmx_p11_conn_get_fd(KmxP11Conn *conn);

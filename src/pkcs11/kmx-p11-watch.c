@@ -63,6 +63,7 @@ struct _KmxP11Watch {
 	pthread_t thread;
 	gboolean thread_started;
 	int wake_fd;
+	char *address; /* the session bus's */
 
 	GMutex mutex;
 	GCond cond;
@@ -195,7 +196,7 @@ static void
 kmx_p11_watch_connect(KmxP11Watch *watch)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(KmxP11Conn) conn = kmx_p11_conn_new(&error);
+	g_autoptr(KmxP11Conn) conn = kmx_p11_conn_new(watch->address, &error);
 
 	if (conn == NULL) {
 		g_debug("keymux: cannot reach the session bus: %s", error->message);
@@ -489,6 +490,12 @@ kmx_p11_watch_new(KmxP11WatchFunc func, gpointer user_data, GError **error)
 	watch->pending = g_hash_table_new(g_direct_hash, g_direct_equal);
 	watch->in = g_byte_array_new();
 	watch->retry_ms = KMX_P11_WATCH_RETRY_MIN_MS;
+	watch->wake_fd = -1;
+	/* found here, on the host's thread: finding it may start dbus-launch,
+	 * which must not inherit the watch thread's blocked signals */
+	watch->address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SESSION, NULL, error);
+	if (watch->address == NULL)
+		return NULL;
 	watch->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (watch->wake_fd < 0) {
 		g_set_error(error,
@@ -557,6 +564,7 @@ kmx_p11_watch_unref(KmxP11Watch *watch)
 	g_hash_table_unref(watch->pending);
 	g_byte_array_unref(watch->in);
 	g_free(watch->owner);
+	g_free(watch->address);
 	g_cond_clear(&watch->cond);
 	g_mutex_clear(&watch->mutex);
 	g_free(watch);

@@ -618,8 +618,10 @@ kmx_p11_refresh(void)
 
 		watch = kmx_p11_watch_new(kmx_p11_watch_changed, NULL, &error);
 		if (watch == NULL) {
+			/* no bus: nothing there, and asked again next time */
 			g_debug("keymux: %s", error->message);
 			kmx_p11_apply(NULL);
+			events->armed = TRUE;
 			pthread_mutex_unlock(&lock);
 			return TRUE;
 		}
