@@ -20,6 +20,10 @@
  *   kmx-test-pkcs11 MODULE memscan RSAKEYID ECKEYID CT PLAIN PEER SHARED
  *                                            waits to have its memory
  *                                            searched (test-pkcs11-memscan)
+ *   kmx-test-pkcs11 MODULE events            slots and slot events: one
+ *                                            command a line on stdin, one
+ *                                            answer a line on stdout
+ *                                            (tests/test-pkcs11-events.sh)
  *
  * KEYID: the 64 hex digits of an Ed25519 key; "rules" also wants an RSA key
  * as RSAKEYID in the environment.
@@ -1099,9 +1103,165 @@ test_memscan(char **args)
 	CHECK(p11->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- slots and slot events, driven by the test script ---- */
+
+static pthread_t waiter;
+static CK_RV waiter_rv;
+static CK_SLOT_ID waiter_slot;
+
+static void *
+waiter_main(void *data)
+{
+	waiter_rv = p11->C_WaitForSlotEvent(0, &waiter_slot, NULL);
+	return NULL;
+}
+
+static void
+say_event(const char *prefix, CK_RV rv, CK_SLOT_ID slot)
+{
+	if (rv == CKR_OK)
+		printf("%sevent %lu\n", prefix, (unsigned long)slot);
+	else if (rv == CKR_NO_EVENT)
+		printf("%sno event\n", prefix);
+	else if (rv == CKR_CRYPTOKI_NOT_INITIALIZED)
+		printf("%snot initialized\n", prefix);
+	else
+		printf("%srv 0x%lx\n", prefix, (unsigned long)rv);
+}
+
+/* the slot of keymux device @device (its description: "keymux DEVICE"),
+ * 0 if none is listed */
+static CK_SLOT_ID
+slot_of(const char *device)
+{
+	CK_SLOT_ID list[64];
+	CK_ULONG count = 64;
+	char want[65];
+
+	ASSERT(strlen(device) <= 57);
+	memset(want, ' ', 64);
+	memcpy(want, "keymux ", 7);
+	memcpy(want + 7, device, strlen(device));
+	want[64] = '\0';
+	CHECK(p11->C_GetSlotList(CK_FALSE, list, &count), CKR_OK);
+	for (CK_ULONG i = 0; i < count; i++) {
+		CK_SLOT_INFO info;
+
+		CHECK(p11->C_GetSlotInfo(list[i], &info), CKR_OK);
+		if (memcmp(info.slotDescription, want, 64) == 0)
+			return list[i];
+	}
+	return 0;
+}
+
+/* private key objects labelled @label */
+static CK_ULONG
+count_labelled(CK_SESSION_HANDLE session, const char *label)
+{
+	CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE templ[] = {
+	    {CKA_CLASS, &klass, sizeof klass},
+	    {CKA_LABEL, (void *)label, strlen(label)},
+	};
+	CK_OBJECT_HANDLE found[8];
+	CK_ULONG count = 0;
+
+	CHECK(p11->C_FindObjectsInit(session, templ, 2), CKR_OK);
+	CHECK(p11->C_FindObjects(session, found, 8, &count), CKR_OK);
+	CHECK(p11->C_FindObjectsFinal(session), CKR_OK);
+	return count;
+}
+
+static void
+test_events(void)
+{
+	CK_SESSION_HANDLE session = 0;
+	char line[256];
+
+	progname = "kmx-test-pkcs11 events";
+	while (fgets(line, sizeof line, stdin) != NULL) {
+		char *arg = strchr(line, ' ');
+		CK_SLOT_ID slot = 0;
+		CK_RV rv;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (arg != NULL)
+			*arg++ = '\0';
+		if (strcmp(line, "quit") == 0)
+			break;
+		if (strcmp(line, "init") == 0) {
+			init();
+			printf("ok\n");
+		} else if (strcmp(line, "finalize") == 0) {
+			CHECK(p11->C_Finalize(NULL), CKR_OK);
+			printf("ok\n");
+		} else if (strcmp(line, "slot") == 0 && arg != NULL) {
+			printf("slot %lu\n", (unsigned long)slot_of(arg));
+		} else if (strcmp(line, "present") == 0 && arg != NULL) {
+			CK_SLOT_INFO info;
+			CK_TOKEN_INFO token;
+
+			slot = strtoul(arg, NULL, 10);
+			CHECK(p11->C_GetSlotInfo(slot, &info), CKR_OK);
+			/* the token agrees with the slot */
+			rv = p11->C_GetTokenInfo(slot, &token);
+			ASSERT(rv ==
+			       ((info.flags & CKF_TOKEN_PRESENT) ? CKR_OK : CKR_TOKEN_NOT_PRESENT));
+			printf("%s\n", (info.flags & CKF_TOKEN_PRESENT) ? "present" : "absent");
+		} else if (strcmp(line, "count") == 0) {
+			CK_ULONG count = 0;
+
+			CHECK(p11->C_GetSlotList(CK_TRUE, NULL, &count), CKR_OK);
+			printf("count %lu\n", (unsigned long)count);
+		} else if (strcmp(line, "poll") == 0) {
+			rv = p11->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL);
+			say_event("", rv, slot);
+		} else if (strcmp(line, "wait") == 0) {
+			rv = p11->C_WaitForSlotEvent(0, &slot, NULL);
+			say_event("", rv, slot);
+		} else if (strcmp(line, "bgwait") == 0) {
+			ASSERT(pthread_create(&waiter, NULL, waiter_main, NULL) == 0);
+			printf("waiting\n");
+		} else if (strcmp(line, "join") == 0) {
+			ASSERT(pthread_join(waiter, NULL) == 0);
+			say_event("bg ", waiter_rv, waiter_slot);
+		} else if (strcmp(line, "bad") == 0) {
+			CHECK(p11->C_WaitForSlotEvent(CKF_DONT_BLOCK, NULL, NULL),
+			      CKR_ARGUMENTS_BAD);
+			CHECK(p11->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, &slot),
+			      CKR_ARGUMENTS_BAD);
+			printf("ok\n");
+		} else if (strcmp(line, "session") == 0 && arg != NULL) {
+			slot = strtoul(arg, NULL, 10);
+			CHECK(p11->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &session),
+			      CKR_OK);
+			printf("ok\n");
+		} else if (strcmp(line, "state") == 0) {
+			CK_STATE state = session_state(session);
+			printf("%s\n", state == CKS_RO_PUBLIC_SESSION ? "public" : "user");
+		} else if (strcmp(line, "login-required") == 0 && arg != NULL) {
+			CK_TOKEN_INFO token;
+
+			CHECK(p11->C_GetTokenInfo(strtoul(arg, NULL, 10), &token), CKR_OK);
+			printf("%s\n", (token.flags & CKF_LOGIN_REQUIRED) ? "yes" : "no");
+		} else if (strcmp(line, "find") == 0 && arg != NULL) {
+			printf("found %lu\n", (unsigned long)count_labelled(session, arg));
+		} else {
+			fprintf(stderr, "%s: unknown command '%s'\n", progname, line);
+			exit(2);
+		}
+		fflush(stdout);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[2], "events") == 0) {
+		load(argv[1]);
+		test_events();
+		return 0;
+	}
 	if (argc < 4) {
 		fprintf(stderr,
 			"usage: %s MODULE rules|threads|fork|locked|restart|generate|nogen|decrypt "

@@ -26,17 +26,17 @@
 /* idle connections kept for the next calls */
 #define KMX_P11_POOL_MAX 16
 
-typedef struct {
+struct _KmxP11Conn {
 	GIOStream *stream;
 	GSocket *socket;
 	guint32 serial;
 	pid_t pid;
-} KmxP11Conn;
+};
 
 static GMutex pool_lock;
 static GQueue pool = G_QUEUE_INIT;
 
-static void
+void
 kmx_p11_conn_free(KmxP11Conn *conn)
 {
 	if (conn == NULL)
@@ -44,7 +44,6 @@ kmx_p11_conn_free(KmxP11Conn *conn)
 	g_clear_object(&conn->stream);
 	g_free(conn);
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxP11Conn, kmx_p11_conn_free)
 
 /* one line of the authentication exchange, "\r\n" stripped */
 static char *
@@ -110,15 +109,16 @@ kmx_p11_authenticate(KmxP11Conn *conn, GError **error)
 
 static GDBusMessage *kmx_p11_conn_call(KmxP11Conn *conn, GDBusMessage *message, GError **error);
 
-static KmxP11Conn *
-kmx_p11_conn_new(GError **error)
+KmxP11Conn *
+kmx_p11_conn_new(const char *bus_address, GError **error)
 {
 	g_autoptr(KmxP11Conn) conn = g_new0(KmxP11Conn, 1);
-	g_autofree char *address = NULL;
+	g_autofree char *address = g_strdup(bus_address);
 	g_autoptr(GDBusMessage) hello = NULL;
 	g_autoptr(GDBusMessage) reply = NULL;
 
-	address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SESSION, NULL, error);
+	if (address == NULL)
+		address = g_dbus_address_get_for_bus_sync(G_BUS_TYPE_SESSION, NULL, error);
 	if (address == NULL)
 		return NULL;
 	conn->stream = g_dbus_address_get_stream_sync(address, NULL, NULL, error);
@@ -164,24 +164,34 @@ kmx_p11_read_all(GInputStream *in, guint8 *buf, gsize len, GError **error)
 }
 
 /* send @message, return the reply to it (other messages are dropped) */
-static GDBusMessage *
-kmx_p11_conn_call(KmxP11Conn *conn, GDBusMessage *message, GError **error)
+guint32
+kmx_p11_conn_send(KmxP11Conn *conn, GDBusMessage *message, GError **error)
 {
 	GOutputStream *out = g_io_stream_get_output_stream(conn->stream);
-	GInputStream *in = g_io_stream_get_input_stream(conn->stream);
 	g_autofree guchar *blob = NULL;
 	gsize blob_len = 0;
 	guint32 serial = ++conn->serial;
 	gboolean sent;
 
+	if (serial == 0)
+		serial = ++conn->serial;
 	g_dbus_message_set_serial(message, serial);
 	blob = g_dbus_message_to_blob(message, &blob_len, G_DBUS_CAPABILITY_FLAGS_NONE, error);
 	if (blob == NULL)
-		return NULL;
+		return 0;
 	sent = g_output_stream_write_all(out, blob, blob_len, NULL, NULL, error);
 	/* it may hold a PIN */
 	explicit_bzero(blob, blob_len);
-	if (!sent)
+	return sent ? serial : 0;
+}
+
+static GDBusMessage *
+kmx_p11_conn_call(KmxP11Conn *conn, GDBusMessage *message, GError **error)
+{
+	GInputStream *in = g_io_stream_get_input_stream(conn->stream);
+	guint32 serial = kmx_p11_conn_send(conn, message, error);
+
+	if (serial == 0)
 		return NULL;
 
 	for (;;) {
@@ -229,6 +239,12 @@ kmx_p11_conn_call(KmxP11Conn *conn, GDBusMessage *message, GError **error)
 	}
 }
 
+int
+kmx_p11_conn_get_fd(KmxP11Conn *conn)
+{
+	return g_socket_get_fd(conn->socket);
+}
+
 static KmxP11Conn *
 kmx_p11_pool_take(GError **error)
 {
@@ -241,7 +257,7 @@ kmx_p11_pool_take(GError **error)
 	g_mutex_unlock(&pool_lock);
 	if (conn != NULL)
 		return conn;
-	return kmx_p11_conn_new(error);
+	return kmx_p11_conn_new(NULL, error);
 }
 
 static void

@@ -36,6 +36,22 @@ GVariant *kmx_p11_bus_call(const char *path,
  */
 void kmx_p11_bus_wipe_bytes(GVariant *reply);
 
+/*
+ * One connection of the module's own to the session bus, authenticated and
+ * past Hello: the pool's, and the watch's (kmx-p11-watch.c).  Its socket is
+ * non-blocking; kmx_p11_conn_send() waits at most KMX_P11_TIMEOUT_SHORT.
+ */
+typedef struct _KmxP11Conn KmxP11Conn;
+
+/* @bus_address: NULL for the session bus's (which may start dbus-launch) */
+KmxP11Conn *kmx_p11_conn_new(const char *bus_address, GError **error);
+void kmx_p11_conn_free(KmxP11Conn *conn);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxP11Conn, kmx_p11_conn_free)
+int kmx_p11_conn_get_fd(KmxP11Conn *conn);
+/* send @message with the connection's next serial, returned (0: @error set);
+ * the reply is the caller's to read */
+guint32 kmx_p11_conn_send(KmxP11Conn *conn, GDBusMessage *message, GError **error);
+
 /* drop every idle connection */
 void kmx_p11_bus_reset(void);
 

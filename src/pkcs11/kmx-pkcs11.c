@@ -5,20 +5,24 @@
  * One slot per keymux device, its token present while the device is
  * available; per key a private and a public key object.  Everything the
  * module knows comes from keymuxd over D-Bus (kmx-p11-bus.c): the state is
- * read again (GetManagedObjects) when a caller lists slots, opens a session,
- * asks for token or session information or searches for objects, so a
- * device that comes, goes or unlocks is seen at once, and nothing about
- * login is kept here: C_Login is Device.Unlock, C_Logout is Device.Lock.
+ * kept from keymuxd's signals by a thread of the module's (kmx-p11-watch.c),
+ * which also makes the slot events of C_WaitForSlotEvent, and brought up to
+ * date with a round trip when a caller lists slots, opens a session, asks
+ * for slot, token or session information or searches for objects, so a
+ * device that comes, goes or unlocks is seen at once.  Nothing about login
+ * is kept here: C_Login is Device.Unlock, C_Logout is Device.Lock.
  *
  * Threads: one mutex guards the tables and is never held across a D-Bus
  * call.  fork(): every entry point compares getpid() with the process that
  * called C_Initialize; a child gets CKR_CRYPTOKI_NOT_INITIALIZED until it
- * calls C_Initialize itself, which drops the parent's state.
+ * calls C_Initialize itself, which drops the parent's state and starts a
+ * watch of its own.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "kmx-p11-bus.h"
 #include "kmx-p11-object.h"
+#include "kmx-p11-watch.h"
 
 #include <limits.h>
 #include <openssl/asn1.h>
@@ -49,6 +53,7 @@ typedef struct {
 	gboolean listed;
 	gboolean available;
 	gboolean locked;
+	gboolean protected_;
 	gboolean has_secret;
 	gint32 pin_retries;
 	char *label;
@@ -93,9 +98,21 @@ typedef struct {
 	KmxP11Op decrypt;
 } KmxP11Session;
 
+/* slot events not yet reported by C_WaitForSlotEvent */
+typedef struct {
+	pthread_cond_t cond; /* with lock: an event, or C_Finalize */
+	GQueue queue;	     /* slot ids, each once */
+	guint waiters;	     /* threads in C_WaitForSlotEvent */
+	gboolean armed;	     /* what the first snapshot finds is no event */
+} KmxP11Events;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static gboolean initialized;
 static pid_t init_pid;
+static KmxP11Watch *watch; /* keymuxd's signals; made at the first refresh */
+static KmxP11Events *events;
+/* C_GetSlotList with NULL: the list the next call with a buffer gives */
+static GArray *slot_lists[2];
 static GPtrArray *slots;	/* KmxP11Slot, index = id - 1 */
 static GHashTable *sessions;	/* handle -> KmxP11Session */
 static GHashTable *objects;	/* handle -> KmxP11Object */
@@ -146,6 +163,8 @@ kmx_p11_session_free(KmxP11Session *session)
 static void
 kmx_p11_state_free(void)
 {
+	g_clear_pointer(&slot_lists[0], g_array_unref);
+	g_clear_pointer(&slot_lists[1], g_array_unref);
 	g_clear_pointer(&sessions, g_hash_table_unref);
 	g_clear_pointer(&objects, g_hash_table_unref);
 	g_clear_pointer(&key_handles, g_hash_table_unref);
@@ -166,6 +185,9 @@ kmx_p11_state_new(void)
 					NULL,
 					(GDestroyNotify)kmx_p11_object_free);
 	key_handles = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	events = g_new0(KmxP11Events, 1);
+	pthread_cond_init(&events->cond, NULL);
+	g_queue_init(&events->queue);
 	next_session = 1;
 	next_object = 1;
 	init_pid = getpid();
@@ -178,11 +200,15 @@ kmx_p11_atfork_prepare(void)
 {
 	pthread_mutex_lock(&lock);
 	kmx_p11_bus_lock();
+	if (watch != NULL)
+		kmx_p11_watch_lock(watch);
 }
 
 static void
 kmx_p11_atfork_release(void)
 {
+	if (watch != NULL)
+		kmx_p11_watch_unlock(watch);
 	kmx_p11_bus_unlock();
 	pthread_mutex_unlock(&lock);
 }
@@ -274,42 +300,70 @@ kmx_p11_slot_for_path(const char *path)
 	return NULL;
 }
 
+static gboolean
+kmx_p11_slot_present(KmxP11Slot *slot)
+{
+	return slot != NULL && slot->listed && slot->available;
+}
+
+static void
+kmx_p11_lookup_string(GVariant *props, const char *name, char **field)
+{
+	const char *value;
+
+	if (g_variant_lookup(props, name, "&s", &value)) {
+		g_free(*field);
+		*field = g_strdup(value);
+	}
+}
+
+/* a Device's properties: all of them (a new device, a snapshot) or those
+ * that changed */
 static void
 kmx_p11_slot_update(const char *path, GVariant *props)
 {
 	KmxP11Slot *slot = kmx_p11_slot_for_path(path);
 	g_autoptr(GVariant) details = NULL;
-	gboolean protected_ = FALSE;
+	gboolean had_secret;
 
 	if (slot == NULL) {
+		/* a new device: a new slot id, never one that was another's */
 		slot = g_new0(KmxP11Slot, 1);
 		slot->path = g_strdup(path);
+		slot->label = g_strdup("");
+		slot->backend = g_strdup("");
+		slot->device_id = g_strdup(path);
+		slot->pin_retries = -1;
 		g_ptr_array_add(slots, slot);
 		slot->id = slots->len;
 	}
+	had_secret = slot->has_secret;
 	slot->listed = TRUE;
-	g_clear_pointer(&slot->label, g_free);
-	g_clear_pointer(&slot->backend, g_free);
-	g_clear_pointer(&slot->device_id, g_free);
-	if (!g_variant_lookup(props, "Label", "s", &slot->label))
-		slot->label = g_strdup("");
-	if (!g_variant_lookup(props, "Backend", "s", &slot->backend))
-		slot->backend = g_strdup("");
-	if (!g_variant_lookup(props, "Id", "s", &slot->device_id))
-		slot->device_id = g_strdup(path);
-	if (!g_variant_lookup(props, "Available", "b", &slot->available))
-		slot->available = FALSE;
-	if (!g_variant_lookup(props, "Locked", "b", &slot->locked))
-		slot->locked = FALSE;
-	if (!g_variant_lookup(props, "PinRetries", "i", &slot->pin_retries))
-		slot->pin_retries = -1;
+	kmx_p11_lookup_string(props, "Label", &slot->label);
+	kmx_p11_lookup_string(props, "Backend", &slot->backend);
+	kmx_p11_lookup_string(props, "Id", &slot->device_id);
+	g_variant_lookup(props, "Available", "b", &slot->available);
+	g_variant_lookup(props, "Locked", "b", &slot->locked);
+	g_variant_lookup(props, "PinRetries", "i", &slot->pin_retries);
 	details = g_variant_lookup_value(props, "Details", G_VARIANT_TYPE_VARDICT);
-	if (details != NULL && !g_variant_lookup(details, "protected", "b", &protected_))
-		protected_ = FALSE;
-	slot->has_secret = protected_ || slot->locked || slot->pin_retries >= 0;
+	if (details != NULL && !g_variant_lookup(details, "protected", "b", &slot->protected_))
+		slot->protected_ = FALSE;
+	slot->has_secret = slot->protected_ || slot->locked || slot->pin_retries >= 0;
+	if (slot->has_secret != had_secret) {
+		GHashTableIter iter;
+		gpointer value;
+
+		g_hash_table_iter_init(&iter, objects);
+		while (g_hash_table_iter_next(&iter, NULL, &value)) {
+			KmxP11Object *obj = value;
+			if (obj->key != NULL && obj->slot == slot->id)
+				obj->needs_login = slot->has_secret;
+		}
+	}
 }
 
-static void
+/* FALSE: its device has no slot (yet) */
+static gboolean
 kmx_p11_key_update(const char *path, GVariant *props)
 {
 	g_autoptr(GError) error = NULL;
@@ -319,11 +373,11 @@ kmx_p11_key_update(const char *path, GVariant *props)
 
 	if (key == NULL) {
 		g_debug("keymux: %s", error->message);
-		return;
+		return TRUE;
 	}
 	slot = kmx_p11_slot_for_path(key->device);
 	if (slot == NULL)
-		return;
+		return FALSE;
 	for (guint i = 0; i < G_N_ELEMENTS(classes); i++) {
 		g_autofree char *name = g_strdup_printf("%lu:%s", classes[i], path);
 		CK_OBJECT_HANDLE handle = GPOINTER_TO_SIZE(g_hash_table_lookup(key_handles, name));
@@ -345,26 +399,27 @@ kmx_p11_key_update(const char *path, GVariant *props)
 		obj->needs_login = slot->has_secret;
 		obj->seen = TRUE;
 	}
+	return TRUE;
 }
 
-/* read every device and key; call without the lock */
-static GVariant *
-kmx_p11_fetch(void)
+/* a deleted key: its handles are invalid from now on */
+static void
+kmx_p11_key_drop(const char *path)
 {
-	g_autoptr(GError) error = NULL;
-	GVariant *reply = kmx_p11_bus_call(KMX_ROOT,
-					   "org.freedesktop.DBus.ObjectManager",
-					   "GetManagedObjects",
-					   NULL,
-					   G_VARIANT_TYPE("(a{oa{sa{sv}}})"),
-					   KMX_P11_TIMEOUT_SHORT,
-					   &error);
-	if (reply == NULL)
-		g_debug("keymux: cannot list devices: %s", error->message);
-	return reply;
+	CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+
+	for (guint i = 0; i < G_N_ELEMENTS(classes); i++) {
+		g_autofree char *name = g_strdup_printf("%lu:%s", classes[i], path);
+		gpointer handle = g_hash_table_lookup(key_handles, name);
+
+		if (handle != NULL) {
+			g_hash_table_remove(objects, handle);
+			g_hash_table_remove(key_handles, name);
+		}
+	}
 }
 
-/* apply what kmx_p11_fetch returned (NULL: keymuxd is gone); with the lock */
+/* a snapshot: GetManagedObjects' reply (NULL: keymuxd is gone); with the lock */
 static void
 kmx_p11_apply(GVariant *reply)
 {
@@ -410,26 +465,179 @@ kmx_p11_apply(GVariant *reply)
 	}
 }
 
-/* refresh: takes and releases the lock; FALSE if C_Finalize came between */
+/* InterfacesAdded: a device or a key; FALSE: read everything again */
+static gboolean
+kmx_p11_object_added(const char *path, GVariant *body)
+{
+	g_autoptr(GVariant) ifaces = g_variant_get_child_value(body, 1);
+	g_autoptr(GVariant)
+	    device = g_variant_lookup_value(ifaces, KMX_DEVICE_IFACE, G_VARIANT_TYPE_VARDICT);
+	g_autoptr(GVariant)
+	    key = g_variant_lookup_value(ifaces, KMX_KEY_IFACE, G_VARIANT_TYPE_VARDICT);
+
+	if (device != NULL)
+		kmx_p11_slot_update(path, device);
+	if (key != NULL)
+		return kmx_p11_key_update(path, key);
+	return TRUE;
+}
+
+/* InterfacesRemoved: a key deleted, a device gone (its keys went first) */
+static void
+kmx_p11_object_removed(const char *path, GVariant *body)
+{
+	g_autofree const char **ifaces = NULL;
+	KmxP11Slot *slot;
+
+	g_variant_get_child(body, 1, "^a&s", &ifaces);
+	if (g_strv_contains(ifaces, KMX_KEY_IFACE))
+		kmx_p11_key_drop(path);
+	slot = kmx_p11_slot_for_path(path);
+	if (slot != NULL && g_strv_contains(ifaces, KMX_DEVICE_IFACE))
+		slot->listed = FALSE;
+}
+
+/* PropertiesChanged; FALSE: read everything again */
+static gboolean
+kmx_p11_object_changed(const char *path, GVariant *body)
+{
+	const char *iface;
+	g_autoptr(GVariant) changed = NULL;
+	g_autoptr(GVariant) invalidated = NULL;
+	KmxP11Slot *slot;
+
+	g_variant_get(body, "(&s@a{sv}@as)", &iface, &changed, &invalidated);
+	if (g_variant_n_children(invalidated) > 0)
+		return FALSE;
+	if (g_str_equal(iface, KMX_DEVICE_IFACE)) {
+		slot = kmx_p11_slot_for_path(path);
+		if (slot == NULL || !slot->listed)
+			return FALSE;
+		kmx_p11_slot_update(path, changed);
+		return TRUE;
+	}
+	if (!g_str_equal(iface, KMX_KEY_IFACE))
+		return TRUE;
+	/* a key's Locked and Available are its device's; anything else (a
+	 * new label) is read again with the rest: it is rare */
+	for (gsize i = 0; i < g_variant_n_children(changed); i++) {
+		g_autoptr(GVariant) entry = g_variant_get_child_value(changed, i);
+		g_autoptr(GVariant) name = g_variant_get_child_value(entry, 0);
+		const char *n = g_variant_get_string(name, NULL);
+
+		if (!g_str_equal(n, "Locked") && !g_str_equal(n, "Available"))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* which slots have a token now */
+static GArray *
+kmx_p11_presence(void)
+{
+	GArray *present = g_array_sized_new(FALSE, FALSE, sizeof(gboolean), slots->len);
+
+	for (guint i = 0; i < slots->len; i++) {
+		gboolean yes = kmx_p11_slot_present(g_ptr_array_index(slots, i));
+		g_array_append_val(present, yes);
+	}
+	return present;
+}
+
+/* a slot whose token came or went since @before is an event */
+static void
+kmx_p11_note_events(GArray *before)
+{
+	for (guint i = 0; i < slots->len; i++) {
+		KmxP11Slot *slot = g_ptr_array_index(slots, i);
+		gboolean was = i < before->len && g_array_index(before, gboolean, i);
+		gpointer id = GSIZE_TO_POINTER(slot->id);
+
+		if (!events->armed || was == kmx_p11_slot_present(slot) ||
+		    g_queue_find(&events->queue, id) != NULL)
+			continue;
+		g_queue_push_tail(&events->queue, id);
+		pthread_cond_broadcast(&events->cond);
+	}
+}
+
+/* what keymuxd says, on the watch's thread */
+static gboolean
+kmx_p11_watch_changed(KmxP11Watch *from,
+		      KmxP11WatchEvent event,
+		      const char *path,
+		      GVariant *body,
+		      gpointer user_data)
+{
+	g_autoptr(GArray) before = NULL;
+	gboolean applied = TRUE;
+
+	pthread_mutex_lock(&lock);
+	/* a watch of before C_Finalize has nothing to say */
+	if (!kmx_p11_ready() || from != watch) {
+		pthread_mutex_unlock(&lock);
+		return TRUE;
+	}
+	before = kmx_p11_presence();
+	switch (event) {
+	case KMX_P11_WATCH_SNAPSHOT:
+		kmx_p11_apply(body);
+		break;
+	case KMX_P11_WATCH_ADDED:
+		applied = kmx_p11_object_added(path, body);
+		break;
+	case KMX_P11_WATCH_REMOVED:
+		kmx_p11_object_removed(path, body);
+		break;
+	case KMX_P11_WATCH_CHANGED:
+		applied = kmx_p11_object_changed(path, body);
+		break;
+	}
+	kmx_p11_note_events(before);
+	if (event == KMX_P11_WATCH_SNAPSHOT)
+		events->armed = TRUE;
+	pthread_mutex_unlock(&lock);
+	return applied;
+}
+
+/*
+ * refresh: what keymuxd has now.  The state is kept from keymuxd's signals
+ * (kmx-p11-watch.c); this makes sure that everything it said before this
+ * call is in it.  Takes and releases the lock; FALSE if C_Finalize came
+ * between.
+ */
 static gboolean
 kmx_p11_refresh(void)
 {
-	g_autoptr(GVariant) reply = kmx_p11_fetch();
+	g_autoptr(KmxP11Watch) current = NULL;
+	gboolean ok;
 
 	pthread_mutex_lock(&lock);
 	if (!kmx_p11_ready()) {
 		pthread_mutex_unlock(&lock);
 		return FALSE;
 	}
-	kmx_p11_apply(reply);
-	pthread_mutex_unlock(&lock);
-	return TRUE;
-}
+	if (watch == NULL) {
+		g_autoptr(GError) error = NULL;
 
-static gboolean
-kmx_p11_slot_present(KmxP11Slot *slot)
-{
-	return slot != NULL && slot->listed && slot->available;
+		watch = kmx_p11_watch_new(kmx_p11_watch_changed, NULL, &error);
+		if (watch == NULL) {
+			/* no bus: nothing there, and asked again next time */
+			g_debug("keymux: %s", error->message);
+			kmx_p11_apply(NULL);
+			events->armed = TRUE;
+			pthread_mutex_unlock(&lock);
+			return TRUE;
+		}
+	}
+	current = kmx_p11_watch_ref(watch);
+	pthread_mutex_unlock(&lock);
+	if (!kmx_p11_watch_sync(current))
+		return FALSE;
+	pthread_mutex_lock(&lock);
+	ok = kmx_p11_ready();
+	pthread_mutex_unlock(&lock);
+	return ok;
 }
 
 /* lock and check; every entry point that needs a session uses these */
@@ -489,9 +697,15 @@ kmx_C_Initialize(CK_VOID_PTR init_args)
 	}
 	if (initialized && init_pid == getpid())
 		KMX_UNLOCK_RETURN(CKR_CRYPTOKI_ALREADY_INITIALIZED);
-	/* a fork()ed child: the parent's sessions are not ours */
-	if (initialized)
+	/* a fork()ed child: the parent's sessions are not ours, nor its
+	 * thread; what its other threads may hold is left alone */
+	if (initialized) {
+		if (watch != NULL)
+			kmx_p11_watch_abandon(watch);
+		watch = NULL;
+		events = NULL;
 		kmx_p11_state_free();
+	}
 	kmx_p11_state_new();
 	KMX_UNLOCK_RETURN(CKR_OK);
 }
@@ -499,12 +713,29 @@ kmx_C_Initialize(CK_VOID_PTR init_args)
 static CK_RV
 kmx_C_Finalize(CK_VOID_PTR reserved)
 {
+	g_autoptr(KmxP11Watch) old_watch = NULL;
+	KmxP11Events *old_events;
+
 	if (reserved != NULL)
 		return CKR_ARGUMENTS_BAD;
 	KMX_LOCK_OR_RETURN();
-	kmx_p11_state_free();
 	initialized = FALSE;
-	KMX_UNLOCK_RETURN(CKR_OK);
+	old_watch = g_steal_pointer(&watch);
+	old_events = g_steal_pointer(&events);
+	/* threads in C_WaitForSlotEvent return CKR_CRYPTOKI_NOT_INITIALIZED:
+	 * wake them and wait until they have left */
+	pthread_cond_broadcast(&old_events->cond);
+	while (old_events->waiters > 0)
+		pthread_cond_wait(&old_events->cond, &lock);
+	kmx_p11_state_free();
+	pthread_mutex_unlock(&lock);
+	pthread_cond_destroy(&old_events->cond);
+	g_queue_clear(&old_events->queue);
+	g_free(old_events);
+	/* its thread may be waiting for the lock: stopped without it */
+	if (old_watch != NULL)
+		kmx_p11_watch_stop(old_watch);
+	return CKR_OK;
 }
 
 static CK_RV
@@ -539,26 +770,38 @@ C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 static CK_RV
 kmx_C_GetSlotList(CK_BBOOL token_present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
 {
-	g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(CK_SLOT_ID));
+	g_autoptr(GArray) ids = NULL;
+	guint which = token_present ? 1 : 0;
 	CK_RV rv = CKR_OK;
 
 	if (count == NULL)
 		return CKR_ARGUMENTS_BAD;
-	if (!kmx_p11_ready())
-		return CKR_CRYPTOKI_NOT_INITIALIZED;
-	if (!kmx_p11_refresh())
+	/* a buffer after a size query: the list that query counted (PKCS#11
+	 * v2.40 5.5), so that a card coming in between does not make the
+	 * caller's buffer too small */
+	KMX_LOCK_OR_RETURN();
+	if (list != NULL)
+		ids = g_steal_pointer(&slot_lists[which]);
+	pthread_mutex_unlock(&lock);
+	if (ids == NULL && !kmx_p11_refresh())
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	KMX_LOCK_OR_RETURN();
-	for (guint i = 0; i < slots->len; i++) {
-		KmxP11Slot *slot = g_ptr_array_index(slots, i);
-		if (slot->listed && (!token_present || slot->available))
-			g_array_append_val(ids, slot->id);
+	if (ids == NULL) {
+		ids = g_array_new(FALSE, FALSE, sizeof(CK_SLOT_ID));
+		for (guint i = 0; i < slots->len; i++) {
+			KmxP11Slot *slot = g_ptr_array_index(slots, i);
+			if (slot->listed && (!token_present || slot->available))
+				g_array_append_val(ids, slot->id);
+		}
 	}
-	if (list != NULL) {
-		if (*count < ids->len)
+	if (list == NULL || *count < ids->len) {
+		/* for the call with a buffer (again) */
+		g_clear_pointer(&slot_lists[which], g_array_unref);
+		slot_lists[which] = g_array_ref(ids);
+		if (list != NULL)
 			rv = CKR_BUFFER_TOO_SMALL;
-		else
-			memcpy(list, ids->data, ids->len * sizeof(CK_SLOT_ID));
+	} else {
+		memcpy(list, ids->data, ids->len * sizeof(CK_SLOT_ID));
 	}
 	*count = ids->len;
 	KMX_UNLOCK_RETURN(rv);
@@ -572,6 +815,10 @@ kmx_C_GetSlotInfo(CK_SLOT_ID id, CK_SLOT_INFO_PTR info)
 
 	if (info == NULL)
 		return CKR_ARGUMENTS_BAD;
+	if (!kmx_p11_ready())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	if (!kmx_p11_refresh())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
 	KMX_LOCK_OR_RETURN();
 	slot = kmx_p11_slot_get(id);
 	if (slot == NULL)
@@ -630,12 +877,48 @@ kmx_C_GetTokenInfo(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
 	KMX_UNLOCK_RETURN(CKR_OK);
 }
 
+/*
+ * An event is a slot whose token came or went (a device became available or
+ * not, was added or removed, keymuxd left or came back) since it was last
+ * reported; each slot is reported once however often it changed, in the
+ * order the first changes came.
+ */
 static CK_RV
 kmx_C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR slot, CK_VOID_PTR reserved)
 {
+	KmxP11Events *mine;
+	CK_RV rv;
+
+	if (slot == NULL || reserved != NULL)
+		return CKR_ARGUMENTS_BAD;
 	if (!kmx_p11_ready())
 		return CKR_CRYPTOKI_NOT_INITIALIZED;
-	return CKR_FUNCTION_NOT_SUPPORTED;
+	/* what happened before this call is known before it answers */
+	if (!kmx_p11_refresh())
+		return CKR_CRYPTOKI_NOT_INITIALIZED;
+	KMX_LOCK_OR_RETURN();
+	mine = events;
+	mine->waiters++;
+	for (;;) {
+		if (!kmx_p11_ready() || events != mine) {
+			rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+			break;
+		}
+		if (!g_queue_is_empty(&mine->queue)) {
+			*slot = GPOINTER_TO_SIZE(g_queue_pop_head(&mine->queue));
+			rv = CKR_OK;
+			break;
+		}
+		if (flags & CKF_DONT_BLOCK) {
+			rv = CKR_NO_EVENT;
+			break;
+		}
+		pthread_cond_wait(&mine->cond, &lock);
+	}
+	/* C_Finalize waits for the last one */
+	if (--mine->waiters == 0)
+		pthread_cond_broadcast(&mine->cond);
+	KMX_UNLOCK_RETURN(rv);
 }
 
 /* ---- mechanisms ---- */
