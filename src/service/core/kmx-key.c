@@ -243,8 +243,13 @@ kmx_key_set_label(KmxKey *self, const char *label)
 		priv->label = g_strdup(label);
 	}
 	g_mutex_unlock(&priv->mutex);
-	if (changed)
+	if (changed) {
+		g_autoptr(KmxDevice) device = g_weak_ref_get(&priv->device);
+
 		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_LABEL]);
+		if (device != NULL)
+			kmx_device_report_key_label_changed(device, self);
+	}
 }
 
 KmxKeyType
