@@ -216,11 +216,15 @@ kmx_key_property(KmxExportedDevice *edev, KmxKey *key, const char *name)
 	return kmx_owned(kmx_key_property_new(edev, key, name));
 }
 
-/* adds a property and drops our reference to its value */
+/* adds a property and drops our reference to its value; built directly,
+ * not through a format string GLib would parse for every property of
+ * every key of a GetManagedObjects reply */
 static void
 kmx_builder_take(GVariantBuilder *b, const char *name, GVariant *owned)
 {
-	g_variant_builder_add(b, "{sv}", name, owned);
+	g_variant_builder_add_value(
+	    b,
+	    g_variant_new_dict_entry(g_variant_new_string(name), g_variant_new_variant(owned)));
 	g_variant_unref(owned);
 }
 
