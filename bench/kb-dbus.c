@@ -658,20 +658,20 @@ cmd_scale(int argc, char **argv)
 			       &keys,
 			       &error)) ||
 	    (gmo && !time_calls(conn,
-			"org.freedesktop.DBus.ObjectManager",
-			"GetManagedObjects",
-			"(a{oa{sa{sv}}})",
-			repeat,
-			seconds,
-			&gmo_p50,
-			&gmo_max,
-			&objects,
-			&error)))
+				"org.freedesktop.DBus.ObjectManager",
+				"GetManagedObjects",
+				"(a{oa{sa{sv}}})",
+				repeat,
+				seconds,
+				&gmo_p50,
+				&gmo_max,
+				&objects,
+				&error)))
 		return kb_report_error("scale", error);
 	{
 		g_autoptr(GVariant) list = keys != NULL ? g_variant_get_child_value(keys, 0) : NULL;
-		g_autoptr(GVariant) map =
-		    objects != NULL ? g_variant_get_child_value(objects, 0) : NULL;
+		g_autoptr(GVariant) map = objects != NULL ? g_variant_get_child_value(objects, 0)
+							  : NULL;
 		g_print("{\"ok\":true,\"label\":\"scale\",\"keys\":%" G_GSIZE_FORMAT
 			",\"objects\":%" G_GSIZE_FORMAT ",\"listkeys_p50_us\":%.1f,"
 			"\"listkeys_max_us\":%.1f,\"gmo_p50_us\":%.1f,\"gmo_max_us\":%.1f,"

@@ -315,10 +315,10 @@ count_label_changed(KmxDevice *device, KmxKey *key, gpointer data)
 	KmxKey **last = data;
 	*last = key;
 	/* the number of calls, kept on the device */
-	g_object_set_data(G_OBJECT(device),
-			  "calls",
-			  GUINT_TO_POINTER(GPOINTER_TO_UINT(
-			      g_object_get_data(G_OBJECT(device), "calls")) + 1));
+	g_object_set_data(
+	    G_OBJECT(device),
+	    "calls",
+	    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(device), "calls")) + 1));
 }
 
 /* one handler on the device hears every key's new label, and only a change */
@@ -328,14 +328,8 @@ test_device_key_label_changed(void)
 	g_autoptr(KmxDevice)
 	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
 	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
-	g_autoptr(KmxKey) key = g_object_new(KMX_TYPE_KEY,
-					     "device",
-					     dev,
-					     "public-key",
-					     spki,
-					     "label",
-					     "old",
-					     NULL);
+	g_autoptr(KmxKey) key =
+	    g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, "label", "old", NULL);
 	g_autoptr(KmxKey) orphan = g_object_new(KMX_TYPE_KEY, "public-key", spki, NULL);
 	KmxKey *last = NULL;
 

@@ -103,8 +103,8 @@ kmx_exported_device_get_key_paths_variant(KmxExportedDevice *edev)
 		g_autoptr(GPtrArray) paths = kmx_exported_device_get_key_paths(edev);
 
 		g_ptr_array_add(paths, NULL);
-		edev->key_paths = g_variant_ref_sink(
-		    g_variant_new_objv((const char *const *)paths->pdata, -1));
+		edev->key_paths =
+		    g_variant_ref_sink(g_variant_new_objv((const char *const *)paths->pdata, -1));
 		/* one flat buffer, not a tree of 10,000 GVariants */
 		(void)g_variant_get_data(edev->key_paths);
 	}
@@ -914,9 +914,9 @@ kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder
 	g_hash_table_iter_init(&iter, edev->keys);
 	while (g_hash_table_iter_next(&iter, &id, &key)) {
 		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
-		GVariant *entry = g_variant_ref_sink(
-		    g_variant_new_dict_entry(g_variant_new_object_path(path),
-					     kmx_object_interfaces(edev, key)));
+		GVariant *entry =
+		    g_variant_ref_sink(g_variant_new_dict_entry(g_variant_new_object_path(path),
+								kmx_object_interfaces(edev, key)));
 
 		/* the whole entry in one buffer: its path and properties take
 		 * one allocation (and its GVariant) instead of five, for each
