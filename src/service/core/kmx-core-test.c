@@ -331,10 +331,14 @@ test_device_key_label_changed(void)
 	g_autoptr(KmxKey) key =
 	    g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, "label", "old", NULL);
 	g_autoptr(KmxKey) orphan = g_object_new(KMX_TYPE_KEY, "public-key", spki, NULL);
+	g_autoptr(KmxKey) fresh = NULL;
 	KmxKey *last = NULL;
 
 	kmx_device_add_key(dev, key);
 	g_signal_connect(dev, "key-label-changed", G_CALLBACK(count_label_changed), &last);
+	/* a key made with a label has not changed it */
+	fresh = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, "label", "x", NULL);
+	g_assert_null(g_object_get_data(G_OBJECT(dev), "calls"));
 	kmx_key_set_label(key, "new");
 	g_assert_true(last == key);
 	g_assert_cmpuint(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dev), "calls")), ==, 1);

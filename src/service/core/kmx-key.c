@@ -134,7 +134,13 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 		g_weak_ref_set(&priv->device, g_value_get_object(value));
 		break;
 	case PROP_LABEL:
-		kmx_key_set_label(self, g_value_get_string(value));
+		/* the label a key is made with: nobody follows the key yet, and
+		 * it is not on its device's list, so nothing is announced (10,000
+		 * times at start-up); kmx_key_set_label() announces a change */
+		g_mutex_lock(&priv->mutex);
+		g_free(priv->label);
+		priv->label = g_value_dup_string(value);
+		g_mutex_unlock(&priv->mutex);
 		break;
 	case PROP_KEY_TYPE:
 		priv->key_type = g_value_get_uint(value);
