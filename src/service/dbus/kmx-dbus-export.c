@@ -399,7 +399,10 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 	if (changed && announce) {
 		GVariantBuilder b;
 		g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
-		g_variant_builder_add(&b, "{sv}", "Keys", kmx_key_paths_variant(edev));
+		g_variant_builder_add(&b,
+				      "{sv}",
+				      "Keys",
+				      kmx_exported_device_get_key_paths_variant(edev));
 		kmx_emit_properties_changed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE, &b);
 	}
 }
