@@ -611,57 +611,78 @@ cmd_scale(int argc, char **argv)
 	g_autoptr(GVariant) objects = NULL;
 	gint repeat = 20;
 	gdouble seconds = 5;
-	gdouble lk_p50, lk_max, gmo_p50, gmo_max;
+	gdouble lk_p50 = 0, lk_max = 0, gmo_p50 = 0, gmo_max = 0;
+	g_autofree gchar *methods = NULL;
+	gboolean lk, gmo;
 	GOptionEntry entries[] = {
 	    {"address", 0, 0, G_OPTION_ARG_STRING, &opt_address, "Bus address", "ADDR"},
 	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
 	    {"repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "Calls of each", "N"},
 	    {"seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "At most this long each", "S"},
+	    {"methods",
+	     'm',
+	     0,
+	     G_OPTION_ARG_STRING,
+	     &methods,
+	     "listkeys, gmo or both (default): only those are called, e.g. to count one "
+	     "call's instructions",
+	     "WHICH"},
 	    {NULL}};
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error))
 		return kb_report_error("scale", error);
+	lk = methods == NULL || g_str_equal(methods, "both") || g_str_equal(methods, "listkeys");
+	gmo = methods == NULL || g_str_equal(methods, "both") || g_str_equal(methods, "gmo");
+	if (!lk && !gmo) {
+		g_set_error(&error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "--methods: listkeys, gmo or both, not %s",
+			    methods);
+		return kb_report_error("scale", error);
+	}
 	if (repeat < 1)
 		repeat = 1;
 	conn = connect_bus(&error);
 	if (conn == NULL)
 		return kb_report_error("scale", error);
-	if (!time_calls(conn,
-			KMX_PREFIX ".Manager",
-			"ListKeys",
-			"(ao)",
-			repeat,
-			seconds,
-			&lk_p50,
-			&lk_max,
-			&keys,
-			&error) ||
-	    !time_calls(conn,
-			"org.freedesktop.DBus.ObjectManager",
-			"GetManagedObjects",
-			"(a{oa{sa{sv}}})",
-			repeat,
-			seconds,
-			&gmo_p50,
-			&gmo_max,
-			&objects,
-			&error))
+	if ((lk && !time_calls(conn,
+			       KMX_PREFIX ".Manager",
+			       "ListKeys",
+			       "(ao)",
+			       repeat,
+			       seconds,
+			       &lk_p50,
+			       &lk_max,
+			       &keys,
+			       &error)) ||
+	    (gmo && !time_calls(conn,
+				"org.freedesktop.DBus.ObjectManager",
+				"GetManagedObjects",
+				"(a{oa{sa{sv}}})",
+				repeat,
+				seconds,
+				&gmo_p50,
+				&gmo_max,
+				&objects,
+				&error)))
 		return kb_report_error("scale", error);
 	{
-		g_autoptr(GVariant) list = g_variant_get_child_value(keys, 0);
-		g_autoptr(GVariant) map = g_variant_get_child_value(objects, 0);
+		g_autoptr(GVariant) list = keys != NULL ? g_variant_get_child_value(keys, 0) : NULL;
+		g_autoptr(GVariant) map = objects != NULL ? g_variant_get_child_value(objects, 0)
+							  : NULL;
 		g_print("{\"ok\":true,\"label\":\"scale\",\"keys\":%" G_GSIZE_FORMAT
 			",\"objects\":%" G_GSIZE_FORMAT ",\"listkeys_p50_us\":%.1f,"
 			"\"listkeys_max_us\":%.1f,\"gmo_p50_us\":%.1f,\"gmo_max_us\":%.1f,"
 			"\"gmo_bytes\":%" G_GSIZE_FORMAT "}\n",
-			g_variant_n_children(list),
-			g_variant_n_children(map),
+			list != NULL ? g_variant_n_children(list) : 0,
+			map != NULL ? g_variant_n_children(map) : 0,
 			lk_p50,
 			lk_max,
 			gmo_p50,
 			gmo_max,
-			g_variant_get_size(objects));
+			objects != NULL ? g_variant_get_size(objects) : 0);
 	}
 	return 0;
 }

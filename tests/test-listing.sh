@@ -4,6 +4,8 @@
 # GenerateKey, ImportKey, Delete and SetLabel, ListKeys, GetManagedObjects
 # and the device's Keys agree with each other and with the keys made, on
 # the bus and on a peer connection, and stay so across repeated calls.
+# With keys on two devices ListKeys joins them; with one device's keys
+# alone again it is that device's Keys.
 . "$KMX_TESTS_DIR/harness.sh"
 : "${KMX_TEST_P2P:?}"
 kmx_setup
@@ -80,3 +82,37 @@ EXPECT[$k]=1
 kmx_stop_daemon
 kmx_start_daemon
 check "a restart"
+
+# ---- keys on two devices: ListKeys joins them; one device's alone again
+# once the other has none (then the reply is that device's Keys itself) ----
+kmx_stop_daemon
+printf '[backends]\ntest=true\n' >"$KEYMUX_CONFIG"
+mkdir -p "$KEYMUX_DATA_DIR/test/plugged"
+printf '[device]\npin=123456\nadmin-pin=12345678\n' >"$KEYMUX_DATA_DIR/test/.plug.tmp"
+mv "$KEYMUX_DATA_DIR/test/.plug.tmp" "$KEYMUX_DATA_DIR/test/plugged/0001"
+kmx_start_daemon
+card=$(kmx_device_path test:0001)
+listed() { kmx_manager ListDevices | grep -q "$card"; }
+until_ok listed
+ck=$(kmx_device test:0001 GenerateKey ssa{sv} ecdsa-p256 "card key" 1 admin-secret s 12345678 |
+	sed -n 's/^o "\(.*\)"$/\1/p')
+[ -n "$ck" ] || fail "GenerateKey on the test device returned no path"
+both=$(printf '%s\n' "$k" "$ck" | sort)
+for round in 1 2; do
+	assert_eq "$both" "$(list_keys)" "ListKeys with keys on two devices (call $round)"
+	assert_eq "$both" "$("$KMX_TEST_P2P" list | sed -n 's/^key //p' | sort)" \
+		"ListKeys on a peer connection with keys on two devices (call $round)"
+done
+assert_eq "$ck" "$(kmx_prop "$card" org.keymux.Keystore1.Device Keys | paths_of)" \
+	"the test device's Keys"
+assert_eq "$k" "$(kmx_prop "$dev" org.keymux.Keystore1.Device Keys | paths_of)" \
+	"the soft-key store's Keys beside it"
+kmx_key "$k" Delete
+for round in 1 2; do
+	assert_eq "$ck" "$(list_keys)" "ListKeys with the test device's key alone (call $round)"
+done
+# a card's key is not deleted: the device goes, and its keys with it
+rm -f "$KEYMUX_DATA_DIR/test/plugged/0001"
+gone() { ! listed; }
+until_ok gone
+assert_eq "ao 0" "$(kmx_manager ListKeys)" "no keys left once the test device is gone"

@@ -48,6 +48,9 @@ kmx_harden_process(void)
  * from many callers): the manager trims it when a burst is over
  * (kmx_manager_trim_later()), which only helps if freed memory goes back
  * to malloc, and from few arenas */
+/* blocks from this size up are mmapped, whatever was freed before */
+#define KMX_MMAP_THRESHOLD (256 * 1024)
+
 static void
 kmx_tune_malloc(char **argv)
 {
@@ -76,6 +79,16 @@ kmx_tune_malloc(char **argv)
 	if (g_getenv("MALLOC_ARENA_MAX") == NULL &&
 	    (tunables == NULL || strstr(tunables, "arena_max") == NULL))
 		mallopt(M_ARENA_MAX, 4);
+	/* a large reply (GetManagedObjects of 10,000 keys: megabytes, its
+	 * wire copy grown by doubling) in memory of its own, unmapped when
+	 * freed.  glibc raises this threshold to the size of every mmapped
+	 * block freed, so that after the first large reply the next ones
+	 * came from the heap, each leaving its growth steps behind until the
+	 * trim: the peak rose with every reply (41 MB after one, 50 MB after
+	 * twenty, 10,000 keys).  A fixed threshold keeps it where it is */
+	if (g_getenv("MALLOC_MMAP_THRESHOLD_") == NULL &&
+	    (tunables == NULL || strstr(tunables, "mmap_threshold") == NULL))
+		mallopt(M_MMAP_THRESHOLD, KMX_MMAP_THRESHOLD);
 }
 
 /* the systemd unit makes only ~/.local/share/keymux writable: a data dir

@@ -309,6 +309,45 @@ test_device_keys(void)
 	g_assert_cmpuint(changed, ==, 2);
 }
 
+static void
+count_label_changed(KmxDevice *device, KmxKey *key, gpointer data)
+{
+	KmxKey **last = data;
+	*last = key;
+	/* the number of calls, kept on the device */
+	g_object_set_data(
+	    G_OBJECT(device),
+	    "calls",
+	    GUINT_TO_POINTER(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(device), "calls")) + 1));
+}
+
+/* one handler on the device hears every key's new label, and only a change */
+static void
+test_device_key_label_changed(void)
+{
+	g_autoptr(KmxDevice)
+	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
+	g_autoptr(KmxKey) key =
+	    g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, "label", "old", NULL);
+	g_autoptr(KmxKey) orphan = g_object_new(KMX_TYPE_KEY, "public-key", spki, NULL);
+	g_autoptr(KmxKey) fresh = NULL;
+	KmxKey *last = NULL;
+
+	kmx_device_add_key(dev, key);
+	g_signal_connect(dev, "key-label-changed", G_CALLBACK(count_label_changed), &last);
+	/* a key made with a label has not changed it */
+	fresh = g_object_new(KMX_TYPE_KEY, "device", dev, "public-key", spki, "label", "x", NULL);
+	g_assert_null(g_object_get_data(G_OBJECT(dev), "calls"));
+	kmx_key_set_label(key, "new");
+	g_assert_true(last == key);
+	g_assert_cmpuint(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dev), "calls")), ==, 1);
+	kmx_key_set_label(key, "new"); /* the same: no signal */
+	g_assert_cmpuint(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dev), "calls")), ==, 1);
+	kmx_key_set_label(orphan, "no device"); /* nobody to tell, no crash */
+	g_assert_cmpuint(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dev), "calls")), ==, 1);
+}
+
 static gpointer
 report_key_removed_thread(gpointer data)
 {
@@ -564,6 +603,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/context/bad-config", test_context_bad_config);
 	g_test_add_func("/kmx/device/flags-from-thread", test_device_flags_from_thread);
 	g_test_add_func("/kmx/device/keys", test_device_keys);
+	g_test_add_func("/kmx/device/key-label-changed", test_device_key_label_changed);
 	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);

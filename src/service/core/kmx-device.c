@@ -74,7 +74,7 @@ enum {
 };
 static GParamSpec *props[N_PROPS];
 
-enum { SIGNAL_KEYS_CHANGED, N_SIGNALS };
+enum { SIGNAL_KEYS_CHANGED, SIGNAL_KEY_LABEL_CHANGED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void
@@ -205,6 +205,37 @@ kmx_device_class_init(KmxDeviceClass *klass)
 						    NULL,
 						    G_TYPE_NONE,
 						    0);
+
+	/**
+	 * KmxDevice::key-label-changed:
+	 * @key: the key whose label changed
+	 *
+	 * Emitted on the main thread after a key of the device got a new
+	 * label: one handler on the device follows every key's label, instead
+	 * of a notify::label handler on each of 10,000 keys.
+	 */
+	signals[SIGNAL_KEY_LABEL_CHANGED] = g_signal_new("key-label-changed",
+							 G_TYPE_FROM_CLASS(klass),
+							 G_SIGNAL_RUN_LAST,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL,
+							 G_TYPE_NONE,
+							 1,
+							 KMX_TYPE_KEY);
+}
+
+/**
+ * kmx_device_report_key_label_changed:
+ *
+ * @key's label changed (kmx_key_set_label()); main thread.
+ */
+void
+kmx_device_report_key_label_changed(KmxDevice *self, KmxKey *key)
+{
+	g_return_if_fail(KMX_IS_DEVICE(self));
+	g_signal_emit(self, signals[SIGNAL_KEY_LABEL_CHANGED], 0, key);
 }
 
 static void

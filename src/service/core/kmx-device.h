@@ -142,6 +142,8 @@ void kmx_device_add_key(KmxDevice *self, KmxKey *key);
 void kmx_device_remove_key(KmxDevice *self, KmxKey *key);
 /* any thread */
 void kmx_device_report_key_removed(KmxDevice *self, const char *key_id);
+/* main thread */
+void kmx_device_report_key_label_changed(KmxDevice *self, KmxKey *key);
 
 /* the vfunc wrappers; called on the executor by the core */
 gboolean kmx_device_unlock(KmxDevice *self,

@@ -134,7 +134,13 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 		g_weak_ref_set(&priv->device, g_value_get_object(value));
 		break;
 	case PROP_LABEL:
-		kmx_key_set_label(self, g_value_get_string(value));
+		/* the label a key is made with: nobody follows the key yet, and
+		 * it is not on its device's list, so nothing is announced (10,000
+		 * times at start-up); kmx_key_set_label() announces a change */
+		g_mutex_lock(&priv->mutex);
+		g_free(priv->label);
+		priv->label = g_value_dup_string(value);
+		g_mutex_unlock(&priv->mutex);
 		break;
 	case PROP_KEY_TYPE:
 		priv->key_type = g_value_get_uint(value);
@@ -243,8 +249,13 @@ kmx_key_set_label(KmxKey *self, const char *label)
 		priv->label = g_strdup(label);
 	}
 	g_mutex_unlock(&priv->mutex);
-	if (changed)
+	if (changed) {
+		g_autoptr(KmxDevice) device = g_weak_ref_get(&priv->device);
+
 		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_LABEL]);
+		if (device != NULL)
+			kmx_device_report_key_label_changed(device, self);
+	}
 }
 
 KmxKeyType

@@ -26,8 +26,13 @@ struct _KmxExportedDevice {
 	GArray *links; /* KmxExportedLink: the bus, and every peer connection */
 	char *path;
 	GHashTable *keys; /* key id -> KmxKey, what the bus was told of */
+	/* Keys, the sorted key paths as an ao, serialised: built when first
+	 * asked for after the keys changed, shared by Properties.Get,
+	 * GetManagedObjects and (a single device's) ListKeys */
+	GVariant *key_paths;
 	gulong notify_id;
 	gulong keys_changed_id;
+	gulong key_label_id;
 	/* the last state announced, to send only what changed */
 	KmxDeviceFlags flags;
 	char *label;
@@ -82,12 +87,43 @@ kmx_exported_device_get_key_paths(KmxExportedDevice *edev)
 	return paths;
 }
 
+/**
+ * kmx_exported_device_get_key_paths_variant:
+ *
+ * The paths are ours (the escaped device id, key ids), and
+ * g_variant_new_objv() checks each once when they change; from then on the
+ * serialised array is trusted, not checked again for every reply.
+ *
+ * Returns: (transfer none): the Keys property, an ao, not floating
+ */
+GVariant *
+kmx_exported_device_get_key_paths_variant(KmxExportedDevice *edev)
+{
+	if (edev->key_paths == NULL) {
+		g_autoptr(GPtrArray) paths = kmx_exported_device_get_key_paths(edev);
+
+		g_ptr_array_add(paths, NULL);
+		edev->key_paths =
+		    g_variant_ref_sink(g_variant_new_objv((const char *const *)paths->pdata, -1));
+		/* one flat buffer, not a tree of 10,000 GVariants */
+		(void)g_variant_get_data(edev->key_paths);
+	}
+	return edev->key_paths;
+}
+
+/**
+ * kmx_exported_device_get_n_keys:
+ */
+guint
+kmx_exported_device_get_n_keys(KmxExportedDevice *edev)
+{
+	return g_hash_table_size(edev->keys);
+}
+
 static GVariant *
 kmx_key_paths_variant(KmxExportedDevice *edev)
 {
-	g_autoptr(GPtrArray) paths = kmx_exported_device_get_key_paths(edev);
-	g_ptr_array_add(paths, NULL);
-	return g_variant_new_objv((const char *const *)paths->pdata, -1);
+	return g_variant_ref(kmx_exported_device_get_key_paths_variant(edev));
 }
 
 /* the device's Details, with the admin secret's retry counter */
@@ -180,11 +216,15 @@ kmx_key_property(KmxExportedDevice *edev, KmxKey *key, const char *name)
 	return kmx_owned(kmx_key_property_new(edev, key, name));
 }
 
-/* adds a property and drops our reference to its value */
+/* adds a property and drops our reference to its value; built directly,
+ * not through a format string GLib would parse for every property of
+ * every key of a GetManagedObjects reply */
 static void
 kmx_builder_take(GVariantBuilder *b, const char *name, GVariant *owned)
 {
-	g_variant_builder_add(b, "{sv}", name, owned);
+	g_variant_builder_add_value(
+	    b,
+	    g_variant_new_dict_entry(g_variant_new_string(name), g_variant_new_variant(owned)));
 	g_variant_unref(owned);
 }
 
@@ -217,9 +257,12 @@ kmx_object_interfaces(KmxExportedDevice *edev, KmxKey *key)
 	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sa{sv}}"));
 	g_variant_builder_add(&b, "{s@a{sv}}", info->name, kmx_all_properties(info, edev, key));
 	v = g_variant_builder_end(&b);
-	/* flatten it now: a tree of small GVariants per key would multiply the
-	 * memory GetManagedObjects needs for a large store */
-	(void)g_variant_get_data(v);
+	/* a key's is flattened now: a tree of small GVariants per key would
+	 * multiply the memory GetManagedObjects needs for a large store.  The
+	 * device's stays a tree: its Keys is the shared serialised array,
+	 * not to be copied */
+	if (key != NULL)
+		(void)g_variant_get_data(v);
 	return v;
 }
 
@@ -285,7 +328,7 @@ kmx_emit_properties_changed(KmxExportedDevice *edev,
 }
 
 static void
-kmx_exported_key_label_cb(KmxKey *key, GParamSpec *pspec, KmxExportedDevice *edev)
+kmx_exported_key_label_cb(KmxDevice *device, KmxKey *key, KmxExportedDevice *edev)
 {
 	g_autofree char *path = NULL;
 	GVariantBuilder b;
@@ -307,16 +350,19 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 	g_autoptr(GHashTable) present = g_hash_table_new(g_str_hash, g_str_equal);
 	g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
 	gboolean changed = FALSE;
+	/* the first look at the device (start-up: 10,000 keys) has nothing
+	 * to compare with, and nothing can have gone */
+	gboolean first = g_hash_table_size(edev->keys) == 0;
 	GHashTableIter iter;
 	gpointer id, value;
 
 	for (guint i = 0; i < keys->len; i++) {
 		KmxKey *key = g_ptr_array_index(keys, i);
 		const char *key_id = kmx_key_get_id(key);
+		KmxKey *known = first ? NULL : g_hash_table_lookup(edev->keys, key_id);
 
-		KmxKey *known = g_hash_table_lookup(edev->keys, key_id);
-
-		g_hash_table_add(present, (gpointer)key_id);
+		if (!first)
+			g_hash_table_add(present, (gpointer)key_id);
 		if (known == key)
 			continue;
 		if (known != NULL) {
@@ -324,18 +370,12 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 			g_autofree char *old_label = kmx_key_dup_label(known);
 			g_autofree char *new_label = kmx_key_dup_label(key);
 
-			g_signal_handlers_disconnect_by_data(known, edev);
 			g_hash_table_replace(edev->keys, (gpointer)key_id, g_object_ref(key));
-			g_signal_connect(key,
-					 "notify::label",
-					 G_CALLBACK(kmx_exported_key_label_cb),
-					 edev);
 			if (announce && g_strcmp0(old_label, new_label) != 0)
-				kmx_exported_key_label_cb(key, NULL, edev);
+				kmx_exported_key_label_cb(edev->device, key, edev);
 			continue;
 		}
 		g_hash_table_insert(edev->keys, (gpointer)key_id, g_object_ref(key));
-		g_signal_connect(key, "notify::label", G_CALLBACK(kmx_exported_key_label_cb), edev);
 		changed = TRUE;
 		if (announce) {
 			g_autofree char *path = g_strconcat(edev->path, "/", key_id, NULL);
@@ -343,22 +383,26 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 		}
 	}
 	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, &value)) {
+	while (!first && g_hash_table_iter_next(&iter, &id, &value)) {
 		if (g_hash_table_contains(present, id))
 			continue;
-		g_signal_handlers_disconnect_by_data(value, edev);
+		changed = TRUE;
 		g_ptr_array_add(gone, g_strconcat(edev->path, "/", id, NULL));
 		g_hash_table_iter_remove(&iter);
-		changed = TRUE;
 	}
-	if (changed)
+	if (changed) {
+		g_clear_pointer(&edev->key_paths, g_variant_unref);
 		kmx_dbus_service_keys_changed(edev->service);
+	}
 	for (guint i = 0; announce && i < gone->len; i++)
 		kmx_emit_interfaces_removed(edev, gone->pdata[i], KMX_DBUS_KEY_INTERFACE);
 	if (changed && announce) {
 		GVariantBuilder b;
 		g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
-		g_variant_builder_add(&b, "{sv}", "Keys", kmx_key_paths_variant(edev));
+		g_variant_builder_add(&b,
+				      "{sv}",
+				      "Keys",
+				      kmx_exported_device_get_key_paths_variant(edev));
 		kmx_emit_properties_changed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE, &b);
 	}
 }
@@ -714,6 +758,10 @@ kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
 						 "keys-changed",
 						 G_CALLBACK(kmx_exported_device_keys_changed_cb),
 						 edev);
+	edev->key_label_id = g_signal_connect(device,
+					      "key-label-changed",
+					      G_CALLBACK(kmx_exported_key_label_cb),
+					      edev);
 	return edev;
 }
 
@@ -775,6 +823,7 @@ kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device)
 {
 	g_signal_handler_disconnect(edev->device, edev->notify_id);
 	g_signal_handler_disconnect(edev->device, edev->keys_changed_id);
+	g_signal_handler_disconnect(edev->device, edev->key_label_id);
 	g_set_object(&edev->device, device);
 	/* the new device's keys take the place of the old ones of the same id */
 	kmx_exported_device_sync_keys(edev, TRUE);
@@ -785,6 +834,10 @@ kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device)
 						 "keys-changed",
 						 G_CALLBACK(kmx_exported_device_keys_changed_cb),
 						 edev);
+	edev->key_label_id = g_signal_connect(device,
+					      "key-label-changed",
+					      G_CALLBACK(kmx_exported_key_label_cb),
+					      edev);
 }
 
 static void
@@ -827,16 +880,17 @@ kmx_exported_device_free(KmxExportedDevice *edev)
 
 	g_signal_handler_disconnect(edev->device, edev->notify_id);
 	g_signal_handler_disconnect(edev->device, edev->keys_changed_id);
+	g_signal_handler_disconnect(edev->device, edev->key_label_id);
 	g_hash_table_iter_init(&iter, edev->keys);
 	while (g_hash_table_iter_next(&iter, &id, &key)) {
 		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
-		g_signal_handlers_disconnect_by_data(key, edev);
 		kmx_emit_interfaces_removed(edev, path, KMX_DBUS_KEY_INTERFACE);
 	}
 	kmx_emit_interfaces_removed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE);
 	kmx_exported_device_detach(edev, NULL);
 	g_array_unref(edev->links);
 	g_hash_table_unref(edev->keys);
+	g_clear_pointer(&edev->key_paths, g_variant_unref);
 	g_object_unref(edev->device);
 	g_clear_pointer(&edev->details, g_variant_unref);
 	g_free(edev->label);
@@ -863,9 +917,15 @@ kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder
 	g_hash_table_iter_init(&iter, edev->keys);
 	while (g_hash_table_iter_next(&iter, &id, &key)) {
 		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
-		g_variant_builder_add(builder,
-				      "{o@a{sa{sv}}}",
-				      path,
-				      kmx_object_interfaces(edev, key));
+		GVariant *entry =
+		    g_variant_ref_sink(g_variant_new_dict_entry(g_variant_new_object_path(path),
+								kmx_object_interfaces(edev, key)));
+
+		/* the whole entry in one buffer: its path and properties take
+		 * one allocation (and its GVariant) instead of five, for each
+		 * of 10,000 keys while the reply is alive */
+		(void)g_variant_get_data(entry);
+		g_variant_builder_add_value(builder, entry);
+		g_variant_unref(entry);
 	}
 }

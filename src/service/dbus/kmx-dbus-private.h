@@ -37,6 +37,8 @@ void kmx_exported_device_rebind(KmxExportedDevice *edev, KmxDevice *device);
 void kmx_exported_device_detach(KmxExportedDevice *edev, GDBusConnection *connection);
 void kmx_exported_device_free(KmxExportedDevice *edev);
 GPtrArray *kmx_exported_device_get_key_paths(KmxExportedDevice *edev);
+GVariant *kmx_exported_device_get_key_paths_variant(KmxExportedDevice *edev);
+guint kmx_exported_device_get_n_keys(KmxExportedDevice *edev);
 void kmx_dbus_service_keys_changed(KmxDBusService *self);
 const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
 void kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder);

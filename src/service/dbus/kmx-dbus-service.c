@@ -419,19 +419,35 @@ kmx_dbus_service_keys_changed(KmxDBusService *self)
 
 /* ListKeys' reply, the same on every connection: built when the keys change,
  * not per call, since GLib checks every object path of an (ao) it is given,
- * 10,000 of them for a large store.  The paths are ours (escaped device id,
- * key id), and g_variant_new_objv() checks them once here; the serialised
- * result is trusted by GLib from then on */
+ * 10,000 of them for a large store.  With the keys on one device (the usual
+ * case: a large store is the soft-key store) it is that device's Keys, the
+ * array itself, not a copy; else the devices' arrays joined */
 static GVariant *
 kmx_dbus_key_paths(KmxDBusService *self)
 {
 	g_autoptr(GPtrArray) devices = NULL;
 	g_autoptr(GPtrArray) all = NULL;
+	KmxExportedDevice *only = NULL;
+	guint with_keys = 0;
 	GVariant *paths;
 
 	if (self->key_paths != NULL)
 		return self->key_paths;
 	devices = kmx_manager_get_devices(self->manager);
+	for (guint i = 0; i < devices->len; i++) {
+		KmxExportedDevice *edev =
+		    g_hash_table_lookup(self->exported, kmx_device_get_id(devices->pdata[i]));
+
+		if (edev != NULL && kmx_exported_device_get_n_keys(edev) > 0) {
+			only = edev;
+			with_keys++;
+		}
+	}
+	if (with_keys == 1) {
+		paths = kmx_exported_device_get_key_paths_variant(only);
+		self->key_paths = g_variant_ref_sink(g_variant_new_tuple(&paths, 1));
+		return self->key_paths;
+	}
 	all = g_ptr_array_new_with_free_func(g_free);
 	for (guint i = 0; i < devices->len; i++) {
 		KmxExportedDevice *edev =
