@@ -10,6 +10,8 @@ kmx_setup
 cd "$KMX_TMP"
 printf '[daemon]\nidle-lock-timeout=0\n' >"$KEYMUX_CONFIG"
 kmx_start_daemon
+# background clients are started without this function, so that $! is the
+# client itself and the cleanup stops it (not a subshell that leaves it behind)
 p2p() { "$KMX_TEST_P2P" "$@"; }
 dev=$(kmx_device_path softkey:login)
 locked() { kmx_prop "$dev" org.keymux.Keystore1.Device Locked; }
@@ -52,7 +54,7 @@ grep -q "sign key $ed_id by pid [0-9]* (.*kmx-test-p2p)" "$KMX_TMP/keymuxd.log" 
 	fail "no audit record naming the peer connection's process"
 
 # ---- property changes and new objects are signalled on the peer connection ----
-p2p watch "renamed on the bus" >watch.out 2>watch.err &
+"$KMX_TEST_P2P" watch "renamed on the bus" >watch.out 2>watch.err &
 wpid=$!
 KMX_PIDS+=($wpid)
 for _ in $(seq 400); do grep -q ready watch.out && break; sleep 0.05; done
@@ -60,7 +62,7 @@ grep -q ready watch.out || fail "the watcher did not start: $(cat watch.err)"
 kmx_key "$ed" SetLabel s "renamed on the bus"
 wait "$wpid" || fail "the watcher failed: $(cat watch.err)"
 assert_contains "$(cat watch.out)" "signal $ed org.freedesktop.DBus.Properties.PropertiesChanged ('org.keymux.Keystore1.Key', {'Label': <'renamed on the bus'>}"
-p2p watch InterfacesAdded >watch2.out 2>watch2.err &
+"$KMX_TEST_P2P" watch InterfacesAdded >watch2.out 2>watch2.err &
 wpid=$!
 KMX_PIDS+=($wpid)
 for _ in $(seq 400); do grep -q ready watch2.out && break; sleep 0.05; done
@@ -147,7 +149,7 @@ assert_eq "$before" "$after" "file descriptors of keymuxd before and after 300 p
 # client gets in (without it, never) ----
 mkfifo hold.in
 exec 7<>hold.in
-p2p hold 256 <hold.in >hold.out 2>&1 &
+"$KMX_TEST_P2P" hold 256 <hold.in >hold.out 2>&1 &
 KMX_PIDS+=($!)
 for _ in $(seq 1200); do grep -q . hold.out && break; sleep 0.05; done
 assert_contains "$(cat hold.out)" "too many peer connections (256)"
