@@ -292,6 +292,8 @@ kmx_cli_prompter_stop(void)
 	kmx_cli_prompter_echo_on(self);
 	g_main_loop_quit(self->loop);
 	g_thread_join(g_steal_pointer(&self->thread));
+	/* the client goes with the command, whatever a reader still does */
+	g_clear_object(&self->client);
 	/* a reader still blocked on the terminal (after a Ctrl-C or a
 	 * Cancel) uses self: it ends with the process */
 	if (g_atomic_int_get(&self->readers) > 0)
@@ -299,7 +301,6 @@ kmx_cli_prompter_stop(void)
 	kmx_cli_prompter = NULL;
 	g_main_loop_unref(self->loop);
 	g_main_context_unref(self->context);
-	g_object_unref(self->client);
 	g_mutex_clear(&self->lock);
 	g_cond_clear(&self->cond);
 	g_free(self);
