@@ -38,9 +38,20 @@ wait_peers $((n + 2))
 # the audit record names keymuxctl, which asked on its own connection
 grep -q "sign key $id by pid [0-9]* (.*keymuxctl)" "$LOG" || fail "no audit record of keymuxctl's signature"
 
-# ---- KEYMUX_PEER_TO_PEER=0: the bus, no new connection, the same answers ----
-# (the last run's connection is closed by now: wait_peers saw it)
-n=$(peers_closed)
+# ---- KEYMUX_PEER_TO_PEER=0: the bus, no OpenConnection, the same answers ----
+# every OpenConnection on the bus, in the bus's order
+kmx_bg dbus-monitor --session "type='method_call',member='OpenConnection'" >opens.log 2>&1
+opens() { grep -c 'member=OpenConnection' opens.log || true; }
+# a run of keymuxctl's own shows up once the monitor is there
+monitor_sees_one() { "$KEYMUXCTL" devices >/dev/null && [ "$(opens)" -ge 1 ]; }
+until_ok monitor_sees_one || fail "dbus-monitor saw no OpenConnection of keymuxctl"
+c=$(opens)
+KEYMUX_PEER_TO_PEER=0 "$KEYMUXCTL" keys >/dev/null || fail "keys on the bus"
+KEYMUX_PEER_TO_PEER=0 "$KEYMUXCTL" sign "$id" msg >/dev/null || fail "sign on the bus"
+# then one run that opens a connection: the bus shows it after the others
+"$KEYMUXCTL" devices >/dev/null || fail "devices"
+until_ok test "$(opens)" -ge $((c + 1)) || fail "no OpenConnection of the last run"
+assert_eq $((c + 1)) "$(opens)" "OpenConnection calls although KEYMUX_PEER_TO_PEER=0"
 out_p2p() { "$KEYMUXCTL" "$@"; }
 out_bus() { KEYMUX_PEER_TO_PEER=0 "$KEYMUXCTL" "$@"; }
 for cmd in "devices" "keys" "keys --json" "devices --json" "info $id" "info --json $id" \
@@ -55,16 +66,16 @@ KEYMUX_PEER_TO_PEER=0 "$KEYMUXCTL" sign "$id" msg >bus.sig || fail "sign on the 
 cmp -s p2p.sig bus.sig || fail "the Ed25519 signatures on the peer connection and on the bus differ"
 # exit codes: not found, locked with nobody to ask, bad usage
 for mode in "" 0; do
-	assert_exit 3 env KEYMUX_PEER_TO_PEER=$mode "$KEYMUXCTL" sign ffffffffffff msg
+	KEYMUX_PEER_TO_PEER=$mode assert_exit 3 "$KEYMUXCTL" sign ffffffffffff msg
 	assert_contains "$(cat last.err)" "no key 'ffffffffffff'"
-	assert_exit 2 env KEYMUX_PEER_TO_PEER=$mode "$KEYMUXCTL" sign "$id" msg --algorithm nonsense
+	KEYMUX_PEER_TO_PEER=$mode assert_exit 2 "$KEYMUXCTL" sign "$id" msg --algorithm nonsense
 	cp last.err "usage-$mode.err"
 done
 cmp -s usage-.err usage-0.err || fail "the errors differ: $(cat usage-.err) / $(cat usage-0.err)"
 printf '\nlib secret\n' | "$KEYMUXCTL" passwd softkey:login || fail "passwd"
 "$KEYMUXCTL" lock softkey:login || fail "lock"
 for mode in "" 0; do
-	assert_exit 4 env KEYMUX_PEER_TO_PEER=$mode "$KEYMUXCTL" sign "$id" msg </dev/null
+	KEYMUX_PEER_TO_PEER=$mode assert_exit 4 "$KEYMUXCTL" sign "$id" msg </dev/null
 	assert_contains "$(cat last.err)" "nobody can be asked"
 done
 printf 'lib secret\n' | "$KEYMUXCTL" unlock softkey:login || fail "unlock"
@@ -77,7 +88,7 @@ wait_peers $((n + 1))
 # the bus denies OpenConnection (the last matching rule wins): Denied
 sed -i 's|</policy>|<deny send_interface="org.keymux.Keystore1.Manager" send_member="OpenConnection"/>&|' "$KMX_TMP/bus.conf"
 busctl --user call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig >/dev/null
-assert_exit 6 env KEYMUX_PEER_TO_PEER=1 "$KEYMUXCTL" keys
+KEYMUX_PEER_TO_PEER=1 assert_exit 6 "$KEYMUXCTL" keys
 assert_contains "$(cat last.err)" "no connection of its own to keymuxd"
 assert_eq 1 "$(grep -c '' last.err)" "one error line"
 # without the switch keymuxctl falls back to the bus and says nothing of it
