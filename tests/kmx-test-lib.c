@@ -5,6 +5,9 @@
  *   kmx-test-lib async-new PID   keymux_client_new() while keymuxd (PID) is
  *                                stopped: it returns at once, the client
  *                                comes once keymuxd runs again
+ *   kmx-test-lib flags ADDRESS   keymux_client_new_for_bus(): the flags on
+ *                                the session bus, and on the bus at
+ *                                ADDRESS, which has no keymuxd
  *
  * Expects keymuxd on the session bus with an unprotected, empty
  * softkey:login store; "p2p" or "bus" is the connection the client must
@@ -144,6 +147,78 @@ cmd_async_new(pid_t pid)
 	return 0;
 }
 
+/* keymux_client_new_for_bus() and its flags */
+static int
+cmd_flags(const char *bare_address)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KeymuxClient) client = NULL;
+	g_autoptr(KeymuxClient) waiting = NULL;
+	g_autoptr(GDBusConnection) bare = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
+	g_auto(GStrv) backends = NULL;
+	g_autofree char *label = NULL;
+	g_autolist(GObject) devices = NULL;
+
+	/* BUS_ONLY on the session bus: no connection of its own */
+	keymux_client_new_for_bus(NULL, KEYMUX_CLIENT_FLAGS_BUS_ONLY, NULL, done_cb, NULL);
+	client = keymux_client_new_for_bus_finish(wait_for("the bus client"), &error);
+	check_ok(client != NULL, error);
+	check(!keymux_client_get_peer_to_peer(client), "a peer connection despite BUS_ONLY");
+	check(keymux_client_get_running(client), "keymuxd is not running, says the client");
+	backends = keymux_client_dup_backends(client);
+	check(backends != NULL && g_strv_contains((const char *const *)backends, "softkey"),
+	      "no softkey backend");
+	device = keymux_client_lookup_device(client, "softkey:login");
+	check(device != NULL, "no softkey:login");
+	key = keymux_device_generate_key_full_sync(device,
+						   "ed25519",
+						   NULL,
+						   NULL,
+						   NULL,
+						   KEYMUX_CALL_FLAGS_NONE,
+						   NULL,
+						   &error);
+	check_ok(key != NULL, error);
+	label = keymux_key_dup_label(key);
+	/* keymuxd names a key given no label */
+	check(label != NULL && *label != '\0', "no label");
+	check_ok(keymux_key_delete_sync(key, NULL, &error), error);
+
+	/* a bus without keymuxd: REQUIRE_SERVICE fails at once, sync and async */
+	bare = g_dbus_connection_new_for_address_sync(
+	    bare_address,
+	    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+		G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+	    NULL,
+	    NULL,
+	    &error);
+	check_ok(bare != NULL, error);
+	check(keymux_client_new_for_bus_sync(bare,
+					     KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE,
+					     NULL,
+					     &error) == NULL,
+	      "a client with no keymuxd");
+	check_error(error, KEYMUX_ERROR_UNAVAILABLE);
+	check(strstr(error->message, "keymuxd is not running") != NULL, "%s", error->message);
+	g_clear_error(&error);
+	keymux_client_new_for_bus(bare, KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE, NULL, done_cb, NULL);
+	check(keymux_client_new_for_bus_finish(wait_for("the failure"), &error) == NULL,
+	      "a client with no keymuxd, async");
+	check_error(error, KEYMUX_ERROR_UNAVAILABLE);
+	g_clear_error(&error);
+	/* without it, the client waits for keymuxd: not running, no devices */
+	waiting = keymux_client_new_for_bus_sync(bare, KEYMUX_CLIENT_FLAGS_NONE, NULL, &error);
+	check_ok(waiting != NULL, error);
+	check(!keymux_client_get_peer_to_peer(waiting), "a peer connection with no keymuxd");
+	check(!keymux_client_get_running(waiting), "keymuxd runs on a bus without it");
+	devices = keymux_client_get_devices(waiting);
+	check(devices == NULL, "devices with no keymuxd");
+	printf("ok flags\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -165,6 +240,8 @@ main(int argc, char **argv)
 	loop = g_main_loop_new(NULL, FALSE);
 	if (argc == 3 && g_str_equal(argv[1], "async-new"))
 		return cmd_async_new((pid_t)atoi(argv[2]));
+	if (argc == 3 && g_str_equal(argv[1], "flags"))
+		return cmd_flags(argv[2]);
 	check(argc == 3, "usage: kmx-test-lib p2p|bus OUTDIR");
 	want_p2p = g_str_equal(argv[1], "p2p");
 	outdir = argv[2];

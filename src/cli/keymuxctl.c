@@ -139,64 +139,14 @@ kmx_cli_check_args(const char *command, int argc, int min, int max, GError **err
 	return TRUE;
 }
 
-static gboolean
-kmx_cli_ping(KmxCli *cli, GError **error)
-{
-	g_autoptr(GVariant) reply = NULL;
-	g_autoptr(GError) error_local = NULL;
-
-	/* Peer.Ping starts keymuxd through D-Bus activation when it can, and
-	 * fails at once with ServiceUnknown when nothing provides the name */
-	reply = g_dbus_connection_call_sync(cli->bus,
-					    KMX_DBUS_NAME,
-					    KMX_DBUS_PATH,
-					    "org.freedesktop.DBus.Peer",
-					    "Ping",
-					    NULL,
-					    NULL,
-					    G_DBUS_CALL_FLAGS_NONE,
-					    -1,
-					    NULL,
-					    &error_local);
-	if (reply != NULL)
-		return TRUE;
-	if (g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-	    g_error_matches(error_local, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_UNAVAILABLE,
-			    "keymuxd is not running: nothing owns %s on the bus "
-			    "(start it with 'systemctl --user start keymuxd', or check %s)",
-			    KMX_DBUS_NAME,
-			    cli->address != NULL ? "--address" : "DBUS_SESSION_BUS_ADDRESS");
-		return FALSE;
-	}
-	kmx_error_strip_remote(error_local);
-	/* activation was tried and failed: the bus says why */
-	if (error_local->domain == G_DBUS_ERROR &&
-	    error_local->code >= G_DBUS_ERROR_SPAWN_EXEC_FAILED &&
-	    error_local->code <= G_DBUS_ERROR_SPAWN_NO_MEMORY) {
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_UNAVAILABLE,
-			    "keymuxd could not be started: %s",
-			    error_local->message);
-		return FALSE;
-	}
-	g_set_error(error,
-		    KMX_ERROR,
-		    KMX_ERROR_UNAVAILABLE,
-		    "keymuxd does not answer: %s",
-		    error_local->message);
-	return FALSE;
-}
-
 /**
  * kmx_cli_connect:
  * @cli: the client
  * @need_daemon: fail when keymuxd is not on the bus (instead of waiting for it)
  *
- * Connects to the bus and loads the object tree of keymuxd.
+ * Connects to the bus and, through libkeymux, to keymuxd: a connection of
+ * its own when keymuxd gives one.  A command that waits for keymuxd
+ * (monitor) stays on the bus, where it sees keymuxd stop and start again.
  */
 gboolean
 kmx_cli_connect(KmxCli *cli, gboolean need_daemon, GError **error)
@@ -217,8 +167,8 @@ kmx_cli_connect(KmxCli *cli, gboolean need_daemon, GError **error)
 		}
 		if (cli->bus == NULL) {
 			g_set_error(error,
-				    KMX_ERROR,
-				    KMX_ERROR_UNAVAILABLE,
+				    KEYMUX_ERROR,
+				    KEYMUX_ERROR_UNAVAILABLE,
 				    "cannot connect to the session bus: %s",
 				    error_local->message);
 			return FALSE;
@@ -226,142 +176,108 @@ kmx_cli_connect(KmxCli *cli, gboolean need_daemon, GError **error)
 		/* a vanished bus must end the command with an error, not the process */
 		g_dbus_connection_set_exit_on_close(cli->bus, FALSE);
 	}
-	if (need_daemon && !kmx_cli_ping(cli, error))
+	if (cli->client != NULL)
+		return TRUE;
+	cli->client = keymux_client_new_for_bus_sync(
+	    cli->bus,
+	    need_daemon ? KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE : KEYMUX_CLIENT_FLAGS_BUS_ONLY,
+	    NULL,
+	    &error_local);
+	if (cli->client != NULL)
+		return TRUE;
+	/* nothing provides the name: say how to start it */
+	if (g_error_matches(error_local, KEYMUX_ERROR, KEYMUX_ERROR_UNAVAILABLE) &&
+	    g_str_has_prefix(error_local->message, "keymuxd is not running")) {
+		g_set_error(error,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_UNAVAILABLE,
+			    "%s (start it with 'systemctl --user start keymuxd', or check %s)",
+			    error_local->message,
+			    cli->address != NULL ? "--address" : "DBUS_SESSION_BUS_ADDRESS");
 		return FALSE;
-	if (cli->objects == NULL) {
-		cli->objects =
-		    kmx_dbus_object_manager_client_new_sync(cli->bus,
-							    G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
-							    KMX_DBUS_NAME,
-							    KMX_DBUS_PATH,
-							    NULL,
-							    error);
-		if (cli->objects == NULL)
-			return FALSE;
 	}
-	if (cli->manager == NULL) {
-		cli->manager = kmx_dbus_manager_proxy_new_sync(cli->bus,
-							       G_DBUS_PROXY_FLAGS_NONE,
-							       KMX_DBUS_NAME,
-							       KMX_DBUS_PATH,
-							       NULL,
-							       error);
-		if (cli->manager == NULL)
-			return FALSE;
-	}
-	return TRUE;
+	g_propagate_error(error, g_steal_pointer(&error_local));
+	return FALSE;
 }
 
 static int
 kmx_cli_compare_devices(gconstpointer a, gconstpointer b)
 {
-	return g_strcmp0(kmx_dbus_device_get_id((KmxDBusDevice *)a),
-			 kmx_dbus_device_get_id((KmxDBusDevice *)b));
+	return g_strcmp0(keymux_device_get_id((KeymuxDevice *)a),
+			 keymux_device_get_id((KeymuxDevice *)b));
 }
 
 /**
  * kmx_cli_list_devices:
  *
- * Returns: (transfer full) (element-type KmxDBusDevice): the devices, sorted by id
+ * Returns: (transfer full) (element-type KeymuxDevice): the devices, sorted by id
  */
 GList *
 kmx_cli_list_devices(KmxCli *cli)
 {
-	GList *objects = g_dbus_object_manager_get_objects(cli->objects);
-	GList *devices = NULL;
-
-	for (GList *l = objects; l != NULL; l = l->next) {
-		KmxDBusDevice *device = kmx_dbus_object_get_device(KMX_DBUS_OBJECT(l->data));
-		if (device != NULL)
-			devices = g_list_prepend(devices, device);
-	}
-	g_list_free_full(objects, g_object_unref);
-	return g_list_sort(devices, kmx_cli_compare_devices);
+	return g_list_sort(keymux_client_get_devices(cli->client), kmx_cli_compare_devices);
 }
 
 static int
 kmx_cli_compare_keys(gconstpointer a, gconstpointer b, gpointer user_data)
 {
 	KmxCli *cli = user_data;
-	KmxDBusKey *ka = (KmxDBusKey *)a;
-	KmxDBusKey *kb = (KmxDBusKey *)b;
+	KeymuxKey *ka = (KeymuxKey *)a;
+	KeymuxKey *kb = (KeymuxKey *)b;
 	int rc = g_strcmp0(kmx_cli_key_device_id(cli, ka), kmx_cli_key_device_id(cli, kb));
 
 	if (rc != 0)
 		return rc;
-	return g_strcmp0(kmx_dbus_key_get_id(ka), kmx_dbus_key_get_id(kb));
+	return g_strcmp0(keymux_key_get_id(ka), keymux_key_get_id(kb));
 }
 
 /**
  * kmx_cli_list_keys:
  *
- * Returns: (transfer full) (element-type KmxDBusKey): the keys, sorted by device and id
+ * Returns: (transfer full) (element-type KeymuxKey): the keys, sorted by device and id
  */
 GList *
 kmx_cli_list_keys(KmxCli *cli)
 {
-	GList *objects = g_dbus_object_manager_get_objects(cli->objects);
-	GList *keys = NULL;
-
-	for (GList *l = objects; l != NULL; l = l->next) {
-		KmxDBusKey *key = kmx_dbus_object_get_key(KMX_DBUS_OBJECT(l->data));
-		if (key != NULL)
-			keys = g_list_prepend(keys, key);
-	}
-	g_list_free_full(objects, g_object_unref);
-	return g_list_sort_with_data(keys, kmx_cli_compare_keys, cli);
+	return g_list_sort_with_data(keymux_client_get_keys(cli->client),
+				     kmx_cli_compare_keys,
+				     cli);
 }
 
 /**
  * kmx_cli_get_device_at:
  * @path: an object path
  *
- * Returns: (transfer none) (nullable): the device exported at @path
+ * Returns: (transfer full) (nullable): the device exported at @path
  */
-KmxDBusDevice *
+KeymuxDevice *
 kmx_cli_get_device_at(KmxCli *cli, const char *path)
 {
-	g_autoptr(GDBusObject) object = NULL;
+	g_autolist(KeymuxDevice) devices = NULL;
 
-	if (path == NULL || !g_variant_is_object_path(path))
+	if (path == NULL)
 		return NULL;
-	object = g_dbus_object_manager_get_object(cli->objects, path);
-	if (object == NULL)
-		return NULL;
-	return kmx_dbus_object_peek_device(KMX_DBUS_OBJECT(object));
+	devices = keymux_client_get_devices(cli->client);
+	for (GList *l = devices; l != NULL; l = l->next) {
+		if (g_strcmp0(g_dbus_proxy_get_object_path(l->data), path) == 0)
+			return g_object_ref(l->data);
+	}
+	return NULL;
 }
 
 /**
- * kmx_cli_get_key_at:
- * @path: an object path
+ * kmx_cli_label:
+ * @object: a #KeymuxDevice or a #KeymuxKey
  *
- * Returns: (transfer none) (nullable): the key exported at @path
+ * Returns: (nullable): its label, interned: it stays valid whatever changes
  */
-KmxDBusKey *
-kmx_cli_get_key_at(KmxCli *cli, const char *path)
+const char *
+kmx_cli_label(gpointer object)
 {
-	g_autoptr(GDBusObject) object = NULL;
+	g_autofree char *label = KEYMUX_IS_DEVICE(object) ? keymux_device_dup_label(object)
+							  : keymux_key_dup_label(object);
 
-	if (path == NULL || !g_variant_is_object_path(path))
-		return NULL;
-	object = g_dbus_object_manager_get_object(cli->objects, path);
-	if (object == NULL)
-		return NULL;
-	return kmx_dbus_object_peek_key(KMX_DBUS_OBJECT(object));
-}
-
-/**
- * kmx_cli_settle:
- *
- * Dispatches the signals that arrived during synchronous calls: keymuxd
- * announces a new object before it replies, so afterwards the object manager
- * knows it.
- */
-void
-kmx_cli_settle(KmxCli *cli)
-{
-	while (g_main_context_iteration(NULL, FALSE))
-		;
+	return g_intern_string(label);
 }
 
 /**
@@ -371,13 +287,14 @@ kmx_cli_settle(KmxCli *cli)
  * device is not (yet) known
  */
 const char *
-kmx_cli_key_device_id(KmxCli *cli, KmxDBusKey *key)
+kmx_cli_key_device_id(KmxCli *cli, KeymuxKey *key)
 {
-	const char *path = kmx_dbus_key_get_device(key);
-	KmxDBusDevice *device = kmx_cli_get_device_at(cli, path);
+	const char *path = keymux_key_get_device_path(key);
+	g_autoptr(KeymuxDevice) device = kmx_cli_get_device_at(cli, path);
 
+	/* ids and paths are interned: they outlive the device */
 	if (device != NULL)
-		return kmx_dbus_device_get_id(device);
+		return keymux_device_get_id(device);
 	return path != NULL ? path : "";
 }
 
@@ -388,45 +305,45 @@ kmx_cli_key_device_id(KmxCli *cli, KmxDBusKey *key)
  * Returns: (transfer full): the device, or %NULL with NotFound or, when
  * @name fits several, InvalidArgument listing them
  */
-KmxDBusDevice *
+KeymuxDevice *
 kmx_cli_find_device(KmxCli *cli, const char *name, GError **error)
 {
-	g_autolist(KmxDBusDevice) devices = kmx_cli_list_devices(cli);
+	g_autolist(KeymuxDevice) devices = kmx_cli_list_devices(cli);
 	g_autoptr(GPtrArray) found = g_ptr_array_new();
 	g_autoptr(GString) names = g_string_new(NULL);
 
 	for (GList *l = devices; l != NULL; l = l->next) {
-		if (g_strcmp0(kmx_dbus_device_get_id(l->data), name) == 0)
+		if (g_strcmp0(keymux_device_get_id(l->data), name) == 0)
 			return g_object_ref(l->data);
 	}
 	for (GList *l = devices; l != NULL; l = l->next) {
-		KmxDBusDevice *device = l->data;
-		if (g_strcmp0(kmx_dbus_device_get_label(device), name) == 0 ||
+		KeymuxDevice *device = l->data;
+		if (g_strcmp0(kmx_cli_label(device), name) == 0 ||
 		    (strlen(name) >= KMX_CLI_MIN_PREFIX &&
-		     g_str_has_prefix(kmx_dbus_device_get_id(device), name)))
+		     g_str_has_prefix(keymux_device_get_id(device), name)))
 			g_ptr_array_add(found, device);
 	}
 	if (found->len == 1)
 		return g_object_ref(g_ptr_array_index(found, 0));
 	if (found->len == 0) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_FOUND,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_NOT_FOUND,
 			    "no device '%s' (see 'keymuxctl devices')",
 			    name);
 		return NULL;
 	}
 	for (guint i = 0; i < found->len; i++) {
-		KmxDBusDevice *device = g_ptr_array_index(found, i);
+		KeymuxDevice *device = g_ptr_array_index(found, i);
 		g_string_append_printf(names,
 				       "%s%s (%s)",
 				       i > 0 ? ", " : "",
-				       kmx_dbus_device_get_id(device),
-				       kmx_dbus_device_get_label(device));
+				       keymux_device_get_id(device),
+				       kmx_cli_label(device));
 	}
 	g_set_error(error,
-		    KMX_ERROR,
-		    KMX_ERROR_INVALID_ARGUMENT,
+		    KEYMUX_ERROR,
+		    KEYMUX_ERROR_INVALID_ARGUMENT,
 		    "'%s' matches several devices, use the full id: %s",
 		    name,
 		    names->str);
@@ -434,11 +351,11 @@ kmx_cli_find_device(KmxCli *cli, const char *name, GError **error)
 }
 
 static gboolean
-kmx_cli_key_matches(KmxDBusKey *key, const char *name, const char *lower)
+kmx_cli_key_matches(KeymuxKey *key, const char *name, const char *lower)
 {
-	const char *id = kmx_dbus_key_get_id(key);
+	const char *id = keymux_key_get_id(key);
 
-	if (g_strcmp0(kmx_dbus_key_get_label(key), name) == 0)
+	if (g_strcmp0(kmx_cli_label(key), name) == 0)
 		return TRUE;
 	return lower != NULL && id != NULL && g_str_has_prefix(id, lower);
 }
@@ -450,13 +367,13 @@ kmx_cli_key_matches(KmxDBusKey *key, const char *name, const char *lower)
  * The same key (same id) may sit on several devices, e.g. a card and its
  * backup; that is no ambiguity.
  *
- * Returns: (transfer full) (element-type KmxDBusKey): every object of the one
+ * Returns: (transfer full) (element-type KeymuxKey): every object of the one
  * key @name means, or %NULL with NotFound or InvalidArgument
  */
 GPtrArray *
 kmx_cli_find_key_holders(KmxCli *cli, const char *name, GError **error)
 {
-	g_autolist(KmxDBusKey) keys = kmx_cli_list_keys(cli);
+	g_autolist(KeymuxKey) keys = kmx_cli_list_keys(cli);
 	g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_object_unref);
 	g_autoptr(GHashTable) ids = g_hash_table_new(g_str_hash, g_str_equal);
 	g_autoptr(GString) names = g_string_new(NULL);
@@ -465,32 +382,32 @@ kmx_cli_find_key_holders(KmxCli *cli, const char *name, GError **error)
 	if (strlen(name) >= KMX_CLI_MIN_PREFIX && kmx_cli_is_hex(name))
 		lower = g_ascii_strdown(name, -1);
 	for (GList *l = keys; l != NULL; l = l->next) {
-		KmxDBusKey *key = l->data;
+		KeymuxKey *key = l->data;
 		if (!kmx_cli_key_matches(key, name, lower))
 			continue;
 		g_ptr_array_add(found, g_object_ref(key));
-		if (!g_hash_table_contains(ids, kmx_dbus_key_get_id(key))) {
-			g_hash_table_add(ids, (gpointer)kmx_dbus_key_get_id(key));
+		if (!g_hash_table_contains(ids, keymux_key_get_id(key))) {
+			g_hash_table_add(ids, (gpointer)keymux_key_get_id(key));
 			g_string_append_printf(names,
 					       "%s%.16s '%s' (%s)",
 					       names->len > 0 ? ", " : "",
-					       kmx_dbus_key_get_id(key),
-					       kmx_dbus_key_get_label(key),
+					       keymux_key_get_id(key),
+					       kmx_cli_label(key),
 					       kmx_cli_key_device_id(cli, key));
 		}
 	}
 	if (found->len == 0) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_FOUND,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_NOT_FOUND,
 			    "no key '%s' (see 'keymuxctl keys')",
 			    name);
 		return NULL;
 	}
 	if (g_hash_table_size(ids) > 1) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_INVALID_ARGUMENT,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_INVALID_ARGUMENT,
 			    "'%s' matches several keys, give more of the id: %s",
 			    name,
 			    names->str);
@@ -500,11 +417,11 @@ kmx_cli_find_key_holders(KmxCli *cli, const char *name, GError **error)
 }
 
 static int
-kmx_cli_key_preference(KmxDBusKey *key)
+kmx_cli_key_preference(KeymuxKey *key)
 {
-	if (!kmx_dbus_key_get_available(key))
+	if (!keymux_key_get_available(key))
 		return 2;
-	return kmx_dbus_key_get_locked(key) ? 1 : 0;
+	return keymux_key_get_locked(key) ? 1 : 0;
 }
 
 /**
@@ -514,18 +431,18 @@ kmx_cli_key_preference(KmxDBusKey *key)
  *
  * Returns: (transfer full): the key, preferring an available, unlocked holder
  */
-KmxDBusKey *
-kmx_cli_find_key(KmxCli *cli, const char *name, KmxDBusDevice *on_device, GError **error)
+KeymuxKey *
+kmx_cli_find_key(KmxCli *cli, const char *name, KeymuxDevice *on_device, GError **error)
 {
 	g_autoptr(GPtrArray) holders = kmx_cli_find_key_holders(cli, name, error);
-	KmxDBusKey *best = NULL;
+	KeymuxKey *best = NULL;
 
 	if (holders == NULL)
 		return NULL;
 	for (guint i = 0; i < holders->len; i++) {
-		KmxDBusKey *key = g_ptr_array_index(holders, i);
+		KeymuxKey *key = g_ptr_array_index(holders, i);
 		if (on_device != NULL &&
-		    g_strcmp0(kmx_dbus_key_get_device(key),
+		    g_strcmp0(keymux_key_get_device_path(key),
 			      g_dbus_proxy_get_object_path(G_DBUS_PROXY(on_device))) != 0)
 			continue;
 		if (best == NULL || kmx_cli_key_preference(key) < kmx_cli_key_preference(best))
@@ -533,11 +450,11 @@ kmx_cli_find_key(KmxCli *cli, const char *name, KmxDBusDevice *on_device, GError
 	}
 	if (best == NULL) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_FOUND,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_NOT_FOUND,
 			    "key '%s' is not on device %s",
 			    name,
-			    kmx_dbus_device_get_id(on_device));
+			    keymux_device_get_id(on_device));
 		return NULL;
 	}
 	return g_object_ref(best);
@@ -553,10 +470,10 @@ kmx_cli_find_key(KmxCli *cli, const char *name, KmxDBusDevice *on_device, GError
  *
  * Returns: (transfer full): the key
  */
-KmxDBusKey *
+KeymuxKey *
 kmx_cli_find_one_key(KmxCli *cli, const char *name, const char *device_name, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 	g_autoptr(GPtrArray) holders = NULL;
 	g_autoptr(GString) devices = g_string_new(NULL);
 
@@ -578,8 +495,8 @@ kmx_cli_find_one_key(KmxCli *cli, const char *name, const char *device_name, GEr
 				       kmx_cli_key_device_id(cli, g_ptr_array_index(holders, i)));
 	}
 	g_set_error(error,
-		    KMX_ERROR,
-		    KMX_ERROR_INVALID_ARGUMENT,
+		    KEYMUX_ERROR,
+		    KEYMUX_ERROR_INVALID_ARGUMENT,
 		    "key '%s' is on several devices (%s): choose one with --device",
 		    name,
 		    devices->str);
@@ -587,53 +504,42 @@ kmx_cli_find_one_key(KmxCli *cli, const char *name, const char *device_name, GEr
 }
 
 /**
- * kmx_cli_use_long_timeout:
- * @proxy: a #GDBusProxy
+ * kmx_cli_may_prompt:
+ * @object: the #KeymuxKey or #KeymuxDevice a call is about to use
  *
- * A call that may wait for a person (a prompt, a PIN pad, a touch) must not
- * time out after the usual 25 seconds.  On a terminal, keymuxctl asks for
- * the secret of a locked device itself while the call waits.
+ * A call that may wait for a person (a prompt, a PIN pad, a touch) has no
+ * timeout in libkeymux.  On a terminal, keymuxctl asks for the secret of a
+ * locked device itself while the call waits.
  */
 void
-kmx_cli_use_long_timeout(gpointer proxy)
+kmx_cli_may_prompt(KmxCli *cli, gpointer object)
 {
-	g_dbus_proxy_set_default_timeout(G_DBUS_PROXY(proxy), G_MAXINT);
-	kmx_cli_prompter_start(proxy);
-}
-
-/**
- * kmx_cli_empty_options:
- *
- * Returns: (transfer floating): an empty a{sv}
- */
-GVariant *
-kmx_cli_empty_options(void)
-{
-	return g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0);
+	kmx_cli_prompter_start(cli->client, object);
 }
 
 static int
 kmx_cli_exit_code(const GError *error)
 {
-	if (error->domain == KMX_ERROR) {
+	/* libkeymux's codes are keymuxd's, which common code uses too */
+	if (error->domain == KEYMUX_ERROR || error->domain == KMX_ERROR) {
 		switch (error->code) {
-		case KMX_ERROR_NOT_FOUND:
+		case KEYMUX_ERROR_NOT_FOUND:
 			return KMX_CLI_EXIT_NOT_FOUND;
-		case KMX_ERROR_LOCKED:
-		case KMX_ERROR_BAD_SECRET:
-		case KMX_ERROR_BLOCKED:
+		case KEYMUX_ERROR_LOCKED:
+		case KEYMUX_ERROR_BAD_SECRET:
+		case KEYMUX_ERROR_BLOCKED:
 			return KMX_CLI_EXIT_LOCKED;
-		case KMX_ERROR_UNAVAILABLE:
+		case KEYMUX_ERROR_UNAVAILABLE:
 			return KMX_CLI_EXIT_UNAVAILABLE;
-		case KMX_ERROR_DENIED:
+		case KEYMUX_ERROR_DENIED:
 			return KMX_CLI_EXIT_DENIED;
-		case KMX_ERROR_NOT_SUPPORTED:
+		case KEYMUX_ERROR_NOT_SUPPORTED:
 			return KMX_CLI_EXIT_NOT_SUPPORTED;
-		case KMX_ERROR_INVALID_ARGUMENT:
+		case KEYMUX_ERROR_INVALID_ARGUMENT:
 			return KMX_CLI_EXIT_USAGE;
-		case KMX_ERROR_EXISTS:
+		case KEYMUX_ERROR_EXISTS:
 			return KMX_CLI_EXIT_EXISTS;
-		case KMX_ERROR_CANCELLED:
+		case KEYMUX_ERROR_CANCELLED:
 			return KMX_CLI_EXIT_CANCELLED;
 		default:
 			return KMX_CLI_EXIT_FAILED;
@@ -701,8 +607,7 @@ static void
 kmx_cli_clear(KmxCli *cli)
 {
 	kmx_cli_prompter_stop();
-	g_clear_object(&cli->manager);
-	g_clear_object(&cli->objects);
+	g_clear_object(&cli->client);
 	g_clear_object(&cli->bus);
 	g_clear_pointer(&cli->address, g_free);
 }
@@ -732,8 +637,11 @@ main(int argc, char **argv)
 	setlocale(LC_ALL, "");
 	g_set_prgname("keymuxctl");
 
-	/* registers the org.keymux.Keystore1.Error names before any reply */
+	/* registers the org.keymux.Keystore1.Error names before any reply:
+	 * keymuxd's domain, which common code uses, then libkeymux's, whose
+	 * errors are mapped by name */
 	(void)KMX_ERROR;
+	(void)KEYMUX_ERROR;
 
 	context = g_option_context_new("COMMAND [ARGS…]");
 	description = kmx_cli_commands_description();

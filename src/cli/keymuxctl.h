@@ -4,8 +4,8 @@
 
 #include <gio/gio.h>
 
+#include "keymux.h"
 #include "kmx-error.h"
-#include "kmx-generated.h"
 #include "kmx-names.h"
 #include "kmx-secret.h"
 
@@ -33,11 +33,10 @@ typedef enum {
 #define KMX_CLI_MIN_PREFIX     4
 
 typedef struct {
-	char *address;		     /* --address, or NULL for the session bus */
-	gboolean json;		     /* --json */
-	GDBusConnection *bus;	     /* set by kmx_cli_connect() */
-	GDBusObjectManager *objects; /* devices and keys */
-	KmxDBusManager *manager;     /* the root object */
+	char *address;	      /* --address, or NULL for the session bus */
+	gboolean json;	      /* --json */
+	GDBusConnection *bus; /* set by kmx_cli_connect() */
+	KeymuxClient *client; /* keymuxd's devices and keys, through libkeymux */
 } KmxCli;
 
 typedef gboolean (*KmxCliCommandFunc)(KmxCli *cli, int argc, char **argv, GError **error);
@@ -55,34 +54,27 @@ gboolean kmx_cli_check_args(const char *command, int argc, int min, int max, GEr
 gboolean kmx_cli_connect(KmxCli *cli, gboolean need_daemon, GError **error);
 GList *kmx_cli_list_devices(KmxCli *cli);
 GList *kmx_cli_list_keys(KmxCli *cli);
-KmxDBusDevice *kmx_cli_find_device(KmxCli *cli, const char *name, GError **error);
-KmxDBusKey *kmx_cli_find_key(KmxCli *cli,
-			     const char *name,
-			     KmxDBusDevice *on_device,
-			     GError **error);
-KmxDBusKey *kmx_cli_find_one_key(KmxCli *cli,
-				 const char *name,
-				 const char *device_name,
-				 GError **error);
+KeymuxDevice *kmx_cli_find_device(KmxCli *cli, const char *name, GError **error);
+KeymuxKey *kmx_cli_find_key(KmxCli *cli, const char *name, KeymuxDevice *on_device, GError **error);
+KeymuxKey *kmx_cli_find_one_key(KmxCli *cli,
+				const char *name,
+				const char *device_name,
+				GError **error);
 GPtrArray *kmx_cli_find_key_holders(KmxCli *cli, const char *name, GError **error);
-KmxDBusDevice *kmx_cli_get_device_at(KmxCli *cli, const char *path);
-KmxDBusKey *kmx_cli_get_key_at(KmxCli *cli, const char *path);
-const char *kmx_cli_key_device_id(KmxCli *cli, KmxDBusKey *key);
-void kmx_cli_settle(KmxCli *cli);
-void kmx_cli_print_new_keys(KmxCli *cli, const char *const *paths);
-void kmx_cli_use_long_timeout(gpointer proxy);
-GVariant *kmx_cli_empty_options(void);
+KeymuxDevice *kmx_cli_get_device_at(KmxCli *cli, const char *path);
+const char *kmx_cli_key_device_id(KmxCli *cli, KeymuxKey *key);
+const char *kmx_cli_label(gpointer object);
+void kmx_cli_print_new_keys(KmxCli *cli, GList *keys);
+void kmx_cli_may_prompt(KmxCli *cli, gpointer object);
 
 /* kmx-cli-util.c: input, secrets, output */
 GBytes *kmx_cli_read_file(const char *path, GError **error);
 KmxSecret *kmx_cli_read_secret_file(const char *path, GError **error);
-GVariant *kmx_cli_bytes_to_variant(GBytes *bytes);
 gboolean kmx_cli_write_all(int fd, const void *data, gsize len, GError **error);
 gboolean kmx_cli_stdin_is_tty(void);
 KmxSecret *kmx_cli_read_secret(int fd, const char *prompt, GError **error);
 KmxSecret *kmx_cli_read_line(int fd, GError **error);
 gboolean kmx_cli_confirm(const char *question);
-GBytes *kmx_cli_variant_to_bytes(GVariant *ay);
 char *kmx_cli_to_hex(const guint8 *data, gsize len);
 char *kmx_cli_pem_encode(const char *label, const guint8 *der, gsize len);
 GBytes *kmx_cli_pem_decode(GBytes *input, const char *label, GError **error);
@@ -90,15 +82,16 @@ gboolean kmx_cli_check_output_format(const char *command,
 				     gboolean base64,
 				     gboolean hex,
 				     GError **error);
-gboolean kmx_cli_write_binary(GVariant *reply,
+gboolean kmx_cli_write_binary(GBytes *data,
 			      gboolean base64,
 			      gboolean hex,
 			      gboolean wipe,
 			      GError **error);
 char *kmx_cli_short_id(const char *id);
 char *kmx_cli_usage_string(const char *const *usage);
-char *kmx_cli_device_state(KmxDBusDevice *device);
-gboolean kmx_cli_device_is_protected(KmxDBusDevice *device);
+char *kmx_cli_device_state(KeymuxDevice *device);
+gboolean kmx_cli_device_is_protected(KeymuxDevice *device);
+guint kmx_cli_device_key_count(KeymuxDevice *device);
 
 /* tables for people */
 typedef struct _KmxTable KmxTable;
@@ -127,11 +120,11 @@ void kmx_json_print(KmxJson *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxJson, kmx_json_free)
 
 /* shared renderings of a device and a key */
-void kmx_cli_json_device(KmxCli *cli, KmxJson *json, KmxDBusDevice *device);
-void kmx_cli_json_key(KmxCli *cli, KmxJson *json, KmxDBusKey *key);
+void kmx_cli_json_device(KmxCli *cli, KmxJson *json, KeymuxDevice *device);
+void kmx_cli_json_key(KmxCli *cli, KmxJson *json, KeymuxKey *key);
 
 /* kmx-cli-prompter.c: asks on the terminal while a command waits */
-void kmx_cli_prompter_start(gpointer proxy);
+void kmx_cli_prompter_start(KeymuxClient *client, gpointer object);
 void kmx_cli_prompter_stop(void);
 
 /* the subcommands, one file each */

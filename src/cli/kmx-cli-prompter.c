@@ -2,14 +2,13 @@
 /* keymuxctl: a prompter on the terminal, for as long as a command waits
  *
  * When a command is about to use a locked device and stdin is a terminal,
- * keymuxctl registers itself as a prompter (DESIGN.md §5): the most recent
- * one, so keymuxd asks here rather than on the desktop.  The D-Bus side
- * runs on a thread of its own, since the command's call blocks the main
- * one; the secret is read on a third, so that a Cancel from keymuxd or a
- * Ctrl-C can answer while it is being typed.  Echo is off while it is
- * typed and back on whatever way the question ends; Ctrl-C answers
- * Cancelled, and the command then fails with Cancelled.  The prompter goes
- * with the connection when keymuxctl exits.
+ * keymuxctl registers itself as a prompter (DESIGN.md §5) with libkeymux's
+ * KeymuxPrompter: the most recent one, so keymuxd asks here rather than on
+ * the desktop.  The prompter runs on a thread of its own, since the
+ * command's call blocks the main one; the secret is read on a third, so that a Cancel from keymuxd
+ * or a Ctrl-C can answer while it is being typed.  Echo is off while it is typed and back on
+ * whatever way the question ends; Ctrl-C answers Cancelled, and the command then fails with
+ * Cancelled.  The prompter goes with the connection when keymuxctl exits.
  */
 #include "config.h"
 
@@ -22,8 +21,6 @@
 
 #include "keymuxctl.h"
 
-#define KMX_CLI_PROMPTER_PATH "/org/keymux/keymuxctl/Prompter"
-
 typedef struct {
 	GMutex lock;
 	GCond cond;
@@ -31,10 +28,10 @@ typedef struct {
 	GThread *thread;
 	GMainContext *context;
 	GMainLoop *loop;
-	GDBusConnection *bus;
+	KeymuxClient *client;
 	/* below: the prompter thread only */
-	KmxDBusPrompter *skeleton;
-	GDBusMethodInvocation *pending; /* the question being typed for */
+	KeymuxPrompter *prompter;
+	KeymuxPromptRequest *pending; /* the question being typed for */
 	guint sigint_id;
 	/* the terminal as it was, while echo is off */
 	struct termios saved;
@@ -64,7 +61,7 @@ kmx_cli_prompter_end(KmxCliPrompter *self)
 
 typedef struct {
 	KmxCliPrompter *self;
-	GDBusMethodInvocation *invocation;
+	KeymuxPromptRequest *request;
 	char *text;
 	KmxSecret *secret;
 	GError *error;
@@ -76,7 +73,7 @@ kmx_cli_read_free(KmxCliRead *r)
 	g_clear_pointer(&r->secret, kmx_secret_unref);
 	g_clear_error(&r->error);
 	g_free(r->text);
-	g_object_unref(r->invocation);
+	g_object_unref(r->request);
 	g_atomic_int_dec_and_test(&r->self->readers);
 	g_free(r);
 }
@@ -88,24 +85,15 @@ kmx_cli_prompter_read_done(gpointer data)
 	KmxCliRead *r = data;
 	KmxCliPrompter *self = r->self;
 
-	if (self->pending != r->invocation)
+	if (self->pending != r->request)
 		return G_SOURCE_REMOVE;
-	if (r->secret == NULL) {
-		g_dbus_method_invocation_return_dbus_error(r->invocation,
-							   KMX_DBUS_ERROR_PREFIX "Cancelled",
-							   r->error != NULL ? r->error->message
-									    : "nothing was typed");
-	} else if (!g_utf8_validate((const char *)kmx_secret_get_data(r->secret),
-				    (gssize)kmx_secret_get_length(r->secret),
-				    NULL)) {
-		g_dbus_method_invocation_return_dbus_error(r->invocation,
-							   KMX_DBUS_ERROR_PREFIX "InvalidArgument",
-							   "the secret typed is not UTF-8");
-	} else {
-		g_dbus_method_invocation_return_value(
-		    r->invocation,
-		    g_variant_new("(s)", kmx_secret_get_string(r->secret)));
-	}
+	/* libkeymux answers a secret that is not UTF-8 with InvalidArgument */
+	if (r->secret == NULL)
+		keymux_prompt_request_cancel_with_reason(r->request,
+							 r->error != NULL ? r->error->message
+									  : "nothing was typed");
+	else
+		keymux_prompt_request_reply(r->request, kmx_secret_get_string(r->secret));
 	kmx_cli_prompter_end(self);
 	return G_SOURCE_REMOVE;
 }
@@ -148,9 +136,8 @@ kmx_cli_prompter_sigint_cb(gpointer data)
 	kmx_cli_prompter_echo_on(self);
 	fputs("\n", stderr);
 	if (self->pending != NULL)
-		g_dbus_method_invocation_return_dbus_error(self->pending,
-							   KMX_DBUS_ERROR_PREFIX "Cancelled",
-							   "cancelled with Ctrl-C on the terminal");
+		keymux_prompt_request_cancel_with_reason(self->pending,
+							 "cancelled with Ctrl-C on the terminal");
 	g_clear_object(&self->pending);
 	return G_SOURCE_REMOVE;
 }
@@ -178,24 +165,18 @@ kmx_cli_prompter_text(const char *message, GVariant *hints)
 }
 
 static gboolean
-kmx_cli_prompter_handle_ask(KmxDBusPrompter *iface,
-			    GDBusMethodInvocation *invocation,
-			    const char *device,
-			    const char *message,
-			    GVariant *hints,
-			    gpointer data)
+kmx_cli_prompter_ask_cb(KeymuxPrompter *prompter, KeymuxPromptRequest *request, gpointer data)
 {
 	KmxCliPrompter *self = data;
 	g_autoptr(GSource) sigint = NULL;
 	KmxCliRead *r;
 
 	if (self->pending != NULL) {
-		g_dbus_method_invocation_return_dbus_error(invocation,
-							   KMX_DBUS_ERROR_PREFIX "Cancelled",
-							   "keymuxctl already asks for a secret");
+		keymux_prompt_request_cancel_with_reason(request,
+							 "keymuxctl already asks for a secret");
 		return TRUE;
 	}
-	self->pending = g_object_ref(invocation);
+	self->pending = g_object_ref(request);
 	/* on this thread's context: g_unix_signal_add() would attach it to
 	 * the main one, blocked in the command's call */
 	sigint = g_unix_signal_source_new(SIGINT);
@@ -204,31 +185,26 @@ kmx_cli_prompter_handle_ask(KmxDBusPrompter *iface,
 	r = g_new0(KmxCliRead, 1);
 	g_atomic_int_inc(&self->readers);
 	r->self = self;
-	r->invocation = g_object_ref(invocation);
-	r->text = kmx_cli_prompter_text(message, hints);
+	r->request = g_object_ref(request);
+	r->text = kmx_cli_prompter_text(keymux_prompt_request_get_message(request),
+					keymux_prompt_request_get_hints(request));
 	g_thread_unref(g_thread_new("kmx-tty", kmx_cli_prompter_read_thread, r));
 	return TRUE;
 }
 
-/* keymuxd no longer needs the answer (the device was unlocked another way) */
-static gboolean
-kmx_cli_prompter_handle_cancel(KmxDBusPrompter *iface,
-			       GDBusMethodInvocation *invocation,
-			       const char *device,
-			       gpointer data)
+/* keymuxd no longer needs the answer (the device was unlocked another
+ * way); libkeymux has answered the request already */
+static void
+kmx_cli_prompter_cancelled_cb(KeymuxPrompter *prompter, const char *device_path, gpointer data)
 {
 	KmxCliPrompter *self = data;
 
-	if (self->pending != NULL) {
-		kmx_cli_prompter_echo_on(self);
-		fputs("\n(no longer needed)\n", stderr);
-		g_dbus_method_invocation_return_dbus_error(self->pending,
-							   KMX_DBUS_ERROR_PREFIX "Cancelled",
-							   "withdrawn");
-		kmx_cli_prompter_end(self);
-	}
-	kmx_dbus_prompter_complete_cancel(iface, invocation);
-	return TRUE;
+	if (self->pending == NULL ||
+	    g_strcmp0(keymux_prompt_request_get_device_path(self->pending), device_path) != 0)
+		return;
+	kmx_cli_prompter_echo_on(self);
+	fputs("\n(no longer needed)\n", stderr);
+	kmx_cli_prompter_end(self);
 }
 
 static gpointer
@@ -236,77 +212,60 @@ kmx_cli_prompter_thread(gpointer data)
 {
 	KmxCliPrompter *self = data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) reply = NULL;
+	gboolean registered;
 
+	/* the prompter's calls are dispatched on this thread's context */
 	g_main_context_push_thread_default(self->context);
-	self->skeleton = kmx_dbus_prompter_skeleton_new();
-	g_signal_connect(self->skeleton,
-			 "handle-ask-secret",
-			 G_CALLBACK(kmx_cli_prompter_handle_ask),
+	self->prompter = keymux_prompter_new(self->client);
+	g_signal_connect(self->prompter, "ask-secret", G_CALLBACK(kmx_cli_prompter_ask_cb), self);
+	g_signal_connect(self->prompter,
+			 "cancelled",
+			 G_CALLBACK(kmx_cli_prompter_cancelled_cb),
 			 self);
-	g_signal_connect(self->skeleton,
-			 "handle-cancel",
-			 G_CALLBACK(kmx_cli_prompter_handle_cancel),
-			 self);
-	if (g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(self->skeleton),
-					     self->bus,
-					     KMX_CLI_PROMPTER_PATH,
-					     &error))
-		reply = g_dbus_connection_call_sync(self->bus,
-						    KMX_DBUS_NAME,
-						    KMX_DBUS_PATH,
-						    KMX_DBUS_MANAGER_INTERFACE,
-						    "RegisterPrompter",
-						    g_variant_new("(o)", KMX_CLI_PROMPTER_PATH),
-						    NULL,
-						    G_DBUS_CALL_FLAGS_NONE,
-						    -1,
-						    NULL,
-						    &error);
-	if (reply == NULL)
+	registered = keymux_prompter_register_sync(self->prompter, NULL, &error);
+	if (!registered)
 		g_debug("cannot ask on the terminal: %s", error->message);
 	g_mutex_lock(&self->lock);
 	self->started = TRUE;
 	g_cond_signal(&self->cond);
 	g_mutex_unlock(&self->lock);
-	if (reply != NULL)
+	if (registered)
 		g_main_loop_run(self->loop);
 	kmx_cli_prompter_end(self);
-	g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(self->skeleton));
-	g_clear_object(&self->skeleton);
+	g_signal_handlers_disconnect_by_data(self->prompter, self);
+	g_clear_object(&self->prompter);
 	g_main_context_pop_thread_default(self->context);
 	return NULL;
 }
 
 static gboolean
-kmx_cli_prompter_is_locked(gpointer proxy)
+kmx_cli_prompter_is_locked(gpointer object)
 {
-	g_autoptr(GVariant)
-	    locked = g_dbus_proxy_get_cached_property(G_DBUS_PROXY(proxy), "Locked");
-
-	return locked != NULL && g_variant_is_of_type(locked, G_VARIANT_TYPE_BOOLEAN) &&
-	       g_variant_get_boolean(locked);
+	if (KEYMUX_IS_KEY(object))
+		return keymux_key_get_locked(object);
+	return KEYMUX_IS_DEVICE(object) && keymux_device_get_locked(object);
 }
 
 /**
  * kmx_cli_prompter_start:
- * @proxy: the key or device a call is about to use
+ * @client: the client whose connection keymuxd asks on
+ * @object: the #KeymuxKey or #KeymuxDevice a call is about to use
  *
- * Registers keymuxctl as a prompter when @proxy is locked and stdin is a
+ * Registers keymuxctl as a prompter when @object is locked and stdin is a
  * terminal, before the call is made; once per run.
  */
 void
-kmx_cli_prompter_start(gpointer proxy)
+kmx_cli_prompter_start(KeymuxClient *client, gpointer object)
 {
 	KmxCliPrompter *self;
 
 	if (kmx_cli_prompter != NULL || !kmx_cli_stdin_is_tty() ||
-	    !kmx_cli_prompter_is_locked(proxy))
+	    !kmx_cli_prompter_is_locked(object))
 		return;
 	self = g_new0(KmxCliPrompter, 1);
 	g_mutex_init(&self->lock);
 	g_cond_init(&self->cond);
-	self->bus = g_object_ref(g_dbus_proxy_get_connection(G_DBUS_PROXY(proxy)));
+	self->client = g_object_ref(client);
 	self->context = g_main_context_new();
 	self->loop = g_main_loop_new(self->context, FALSE);
 	kmx_cli_prompter = self;
@@ -333,6 +292,8 @@ kmx_cli_prompter_stop(void)
 	kmx_cli_prompter_echo_on(self);
 	g_main_loop_quit(self->loop);
 	g_thread_join(g_steal_pointer(&self->thread));
+	/* the client goes with the command, whatever a reader still does */
+	g_clear_object(&self->client);
 	/* a reader still blocked on the terminal (after a Ctrl-C or a
 	 * Cancel) uses self: it ends with the process */
 	if (g_atomic_int_get(&self->readers) > 0)
@@ -340,7 +301,6 @@ kmx_cli_prompter_stop(void)
 	kmx_cli_prompter = NULL;
 	g_main_loop_unref(self->loop);
 	g_main_context_unref(self->context);
-	g_object_unref(self->bus);
 	g_mutex_clear(&self->lock);
 	g_cond_clear(&self->cond);
 	g_free(self);

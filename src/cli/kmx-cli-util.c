@@ -73,17 +73,6 @@ kmx_cli_read_secret_file(const char *path, GError **error)
 }
 
 /**
- * kmx_cli_bytes_to_variant:
- *
- * Returns: (transfer floating): @bytes as an "ay", without a copy
- */
-GVariant *
-kmx_cli_bytes_to_variant(GBytes *bytes)
-{
-	return g_variant_new_from_bytes(G_VARIANT_TYPE_BYTESTRING, bytes, TRUE);
-}
-
-/**
  * kmx_cli_write_all:
  *
  * Writes all of @data to @fd, through short writes and EINTR.
@@ -248,24 +237,6 @@ kmx_cli_confirm(const char *question)
 }
 
 /**
- * kmx_cli_variant_to_bytes:
- * @ay: an "ay" variant
- *
- * Returns: (transfer full): its bytes
- */
-GBytes *
-kmx_cli_variant_to_bytes(GVariant *ay)
-{
-	gsize len = 0;
-	const guint8 *data;
-
-	if (ay == NULL)
-		return g_bytes_new(NULL, 0);
-	data = g_variant_get_fixed_array(ay, &len, 1);
-	return g_bytes_new(data, len);
-}
-
-/**
  * kmx_cli_to_hex:
  *
  * Returns: (transfer full): @data as lowercase hex digits
@@ -356,16 +327,16 @@ kmx_cli_check_output_format(const char *command, gboolean base64, gboolean hex, 
 
 /**
  * kmx_cli_write_binary:
- * @reply: an "ay" answered by keymuxd
- * @wipe: @reply is a secret (a plaintext, a shared secret): zero it once written
+ * @data: bytes answered by keymuxd
+ * @wipe: @data is a secret (a plaintext, a shared secret): zero it once written
  *
- * Writes the bytes of @reply to stdout: raw, or one line of base64 or hex.
+ * Writes @data to stdout: raw, or one line of base64 or hex.
  */
 gboolean
-kmx_cli_write_binary(GVariant *reply, gboolean base64, gboolean hex, gboolean wipe, GError **error)
+kmx_cli_write_binary(GBytes *data, gboolean base64, gboolean hex, gboolean wipe, GError **error)
 {
 	gsize len = 0;
-	guint8 *p = (guint8 *)g_variant_get_fixed_array(reply, &len, 1);
+	guint8 *p = (guint8 *)g_bytes_get_data(data, &len);
 	g_autofree char *text = NULL;
 	gboolean ok;
 
@@ -382,7 +353,7 @@ kmx_cli_write_binary(GVariant *reply, gboolean base64, gboolean hex, gboolean wi
 			kmx_secure_zero(text, strlen(text));
 	}
 	/* the reply is ours alone, so its buffer may be wiped in place */
-	if (wipe)
+	if (wipe && p != NULL)
 		kmx_secure_zero(p, len);
 	return ok;
 }
@@ -764,28 +735,27 @@ kmx_json_print(KmxJson *self)
  * Writes one device as a JSON object; docs/keymuxctl.md lists the members.
  */
 void
-kmx_cli_json_device(KmxCli *cli, KmxJson *json, KmxDBusDevice *device)
+kmx_cli_json_device(KmxCli *cli, KmxJson *json, KeymuxDevice *device)
 {
-	GVariant *details = kmx_dbus_device_get_details(device);
-	const char *const *keys = kmx_dbus_device_get_keys(device);
+	g_autoptr(GVariant) details = keymux_device_dup_details(device);
 
 	kmx_json_begin_object(json);
 	kmx_json_key(json, "id");
-	kmx_json_string(json, kmx_dbus_device_get_id(device));
+	kmx_json_string(json, keymux_device_get_id(device));
 	kmx_json_key(json, "label");
-	kmx_json_string(json, kmx_dbus_device_get_label(device));
+	kmx_json_string(json, kmx_cli_label(device));
 	kmx_json_key(json, "backend");
-	kmx_json_string(json, kmx_dbus_device_get_backend(device));
+	kmx_json_string(json, keymux_device_get_backend(device));
 	kmx_json_key(json, "locked");
-	kmx_json_boolean(json, kmx_dbus_device_get_locked(device));
+	kmx_json_boolean(json, keymux_device_get_locked(device));
 	kmx_json_key(json, "registered");
-	kmx_json_boolean(json, kmx_dbus_device_get_registered(device));
+	kmx_json_boolean(json, keymux_device_get_registered(device));
 	kmx_json_key(json, "available");
-	kmx_json_boolean(json, kmx_dbus_device_get_available(device));
+	kmx_json_boolean(json, keymux_device_get_available(device));
 	kmx_json_key(json, "pin_retries");
-	kmx_json_int(json, kmx_dbus_device_get_pin_retries(device));
+	kmx_json_int(json, keymux_device_get_pin_retries(device));
 	kmx_json_key(json, "key_count");
-	kmx_json_int(json, keys != NULL ? g_strv_length((char **)keys) : 0);
+	kmx_json_int(json, kmx_cli_device_key_count(device));
 	kmx_json_key(json, "details");
 	if (details != NULL)
 		kmx_json_variant(json, details);
@@ -797,30 +767,46 @@ kmx_cli_json_device(KmxCli *cli, KmxJson *json, KmxDBusDevice *device)
 }
 
 /**
+ * kmx_cli_device_key_count:
+ *
+ * Returns: the number of keys the device says it holds
+ */
+guint
+kmx_cli_device_key_count(KeymuxDevice *device)
+{
+	g_auto(GStrv) keys = NULL;
+
+	g_object_get(device, "keys", &keys, NULL);
+	return keys != NULL ? g_strv_length(keys) : 0;
+}
+
+/**
  * kmx_cli_json_key:
  *
  * Writes one key as a JSON object; docs/keymuxctl.md lists the members.
  */
 void
-kmx_cli_json_key(KmxCli *cli, KmxJson *json, KmxDBusKey *key)
+kmx_cli_json_key(KmxCli *cli, KmxJson *json, KeymuxKey *key)
 {
+	g_auto(GStrv) usage = keymux_key_dup_usage(key);
+
 	kmx_json_begin_object(json);
 	kmx_json_key(json, "id");
-	kmx_json_string(json, kmx_dbus_key_get_id(key));
+	kmx_json_string(json, keymux_key_get_id(key));
 	kmx_json_key(json, "label");
-	kmx_json_string(json, kmx_dbus_key_get_label(key));
+	kmx_json_string(json, kmx_cli_label(key));
 	kmx_json_key(json, "algorithm");
-	kmx_json_string(json, kmx_dbus_key_get_algorithm(key));
+	kmx_json_string(json, keymux_key_get_algorithm(key));
 	kmx_json_key(json, "usage");
-	kmx_json_strv(json, kmx_dbus_key_get_usage(key));
+	kmx_json_strv(json, (const char *const *)usage);
 	kmx_json_key(json, "device");
 	kmx_json_string(json, kmx_cli_key_device_id(cli, key));
 	kmx_json_key(json, "locked");
-	kmx_json_boolean(json, kmx_dbus_key_get_locked(key));
+	kmx_json_boolean(json, keymux_key_get_locked(key));
 	kmx_json_key(json, "available");
-	kmx_json_boolean(json, kmx_dbus_key_get_available(key));
+	kmx_json_boolean(json, keymux_key_get_available(key));
 	kmx_json_key(json, "exportable");
-	kmx_json_boolean(json, kmx_dbus_key_get_exportable(key));
+	kmx_json_boolean(json, keymux_key_get_exportable(key));
 	kmx_json_key(json, "object_path");
 	kmx_json_string(json, g_dbus_proxy_get_object_path(G_DBUS_PROXY(key)));
 	kmx_json_end_object(json);

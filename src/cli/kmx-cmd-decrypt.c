@@ -7,9 +7,9 @@
 gboolean
 kmx_cmd_decrypt(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
 	g_autoptr(GBytes) data = NULL;
-	g_autoptr(GVariant) plaintext = NULL;
+	g_autoptr(GBytes) plaintext = NULL;
 	g_autofree char *algorithm = NULL;
 	gboolean base64 = FALSE;
 	gboolean hex = FALSE;
@@ -49,14 +49,14 @@ kmx_cmd_decrypt(KmxCli *cli, int argc, char **argv, GError **error)
 	if (data == NULL)
 		return FALSE;
 
-	kmx_cli_use_long_timeout(key);
-	if (!kmx_dbus_key_call_decrypt_sync(key,
+	kmx_cli_may_prompt(cli, key);
+	plaintext = keymux_key_decrypt_sync(key,
 					    algorithm != NULL ? algorithm : "rsa-oaep-sha256",
-					    kmx_cli_bytes_to_variant(data),
-					    kmx_cli_empty_options(),
-					    &plaintext,
+					    data,
+					    KEYMUX_CALL_FLAGS_NONE,
 					    NULL,
-					    error))
+					    error);
+	if (plaintext == NULL)
 		return FALSE;
 	return kmx_cli_write_binary(plaintext, base64, hex, TRUE, error);
 }

@@ -7,7 +7,7 @@
 gboolean
 kmx_cmd_delete(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
 	g_autofree char *device_name = NULL;
 	gboolean yes = FALSE;
 	const GOptionEntry entries[] = {
@@ -42,17 +42,17 @@ kmx_cmd_delete(KmxCli *cli, int argc, char **argv, GError **error)
 	if (!yes && kmx_cli_stdin_is_tty()) {
 		g_autofree char *question =
 		    g_strdup_printf("Delete %s key %s '%s' from %s? This cannot be undone.",
-				    kmx_dbus_key_get_algorithm(key),
-				    kmx_dbus_key_get_id(key),
-				    kmx_dbus_key_get_label(key),
+				    keymux_key_get_algorithm(key),
+				    keymux_key_get_id(key),
+				    kmx_cli_label(key),
 				    kmx_cli_key_device_id(cli, key));
 		if (!kmx_cli_confirm(question)) {
 			g_set_error_literal(error,
-					    KMX_ERROR,
-					    KMX_ERROR_CANCELLED,
+					    KEYMUX_ERROR,
+					    KEYMUX_ERROR_CANCELLED,
 					    "nothing deleted");
 			return FALSE;
 		}
 	}
-	return kmx_dbus_key_call_delete_sync(key, NULL, error);
+	return keymux_key_delete_sync(key, NULL, error);
 }

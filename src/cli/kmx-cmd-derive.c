@@ -9,10 +9,10 @@
 gboolean
 kmx_cmd_derive(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
 	g_autoptr(GBytes) file = NULL;
 	g_autoptr(GBytes) peer = NULL;
-	g_autoptr(GVariant) shared = NULL;
+	g_autoptr(GBytes) shared = NULL;
 	g_autofree char *algorithm = NULL;
 	gboolean base64 = FALSE;
 	gboolean hex = FALSE;
@@ -57,18 +57,13 @@ kmx_cmd_derive(KmxCli *cli, int argc, char **argv, GError **error)
 	if (key == NULL)
 		return FALSE;
 	if (algorithm == NULL) {
-		KmxKeyType type = kmx_key_type_from_string(kmx_dbus_key_get_algorithm(key));
+		KmxKeyType type = kmx_key_type_from_string(keymux_key_get_algorithm(key));
 		algorithm = g_strdup(type == KMX_KEY_TYPE_X25519 ? "x25519" : "ecdh");
 	}
 
-	kmx_cli_use_long_timeout(key);
-	if (!kmx_dbus_key_call_derive_sync(key,
-					   algorithm,
-					   kmx_cli_bytes_to_variant(peer),
-					   kmx_cli_empty_options(),
-					   &shared,
-					   NULL,
-					   error))
+	kmx_cli_may_prompt(cli, key);
+	shared = keymux_key_derive_sync(key, algorithm, peer, KEYMUX_CALL_FLAGS_NONE, NULL, error);
+	if (shared == NULL)
 		return FALSE;
 	return kmx_cli_write_binary(shared, base64, hex, TRUE, error);
 }

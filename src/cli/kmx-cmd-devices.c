@@ -11,9 +11,9 @@
  * false); a device that does not say (a card always has a PIN) is protected
  */
 gboolean
-kmx_cli_device_is_protected(KmxDBusDevice *device)
+kmx_cli_device_is_protected(KeymuxDevice *device)
 {
-	GVariant *details = kmx_dbus_device_get_details(device);
+	g_autoptr(GVariant) details = keymux_device_dup_details(device);
 	gboolean protected = TRUE;
 
 	if (details != NULL)
@@ -28,26 +28,26 @@ kmx_cli_device_is_protected(KmxDBusDevice *device)
  * password)", with ", absent" when the device cannot be used now
  */
 char *
-kmx_cli_device_state(KmxDBusDevice *device)
+kmx_cli_device_state(KeymuxDevice *device)
 {
-	int retries = kmx_dbus_device_get_pin_retries(device);
+	int retries = keymux_device_get_pin_retries(device);
 	g_autofree char *tries = retries < 0	? g_strdup("")
 				 : retries == 0 ? g_strdup(", PIN blocked")
 						: g_strdup_printf(", %d PIN tries", retries);
-	const char *state = kmx_dbus_device_get_locked(device)	   ? "locked"
+	const char *state = keymux_device_get_locked(device)	   ? "locked"
 			    : !kmx_cli_device_is_protected(device) ? "unprotected (no password)"
 								   : "unlocked";
 
 	return g_strdup_printf("%s%s%s",
 			       state,
-			       kmx_dbus_device_get_available(device) ? "" : ", absent",
+			       keymux_device_get_available(device) ? "" : ", absent",
 			       tries);
 }
 
 gboolean
 kmx_cmd_devices(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autolist(KmxDBusDevice) devices = NULL;
+	g_autolist(KeymuxDevice) devices = NULL;
 
 	if (!kmx_cli_parse_options(cli, "devices", "", "List devices.", NULL, &argc, &argv, error))
 		return FALSE;
@@ -67,14 +67,13 @@ kmx_cmd_devices(KmxCli *cli, int argc, char **argv, GError **error)
 	} else {
 		g_autoptr(KmxTable) table = kmx_table_new(4, "DEVICE ID", "LABEL", "STATE", "KEYS");
 		for (GList *l = devices; l != NULL; l = l->next) {
-			KmxDBusDevice *device = l->data;
-			const char *const *keys = kmx_dbus_device_get_keys(device);
+			KeymuxDevice *device = l->data;
 			g_autofree char *state = kmx_cli_device_state(device);
 			g_autofree char *count =
-			    g_strdup_printf("%u", keys != NULL ? g_strv_length((char **)keys) : 0);
+			    g_strdup_printf("%u", kmx_cli_device_key_count(device));
 			kmx_table_add_row(table,
-					  kmx_dbus_device_get_id(device),
-					  kmx_dbus_device_get_label(device),
+					  keymux_device_get_id(device),
+					  kmx_cli_label(device),
 					  state,
 					  count);
 		}

@@ -11,8 +11,9 @@
 gboolean
 kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
 	g_autofree char *pem = NULL;
+	g_autoptr(GBytes) spki = NULL;
 	const guint8 *der;
 	gsize len = 0;
 	gboolean as_der = FALSE;
@@ -43,8 +44,8 @@ kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (as_der && as_ssh) {
 		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_INVALID_ARGUMENT,
+				    KEYMUX_ERROR,
+				    KEYMUX_ERROR_INVALID_ARGUMENT,
 				    "--der and --ssh exclude each other");
 		return FALSE;
 	}
@@ -53,35 +54,35 @@ kmx_cmd_export_public(KmxCli *cli, int argc, char **argv, GError **error)
 	key = kmx_cli_find_key(cli, argv[1], NULL, error);
 	if (key == NULL)
 		return FALSE;
-	if (kmx_dbus_key_get_public_key(key) == NULL) {
+	spki = keymux_key_dup_public_key(key);
+	if (spki == NULL) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_FAILED,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_FAILED,
 			    "keymuxd gave no public key for %s",
-			    kmx_dbus_key_get_id(key));
+			    keymux_key_get_id(key));
 		return FALSE;
 	}
-	der = g_variant_get_fixed_array(kmx_dbus_key_get_public_key(key), &len, 1);
+	der = g_bytes_get_data(spki, &len);
 	if (len == 0) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_FAILED,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_FAILED,
 			    "keymuxd gave an empty public key for %s",
-			    kmx_dbus_key_get_id(key));
+			    keymux_key_get_id(key));
 		return FALSE;
 	}
 	if (as_der)
 		return kmx_cli_write_all(STDOUT_FILENO, der, len, error);
 	if (as_ssh) {
-		g_autoptr(GBytes) spki = g_bytes_new(der, len);
 		g_autoptr(GBytes) blob = kmx_ssh_public_key_from_spki(spki, NULL, error);
 		g_autofree char *line = NULL;
 
 		if (blob == NULL) {
-			g_prefix_error(error, "key %s: ", kmx_dbus_key_get_id(key));
+			g_prefix_error(error, "key %s: ", keymux_key_get_id(key));
 			return FALSE;
 		}
-		line = kmx_ssh_authorized_key(blob, kmx_dbus_key_get_label(key));
+		line = kmx_ssh_authorized_key(blob, kmx_cli_label(key));
 		pem = g_strconcat(line, "\n", NULL);
 		return kmx_cli_write_all(STDOUT_FILENO, pem, strlen(pem), error);
 	}

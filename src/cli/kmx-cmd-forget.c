@@ -11,7 +11,7 @@
 gboolean
 kmx_cmd_forget(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 	g_autoptr(GError) error_local = NULL;
 	g_autofree char *id = NULL;
 
@@ -33,8 +33,8 @@ kmx_cmd_forget(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	device = kmx_cli_find_device(cli, argv[1], &error_local);
 	if (device != NULL) {
-		id = g_strdup(kmx_dbus_device_get_id(device));
-	} else if (g_error_matches(error_local, KMX_ERROR, KMX_ERROR_NOT_FOUND) &&
+		id = g_strdup(keymux_device_get_id(device));
+	} else if (g_error_matches(error_local, KEYMUX_ERROR, KEYMUX_ERROR_NOT_FOUND) &&
 		   strchr(argv[1], ':') != NULL) {
 		/* a card that is not inserted: its id as given */
 		id = g_strdup(argv[1]);
@@ -46,15 +46,15 @@ kmx_cmd_forget(KmxCli *cli, int argc, char **argv, GError **error)
 	if (!kmx_remembered_clear_sync(id, &error_local)) {
 		if (error_local != NULL) {
 			g_set_error(error,
-				    KMX_ERROR,
-				    KMX_ERROR_UNAVAILABLE,
+				    KEYMUX_ERROR,
+				    KEYMUX_ERROR_UNAVAILABLE,
 				    "cannot reach the login keyring: %s",
 				    error_local->message);
 			return FALSE;
 		}
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_NOT_FOUND,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_NOT_FOUND,
 			    "no secret of %s is remembered in the login keyring",
 			    id);
 		return FALSE;

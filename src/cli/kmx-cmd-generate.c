@@ -19,34 +19,21 @@ static const char *const kmx_cli_key_types[] = {
 
 /**
  * kmx_cli_print_new_keys:
- * @paths: the object paths keymuxd answered
+ * @keys: (element-type KeymuxKey): the keys keymuxd made
  *
  * Prints the ids of new keys, one a line, or them as JSON objects.
  */
 void
-kmx_cli_print_new_keys(KmxCli *cli, const char *const *paths)
+kmx_cli_print_new_keys(KmxCli *cli, GList *keys)
 {
 	g_autoptr(KmxJson) json = kmx_json_new();
 
-	kmx_cli_settle(cli);
 	kmx_json_begin_array(json);
-	for (guint i = 0; paths[i] != NULL; i++) {
-		KmxDBusKey *key = kmx_cli_get_key_at(cli, paths[i]);
-		/* the last path element is the key id, should the signal be late */
-		g_autofree char *id = g_path_get_basename(paths[i]);
-
-		if (cli->json && key != NULL) {
-			kmx_cli_json_key(cli, json, key);
-		} else if (cli->json) {
-			kmx_json_begin_object(json);
-			kmx_json_key(json, "id");
-			kmx_json_string(json, id);
-			kmx_json_key(json, "object_path");
-			kmx_json_string(json, paths[i]);
-			kmx_json_end_object(json);
-		} else {
-			g_print("%s\n", key != NULL ? kmx_dbus_key_get_id(key) : id);
-		}
+	for (GList *l = keys; l != NULL; l = l->next) {
+		if (cli->json)
+			kmx_cli_json_key(cli, json, l->data);
+		else
+			g_print("%s\n", keymux_key_get_id(l->data));
 	}
 	kmx_json_end_array(json);
 	if (cli->json)
@@ -56,16 +43,15 @@ kmx_cli_print_new_keys(KmxCli *cli, const char *const *paths)
 gboolean
 kmx_cmd_generate(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 	g_autofree char *device_name = NULL;
 	g_autofree char *label = NULL;
-	g_autofree char *path = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
+	g_autolist(KeymuxKey) keys = NULL;
 	g_autofree char *slot = NULL;
 	gboolean replace = FALSE;
 	int admin_fd = -1;
 	g_autoptr(KmxSecret) admin = NULL;
-	GVariantBuilder options;
-	const char *paths[2] = {NULL, NULL};
 	const GOptionEntry entries[] = {
 	    {"device",
 	     'd',
@@ -123,32 +109,24 @@ kmx_cmd_generate(KmxCli *cli, int argc, char **argv, GError **error)
 	if (device == NULL)
 		return FALSE;
 	/* a card may ask for its PIN or a touch */
-	kmx_cli_use_long_timeout(device);
-	g_variant_builder_init(&options, G_VARIANT_TYPE_VARDICT);
-	if (slot != NULL)
-		g_variant_builder_add(&options, "{sv}", "slot", g_variant_new_string(slot));
-	if (replace)
-		g_variant_builder_add(&options, "{sv}", "replace", g_variant_new_boolean(TRUE));
+	kmx_cli_may_prompt(cli, device);
 	if (admin_fd >= 0) {
 		admin = kmx_cli_read_secret(admin_fd, "Admin PIN: ", error);
-		if (admin == NULL) {
-			g_variant_builder_clear(&options);
+		if (admin == NULL)
 			return FALSE;
-		}
-		g_variant_builder_add(&options,
-				      "{sv}",
-				      "admin-secret",
-				      g_variant_new_string(kmx_secret_get_string(admin)));
 	}
-	if (!kmx_dbus_device_call_generate_key_sync(device,
-						    argv[1],
-						    label != NULL ? label : "",
-						    g_variant_builder_end(&options),
-						    &path,
-						    NULL,
-						    error))
+	key = keymux_device_generate_key_full_sync(
+	    device,
+	    argv[1],
+	    label != NULL ? label : "",
+	    slot,
+	    admin != NULL ? kmx_secret_get_string(admin) : NULL,
+	    replace ? KEYMUX_CALL_FLAGS_REPLACE : KEYMUX_CALL_FLAGS_NONE,
+	    NULL,
+	    error);
+	if (key == NULL)
 		return FALSE;
-	paths[0] = path;
-	kmx_cli_print_new_keys(cli, paths);
+	keys = g_list_prepend(NULL, g_steal_pointer(&key));
+	kmx_cli_print_new_keys(cli, keys);
 	return TRUE;
 }

@@ -4,15 +4,31 @@
 
 #include "keymuxctl.h"
 
+/* the keys of the file, or NULL with @error set */
+static GList *
+kmx_cli_import(KeymuxDevice *device,
+	       GBytes *bytes,
+	       KmxSecret *passphrase,
+	       const char *label,
+	       GError **error)
+{
+	return keymux_device_import_key_sync(device,
+					     bytes,
+					     kmx_secret_get_string(passphrase),
+					     label != NULL ? label : "",
+					     NULL,
+					     error);
+}
+
 gboolean
 kmx_cmd_import(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 	g_autoptr(KmxSecret) data = NULL;
 	g_autoptr(KmxSecret) passphrase = NULL;
 	g_autoptr(GBytes) bytes = NULL;
 	g_autoptr(GError) error_local = NULL;
-	g_auto(GStrv) paths = NULL;
+	g_autolist(KeymuxKey) keys = NULL;
 	g_autofree char *device_name = NULL;
 	g_autofree char *label = NULL;
 	int passphrase_fd = -1;
@@ -67,28 +83,23 @@ kmx_cmd_import(KmxCli *cli, int argc, char **argv, GError **error)
 				     error);
 	if (device == NULL)
 		return FALSE;
-	kmx_cli_use_long_timeout(device);
+	kmx_cli_may_prompt(cli, device);
 
 	/* try without a passphrase first: most files have none */
-	if (kmx_dbus_device_call_import_key_sync(device,
-						 kmx_cli_bytes_to_variant(bytes),
-						 kmx_secret_get_string(passphrase),
-						 label != NULL ? label : "",
-						 kmx_cli_empty_options(),
-						 &paths,
-						 NULL,
-						 &error_local)) {
-		kmx_cli_print_new_keys(cli, (const char *const *)paths);
+	keys = kmx_cli_import(device, bytes, passphrase, label, &error_local);
+	if (error_local == NULL) {
+		kmx_cli_print_new_keys(cli, keys);
 		return TRUE;
 	}
-	if (!g_error_matches(error_local, KMX_ERROR, KMX_ERROR_BAD_SECRET) || passphrase_fd >= 0) {
+	if (!g_error_matches(error_local, KEYMUX_ERROR, KEYMUX_ERROR_BAD_SECRET) ||
+	    passphrase_fd >= 0) {
 		g_propagate_error(error, g_steal_pointer(&error_local));
 		return FALSE;
 	}
 	if (!kmx_cli_stdin_is_tty() || g_strcmp0(argv[1], "-") == 0) {
 		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_BAD_SECRET,
+			    KEYMUX_ERROR,
+			    KEYMUX_ERROR_BAD_SECRET,
 			    "%s is encrypted: give its passphrase with --passphrase-fd",
 			    argv[1]);
 		return FALSE;
@@ -101,20 +112,13 @@ kmx_cmd_import(KmxCli *cli, int argc, char **argv, GError **error)
 		passphrase = kmx_cli_read_secret(-1, prompt, error);
 		if (passphrase == NULL)
 			return FALSE;
-		if (kmx_dbus_device_call_import_key_sync(device,
-							 kmx_cli_bytes_to_variant(bytes),
-							 kmx_secret_get_string(passphrase),
-							 label != NULL ? label : "",
-							 kmx_cli_empty_options(),
-							 &paths,
-							 NULL,
-							 &error_local)) {
-			kmx_cli_print_new_keys(cli, (const char *const *)paths);
+		keys = kmx_cli_import(device, bytes, passphrase, label, &error_local);
+		if (error_local == NULL) {
+			kmx_cli_print_new_keys(cli, keys);
 			return TRUE;
 		}
-		if (!g_error_matches(error_local, KMX_ERROR, KMX_ERROR_BAD_SECRET))
+		if (!g_error_matches(error_local, KEYMUX_ERROR, KEYMUX_ERROR_BAD_SECRET))
 			break;
-		kmx_error_strip_remote(error_local);
 		g_printerr("keymuxctl: %s\n", error_local->message);
 	}
 	g_propagate_error(error, g_steal_pointer(&error_local));

@@ -7,7 +7,7 @@
 gboolean
 kmx_cmd_lock(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 
 	if (!kmx_cli_parse_options(
 		cli,
@@ -26,7 +26,7 @@ kmx_cmd_lock(KmxCli *cli, int argc, char **argv, GError **error)
 	device = kmx_cli_find_device(cli, argv[1], error);
 	if (device == NULL)
 		return FALSE;
-	return kmx_dbus_device_call_lock_sync(device, NULL, error);
+	return keymux_device_lock_sync(device, NULL, error);
 }
 
 gboolean
@@ -45,5 +45,5 @@ kmx_cmd_lock_all(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (!kmx_cli_connect(cli, TRUE, error))
 		return FALSE;
-	return kmx_dbus_manager_call_lock_all_sync(cli->manager, NULL, error);
+	return keymux_client_lock_all_sync(cli->client, NULL, error);
 }

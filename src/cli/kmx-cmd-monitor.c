@@ -15,8 +15,9 @@
 typedef struct {
 	KmxCli *cli;
 	GMainLoop *loop;
-	GHashTable *known; /* object path → "device ID" or "key ID" */
-	gboolean running;  /* keymuxd owns its name */
+	GHashTable *known;   /* object path → "device ID" or "key ID" */
+	gboolean running;    /* keymuxd owns its name */
+	GPtrArray *followed; /* the devices and keys whose changes are printed */
 	GError *error;
 } KmxMonitor;
 
@@ -81,96 +82,137 @@ kmx_monitor_emit(KmxMonitor *self,
 	}
 }
 
+static GVariant *
+kmx_monitor_string(const char *value)
+{
+	return g_variant_new_string(value != NULL ? value : "");
+}
+
 /* the properties worth showing when an object appears */
 static GVariant *
-kmx_monitor_summary(KmxDBusObject *object)
+kmx_monitor_summary(gpointer object)
 {
 	g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
-	KmxDBusDevice *device = kmx_dbus_object_peek_device(object);
-	KmxDBusKey *key = kmx_dbus_object_peek_key(object);
 
-	if (device != NULL) {
+	if (KEYMUX_IS_DEVICE(object)) {
+		KeymuxDevice *device = object;
 		g_variant_builder_add(&builder,
 				      "{sv}",
 				      "Label",
-				      g_variant_new_string(kmx_dbus_device_get_label(device)));
+				      kmx_monitor_string(kmx_cli_label(device)));
 		g_variant_builder_add(&builder,
 				      "{sv}",
 				      "Locked",
-				      g_variant_new_boolean(kmx_dbus_device_get_locked(device)));
+				      g_variant_new_boolean(keymux_device_get_locked(device)));
 		g_variant_builder_add(&builder,
 				      "{sv}",
 				      "Available",
-				      g_variant_new_boolean(kmx_dbus_device_get_available(device)));
-	} else if (key != NULL) {
+				      g_variant_new_boolean(keymux_device_get_available(device)));
+	} else {
+		KeymuxKey *key = object;
 		g_variant_builder_add(&builder,
 				      "{sv}",
 				      "Algorithm",
-				      g_variant_new_string(kmx_dbus_key_get_algorithm(key)));
+				      kmx_monitor_string(keymux_key_get_algorithm(key)));
 		g_variant_builder_add(&builder,
 				      "{sv}",
 				      "Label",
-				      g_variant_new_string(kmx_dbus_key_get_label(key)));
+				      kmx_monitor_string(kmx_cli_label(key)));
 	}
 	return g_variant_ref_sink(g_variant_builder_end(&builder));
 }
 
 static void
-kmx_monitor_remember(KmxMonitor *self, KmxDBusObject *object)
+kmx_monitor_properties_changed(GDBusProxy *proxy,
+			       GVariant *changed,
+			       const char *const *invalidated,
+			       gpointer user_data)
 {
-	const char *path = g_dbus_object_get_object_path(G_DBUS_OBJECT(object));
-	KmxDBusDevice *device = kmx_dbus_object_peek_device(object);
-	KmxDBusKey *key = kmx_dbus_object_peek_key(object);
+	KmxMonitor *self = user_data;
 
-	if (device != NULL) {
+	if (g_variant_n_children(changed) == 0)
+		return;
+	if (KEYMUX_IS_DEVICE(proxy)) {
+		kmx_monitor_emit(self,
+				 "device-changed",
+				 "id",
+				 keymux_device_get_id(KEYMUX_DEVICE(proxy)),
+				 NULL,
+				 changed);
+	} else if (KEYMUX_IS_KEY(proxy)) {
+		kmx_monitor_emit(self,
+				 "key-changed",
+				 "id",
+				 keymux_key_get_id(KEYMUX_KEY(proxy)),
+				 kmx_cli_key_device_id(self->cli, KEYMUX_KEY(proxy)),
+				 changed);
+		/* a new label changes nothing we remember, an id never changes */
+	}
+}
+
+/* remembers what @object is, for when it goes, and follows its changes */
+static void
+kmx_monitor_remember(KmxMonitor *self, gpointer object)
+{
+	const char *path = g_dbus_proxy_get_object_path(object);
+
+	if (KEYMUX_IS_DEVICE(object)) {
 		g_hash_table_insert(self->known,
 				    g_strdup(path),
-				    g_strdup_printf("device %s", kmx_dbus_device_get_id(device)));
-	} else if (key != NULL) {
+				    g_strdup_printf("device %s", keymux_device_get_id(object)));
+	} else {
 		g_hash_table_insert(self->known,
 				    g_strdup(path),
 				    g_strdup_printf("key %s %s",
-						    kmx_dbus_key_get_id(key),
-						    kmx_cli_key_device_id(self->cli, key)));
+						    keymux_key_get_id(object),
+						    kmx_cli_key_device_id(self->cli, object)));
 	}
+	if (g_ptr_array_find(self->followed, object, NULL))
+		return;
+	g_signal_connect(object,
+			 "g-properties-changed",
+			 G_CALLBACK(kmx_monitor_properties_changed),
+			 self);
+	g_ptr_array_add(self->followed, g_object_ref(object));
 }
 
 static void
-kmx_monitor_object_added(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+kmx_monitor_added(KeymuxClient *client, gpointer object, gpointer user_data)
 {
 	KmxMonitor *self = user_data;
-	KmxDBusObject *kobject = KMX_DBUS_OBJECT(object);
-	KmxDBusDevice *device = kmx_dbus_object_peek_device(kobject);
-	KmxDBusKey *key = kmx_dbus_object_peek_key(kobject);
-	g_autoptr(GVariant) summary = kmx_monitor_summary(kobject);
+	g_autoptr(GVariant) summary = kmx_monitor_summary(object);
 
-	kmx_monitor_remember(self, kobject);
-	if (device != NULL) {
+	kmx_monitor_remember(self, object);
+	if (KEYMUX_IS_DEVICE(object)) {
 		kmx_monitor_emit(self,
 				 "device-added",
 				 "id",
-				 kmx_dbus_device_get_id(device),
+				 keymux_device_get_id(object),
 				 NULL,
 				 summary);
-	} else if (key != NULL) {
+	} else {
 		kmx_monitor_emit(self,
 				 "key-added",
 				 "id",
-				 kmx_dbus_key_get_id(key),
-				 kmx_cli_key_device_id(self->cli, key),
+				 keymux_key_get_id(object),
+				 kmx_cli_key_device_id(self->cli, object),
 				 summary);
 	}
 }
 
 static void
-kmx_monitor_object_removed(GDBusObjectManager *manager, GDBusObject *object, gpointer user_data)
+kmx_monitor_removed(KeymuxClient *client, gpointer object, gpointer user_data)
 {
 	KmxMonitor *self = user_data;
-	const char *path = g_dbus_object_get_object_path(object);
+	const char *path = g_dbus_proxy_get_object_path(object);
 	const char *what = g_hash_table_lookup(self->known, path);
 	g_auto(GStrv) parts = NULL;
 
-	/* the interfaces may be gone already, so use what was seen on arrival */
+	if (g_ptr_array_find(self->followed, object, NULL)) {
+		g_signal_handlers_disconnect_by_data(object, self);
+		g_ptr_array_remove_fast(self->followed, object);
+	}
+	/* the properties may be gone already, so use what was seen on arrival */
 	if (what == NULL)
 		return;
 	parts = g_strsplit(what, " ", 3);
@@ -182,49 +224,14 @@ kmx_monitor_object_removed(GDBusObjectManager *manager, GDBusObject *object, gpo
 }
 
 static void
-kmx_monitor_properties_changed(GDBusObjectManagerClient *manager,
-			       GDBusObjectProxy *object,
-			       GDBusProxy *interface,
-			       GVariant *changed,
-			       const char *const *invalidated,
-			       gpointer user_data)
+kmx_monitor_running_changed(GObject *object, GParamSpec *pspec, gpointer user_data)
 {
 	KmxMonitor *self = user_data;
-	KmxDBusObject *kobject = KMX_DBUS_OBJECT(object);
-	KmxDBusDevice *device = kmx_dbus_object_peek_device(kobject);
-	KmxDBusKey *key = kmx_dbus_object_peek_key(kobject);
+	gboolean running = keymux_client_get_running(KEYMUX_CLIENT(object));
 
-	if (g_variant_n_children(changed) == 0)
+	if (running == self->running)
 		return;
-	if (KMX_DBUS_IS_DEVICE(interface) && device != NULL) {
-		kmx_monitor_emit(self,
-				 "device-changed",
-				 "id",
-				 kmx_dbus_device_get_id(device),
-				 NULL,
-				 changed);
-	} else if (KMX_DBUS_IS_KEY(interface) && key != NULL) {
-		kmx_monitor_emit(self,
-				 "key-changed",
-				 "id",
-				 kmx_dbus_key_get_id(key),
-				 kmx_cli_key_device_id(self->cli, key),
-				 changed);
-		/* a new label changes nothing we remember, an id never changes */
-	}
-}
-
-static void
-kmx_monitor_name_owner_changed(GObject *object, GParamSpec *pspec, gpointer user_data)
-{
-	KmxMonitor *self = user_data;
-	g_autofree char *owner =
-	    g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(object));
-
-	/* the client notifies more than once per change of owner */
-	if ((owner != NULL) == self->running)
-		return;
-	self->running = owner != NULL;
+	self->running = running;
 	kmx_monitor_emit(self,
 			 self->running ? "service-started" : "service-stopped",
 			 NULL,
@@ -242,8 +249,8 @@ kmx_monitor_bus_closed(GDBusConnection *bus,
 	KmxMonitor *self = user_data;
 
 	if (self->error == NULL) {
-		self->error = g_error_new(KMX_ERROR,
-					  KMX_ERROR_UNAVAILABLE,
+		self->error = g_error_new(KEYMUX_ERROR,
+					  KEYMUX_ERROR_UNAVAILABLE,
 					  "the bus connection closed: %s",
 					  error != NULL ? error->message : "no reason given");
 	}
@@ -266,8 +273,8 @@ kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error)
 	g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
 	g_autoptr(GHashTable)
 	    known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	g_autolist(GDBusObject) objects = NULL;
-	g_autofree char *owner = NULL;
+	g_autoptr(GPtrArray) followed = g_ptr_array_new_with_free_func(g_object_unref);
+	GList *objects;
 	guint sigint;
 	guint sigterm;
 
@@ -289,39 +296,37 @@ kmx_cmd_monitor(KmxCli *cli, int argc, char **argv, GError **error)
 
 	self.loop = loop;
 	self.known = known;
-	objects = g_dbus_object_manager_get_objects(cli->objects);
+	self.followed = followed;
+	objects = g_list_concat(keymux_client_get_devices(cli->client),
+				keymux_client_get_keys(cli->client));
 	for (GList *l = objects; l != NULL; l = l->next)
-		kmx_monitor_remember(&self, KMX_DBUS_OBJECT(l->data));
+		kmx_monitor_remember(&self, l->data);
+	g_list_free_full(objects, g_object_unref);
 
-	g_signal_connect(cli->objects, "object-added", G_CALLBACK(kmx_monitor_object_added), &self);
-	g_signal_connect(cli->objects,
-			 "object-removed",
-			 G_CALLBACK(kmx_monitor_object_removed),
-			 &self);
-	g_signal_connect(cli->objects,
-			 "interface-proxy-properties-changed",
-			 G_CALLBACK(kmx_monitor_properties_changed),
-			 &self);
-	g_signal_connect(cli->objects,
-			 "notify::name-owner",
-			 G_CALLBACK(kmx_monitor_name_owner_changed),
+	g_signal_connect(cli->client, "device-added", G_CALLBACK(kmx_monitor_added), &self);
+	g_signal_connect(cli->client, "key-added", G_CALLBACK(kmx_monitor_added), &self);
+	g_signal_connect(cli->client, "device-removed", G_CALLBACK(kmx_monitor_removed), &self);
+	g_signal_connect(cli->client, "key-removed", G_CALLBACK(kmx_monitor_removed), &self);
+	g_signal_connect(cli->client,
+			 "notify::running",
+			 G_CALLBACK(kmx_monitor_running_changed),
 			 &self);
 	g_signal_connect(cli->bus, "closed", G_CALLBACK(kmx_monitor_bus_closed), &self);
 	sigint = g_unix_signal_add(SIGINT, kmx_monitor_quit, &self);
 	sigterm = g_unix_signal_add(SIGTERM, kmx_monitor_quit, &self);
 
-	owner =
-	    g_dbus_object_manager_client_get_name_owner(G_DBUS_OBJECT_MANAGER_CLIENT(cli->objects));
-	self.running = owner != NULL;
+	self.running = keymux_client_get_running(cli->client);
 	/* on stderr, so stdout holds only events; tests wait for this line */
 	g_printerr("keymuxctl: monitoring %s (%s), Ctrl-C to stop\n",
 		   KMX_DBUS_NAME,
-		   owner != NULL ? "running" : "not running yet");
+		   self.running ? "running" : "not running yet");
 	g_main_loop_run(loop);
 
 	g_source_remove(sigint);
 	g_source_remove(sigterm);
-	g_signal_handlers_disconnect_by_data(cli->objects, &self);
+	g_signal_handlers_disconnect_by_data(cli->client, &self);
+	for (guint i = 0; i < followed->len; i++)
+		g_signal_handlers_disconnect_by_data(g_ptr_array_index(followed, i), &self);
 	g_signal_handlers_disconnect_by_data(cli->bus, &self);
 	if (self.error != NULL) {
 		g_propagate_error(error, self.error);

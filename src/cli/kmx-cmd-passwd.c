@@ -8,9 +8,9 @@
 
 /* on a terminal, what the choice means, before anything is asked */
 static void
-kmx_cli_passwd_explain(KmxDBusDevice *device, gboolean protected)
+kmx_cli_passwd_explain(KeymuxDevice *device, gboolean protected)
 {
-	const char *id = kmx_dbus_device_get_id(device);
+	const char *id = keymux_device_get_id(device);
 
 	if (!protected)
 		g_printerr("%s is unprotected (no password): any program of yours can use its\n"
@@ -28,9 +28,9 @@ kmx_cli_passwd_explain(KmxDBusDevice *device, gboolean protected)
 }
 
 static void
-kmx_cli_passwd_done(KmxDBusDevice *device, gboolean was_protected, KmxSecret *new)
+kmx_cli_passwd_done(KeymuxDevice *device, gboolean was_protected, KmxSecret *new)
 {
-	const char *id = kmx_dbus_device_get_id(device);
+	const char *id = keymux_device_get_id(device);
 	gboolean now_protected = !kmx_secret_is_empty(new);
 
 	if (!was_protected && now_protected)
@@ -44,7 +44,7 @@ kmx_cli_passwd_done(KmxDBusDevice *device, gboolean was_protected, KmxSecret *ne
 gboolean
 kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 	g_autoptr(KmxSecret) old = NULL;
 	g_autoptr(KmxSecret) new = NULL;
 	g_autofree char *prompt = NULL;
@@ -89,7 +89,7 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 		kmx_cli_passwd_explain(device, protected);
 	if (!interactive || protected) {
 		prompt = g_strdup_printf("Current password or PIN of %s: ",
-					 kmx_dbus_device_get_id(device));
+					 keymux_device_get_id(device));
 		old = kmx_cli_read_secret(secret_fd, prompt, error);
 		if (old == NULL)
 			return FALSE;
@@ -97,7 +97,7 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 		old = kmx_secret_new_from_string("");
 	}
 	g_free(prompt);
-	prompt = g_strdup_printf("New password or PIN of %s: ", kmx_dbus_device_get_id(device));
+	prompt = g_strdup_printf("New password or PIN of %s: ", keymux_device_get_id(device));
 	new = kmx_cli_read_secret(secret_fd, prompt, error);
 	if (new == NULL)
 		return FALSE;
@@ -108,25 +108,25 @@ kmx_cmd_passwd(KmxCli *cli, int argc, char **argv, GError **error)
 			return FALSE;
 		if (!kmx_secret_equal(new, again)) {
 			g_set_error_literal(error,
-					    KMX_ERROR,
-					    KMX_ERROR_INVALID_ARGUMENT,
+					    KEYMUX_ERROR,
+					    KEYMUX_ERROR_INVALID_ARGUMENT,
 					    "the two new passwords differ: nothing changed");
 			return FALSE;
 		}
 		if (!protected && kmx_secret_is_empty(new)) {
 			g_printerr("%s stays unprotected (no password).\n",
-				   kmx_dbus_device_get_id(device));
+				   keymux_device_get_id(device));
 			return TRUE;
 		}
 	}
 
 	/* a card may want its PIN pad or a touch */
-	kmx_cli_use_long_timeout(device);
-	if (!kmx_dbus_device_call_change_secret_sync(device,
-						     kmx_secret_get_string(old),
-						     kmx_secret_get_string(new),
-						     NULL,
-						     error))
+	kmx_cli_may_prompt(cli, device);
+	if (!keymux_device_change_secret_sync(device,
+					      kmx_secret_get_string(old),
+					      kmx_secret_get_string(new),
+					      NULL,
+					      error))
 		return FALSE;
 	if (interactive)
 		kmx_cli_passwd_done(device, protected, new);

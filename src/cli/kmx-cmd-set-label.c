@@ -7,7 +7,7 @@
 gboolean
 kmx_cmd_set_label(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
 	g_autofree char *device_name = NULL;
 	const GOptionEntry entries[] = {
 	    {"device",
@@ -36,5 +36,5 @@ kmx_cmd_set_label(KmxCli *cli, int argc, char **argv, GError **error)
 	key = kmx_cli_find_one_key(cli, argv[1], device_name, error);
 	if (key == NULL)
 		return FALSE;
-	return kmx_dbus_key_call_set_label_sync(key, argv[2], NULL, error);
+	return keymux_key_set_label_sync(key, argv[2], NULL, error);
 }

@@ -29,11 +29,10 @@ kmx_cli_default_sign_algorithm(const char *key_algorithm)
 gboolean
 kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusKey) key = NULL;
+	g_autoptr(KeymuxKey) key = NULL;
 	g_autoptr(GBytes) data = NULL;
-	g_autoptr(GVariant) signature = NULL;
+	g_autoptr(GBytes) signature = NULL;
 	g_autofree char *algorithm = NULL;
-	g_auto(GVariantBuilder) options = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
 	gboolean prehashed = FALSE;
 	gboolean base64 = FALSE;
 	gboolean hex = FALSE;
@@ -82,14 +81,14 @@ kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	if (algorithm == NULL) {
 		const char *fallback =
-		    kmx_cli_default_sign_algorithm(kmx_dbus_key_get_algorithm(key));
+		    kmx_cli_default_sign_algorithm(keymux_key_get_algorithm(key));
 		if (fallback == NULL) {
 			g_set_error(error,
-				    KMX_ERROR,
-				    KMX_ERROR_NOT_SUPPORTED,
+				    KEYMUX_ERROR,
+				    KEYMUX_ERROR_NOT_SUPPORTED,
 				    "key %.16s is an %s key, which cannot sign",
-				    kmx_dbus_key_get_id(key),
-				    kmx_dbus_key_get_algorithm(key));
+				    keymux_key_get_id(key),
+				    keymux_key_get_algorithm(key));
 			return FALSE;
 		}
 		algorithm = g_strdup(fallback);
@@ -97,18 +96,16 @@ kmx_cmd_sign(KmxCli *cli, int argc, char **argv, GError **error)
 	data = kmx_cli_read_file(argc > 2 ? argv[2] : NULL, error);
 	if (data == NULL)
 		return FALSE;
-	if (prehashed)
-		g_variant_builder_add(&options, "{sv}", "prehashed", g_variant_new_boolean(TRUE));
-
 	/* the key may have to be unlocked through a prompt first */
-	kmx_cli_use_long_timeout(key);
-	if (!kmx_dbus_key_call_sign_sync(key,
-					 algorithm,
-					 kmx_cli_bytes_to_variant(data),
-					 g_variant_builder_end(&options),
-					 &signature,
-					 NULL,
-					 error))
+	kmx_cli_may_prompt(cli, key);
+	signature =
+	    keymux_key_sign_sync(key,
+				 algorithm,
+				 data,
+				 prehashed ? KEYMUX_CALL_FLAGS_PREHASHED : KEYMUX_CALL_FLAGS_NONE,
+				 NULL,
+				 error);
+	if (signature == NULL)
 		return FALSE;
 	return kmx_cli_write_binary(signature, base64, hex, FALSE, error);
 }

@@ -7,7 +7,7 @@
 gboolean
 kmx_cmd_unlock(KmxCli *cli, int argc, char **argv, GError **error)
 {
-	g_autoptr(KmxDBusDevice) device = NULL;
+	g_autoptr(KeymuxDevice) device = NULL;
 	g_autoptr(KmxSecret) secret = NULL;
 	g_autofree char *prompt = NULL;
 	int secret_fd = -1;
@@ -35,22 +35,22 @@ kmx_cmd_unlock(KmxCli *cli, int argc, char **argv, GError **error)
 	device = kmx_cli_find_device(cli, argv[1], error);
 	if (device == NULL)
 		return FALSE;
-	if (!kmx_dbus_device_get_locked(device)) {
-		g_printerr("keymuxctl: %s is not locked\n", kmx_dbus_device_get_id(device));
+	if (!keymux_device_get_locked(device)) {
+		g_printerr("keymuxctl: %s is not locked\n", keymux_device_get_id(device));
 		return TRUE;
 	}
 
 	prompt = g_strdup_printf("Password or PIN for %s (%s): ",
-				 kmx_dbus_device_get_label(device),
-				 kmx_dbus_device_get_id(device));
+				 kmx_cli_label(device),
+				 keymux_device_get_id(device));
 	secret = kmx_cli_read_secret(secret_fd, prompt, error);
 	if (secret == NULL)
 		return FALSE;
 	/* an empty secret makes keymuxd ask the prompter, which may take a while */
-	kmx_cli_use_long_timeout(device);
-	return kmx_dbus_device_call_unlock_sync(device,
-						kmx_secret_get_string(secret),
-						kmx_cli_empty_options(),
-						NULL,
-						error);
+	kmx_cli_may_prompt(cli, device);
+	return keymux_device_unlock_sync(device,
+					 kmx_secret_get_string(secret),
+					 KEYMUX_CALL_FLAGS_NONE,
+					 NULL,
+					 error);
 }

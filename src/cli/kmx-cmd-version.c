@@ -9,7 +9,7 @@ kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
 	const char *daemon = NULL;
-	const char *const *backends = NULL;
+	g_auto(GStrv) backends = NULL;
 
 	if (!kmx_cli_parse_options(cli,
 				   "version",
@@ -24,8 +24,8 @@ kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error)
 		return FALSE;
 	/* the client's version is worth printing even when the service is down */
 	if (kmx_cli_connect(cli, TRUE, &error_local)) {
-		daemon = kmx_dbus_manager_get_version(cli->manager);
-		backends = kmx_dbus_manager_get_backends(cli->manager);
+		daemon = keymux_client_get_version(cli->client);
+		backends = keymux_client_dup_backends(cli->client);
 	}
 	if (cli->json) {
 		g_autoptr(KmxJson) json = kmx_json_new();
@@ -38,7 +38,7 @@ kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error)
 		else
 			kmx_json_null(json);
 		kmx_json_key(json, "backends");
-		kmx_json_strv(json, backends);
+		kmx_json_strv(json, (const char *const *)backends);
 		kmx_json_end_object(json);
 		kmx_json_print(json);
 		return TRUE;
@@ -49,7 +49,6 @@ kmx_cmd_version(KmxCli *cli, int argc, char **argv, GError **error)
 							 : g_strdup("");
 		g_print("keymuxd   %s (backends: %s)\n", daemon, list);
 	} else {
-		kmx_error_strip_remote(error_local);
 		g_print("keymuxd   not reachable: %s\n", error_local->message);
 	}
 	return TRUE;

@@ -27,13 +27,16 @@
  */
 struct _KeymuxClient {
 	GObject parent_instance;
+	GDBusConnection *bus; /* given, or NULL for the session bus */
+	KeymuxClientFlags flags;
 	GDBusConnection *connection;
 	gboolean peer_to_peer;
+	gboolean running;
 	GDBusObjectManager *objects;
 	GDBusProxy *manager;
 };
 
-enum { PROP_0, PROP_CONNECTION, PROP_PEER_TO_PEER, N_PROPS };
+enum { PROP_0, PROP_CONNECTION, PROP_PEER_TO_PEER, PROP_BUS, PROP_FLAGS, PROP_RUNNING, N_PROPS };
 static GParamSpec *props[N_PROPS];
 
 enum {
@@ -81,11 +84,37 @@ keymux_error_quark(void)
 {
 	static gsize quark = 0;
 
-	g_dbus_error_register_error_domain("keymux-error-quark",
-					   &quark,
-					   keymux_error_entries,
-					   G_N_ELEMENTS(keymux_error_entries));
+	if (g_once_init_enter(&quark)) {
+		GQuark q = g_quark_from_static_string("keymux-error-quark");
+
+		/* a D-Bus name maps to one domain per process: a program that
+		 * has keymuxd's own domain too (keymuxctl) may have registered
+		 * it first, which is no error: keymux_error_map() maps by name */
+		for (gsize i = 0; i < G_N_ELEMENTS(keymux_error_entries); i++)
+			(void)g_dbus_error_register_error(q,
+							  keymux_error_entries[i].error_code,
+							  keymux_error_entries[i].dbus_error_name);
+		g_once_init_leave(&quark, q);
+	}
 	return (GQuark)quark;
+}
+
+/* the code of an error that is not keymuxd's own */
+static int
+keymux_error_code_of(const GError *e)
+{
+	if (g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
+	    g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CLOSED) ||
+	    g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+	    g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
+	    g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT))
+		return KEYMUX_ERROR_UNAVAILABLE;
+	if (g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED) ||
+	    g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_AUTH_FAILED))
+		return KEYMUX_ERROR_DENIED;
+	if (g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD))
+		return KEYMUX_ERROR_NOT_SUPPORTED;
+	return KEYMUX_ERROR_FAILED;
 }
 
 /* every error a caller sees is KEYMUX_ERROR, but a cancelled GCancellable */
@@ -98,12 +127,65 @@ keymux_error_map(GError **error)
 	if (error == NULL || *error == NULL)
 		return;
 	e = *error;
-	if (g_dbus_error_is_remote_error(e))
+	if (g_dbus_error_is_remote_error(e)) {
+		g_autofree char *name = g_dbus_error_get_remote_error(e);
+
 		g_dbus_error_strip_remote_error(e);
+		for (gsize i = 0; i < G_N_ELEMENTS(keymux_error_entries); i++) {
+			if (g_strcmp0(name, keymux_error_entries[i].dbus_error_name) == 0) {
+				e->domain = KEYMUX_ERROR;
+				e->code = keymux_error_entries[i].error_code;
+				return;
+			}
+		}
+	}
 	if (e->domain == KEYMUX_ERROR || g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED))
 		return;
+	/* keymuxd went away during the call, with the peer connection or
+	 * from the bus */
+	if (g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
+	    g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CLOSED)) {
+		g_free(e->message);
+		e->message = g_strdup("keymuxd stopped before it answered (did it crash? see "
+				      "journalctl --user -u keymuxd); run the command again");
+	}
+	e->code = keymux_error_code_of(e);
 	e->domain = KEYMUX_ERROR;
-	e->code = KEYMUX_ERROR_FAILED;
+}
+
+/* why Peer.Ping of keymuxd failed, as %KEYMUX_ERROR_UNAVAILABLE */
+static void
+keymux_error_map_service(GError **error)
+{
+	GError *e = *error;
+	GError *out;
+
+	if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+		return;
+	if (g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
+	    g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
+		out = g_error_new(KEYMUX_ERROR,
+				  KEYMUX_ERROR_UNAVAILABLE,
+				  "keymuxd is not running: nothing owns %s on the bus",
+				  KEYMUX_DBUS_NAME);
+	} else {
+		if (g_dbus_error_is_remote_error(e))
+			g_dbus_error_strip_remote_error(e);
+		/* activation was tried and failed: the bus says why */
+		if (e->domain == G_DBUS_ERROR && e->code >= G_DBUS_ERROR_SPAWN_EXEC_FAILED &&
+		    e->code <= G_DBUS_ERROR_SPAWN_NO_MEMORY)
+			out = g_error_new(KEYMUX_ERROR,
+					  KEYMUX_ERROR_UNAVAILABLE,
+					  "keymuxd could not be started: %s",
+					  e->message);
+		else
+			out = g_error_new(KEYMUX_ERROR,
+					  KEYMUX_ERROR_UNAVAILABLE,
+					  "keymuxd does not answer: %s",
+					  e->message);
+	}
+	g_error_free(e);
+	*error = out;
 }
 
 /* ---- calls ------------------------------------------------------------------------- */
@@ -272,6 +354,41 @@ GDBusProxy *
 _keymux_client_get_manager(KeymuxClient *self)
 {
 	return self->manager;
+}
+
+/* keymuxd owns its name on the bus, or the peer connection is open */
+static void
+keymux_client_update_running(KeymuxClient *self, gboolean notify)
+{
+	gboolean running;
+
+	if (self->peer_to_peer) {
+		running = !g_dbus_connection_is_closed(self->connection);
+	} else {
+		g_autofree char *owner = g_dbus_object_manager_client_get_name_owner(
+		    G_DBUS_OBJECT_MANAGER_CLIENT(self->objects));
+		running = owner != NULL;
+	}
+	if (running == self->running)
+		return;
+	self->running = running;
+	if (notify)
+		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_RUNNING]);
+}
+
+static void
+keymux_client_name_owner_cb(GObject *objects, GParamSpec *pspec, KeymuxClient *self)
+{
+	keymux_client_update_running(self, TRUE);
+}
+
+static void
+keymux_client_closed_cb(GDBusConnection *connection,
+			gboolean remote_peer_vanished,
+			GError *error,
+			KeymuxClient *self)
+{
+	keymux_client_update_running(self, TRUE);
 }
 
 static void
@@ -687,6 +804,37 @@ keymux_client_get_peer_to_peer(KeymuxClient *self)
 }
 
 /**
+ * keymux_client_get_running:
+ *
+ * Returns: whether keymuxd is there: it owns its name on the bus, or the
+ * client's connection of its own is open.  See #KeymuxClient:running.
+ */
+gboolean
+keymux_client_get_running(KeymuxClient *self)
+{
+	g_return_val_if_fail(KEYMUX_IS_CLIENT(self), FALSE);
+	return self->running;
+}
+
+/**
+ * keymux_client_dup_backends:
+ *
+ * Returns: (transfer full) (nullable): the backends keymuxd has, e.g.
+ * "softkey", "card", "tpm"; %NULL when keymuxd is not there
+ */
+GStrv
+keymux_client_dup_backends(KeymuxClient *self)
+{
+	g_autoptr(GVariant) v = NULL;
+
+	g_return_val_if_fail(KEYMUX_IS_CLIENT(self), NULL);
+	v = g_dbus_proxy_get_cached_property(self->manager, "Backends");
+	if (v == NULL || !g_variant_is_of_type(v, G_VARIANT_TYPE_STRING_ARRAY))
+		return NULL;
+	return g_variant_dup_strv(v, NULL);
+}
+
+/**
  * keymux_client_get_version:
  *
  * Returns: (nullable): the version of keymuxd
@@ -767,7 +915,27 @@ keymux_client_open_peer(GDBusConnection *bus, GCancellable *cancellable, GError 
 					  error);
 }
 
-/* the peer connection could not be had: the bus, unless that was cancelled */
+typedef enum {
+	KEYMUX_PEER_TRY,
+	KEYMUX_PEER_NEVER,
+	KEYMUX_PEER_ONLY,
+} KeymuxPeerMode;
+
+/* the flags, or KEYMUX_PEER_TO_PEER in the environment */
+static KeymuxPeerMode
+keymux_client_peer_mode(KeymuxClient *self)
+{
+	const char *env = g_getenv("KEYMUX_PEER_TO_PEER");
+
+	if (g_strcmp0(env, "0") == 0)
+		return KEYMUX_PEER_NEVER;
+	if (g_strcmp0(env, "1") == 0)
+		return KEYMUX_PEER_ONLY;
+	return (self->flags & KEYMUX_CLIENT_FLAGS_BUS_ONLY) ? KEYMUX_PEER_NEVER : KEYMUX_PEER_TRY;
+}
+
+/* the peer connection could not be had: the bus, unless that was
+ * cancelled or the peer connection is required */
 static gboolean
 keymux_client_fall_back(KeymuxClient *self,
 			GDBusConnection *bus,
@@ -775,6 +943,13 @@ keymux_client_fall_back(KeymuxClient *self,
 			GError **error)
 {
 	if (g_error_matches(*p2p_error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		g_propagate_error(error, g_steal_pointer(p2p_error));
+		return FALSE;
+	}
+	if (keymux_client_peer_mode(self) == KEYMUX_PEER_ONLY) {
+		keymux_error_map(p2p_error);
+		g_prefix_error(p2p_error,
+			       "no connection of its own to keymuxd (KEYMUX_PEER_TO_PEER=1): ");
 		g_propagate_error(error, g_steal_pointer(p2p_error));
 		return FALSE;
 	}
@@ -804,6 +979,11 @@ keymux_client_watch(KeymuxClient *self)
 			 "object-removed",
 			 G_CALLBACK(keymux_client_object_removed_cb),
 			 self);
+	g_signal_connect(self->objects,
+			 "notify::name-owner",
+			 G_CALLBACK(keymux_client_name_owner_cb),
+			 self);
+	g_signal_connect(self->connection, "closed", G_CALLBACK(keymux_client_closed_cb), self);
 }
 
 /* the objects know their client from the start */
@@ -812,6 +992,25 @@ keymux_client_adopt(KeymuxClient *self)
 {
 	g_list_free_full(keymux_client_get_devices(self), g_object_unref);
 	g_list_free_full(keymux_client_get_keys(self), g_object_unref);
+	keymux_client_update_running(self, FALSE);
+}
+
+static GVariant *
+keymux_client_ping_sync(GDBusConnection *bus, GCancellable *cancellable, GError **error)
+{
+	/* Peer.Ping starts keymuxd through D-Bus activation when it can, and
+	 * fails at once with ServiceUnknown when nothing provides the name */
+	return g_dbus_connection_call_sync(bus,
+					   KEYMUX_DBUS_NAME,
+					   KEYMUX_DBUS_PATH,
+					   "org.freedesktop.DBus.Peer",
+					   "Ping",
+					   NULL,
+					   NULL,
+					   G_DBUS_CALL_FLAGS_NONE,
+					   -1,
+					   cancellable,
+					   error);
 }
 
 static gboolean
@@ -823,13 +1022,27 @@ keymux_client_initable_init(GInitable *initable, GCancellable *cancellable, GErr
 	GError *e = NULL;
 
 	(void)KEYMUX_ERROR;
-	bus = g_bus_get_sync(G_BUS_TYPE_SESSION, cancellable, &e);
+	if (self->bus != NULL)
+		bus = g_object_ref(self->bus);
+	else
+		bus = g_bus_get_sync(G_BUS_TYPE_SESSION, cancellable, &e);
 	if (bus == NULL)
 		goto failed;
-	self->connection = keymux_client_open_peer(bus, cancellable, &p2p_error);
-	self->peer_to_peer = self->connection != NULL;
-	if (!self->peer_to_peer && !keymux_client_fall_back(self, bus, &p2p_error, error))
-		return FALSE;
+	if (self->flags & KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE) {
+		g_autoptr(GVariant) pong = keymux_client_ping_sync(bus, cancellable, &e);
+		if (pong == NULL) {
+			keymux_error_map_service(&e);
+			goto failed;
+		}
+	}
+	if (keymux_client_peer_mode(self) == KEYMUX_PEER_NEVER) {
+		self->connection = g_object_ref(bus);
+	} else {
+		self->connection = keymux_client_open_peer(bus, cancellable, &p2p_error);
+		self->peer_to_peer = self->connection != NULL;
+		if (!self->peer_to_peer && !keymux_client_fall_back(self, bus, &p2p_error, error))
+			return FALSE;
+	}
 	self->objects = g_dbus_object_manager_client_new_sync(
 	    self->connection,
 	    G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START,
@@ -879,6 +1092,32 @@ keymux_client_get_property(GObject *object, guint id, GValue *value, GParamSpec 
 	case PROP_PEER_TO_PEER:
 		g_value_set_boolean(value, self->peer_to_peer);
 		break;
+	case PROP_BUS:
+		g_value_set_object(value, self->bus);
+		break;
+	case PROP_FLAGS:
+		g_value_set_flags(value, self->flags);
+		break;
+	case PROP_RUNNING:
+		g_value_set_boolean(value, self->running);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+	}
+}
+
+static void
+keymux_client_set_property(GObject *object, guint id, const GValue *value, GParamSpec *pspec)
+{
+	KeymuxClient *self = KEYMUX_CLIENT(object);
+
+	switch (id) {
+	case PROP_BUS:
+		g_set_object(&self->bus, g_value_get_object(value));
+		break;
+	case PROP_FLAGS:
+		self->flags = g_value_get_flags(value);
+		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
 	}
@@ -893,9 +1132,12 @@ keymux_client_dispose(GObject *object)
 		g_signal_handlers_disconnect_by_data(self->objects, self);
 	g_clear_object(&self->objects);
 	g_clear_object(&self->manager);
+	if (self->connection != NULL)
+		g_signal_handlers_disconnect_by_data(self->connection, self);
 	if (self->peer_to_peer && self->connection != NULL)
 		g_dbus_connection_close(self->connection, NULL, NULL, NULL);
 	g_clear_object(&self->connection);
+	g_clear_object(&self->bus);
 	G_OBJECT_CLASS(keymux_client_parent_class)->dispose(object);
 }
 
@@ -905,6 +1147,7 @@ keymux_client_class_init(KeymuxClientClass *klass)
 	GObjectClass *object_class = G_OBJECT_CLASS(klass);
 
 	object_class->get_property = keymux_client_get_property;
+	object_class->set_property = keymux_client_set_property;
 	object_class->dispose = keymux_client_dispose;
 	/**
 	 * KeymuxClient:connection:
@@ -926,6 +1169,42 @@ keymux_client_class_init(KeymuxClientClass *klass)
 							NULL,
 							FALSE,
 							G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+	/**
+	 * KeymuxClient:bus:
+	 *
+	 * The message bus to find keymuxd on; %NULL for the session bus.
+	 */
+	props[PROP_BUS] = g_param_spec_object("bus",
+					      NULL,
+					      NULL,
+					      G_TYPE_DBUS_CONNECTION,
+					      G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+						  G_PARAM_STATIC_STRINGS);
+	/**
+	 * KeymuxClient:flags:
+	 *
+	 * How the client connects.
+	 */
+	props[PROP_FLAGS] =
+	    g_param_spec_flags("flags",
+			       NULL,
+			       NULL,
+			       KEYMUX_TYPE_CLIENT_FLAGS,
+			       KEYMUX_CLIENT_FLAGS_NONE,
+			       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+	/**
+	 * KeymuxClient:running:
+	 *
+	 * Whether keymuxd is there: it owns its name on the bus, or the
+	 * client's connection of its own is open.  On the bus it changes as
+	 * keymuxd stops and starts again, and the client's objects follow.
+	 */
+	props[PROP_RUNNING] = g_param_spec_boolean("running",
+						   NULL,
+						   NULL,
+						   FALSE,
+						   G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+						       G_PARAM_STATIC_STRINGS);
 	g_object_class_install_properties(object_class, N_PROPS, props);
 	/**
 	 * KeymuxClient::device-added:
@@ -1064,7 +1343,7 @@ keymux_client_new_connected(GTask *task)
 					 task);
 }
 
-/* no peer connection: the bus, unless cancelled */
+/* no peer connection: the bus, unless cancelled or required */
 static void
 keymux_client_new_fall_back(GTask *task, GError *p2p_error)
 {
@@ -1124,18 +1403,18 @@ keymux_client_new_open_cb(GObject *source, GAsyncResult *res, gpointer user_data
 			      task);
 }
 
+/* keymuxd is there: a connection of its own, or the bus */
 static void
-keymux_client_new_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+keymux_client_new_open(GTask *task)
 {
-	GTask *task = user_data;
-	GError *error = NULL;
-	GDBusConnection *bus = g_bus_get_finish(res, &error);
+	KeymuxClient *self = g_task_get_task_data(task);
+	GDBusConnection *bus = g_object_get_data(G_OBJECT(task), "keymux-bus");
 
-	if (bus == NULL) {
-		keymux_client_new_fail(task, error);
+	if (keymux_client_peer_mode(self) == KEYMUX_PEER_NEVER) {
+		self->connection = g_object_ref(bus);
+		keymux_client_new_connected(task);
 		return;
 	}
-	g_object_set_data_full(G_OBJECT(task), "keymux-bus", bus, g_object_unref);
 	g_dbus_connection_call_with_unix_fd_list(bus,
 						 KEYMUX_DBUS_NAME,
 						 KEYMUX_DBUS_PATH,
@@ -1151,25 +1430,76 @@ keymux_client_new_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 						 task);
 }
 
+static void
+keymux_client_new_ping_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	GError *error = NULL;
+	g_autoptr(GVariant)
+	    pong = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+	if (pong == NULL) {
+		keymux_error_map_service(&error);
+		keymux_client_new_fail(task, error);
+		return;
+	}
+	keymux_client_new_open(task);
+}
+
+/* the bus: keymuxd on it first when it is required */
+static void
+keymux_client_new_have_bus(GTask *task, GDBusConnection *bus)
+{
+	KeymuxClient *self = g_task_get_task_data(task);
+
+	g_object_set_data_full(G_OBJECT(task), "keymux-bus", bus, g_object_unref);
+	if ((self->flags & KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE) == 0) {
+		keymux_client_new_open(task);
+		return;
+	}
+	g_dbus_connection_call(bus,
+			       KEYMUX_DBUS_NAME,
+			       KEYMUX_DBUS_PATH,
+			       "org.freedesktop.DBus.Peer",
+			       "Ping",
+			       NULL,
+			       NULL,
+			       G_DBUS_CALL_FLAGS_NONE,
+			       -1,
+			       g_task_get_cancellable(task),
+			       keymux_client_new_ping_cb,
+			       task);
+}
+
+static void
+keymux_client_new_bus_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+	GTask *task = user_data;
+	GError *error = NULL;
+	GDBusConnection *bus = g_bus_get_finish(res, &error);
+
+	if (bus == NULL) {
+		keymux_client_new_fail(task, error);
+		return;
+	}
+	keymux_client_new_have_bus(task, bus);
+}
+
 /**
  * keymux_client_new:
  * @cancellable: (nullable): a #GCancellable
  * @callback: called with the client
  * @user_data: for @callback
  *
- * Connects to keymuxd: a connection of its own when keymuxd gives one,
- * else the session bus.  Every step is asynchronous: the caller's main
- * loop runs until @callback.
+ * Connects to keymuxd on the session bus: a connection of its own when
+ * keymuxd gives one, else the session bus.  Every step is asynchronous:
+ * the caller's main loop runs until @callback.  The same as
+ * keymux_client_new_for_bus() with no bus and no flags.
  */
 void
 keymux_client_new(GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
-	GTask *task = g_task_new(NULL, cancellable, callback, user_data);
-
-	g_task_set_source_tag(task, keymux_client_new);
-	/* the client and its objects belong to the caller's main context */
-	g_task_set_task_data(task, g_object_new(KEYMUX_TYPE_CLIENT, NULL), g_object_unref);
-	g_bus_get(G_BUS_TYPE_SESSION, cancellable, keymux_client_new_bus_cb, task);
+	keymux_client_new_for_bus(NULL, KEYMUX_CLIENT_FLAGS_NONE, cancellable, callback, user_data);
 }
 
 /**
@@ -1180,8 +1510,7 @@ keymux_client_new(GCancellable *cancellable, GAsyncReadyCallback callback, gpoin
 KeymuxClient *
 keymux_client_new_finish(GAsyncResult *result, GError **error)
 {
-	g_return_val_if_fail(g_task_is_valid(result, NULL), NULL);
-	return g_task_propagate_pointer(G_TASK(result), error);
+	return keymux_client_new_for_bus_finish(result, error);
 }
 
 /**
@@ -1193,5 +1522,81 @@ keymux_client_new_finish(GAsyncResult *result, GError **error)
 KeymuxClient *
 keymux_client_new_sync(GCancellable *cancellable, GError **error)
 {
-	return g_initable_new(KEYMUX_TYPE_CLIENT, cancellable, error, NULL);
+	return keymux_client_new_for_bus_sync(NULL, KEYMUX_CLIENT_FLAGS_NONE, cancellable, error);
+}
+
+/**
+ * keymux_client_new_for_bus:
+ * @bus: (nullable): the message bus keymuxd is on, e.g. a connection made
+ *   with g_dbus_connection_new_for_address(); %NULL for the session bus
+ * @flags: how to connect
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the client
+ * @user_data: for @callback
+ *
+ * Connects to keymuxd on @bus: a connection of its own when keymuxd gives
+ * one (unless @flags has %KEYMUX_CLIENT_FLAGS_BUS_ONLY), else @bus.  With
+ * %KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE it fails with
+ * %KEYMUX_ERROR_UNAVAILABLE, saying why, when keymuxd is not on @bus and
+ * cannot be started.
+ */
+void
+keymux_client_new_for_bus(GDBusConnection *bus,
+			  KeymuxClientFlags flags,
+			  GCancellable *cancellable,
+			  GAsyncReadyCallback callback,
+			  gpointer user_data)
+{
+	GTask *task;
+
+	g_return_if_fail(bus == NULL || G_IS_DBUS_CONNECTION(bus));
+	task = g_task_new(NULL, cancellable, callback, user_data);
+	g_task_set_source_tag(task, keymux_client_new_for_bus);
+	/* the client and its objects belong to the caller's main context */
+	g_task_set_task_data(task,
+			     g_object_new(KEYMUX_TYPE_CLIENT, "bus", bus, "flags", flags, NULL),
+			     g_object_unref);
+	if (bus != NULL)
+		keymux_client_new_have_bus(task, g_object_ref(bus));
+	else
+		g_bus_get(G_BUS_TYPE_SESSION, cancellable, keymux_client_new_bus_cb, task);
+}
+
+/**
+ * keymux_client_new_for_bus_finish:
+ *
+ * Returns: (transfer full): the client, or %NULL with @error set
+ */
+KeymuxClient *
+keymux_client_new_for_bus_finish(GAsyncResult *result, GError **error)
+{
+	g_return_val_if_fail(g_task_is_valid(result, NULL), NULL);
+	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+/**
+ * keymux_client_new_for_bus_sync:
+ * @bus: (nullable): the message bus keymuxd is on; %NULL for the session bus
+ * @flags: how to connect
+ * @cancellable: (nullable): a #GCancellable
+ *
+ * See keymux_client_new_for_bus().
+ *
+ * Returns: (transfer full): the client, or %NULL with @error set
+ */
+KeymuxClient *
+keymux_client_new_for_bus_sync(GDBusConnection *bus,
+			       KeymuxClientFlags flags,
+			       GCancellable *cancellable,
+			       GError **error)
+{
+	g_return_val_if_fail(bus == NULL || G_IS_DBUS_CONNECTION(bus), NULL);
+	return g_initable_new(KEYMUX_TYPE_CLIENT,
+			      cancellable,
+			      error,
+			      "bus",
+			      bus,
+			      "flags",
+			      flags,
+			      NULL);
 }

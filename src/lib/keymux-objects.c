@@ -539,6 +539,40 @@ KEYMUX_VOID_OP(KeymuxKey, key, delete, "Delete", NOARGS, NOARGS, NULL)
 
 /* ---- generating and importing ------------------------------------------------------- */
 
+/* GenerateKey's arguments, with a card's options */
+static GVariant *
+keymux_generate_args(const char *algorithm,
+		     const char *label,
+		     const char *slot,
+		     const char *admin_secret,
+		     KeymuxCallFlags flags)
+{
+	g_autoptr(GVariant) common = g_variant_ref_sink(_keymux_options(flags));
+	GVariantBuilder b;
+	GVariantIter iter;
+	GVariant *entry;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	g_variant_iter_init(&iter, common);
+	while ((entry = g_variant_iter_next_value(&iter)) != NULL) {
+		g_variant_builder_add_value(&b, entry);
+		g_variant_unref(entry);
+	}
+	if (slot != NULL)
+		g_variant_builder_add(&b, "{sv}", "slot", g_variant_new_string(slot));
+	if (flags & KEYMUX_CALL_FLAGS_REPLACE)
+		g_variant_builder_add(&b, "{sv}", "replace", g_variant_new_boolean(TRUE));
+	if (admin_secret != NULL)
+		g_variant_builder_add(&b,
+				      "{sv}",
+				      "admin-secret",
+				      g_variant_new_string(admin_secret));
+	return g_variant_new("(ss@a{sv})",
+			     algorithm,
+			     label != NULL ? label : "",
+			     g_variant_builder_end(&b));
+}
+
 /**
  * keymux_device_generate_key:
  * @algorithm: a key algorithm, e.g. "ed25519"
@@ -562,7 +596,7 @@ keymux_device_generate_key(KeymuxDevice *self,
 	g_return_if_fail(KEYMUX_IS_DEVICE(self));
 	_keymux_call(G_DBUS_PROXY(self),
 		     "GenerateKey",
-		     g_variant_new("(ss@a{sv})", algorithm, label, _keymux_options(flags)),
+		     keymux_generate_args(algorithm, label, NULL, NULL, flags),
 		     "(o)",
 		     self,
 		     keymux_device_generate_key,
@@ -625,13 +659,99 @@ keymux_device_generate_key_sync(KeymuxDevice *self,
 	g_autoptr(GVariant) reply = NULL;
 
 	g_return_val_if_fail(KEYMUX_IS_DEVICE(self), NULL);
-	reply =
-	    _keymux_call_sync(G_DBUS_PROXY(self),
-			      "GenerateKey",
-			      g_variant_new("(ss@a{sv})", algorithm, label, _keymux_options(flags)),
-			      "(o)",
-			      cancellable,
-			      error);
+	reply = _keymux_call_sync(G_DBUS_PROXY(self),
+				  "GenerateKey",
+				  keymux_generate_args(algorithm, label, NULL, NULL, flags),
+				  "(o)",
+				  cancellable,
+				  error);
+	return keymux_device_key_of_reply(self, reply, error);
+}
+
+/**
+ * keymux_device_generate_key_full:
+ * @algorithm: a key algorithm, e.g. "ed25519"
+ * @label: (nullable): a name for people
+ * @slot: (nullable): where a device with slots puts the key (a card's
+ *   "sig", "dec" or "aut"); %NULL for the device's choice
+ * @admin_secret: (nullable): the device's admin PIN, when generating
+ *   needs it (a card); %NULL to be prompted for it
+ * @flags: %KEYMUX_CALL_FLAGS_REPLACE (replace the key in @slot),
+ *   %KEYMUX_CALL_FLAGS_EXPORTABLE, %KEYMUX_CALL_FLAGS_NO_INTERACTION
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called with the result
+ * @user_data: for @callback
+ *
+ * Makes a new key on the device, in a slot of its own choosing.
+ */
+void
+keymux_device_generate_key_full(KeymuxDevice *self,
+				const char *algorithm,
+				const char *label,
+				const char *slot,
+				const char *admin_secret,
+				KeymuxCallFlags flags,
+				GCancellable *cancellable,
+				GAsyncReadyCallback callback,
+				gpointer user_data)
+{
+	g_return_if_fail(KEYMUX_IS_DEVICE(self));
+	g_return_if_fail(algorithm != NULL);
+	_keymux_call(G_DBUS_PROXY(self),
+		     "GenerateKey",
+		     keymux_generate_args(algorithm, label, slot, admin_secret, flags),
+		     "(o)",
+		     self,
+		     keymux_device_generate_key_full,
+		     cancellable,
+		     callback,
+		     user_data);
+}
+
+/**
+ * keymux_device_generate_key_full_finish:
+ *
+ * Returns: (transfer full): the new key, or %NULL with @error set
+ */
+KeymuxKey *
+keymux_device_generate_key_full_finish(KeymuxDevice *self, GAsyncResult *result, GError **error)
+{
+	g_autoptr(GVariant)
+	    reply = _keymux_call_finish(self, result, keymux_device_generate_key_full, error);
+	return keymux_device_key_of_reply(self, reply, error);
+}
+
+/**
+ * keymux_device_generate_key_full_sync:
+ * @algorithm: a key algorithm, e.g. "ed25519"
+ * @label: (nullable): a name for people
+ * @slot: (nullable): where a device with slots puts the key
+ * @admin_secret: (nullable): the device's admin PIN
+ * @flags: as for keymux_device_generate_key_full()
+ * @cancellable: (nullable): a #GCancellable
+ *
+ * Returns: (transfer full): the new key, or %NULL with @error set
+ */
+KeymuxKey *
+keymux_device_generate_key_full_sync(KeymuxDevice *self,
+				     const char *algorithm,
+				     const char *label,
+				     const char *slot,
+				     const char *admin_secret,
+				     KeymuxCallFlags flags,
+				     GCancellable *cancellable,
+				     GError **error)
+{
+	g_autoptr(GVariant) reply = NULL;
+
+	g_return_val_if_fail(KEYMUX_IS_DEVICE(self), NULL);
+	g_return_val_if_fail(algorithm != NULL, NULL);
+	reply = _keymux_call_sync(G_DBUS_PROXY(self),
+				  "GenerateKey",
+				  keymux_generate_args(algorithm, label, slot, admin_secret, flags),
+				  "(o)",
+				  cancellable,
+				  error);
 	return keymux_device_key_of_reply(self, reply, error);
 }
 

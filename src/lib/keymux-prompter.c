@@ -107,7 +107,9 @@ keymux_prompt_request_get_hints(KeymuxPromptRequest *self)
  * @secret: what the user typed
  *
  * Answers the question; a second answer, or one after keymuxd withdrew
- * the question (#KeymuxPrompter::cancelled), is ignored.
+ * the question (#KeymuxPrompter::cancelled), is ignored.  A @secret that
+ * is not UTF-8 (a D-Bus string must be) answers
+ * org.keymux.Keystore1.Error.InvalidArgument instead.
  */
 void
 keymux_prompt_request_reply(KeymuxPromptRequest *self, const char *secret)
@@ -119,6 +121,13 @@ keymux_prompt_request_reply(KeymuxPromptRequest *self, const char *secret)
 	invocation = keymux_prompt_request_take_invocation(self);
 	if (invocation == NULL)
 		return;
+	if (!g_utf8_validate(secret, -1, NULL)) {
+		g_dbus_method_invocation_return_dbus_error(
+		    invocation,
+		    "org.keymux.Keystore1.Error.InvalidArgument",
+		    "the secret typed is not UTF-8");
+		return;
+	}
 	g_dbus_method_invocation_return_value(invocation, g_variant_new("(s)", secret));
 }
 
@@ -130,15 +139,32 @@ keymux_prompt_request_reply(KeymuxPromptRequest *self, const char *secret)
 void
 keymux_prompt_request_cancel(KeymuxPromptRequest *self)
 {
+	g_return_if_fail(KEYMUX_IS_PROMPT_REQUEST(self));
+	keymux_prompt_request_cancel_with_reason(self, NULL);
+}
+
+/**
+ * keymux_prompt_request_cancel_with_reason:
+ * @reason: (nullable): why, for the caller's error message, e.g.
+ *   "cancelled with Ctrl-C"; %NULL for "the user declined to give the
+ *   secret"
+ *
+ * Like keymux_prompt_request_cancel(), saying why: keymuxd's caller gets
+ * %KEYMUX_ERROR_CANCELLED with @reason in its message.
+ */
+void
+keymux_prompt_request_cancel_with_reason(KeymuxPromptRequest *self, const char *reason)
+{
 	GDBusMethodInvocation *invocation;
 
 	g_return_if_fail(KEYMUX_IS_PROMPT_REQUEST(self));
 	invocation = keymux_prompt_request_take_invocation(self);
 	if (invocation == NULL)
 		return;
-	g_dbus_method_invocation_return_dbus_error(invocation,
-						   "org.keymux.Keystore1.Error.Cancelled",
-						   "the user declined to give the secret");
+	g_dbus_method_invocation_return_dbus_error(
+	    invocation,
+	    "org.keymux.Keystore1.Error.Cancelled",
+	    reason != NULL ? reason : "the user declined to give the secret");
 }
 
 static void

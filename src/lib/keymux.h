@@ -26,9 +26,12 @@ G_BEGIN_DECLS
  *
  * Errors of the %KEYMUX_ERROR domain: the keystore's errors
  * (org.keymux.Keystore1.Error.NotFound and so on), with the same codes
- * as keymuxd's own KMX_ERROR domain.  Any other error from the bus
- * (keymuxd not running, a broken connection) is %KEYMUX_ERROR_FAILED, but
- * a #GCancellable that was cancelled gives %G_IO_ERROR_CANCELLED.
+ * as keymuxd's own KMX_ERROR domain.  Errors of the bus map to the
+ * nearest code: keymuxd not there, gone during a call (the connection
+ * closed, no reply) or an object gone is %KEYMUX_ERROR_UNAVAILABLE; access
+ * denied by the bus %KEYMUX_ERROR_DENIED; a method keymuxd does not have
+ * %KEYMUX_ERROR_NOT_SUPPORTED; anything else %KEYMUX_ERROR_FAILED.  A
+ * #GCancellable that was cancelled gives %G_IO_ERROR_CANCELLED.
  */
 typedef enum {
 	KEYMUX_ERROR_FAILED,
@@ -59,6 +62,7 @@ GQuark keymux_error_quark(void);
  *   with %KEYMUX_ERROR_LOCKED at once (the "interactive" option false)
  * @KEYMUX_CALL_FLAGS_PREHASHED: the data to sign is the digest already
  * @KEYMUX_CALL_FLAGS_EXPORTABLE: a generated key may leave its device
+ * @KEYMUX_CALL_FLAGS_REPLACE: a generated key replaces the key in its slot
  *
  * Options of an operation; each is ignored where it means nothing.
  */
@@ -67,7 +71,29 @@ typedef enum /*< flags >*/ {
 	KEYMUX_CALL_FLAGS_NO_INTERACTION = 1 << 0,
 	KEYMUX_CALL_FLAGS_PREHASHED = 1 << 1,
 	KEYMUX_CALL_FLAGS_EXPORTABLE = 1 << 2,
+	KEYMUX_CALL_FLAGS_REPLACE = 1 << 3,
 } KeymuxCallFlags;
+
+/**
+ * KeymuxClientFlags:
+ * @KEYMUX_CLIENT_FLAGS_NONE: a connection of its own to keymuxd when it
+ *   gives one, else the bus
+ * @KEYMUX_CLIENT_FLAGS_BUS_ONLY: always the bus: the client follows
+ *   keymuxd as it stops and starts again (#KeymuxClient:running), which a
+ *   peer connection, closed with keymuxd, cannot
+ * @KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE: fail with
+ *   %KEYMUX_ERROR_UNAVAILABLE when keymuxd is not on the bus and the bus
+ *   cannot start it, instead of waiting for it to appear
+ *
+ * How a client connects.  The environment variable `KEYMUX_PEER_TO_PEER`
+ * overrides the choice of connection, for tests and debugging: `0` means
+ * the bus only, `1` a connection of its own or failure (no fallback).
+ */
+typedef enum /*< flags >*/ {
+	KEYMUX_CLIENT_FLAGS_NONE = 0,
+	KEYMUX_CLIENT_FLAGS_BUS_ONLY = 1 << 0,
+	KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE = 1 << 1,
+} KeymuxClientFlags;
 
 #define KEYMUX_TYPE_DEVICE (keymux_device_get_type())
 G_DECLARE_FINAL_TYPE(KeymuxDevice, keymux_device, KEYMUX, DEVICE, GDBusProxy)
@@ -85,10 +111,22 @@ G_DECLARE_FINAL_TYPE(KeymuxPromptRequest, keymux_prompt_request, KEYMUX, PROMPT_
 void keymux_client_new(GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
 KeymuxClient *keymux_client_new_finish(GAsyncResult *result, GError **error);
 KeymuxClient *keymux_client_new_sync(GCancellable *cancellable, GError **error);
+void keymux_client_new_for_bus(GDBusConnection *bus,
+			       KeymuxClientFlags flags,
+			       GCancellable *cancellable,
+			       GAsyncReadyCallback callback,
+			       gpointer user_data);
+KeymuxClient *keymux_client_new_for_bus_finish(GAsyncResult *result, GError **error);
+KeymuxClient *keymux_client_new_for_bus_sync(GDBusConnection *bus,
+					     KeymuxClientFlags flags,
+					     GCancellable *cancellable,
+					     GError **error);
 
 GDBusConnection *keymux_client_get_connection(KeymuxClient *self);
 gboolean keymux_client_get_peer_to_peer(KeymuxClient *self);
 const char *keymux_client_get_version(KeymuxClient *self);
+GStrv keymux_client_dup_backends(KeymuxClient *self);
+gboolean keymux_client_get_running(KeymuxClient *self);
 GList *keymux_client_get_devices(KeymuxClient *self);
 GList *keymux_client_get_keys(KeymuxClient *self);
 KeymuxDevice *keymux_client_lookup_device(KeymuxClient *self, const char *id);
@@ -198,6 +236,27 @@ KeymuxKey *keymux_device_generate_key_sync(KeymuxDevice *self,
 					   KeymuxCallFlags flags,
 					   GCancellable *cancellable,
 					   GError **error);
+
+void keymux_device_generate_key_full(KeymuxDevice *self,
+				     const char *algorithm,
+				     const char *label,
+				     const char *slot,
+				     const char *admin_secret,
+				     KeymuxCallFlags flags,
+				     GCancellable *cancellable,
+				     GAsyncReadyCallback callback,
+				     gpointer user_data);
+KeymuxKey *keymux_device_generate_key_full_finish(KeymuxDevice *self,
+						  GAsyncResult *result,
+						  GError **error);
+KeymuxKey *keymux_device_generate_key_full_sync(KeymuxDevice *self,
+						const char *algorithm,
+						const char *label,
+						const char *slot,
+						const char *admin_secret,
+						KeymuxCallFlags flags,
+						GCancellable *cancellable,
+						GError **error);
 
 void keymux_device_import_key(KeymuxDevice *self,
 			      GBytes *data,
@@ -318,5 +377,6 @@ const char *keymux_prompt_request_get_message(KeymuxPromptRequest *self);
 GVariant *keymux_prompt_request_get_hints(KeymuxPromptRequest *self);
 void keymux_prompt_request_reply(KeymuxPromptRequest *self, const char *secret);
 void keymux_prompt_request_cancel(KeymuxPromptRequest *self);
+void keymux_prompt_request_cancel_with_reason(KeymuxPromptRequest *self, const char *reason);
 
 G_END_DECLS
