@@ -193,6 +193,30 @@ kmx_start_system_bus() {
 	KMX_PIDS+=("$(sed -n 2p <<<"$out")")
 }
 
+# kmx_start_bare_bus: a third private bus on which nothing is activatable
+# (no keymuxd, and none can be started); its address in KMX_BARE_ADDRESS
+kmx_start_bare_bus() {
+	local out
+	cat >"$KMX_TMP/bare.conf" <<-EOS
+	<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+	 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+	<busconfig>
+	  <type>session</type>
+	  <listen>unix:path=$KMX_TMP/bare.sock</listen>
+	  <auth>EXTERNAL</auth>
+	  <policy context="default">
+	    <allow send_destination="*" eavesdrop="true"/>
+	    <allow eavesdrop="true"/>
+	    <allow own="*"/>
+	  </policy>
+	</busconfig>
+	EOS
+	out=$(dbus-daemon --config-file="$KMX_TMP/bare.conf" --fork --nopidfile --print-address=1 --print-pid=1) ||
+		fail "cannot start a bare dbus-daemon"
+	KMX_BARE_ADDRESS=$(sed -n 1p <<<"$out")
+	KMX_PIDS+=("$(sed -n 2p <<<"$out")")
+}
+
 # kmx_name_owner_pid: the pid of the owner of $KMX_NAME, empty if it has none.
 # Asks the bus only: `busctl status` also reads /proc and the cgroup file
 # system, which a chroot may not have.

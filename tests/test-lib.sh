@@ -55,23 +55,8 @@ out=$("$KMX_TEST_LIB" async-new "$KMX_DAEMON_PID") || fail "kmx-test-lib async-n
 assert_eq "ok async-new" "$out"
 
 # ---- keymux_client_new_for_bus(): BUS_ONLY, REQUIRE_SERVICE, a given bus ----
-cat >bare.conf <<-EOS
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$KMX_TMP/bare.sock</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-EOS
-out=$(dbus-daemon --config-file="$KMX_TMP/bare.conf" --fork --nopidfile --print-address=1 --print-pid=1)
-KMX_PIDS+=("$(sed -n 2p <<<"$out")")
-out=$("$KMX_TEST_LIB" flags "$(sed -n 1p <<<"$out")") || fail "kmx-test-lib flags: $out"
+kmx_start_bare_bus
+out=$("$KMX_TEST_LIB" flags "$KMX_BARE_ADDRESS") || fail "kmx-test-lib flags: $out"
 assert_eq "ok flags" "$out"
 
 # ---- OpenConnection denied by the bus: the library falls back to it ----
