@@ -385,8 +385,16 @@ test_key_new_with_facts(void)
 	g_assert_cmpint(kmx_key_get_usage(key), ==, KMX_KEY_USAGE_SIGN); /* the type's */
 	g_assert_true(kmx_key_get_public_key(key) == spki);
 	g_assert_true(kmx_key_get_exportable(key));
-	g_object_get(key, "id", &id, "label", &label, "public-key", &got_spki, "exportable",
-		     &exportable, NULL);
+	g_object_get(key,
+		     "id",
+		     &id,
+		     "label",
+		     &label,
+		     "public-key",
+		     &got_spki,
+		     "exportable",
+		     &exportable,
+		     NULL);
 	g_assert_cmpstr(id, ==, want);
 	g_assert_cmpstr(label, ==, "mine");
 	g_assert_true(got_spki == spki);
@@ -397,7 +405,8 @@ test_key_new_with_facts(void)
 	computed = kmx_key_new_with_facts(KMX_TYPE_KEY, &no_id);
 	g_assert_cmpstr(kmx_key_get_id(computed), ==, want);
 	g_assert_null(kmx_key_get_device(computed));
-	g_assert_cmpint(kmx_key_get_usage(computed), ==,
+	g_assert_cmpint(kmx_key_get_usage(computed),
+			==,
 			kmx_key_type_get_usage(KMX_KEY_TYPE_RSA2048));
 	g_assert_false(kmx_key_get_exportable(computed));
 
