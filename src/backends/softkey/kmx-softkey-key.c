@@ -25,8 +25,8 @@ struct _KmxSoftkeyKey {
 	char *created;
 	GMutex load_mutex; /* one thread decrypts; the others wait for it */
 	GMutex file_mutex; /* serialises SetLabel and Delete, and guards deleted */
+	GMutex mutex;	   /* generation, ossl, der */
 	gboolean deleted;
-	GMutex mutex; /* everything below */
 	guint generation;
 	KmxSoftkeyOsslKey *ossl; /* the unlocked key, or */
 	KmxSecret *der;		 /* it, when the secure heap is (nearly) full */

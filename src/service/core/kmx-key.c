@@ -21,7 +21,6 @@ typedef struct {
 	gboolean exportable;
 	gboolean made_with_facts; /* the construct properties are defaults: ignored */
 	char *locator;
-	GMainContext *main_context;
 } KmxKeyPrivate;
 
 G_DEFINE_TYPE_WITH_PRIVATE(KmxKey, kmx_key, G_TYPE_OBJECT)
@@ -82,7 +81,6 @@ kmx_key_finalize(GObject *object)
 	g_free(priv->label);
 	g_clear_pointer(&priv->public_key, g_bytes_unref);
 	g_free(priv->locator);
-	g_main_context_unref(priv->main_context);
 	g_mutex_clear(&priv->mutex);
 	G_OBJECT_CLASS(kmx_key_parent_class)->finalize(object);
 }
@@ -208,7 +206,6 @@ kmx_key_init(KmxKey *self)
 
 	g_mutex_init(&priv->mutex);
 	g_weak_ref_init(&priv->device, NULL);
-	priv->main_context = g_main_context_ref_thread_default();
 	if (facts == NULL)
 		return;
 	kmx_key_pending_facts = NULL;
