@@ -117,18 +117,59 @@ kmx_key_usage_to_strv(KmxKeyUsage usage)
 	return g_strv_builder_end(b);
 }
 
+/* the usage bit of one name, @len bytes; 0 for a name we do not know */
+static KmxKeyUsage
+kmx_key_usage_from_name(const char *name, gsize len)
+{
+	static const struct {
+		const char *name;
+		KmxKeyUsage usage;
+	} names[] = {
+	    {"sign", KMX_KEY_USAGE_SIGN},
+	    {"decrypt", KMX_KEY_USAGE_DECRYPT},
+	    {"derive", KMX_KEY_USAGE_DERIVE},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+		if (strlen(names[i].name) == len && memcmp(names[i].name, name, len) == 0)
+			return names[i].usage;
+	}
+	return KMX_KEY_USAGE_NONE;
+}
+
 KmxKeyUsage
 kmx_key_usage_from_strv(const char *const *strv)
 {
 	KmxKeyUsage usage = KMX_KEY_USAGE_NONE;
 
-	for (guint i = 0; strv != NULL && strv[i] != NULL; i++) {
-		if (g_str_equal(strv[i], "sign"))
-			usage |= KMX_KEY_USAGE_SIGN;
-		else if (g_str_equal(strv[i], "decrypt"))
-			usage |= KMX_KEY_USAGE_DECRYPT;
-		else if (g_str_equal(strv[i], "derive"))
-			usage |= KMX_KEY_USAGE_DERIVE;
+	for (guint i = 0; strv != NULL && strv[i] != NULL; i++)
+		usage |= kmx_key_usage_from_name(strv[i], strlen(strv[i]));
+	return usage;
+}
+
+/**
+ * kmx_key_usage_from_list:
+ * @list: names separated by @separator, @len bytes
+ * @separator: e.g. ';'
+ *
+ * kmx_key_usage_from_strv() of g_strsplit(@list, @separator), without
+ * the copies: a soft-key store reads one such list per key at start-up.
+ */
+KmxKeyUsage
+kmx_key_usage_from_list(const char *list, gsize len, char separator)
+{
+	KmxKeyUsage usage = KMX_KEY_USAGE_NONE;
+	const char *end = list + len;
+
+	g_return_val_if_fail(list != NULL || len == 0, KMX_KEY_USAGE_NONE);
+	while (list != NULL && list <= end) {
+		const char *sep = memchr(list, separator, (gsize)(end - list));
+		const char *item_end = sep != NULL ? sep : end;
+
+		usage |= kmx_key_usage_from_name(list, (gsize)(item_end - list));
+		if (sep == NULL)
+			break;
+		list = sep + 1;
 	}
 	return usage;
 }

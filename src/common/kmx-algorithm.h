@@ -97,6 +97,7 @@ guint kmx_key_type_get_bits(KmxKeyType type);
 
 char **kmx_key_usage_to_strv(KmxKeyUsage usage);
 KmxKeyUsage kmx_key_usage_from_strv(const char *const *strv);
+KmxKeyUsage kmx_key_usage_from_list(const char *list, gsize len, char separator);
 
 KmxMechanism kmx_mechanism_from_string(KmxOperation op, const char *name);
 const char *kmx_mechanism_to_string(KmxMechanism mech);

@@ -250,6 +250,43 @@ test_algorithm_usage(void)
 	g_assert_cmpint(kmx_key_type_get_usage(KMX_KEY_TYPE_X25519), ==, KMX_KEY_USAGE_DERIVE);
 }
 
+/* a list read in place means what its g_strsplit() pieces mean */
+static void
+test_algorithm_usage_list(void)
+{
+	static const char *const lists[] = {
+	    "",
+	    "sign",
+	    "sign;",
+	    ";sign",
+	    "sign;;decrypt",
+	    ";",
+	    "signx",
+	    "sig",
+	    "Sign",
+	    "derive;decrypt;sign",
+	    "sign;unknown",
+	    "decrypt;derive",
+	    ";;;derive;",
+	    "sign decrypt",
+	    "decrypt;sign;sign",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(lists); i++) {
+		g_auto(GStrv) names = g_strsplit(lists[i], ";", -1);
+		KmxKeyUsage want = kmx_key_usage_from_strv((const char *const *)names);
+
+		g_assert_cmpint(kmx_key_usage_from_list(lists[i], strlen(lists[i]), ';'), ==, want);
+	}
+	g_assert_cmpint(kmx_key_usage_from_list("sign;decrypt;derive", 19, ';'),
+			==,
+			KMX_KEY_USAGE_SIGN | KMX_KEY_USAGE_DECRYPT | KMX_KEY_USAGE_DERIVE);
+	/* only @len bytes are read */
+	g_assert_cmpint(kmx_key_usage_from_list("sign;decrypt", 4, ';'), ==, KMX_KEY_USAGE_SIGN);
+	g_assert_cmpint(kmx_key_usage_from_list("signature", 4, ';'), ==, KMX_KEY_USAGE_SIGN);
+	g_assert_cmpint(kmx_key_usage_from_list(NULL, 0, ';'), ==, KMX_KEY_USAGE_NONE);
+}
+
 static void
 test_error_dbus_names(void)
 {
@@ -1168,6 +1205,7 @@ main(int argc, char **argv)
 			test_secret_small_ones_share_locked_memory);
 	g_test_add_func("/kmx/algorithm/names", test_algorithm_names);
 	g_test_add_func("/kmx/algorithm/usage", test_algorithm_usage);
+	g_test_add_func("/kmx/algorithm/usage-list", test_algorithm_usage_list);
 	g_test_add_func("/kmx/error/dbus-names", test_error_dbus_names);
 	g_test_add_func("/kmx/error/normalize", test_error_normalize);
 	g_test_add_func("/kmx/common/spki/rsa", test_spki_rsa);

@@ -437,7 +437,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 			self->broken_keys++;
 			continue;
 		}
-		key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, info);
+		key = kmx_softkey_key_new_take(KMX_DEVICE(self), self->dir, id, info);
 		g_hash_table_insert(self->keys,
 				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
 				    g_object_ref(key));

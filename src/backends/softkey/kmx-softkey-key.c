@@ -25,8 +25,8 @@ struct _KmxSoftkeyKey {
 	char *created;
 	GMutex load_mutex; /* one thread decrypts; the others wait for it */
 	GMutex file_mutex; /* serialises SetLabel and Delete, and guards deleted */
+	GMutex mutex;	   /* generation, ossl, der */
 	gboolean deleted;
-	GMutex mutex; /* everything below */
 	guint generation;
 	KmxSoftkeyOsslKey *ossl; /* the unlocked key, or */
 	KmxSecret *der;		 /* it, when the secure heap is (nearly) full */
@@ -59,7 +59,7 @@ kmx_softkey_key_finalize(GObject *object)
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(object);
 
 	kmx_softkey_key_drop_secrets(self);
-	g_free(self->dir);
+	g_clear_pointer(&self->dir, g_ref_string_release);
 	g_free(self->created);
 	g_mutex_clear(&self->mutex);
 	g_mutex_clear(&self->load_mutex);
@@ -397,24 +397,39 @@ kmx_softkey_key_new(KmxDevice *device,
 		    const char *id,
 		    const KmxSoftkeyKeyInfo *info)
 {
+	KmxSoftkeyKeyInfo copy = *info;
+
+	copy.label = g_strdup(info->label);
+	copy.created = g_strdup(info->created);
+	return kmx_softkey_key_new_take(device, dir, id, &copy);
+}
+
+/**
+ * kmx_softkey_key_new_take:
+ *
+ * kmx_softkey_key_new(), taking @info's label and creation time (set to
+ * %NULL) instead of copying them: the loader's, once per key.
+ */
+KmxSoftkeyKey *
+kmx_softkey_key_new_take(KmxDevice *device,
+			 const char *dir,
+			 const char *id,
+			 KmxSoftkeyKeyInfo *info)
+{
 	/* the id is given: the base class need not hash the public key again */
-	KmxSoftkeyKey *self = g_object_new(KMX_TYPE_SOFTKEY_KEY,
-					   "id",
-					   id,
-					   "device",
-					   device,
-					   "label",
-					   info->label,
-					   "key-type",
-					   (guint)info->type,
-					   "usage",
-					   (guint)info->usage,
-					   "public-key",
-					   info->spki,
-					   "exportable",
-					   info->exportable,
-					   NULL);
-	self->dir = g_strdup(dir);
-	self->created = g_strdup(info->created);
+	KmxKeyFacts facts = {
+	    .id = id,
+	    .device = device,
+	    .label = g_steal_pointer(&info->label),
+	    .key_type = info->type,
+	    .usage = info->usage,
+	    .public_key = info->spki,
+	    .exportable = info->exportable,
+	};
+	KmxSoftkeyKey *self = kmx_key_new_with_facts(KMX_TYPE_SOFTKEY_KEY, &facts);
+
+	/* every key of a store has the same directory: one string for all */
+	self->dir = g_ref_string_new_intern(dir);
+	self->created = g_steal_pointer(&info->created);
 	return self;
 }

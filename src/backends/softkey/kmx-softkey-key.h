@@ -14,6 +14,10 @@ KmxSoftkeyKey *kmx_softkey_key_new(KmxDevice *device,
 				   const char *dir,
 				   const char *id,
 				   const KmxSoftkeyKeyInfo *info);
+KmxSoftkeyKey *kmx_softkey_key_new_take(KmxDevice *device,
+					const char *dir,
+					const char *id,
+					KmxSoftkeyKeyInfo *info);
 char *kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix);
 void kmx_softkey_key_drop_secrets(KmxSoftkeyKey *self);
 

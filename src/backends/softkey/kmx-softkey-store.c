@@ -178,6 +178,32 @@ kmx_softkey_base64_decode(const char *s, gsize want_min, gsize want_max)
 	return g_steal_pointer(&bytes);
 }
 
+/* A key file's public key, read at every start for every key: strict
+ * base64 as kmx_base64_decode() takes it (the alphabet, '=' padding to a
+ * multiple of four, nothing else), decoded by GLib in place, in the
+ * field's own buffer, then copied once into the bytes.  GLib's decoder
+ * skips what is not base64, so the text is checked first. */
+static GBytes *
+kmx_softkey_base64_decode_field(char *s, gsize want_min, gsize want_max)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	gsize len, n, pad = 0;
+
+	if (s == NULL)
+		return NULL;
+	len = strlen(s);
+	n = strspn(s, alphabet);
+	while (n + pad < len && s[n + pad] == '=')
+		pad++;
+	if (len == 0 || len % 4 != 0 || n + pad != len || pad > 2)
+		return NULL;
+	g_base64_decode_inplace(s, &len);
+	if (len < want_min || len > want_max)
+		return NULL;
+	return g_bytes_new(s, len);
+}
+
 void
 kmx_softkey_store_info_free(KmxSoftkeyStoreInfo *info)
 {
@@ -677,10 +703,8 @@ kmx_softkey_key_info_read_plain(const char *contents, gsize len, KmxSoftkeyInfoF
 		p = nl + 1;
 	}
 	/* no escapes: the list is the items between the ';' */
-	if (f->usage != NULL) {
-		g_auto(GStrv) names = g_strsplit(f->usage, ";", -1);
-		f->usage_bits = kmx_key_usage_from_strv((const char *const *)names);
-	}
+	if (f->usage != NULL)
+		f->usage_bits = kmx_key_usage_from_list(f->usage, strlen(f->usage), ';');
 	/* the numbers and booleans as keymux writes them; other spellings
 	 * GKeyFile accepts ("01", "1" for true) are left to it */
 	return g_strcmp0(f->version, "1") == 0 &&
@@ -766,7 +790,7 @@ kmx_softkey_key_info_parse_with(const char *contents,
 	info->type = kmx_key_type_from_string(f.algorithm);
 	if (info->type == KMX_KEY_TYPE_UNKNOWN)
 		return kmx_softkey_key_info_invalid(error, path, "unknown algorithm");
-	info->spki = kmx_softkey_base64_decode(f.public_key, 32, 4096);
+	info->spki = kmx_softkey_base64_decode_field(f.public_key, 32, 4096);
 	if (info->spki == NULL)
 		return kmx_softkey_key_info_invalid(error, path, "bad public key");
 	if (!kmx_softkey_id_matches(info->spki, id))

@@ -2142,6 +2142,80 @@ test_many_keys(Fixture *f, gconstpointer data)
 	g_assert_cmpuint(details_u(f->device, "key-count"), ==, n);
 }
 
+/* the public key of an .info is strict base64: what kmx_base64_decode()
+ * refuses is a damaged file, whichever reader reads it */
+static void
+test_info_public_key(void)
+{
+	static const char *const bad[] = {
+	    "",	  /* none */
+	    "-_", /* base64url */
+	    " ",  /* white space inside */
+	    "\t",
+	    "=", /* padding inside */
+	    "A", /* not a multiple of four */
+	    "AAA",
+	    "A===", /* too much padding */
+	    "*",
+	    "\xc3\xa9", /* UTF-8, not base64 */
+	};
+	static const gsize sizes[] = {44, 45, 46, 294};
+
+	for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		g_autofree guint8 *spki = g_malloc(sizes[i]);
+		g_autoptr(GBytes) bytes = NULL;
+		g_autofree char *id = NULL;
+		g_autofree char *b64 = NULL;
+
+		for (gsize j = 0; j < sizes[i]; j++)
+			spki[j] = (guint8)g_random_int();
+		bytes = g_bytes_new(spki, sizes[i]);
+		id = kmx_key_compute_id(bytes);
+		b64 = g_base64_encode(spki, sizes[i]);
+		for (gboolean plain = FALSE; plain <= TRUE; plain++) {
+			g_autofree char *text = g_strdup_printf(
+			    "[key]\nversion=1\nlabel=x\nalgorithm=ed25519\nusage=sign;\n"
+			    "public-key=%s\ncreated=2025-01-01T00:00:00Z\nexportable=false\n",
+			    b64);
+			g_autoptr(KmxSoftkeyKeyInfo) info = NULL;
+			g_autoptr(GError) error = NULL;
+
+			info = kmx_softkey_key_info_parse_with(text,
+							       strlen(text),
+							       "k.info",
+							       id,
+							       plain,
+							       &error);
+			g_assert_no_error(error);
+			g_assert_true(g_bytes_equal(info->spki, bytes));
+			for (guint k = 0; k < G_N_ELEMENTS(bad); k++) {
+				g_autoptr(KmxSoftkeyKeyInfo) bad_info = NULL;
+				g_autofree char *spoilt = NULL;
+				g_autofree char *bad_text = NULL;
+				gsize at = strlen(b64) / 2;
+
+				/* the bad text in the middle of the good one, and alone */
+				spoilt =
+				    g_strdup_printf("%.*s%s%s", (int)at, b64, bad[k], b64 + at);
+				bad_text = g_strdup_printf("[key]\nversion=1\nalgorithm=ed25519\n"
+							   "public-key=%s\n",
+							   k == 0 ? "" : spoilt);
+				bad_info = kmx_softkey_key_info_parse_with(bad_text,
+									   strlen(bad_text),
+									   "k.info",
+									   id,
+									   plain,
+									   &error);
+				g_assert_null(bad_info);
+				g_assert_error(error, KMX_ERROR, KMX_ERROR_FAILED);
+				g_assert_nonnull(
+				    strstr(error->message, "k.info is damaged: bad public key"));
+				g_clear_error(&error);
+			}
+		}
+	}
+}
+
 static void
 add(const char *name, void (*fn)(Fixture *, gconstpointer))
 {
@@ -2181,5 +2255,6 @@ main(int argc, char **argv)
 	add("/kmx/softkey/recovery", test_recovery);
 	add("/kmx/softkey/scaling", test_scaling);
 	add("/kmx/softkey/many-keys", test_many_keys);
+	g_test_add_func("/kmx/softkey/info-public-key", test_info_public_key);
 	return g_test_run();
 }

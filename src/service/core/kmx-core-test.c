@@ -348,6 +348,78 @@ test_device_key_label_changed(void)
 	g_assert_cmpuint(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dev), "calls")), ==, 1);
 }
 
+/* a key made from its facts is the key g_object_new() with the same
+ * properties makes: the construct properties' defaults do not undo them */
+static void
+test_key_new_with_facts(void)
+{
+	g_autoptr(KmxDevice)
+	    dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
+	g_autofree char *want = g_compute_checksum_for_bytes(G_CHECKSUM_SHA256, spki);
+	g_autofree char *upper = g_ascii_strup(want, -1);
+	g_autofree char *label = NULL;
+	g_autofree char *id = NULL;
+	g_autoptr(GBytes) got_spki = NULL;
+	g_autoptr(KmxKey) key = NULL;
+	g_autoptr(KmxKey) computed = NULL;
+	g_autoptr(KmxKey) plain = NULL;
+	gboolean exportable = FALSE;
+	KmxKeyFacts facts = {
+	    .id = upper,
+	    .device = dev,
+	    .label = g_strdup("mine"),
+	    .key_type = KMX_KEY_TYPE_ED25519,
+	    .public_key = spki,
+	    .exportable = TRUE,
+	};
+	KmxKeyFacts no_id = {.public_key = spki, .key_type = KMX_KEY_TYPE_RSA2048};
+	KmxKey *last = NULL;
+
+	g_signal_connect(dev, "key-label-changed", G_CALLBACK(count_label_changed), &last);
+	key = kmx_key_new_with_facts(KMX_TYPE_KEY, &facts);
+	g_assert_null(facts.label); /* taken */
+	g_assert_cmpstr(kmx_key_get_id(key), ==, want);
+	g_assert_true(kmx_key_get_device(key) == dev);
+	g_assert_cmpint(kmx_key_get_key_type(key), ==, KMX_KEY_TYPE_ED25519);
+	g_assert_cmpint(kmx_key_get_usage(key), ==, KMX_KEY_USAGE_SIGN); /* the type's */
+	g_assert_true(kmx_key_get_public_key(key) == spki);
+	g_assert_true(kmx_key_get_exportable(key));
+	g_object_get(key,
+		     "id",
+		     &id,
+		     "label",
+		     &label,
+		     "public-key",
+		     &got_spki,
+		     "exportable",
+		     &exportable,
+		     NULL);
+	g_assert_cmpstr(id, ==, want);
+	g_assert_cmpstr(label, ==, "mine");
+	g_assert_true(got_spki == spki);
+	g_assert_true(exportable);
+	g_assert_null(g_object_get_data(G_OBJECT(dev), "calls")); /* made, not changed */
+
+	/* no id given: it is the public key's, as with properties */
+	computed = kmx_key_new_with_facts(KMX_TYPE_KEY, &no_id);
+	g_assert_cmpstr(kmx_key_get_id(computed), ==, want);
+	g_assert_null(kmx_key_get_device(computed));
+	g_assert_cmpint(kmx_key_get_usage(computed),
+			==,
+			kmx_key_type_get_usage(KMX_KEY_TYPE_RSA2048));
+	g_assert_false(kmx_key_get_exportable(computed));
+
+	/* the facts are used once: the next key made with properties has its own */
+	plain = g_object_new(KMX_TYPE_KEY, "public-key", spki, "label", "other", NULL);
+	g_assert_cmpstr(kmx_key_get_id(plain), ==, want);
+	g_assert_null(kmx_key_get_device(plain));
+	g_assert_false(kmx_key_get_exportable(plain));
+	g_clear_pointer(&label, g_free);
+	label = kmx_key_dup_label(plain);
+	g_assert_cmpstr(label, ==, "other");
+}
+
 static gpointer
 report_key_removed_thread(gpointer data)
 {
@@ -604,6 +676,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/device/flags-from-thread", test_device_flags_from_thread);
 	g_test_add_func("/kmx/device/keys", test_device_keys);
 	g_test_add_func("/kmx/device/key-label-changed", test_device_key_label_changed);
+	g_test_add_func("/kmx/key/new-with-facts", test_key_new_with_facts);
 	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);

@@ -67,6 +67,32 @@ struct _KmxKeyClass {
 
 char *kmx_key_compute_id(GBytes *spki);
 
+/**
+ * KmxKeyFacts:
+ * @id: the key id, lowercase hex, already checked against @public_key
+ * @device: (nullable): the device
+ * @label: (transfer full) (nullable): the label, taken by the key
+ * @key_type: the type
+ * @usage: what the key may do; 0 for what its type allows
+ * @public_key: the DER SubjectPublicKeyInfo (a reference is taken)
+ * @exportable: whether the private key may leave the device
+ *
+ * The public facts of a key a backend makes many of (a soft-key store
+ * loading 10,000 keys): kmx_key_new_with_facts() sets them without the
+ * property machinery of g_object_new().
+ */
+typedef struct {
+	const char *id;
+	KmxDevice *device;
+	char *label;
+	KmxKeyType key_type;
+	KmxKeyUsage usage;
+	GBytes *public_key;
+	gboolean exportable;
+} KmxKeyFacts;
+
+gpointer kmx_key_new_with_facts(GType type, KmxKeyFacts *facts);
+
 const char *kmx_key_get_id(KmxKey *self);
 KmxDevice *kmx_key_get_device(KmxKey *self);
 char *kmx_key_dup_label(KmxKey *self);
