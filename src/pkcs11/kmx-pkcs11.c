@@ -2385,7 +2385,7 @@ kmx_p11_gen_attribute(KmxP11GenTemplate *gen, CK_OBJECT_CLASS klass, const CK_AT
 	case CKA_TRUSTED:
 		if (private_)
 			return CKR_ATTRIBUTE_TYPE_INVALID;
-		/* fall through */
+		G_GNUC_FALLTHROUGH;
 	case CKA_MODIFIABLE:
 	case CKA_COPYABLE:
 	case CKA_DESTROYABLE:
