@@ -182,22 +182,8 @@ kmx_cli_connect(KmxCli *cli, gboolean need_daemon, GError **error)
 	    cli->bus,
 	    need_daemon ? KEYMUX_CLIENT_FLAGS_REQUIRE_SERVICE : KEYMUX_CLIENT_FLAGS_BUS_ONLY,
 	    NULL,
-	    &error_local);
-	if (cli->client != NULL)
-		return TRUE;
-	/* nothing provides the name: say how to start it */
-	if (g_error_matches(error_local, KEYMUX_ERROR, KEYMUX_ERROR_UNAVAILABLE) &&
-	    g_str_has_prefix(error_local->message, "keymuxd is not running")) {
-		g_set_error(error,
-			    KEYMUX_ERROR,
-			    KEYMUX_ERROR_UNAVAILABLE,
-			    "%s (start it with 'systemctl --user start keymuxd', or check %s)",
-			    error_local->message,
-			    cli->address != NULL ? "--address" : "DBUS_SESSION_BUS_ADDRESS");
-		return FALSE;
-	}
-	g_propagate_error(error, g_steal_pointer(&error_local));
-	return FALSE;
+	    error);
+	return cli->client != NULL;
 }
 
 static int

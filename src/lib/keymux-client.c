@@ -166,7 +166,9 @@ keymux_error_map_service(GError **error)
 	    g_error_matches(e, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)) {
 		out = g_error_new(KEYMUX_ERROR,
 				  KEYMUX_ERROR_UNAVAILABLE,
-				  "keymuxd is not running: nothing owns %s on the bus",
+				  "keymuxd is not running: nothing owns %s on the bus (start it "
+				  "with 'systemctl --user start keymuxd', or check that this is "
+				  "the bus it runs on)",
 				  KEYMUX_DBUS_NAME);
 	} else {
 		if (g_dbus_error_is_remote_error(e))
