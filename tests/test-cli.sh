@@ -208,6 +208,15 @@ ENC=$(K import --passphrase-fd 3 enc.pem 3<<<"file-pw")
 assert_eq "$want" "$ENC" "import of an encrypted PKCS#8"
 printf 'garbage' >garbage.pem
 assert_exit 2 K import garbage.pem </dev/null
+# what cannot be a key file is refused before it is read to the end
+assert_exit 3 K import no-such-file.pem </dev/null
+assert_exit 2 timeout 60 "$KEYMUXCTL" import /dev/zero
+assert_contains "$(cat last.err)" "not a regular file"
+head -c 1100000 /dev/zero >huge.pem
+assert_exit 2 K import huge.pem </dev/null
+assert_contains "$(cat last.err)" "too large"
+assert_exit 2 K import - <huge.pem
+assert_contains "$(cat last.err)" "too large"
 
 # ---- lookups: prefixes, labels, ambiguity, unknown keys ----
 assert_contains "$(K info "${ED:0:8}")" "$ED"

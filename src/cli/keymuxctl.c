@@ -533,9 +533,13 @@ kmx_cli_exit_code(const GError *error)
 	}
 	if (error->domain == G_OPTION_ERROR)
 		return KMX_CLI_EXIT_USAGE;
-	if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+	if (g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
 		return KMX_CLI_EXIT_NOT_FOUND;
+	/* data that cannot be a key: not a file, too large, unparsable */
 	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_REGULAR_FILE) ||
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE) ||
 	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))
 		return KMX_CLI_EXIT_USAGE;
 	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))

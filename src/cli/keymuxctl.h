@@ -31,6 +31,8 @@ typedef enum {
 
 #define KMX_CLI_DEFAULT_DEVICE "softkey:login"
 #define KMX_CLI_MIN_PREFIX     4
+/* a private key file: more is not a key */
+#define KMX_CLI_SECRET_FILE_MAX (1024 * 1024)
 
 typedef struct {
 	char *address;	      /* --address, or NULL for the session bus */

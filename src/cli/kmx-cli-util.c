@@ -54,22 +54,31 @@ kmx_cli_read_file(const char *path, GError **error)
  * kmx_cli_read_secret_file:
  * @path: (nullable): a file, or "-" or %NULL for stdin
  *
- * Reads a file that holds a secret, e.g. a private key, and wipes the
- * intermediate copy.
+ * Reads a file that holds a secret, e.g. a private key, straight into
+ * secret memory, at most KMX_CLI_SECRET_FILE_MAX bytes (a device file or
+ * an endless stdin is refused, not read until memory runs out).
  *
  * Returns: (transfer full): the content
  */
 KmxSecret *
 kmx_cli_read_secret_file(const char *path, GError **error)
 {
-	GBytes *bytes = kmx_cli_read_file(path, error);
-	gsize len = 0;
-	guint8 *data;
+	g_autoptr(GInputStream) in = NULL;
+	g_autoptr(GFile) file = NULL;
+	KmxSecret *data;
 
-	if (bytes == NULL)
-		return NULL;
-	data = g_bytes_unref_to_data(bytes, &len);
-	return kmx_secret_new_take(data, len, g_free);
+	if (path != NULL && g_strcmp0(path, "-") != 0) {
+		file = g_file_new_for_path(path);
+		data = kmx_secret_read_file(file, KMX_CLI_SECRET_FILE_MAX, NULL, error);
+		if (data == NULL)
+			g_prefix_error(error, "cannot read %s: ", path);
+		return data;
+	}
+	in = g_unix_input_stream_new(STDIN_FILENO, FALSE);
+	data = kmx_secret_read_stream(in, KMX_CLI_SECRET_FILE_MAX, NULL, error);
+	if (data == NULL)
+		g_prefix_error(error, "cannot read stdin: ");
+	return data;
 }
 
 /**

@@ -423,3 +423,127 @@ kmx_secret_to_bytes(KmxSecret *self)
 					  (GDestroyNotify)kmx_secret_unref,
 					  kmx_secret_ref(self));
 }
+
+/**
+ * kmx_secret_read_stream:
+ * @in: what holds a secret (a private key file, stdin)
+ * @max: the most bytes to take
+ *
+ * Reads @in to its end straight into secret memory: every buffer it grows
+ * through is a #KmxSecret, wiped when left behind.  More than @max bytes
+ * is %G_IO_ERROR_MESSAGE_TOO_LARGE, found without reading further.
+ *
+ * Returns: (transfer full): the content, or %NULL with @error set
+ */
+KmxSecret *
+kmx_secret_read_stream(GInputStream *in, gsize max, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(KmxSecret) buf = kmx_secret_new(MIN(max + 1, 4096));
+	gsize n = 0;
+
+	g_return_val_if_fail(max < G_MAXSIZE / 2, NULL);
+	for (;;) {
+		gssize got;
+
+		if (n == kmx_secret_get_length(buf)) {
+			KmxSecret *bigger;
+
+			if (n > max)
+				break;
+			bigger = kmx_secret_new(MIN(2 * n, max + 1));
+			memcpy(kmx_secret_get_data(bigger), kmx_secret_get_data(buf), n);
+			kmx_secret_unref(buf);
+			buf = bigger;
+		}
+		got = g_input_stream_read(in,
+					  kmx_secret_get_data(buf) + n,
+					  kmx_secret_get_length(buf) - n,
+					  cancellable,
+					  error);
+		if (got < 0)
+			return NULL;
+		if (got == 0)
+			break;
+		n += (gsize)got;
+	}
+	if (n > max) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_MESSAGE_TOO_LARGE,
+			    "more than %" G_GSIZE_FORMAT " bytes: too large to be a key",
+			    max);
+		return NULL;
+	}
+	kmx_secret_truncate(buf, n);
+	return g_steal_pointer(&buf);
+}
+
+/**
+ * kmx_secret_read_file:
+ * @file: a regular file that holds a secret
+ * @max: the largest size taken
+ *
+ * kmx_secret_read_stream() of a regular file of 1 to @max bytes, read no
+ * further than the size it had when asked: a device file, a FIFO, an empty
+ * or a larger file is refused, not read forever, and one that grew while
+ * it was read is an error.
+ *
+ * Returns: (transfer full): the content, or %NULL with @error set
+ */
+KmxSecret *
+kmx_secret_read_file(GFile *file, gsize max, GCancellable *cancellable, GError **error)
+{
+	g_autoptr(GFileInfo) info = NULL;
+	g_autoptr(GFileInputStream) in = NULL;
+	g_autoptr(GError) error_local = NULL;
+	KmxSecret *data;
+	goffset size;
+
+	info = g_file_query_info(file,
+				 G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
+				 G_FILE_QUERY_INFO_NONE,
+				 cancellable,
+				 error);
+	if (info == NULL)
+		return NULL;
+	if (g_file_info_get_file_type(info) != G_FILE_TYPE_REGULAR) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_NOT_REGULAR_FILE,
+			    "it is not a regular file");
+		return NULL;
+	}
+	size = g_file_info_get_size(info);
+	if (size <= 0 || (guint64)size > max) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_DATA,
+			    size <= 0 ? "the file is empty" : "the file is too large to be a key");
+		return NULL;
+	}
+	in = g_file_read(file, cancellable, error);
+	if (in == NULL)
+		return NULL;
+	data = kmx_secret_read_stream(G_INPUT_STREAM(in), (gsize)size, cancellable, &error_local);
+	if (data == NULL &&
+	    g_error_matches(error_local, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE)) {
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_DATA,
+			    "the file changed while it was read");
+		return NULL;
+	}
+	if (data == NULL) {
+		g_propagate_error(error, g_steal_pointer(&error_local));
+		return NULL;
+	}
+	if (kmx_secret_is_empty(data)) {
+		kmx_secret_unref(data);
+		g_set_error(error,
+			    G_IO_ERROR,
+			    G_IO_ERROR_INVALID_DATA,
+			    "the file changed while it was read");
+		return NULL;
+	}
+	return data;
+}

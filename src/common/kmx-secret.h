@@ -2,7 +2,7 @@
 /* keymux: secrets in locked, non-dumpable memory that wipe themselves */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -24,6 +24,12 @@ gboolean kmx_secret_is_empty(const KmxSecret *self);
 void kmx_secret_truncate(KmxSecret *self, gsize len);
 gboolean kmx_secret_equal(const KmxSecret *a, const KmxSecret *b);
 GBytes *kmx_secret_to_bytes(KmxSecret *self) G_GNUC_WARN_UNUSED_RESULT;
+KmxSecret *kmx_secret_read_stream(GInputStream *in,
+				  gsize max,
+				  GCancellable *cancellable,
+				  GError **error) G_GNUC_WARN_UNUSED_RESULT;
+KmxSecret *kmx_secret_read_file(GFile *file, gsize max, GCancellable *cancellable, GError **error)
+    G_GNUC_WARN_UNUSED_RESULT;
 
 void kmx_secure_zero(void *data, gsize len);
 gboolean kmx_secure_memory_is_locked(void);

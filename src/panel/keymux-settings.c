@@ -1067,71 +1067,20 @@ import_ask(Import *im, const char *problem)
 	gtk_widget_grab_focus(label);
 }
 
-/* in a worker thread: the file's bytes straight into locked memory, read
- * no further than the size it had when asked (a device file, a file that
- * grows, a FIFO are refused, not read forever) */
+/* in a worker thread: the file's bytes straight into locked memory, a
+ * device file, a FIFO or a file that grows refused, not read forever */
 static void
 import_read(GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
-	GFile *file = source;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GFileInfo) info = NULL;
-	g_autoptr(GFileInputStream) in = NULL;
-	g_autoptr(KmxSecret) data = NULL;
-	goffset size;
-	gsize n = 0;
+	GError *error = NULL;
+	KmxSecret *data =
+	    kmx_secret_read_file(G_FILE(source), KMX_PANEL_IMPORT_MAX, cancellable, &error);
 
 	(void)task_data;
-	info = g_file_query_info(file,
-				 G_FILE_ATTRIBUTE_STANDARD_TYPE "," G_FILE_ATTRIBUTE_STANDARD_SIZE,
-				 G_FILE_QUERY_INFO_NONE,
-				 cancellable,
-				 &error);
-	if (info == NULL) {
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	size = g_file_info_get_size(info);
-	if (g_file_info_get_file_type(info) != G_FILE_TYPE_REGULAR) {
-		g_task_return_new_error(task,
-					G_IO_ERROR,
-					G_IO_ERROR_NOT_REGULAR_FILE,
-					"it is not a regular file");
-		return;
-	}
-	if (size <= 0 || size > KMX_PANEL_IMPORT_MAX) {
-		g_task_return_new_error(task,
-					G_IO_ERROR,
-					G_IO_ERROR_INVALID_DATA,
-					size <= 0 ? "the file is empty"
-						  : "the file is too large to be a key");
-		return;
-	}
-	in = g_file_read(file, cancellable, &error);
-	if (in == NULL) {
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	/* one byte more than the size: a file that grew meanwhile shows */
-	data = kmx_secret_new((gsize)size + 1);
-	if (!g_input_stream_read_all(G_INPUT_STREAM(in),
-				     kmx_secret_get_data(data),
-				     (gsize)size + 1,
-				     &n,
-				     cancellable,
-				     &error)) {
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	if (n == 0 || n > (gsize)size) {
-		g_task_return_new_error(task,
-					G_IO_ERROR,
-					G_IO_ERROR_INVALID_DATA,
-					"the file changed while it was read");
-		return;
-	}
-	kmx_secret_truncate(data, n);
-	g_task_return_pointer(task, g_steal_pointer(&data), (GDestroyNotify)kmx_secret_unref);
+	if (data == NULL)
+		g_task_return_error(task, error);
+	else
+		g_task_return_pointer(task, data, (GDestroyNotify)kmx_secret_unref);
 }
 
 static void
