@@ -200,36 +200,6 @@ kmx_softkey_device_load_store_info(KmxSoftkeyDevice *self, gboolean has_keys)
 	return TRUE;
 }
 
-/* make one of the store's files private, counting what was changed; the
- * first file that cannot be changed is kept in @error */
-static void
-kmx_softkey_device_fix_mode(KmxSoftkeyDevice *self,
-			    int dir_fd,
-			    const char *name,
-			    guint *n_fixed,
-			    char **first_fixed,
-			    GError **error)
-{
-	g_autoptr(GError) error_local = NULL;
-	guint old_mode = 0;
-
-	if (!kmx_softkey_store_fix_mode(dir_fd,
-					self->dir,
-					name,
-					g_str_equal(name, "."),
-					&old_mode,
-					&error_local)) {
-		if (*error == NULL)
-			g_propagate_error(error, g_steal_pointer(&error_local));
-		return;
-	}
-	if (old_mode == 0)
-		return;
-	g_debug("store %s: %s was mode %04o, made private", self->name, name, old_mode);
-	if ((*n_fixed)++ == 0)
-		*first_fixed = g_strdup_printf("%s was %04o", name, old_mode);
-}
-
 /* a .pem whose .info is missing: its .info rebuilt from the key itself,
  * with what only the lost .info knew (label, creation time, exportable)
  * set to defaults */
@@ -338,12 +308,219 @@ kmx_softkey_device_recover_keys(KmxSoftkeyDevice *self, GHashTable *pems, GPtrAr
 	}
 }
 
+/* ---- loading ------------------------------------------------------------ */
+
+/* a store this large or larger is read by several threads at start-up */
+#define KMX_SOFTKEY_LOAD_PARALLEL_MIN 256
+#define KMX_SOFTKEY_LOAD_THREADS_MAX  4
+
+/* the modes made private by one loading thread, for the summary */
+typedef struct {
+	guint n_fixed;
+	char *first_fixed; /* the first of them, "<name> was <mode>" */
+	GError *error;	   /* the first that cannot be made private */
+} KmxSoftkeyModeFix;
+
+static void
+kmx_softkey_mode_fix_add(KmxSoftkeyModeFix *fix,
+			 KmxSoftkeyDevice *self,
+			 const char *name,
+			 gboolean ok,
+			 guint old_mode,
+			 GError *error)
+{
+	if (!ok) {
+		if (fix->error == NULL)
+			fix->error = error;
+		else
+			g_error_free(error);
+		return;
+	}
+	if (old_mode == 0)
+		return;
+	g_debug("store %s: %s was mode %04o, made private", self->name, name, old_mode);
+	if (fix->n_fixed++ == 0)
+		fix->first_fixed = g_strdup_printf("%s was %04o", name, old_mode);
+}
+
+/* what follows @fix in the order of the files joins @fix */
+static void
+kmx_softkey_mode_fix_merge(KmxSoftkeyModeFix *fix, KmxSoftkeyModeFix *next)
+{
+	if (fix->n_fixed == 0)
+		fix->first_fixed = g_steal_pointer(&next->first_fixed);
+	fix->n_fixed += next->n_fixed;
+	if (fix->error == NULL)
+		fix->error = g_steal_pointer(&next->error);
+	g_free(next->first_fixed);
+	g_clear_error(&next->error);
+}
+
+/* make one of the store's files private, by name */
+static void
+kmx_softkey_device_fix_mode(KmxSoftkeyDevice *self,
+			    int dir_fd,
+			    const char *name,
+			    KmxSoftkeyModeFix *fix)
+{
+	GError *error = NULL;
+	guint old_mode = 0;
+	gboolean ok = kmx_softkey_store_fix_mode(dir_fd,
+						 self->dir,
+						 name,
+						 g_str_equal(name, "."),
+						 &old_mode,
+						 &error);
+
+	kmx_softkey_mode_fix_add(fix, self, name, ok, old_mode, error);
+}
+
+/* one thread's share of the start-up: files [begin, end) of @names */
+typedef struct {
+	KmxSoftkeyDevice *self;
+	int dir_fd;
+	GPtrArray *names;     /* "<id>.pem" (made private) and "<id>.info" (read too) */
+	KmxSoftkeyKey **keys; /* a key per .info read, else NULL; shared, by index */
+	guint begin;
+	guint end;
+	KmxSoftkeyModeFix fix; /* this share's */
+	guint broken_keys;     /* this share's */
+} KmxSoftkeyLoadShare;
+
+/* an <id>.info whose <id>.pem is there: opened once, made private through
+ * the open file, read, and its key made */
+static KmxSoftkeyKey *
+kmx_softkey_device_load_key(KmxSoftkeyLoadShare *share, const char *name)
+{
+	KmxSoftkeyDevice *self = share->self;
+	g_autofree char *path = g_build_filename(self->dir, name, NULL);
+	g_autoptr(KmxSoftkeyKeyInfo) info = NULL;
+	g_autoptr(GError) error = NULL;
+	GError *mode_error = NULL;
+	guint old_mode = 0;
+	char id[65];
+	struct stat st;
+	int fd;
+
+	memcpy(id, name, 64);
+	id[64] = '\0';
+	/* O_NONBLOCK: a FIFO planted under the name must not stall start-up */
+	fd = openat(share->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		int errsv = errno;
+		g_set_error(&error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot open %s: %s",
+			    path,
+			    g_strerror(errsv));
+	} else if (fstat(fd, &st) != 0) {
+		int errsv = errno;
+		g_set_error(&error,
+			    KMX_ERROR,
+			    KMX_ERROR_FAILED,
+			    "cannot read %s: %s",
+			    path,
+			    g_strerror(errsv));
+	} else {
+		gboolean ok =
+		    kmx_softkey_store_fix_mode_fd(fd, &st, self->dir, name, &old_mode, &mode_error);
+
+		kmx_softkey_mode_fix_add(&share->fix, self, name, ok, old_mode, mode_error);
+		info = kmx_softkey_key_info_read(fd, &st, path, id, &error);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (info == NULL) {
+		g_warning("ignoring a key of store %s: %s", self->name, error->message);
+		share->broken_keys++;
+		return NULL;
+	}
+	return kmx_softkey_key_new_take(KMX_DEVICE(self), self->dir, id, info);
+}
+
+static gpointer
+kmx_softkey_device_load_share(gpointer data)
+{
+	KmxSoftkeyLoadShare *share = data;
+
+	for (guint i = share->begin; i < share->end; i++) {
+		const char *name = g_ptr_array_index(share->names, i);
+
+		if (g_str_has_suffix(name, ".info"))
+			share->keys[i] = kmx_softkey_device_load_key(share, name);
+		else
+			kmx_softkey_device_fix_mode(share->self, share->dir_fd, name, &share->fix);
+	}
+	return NULL;
+}
+
+/* the key files in @names, read by up to one thread per core: with 10,000
+ * keys this is most of keymuxd's start-up (a path walk, an open, a read
+ * and a SHA-256 per key), and no file depends on another.  The keys come
+ * back in the order of @names, and the modes' summary is the one a single
+ * pass would give */
+static void
+kmx_softkey_device_load_files(KmxSoftkeyDevice *self,
+			      int dir_fd,
+			      GPtrArray *names,
+			      GPtrArray *keys,
+			      KmxSoftkeyModeFix *fix)
+{
+	guint n_threads = MIN((guint)g_get_num_processors(), KMX_SOFTKEY_LOAD_THREADS_MAX);
+	g_autofree KmxSoftkeyKey **loaded = g_new0(KmxSoftkeyKey *, MAX(names->len, 1));
+	g_autofree KmxSoftkeyLoadShare *shares = NULL;
+	g_autofree GThread **threads = NULL;
+
+	if (names->len < KMX_SOFTKEY_LOAD_PARALLEL_MIN || n_threads < 2)
+		n_threads = 1;
+	shares = g_new0(KmxSoftkeyLoadShare, n_threads);
+	threads = g_new0(GThread *, n_threads);
+	for (guint t = 0; t < n_threads; t++) {
+		KmxSoftkeyLoadShare *share = &shares[t];
+
+		share->self = self;
+		share->dir_fd = dir_fd;
+		share->names = names;
+		share->keys = loaded;
+		share->begin = (guint)((guint64)names->len * t / n_threads);
+		share->end = (guint)((guint64)names->len * (t + 1) / n_threads);
+		/* the first share is this thread's own */
+		if (t > 0) {
+			g_autoptr(GError) error = NULL;
+
+			threads[t] = g_thread_try_new("kmx-load",
+						      kmx_softkey_device_load_share,
+						      share,
+						      &error);
+			if (threads[t] == NULL)
+				g_debug("loading on fewer threads: %s", error->message);
+		}
+	}
+	for (guint t = 0; t < n_threads; t++) {
+		/* a thread that could not start: its share is read here */
+		if (t == 0 || threads[t] == NULL)
+			kmx_softkey_device_load_share(&shares[t]);
+	}
+	for (guint t = 0; t < n_threads; t++) {
+		if (threads[t] != NULL)
+			g_thread_join(threads[t]);
+		kmx_softkey_mode_fix_merge(fix, &shares[t].fix);
+		self->broken_keys += shares[t].broken_keys;
+	}
+	for (guint i = 0; i < names->len; i++) {
+		if (loaded[i] != NULL)
+			g_ptr_array_add(keys, loaded[i]);
+	}
+}
+
 /**
  * kmx_softkey_device_load:
  * @unsafe: (nullable): why the store must not be used, found by the
  *   backend (a parent directory others can change)
  *
- * Scans the store directory on the main thread at start-up: makes the
+ * Scans the store directory on the main thread at start-up (the key files
+ * themselves are read by several threads when there are many): makes the
  * store's files private, reads store.info and every <id>.info, decrypts
  * nothing, tidies what a crash may have left, and never stops on a bad
  * file.  A store whose files others may read or change, and keymux cannot
@@ -357,11 +534,12 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
 	g_autoptr(GHashTable) pems = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GError) mode_error = NULL;
 	g_autoptr(GDir) dir = g_dir_open(self->dir, 0, &error);
-	g_autofree char *first_fixed = NULL;
-	guint n_fixed = 0;
+	KmxSoftkeyModeFix fix = {0};
+	gboolean has_store_info = FALSE;
+	gboolean has_key_files;
 	const char *name;
 	int dir_fd;
 
@@ -377,7 +555,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 		kmx_softkey_device_set_broken(self, why);
 		return g_steal_pointer(&keys);
 	}
-	kmx_softkey_device_fix_mode(self, dir_fd, ".", &n_fixed, &first_fixed, &mode_error);
+	kmx_softkey_device_fix_mode(self, dir_fd, ".", &fix);
 	while ((name = g_dir_read_name(dir)) != NULL) {
 		gsize len = strlen(name);
 		if (kmx_softkey_device_is_temp_file(name, len)) {
@@ -391,59 +569,53 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 		if (len == 68 && g_str_has_suffix(name, ".pem") &&
 		    kmx_softkey_device_is_key_id(name, 64)) {
 			g_hash_table_add(pems, g_strndup(name, 64));
+			g_ptr_array_add(names, g_strdup(name));
 		} else if (len == 69 && g_str_has_suffix(name, ".info") &&
 			   kmx_softkey_device_is_key_id(name, 64)) {
-			g_ptr_array_add(infos, g_strndup(name, 64));
-		} else if (!g_str_equal(name, KMX_SOFTKEY_STORE_INFO)) {
-			continue;
+			g_ptr_array_add(infos, g_strdup(name));
+		} else if (g_str_equal(name, KMX_SOFTKEY_STORE_INFO)) {
+			has_store_info = TRUE;
 		}
-		kmx_softkey_device_fix_mode(self,
-					    dir_fd,
-					    name,
-					    &n_fixed,
-					    &first_fixed,
-					    &mode_error);
 	}
-	if (n_fixed > 0)
-		g_warning("soft-key store %s: other users could read or change %u of its files "
-			  "(%s); they are private now (0600, 0700)",
-			  self->name,
-			  n_fixed,
-			  first_fixed);
-	if (unsafe != NULL || mode_error != NULL)
-		kmx_softkey_device_set_broken(self, unsafe != NULL ? unsafe : mode_error->message);
-	else if (!kmx_softkey_device_load_store_info(self, g_hash_table_size(pems) > 0))
-		g_debug("listing the keys of the unavailable store %s anyway", self->name);
-
+	has_key_files = g_hash_table_size(pems) > 0;
+	if (has_store_info)
+		kmx_softkey_device_fix_mode(self, dir_fd, KMX_SOFTKEY_STORE_INFO, &fix);
+	/* an .info is read when its key material is there */
 	for (guint i = 0; i < infos->len; i++) {
-		const char *id = g_ptr_array_index(infos, i);
-		g_autofree char *path = kmx_softkey_device_path(self, id, ".info");
-		g_autoptr(KmxSoftkeyKeyInfo) info = NULL;
-		g_autoptr(GError) error_local = NULL;
-		KmxSoftkeyKey *key;
+		char *info_name = g_ptr_array_index(infos, i);
+		g_autofree char *id = g_strndup(info_name, 64);
 
 		if (!g_hash_table_remove(pems, id)) {
 			/* the key material is gone: a deletion was interrupted */
+			g_autofree char *path = g_build_filename(self->dir, info_name, NULL);
 			g_message("removing %s: its key file was deleted", path);
 			if (g_unlink(path) != 0)
 				g_warning("cannot remove %s: %s", path, g_strerror(errno));
 			continue;
 		}
-		info = kmx_softkey_key_info_load(dir_fd, path, id, &error_local);
-		if (info == NULL) {
-			g_warning("ignoring a key of store %s: %s",
-				  self->name,
-				  error_local->message);
-			self->broken_keys++;
-			continue;
-		}
-		key = kmx_softkey_key_new_take(KMX_DEVICE(self), self->dir, id, info);
+		g_ptr_array_add(names, g_steal_pointer(&infos->pdata[i]));
+	}
+	kmx_softkey_device_load_files(self, dir_fd, names, keys, &fix);
+	close(dir_fd);
+	if (fix.n_fixed > 0)
+		g_warning("soft-key store %s: other users could read or change %u of its files "
+			  "(%s); they are private now (0600, 0700)",
+			  self->name,
+			  fix.n_fixed,
+			  fix.first_fixed);
+	if (unsafe != NULL || fix.error != NULL)
+		kmx_softkey_device_set_broken(self, unsafe != NULL ? unsafe : fix.error->message);
+	else if (!kmx_softkey_device_load_store_info(self, has_key_files))
+		g_debug("listing the keys of the unavailable store %s anyway", self->name);
+	g_free(fix.first_fixed);
+	g_clear_error(&fix.error);
+	for (guint i = 0; i < keys->len; i++) {
+		KmxSoftkeyKey *key = g_ptr_array_index(keys, i);
+
 		g_hash_table_insert(self->keys,
 				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
 				    g_object_ref(key));
-		g_ptr_array_add(keys, key);
 	}
-	close(dir_fd);
 	/* what is left are .pem files without .info (see the top of the file):
 	 * never removed, rebuilt when they can be */
 	if (g_hash_table_size(pems) > 0)

@@ -86,6 +86,14 @@ kmx_softkey_read_secret_file(const char *path, GError **error)
 	return g_steal_pointer(&buf);
 }
 
+static gboolean kmx_softkey_store_fix_mode_stat(int dir_fd,
+						int fd,
+						const struct stat *st,
+						const char *dir,
+						const char *name,
+						guint *old_mode,
+						GError **error);
+
 /**
  * kmx_softkey_store_fix_mode:
  * @dir_fd: a directory, or %AT_FDCWD
@@ -112,12 +120,49 @@ kmx_softkey_store_fix_mode(int dir_fd,
 			   GError **error)
 {
 	struct stat st;
-	mode_t want;
 
 	*old_mode = 0;
 	/* gone or unreadable: the reader of the file reports it */
 	if (fstatat(dir_fd, name, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) != 0)
 		return TRUE;
+	return kmx_softkey_store_fix_mode_stat(dir_fd, -1, &st, dir, name, old_mode, error);
+}
+
+/**
+ * kmx_softkey_store_fix_mode_fd:
+ * @fd: a file of the store, open
+ * @st: what fstat() says of @fd
+ * @dir: the store directory, for messages
+ * @name: the name of @fd in @dir, for messages
+ * @old_mode: (out): the mode it had when it was changed, else 0
+ *
+ * kmx_softkey_store_fix_mode() for a file the caller has open already:
+ * no second walk of its path (the loader does this for every key)
+ */
+gboolean
+kmx_softkey_store_fix_mode_fd(int fd,
+			      const struct stat *st,
+			      const char *dir,
+			      const char *name,
+			      guint *old_mode,
+			      GError **error)
+{
+	*old_mode = 0;
+	return kmx_softkey_store_fix_mode_stat(AT_FDCWD, fd, st, dir, name, old_mode, error);
+}
+
+static gboolean
+kmx_softkey_store_fix_mode_stat(int dir_fd,
+				int fd,
+				const struct stat *st_in,
+				const char *dir,
+				const char *name,
+				guint *old_mode,
+				GError **error)
+{
+	const struct stat st = *st_in;
+	mode_t want;
+
 	if (S_ISDIR(st.st_mode))
 		want = 0700;
 	else if (S_ISREG(st.st_mode))
@@ -126,7 +171,7 @@ kmx_softkey_store_fix_mode(int dir_fd,
 		return TRUE;
 	if ((st.st_mode & 0077) == 0)
 		return TRUE;
-	if (fchmodat(dir_fd, name, want, 0) != 0) {
+	if ((fd >= 0 ? fchmod(fd, want) : fchmodat(dir_fd, name, want, 0)) != 0) {
 		int errsv = errno;
 		g_autofree char *path = dir == NULL ? g_strdup(name)
 					: g_str_equal(name, ".")
@@ -566,47 +611,42 @@ kmx_softkey_key_info_invalid(GError **error, const char *path, const char *why)
 }
 
 /**
- * kmx_softkey_key_info_load:
- * @path: an <id>.info
+ * kmx_softkey_key_info_read:
+ * @fd: an <id>.info, open
+ * @st: what fstat() says of @fd
+ * @path: its path, for messages
  * @id: the id its name says it has
  *
  * Reads the public facts of a key, checking that the public key there has
  * the id of the file name.  This runs for every key at start-up: keep it
- * to one small read and a hash.
+ * to one small read (the size is known) and a hash.
  */
 KmxSoftkeyKeyInfo *
-kmx_softkey_key_info_load(int dir_fd, const char *path, const char *id, GError **error)
+kmx_softkey_key_info_read(int fd,
+			  const struct stat *st,
+			  const char *path,
+			  const char *id,
+			  GError **error)
 {
 	char contents[KMX_SOFTKEY_KEY_INFO_MAX_SIZE + 1];
-	const char *name = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
 	gsize len = 0;
-	int fd;
 
-	/* openat() on the store directory and one read into the stack: with
-	 * 10,000 keys the path walks, fstat() and mallocs of
-	 * g_file_get_contents() are a good part of the start-up time */
-	fd = dir_fd >= 0 ? openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-			 : open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		int errsv = errno;
-		g_set_error(error,
-			    KMX_ERROR,
-			    KMX_ERROR_FAILED,
-			    "cannot open %s: %s",
-			    path,
-			    g_strerror(errsv));
-		return NULL;
-	}
-	while (len < sizeof(contents)) {
-		ssize_t n = read(fd, contents + len, sizeof(contents) - len);
+	if (!S_ISREG(st->st_mode))
+		return kmx_softkey_key_info_invalid(error, path, "not a regular file");
+	if (st->st_size <= 0 || st->st_size > KMX_SOFTKEY_KEY_INFO_MAX_SIZE)
+		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
+	/* .info files are replaced by rename, never written in place: what
+	 * fstat() saw is the whole file.  A shorter read is parsed as it is
+	 * (and found damaged) */
+	while (len < (gsize)st->st_size) {
+		ssize_t n = read(fd, contents + len, (gsize)st->st_size - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		len += (gsize)n;
 	}
-	close(fd);
-	if (len == 0 || len >= sizeof(contents))
+	if (len == 0)
 		return kmx_softkey_key_info_invalid(error, path, "empty or too large");
 	contents[len] = '\0';
 	return kmx_softkey_key_info_parse(contents, len, path, id, error);

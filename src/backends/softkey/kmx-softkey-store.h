@@ -2,6 +2,8 @@
 /* keymux: the soft-key files (store.info, <id>.info, <id>.pem), read and written */
 #pragma once
 
+#include <sys/stat.h>
+
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -72,7 +74,8 @@ typedef struct {
 } KmxSoftkeyKeyInfo;
 
 void kmx_softkey_key_info_free(KmxSoftkeyKeyInfo *info);
-KmxSoftkeyKeyInfo *kmx_softkey_key_info_load(int dir_fd,
+KmxSoftkeyKeyInfo *kmx_softkey_key_info_read(int fd,
+					     const struct stat *st,
 					     const char *path,
 					     const char *id,
 					     GError **error);
@@ -95,6 +98,12 @@ gboolean kmx_softkey_store_fix_mode(int dir_fd,
 				    gboolean follow,
 				    guint *old_mode,
 				    GError **error);
+gboolean kmx_softkey_store_fix_mode_fd(int fd,
+				       const struct stat *st,
+				       const char *dir,
+				       const char *name,
+				       guint *old_mode,
+				       GError **error);
 
 KmxSecret *kmx_softkey_file_key_new(GError **error);
 KmxSecret *kmx_softkey_file_key_to_passphrase(KmxSecret *file_key);

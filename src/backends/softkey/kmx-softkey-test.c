@@ -2087,52 +2087,54 @@ test_scaling(Fixture *f, gconstpointer data)
 	}
 }
 
+/* a key of public data only, as .info and a .pem start-up never reads;
+ * written plainly: fsync'ing thousands of files only slows the test.
+ * Returns its id */
+static char *
+write_bulk_key(const char *store, const char *fake_pem)
+{
+	guint8 spki[44];
+	g_autoptr(GBytes) b = NULL;
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree char *id = NULL;
+	g_autofree char *base = NULL;
+	g_autofree char *p = NULL;
+	g_autofree char *txt = NULL;
+	g_autofree char *b64 = NULL;
+
+	for (guint j = 0; j < sizeof(spki); j++)
+		spki[j] = (guint8)g_random_int();
+	b = g_bytes_new(spki, sizeof(spki));
+	id = kmx_key_compute_id(b);
+	base = g_build_filename(store, id, NULL);
+	b64 = g_base64_encode(spki, sizeof(spki));
+	g_key_file_set_integer(kf, "key", "version", 1);
+	g_key_file_set_string(kf, "key", "label", "bulk");
+	g_key_file_set_string(kf, "key", "algorithm", "ed25519");
+	g_key_file_set_string(kf, "key", "usage", "sign;");
+	g_key_file_set_string(kf, "key", "public-key", b64);
+	g_key_file_set_string(kf, "key", "created", "2025-01-01T00:00:00Z");
+	g_key_file_set_boolean(kf, "key", "exportable", FALSE);
+	txt = g_key_file_to_data(kf, NULL, NULL);
+	p = g_strconcat(base, ".info", NULL);
+	g_assert_true(g_file_set_contents(p, txt, -1, NULL));
+	g_free(p);
+	p = g_strconcat(base, ".pem", NULL);
+	g_assert_true(g_file_set_contents(p, fake_pem, -1, NULL));
+	return g_steal_pointer(&id);
+}
+
 static void
 test_many_keys(Fixture *f, gconstpointer data)
 {
 	guint n = g_test_slow() ? 10000 : 2000;
 	g_autofree char *store = store_path(f, "login", "");
-	g_autoptr(GBytes) fake_pem = g_bytes_new_static("not decrypted at start\n", 23);
 	gint64 t0;
 	double ms;
 
 	/* public data only: start-up must not touch the .pem files */
-	for (guint i = 0; i < n; i++) {
-		guint8 spki[44];
-		g_autoptr(GBytes) b = NULL;
-		g_autofree char *id = NULL;
-		g_autofree char *base = NULL;
-		g_autofree char *p = NULL;
-		KmxSoftkeyKeyInfo info = {.label = (char *)"bulk",
-					  .type = KMX_KEY_TYPE_ED25519,
-					  .usage = KMX_KEY_USAGE_SIGN,
-					  .created = (char *)"2025-01-01T00:00:00Z"};
-		for (guint j = 0; j < sizeof(spki); j++)
-			spki[j] = (guint8)g_random_int();
-		b = g_bytes_new(spki, sizeof(spki));
-		id = kmx_key_compute_id(b);
-		info.spki = b;
-		base = g_build_filename(store, id, NULL);
-		p = g_strconcat(base, ".info", NULL);
-		/* plain writes: fsync'ing 10,000 files only slows the test */
-		{
-			g_autoptr(GKeyFile) kf = g_key_file_new();
-			g_autofree char *txt = NULL;
-			g_autofree char *b64 = g_base64_encode(spki, sizeof(spki));
-			g_key_file_set_integer(kf, "key", "version", 1);
-			g_key_file_set_string(kf, "key", "label", info.label);
-			g_key_file_set_string(kf, "key", "algorithm", "ed25519");
-			g_key_file_set_string(kf, "key", "usage", "sign;");
-			g_key_file_set_string(kf, "key", "public-key", b64);
-			g_key_file_set_string(kf, "key", "created", info.created);
-			g_key_file_set_boolean(kf, "key", "exportable", FALSE);
-			txt = g_key_file_to_data(kf, NULL, NULL);
-			g_assert_true(g_file_set_contents(p, txt, -1, NULL));
-		}
-		g_free(p);
-		p = g_strconcat(base, ".pem", NULL);
-		write_bytes(p, fake_pem);
-	}
+	for (guint i = 0; i < n; i++)
+		g_free(write_bulk_key(store, "not decrypted at start\n"));
 	fixture_stop(f);
 	t0 = g_get_monotonic_time();
 	fixture_start(f);
@@ -2140,6 +2142,85 @@ test_many_keys(Fixture *f, gconstpointer data)
 	g_test_message("backend start with %u keys: %.1f ms", n, ms);
 	g_assert_cmpuint(kmx_device_get_keys(f->device)->len, ==, n);
 	g_assert_cmpuint(details_u(f->device, "key-count"), ==, n);
+}
+
+static guint
+file_mode(const char *path)
+{
+	struct stat st;
+
+	g_assert_cmpint(lstat(path, &st), ==, 0);
+	return st.st_mode & 07777;
+}
+
+/* a large store is read by several threads: every kind of damage, spread
+ * over the store, still gives exactly what one reader would */
+static void
+test_many_keys_damaged(Fixture *f, gconstpointer data)
+{
+	const guint n = 1200;
+	g_autofree char *store = store_path(f, "login", "");
+	g_autoptr(GHashTable) want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GPtrArray) loose = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+	GPtrArray *keys;
+	guint broken = 0;
+	guint handler;
+
+	for (guint i = 0; i < n; i++) {
+		g_autofree char *id = write_bulk_key(store, "not decrypted at start\n");
+		g_autofree char *base = g_build_filename(store, id, NULL);
+		g_autofree char *info = g_strconcat(base, ".info", NULL);
+		g_autofree char *pem = g_strconcat(base, ".pem", NULL);
+
+		switch (i % 100) {
+		case 7: /* a damaged .info: the key is ignored, counted */
+			g_assert_true(g_file_set_contents(info, "[key]\nversion=1\n", -1, NULL));
+			broken++;
+			break;
+		case 19: /* an .info that is a FIFO: no reader may wait on it */
+			g_assert_cmpint(g_unlink(info), ==, 0);
+			g_assert_cmpint(mkfifo(info, 0600), ==, 0);
+			broken++;
+			break;
+		case 31: /* an empty .info */
+			g_assert_true(g_file_set_contents(info, "", 0, NULL));
+			broken++;
+			break;
+		case 43: /* key files others may read: made private, key kept */
+			g_assert_cmpint(chmod(info, 0644), ==, 0);
+			g_assert_cmpint(chmod(pem, 0640), ==, 0);
+			g_ptr_array_add(loose, g_strdup(info));
+			g_ptr_array_add(loose, g_strdup(pem));
+			g_hash_table_add(want, g_steal_pointer(&id));
+			break;
+		case 59: /* no key material: an interrupted deletion, removed */
+			g_assert_cmpint(g_unlink(pem), ==, 0);
+			g_ptr_array_add(gone, g_strdup(info));
+			break;
+		default:
+			g_hash_table_add(want, g_steal_pointer(&id));
+		}
+	}
+	fixture_stop(f);
+	handler = expect_warnings_begin();
+	fixture_start(f);
+	/* a warning per broken key, one for the modes made private */
+	g_assert_cmpint(expect_warnings_end(handler), ==, broken + 1);
+
+	keys = kmx_device_get_keys(f->device);
+	g_assert_cmpuint(keys->len, ==, g_hash_table_size(want));
+	for (guint i = 0; i < keys->len; i++)
+		g_assert_true(
+		    g_hash_table_remove(want, kmx_key_get_id(g_ptr_array_index(keys, i))));
+	g_assert_cmpuint(g_hash_table_size(want), ==, 0);
+	g_assert_cmpuint(details_u(f->device, "key-count"), ==, keys->len);
+	g_assert_cmpuint(details_u(f->device, "broken-keys"), ==, broken);
+	g_assert_true(kmx_device_is_available(f->device));
+	for (guint i = 0; i < loose->len; i++)
+		g_assert_cmpuint(file_mode(g_ptr_array_index(loose, i)), ==, 0600);
+	for (guint i = 0; i < gone->len; i++)
+		g_assert_false(g_file_test(g_ptr_array_index(gone, i), G_FILE_TEST_EXISTS));
 }
 
 /* the public key of an .info is strict base64: what kmx_base64_decode()
@@ -2255,6 +2336,7 @@ main(int argc, char **argv)
 	add("/kmx/softkey/recovery", test_recovery);
 	add("/kmx/softkey/scaling", test_scaling);
 	add("/kmx/softkey/many-keys", test_many_keys);
+	add("/kmx/softkey/many-keys-damaged", test_many_keys_damaged);
 	g_test_add_func("/kmx/softkey/info-public-key", test_info_public_key);
 	return g_test_run();
 }
