@@ -532,8 +532,10 @@ GPtrArray *
 kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 {
 	g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_object_unref);
-	g_autoptr(GHashTable) pems = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GHashTable)
+	    pems = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GPtrArray) infos = g_ptr_array_new_with_free_func(g_free);
+	g_autoptr(GPtrArray) pem_names = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GDir) dir = g_dir_open(self->dir, 0, &error);
@@ -569,7 +571,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 		if (len == 68 && g_str_has_suffix(name, ".pem") &&
 		    kmx_softkey_device_is_key_id(name, 64)) {
 			g_hash_table_add(pems, g_strndup(name, 64));
-			g_ptr_array_add(names, g_strdup(name));
+			g_ptr_array_add(pem_names, g_strdup(name));
 		} else if (len == 69 && g_str_has_suffix(name, ".info") &&
 			   kmx_softkey_device_is_key_id(name, 64)) {
 			g_ptr_array_add(infos, g_strdup(name));
@@ -580,7 +582,9 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 	has_key_files = g_hash_table_size(pems) > 0;
 	if (has_store_info)
 		kmx_softkey_device_fix_mode(self, dir_fd, KMX_SOFTKEY_STORE_INFO, &fix);
-	/* an .info is read when its key material is there */
+	/* an .info is read when its key material is there; each is followed
+	 * by its .pem, so that any run of the list is as much work as another
+	 * of the same length */
 	for (guint i = 0; i < infos->len; i++) {
 		char *info_name = g_ptr_array_index(infos, i);
 		g_autofree char *id = g_strndup(info_name, 64);
@@ -594,6 +598,15 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 			continue;
 		}
 		g_ptr_array_add(names, g_steal_pointer(&infos->pdata[i]));
+		g_ptr_array_add(names, g_strconcat(id, ".pem", NULL));
+	}
+	/* and the .pem files without .info, made private too */
+	for (guint i = 0; i < pem_names->len; i++) {
+		char *pem_name = g_ptr_array_index(pem_names, i);
+		g_autofree char *id = g_strndup(pem_name, 64);
+
+		if (g_hash_table_contains(pems, id))
+			g_ptr_array_add(names, g_steal_pointer(&pem_names->pdata[i]));
 	}
 	kmx_softkey_device_load_files(self, dir_fd, names, keys, &fix);
 	close(dir_fd);
@@ -1132,8 +1145,8 @@ kmx_softkey_device_init(KmxSoftkeyDevice *self)
 {
 	g_mutex_init(&self->mutex);
 	g_mutex_init(&self->secret_mutex);
-	self->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_object_unref);
-	self->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	self->keys = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, NULL, g_object_unref);
+	self->pending = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, g_free, NULL);
 }
 
 /**

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "kmx-context.h"
@@ -348,6 +349,45 @@ test_device_key_label_changed(void)
 	g_assert_cmpuint(GPOINTER_TO_UINT(g_object_get_data(G_OBJECT(dev), "calls")), ==, 1);
 }
 
+/* the key-id hash: the same for the same string wherever it lives, any
+ * string hashes (short ones, ones as long as a word), and ids spread */
+static void
+test_key_id_hash(void)
+{
+	g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+	g_autoptr(GHashTable)
+	    table = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, g_free, NULL);
+	const char *shorts[] = {"", "a", "0123456789abcdef", "0123456789abcdef0123456789abcde"};
+	const guint n = 20000;
+
+	for (guint i = 0; i < G_N_ELEMENTS(shorts); i++) {
+		g_autofree char *copy = g_strdup(shorts[i]);
+		g_assert_cmpuint(kmx_key_id_hash(shorts[i]), ==, kmx_key_id_hash(copy));
+		g_assert_cmpuint(kmx_key_id_hash(shorts[i]), ==, g_str_hash(shorts[i]));
+	}
+	for (guint i = 0; i < n; i++) {
+		guint8 spki[8];
+		g_autoptr(GBytes) b = NULL;
+		g_autofree char *id = NULL;
+		g_autofree char *copy = NULL;
+
+		memcpy(spki, &i, sizeof(i));
+		memset(spki + sizeof(i), 0x5a, sizeof(spki) - sizeof(i));
+		b = g_bytes_new(spki, sizeof(spki));
+		id = kmx_key_compute_id(b);
+		copy = g_strdup(id);
+		g_assert_cmpuint(kmx_key_id_hash(id), ==, kmx_key_id_hash(copy));
+		/* only the first 32 characters count, so the rest may differ */
+		copy[40] = copy[40] == 'a' ? 'b' : 'a';
+		g_assert_cmpuint(kmx_key_id_hash(id), ==, kmx_key_id_hash(copy));
+		g_hash_table_add(seen, GUINT_TO_POINTER(kmx_key_id_hash(id)));
+		g_assert_true(g_hash_table_insert(table, g_steal_pointer(&id), NULL));
+	}
+	/* 20,000 random 32-bit values: a few collisions at most */
+	g_assert_cmpuint(g_hash_table_size(seen), >=, n - 20);
+	g_assert_cmpuint(g_hash_table_size(table), ==, n);
+}
+
 /* a key made from its facts is the key g_object_new() with the same
  * properties makes: the construct properties' defaults do not undo them */
 static void
@@ -677,6 +717,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/device/keys", test_device_keys);
 	g_test_add_func("/kmx/device/key-label-changed", test_device_key_label_changed);
 	g_test_add_func("/kmx/key/new-with-facts", test_key_new_with_facts);
+	g_test_add_func("/kmx/key/id-hash", test_key_id_hash);
 	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);

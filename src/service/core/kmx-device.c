@@ -248,7 +248,7 @@ kmx_device_init(KmxDevice *self)
 	priv->admin_retries = -1;
 	priv->flags = KMX_DEVICE_FLAG_AVAILABLE;
 	priv->keys = g_ptr_array_new_with_free_func(g_object_unref);
-	priv->keys_by_id = g_hash_table_new(g_str_hash, g_str_equal);
+	priv->keys_by_id = g_hash_table_new(kmx_key_id_hash, g_str_equal);
 	priv->main_context = g_main_context_ref_thread_default();
 	priv->details = g_variant_ref_sink(g_variant_new("a{sv}", NULL));
 }

@@ -66,6 +66,7 @@ struct _KmxKeyClass {
 };
 
 char *kmx_key_compute_id(GBytes *spki);
+guint kmx_key_id_hash(gconstpointer id);
 
 /**
  * KmxKeyFacts:
