@@ -54,7 +54,10 @@ import time
 
 import pyatspi
 
-WAIT = float(os.environ.get("KMX_PANEL_WAIT", "30"))
+# how long a widget may take to appear before the step fails: a guard
+# against a hang, not a speed check (a wrong password's key derivation on
+# a loaded machine took most of 30 s)
+WAIT = float(os.environ.get("KMX_PANEL_WAIT", "60"))
 APP = "keymux-settings"
 
 
