@@ -14,6 +14,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "kmx-error.h"
 #include "kmx-gcr-prompter.h"
 #include "kmx-module.h"
