@@ -9,7 +9,9 @@ cd "$top"
 
 scripts/deps.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build src/service/keymuxd src/cli/keymuxctl >/dev/null
+ninja -C build src/service/keymuxd src/cli/keymuxctl modules >/dev/null
+# the libraries rare operations need come from the build's modules
+export KMX_MODULE_DIR=$top/build/src/modules
 # which keys it serves, and a warning when a keymuxd already serves them
 scripts/data-dir.sh
 

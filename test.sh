@@ -46,6 +46,10 @@ for f in libexec/keymuxd bin/keymuxctl share/dbus-1/services/org.keymux.Keystore
 	share/icons/hicolor/scalable/apps/org.keymux.Settings.svg share/icons/hicolor/symbolic/apps/org.keymux.Settings-symbolic.svg; do
 	[ -e "$destdir/usr/local/$f" ] || { echo "keymux: meson install did not install $f" >&2; exit 1; }
 done
+for m in keymux-ssh keymux-gcr keymux-secret; do
+	[ -n "$(find "$destdir/usr/local" -path "*/keymux/$m.so")" ] ||
+		{ echo "keymux: meson install did not install the module $m" >&2; exit 1; }
+done
 grep -q '^SystemdService=keymuxd.service' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"
 grep -q '^Exec=/usr/local/libexec/keymuxd' "$destdir/usr/local/share/dbus-1/services/org.keymux.Keystore1.service"
 echo "keymux: all tests passed in $builddir"

@@ -20,6 +20,15 @@ man1=$(find "$dest" -path '*/man1/keymuxctl.1')
 [ -n "$man8" ] && [ -n "$man1" ] || fail "the man pages are not installed (build with go-md2man, -Dman=enabled)"
 completion=$(find "$dest" -path '*/bash-completion/completions/keymuxctl')
 [ -n "$completion" ] || fail "no bash completion installed"
+# the private modules, in the directory the installed keymuxd loads them from
+installed_keymuxd=$(find "$dest" -name keymuxd -type f)
+for m in keymux-ssh keymux-gcr keymux-secret; do
+	module=$(find "$dest" -path "*/keymux/$m.so")
+	[ -n "$module" ] || fail "the module $m is not installed"
+	moduledir=$(dirname "${module#"$dest"}")
+	grep -qaF "$moduledir" "$installed_keymuxd" ||
+		fail "the installed keymuxd does not look for its modules in $moduledir"
+done
 
 # ---- the man pages render, with their sections ----
 for page in "$man8" "$man1"; do

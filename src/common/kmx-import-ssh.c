@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* keymux: the only libssh user: passphrase-protected OpenSSH keys
+/* keymux: passphrase-protected OpenSSH keys, through libssh
  *
  * An "openssh-key-v1" file with a passphrase derives its key with
  * bcrypt-pbkdf, which neither gnutls nor libcrypto has.  libssh decrypts
  * it and writes the key out again without a passphrase (an unencrypted
  * OpenSSH key for Ed25519, a PKCS#8 PEM for ECDSA with libssh 0.10), which
- * the import parser then reads like any key it is given.
+ * the import parser then reads like any key it is given.  libssh and its
+ * Kerberos chain are loaded only here, on first use, from the keymux-ssh
+ * module (src/modules/kmx-module-ssh.c).
  *
  * The caller has checked the container (cipher, kdf options, one key), so
  * libssh only sees files it decrypts safely; libssh 0.10 crashes on the
@@ -15,59 +17,15 @@
 
 #include <string.h>
 
-#include <libssh/callbacks.h>
-#include <libssh/libssh.h>
-#include <openssl/err.h>
-
 #include "kmx-error.h"
 #include "kmx-import-ssh.h"
+#include "kmx-module.h"
 
-G_DEFINE_AUTO_CLEANUP_FREE_FUNC(ssh_key, ssh_key_free, NULL)
-
-static void
-kmx_import_ssh_drop_log(int priority, const char *function, const char *buffer, void *userdata)
-{
-}
-
-/* at its trace level libssh prints the passphrase: it must log nothing.
- * its log level and callback are per thread, so they are set on the
- * calling pool thread before each use */
-static void
-kmx_import_ssh_prepare(void)
-{
-	static gsize initialised = 0;
-
-	if (g_once_init_enter(&initialised)) {
-		/* libssh initialises itself when loaded; this only counts a user */
-		ssh_init();
-		g_once_init_leave(&initialised, 1);
-	}
-	ssh_set_log_callback(kmx_import_ssh_drop_log);
-	ssh_set_log_level(SSH_LOG_NOLOG);
-}
-
-static gboolean
-kmx_import_ssh_type_supported(enum ssh_keytypes_e type)
-{
-	return type == SSH_KEYTYPE_ED25519 || type == SSH_KEYTYPE_RSA ||
-	       type == SSH_KEYTYPE_ECDSA_P256 || type == SSH_KEYTYPE_ECDSA_P384;
-}
-
-/* the decrypted key must be the one the file names in clear: the key id is
- * computed from the private key, and a user checks the public one */
-static gboolean
-kmx_import_ssh_public_matches(ssh_key key, const guint8 *public_blob, gsize public_len)
-{
-	g_autofree char *want = g_base64_encode(public_blob, public_len);
-	char *have = NULL;
-	gboolean same;
-
-	if (ssh_pki_export_pubkey_base64(key, &have) != SSH_OK || have == NULL)
-		return FALSE;
-	same = strcmp(have, want) == 0;
-	ssh_string_free_char(have);
-	return same;
-}
+static KmxModule kmx_import_ssh_module = {
+    .name = "keymux-ssh",
+    .symbol = "kmx_module_ssh_get",
+    .needs = "importing a passphrase-protected OpenSSH key needs libssh (package libssh-4)",
+};
 
 /**
  * kmx_import_ssh_decrypt:
@@ -79,7 +37,7 @@ kmx_import_ssh_public_matches(ssh_key key, const guint8 *public_blob, gsize publ
  * Returns: (transfer full): the same key without a passphrase, as PEM text
  * (OpenSSH or PKCS#8), NUL-terminated in secret memory; or %NULL with
  * %KMX_ERROR_BAD_SECRET (wrong passphrase), %KMX_ERROR_INVALID_ARGUMENT or
- * %KMX_ERROR_NOT_SUPPORTED
+ * %KMX_ERROR_NOT_SUPPORTED (also when libssh cannot be loaded)
  */
 KmxSecret *
 kmx_import_ssh_decrypt(KmxSecret *text,
@@ -88,25 +46,28 @@ kmx_import_ssh_decrypt(KmxSecret *text,
 		       gsize public_len,
 		       GError **error)
 {
-	g_auto(ssh_key) key = NULL;
+	const KmxModuleSsh *ssh;
+	g_autofree char *public_b64 = NULL;
+	const char *type_name = NULL;
 	KmxSecret *plain = NULL;
-	enum ssh_keytypes_e type;
-	char *out = NULL;
-	int rc;
+	char *pem = NULL;
 
 	g_return_val_if_fail(!kmx_secret_is_empty(passphrase), NULL);
 
-	kmx_import_ssh_prepare();
-	/* with a passphrase and no callback libssh never prompts; the text
-	 * starts with the OpenSSH header, so it never reaches libcrypto's PEM
-	 * reader, which would */
-	rc = ssh_pki_import_privkey_base64(kmx_secret_get_string(text),
-					   kmx_secret_get_string(passphrase),
-					   NULL,
-					   NULL,
-					   &key);
-	ERR_clear_error();
-	if (rc != SSH_OK || key == NULL) {
+	ssh = kmx_module_load(&kmx_import_ssh_module, error);
+	if (ssh == NULL)
+		return NULL;
+	public_b64 = g_base64_encode(public_blob, public_len);
+	switch (ssh->decrypt(kmx_secret_get_string(text),
+			     kmx_secret_get_string(passphrase),
+			     public_b64,
+			     &type_name,
+			     &pem)) {
+	case KMX_MODULE_SSH_OK:
+		plain = kmx_secret_new_from_string(pem);
+		ssh->free_pem(pem);
+		return plain;
+	case KMX_MODULE_SSH_BAD_PASSPHRASE:
 		/* the container was checked, so what fails is the check of the
 		 * decrypted bytes: a wrong passphrase, as ssh-keygen says too */
 		g_set_error_literal(error,
@@ -114,19 +75,16 @@ kmx_import_ssh_decrypt(KmxSecret *text,
 				    KMX_ERROR_BAD_SECRET,
 				    "wrong passphrase for the OpenSSH key");
 		return NULL;
-	}
-	type = ssh_key_type(key);
-	if (!kmx_import_ssh_type_supported(type)) {
+	case KMX_MODULE_SSH_UNSUPPORTED_TYPE:
 		g_set_error(
 		    error,
 		    KMX_ERROR,
 		    KMX_ERROR_NOT_SUPPORTED,
 		    "OpenSSH keys of type %s are not supported: use ssh-ed25519, ssh-rsa or "
 		    "ecdsa-sha2-nistp256/384",
-		    ssh_key_type_to_char(type) != NULL ? ssh_key_type_to_char(type) : "?");
+		    type_name != NULL ? type_name : "?");
 		return NULL;
-	}
-	if (!kmx_import_ssh_public_matches(key, public_blob, public_len)) {
+	case KMX_MODULE_SSH_MISMATCH:
 		g_set_error_literal(
 		    error,
 		    KMX_ERROR,
@@ -134,16 +92,8 @@ kmx_import_ssh_decrypt(KmxSecret *text,
 		    "cannot read the key (the OpenSSH private key does not match its "
 		    "public key)");
 		return NULL;
-	}
-	rc = ssh_pki_export_privkey_base64(key, NULL, NULL, NULL, &out);
-	ERR_clear_error();
-	if (out != NULL) {
-		if (rc == SSH_OK)
-			plain = kmx_secret_new_from_string(out);
-		kmx_secure_zero(out, strlen(out));
-		ssh_string_free_char(out);
-	}
-	if (plain == NULL) {
+	case KMX_MODULE_SSH_CANNOT_EXPORT:
+	default:
 		/* libssh 0.10 with OpenSSL 3 keeps no CRT values for an RSA key
 		 * read from an OpenSSH file and cannot write it out again */
 		g_set_error_literal(
@@ -155,5 +105,4 @@ kmx_import_ssh_decrypt(KmxSecret *text,
 		    "(encrypted PKCS#8) and import that with its passphrase");
 		return NULL;
 	}
-	return plain;
 }

@@ -4,64 +4,26 @@
  * When a person ticks "remember" in the desktop's prompt, keymuxd keeps the
  * device's secret in the login keyring through libsecret (the Secret
  * Service on the session bus): schema org.keymux.Keystore1.Secret, one
- * attribute, "device", the device id.  The secret travels as a binary
- * SecretValue, which libsecret keeps in its own locked memory; our copy is
- * a KmxSecret.  Nothing here logs a secret.
+ * attribute, "device", the device id.  libsecret is loaded on first use,
+ * from the keymux-secret module (src/modules/kmx-module-secret.c); without
+ * it nothing is remembered and the user is prompted.  Our copy of a secret
+ * is a KmxSecret.  Nothing here logs a secret.
  */
 #include "config.h"
 
-#include <libsecret/secret.h>
-
+#include "kmx-module.h"
 #include "kmx-remembered.h"
 
-static const SecretSchema *
-kmx_remembered_schema(void)
-{
-	static const SecretSchema schema = {
-	    KMX_REMEMBERED_SCHEMA,
-	    SECRET_SCHEMA_NONE,
-	    {
-		{"device", SECRET_SCHEMA_ATTRIBUTE_STRING},
-		{NULL, 0},
-	    },
-	    0,
-	    NULL,
-	    NULL,
-	    NULL,
-	    NULL,
-	    NULL,
-	    NULL,
-	    NULL,
-	};
-	return &schema;
-}
+static KmxModule kmx_remembered_module = {
+    .name = "keymux-secret",
+    .symbol = "kmx_module_secret_get",
+    .needs = "remembering secrets in the login keyring needs libsecret (package libsecret-1-0)",
+};
 
-static void
-kmx_remembered_lookup_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+static const KmxModuleSecret *
+kmx_remembered_load(GError **error)
 {
-	g_autoptr(GTask) task = user_data;
-	g_autoptr(GError) error = NULL;
-	GList *items = secret_service_search_finish(NULL, res, &error);
-	SecretValue *value = NULL;
-	gsize len = 0;
-	const gchar *data;
-
-	if (error != NULL) {
-		g_task_return_error(task, g_steal_pointer(&error));
-		return;
-	}
-	if (items != NULL)
-		value = secret_item_get_secret(items->data);
-	g_list_free_full(items, g_object_unref);
-	if (value == NULL) {
-		g_task_return_pointer(task, NULL, NULL);
-		return;
-	}
-	data = secret_value_get(value, &len);
-	g_task_return_pointer(task,
-			      kmx_secret_new_from_data(data, len),
-			      (GDestroyNotify)kmx_secret_unref);
-	secret_value_unref(value);
+	return kmx_module_load(&kmx_remembered_module, error);
 }
 
 /**
@@ -76,17 +38,22 @@ kmx_remembered_lookup_async(const char *device_id,
 			    GAsyncReadyCallback callback,
 			    gpointer user_data)
 {
-	GTask *task = g_task_new(NULL, cancellable, callback, user_data);
-	g_autoptr(GHashTable) attributes =
-	    secret_attributes_build(kmx_remembered_schema(), "device", device_id, NULL);
+	GError *error = NULL;
+	const KmxModuleSecret *secret = kmx_remembered_load(&error);
 
-	secret_service_search(NULL,
-			      kmx_remembered_schema(),
-			      attributes,
-			      SECRET_SEARCH_UNLOCK | SECRET_SEARCH_LOAD_SECRETS,
-			      cancellable,
-			      kmx_remembered_lookup_cb,
-			      task);
+	if (secret == NULL) {
+		g_task_report_error(NULL, callback, user_data, kmx_remembered_lookup_async, error);
+		return;
+	}
+	secret->lookup_async(device_id, cancellable, callback, user_data);
+}
+
+static void
+kmx_remembered_take(const guint8 *data, gsize len, gpointer take_data)
+{
+	KmxSecret **out = take_data;
+
+	*out = kmx_secret_new_from_data(data, len);
 }
 
 /**
@@ -98,7 +65,14 @@ kmx_remembered_lookup_async(const char *device_id,
 KmxSecret *
 kmx_remembered_lookup_finish(GAsyncResult *result, GError **error)
 {
-	return g_task_propagate_pointer(G_TASK(result), error);
+	KmxSecret *out = NULL;
+
+	if (g_async_result_is_tagged(result, kmx_remembered_lookup_async))
+		return g_task_propagate_pointer(G_TASK(result), error);
+	/* a result with no tag comes from the module, loaded by then */
+	if (!kmx_remembered_load(NULL)->lookup_finish(result, kmx_remembered_take, &out, error))
+		return NULL;
+	return out;
 }
 
 static void
@@ -107,7 +81,7 @@ kmx_remembered_store_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autofree char *device_id = user_data;
 	g_autoptr(GError) error = NULL;
 
-	if (!secret_password_store_finish(res, &error))
+	if (!kmx_remembered_load(NULL)->store_finish(res, &error))
 		g_warning("cannot remember the secret of %s in the login keyring: %s",
 			  device_id,
 			  error->message);
@@ -125,23 +99,21 @@ kmx_remembered_store_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 void
 kmx_remembered_store(const char *device_id, const char *label, KmxSecret *secret)
 {
-	g_autofree char *item_label =
-	    g_strdup_printf("keymux: secret of “%s” (%s)", label, device_id);
-	SecretValue *value = secret_value_new((const gchar *)kmx_secret_get_data(secret),
-					      (gssize)kmx_secret_get_length(secret),
-					      "application/octet-stream");
+	g_autoptr(GError) error = NULL;
+	const KmxModuleSecret *module = kmx_remembered_load(&error);
+	g_autofree char *item_label = NULL;
 
-	secret_password_store_binary(kmx_remembered_schema(),
-				     SECRET_COLLECTION_DEFAULT,
-				     item_label,
-				     value,
-				     NULL,
-				     kmx_remembered_store_cb,
-				     g_strdup(device_id),
-				     "device",
-				     device_id,
-				     NULL);
-	secret_value_unref(value);
+	if (module == NULL) {
+		g_warning("cannot remember the secret of %s: %s", device_id, error->message);
+		return;
+	}
+	item_label = g_strdup_printf("keymux: secret of “%s” (%s)", label, device_id);
+	module->store(device_id,
+		      item_label,
+		      kmx_secret_get_data(secret),
+		      kmx_secret_get_length(secret),
+		      kmx_remembered_store_cb,
+		      g_strdup(device_id));
 }
 
 static void
@@ -150,7 +122,7 @@ kmx_remembered_clear_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autofree char *device_id = user_data;
 	g_autoptr(GError) error = NULL;
 
-	if (!secret_password_clear_finish(res, &error) && error != NULL)
+	if (!kmx_remembered_load(NULL)->clear_finish(res, &error) && error != NULL)
 		g_warning("cannot forget the secret of %s in the login keyring: %s",
 			  device_id,
 			  error->message);
@@ -166,13 +138,14 @@ kmx_remembered_clear_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 void
 kmx_remembered_clear(const char *device_id)
 {
-	secret_password_clear(kmx_remembered_schema(),
-			      NULL,
-			      kmx_remembered_clear_cb,
-			      g_strdup(device_id),
-			      "device",
-			      device_id,
-			      NULL);
+	g_autoptr(GError) error = NULL;
+	const KmxModuleSecret *module = kmx_remembered_load(&error);
+
+	if (module == NULL) {
+		g_warning("cannot forget the secret of %s: %s", device_id, error->message);
+		return;
+	}
+	module->clear(device_id, kmx_remembered_clear_cb, g_strdup(device_id));
 }
 
 /**
@@ -184,10 +157,7 @@ kmx_remembered_clear(const char *device_id)
 gboolean
 kmx_remembered_clear_sync(const char *device_id, GError **error)
 {
-	return secret_password_clear_sync(kmx_remembered_schema(),
-					  NULL,
-					  error,
-					  "device",
-					  device_id,
-					  NULL);
+	const KmxModuleSecret *module = kmx_remembered_load(error);
+
+	return module != NULL && module->clear_sync(device_id, error);
 }

@@ -8,15 +8,23 @@
  * or activatable), never decided once at start-up.  The prompt is closed
  * once it is answered, and when the question is withdrawn (gcr closes it
  * when its cancellable fires).  For the user secret it offers "Remember in
- * my login keyring".
+ * my login keyring".  gcr (and libgcrypt with it) is loaded at the first
+ * question, from the keymux-gcr module (src/modules/kmx-module-gcr.c);
+ * without it there is no system prompter and the next prompter is asked.
  */
 #include "config.h"
 
-#define GCR_API_SUBJECT_TO_CHANGE
-#include <gcr/gcr-base.h>
+#include <string.h>
 
 #include "kmx-error.h"
 #include "kmx-gcr-prompter.h"
+#include "kmx-module.h"
+
+static KmxModule kmx_gcr_module = {
+    .name = "keymux-gcr",
+    .symbol = "kmx_module_gcr_get",
+    .needs = "the desktop's password prompt needs gcr (package libgcr-base-3-1)",
+};
 
 struct _KmxGcrPrompter {
 	KmxPrompter parent_instance;
@@ -32,7 +40,8 @@ typedef struct {
 	char *message;
 	char *description;
 	char *warning;
-	GcrPrompt *prompt;
+	const KmxModuleGcr *gcr;
+	GObject *prompt;
 	gboolean remember;
 } KmxGcrAsk;
 
@@ -40,7 +49,7 @@ static void
 kmx_gcr_ask_free(KmxGcrAsk *ask)
 {
 	if (ask->prompt != NULL) {
-		gcr_system_prompt_close_async(GCR_SYSTEM_PROMPT(ask->prompt), NULL, NULL, NULL);
+		ask->gcr->close(ask->prompt);
 		g_object_unref(ask->prompt);
 	}
 	g_free(ask->title);
@@ -56,7 +65,7 @@ kmx_gcr_password_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	g_autoptr(GTask) task = user_data;
 	KmxGcrAsk *ask = g_task_get_task_data(task);
 	GError *error = NULL;
-	const char *password = gcr_prompt_password_finish(GCR_PROMPT(source), res, &error);
+	const char *password = ask->gcr->password_finish(source, res, &error);
 
 	if (error != NULL) {
 		g_task_return_error(task, error);
@@ -69,7 +78,7 @@ kmx_gcr_password_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 					"the user cancelled the prompt");
 		return;
 	}
-	ask->remember = ask->kind == KMX_PROMPT_USER && gcr_prompt_get_choice_chosen(ask->prompt);
+	ask->remember = ask->kind == KMX_PROMPT_USER && ask->gcr->get_choice_chosen(ask->prompt);
 	/* gcr keeps its copy in its own secure memory until the prompt goes */
 	g_task_return_pointer(task,
 			      kmx_secret_new_from_data(password, strlen(password)),
@@ -83,36 +92,50 @@ kmx_gcr_open_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 	KmxGcrAsk *ask = g_task_get_task_data(task);
 	GError *error = NULL;
 
-	ask->prompt = gcr_system_prompt_open_finish(res, &error);
+	ask->prompt = ask->gcr->open_finish(res, &error);
 	if (ask->prompt == NULL) {
 		g_task_return_error(task, error);
 		return;
 	}
-	gcr_prompt_set_title(ask->prompt, ask->title);
-	gcr_prompt_set_message(ask->prompt, ask->message);
-	gcr_prompt_set_description(ask->prompt, ask->description);
-	if (ask->warning != NULL)
-		gcr_prompt_set_warning(ask->prompt, ask->warning);
-	gcr_prompt_set_continue_label(ask->prompt, "Unlock");
-	if (ask->kind == KMX_PROMPT_USER)
-		gcr_prompt_set_choice_label(ask->prompt, "Remember in my login keyring");
-	gcr_prompt_password_async(ask->prompt,
-				  g_task_get_cancellable(task),
-				  kmx_gcr_password_cb,
-				  g_object_ref(task));
+	ask->gcr->set_texts(ask->prompt,
+			    ask->title,
+			    ask->message,
+			    ask->description,
+			    ask->warning,
+			    "Unlock",
+			    ask->kind == KMX_PROMPT_USER ? "Remember in my login keyring" : NULL);
+	ask->gcr->password_async(ask->prompt,
+				 g_task_get_cancellable(task),
+				 kmx_gcr_password_cb,
+				 g_object_ref(task));
 }
 
 static void
 kmx_gcr_open(GTask *task)
 {
 	KmxGcrPrompter *self = g_task_get_source_object(task);
+	KmxGcrAsk *ask = g_task_get_task_data(task);
+	GError *error = NULL;
 
+	/* gcr is loaded now, once a system prompter is there to ask; without
+	 * it there is none, as when no prompter owns the name */
+	ask->gcr = kmx_module_load(&kmx_gcr_module, &error);
+	if (ask->gcr == NULL) {
+		g_warning("%s", error->message);
+		g_task_return_new_error(task,
+					G_IO_ERROR,
+					G_IO_ERROR_NOT_FOUND,
+					"no system prompter: %s",
+					error->message);
+		g_error_free(error);
+		return;
+	}
 	/* no timeout: wait while another application's prompt is on screen */
-	gcr_system_prompt_open_for_prompter_async(self->bus_name,
-						  -1,
-						  g_task_get_cancellable(task),
-						  kmx_gcr_open_cb,
-						  g_object_ref(task));
+	ask->gcr->open_async(self->bus_name,
+			     -1,
+			     g_task_get_cancellable(task),
+			     kmx_gcr_open_cb,
+			     g_object_ref(task));
 }
 
 static void
