@@ -49,6 +49,7 @@ struct _KmxManager {
 	gint64 refused_total_at;       /* when the total limit was last logged */
 	GSource *trim_source;
 	gint trim_waits; /* atomic: a trim waits for the requests in flight */
+	uid_t uid;	 /* ours, asked once: it does not change */
 };
 
 /* the defaults of [daemon] max-requests-per-caller and max-requests: a
@@ -125,12 +126,12 @@ kmx_manager_caller_ready(KmxCaller *caller, gpointer user_data)
 			    KMX_ERROR_DENIED,
 			    "cannot identify the caller %s",
 			    kmx_caller_get_name(caller));
-	else if (uid != (guint32)getuid())
+	else if (uid != (guint32)self->uid)
 		g_set_error(&error,
 			    KMX_ERROR,
 			    KMX_ERROR_DENIED,
 			    "only the user who runs this keymuxd (uid %u) may use it",
-			    (guint)getuid());
+			    (guint)self->uid);
 	a->callback(caller, error, a->user_data);
 	g_free(a);
 }
@@ -907,6 +908,7 @@ kmx_manager_init(KmxManager *self)
 	self->idle_timers =
 	    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_manager_idle_remove);
 	self->main_context = g_main_context_ref_thread_default();
+	self->uid = getuid();
 }
 
 /* [daemon] KEY: a number of requests, 0 for no limit */
