@@ -48,6 +48,8 @@ struct _KmxManager {
 	gint64 last_call;	       /* when the last one was */
 	gint64 refused_total_at;       /* when the total limit was last logged */
 	GSource *trim_source;
+	gint trim_waits; /* atomic: a trim waits for the requests in flight */
+	uid_t uid;	 /* ours, asked once: it does not change */
 };
 
 /* the defaults of [daemon] max-requests-per-caller and max-requests: a
@@ -124,12 +126,12 @@ kmx_manager_caller_ready(KmxCaller *caller, gpointer user_data)
 			    KMX_ERROR_DENIED,
 			    "cannot identify the caller %s",
 			    kmx_caller_get_name(caller));
-	else if (uid != (guint32)getuid())
+	else if (uid != (guint32)self->uid)
 		g_set_error(&error,
 			    KMX_ERROR,
 			    KMX_ERROR_DENIED,
 			    "only the user who runs this keymuxd (uid %u) may use it",
-			    (guint)getuid());
+			    (guint)self->uid);
 	a->callback(caller, error, a->user_data);
 	g_free(a);
 }
@@ -179,12 +181,16 @@ kmx_manager_trim_cb(gpointer user_data)
 		return G_SOURCE_REMOVE;
 	}
 	/* not while requests are in flight: the last one to end calls
-	 * kmx_manager_trim_later() again */
+	 * kmx_manager_trim_later() again.  The flag goes up before the count
+	 * is read, so that a request ending meanwhile sees it */
+	g_atomic_int_set(&self->trim_waits, 1);
 	if (g_atomic_int_get(&self->requests) > 0) {
 		g_debug("not trimming the heap yet: %d requests in flight",
 			g_atomic_int_get(&self->requests));
 		return G_SOURCE_REMOVE;
 	}
+	/* a request that ended just now may still call back: one trim more */
+	g_atomic_int_set(&self->trim_waits, 0);
 	/* glibc keeps freed memory in its arenas; this gives the free pages
 	 * of every arena back to the system */
 	malloc_trim(0);
@@ -299,7 +305,8 @@ kmx_manager_admit_request(KmxManager *self, KmxCaller *caller, GError **error)
  * kmx_manager_release_request:
  *
  * A request admitted by kmx_manager_admit_request() is about to reply;
- * any thread.  The last one of a burst has the heap trimmed after it.
+ * any thread.  The last one of a burst has the heap trimmed after it, if
+ * the trim found it still in flight.
  */
 void
 kmx_manager_release_request(KmxManager *self, KmxCaller *caller)
@@ -308,6 +315,10 @@ kmx_manager_release_request(KmxManager *self, KmxCaller *caller)
 
 	kmx_caller_remove_request(caller);
 	if (!g_atomic_int_dec_and_test(&self->requests))
+		return;
+	/* the main thread is woken only when a trim waits for this: not
+	 * after every reply of a client that has one call in flight */
+	if (!g_atomic_int_compare_and_exchange(&self->trim_waits, 1, 0))
 		return;
 	source = g_idle_source_new();
 	g_source_set_priority(source, G_PRIORITY_DEFAULT);
@@ -897,6 +908,7 @@ kmx_manager_init(KmxManager *self)
 	self->idle_timers =
 	    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, kmx_manager_idle_remove);
 	self->main_context = g_main_context_ref_thread_default();
+	self->uid = getuid();
 }
 
 /* [daemon] KEY: a number of requests, 0 for no limit */

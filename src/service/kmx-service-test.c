@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* keymux: unit tests of the manager's bound on the work in flight */
+/* keymux: unit tests of the manager's bound on the work in flight, and of
+ * what a request's end wakes */
 #include "config.h"
 
 #include <glib/gstdio.h>
@@ -141,6 +142,95 @@ test_defaults(Fixture *f, gconstpointer config)
 		kmx_manager_release_request(manager, a);
 }
 
+static void
+drain_main_context(void)
+{
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+}
+
+static gboolean
+set_done(gpointer user_data)
+{
+	*(gboolean *)user_data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+/* whether the manager posted work for the main thread (an idle of the
+ * default priority): one iteration runs only the ready sources of the
+ * highest priority, so a sentinel one step below runs unless such an idle
+ * is ready; a heap trim's timer, of low priority, does not count */
+static gboolean
+main_thread_woken(void)
+{
+	GSource *sentinel = g_idle_source_new();
+	gboolean ran = FALSE;
+
+	g_source_set_priority(sentinel, G_PRIORITY_DEFAULT + 1);
+	g_source_set_callback(sentinel, set_done, &ran, NULL);
+	g_source_attach(sentinel, NULL);
+	g_main_context_iteration(NULL, FALSE);
+	if (!ran)
+		g_source_destroy(sentinel);
+	g_source_unref(sentinel);
+	return !ran;
+}
+
+/* a reply does not wake the main thread for nothing: with one call in
+ * flight at a time every reply takes the count to zero */
+static void
+test_release_quiet(Fixture *f, gconstpointer config)
+{
+	g_autoptr(KmxManager) manager = manager_new(f);
+	g_autoptr(KmxCaller) a = kmx_caller_new(":1.1", NULL, NULL);
+	g_autoptr(GError) error = NULL;
+
+	drain_main_context();
+	for (guint i = 0; i < 100; i++) {
+		g_assert_true(kmx_manager_admit_request(manager, a, &error));
+		kmx_manager_release_request(manager, a);
+		g_assert_false(main_thread_woken());
+	}
+	g_assert_no_error(error);
+}
+
+static void
+count_authorized(KmxCaller *caller, const GError *error, gpointer user_data)
+{
+	(*(guint *)user_data)++;
+}
+
+/* ... but it does when the heap trim after a burst found it in flight */
+static void
+test_release_after_trim(Fixture *f, gconstpointer config)
+{
+	g_autoptr(KmxManager) manager = manager_new(f);
+	g_autoptr(KmxCaller) a = kmx_caller_new(":1.1", NULL, NULL);
+	g_autoptr(GError) error = NULL;
+	GSource *wait = g_timeout_source_new(2000);
+	gboolean done = FALSE;
+	guint answered = 0;
+
+	drain_main_context();
+	g_assert_true(kmx_manager_admit_request(manager, a, &error));
+	/* a burst: the trim is armed for a second after its last call */
+	for (guint i = 0; i < 300; i++)
+		kmx_manager_authorize(manager, a, count_authorized, &answered);
+	g_assert_cmpuint(answered, ==, 300);
+	/* later than the trim and after it when both are due */
+	g_source_set_priority(wait, G_PRIORITY_LOW + 1);
+	g_source_set_callback(wait, set_done, &done, NULL);
+	g_source_attach(wait, NULL);
+	g_source_unref(wait);
+	while (!done)
+		g_main_context_iteration(NULL, TRUE);
+	/* the trim gave up: the request is in flight; its end calls it back */
+	drain_main_context();
+	kmx_manager_release_request(manager, a);
+	g_assert_true(main_thread_woken());
+	drain_main_context();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -163,6 +253,18 @@ main(int argc, char **argv)
 		   "max-requests-per-caller=-1",
 		   fixture_set_up,
 		   test_defaults,
+		   fixture_tear_down);
+	g_test_add("/kmx/manager/release-quiet",
+		   Fixture,
+		   "",
+		   fixture_set_up,
+		   test_release_quiet,
+		   fixture_tear_down);
+	g_test_add("/kmx/manager/release-after-trim",
+		   Fixture,
+		   "",
+		   fixture_set_up,
+		   test_release_after_trim,
 		   fixture_tear_down);
 	return g_test_run();
 }
