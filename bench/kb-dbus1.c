@@ -68,32 +68,34 @@ connect_bus(GError **error)
 	return conn;
 }
 
-/* reads every basic value of what it points at, the way a client that
+/* reads every basic value of the value it points at, the way a client that
  * looks at the whole reply does; counts them and their string bytes so the
  * reading cannot be left out by the compiler */
 static void
 walk(DBusMessageIter *it, gsize *values, gsize *bytes)
 {
-	for (int type; (type = dbus_message_iter_get_arg_type(it)) != DBUS_TYPE_INVALID;
-	     dbus_message_iter_next(it)) {
-		if (dbus_type_is_container(type)) {
-			DBusMessageIter sub;
+	int type = dbus_message_iter_get_arg_type(it);
 
-			dbus_message_iter_recurse(it, &sub);
+	if (dbus_type_is_container(type)) {
+		DBusMessageIter sub;
+
+		dbus_message_iter_recurse(it, &sub);
+		while (dbus_message_iter_get_arg_type(&sub) != DBUS_TYPE_INVALID) {
 			walk(&sub, values, bytes);
-		} else if (type == DBUS_TYPE_STRING || type == DBUS_TYPE_OBJECT_PATH ||
-			   type == DBUS_TYPE_SIGNATURE) {
-			const char *s = NULL;
-
-			dbus_message_iter_get_basic(it, &s);
-			*bytes += strlen(s);
-			(*values)++;
-		} else if (type != DBUS_TYPE_UNIX_FD) {
-			DBusBasicValue v;
-
-			dbus_message_iter_get_basic(it, &v);
-			(*values)++;
+			dbus_message_iter_next(&sub);
 		}
+	} else if (type == DBUS_TYPE_STRING || type == DBUS_TYPE_OBJECT_PATH ||
+		   type == DBUS_TYPE_SIGNATURE) {
+		const char *s = NULL;
+
+		dbus_message_iter_get_basic(it, &s);
+		*bytes += strlen(s);
+		(*values)++;
+	} else if (type != DBUS_TYPE_INVALID && type != DBUS_TYPE_UNIX_FD) {
+		DBusBasicValue v;
+
+		dbus_message_iter_get_basic(it, &v);
+		(*values)++;
 	}
 }
 
@@ -142,13 +144,15 @@ call(DBusConnection *conn,
 		dbus_message_unref(reply);
 		return FALSE;
 	}
+	/* once through: the elements of the array (paths, or objects), each
+	 * read whole */
 	*n = 0;
 	dbus_message_iter_recurse(&it, &array);
 	while (dbus_message_iter_get_arg_type(&array) != DBUS_TYPE_INVALID) {
 		(*n)++;
+		walk(&array, &values, &bytes);
 		dbus_message_iter_next(&array);
 	}
-	walk(&it, &values, &bytes);
 	dbus_message_unref(reply);
 	if (values < *n) {
 		g_set_error(error,
