@@ -422,7 +422,7 @@ kmx_dbus_service_keys_changed(KmxDBusService *self)
  * reply element by element: from a serialised array it makes (and frees) a
  * GVariant per path on every call, from a tree it takes the one it has, a
  * quarter of its work for 10,000 paths.  The paths' bytes are not copied:
- * ~50 bytes a path more at rest than the array alone, not ~200 as a tree
+ * ~70 bytes a path more at rest than the array alone, not ~200 as a tree
  * of copied strings */
 static GVariant *
 kmx_dbus_paths_reply(GVariant *paths)
