@@ -424,6 +424,9 @@ kmx_dbus_service_keys_changed(KmxDBusService *self)
  * quarter of its work for 10,000 paths.  The paths' bytes are not copied:
  * ~70 bytes a path more at rest than the array alone, not ~200 as a tree
  * of copied strings */
+/* from this many keys ListKeys' reply is large enough to trim after */
+#define KMX_LARGE_LIST 1000
+
 static GVariant *
 kmx_dbus_paths_reply(GVariant *paths)
 {
@@ -492,7 +495,14 @@ kmx_dbus_key_paths(KmxDBusService *self)
 static void
 kmx_dbus_list_keys(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
 {
-	g_dbus_method_invocation_return_value(invocation, kmx_dbus_key_paths(self));
+	GVariant *reply = kmx_dbus_key_paths(self);
+	g_autoptr(GVariant) paths = g_variant_get_child_value(reply, 0);
+
+	g_dbus_method_invocation_return_value(invocation, reply);
+	/* a large store's reply is a megabyte, written and freed on GDBus's
+	 * thread: give what it leaves in the heap back once it is sent */
+	if (g_variant_n_children(paths) >= KMX_LARGE_LIST)
+		kmx_manager_trim_later(self->manager);
 }
 
 static void
