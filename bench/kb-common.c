@@ -562,6 +562,86 @@ kb_now_ns(void)
 	return (guint64)ts.tv_sec * G_GUINT64_CONSTANT(1000000000) + ts.tv_nsec;
 }
 
+gboolean
+kb_scale_methods(const gchar *methods, gboolean *listkeys, gboolean *gmo, GError **error)
+{
+	gboolean both = methods == NULL || g_str_equal(methods, "both");
+
+	*listkeys = both || g_str_equal(methods, "listkeys");
+	*gmo = both || g_str_equal(methods, "gmo");
+	if (!*listkeys && !*gmo) {
+		g_set_error(error,
+			    KB_ERROR,
+			    KB_ERROR_FAILED,
+			    "--methods: listkeys, gmo or both, not %s",
+			    methods);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+kb_scale_time(gboolean (*call)(gpointer data, GError **error),
+	      gpointer data,
+	      guint repeat,
+	      gdouble seconds,
+	      gdouble *p50_us,
+	      gdouble *max_us,
+	      GError **error)
+{
+	g_autoptr(GArray) lat = g_array_new(FALSE, FALSE, sizeof(gdouble));
+	guint64 deadline = kb_now_ns() + (guint64)(seconds * 1e9);
+
+	for (guint i = 0; i < MAX(repeat, 1); i++) {
+		guint64 t0 = kb_now_ns();
+		gdouble us;
+
+		if (!call(data, error))
+			return FALSE;
+		us = (kb_now_ns() - t0) / 1e3;
+		g_array_append_val(lat, us);
+		if (kb_now_ns() > deadline)
+			break;
+	}
+	/* a small array: sort by hand, no comparator casts */
+	for (guint i = 1; i < lat->len; i++) {
+		gdouble v = g_array_index(lat, gdouble, i);
+		guint j = i;
+		while (j > 0 && g_array_index(lat, gdouble, j - 1) > v) {
+			g_array_index(lat, gdouble, j) = g_array_index(lat, gdouble, j - 1);
+			j--;
+		}
+		g_array_index(lat, gdouble, j) = v;
+	}
+	*p50_us = g_array_index(lat, gdouble, (lat->len - 1) / 2);
+	*max_us = g_array_index(lat, gdouble, lat->len - 1);
+	return TRUE;
+}
+
+void
+kb_scale_print(const gchar *label,
+	       gsize keys,
+	       gsize objects,
+	       gdouble lk_p50,
+	       gdouble lk_max,
+	       gdouble gmo_p50,
+	       gdouble gmo_max,
+	       gsize gmo_bytes)
+{
+	g_print("{\"ok\":true,\"label\":\"%s\",\"keys\":%" G_GSIZE_FORMAT
+		",\"objects\":%" G_GSIZE_FORMAT ",\"listkeys_p50_us\":%.1f,"
+		"\"listkeys_max_us\":%.1f,\"gmo_p50_us\":%.1f,\"gmo_max_us\":%.1f,"
+		"\"gmo_bytes\":%" G_GSIZE_FORMAT "}\n",
+		label,
+		keys,
+		objects,
+		lk_p50,
+		lk_max,
+		gmo_p50,
+		gmo_max,
+		gmo_bytes);
+}
+
 typedef struct {
 	GArray *lat; /* guint64 ns per operation */
 	guint64 elapsed_ns;

@@ -139,6 +139,26 @@ int kb_report_error(const gchar *label, GError *error);
 
 guint64 kb_now_ns(void);
 
+/* the scale command (kmx-bench-dbus, kmx-bench-dbus1): which listing methods
+ * --methods asks for; call() made repeat times or until seconds have passed,
+ * the median and maximum latency in µs; the one json line */
+gboolean kb_scale_methods(const gchar *methods, gboolean *listkeys, gboolean *gmo, GError **error);
+gboolean kb_scale_time(gboolean (*call)(gpointer data, GError **error),
+		       gpointer data,
+		       guint repeat,
+		       gdouble seconds,
+		       gdouble *p50_us,
+		       gdouble *max_us,
+		       GError **error);
+void kb_scale_print(const gchar *label,
+		    gsize keys,
+		    gsize objects,
+		    gdouble lk_p50,
+		    gdouble lk_max,
+		    gdouble gmo_p50,
+		    gdouble gmo_max,
+		    gsize gmo_bytes);
+
 /* common command-line options */
 typedef struct {
 	gchar *alg;

@@ -7,6 +7,7 @@
  *   import     Device.ImportKey of PEM files into softkey:login
  *   seed       ImportKey of freshly generated ed25519 keys, in parallel
  *   scale      Manager.ListKeys and ObjectManager.GetManagedObjects latency
+ *              (--p2p: over a Manager.OpenConnection peer connection)
  *   wait-name  print CLOCK_MONOTONIC when a name gets an owner
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -552,6 +553,24 @@ cmd_seed(int argc, char **argv)
 
 /* ---- scale ---- */
 
+typedef struct {
+	GDBusConnection *conn;
+	const gchar *iface;
+	const gchar *method;
+	const gchar *reply_type;
+	GVariant *last; /* the last reply, for its size */
+} ScaleCall;
+
+static gboolean
+scale_call(gpointer data, GError **error)
+{
+	ScaleCall *c = data;
+
+	g_clear_pointer(&c->last, g_variant_unref);
+	c->last = call(c->conn, MANAGER_PATH, c->iface, c->method, NULL, c->reply_type, error);
+	return c->last != NULL;
+}
+
 static gboolean
 time_calls(GDBusConnection *conn,
 	   const gchar *iface,
@@ -564,40 +583,13 @@ time_calls(GDBusConnection *conn,
 	   GVariant **last,
 	   GError **error)
 {
-	g_autoptr(GArray) lat = g_array_new(FALSE, FALSE, sizeof(gdouble));
-	guint64 deadline = kb_now_ns() + (guint64)(seconds * 1e9);
+	ScaleCall c = {conn, iface, method, reply_type, NULL};
 
-	for (guint i = 0; i < repeat; i++) {
-		guint64 t0 = kb_now_ns();
-		g_autoptr(GVariant)
-		    ret = call(conn, MANAGER_PATH, iface, method, NULL, reply_type, error);
-		gdouble us = (kb_now_ns() - t0) / 1e3;
-		if (ret == NULL)
-			return FALSE;
-		g_array_append_val(lat, us);
-		if (i == repeat - 1 || kb_now_ns() > deadline) {
-			g_clear_pointer(last, g_variant_unref);
-			*last = g_steal_pointer(&ret);
-			break;
-		}
+	if (!kb_scale_time(scale_call, &c, repeat, seconds, p50_us, max_us, error)) {
+		g_clear_pointer(&c.last, g_variant_unref);
+		return FALSE;
 	}
-	{
-		gdouble m = 0;
-		for (guint i = 0; i < lat->len; i++)
-			m = MAX(m, g_array_index(lat, gdouble, i));
-		*max_us = m;
-	}
-	/* a small array: sort by hand, no comparator casts */
-	for (guint i = 1; i < lat->len; i++) {
-		gdouble v = g_array_index(lat, gdouble, i);
-		guint j = i;
-		while (j > 0 && g_array_index(lat, gdouble, j - 1) > v) {
-			g_array_index(lat, gdouble, j) = g_array_index(lat, gdouble, j - 1);
-			j--;
-		}
-		g_array_index(lat, gdouble, j) = v;
-	}
-	*p50_us = g_array_index(lat, gdouble, (lat->len - 1) / 2);
+	*last = c.last;
 	return TRUE;
 }
 
@@ -606,6 +598,7 @@ cmd_scale(int argc, char **argv)
 {
 	g_autoptr(GOptionContext) ctx = g_option_context_new("scale - listing latency");
 	g_autoptr(GError) error = NULL;
+	g_autoptr(GDBusConnection) bus = NULL;
 	g_autoptr(GDBusConnection) conn = NULL;
 	g_autoptr(GVariant) keys = NULL;
 	g_autoptr(GVariant) objects = NULL;
@@ -619,6 +612,13 @@ cmd_scale(int argc, char **argv)
 	    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Service bus name", "NAME"},
 	    {"repeat", 'r', 0, G_OPTION_ARG_INT, &repeat, "Calls of each", "N"},
 	    {"seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds, "At most this long each", "S"},
+	    {"p2p",
+	     0,
+	     0,
+	     G_OPTION_ARG_NONE,
+	     &opt_p2p,
+	     "Call over a Manager.OpenConnection peer connection",
+	     NULL},
 	    {"methods",
 	     'm',
 	     0,
@@ -632,19 +632,14 @@ cmd_scale(int argc, char **argv)
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	if (!g_option_context_parse(ctx, &argc, &argv, &error))
 		return kb_report_error("scale", error);
-	lk = methods == NULL || g_str_equal(methods, "both") || g_str_equal(methods, "listkeys");
-	gmo = methods == NULL || g_str_equal(methods, "both") || g_str_equal(methods, "gmo");
-	if (!lk && !gmo) {
-		g_set_error(&error,
-			    KB_ERROR,
-			    KB_ERROR_FAILED,
-			    "--methods: listkeys, gmo or both, not %s",
-			    methods);
+	if (!kb_scale_methods(methods, &lk, &gmo, &error))
 		return kb_report_error("scale", error);
-	}
 	if (repeat < 1)
 		repeat = 1;
-	conn = connect_bus(&error);
+	bus = connect_bus(&error);
+	if (bus == NULL)
+		return kb_report_error("scale", error);
+	conn = opt_p2p ? open_peer(bus, &error) : g_object_ref(bus);
 	if (conn == NULL)
 		return kb_report_error("scale", error);
 	if ((lk && !time_calls(conn,
@@ -672,17 +667,14 @@ cmd_scale(int argc, char **argv)
 		g_autoptr(GVariant) list = keys != NULL ? g_variant_get_child_value(keys, 0) : NULL;
 		g_autoptr(GVariant) map = objects != NULL ? g_variant_get_child_value(objects, 0)
 							  : NULL;
-		g_print("{\"ok\":true,\"label\":\"scale\",\"keys\":%" G_GSIZE_FORMAT
-			",\"objects\":%" G_GSIZE_FORMAT ",\"listkeys_p50_us\":%.1f,"
-			"\"listkeys_max_us\":%.1f,\"gmo_p50_us\":%.1f,\"gmo_max_us\":%.1f,"
-			"\"gmo_bytes\":%" G_GSIZE_FORMAT "}\n",
-			list != NULL ? g_variant_n_children(list) : 0,
-			map != NULL ? g_variant_n_children(map) : 0,
-			lk_p50,
-			lk_max,
-			gmo_p50,
-			gmo_max,
-			objects != NULL ? g_variant_get_size(objects) : 0);
+		kb_scale_print(opt_p2p ? "scale-p2p" : "scale",
+			       list != NULL ? g_variant_n_children(list) : 0,
+			       map != NULL ? g_variant_n_children(map) : 0,
+			       lk_p50,
+			       lk_max,
+			       gmo_p50,
+			       gmo_max,
+			       objects != NULL ? g_variant_get_size(objects) : 0);
 	}
 	return 0;
 }

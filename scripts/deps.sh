@@ -20,6 +20,7 @@ packages=(
 	libnss3-tools
 	libgtk-4-dev libadwaita-1-dev xvfb at-spi2-core python3-pyatspi imagemagick
 	xclip
+	libdbus-1-dev
 )
 if [ "${1:-}" = --list ]; then
 	printf '%s\n' "${packages[@]}"

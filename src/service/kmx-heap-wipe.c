@@ -15,6 +15,12 @@
  * here.  free() zeroes the whole usable size of a chunk before glibc takes
  * it back; realloc() never lets glibc move a block (which would free the old
  * one unwiped) but moves it here and frees the old one through free().
+ * A block glibc got from mmap() of its own (from 256 KiB up, main.c) is
+ * neither wiped nor moved here: freeing it unmaps it and realloc() moves
+ * its pages with mremap(), so no copy of it is left in the process, and the
+ * kernel zeroes the pages before anyone maps them again.  Wiping and
+ * copying it cost a large reply as much as writing it (GDBus grows the
+ * buffer of a 1 MB ListKeys reply by doubling, then frees it).
  * malloc() and friends stay glibc's.  Only keymuxd links this file, and not
  * with AddressSanitizer, whose allocator it would bypass.  Memory glibc
  * frees inside itself (stdio buffers, getaddrinfo) is not seen: it never
@@ -31,12 +37,34 @@
 void __libc_free(void *ptr);
 void *__libc_realloc(void *ptr, size_t size);
 
+/* glibc's chunk header, the size word right before the block, has
+ * IS_MMAPPED (2) set for a block mapped on its own; a block of an arena
+ * never has it.  Only large blocks are asked: a small one is wiped
+ * whatever its header says */
+#define KMX_CHUNK_IS_MMAPPED 2
+#define KMX_MAPPED_MIN	     (128 * 1024)
+
+static int
+kmx_block_is_mapped(void *ptr, size_t usable)
+{
+	size_t size;
+
+	if (usable < KMX_MAPPED_MIN)
+		return 0;
+	memcpy(&size, (const char *)ptr - sizeof(size), sizeof(size));
+	return (size & KMX_CHUNK_IS_MMAPPED) != 0;
+}
+
 void
 free(void *ptr)
 {
+	size_t usable;
+
 	if (ptr == NULL)
 		return;
-	explicit_bzero(ptr, malloc_usable_size(ptr));
+	usable = malloc_usable_size(ptr);
+	if (!kmx_block_is_mapped(ptr, usable))
+		explicit_bzero(ptr, usable);
 	__libc_free(ptr);
 }
 
@@ -59,6 +87,9 @@ realloc(void *ptr, size_t size)
 		explicit_bzero((char *)ptr + size, have - size);
 		return __libc_realloc(ptr, size);
 	}
+	/* mremap(), or a copy and the old block unmapped */
+	if (kmx_block_is_mapped(ptr, have))
+		return __libc_realloc(ptr, size);
 	moved = malloc(size);
 	if (moved == NULL)
 		return NULL;
