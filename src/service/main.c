@@ -114,6 +114,13 @@ kmx_check_data_dir(KmxContext *context)
 			   dir);
 }
 
+/* the early connection's result: g_bus_get_sync() reports its error */
+static void
+kmx_main_bus_cb(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	g_autoptr(GDBusConnection) connection = g_bus_get_finish(result, NULL);
+}
+
 static gboolean
 kmx_main_signal_cb(gpointer user_data)
 {
@@ -200,6 +207,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	kmx_check_data_dir(context);
+	/* the handshake with the bus daemon (connect, authenticate, Hello)
+	 * runs on GDBus's thread while the stores load; g_bus_get_sync()
+	 * below takes the same connection, or its error */
+	g_bus_get(G_BUS_TYPE_SESSION, NULL, kmx_main_bus_cb, NULL);
 	manager = kmx_manager_new(context, &error);
 	if (manager == NULL) {
 		g_printerr("keymuxd: %s\n", error->message);
