@@ -252,18 +252,9 @@ kmx_object_interfaces(KmxExportedDevice *edev, KmxKey *key)
 					       : kmx_dbus_device_interface_info();
 	GVariantBuilder b;
 
-	GVariant *v;
-
 	g_variant_builder_init(&b, G_VARIANT_TYPE("a{sa{sv}}"));
 	g_variant_builder_add(&b, "{s@a{sv}}", info->name, kmx_all_properties(info, edev, key));
-	v = g_variant_builder_end(&b);
-	/* a key's is flattened now: a tree of small GVariants per key would
-	 * multiply the memory GetManagedObjects needs for a large store.  The
-	 * device's stays a tree: its Keys is the shared serialised array,
-	 * not to be copied */
-	if (key != NULL)
-		(void)g_variant_get_data(v);
-	return v;
+	return g_variant_builder_end(&b);
 }
 
 /* ---- signals ------------------------------------------------------------- */
@@ -899,33 +890,31 @@ kmx_exported_device_free(KmxExportedDevice *edev)
 }
 
 /**
- * kmx_exported_device_add_managed_objects:
- * @builder: an a{oa{sa{sv}}} builder
+ * kmx_exported_device_foreach_managed_object:
+ * @func: gets each {oa{sa{sv}}} entry of GetManagedObjects, floating: it
+ *   takes it
  *
- * Adds the device and its keys, for GetManagedObjects.
+ * The device's entry, then its keys'.  Each is made when @func is called
+ * and is @func's: a reply written as it goes (kmx_variant_array_append())
+ * holds no tree of 10,000 entries.
  */
 void
-kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder)
+kmx_exported_device_foreach_managed_object(KmxExportedDevice *edev,
+					   void (*func)(GVariant *entry, gpointer user_data),
+					   gpointer user_data)
 {
 	GHashTableIter iter;
 	gpointer id, key;
 
-	g_variant_builder_add(builder,
-			      "{o@a{sa{sv}}}",
-			      edev->path,
-			      kmx_object_interfaces(edev, NULL));
+	func(g_variant_new_dict_entry(g_variant_new_object_path(edev->path),
+				      kmx_object_interfaces(edev, NULL)),
+	     user_data);
 	g_hash_table_iter_init(&iter, edev->keys);
 	while (g_hash_table_iter_next(&iter, &id, &key)) {
 		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
-		GVariant *entry =
-		    g_variant_ref_sink(g_variant_new_dict_entry(g_variant_new_object_path(path),
-								kmx_object_interfaces(edev, key)));
 
-		/* the whole entry in one buffer: its path and properties take
-		 * one allocation (and its GVariant) instead of five, for each
-		 * of 10,000 keys while the reply is alive */
-		(void)g_variant_get_data(entry);
-		g_variant_builder_add_value(builder, entry);
-		g_variant_unref(entry);
+		func(g_variant_new_dict_entry(g_variant_new_object_path(path),
+					      kmx_object_interfaces(edev, key)),
+		     user_data);
 	}
 }
