@@ -242,10 +242,58 @@ add_to_builder(GVariant *entry, gpointer user_data)
 	g_variant_builder_add_value(user_data, entry);
 }
 
+static gint
+compare_strings(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* each device's Keys (written by the export) is what GLib makes of the
+ * sorted paths of the keys the reply lists under it */
+static void
+assert_keys(GVariant *objects, guint n_devices_expected)
+{
+	GVariantIter devices;
+	const char *device_path;
+	GVariant *interfaces;
+	guint n_devices = 0;
+
+	g_variant_iter_init(&devices, objects);
+	while (g_variant_iter_next(&devices, "{&o@a{sa{sv}}}", &device_path, &interfaces)) {
+		g_autoptr(GVariant) owned = interfaces;
+		g_autoptr(GVariant) props = NULL;
+		g_autoptr(GVariant) keys = NULL;
+		g_autoptr(GVariant) ref = NULL;
+		g_autoptr(GPtrArray) paths = g_ptr_array_new();
+		g_autofree char *prefix = g_strconcat(device_path, "/", NULL);
+		GVariantIter all;
+		const char *path;
+
+		props = g_variant_lookup_value(interfaces,
+					       "org.keymux.Keystore1.Device",
+					       G_VARIANT_TYPE_VARDICT);
+		if (props == NULL)
+			continue;
+		n_devices++;
+		keys = g_variant_lookup_value(props, "Keys", G_VARIANT_TYPE("ao"));
+		g_assert_nonnull(keys);
+		g_variant_iter_init(&all, objects);
+		while (g_variant_iter_next(&all, "{&o@a{sa{sv}}}", &path, NULL))
+			if (g_str_has_prefix(path, prefix))
+				g_ptr_array_add(paths, (gpointer)path);
+		g_ptr_array_sort(paths, compare_strings);
+		g_ptr_array_add(paths, NULL);
+		ref = g_variant_ref_sink(
+		    g_variant_new_objv((const char *const *)paths->pdata, -1));
+		assert_same_bytes(keys, ref);
+	}
+	g_assert_cmpuint(n_devices, ==, n_devices_expected);
+}
+
 /* GetManagedObjects' reply as it is sent, against the same entries in a
  * GVariantBuilder */
 static void
-assert_managed_objects(Fixture *f, guint n_objects)
+assert_managed_objects(Fixture *f, guint n_devices, guint n_objects)
 {
 	g_autoptr(KmxManager) manager = manager_new(f);
 	g_autoptr(KmxDBusService) service = NULL;
@@ -262,12 +310,13 @@ assert_managed_objects(Fixture *f, guint n_objects)
 	assert_same_bytes(ours, ref);
 	objects = g_variant_get_child_value(ours, 0);
 	g_assert_cmpuint(g_variant_n_children(objects), ==, n_objects);
+	assert_keys(objects, n_devices);
 }
 
 static void
 test_managed_objects_no_device(Fixture *f, gconstpointer softkey)
 {
-	assert_managed_objects(f, 0);
+	assert_managed_objects(f, 0, 0);
 }
 
 static void
@@ -283,7 +332,7 @@ test_managed_objects(Fixture *f, gconstpointer softkey)
 			g_test_skip("the soft-key backend is not built");
 			return;
 		}
-		assert_managed_objects(f, 2 + 2 * counts[c]);
+		assert_managed_objects(f, 2, 2 + 2 * counts[c]);
 	}
 }
 
@@ -294,7 +343,7 @@ test_managed_objects_many(Fixture *f, gconstpointer softkey)
 		g_test_skip("the soft-key backend is not built");
 		return;
 	}
-	assert_managed_objects(f, 2 + 300);
+	assert_managed_objects(f, 2, 2 + 300);
 }
 
 int
