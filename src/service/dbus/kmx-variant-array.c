@@ -22,16 +22,74 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kmx-dbus-private.h"
 
 struct _KmxVariantArray {
 	GVariantType *type; /* the array's */
 	gsize align_mask;   /* the element type's alignment, minus one */
-	GByteArray *data;
+	guint8 *data;       /* pages of our own (mmap), or NULL */
+	gsize len;
+	gsize allocated;
 	GArray *ends; /* gsize: where each element ends */
 };
+
+/* the buffer is a mapping of its own, grown with mremap(): the kernel moves
+ * its pages instead of copying them, and pages not yet written take no
+ * memory.  Grown on the heap by doubling, each step would hold the old and
+ * the new copy at once (keymuxd's realloc() moves and wipes, never grows in
+ * place), and the last step's unused half would be touched by the wipe:
+ * a reply of 6.5 MB cost 8 MB while it was built.  What the buffer holds
+ * is a reply's public data (paths, labels, public keys), never a secret */
+static gsize
+kmx_page_round(gsize size)
+{
+	gsize page = (gsize)sysconf(_SC_PAGESIZE);
+
+	return (size + page - 1) / page * page;
+}
+
+static void
+kmx_variant_array_reserve(KmxVariantArray *self, gsize need)
+{
+	gsize size;
+	void *p;
+
+	/* a page at least: an element may be empty (an empty ay) */
+	if (self->data != NULL && need <= self->allocated)
+		return;
+	size = kmx_page_round(MAX(MAX(need, self->allocated * 2), 1));
+	if (self->data == NULL)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		p = mremap(self->data, self->allocated, size, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED) {
+		/* out of memory: what g_malloc() does then */
+		g_critical("cannot map %" G_GSIZE_FORMAT " bytes: %s", size, g_strerror(errno));
+		abort();
+	}
+	self->data = p;
+	self->allocated = size;
+}
+
+typedef struct {
+	void *data;
+	gsize size;
+} KmxMapping;
+
+static void
+kmx_mapping_free(gpointer data)
+{
+	KmxMapping *m = data;
+
+	munmap(m->data, m->size);
+	g_free(m);
+}
 
 /* the alignment the serialisation format gives a type: a basic type its
  * size (1 for strings), a variant 8, an array or maybe its element's, a
@@ -114,7 +172,6 @@ kmx_variant_array_new(const GVariantType *element_type)
 	self = g_new0(KmxVariantArray, 1);
 	self->type = g_variant_type_new_array(element_type);
 	self->align_mask = align - 1;
-	self->data = g_byte_array_new();
 	self->ends = g_array_new(FALSE, FALSE, sizeof(gsize));
 	return self;
 }
@@ -128,7 +185,8 @@ kmx_variant_array_free(KmxVariantArray *self)
 	if (self == NULL)
 		return;
 	g_variant_type_free(self->type);
-	g_clear_pointer(&self->data, g_byte_array_unref);
+	if (self->data != NULL)
+		munmap(self->data, self->allocated);
 	g_clear_pointer(&self->ends, g_array_unref);
 	g_free(self);
 }
@@ -144,7 +202,7 @@ void
 kmx_variant_array_append(KmxVariantArray *self, GVariant *element)
 {
 	g_autoptr(GVariant) owned = g_variant_ref_sink(element);
-	gsize old_len = self->data->len;
+	gsize old_len = self->len;
 	gsize start;
 	gsize size = g_variant_get_size(owned);
 	gsize end;
@@ -152,15 +210,15 @@ kmx_variant_array_append(KmxVariantArray *self, GVariant *element)
 	g_return_if_fail(g_variant_is_of_type(owned, g_variant_type_element(self->type)));
 	/* zero padding up to the element's alignment, from the array's start */
 	start = (old_len + self->align_mask) & ~self->align_mask;
-	if (!g_size_checked_add(&end, start, size) || end > G_MAXUINT) {
-		/* GByteArray's limit, far beyond a D-Bus message's (128 MiB):
-		 * such a reply could not be sent anyway */
-		g_critical("an array of more than %u bytes", G_MAXUINT);
+	if (!g_size_checked_add(&end, start, size) || end > G_MAXSIZE / 4) {
+		/* far beyond a D-Bus message's limit (128 MiB) */
+		g_critical("an array of more than %" G_GSIZE_FORMAT " bytes", G_MAXSIZE / 4);
 		return;
 	}
-	g_byte_array_set_size(self->data, (guint)end);
-	memset(self->data->data + old_len, 0, start - old_len);
-	g_variant_store(owned, self->data->data + start);
+	kmx_variant_array_reserve(self, end);
+	memset(self->data + old_len, 0, start - old_len);
+	g_variant_store(owned, self->data + start);
+	self->len = end;
 	g_array_append_val(self->ends, end);
 }
 
@@ -178,8 +236,7 @@ kmx_variant_array_end(KmxVariantArray *self, gboolean in_tuple)
 {
 	g_autoptr(GVariantType) type = NULL;
 	g_autoptr(GBytes) bytes = NULL;
-	guint8 *data;
-	gsize body = self->data->len;
+	gsize body = self->len;
 	gsize n = self->ends->len;
 	guint offset_size = 8;
 	gsize len;
@@ -193,23 +250,28 @@ kmx_variant_array_end(KmxVariantArray *self, gboolean in_tuple)
 		offset_size = 2;
 	else if (body + 4 * n <= G_MAXUINT32)
 		offset_size = 4;
-	if (!g_size_checked_add(&len, body, offset_size * n) || len > G_MAXUINT) {
-		g_critical("an array of more than %u bytes", G_MAXUINT);
-		len = body = n = 0;
-	}
-	g_byte_array_set_size(self->data, (guint)len);
+	len = body + offset_size * n; /* body and n are bounded in _append() */
+	kmx_variant_array_reserve(self, len);
 	for (gsize i = 0; i < n; i++) {
 		guint64 le = GUINT64_TO_LE((guint64)g_array_index(self->ends, gsize, i));
 
 		/* the low bytes of a little-endian number come first */
-		memcpy(self->data->data + body + i * offset_size, &le, offset_size);
+		memcpy(self->data + body + i * offset_size, &le, offset_size);
 	}
-	g_clear_pointer(&self->ends, g_array_unref);
-	/* the buffer grew by doubling: give back what it does not use (the
-	 * reply lives until GDBus has written it) */
-	data = g_byte_array_free(g_steal_pointer(&self->data), FALSE);
-	data = g_realloc(data, len);
-	bytes = g_bytes_new_take(data, len);
+	if (len == 0) {
+		bytes = g_bytes_new(NULL, 0);
+	} else {
+		KmxMapping *m = g_new(KmxMapping, 1);
+
+		/* the pages past the end go back now (never written: nothing
+		 * to wipe); the reply lives until GDBus has written it */
+		m->size = kmx_page_round(len);
+		if (m->size < self->allocated && munmap(self->data + m->size, self->allocated - m->size) == 0)
+			self->allocated = m->size;
+		m->size = self->allocated;
+		m->data = g_steal_pointer(&self->data);
+		bytes = g_bytes_new_with_free_func(m->data, len, kmx_mapping_free, m);
+	}
 	type = in_tuple ? g_variant_type_new_tuple((const GVariantType *const *)&self->type, 1)
 			: g_variant_type_copy(self->type);
 	kmx_variant_array_free(self);
