@@ -137,6 +137,34 @@ test_array_offset_sizes(void)
 	}
 }
 
+/* what the writer cannot do it refuses, and the array stays whole */
+static void
+test_array_refused(void)
+{
+	g_autoptr(GVariantType) fixed = g_variant_type_new("(iy)");
+	g_autoptr(GVariantType) et = g_variant_type_new("s");
+	KmxVariantArray *a;
+	g_autoptr(GVariant) v = NULL;
+	g_autoptr(GVariant) first = NULL;
+
+	/* fixed-size elements have no framing offsets */
+	g_test_expect_message("keymux", G_LOG_LEVEL_CRITICAL, "*!fixed*");
+	g_assert_null(kmx_variant_array_new(fixed));
+	g_test_assert_expected_messages();
+
+	/* an element of another type is not written */
+	a = kmx_variant_array_new(et);
+	kmx_variant_array_append(a, g_variant_new_string("kept"));
+	g_test_expect_message("keymux", G_LOG_LEVEL_CRITICAL, "*g_variant_is_of_type*");
+	kmx_variant_array_append(a, g_variant_new_int32(7));
+	g_test_assert_expected_messages();
+	v = kmx_variant_array_end(a, FALSE);
+	g_assert_cmpuint(g_variant_n_children(v), ==, 1);
+	first = g_variant_get_child_value(v, 0);
+	g_assert_cmpstr(g_variant_get_string(first, NULL), ==, "kept");
+	g_assert_cmpmem(g_variant_get_data(v), g_variant_get_size(v), "kept\0\5", 6);
+}
+
 /* ---- GetManagedObjects of real soft-key stores ------------------------------ */
 
 typedef struct {
@@ -354,6 +382,7 @@ main(int argc, char **argv)
 	kmx_core_mark_main_thread();
 	g_test_add_func("/kmx/variant-array/types", test_array_types);
 	g_test_add_func("/kmx/variant-array/offset-sizes", test_array_offset_sizes);
+	g_test_add_func("/kmx/variant-array/refused", test_array_refused);
 	g_test_add("/kmx/variant-array/managed-objects-no-device",
 		   Fixture,
 		   "false",
