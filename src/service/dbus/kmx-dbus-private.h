@@ -41,11 +41,25 @@ GVariant *kmx_exported_device_get_key_paths_variant(KmxExportedDevice *edev);
 guint kmx_exported_device_get_n_keys(KmxExportedDevice *edev);
 void kmx_dbus_service_keys_changed(KmxDBusService *self);
 const char *kmx_exported_device_get_path(KmxExportedDevice *edev);
-void kmx_exported_device_add_managed_objects(KmxExportedDevice *edev, GVariantBuilder *builder);
+void kmx_exported_device_foreach_managed_object(KmxExportedDevice *edev,
+						void (*func)(GVariant *entry, gpointer user_data),
+						gpointer user_data);
 void kmx_dbus_return_property(GDBusMethodInvocation *invocation,
 			      GDBusInterfaceInfo *info,
 			      GVariant *(*getter)(gpointer object, const char *name),
 			      gpointer object);
+
+/* kmx-variant-array.c: an array serialised as it is written */
+typedef struct _KmxVariantArray KmxVariantArray;
+KmxVariantArray *kmx_variant_array_new(const GVariantType *element_type);
+void kmx_variant_array_append(KmxVariantArray *self, GVariant *element);
+GVariant *kmx_variant_array_end(KmxVariantArray *self, gboolean in_tuple);
+void kmx_variant_array_free(KmxVariantArray *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KmxVariantArray, kmx_variant_array_free)
+void kmx_dbus_service_foreach_managed_object(KmxDBusService *self,
+					     void (*func)(GVariant *entry, gpointer user_data),
+					     gpointer user_data);
+GVariant *kmx_dbus_service_build_managed_objects(KmxDBusService *self);
 
 /* kmx-dbus-methods.c: unmarshalling into requests */
 void kmx_dbus_call_key(KmxDBusService *service,

@@ -704,23 +704,60 @@ kmx_object_manager_info(void)
 	return node->interfaces[0];
 }
 
-static void
-kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+/**
+ * kmx_dbus_service_foreach_managed_object:
+ * @func: gets each {oa{sa{sv}}} entry, floating
+ *
+ * The entries of GetManagedObjects, in the order of the reply: each
+ * device's, then its keys'.
+ */
+void
+kmx_dbus_service_foreach_managed_object(KmxDBusService *self,
+					void (*func)(GVariant *entry, gpointer user_data),
+					gpointer user_data)
 {
 	g_autoptr(GPtrArray) devices = kmx_manager_get_devices(self->manager);
-	GVariantBuilder b;
 
-	g_variant_builder_init(&b, G_VARIANT_TYPE("a{oa{sa{sv}}}"));
 	for (guint i = 0; i < devices->len; i++) {
 		KmxExportedDevice *edev =
 		    g_hash_table_lookup(self->exported, kmx_device_get_id(devices->pdata[i]));
 		if (edev != NULL)
-			kmx_exported_device_add_managed_objects(edev, &b);
+			kmx_exported_device_foreach_managed_object(edev, func, user_data);
 	}
-	g_dbus_method_invocation_return_value(invocation, g_variant_new("(a{oa{sa{sv}}})", &b));
+}
+
+static void
+kmx_dbus_append_entry(GVariant *entry, gpointer user_data)
+{
+	kmx_variant_array_append(user_data, entry);
+}
+
+/**
+ * kmx_dbus_service_build_managed_objects:
+ *
+ * GetManagedObjects' reply, an (a{oa{sa{sv}}}) serialised as it is built:
+ * one buffer of the reply's size, not a tree of an entry per key.
+ *
+ * Returns: (transfer full): the reply, not floating
+ */
+GVariant *
+kmx_dbus_service_build_managed_objects(KmxDBusService *self)
+{
+	KmxVariantArray *objects = kmx_variant_array_new(G_VARIANT_TYPE("{oa{sa{sv}}}"));
+
+	kmx_dbus_service_foreach_managed_object(self, kmx_dbus_append_entry, objects);
+	return kmx_variant_array_end(objects, TRUE);
+}
+
+static void
+kmx_dbus_managed_objects(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
+{
+	g_autoptr(GVariant) reply = kmx_dbus_service_build_managed_objects(self);
+
+	g_dbus_method_invocation_return_value(invocation, reply);
 	/* a large store's reply is megabytes: give them back to the system
 	 * once GDBus has sent it (on its own thread) */
-	if (devices->len > 0)
+	if (g_hash_table_size(self->exported) > 0)
 		kmx_manager_trim_later(self->manager);
 }
 
