@@ -24,8 +24,11 @@ fixture_set_up(Fixture *f, gconstpointer config)
 	g_assert_nonnull(f->dir);
 	f->data = g_build_filename(f->dir, "data", NULL);
 	f->conf = g_build_filename(f->dir, "keymux.conf", NULL);
-	/* no backend: the limits need no device */
-	text = g_strdup_printf("[backends]\nsoftkey=false\ntest=false\n[daemon]\n%s\n",
+	/* no backend: the limits need no device, and no backend's thread
+	 * (the card and TPM watchers) may post work for the main thread while
+	 * a test counts what the manager posts */
+	text = g_strdup_printf("[backends]\nsoftkey=false\ntest=false\ncard=false\ntpm=false\n"
+			       "[daemon]\n%s\n",
 			       (const char *)config);
 	g_assert_true(g_file_set_contents(f->conf, text, -1, NULL));
 }

@@ -772,7 +772,7 @@ kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
 	edev->device = g_object_ref(device);
 	edev->path = kmx_dbus_device_path(device);
 	edev->links = g_array_new(FALSE, TRUE, sizeof(KmxExportedLink));
-	edev->keys = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_object_unref);
+	edev->keys = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, NULL, g_object_unref);
 	kmx_exported_device_sync_keys(edev, FALSE);
 	kmx_exported_device_remember_state(edev);
 	edev->notify_id =
