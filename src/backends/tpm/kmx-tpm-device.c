@@ -592,7 +592,13 @@ kmx_tpm_device_read_lockout(KmxTpmDevice *self, GError **error)
 			interval = p->value;
 	}
 	Esys_Free(cap);
-	in_lockout = in_lockout || (max > 0 && counter >= max);
+	/* inLockout is failedTries >= maxTries (TPM 2.0 Part 2, TPMA_PERMANENT),
+	 * but read a command earlier: the TPM may heal one try between the two
+	 * reads, and the flag said "in lockout" beside a counter below the
+	 * limit.  The counter and the limit come from one read; the flag
+	 * decides only when there is no limit to compare with */
+	if (max > 0)
+		in_lockout = counter >= max;
 	g_variant_builder_add(&b, "{sv}", "in-lockout", g_variant_new_boolean(in_lockout));
 	kmx_tpm_device_track_da(self, counter, interval);
 	if (in_lockout)
