@@ -82,7 +82,7 @@ kmx_module_open(KmxModule *module, GError **error)
 gconstpointer
 kmx_module_load(KmxModule *module, GError **error)
 {
-	g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&kmx_module_lock);
+	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&kmx_module_lock);
 
 	if (module->table == NULL)
 		module->table = kmx_module_open(module, error);

@@ -118,7 +118,7 @@ kmx_check_data_dir(KmxContext *context)
 static void
 kmx_main_bus_cb(GObject *source, GAsyncResult *result, gpointer user_data)
 {
-	g_autoptr(GDBusConnection) connection = g_bus_get_finish(result, NULL);
+	G_GNUC_UNUSED g_autoptr(GDBusConnection) connection = g_bus_get_finish(result, NULL);
 }
 
 static gboolean

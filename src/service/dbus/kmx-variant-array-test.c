@@ -288,7 +288,7 @@ assert_keys(GVariant *objects, guint n_devices_expected)
 
 	g_variant_iter_init(&devices, objects);
 	while (g_variant_iter_next(&devices, "{&o@a{sa{sv}}}", &device_path, &interfaces)) {
-		g_autoptr(GVariant) owned = interfaces;
+		G_GNUC_UNUSED g_autoptr(GVariant) owned = interfaces;
 		g_autoptr(GVariant) props = NULL;
 		g_autoptr(GVariant) keys = NULL;
 		g_autoptr(GVariant) ref = NULL;
