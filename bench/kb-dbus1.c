@@ -130,7 +130,8 @@ call(DBusConnection *conn,
 		take_dbus_error(error,
 				&derr,
 				what,
-				derr.name != NULL && !g_str_has_prefix(derr.name, DBUS_ERROR_NO_REPLY));
+				derr.name != NULL &&
+				    !g_str_has_prefix(derr.name, DBUS_ERROR_NO_REPLY));
 		return FALSE;
 	}
 	if (!dbus_message_has_signature(reply, signature) || !dbus_message_iter_init(reply, &it)) {

@@ -77,14 +77,13 @@ test_array_types(void)
 
 				g_variant_builder_init(&builder, at);
 				for (guint i = 0; i < counts[c]; i++) {
-					GVariant *e = g_variant_ref_sink(
-					    element_new(types[t], i, big));
+					GVariant *e =
+					    g_variant_ref_sink(element_new(types[t], i, big));
 
 					g_variant_builder_add_value(&builder, e);
 					kmx_variant_array_append(a, e);
 					/* a floating element is taken */
-					kmx_variant_array_append(b,
-								 element_new(types[t], i, big));
+					kmx_variant_array_append(b, element_new(types[t], i, big));
 					g_variant_unref(e);
 				}
 				ref = g_variant_ref_sink(g_variant_builder_end(&builder));
@@ -250,14 +249,14 @@ seed(Fixture *f, const char *store, guint n)
 		const KmxOptions options = {.interactive = TRUE};
 		g_autofree char *label = g_strdup_printf("key %u of %s", i, store);
 		g_autoptr(GError) error = NULL;
-		g_autoptr(KmxKey) key = kmx_device_generate_key(device,
-								i % 3 ? KMX_KEY_TYPE_ED25519
-								      : KMX_KEY_TYPE_ECDSA_P256,
-								label,
-								&options,
-								NULL,
-								NULL,
-								&error);
+		g_autoptr(KmxKey) key =
+		    kmx_device_generate_key(device,
+					    i % 3 ? KMX_KEY_TYPE_ED25519 : KMX_KEY_TYPE_ECDSA_P256,
+					    label,
+					    &options,
+					    NULL,
+					    NULL,
+					    &error);
 		g_assert_no_error(error);
 		g_assert_nonnull(key);
 	}
@@ -311,8 +310,7 @@ assert_keys(GVariant *objects, guint n_devices_expected)
 				g_ptr_array_add(paths, (gpointer)path);
 		g_ptr_array_sort(paths, compare_strings);
 		g_ptr_array_add(paths, NULL);
-		ref = g_variant_ref_sink(
-		    g_variant_new_objv((const char *const *)paths->pdata, -1));
+		ref = g_variant_ref_sink(g_variant_new_objv((const char *const *)paths->pdata, -1));
 		assert_same_bytes(keys, ref);
 	}
 	g_assert_cmpuint(n_devices, ==, n_devices_expected);

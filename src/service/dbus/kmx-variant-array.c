@@ -34,7 +34,7 @@
 struct _KmxVariantArray {
 	GVariantType *type; /* the array's */
 	gsize align_mask;   /* the element type's alignment, minus one */
-	guint8 *data;       /* pages of our own (mmap), or NULL */
+	guint8 *data;	    /* pages of our own (mmap), or NULL */
 	gsize len;
 	gsize allocated;
 	GArray *ends; /* gsize: where each element ends */
@@ -267,7 +267,8 @@ kmx_variant_array_end(KmxVariantArray *self, gboolean in_tuple)
 		/* the pages past the end go back now (never written: nothing
 		 * to wipe); the reply lives until GDBus has written it */
 		m->size = kmx_page_round(len);
-		if (m->size < self->allocated && munmap(self->data + m->size, self->allocated - m->size) == 0)
+		if (m->size < self->allocated &&
+		    munmap(self->data + m->size, self->allocated - m->size) == 0)
 			self->allocated = m->size;
 		m->size = self->allocated;
 		m->data = g_steal_pointer(&self->data);
