@@ -30,6 +30,7 @@
 #include "kmx-error.h"
 #include "kmx-file.h"
 #include "kmx-import.h"
+#include "kmx-key-table.h"
 #include "kmx-softkey-device.h"
 #include "kmx-softkey-store.h"
 
@@ -42,7 +43,7 @@ struct _KmxSoftkeyDevice {
 	char *broken;	     /* why the store is unusable, or NULL */
 	gboolean protected;
 	KmxSecret *file_key; /* NULL when locked (or not needed yet) */
-	GHashTable *keys;    /* id -> KmxSoftkeyKey, what is on disk */
+	KmxKeyTable *keys;   /* the KmxSoftkeyKeys on disk */
 	GHashTable *pending; /* ids being written by an import or generate */
 	guint broken_keys;
 	guint incomplete_keys;
@@ -103,7 +104,7 @@ kmx_softkey_device_build_details(KmxSoftkeyDevice *self)
 	g_variant_dict_insert(&dict, "store", "s", self->name);
 	g_variant_dict_insert(&dict, "path", "s", self->dir);
 	g_variant_dict_insert(&dict, "protected", "b", self->protected);
-	g_variant_dict_insert(&dict, "key-count", "u", g_hash_table_size(self->keys));
+	g_variant_dict_insert(&dict, "key-count", "u", kmx_key_table_size(self->keys));
 	g_variant_dict_insert(&dict, "broken-keys", "u", self->broken_keys);
 	g_variant_dict_insert(&dict, "incomplete-keys", "u", self->incomplete_keys);
 	g_variant_dict_insert(&dict, "key-file-format", "s", "pkcs8-pbes2-aes-256-cbc");
@@ -301,9 +302,7 @@ kmx_softkey_device_recover_keys(KmxSoftkeyDevice *self, GHashTable *pems, GPtrAr
 			  self->name,
 			  id,
 			  label);
-		g_hash_table_insert(self->keys,
-				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
-				    g_object_ref(key));
+		kmx_key_table_insert(self->keys, KMX_KEY(key));
 		g_ptr_array_add(keys, key);
 	}
 }
@@ -640,9 +639,7 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 	for (guint i = 0; i < keys->len; i++) {
 		KmxSoftkeyKey *key = g_ptr_array_index(keys, i);
 
-		g_hash_table_insert(self->keys,
-				    (gpointer)kmx_key_get_id(KMX_KEY(key)),
-				    g_object_ref(key));
+		kmx_key_table_insert(self->keys, KMX_KEY(key));
 	}
 	/* what is left are .pem files without .info (see the top of the file):
 	 * never removed, rebuilt when they can be */
@@ -725,15 +722,15 @@ kmx_softkey_device_drop_secrets(KmxSoftkeyDevice *self)
 {
 	g_autoptr(GPtrArray) keys = NULL;
 	g_autoptr(KmxSecret) file_key = NULL;
-	GHashTableIter iter;
-	gpointer value;
+	KmxKeyTableIter iter;
+	KmxKey *key;
 
 	g_mutex_lock(&self->mutex);
 	file_key = g_steal_pointer(&self->file_key);
-	keys = g_ptr_array_new_full(g_hash_table_size(self->keys), g_object_unref);
-	g_hash_table_iter_init(&iter, self->keys);
-	while (g_hash_table_iter_next(&iter, NULL, &value))
-		g_ptr_array_add(keys, g_object_ref(value));
+	keys = g_ptr_array_new_full(kmx_key_table_size(self->keys), g_object_unref);
+	kmx_key_table_iter_init(&iter, self->keys);
+	while (kmx_key_table_iter_next(&iter, &key))
+		g_ptr_array_add(keys, g_object_ref(key));
 	g_mutex_unlock(&self->mutex);
 	for (guint i = 0; i < keys->len; i++)
 		kmx_softkey_key_drop_secrets(g_ptr_array_index(keys, i));
@@ -904,7 +901,7 @@ kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 	}
 	key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, &info);
 	g_mutex_lock(&self->mutex);
-	g_hash_table_insert(self->keys, (gpointer)kmx_key_get_id(KMX_KEY(key)), g_object_ref(key));
+	kmx_key_table_insert(self->keys, KMX_KEY(key));
 	if (had_pem && self->incomplete_keys > 0)
 		self->incomplete_keys--;
 	g_mutex_unlock(&self->mutex);
@@ -925,7 +922,7 @@ kmx_softkey_device_reserve(KmxSoftkeyDevice *self, GPtrArray *parsed, GError **e
 			KmxImportedKey *q = g_ptr_array_index(parsed, j);
 			twice = twice || g_bytes_equal(p->spki, q->spki);
 		}
-		if (twice || g_hash_table_contains(self->keys, id) ||
+		if (twice || kmx_key_table_contains(self->keys, id) ||
 		    g_hash_table_contains(self->pending, id)) {
 			g_set_error(error,
 				    KMX_ERROR,
@@ -1110,7 +1107,7 @@ kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError
 	ok = kmx_file_remove_durable(pem, error);
 	g_mutex_lock(&self->mutex);
 	if (ok)
-		g_hash_table_remove(self->keys, id);
+		kmx_key_table_remove(self->keys, id);
 	g_mutex_unlock(&self->mutex);
 	ok = ok && kmx_file_remove_durable(info, error);
 	g_mutex_lock(&self->mutex);
@@ -1128,7 +1125,7 @@ kmx_softkey_device_finalize(GObject *object)
 	KmxSoftkeyDevice *self = KMX_SOFTKEY_DEVICE(object);
 
 	kmx_softkey_device_drop_secrets(self);
-	g_hash_table_unref(self->keys);
+	kmx_key_table_free(self->keys);
 	g_hash_table_unref(self->pending);
 	g_free(self->broken);
 	g_free(self->name);
@@ -1160,7 +1157,7 @@ kmx_softkey_device_init(KmxSoftkeyDevice *self)
 {
 	g_mutex_init(&self->mutex);
 	g_mutex_init(&self->secret_mutex);
-	self->keys = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, NULL, g_object_unref);
+	self->keys = kmx_key_table_new(TRUE);
 	self->pending = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, g_free, NULL);
 }
 

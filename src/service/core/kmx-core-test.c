@@ -13,6 +13,7 @@
 #include "kmx-error.h"
 #include "kmx-executor.h"
 #include "kmx-file.h"
+#include "kmx-key-table.h"
 #include "kmx-key.h"
 #include "kmx-options.h"
 
@@ -388,6 +389,106 @@ test_key_id_hash(void)
 	g_assert_cmpuint(g_hash_table_size(table), ==, n);
 }
 
+/* a key with this id (any string; key ids are hex, but the table must not
+ * care) */
+static KmxKey *
+table_key_new(const char *id)
+{
+	return g_object_new(KMX_TYPE_KEY, "id", id, NULL);
+}
+
+/* the key table against a GHashTable doing the same, over thousands of
+ * random inserts, replacements, removals and walks that remove; many of the
+ * ids share their first 32 characters, so they hash alike and probe past
+ * each other and past tombstones; the table holds and drops references */
+static void
+test_key_table(void)
+{
+	g_autoptr(GHashTable)
+	    model = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_object_unref);
+	g_autoptr(KmxKeyTable) table = kmx_key_table_new(TRUE);
+	g_autoptr(GRand) rand = g_rand_new_with_seed(14);
+	const guint n_ids = 3000;
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func(g_free);
+	KmxKey *gone = table_key_new("gone");
+	KmxKeyTableIter iter;
+	KmxKey *key;
+	guint walked;
+
+	for (guint i = 0; i < n_ids; i++) {
+		if (i % 3 == 0) /* one hash for all of these */
+			g_ptr_array_add(ids,
+					g_strdup_printf("%032d%032u", 0, i));
+		else if (i % 3 == 1)
+			g_ptr_array_add(ids, g_strdup_printf("%064u", i));
+		else
+			g_ptr_array_add(ids, g_strdup_printf("k%u", i));
+	}
+	g_assert_null(kmx_key_table_lookup(table, "anything"));
+	g_object_add_weak_pointer(G_OBJECT(gone), (gpointer *)&gone);
+	kmx_key_table_insert(table, gone);
+	g_object_unref(gone);
+	g_assert_nonnull(gone); /* held by the table */
+	g_assert_true(kmx_key_table_remove(table, "gone"));
+	g_assert_null(gone); /* and let go */
+	g_assert_false(kmx_key_table_remove(table, "gone"));
+
+	for (guint round = 0; round < 40000; round++) {
+		const char *id = ids->pdata[g_rand_int_range(rand, 0, n_ids)];
+		guint op = g_rand_int_range(rand, 0, 10);
+
+		if (op < 6) {
+			/* insert, or put a new key in place of one of the same id */
+			g_autoptr(KmxKey) k = table_key_new(id);
+			kmx_key_table_insert(table, k);
+			g_hash_table_replace(model, g_strdup(id), g_object_ref(k));
+		} else {
+			g_assert_cmpint(kmx_key_table_remove(table, id),
+					==,
+					g_hash_table_remove(model, id));
+		}
+		if (round % 1000 == 0) {
+			g_assert_cmpuint(kmx_key_table_size(table), ==, g_hash_table_size(model));
+			for (guint i = 0; i < n_ids; i++)
+				g_assert_true(kmx_key_table_lookup(table, ids->pdata[i]) ==
+					      g_hash_table_lookup(model, ids->pdata[i]));
+		}
+	}
+
+	/* a walk sees each key once; one that removes every other key */
+	walked = 0;
+	kmx_key_table_iter_init(&iter, table);
+	while (kmx_key_table_iter_next(&iter, &key)) {
+		g_assert_true(g_hash_table_lookup(model, kmx_key_get_id(key)) == key);
+		if (walked++ % 2 == 0) {
+			g_assert_true(g_hash_table_remove(model, kmx_key_get_id(key)));
+			kmx_key_table_iter_remove(&iter);
+		}
+	}
+	g_assert_cmpuint(walked, >, 1000);
+	g_assert_cmpuint(kmx_key_table_size(table), ==, g_hash_table_size(model));
+	for (guint i = 0; i < n_ids; i++)
+		g_assert_true(kmx_key_table_lookup(table, ids->pdata[i]) ==
+			      g_hash_table_lookup(model, ids->pdata[i]));
+	/* the same key again changes nothing; a table that does not own its
+	 * keys takes no reference */
+	kmx_key_table_iter_init(&iter, table);
+	g_assert_true(kmx_key_table_iter_next(&iter, &key));
+	kmx_key_table_insert(table, key);
+	g_assert_cmpuint(kmx_key_table_size(table), ==, g_hash_table_size(model));
+	{
+		g_autoptr(KmxKeyTable) borrowed = kmx_key_table_new(FALSE);
+		g_autoptr(KmxKey) k = table_key_new("borrowed");
+
+		kmx_key_table_insert(borrowed, k);
+		g_assert_cmpuint(G_OBJECT(k)->ref_count, ==, 1);
+		g_assert_true(kmx_key_table_lookup(borrowed, "borrowed") == k);
+	}
+	kmx_key_table_remove_all(table);
+	g_assert_cmpuint(kmx_key_table_size(table), ==, 0);
+	g_assert_null(kmx_key_table_lookup(table, ids->pdata[1]));
+}
+
 /* a key made from its facts is the key g_object_new() with the same
  * properties makes: the construct properties' defaults do not undo them */
 static void
@@ -718,6 +819,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/device/key-label-changed", test_device_key_label_changed);
 	g_test_add_func("/kmx/key/new-with-facts", test_key_new_with_facts);
 	g_test_add_func("/kmx/key/id-hash", test_key_id_hash);
+	g_test_add_func("/kmx/key/table", test_key_table);
 	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);

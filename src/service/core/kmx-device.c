@@ -14,6 +14,7 @@
 
 #include "kmx-device.h"
 #include "kmx-error.h"
+#include "kmx-key-table.h"
 #include "kmx-key.h"
 
 typedef enum {
@@ -53,7 +54,7 @@ typedef struct {
 	GMainContext *main_context;
 
 	GPtrArray *keys;
-	GHashTable *keys_by_id; /* id -> KmxKey (borrowed from keys) */
+	KmxKeyTable *keys_by_id; /* borrowed from keys */
 	KmxExecutor *executor;
 	gint64 last_used; /* monotonic µs, atomic */
 } KmxDevicePrivate;
@@ -100,7 +101,7 @@ kmx_device_finalize(GObject *object)
 	g_clear_pointer(&priv->details, g_variant_unref);
 	g_clear_pointer(&priv->kept_secret, kmx_secret_unref);
 	kmx_pending_state_clear(&priv->pending);
-	g_hash_table_unref(priv->keys_by_id);
+	kmx_key_table_free(priv->keys_by_id);
 	g_ptr_array_unref(priv->keys);
 	g_main_context_unref(priv->main_context);
 	if (priv->executor != NULL && kmx_executor_get_kind(priv->executor) == KMX_EXECUTOR_SERIAL)
@@ -248,7 +249,7 @@ kmx_device_init(KmxDevice *self)
 	priv->admin_retries = -1;
 	priv->flags = KMX_DEVICE_FLAG_AVAILABLE;
 	priv->keys = g_ptr_array_new_with_free_func(g_object_unref);
-	priv->keys_by_id = g_hash_table_new(kmx_key_id_hash, g_str_equal);
+	priv->keys_by_id = kmx_key_table_new(FALSE);
 	priv->main_context = g_main_context_ref_thread_default();
 	priv->details = g_variant_ref_sink(g_variant_new("a{sv}", NULL));
 }
@@ -309,7 +310,7 @@ kmx_device_apply(KmxDevice *self, KmxPendingState *p)
 	g_object_thaw_notify(object);
 	for (guint i = 0; (p->fields & KMX_STATE_KEYS_REMOVED) && i < p->keys_removed->len; i++) {
 		KmxKey *key =
-		    g_hash_table_lookup(priv->keys_by_id, g_ptr_array_index(p->keys_removed, i));
+		    kmx_key_table_lookup(priv->keys_by_id, g_ptr_array_index(p->keys_removed, i));
 		if (key != NULL)
 			kmx_device_remove_key(self, key);
 	}
@@ -745,7 +746,7 @@ kmx_device_find_key(KmxDevice *self, const char *key_id)
 {
 	g_return_val_if_fail(KMX_IS_DEVICE(self), NULL);
 	g_return_val_if_fail(key_id != NULL, NULL);
-	return g_hash_table_lookup(GET_PRIVATE(self)->keys_by_id, key_id);
+	return kmx_key_table_lookup(GET_PRIVATE(self)->keys_by_id, key_id);
 }
 
 /**
@@ -763,10 +764,10 @@ kmx_device_add_key(KmxDevice *self, KmxKey *key)
 	g_return_if_fail(KMX_IS_KEY(key));
 	priv = GET_PRIVATE(self);
 	id = kmx_key_get_id(key);
-	if (g_hash_table_contains(priv->keys_by_id, id))
+	if (kmx_key_table_contains(priv->keys_by_id, id))
 		return;
 	g_ptr_array_add(priv->keys, g_object_ref(key));
-	g_hash_table_insert(priv->keys_by_id, (gpointer)id, key);
+	kmx_key_table_insert(priv->keys_by_id, key);
 	g_signal_emit(self, signals[SIGNAL_KEYS_CHANGED], 0);
 }
 
@@ -786,7 +787,7 @@ kmx_device_remove_key(KmxDevice *self, KmxKey *key)
 	priv = GET_PRIVATE(self);
 	if (!g_ptr_array_find(priv->keys, key, &index))
 		return;
-	g_hash_table_remove(priv->keys_by_id, kmx_key_get_id(key));
+	kmx_key_table_remove(priv->keys_by_id, kmx_key_get_id(key));
 	/* our reference keeps it alive through the signal */
 	key = g_ptr_array_steal_index_fast(priv->keys, index);
 	g_signal_emit(self, signals[SIGNAL_KEYS_CHANGED], 0);

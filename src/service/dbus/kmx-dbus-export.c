@@ -15,6 +15,7 @@
 
 #include "kmx-dbus-private.h"
 #include "kmx-error.h"
+#include "kmx-key-table.h"
 #include "kmx-names.h"
 
 #define PROPERTIES_IFACE     "org.freedesktop.DBus.Properties"
@@ -25,7 +26,7 @@ struct _KmxExportedDevice {
 	KmxDevice *device;
 	GArray *links; /* KmxExportedLink: the bus, and every peer connection */
 	char *path;
-	GHashTable *keys; /* key id -> KmxKey, what the bus was told of */
+	KmxKeyTable *keys; /* what the bus was told of */
 	/* Keys, the sorted key paths as an ao, serialised: built when first
 	 * asked for after the keys changed, shared by Properties.Get,
 	 * GetManagedObjects and (a single device's) ListKeys */
@@ -76,13 +77,13 @@ kmx_compare_strings(gconstpointer a, gconstpointer b)
 GPtrArray *
 kmx_exported_device_get_key_paths(KmxExportedDevice *edev)
 {
-	GPtrArray *paths = g_ptr_array_new_full(g_hash_table_size(edev->keys) + 1, g_free);
-	GHashTableIter iter;
-	gpointer id;
+	GPtrArray *paths = g_ptr_array_new_full(kmx_key_table_size(edev->keys) + 1, g_free);
+	KmxKeyTableIter iter;
+	KmxKey *key;
 
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, NULL))
-		g_ptr_array_add(paths, g_strconcat(edev->path, "/", id, NULL));
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (kmx_key_table_iter_next(&iter, &key))
+		g_ptr_array_add(paths, g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL));
 	g_ptr_array_sort(paths, kmx_compare_strings);
 	return paths;
 }
@@ -93,16 +94,16 @@ kmx_exported_device_get_key_paths(KmxExportedDevice *edev)
 static GVariant *
 kmx_key_paths_new(KmxExportedDevice *edev)
 {
-	g_autoptr(GPtrArray) ids = g_ptr_array_new_full(g_hash_table_size(edev->keys), NULL);
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_full(kmx_key_table_size(edev->keys), NULL);
 	g_autoptr(GString) path = g_string_new(edev->path);
 	KmxVariantArray *paths = kmx_variant_array_new(G_VARIANT_TYPE_OBJECT_PATH);
-	GHashTableIter iter;
-	gpointer id;
+	KmxKeyTableIter iter;
+	KmxKey *key;
 	gsize prefix;
 
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, NULL))
-		g_ptr_array_add(ids, id);
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (kmx_key_table_iter_next(&iter, &key))
+		g_ptr_array_add(ids, (gpointer)kmx_key_get_id(key));
 	/* the paths share everything up to the id: sorted as the ids are */
 	g_ptr_array_sort(ids, kmx_compare_strings);
 	g_string_append_c(path, '/');
@@ -138,7 +139,7 @@ kmx_exported_device_get_key_paths_variant(KmxExportedDevice *edev)
 guint
 kmx_exported_device_get_n_keys(KmxExportedDevice *edev)
 {
-	return g_hash_table_size(edev->keys);
+	return kmx_key_table_size(edev->keys);
 }
 
 static GVariant *
@@ -356,7 +357,7 @@ kmx_exported_key_label_cb(KmxDevice *device, KmxKey *key, KmxExportedDevice *ede
 	g_autofree char *path = NULL;
 	GVariantBuilder b;
 
-	if (g_hash_table_lookup(edev->keys, kmx_key_get_id(key)) != key)
+	if (kmx_key_table_lookup(edev->keys, kmx_key_get_id(key)) != key)
 		return;
 	path = g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
 	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
@@ -375,15 +376,15 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 	gboolean changed = FALSE;
 	/* the first look at the device (start-up: 10,000 keys) has nothing
 	 * to compare with, and nothing can have gone */
-	gboolean first = g_hash_table_size(edev->keys) == 0;
-	GHashTableIter iter;
-	gpointer id, value;
+	gboolean first = kmx_key_table_size(edev->keys) == 0;
+	KmxKeyTableIter iter;
+	KmxKey *known;
 
 	for (guint i = 0; i < keys->len; i++) {
 		KmxKey *key = g_ptr_array_index(keys, i);
 		const char *key_id = kmx_key_get_id(key);
-		KmxKey *known = first ? NULL : g_hash_table_lookup(edev->keys, key_id);
 
+		known = first ? NULL : kmx_key_table_lookup(edev->keys, key_id);
 		if (!first)
 			g_hash_table_add(present, (gpointer)key_id);
 		if (known == key)
@@ -393,25 +394,25 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 			g_autofree char *old_label = kmx_key_dup_label(known);
 			g_autofree char *new_label = kmx_key_dup_label(key);
 
-			g_hash_table_replace(edev->keys, (gpointer)key_id, g_object_ref(key));
+			kmx_key_table_insert(edev->keys, key);
 			if (announce && g_strcmp0(old_label, new_label) != 0)
 				kmx_exported_key_label_cb(edev->device, key, edev);
 			continue;
 		}
-		g_hash_table_insert(edev->keys, (gpointer)key_id, g_object_ref(key));
+		kmx_key_table_insert(edev->keys, key);
 		changed = TRUE;
 		if (announce) {
 			g_autofree char *path = g_strconcat(edev->path, "/", key_id, NULL);
 			kmx_emit_interfaces_added(edev, path, key);
 		}
 	}
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (!first && g_hash_table_iter_next(&iter, &id, &value)) {
-		if (g_hash_table_contains(present, id))
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (!first && kmx_key_table_iter_next(&iter, &known)) {
+		if (g_hash_table_contains(present, kmx_key_get_id(known)))
 			continue;
 		changed = TRUE;
-		g_ptr_array_add(gone, g_strconcat(edev->path, "/", id, NULL));
-		g_hash_table_iter_remove(&iter);
+		g_ptr_array_add(gone, g_strconcat(edev->path, "/", kmx_key_get_id(known), NULL));
+		kmx_key_table_iter_remove(&iter);
 	}
 	if (changed) {
 		g_clear_pointer(&edev->key_paths, g_variant_unref);
@@ -491,12 +492,13 @@ kmx_exported_device_sync_state(KmxExportedDevice *edev)
 
 	/* every key mirrors its device's Locked and Available */
 	if ((old_flags ^ flags) & key_flags) {
-		GHashTableIter iter;
-		gpointer id;
+		KmxKeyTableIter iter;
+		KmxKey *key;
 
-		g_hash_table_iter_init(&iter, edev->keys);
-		while (g_hash_table_iter_next(&iter, &id, NULL)) {
-			g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+		kmx_key_table_iter_init(&iter, edev->keys);
+		while (kmx_key_table_iter_next(&iter, &key)) {
+			g_autofree char *path =
+			    g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
 			GVariantBuilder kb;
 
 			g_variant_builder_init(&kb, G_VARIANT_TYPE_VARDICT);
@@ -538,7 +540,7 @@ kmx_exported_device_lookup(KmxExportedDevice *edev, const char *node, KmxKey **k
 	*key = NULL;
 	if (node == NULL)
 		return TRUE;
-	*key = g_hash_table_lookup(edev->keys, node);
+	*key = kmx_key_table_lookup(edev->keys, node);
 	return *key != NULL;
 }
 
@@ -549,13 +551,13 @@ kmx_subtree_enumerate(GDBusConnection *connection,
 		      gpointer user_data)
 {
 	KmxExportedDevice *edev = user_data;
-	GPtrArray *nodes = g_ptr_array_new_full(g_hash_table_size(edev->keys) + 1, NULL);
-	GHashTableIter iter;
-	gpointer id;
+	GPtrArray *nodes = g_ptr_array_new_full(kmx_key_table_size(edev->keys) + 1, NULL);
+	KmxKeyTableIter iter;
+	KmxKey *key;
 
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, NULL))
-		g_ptr_array_add(nodes, g_strdup(id));
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (kmx_key_table_iter_next(&iter, &key))
+		g_ptr_array_add(nodes, g_strdup(kmx_key_get_id(key)));
 	g_ptr_array_add(nodes, NULL);
 	return (char **)g_ptr_array_free(nodes, FALSE);
 }
@@ -772,7 +774,7 @@ kmx_exported_device_new(KmxDBusService *service, KmxDevice *device)
 	edev->device = g_object_ref(device);
 	edev->path = kmx_dbus_device_path(device);
 	edev->links = g_array_new(FALSE, TRUE, sizeof(KmxExportedLink));
-	edev->keys = g_hash_table_new_full(kmx_key_id_hash, g_str_equal, NULL, g_object_unref);
+	edev->keys = kmx_key_table_new(TRUE);
 	kmx_exported_device_sync_keys(edev, FALSE);
 	kmx_exported_device_remember_state(edev);
 	edev->notify_id =
@@ -823,13 +825,13 @@ kmx_exported_device_attach(KmxExportedDevice *edev, GDBusConnection *connection,
 void
 kmx_exported_device_announce(KmxExportedDevice *edev)
 {
-	GHashTableIter iter;
-	gpointer id, key;
+	KmxKeyTableIter iter;
+	KmxKey *key;
 
 	kmx_emit_interfaces_added(edev, edev->path, NULL);
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, &key)) {
-		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (kmx_key_table_iter_next(&iter, &key)) {
+		g_autofree char *path = g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
 		kmx_emit_interfaces_added(edev, path, key);
 	}
 }
@@ -898,21 +900,21 @@ kmx_exported_device_detach(KmxExportedDevice *edev, GDBusConnection *connection)
 void
 kmx_exported_device_free(KmxExportedDevice *edev)
 {
-	GHashTableIter iter;
-	gpointer id, key;
+	KmxKeyTableIter iter;
+	KmxKey *key;
 
 	g_signal_handler_disconnect(edev->device, edev->notify_id);
 	g_signal_handler_disconnect(edev->device, edev->keys_changed_id);
 	g_signal_handler_disconnect(edev->device, edev->key_label_id);
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, &key)) {
-		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (kmx_key_table_iter_next(&iter, &key)) {
+		g_autofree char *path = g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
 		kmx_emit_interfaces_removed(edev, path, KMX_DBUS_KEY_INTERFACE);
 	}
 	kmx_emit_interfaces_removed(edev, edev->path, KMX_DBUS_DEVICE_INTERFACE);
 	kmx_exported_device_detach(edev, NULL);
 	g_array_unref(edev->links);
-	g_hash_table_unref(edev->keys);
+	kmx_key_table_free(edev->keys);
 	g_clear_pointer(&edev->key_paths, g_variant_unref);
 	g_object_unref(edev->device);
 	g_clear_pointer(&edev->details, g_variant_unref);
@@ -935,15 +937,15 @@ kmx_exported_device_foreach_managed_object(KmxExportedDevice *edev,
 					   void (*func)(GVariant *entry, gpointer user_data),
 					   gpointer user_data)
 {
-	GHashTableIter iter;
-	gpointer id, key;
+	KmxKeyTableIter iter;
+	KmxKey *key;
 
 	func(g_variant_new_dict_entry(g_variant_new_object_path(edev->path),
 				      kmx_object_interfaces(edev, NULL)),
 	     user_data);
-	g_hash_table_iter_init(&iter, edev->keys);
-	while (g_hash_table_iter_next(&iter, &id, &key)) {
-		g_autofree char *path = g_strconcat(edev->path, "/", id, NULL);
+	kmx_key_table_iter_init(&iter, edev->keys);
+	while (kmx_key_table_iter_next(&iter, &key)) {
+		g_autofree char *path = g_strconcat(edev->path, "/", kmx_key_get_id(key), NULL);
 
 		func(g_variant_new_dict_entry(g_variant_new_object_path(path),
 					      kmx_object_interfaces(edev, key)),
