@@ -30,7 +30,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	keys = kmx_device_get_keys(device);
 	for (guint i = 0; i < keys->len; i++) {
 		KmxKey *key = g_ptr_array_index(keys, i);
-		g_autofree char *id = kmx_key_compute_id(kmx_key_get_public_key(key));
+		g_autoptr(GBytes) spki = kmx_key_dup_public_key(key);
+		g_autofree char *id = kmx_key_compute_id(spki);
 		g_assert_cmpstr(id, ==, kmx_key_get_id(key));
 		g_assert_cmpint(kmx_key_get_key_type(key), !=, KMX_KEY_TYPE_UNKNOWN);
 	}

@@ -97,6 +97,7 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	g_autoptr(KmxSecret) file_key = NULL;
 	g_autoptr(KmxSecret) der = NULL;
 	g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
+	g_autoptr(GBytes) spki = NULL;
 	g_autofree char *path = NULL;
 	KmxSoftkeyDevice *store;
 	guint generation;
@@ -122,7 +123,8 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	ossl = kmx_softkey_ossl_key_new(der, error);
 	if (ossl == NULL)
 		return FALSE;
-	if (!kmx_softkey_ossl_key_check_public(ossl, kmx_key_get_public_key(KMX_KEY(self)), NULL)) {
+	spki = kmx_key_dup_public_key(KMX_KEY(self));
+	if (!kmx_softkey_ossl_key_check_public(ossl, spki, NULL)) {
 		g_set_error(error,
 			    KMX_ERROR,
 			    KMX_ERROR_FAILED,
@@ -307,11 +309,12 @@ kmx_softkey_key_set_label(KmxKey *key, const char *label, GCancellable *cancella
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
 	g_autofree char *path = kmx_softkey_key_get_path(self, ".info");
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = NULL;
+	g_autoptr(GBytes) spki = kmx_key_dup_public_key(key);
 	KmxSoftkeyKeyInfo info = {
 	    .label = (char *)label,
 	    .type = kmx_key_get_key_type(key),
 	    .usage = kmx_key_get_usage(key),
-	    .spki = kmx_key_get_public_key(key),
+	    .spki = spki,
 	    .created = self->created,
 	    .exportable = kmx_key_get_exportable(key),
 	};

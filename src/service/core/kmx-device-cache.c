@@ -81,9 +81,9 @@ kmx_device_cache_save(const char *dir, KmxDevice *device, GError **error)
 		g_autofree char *group = g_strconcat("key ", kmx_key_get_id(key), NULL);
 		g_autofree char *key_label = kmx_key_dup_label(key);
 		g_auto(GStrv) usage = kmx_key_usage_to_strv(kmx_key_get_usage(key));
-		GBytes *spki = kmx_key_get_public_key(key);
-		g_autofree char *b64 =
-		    g_base64_encode(g_bytes_get_data(spki, NULL), g_bytes_get_size(spki));
+		gsize spki_len;
+		const guint8 *spki = kmx_key_get_public_key_data(key, &spki_len);
+		g_autofree char *b64 = g_base64_encode(spki, spki_len);
 
 		g_key_file_set_string(kf, group, "label", key_label);
 		g_key_file_set_string(kf,

@@ -57,7 +57,16 @@ typedef struct {
 	KmxKeyTable *keys_by_id; /* borrowed from keys */
 	KmxExecutor *executor;
 	gint64 last_used; /* monotonic µs, atomic */
+	KmxDeviceAnchor *anchor;
 } KmxDevicePrivate;
+
+/* what a device's keys hold to find it: one weak reference for all of
+ * them, not one each (a weak reference is a list node on the device: 32
+ * bytes a key) */
+struct _KmxDeviceAnchor {
+	gatomicrefcount ref_count;
+	GWeakRef device;
+};
 
 G_DEFINE_TYPE_WITH_PRIVATE(KmxDevice, kmx_device, G_TYPE_OBJECT)
 #define GET_PRIVATE(o) ((KmxDevicePrivate *)kmx_device_get_instance_private(o))
@@ -107,6 +116,7 @@ kmx_device_finalize(GObject *object)
 	if (priv->executor != NULL && kmx_executor_get_kind(priv->executor) == KMX_EXECUTOR_SERIAL)
 		kmx_executor_unref(priv->executor);
 	g_mutex_clear(&priv->mutex);
+	kmx_device_anchor_unref(priv->anchor);
 	G_OBJECT_CLASS(kmx_device_parent_class)->finalize(object);
 }
 
@@ -252,6 +262,49 @@ kmx_device_init(KmxDevice *self)
 	priv->keys_by_id = kmx_key_table_new(FALSE);
 	priv->main_context = g_main_context_ref_thread_default();
 	priv->details = g_variant_ref_sink(g_variant_new("a{sv}", NULL));
+	priv->anchor = g_new0(KmxDeviceAnchor, 1);
+	g_atomic_ref_count_init(&priv->anchor->ref_count);
+	g_weak_ref_init(&priv->anchor->device, self);
+}
+
+/**
+ * kmx_device_ref_anchor:
+ *
+ * What a key of the device keeps to find it again without keeping it
+ * alive; any thread.
+ *
+ * Returns: (transfer full): the device's anchor
+ */
+KmxDeviceAnchor *
+kmx_device_ref_anchor(KmxDevice *self)
+{
+	KmxDeviceAnchor *anchor;
+
+	g_return_val_if_fail(KMX_IS_DEVICE(self), NULL);
+	anchor = GET_PRIVATE(self)->anchor;
+	g_atomic_ref_count_inc(&anchor->ref_count);
+	return anchor;
+}
+
+/**
+ * kmx_device_anchor_dup_device:
+ *
+ * Returns: (transfer full) (nullable): the device, or %NULL once it is gone
+ */
+KmxDevice *
+kmx_device_anchor_dup_device(KmxDeviceAnchor *anchor)
+{
+	g_return_val_if_fail(anchor != NULL, NULL);
+	return g_weak_ref_get(&anchor->device);
+}
+
+void
+kmx_device_anchor_unref(KmxDeviceAnchor *anchor)
+{
+	if (anchor == NULL || !g_atomic_ref_count_dec(&anchor->ref_count))
+		return;
+	g_weak_ref_clear(&anchor->device);
+	g_free(anchor);
 }
 
 const char *

@@ -138,6 +138,17 @@ gint64 kmx_device_get_last_used(KmxDevice *self);
 /* the key list; main thread */
 GPtrArray *kmx_device_get_keys(KmxDevice *self);
 KmxKey *kmx_device_find_key(KmxDevice *self, const char *key_id);
+
+/**
+ * KmxDeviceAnchor:
+ *
+ * A device's keys find it through this (kmx_key_get_device()): it does not
+ * keep the device alive, and tells when the device is gone.
+ */
+typedef struct _KmxDeviceAnchor KmxDeviceAnchor;
+KmxDeviceAnchor *kmx_device_ref_anchor(KmxDevice *self);
+KmxDevice *kmx_device_anchor_dup_device(KmxDeviceAnchor *anchor);
+void kmx_device_anchor_unref(KmxDeviceAnchor *anchor);
 void kmx_device_add_key(KmxDevice *self, KmxKey *key);
 void kmx_device_remove_key(KmxDevice *self, KmxKey *key);
 /* any thread */

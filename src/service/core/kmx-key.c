@@ -12,18 +12,29 @@
 #include "kmx-error.h"
 #include "kmx-key.h"
 
+/* A store holds thousands of keys, each of them one of these: what never
+ * changes is in one block, and the device is found through an anchor all of
+ * its keys share (kmx_device_ref_anchor()). */
 typedef struct {
-	char *id;
-	GWeakRef device;
-	GMutex mutex; /* label */
+	/* the SPKI (spki_len bytes) then the id and its NUL; NULL with neither */
+	guint8 *facts;
+	guint32 spki_len;
+	guint key_type : 16;
+	guint usage : 8;
+	guint exportable : 1;
+	guint made_with_facts : 1; /* the construct properties are defaults: ignored */
+	KmxDeviceAnchor *anchor;   /* NULL without a device */
+	GMutex mutex;		   /* label */
 	char *label;
-	guint key_type;
-	guint usage;
-	GBytes *public_key;
-	gboolean exportable;
-	gboolean made_with_facts; /* the construct properties are defaults: ignored */
 	char *locator;
 } KmxKeyPrivate;
+
+/* the id and public key given as construct properties, until constructed()
+ * puts them in the block */
+typedef struct {
+	char *id;
+	GBytes *public_key;
+} KmxKeyConstruct;
 
 G_DEFINE_TYPE_WITH_PRIVATE(KmxKey, kmx_key, G_TYPE_OBJECT)
 #define GET_PRIVATE(o) ((KmxKeyPrivate *)kmx_key_get_instance_private(o))
@@ -87,17 +98,81 @@ kmx_key_id_hash(gconstpointer id)
 static __thread KmxKeyFacts *kmx_key_pending_facts;
 
 static void
+kmx_key_set_facts(KmxKeyPrivate *priv, const char *id, GBytes *public_key)
+{
+	gsize spki_len = public_key != NULL ? g_bytes_get_size(public_key) : 0;
+	gsize id_len;
+
+	g_free(priv->facts);
+	priv->facts = NULL;
+	priv->spki_len = 0;
+	if (id == NULL)
+		return;
+	g_return_if_fail(spki_len <= G_MAXUINT32);
+	id_len = strlen(id);
+	priv->facts = g_malloc(spki_len + id_len + 1);
+	if (spki_len > 0)
+		memcpy(priv->facts, g_bytes_get_data(public_key, NULL), spki_len);
+	memcpy(priv->facts + spki_len, id, id_len + 1);
+	priv->spki_len = (guint32)spki_len;
+}
+
+static GQuark
+kmx_key_construct_quark(void)
+{
+	static gsize quark;
+
+	if (g_once_init_enter(&quark))
+		g_once_init_leave(&quark, g_quark_from_static_string("kmx-key-construct"));
+	return (GQuark)quark;
+}
+
+static void
+kmx_key_construct_free(gpointer data)
+{
+	KmxKeyConstruct *c = data;
+
+	if (c == NULL)
+		return;
+	g_free(c->id);
+	g_clear_pointer(&c->public_key, g_bytes_unref);
+	g_free(c);
+}
+
+static KmxKeyConstruct *
+kmx_key_construct_get(GObject *object)
+{
+	KmxKeyConstruct *c = g_object_get_qdata(object, kmx_key_construct_quark());
+
+	if (c == NULL) {
+		c = g_new0(KmxKeyConstruct, 1);
+		g_object_set_qdata_full(object,
+					kmx_key_construct_quark(),
+					c,
+					kmx_key_construct_free);
+	}
+	return c;
+}
+
+static void
 kmx_key_constructed(GObject *object)
 {
 	KmxKey *self = KMX_KEY(object);
 	KmxKeyPrivate *priv = GET_PRIVATE(self);
 
 	G_OBJECT_CLASS(kmx_key_parent_class)->constructed(object);
-	if (priv->id == NULL && priv->public_key != NULL)
-		priv->id = kmx_key_compute_id(priv->public_key);
+	if (!priv->made_with_facts) {
+		KmxKeyConstruct *c = g_object_steal_qdata(object, kmx_key_construct_quark());
+
+		if (c != NULL && c->id == NULL && c->public_key != NULL)
+			c->id = kmx_key_compute_id(c->public_key);
+		if (c != NULL)
+			kmx_key_set_facts(priv, c->id, c->public_key);
+		kmx_key_construct_free(c);
+	}
 	if (priv->usage == 0)
 		priv->usage = kmx_key_type_get_usage(priv->key_type);
-	g_warn_if_fail(priv->id != NULL);
+	g_warn_if_fail(priv->facts != NULL);
 }
 
 static void
@@ -106,10 +181,9 @@ kmx_key_finalize(GObject *object)
 	KmxKey *self = KMX_KEY(object);
 	KmxKeyPrivate *priv = GET_PRIVATE(self);
 
-	g_free(priv->id);
-	g_weak_ref_clear(&priv->device);
+	g_free(priv->facts);
+	kmx_device_anchor_unref(priv->anchor);
 	g_free(priv->label);
-	g_clear_pointer(&priv->public_key, g_bytes_unref);
 	g_free(priv->locator);
 	g_mutex_clear(&priv->mutex);
 	G_OBJECT_CLASS(kmx_key_parent_class)->finalize(object);
@@ -123,10 +197,10 @@ kmx_key_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *
 
 	switch (prop_id) {
 	case PROP_ID:
-		g_value_set_string(value, priv->id);
+		g_value_set_string(value, kmx_key_get_id(self));
 		break;
 	case PROP_DEVICE:
-		g_value_take_object(value, g_weak_ref_get(&priv->device));
+		g_value_take_object(value, kmx_key_dup_device(self));
 		break;
 	case PROP_LABEL:
 		g_value_take_string(value, kmx_key_dup_label(self));
@@ -138,7 +212,7 @@ kmx_key_get_property(GObject *object, guint prop_id, GValue *value, GParamSpec *
 		g_value_set_uint(value, priv->usage);
 		break;
 	case PROP_PUBLIC_KEY:
-		g_value_set_boxed(value, priv->public_key);
+		g_value_take_boxed(value, kmx_key_dup_public_key(self));
 		break;
 	case PROP_EXPORTABLE:
 		g_value_set_boolean(value, priv->exportable);
@@ -156,6 +230,7 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 {
 	KmxKey *self = KMX_KEY(object);
 	KmxKeyPrivate *priv = GET_PRIVATE(self);
+	KmxKeyConstruct *c;
 
 	/* g_object_new() sets every construct property, to its default when
 	 * not given; a key made by kmx_key_new_with_facts() has its facts */
@@ -163,12 +238,17 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 		return;
 	switch (prop_id) {
 	case PROP_ID:
-		priv->id = g_ascii_strdown(g_value_get_string(value) ?: "", -1);
-		if (priv->id[0] == '\0')
-			g_clear_pointer(&priv->id, g_free);
+		c = kmx_key_construct_get(object);
+		g_free(c->id);
+		c->id = g_ascii_strdown(g_value_get_string(value) ?: "", -1);
+		if (c->id[0] == '\0')
+			g_clear_pointer(&c->id, g_free);
 		break;
 	case PROP_DEVICE:
-		g_weak_ref_set(&priv->device, g_value_get_object(value));
+		kmx_device_anchor_unref(priv->anchor);
+		priv->anchor = g_value_get_object(value) != NULL
+				   ? kmx_device_ref_anchor(g_value_get_object(value))
+				   : NULL;
 		break;
 	case PROP_LABEL:
 		/* the label a key is made with: nobody follows the key yet, and
@@ -186,7 +266,9 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 		priv->usage = g_value_get_uint(value);
 		break;
 	case PROP_PUBLIC_KEY:
-		priv->public_key = g_value_dup_boxed(value);
+		c = kmx_key_construct_get(object);
+		g_clear_pointer(&c->public_key, g_bytes_unref);
+		c->public_key = g_value_dup_boxed(value);
 		break;
 	case PROP_EXPORTABLE:
 		priv->exportable = g_value_get_boolean(value);
@@ -235,21 +317,23 @@ kmx_key_init(KmxKey *self)
 	KmxKeyFacts *facts = kmx_key_pending_facts;
 
 	g_mutex_init(&priv->mutex);
-	g_weak_ref_init(&priv->device, NULL);
 	if (facts == NULL)
 		return;
 	kmx_key_pending_facts = NULL;
 	priv->made_with_facts = TRUE;
-	priv->id = g_ascii_strdown(facts->id != NULL ? facts->id : "", -1);
-	if (priv->id[0] == '\0')
-		g_clear_pointer(&priv->id, g_free);
+	if (facts->id != NULL && facts->id[0] != '\0') {
+		g_autofree char *id = g_ascii_strdown(facts->id, -1);
+		kmx_key_set_facts(priv, id, facts->public_key);
+	} else if (facts->public_key != NULL) {
+		g_autofree char *id = kmx_key_compute_id(facts->public_key);
+		kmx_key_set_facts(priv, id, facts->public_key);
+	}
 	if (facts->device != NULL)
-		g_weak_ref_set(&priv->device, facts->device);
+		priv->anchor = kmx_device_ref_anchor(facts->device);
 	/* made with its label: nothing announced (see PROP_LABEL) */
 	priv->label = g_steal_pointer(&facts->label);
 	priv->key_type = facts->key_type;
 	priv->usage = facts->usage;
-	priv->public_key = facts->public_key != NULL ? g_bytes_ref(facts->public_key) : NULL;
 	priv->exportable = facts->exportable;
 }
 
@@ -284,8 +368,27 @@ kmx_key_new_with_facts(GType type, KmxKeyFacts *facts)
 const char *
 kmx_key_get_id(KmxKey *self)
 {
+	KmxKeyPrivate *priv;
+
 	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
-	return GET_PRIVATE(self)->id;
+	priv = GET_PRIVATE(self);
+	return priv->facts != NULL ? (const char *)priv->facts + priv->spki_len : NULL;
+}
+
+/**
+ * kmx_key_dup_device:
+ *
+ * Returns: (transfer full) (nullable): the device, %NULL once it is gone;
+ * any thread
+ */
+KmxDevice *
+kmx_key_dup_device(KmxKey *self)
+{
+	KmxKeyPrivate *priv;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
+	priv = GET_PRIVATE(self);
+	return priv->anchor != NULL ? kmx_device_anchor_dup_device(priv->anchor) : NULL;
 }
 
 /**
@@ -298,7 +401,7 @@ KmxDevice *
 kmx_key_get_device(KmxKey *self)
 {
 	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
-	g_autoptr(KmxDevice) device = g_weak_ref_get(&GET_PRIVATE(self)->device);
+	g_autoptr(KmxDevice) device = kmx_key_dup_device(self);
 	return device;
 }
 
@@ -330,7 +433,7 @@ kmx_key_set_label(KmxKey *self, const char *label)
 	}
 	g_mutex_unlock(&priv->mutex);
 	if (changed) {
-		g_autoptr(KmxDevice) device = g_weak_ref_get(&priv->device);
+		g_autoptr(KmxDevice) device = kmx_key_dup_device(self);
 
 		g_object_notify_by_pspec(G_OBJECT(self), props[PROP_LABEL]);
 		if (device != NULL)
@@ -353,15 +456,36 @@ kmx_key_get_usage(KmxKey *self)
 }
 
 /**
- * kmx_key_get_public_key:
+ * kmx_key_get_public_key_data:
+ * @len: (out): its length
  *
- * Returns: (transfer none): the DER SubjectPublicKeyInfo
+ * Returns: (nullable): the DER SubjectPublicKeyInfo, as long as the key lives
+ */
+const guint8 *
+kmx_key_get_public_key_data(KmxKey *self, gsize *len)
+{
+	KmxKeyPrivate *priv;
+
+	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
+	priv = GET_PRIVATE(self);
+	*len = priv->spki_len;
+	return priv->spki_len > 0 ? priv->facts : NULL;
+}
+
+/**
+ * kmx_key_dup_public_key:
+ *
+ * Returns: (transfer full) (nullable): the DER SubjectPublicKeyInfo
  */
 GBytes *
-kmx_key_get_public_key(KmxKey *self)
+kmx_key_dup_public_key(KmxKey *self)
 {
+	const guint8 *spki;
+	gsize len;
+
 	g_return_val_if_fail(KMX_IS_KEY(self), NULL);
-	return GET_PRIVATE(self)->public_key;
+	spki = kmx_key_get_public_key_data(self, &len);
+	return spki != NULL ? g_bytes_new(spki, len) : NULL;
 }
 
 /**

@@ -96,11 +96,13 @@ gpointer kmx_key_new_with_facts(GType type, KmxKeyFacts *facts);
 
 const char *kmx_key_get_id(KmxKey *self);
 KmxDevice *kmx_key_get_device(KmxKey *self);
+KmxDevice *kmx_key_dup_device(KmxKey *self);
 char *kmx_key_dup_label(KmxKey *self);
 void kmx_key_set_label(KmxKey *self, const char *label);
 KmxKeyType kmx_key_get_key_type(KmxKey *self);
 KmxKeyUsage kmx_key_get_usage(KmxKey *self);
-GBytes *kmx_key_get_public_key(KmxKey *self);
+const guint8 *kmx_key_get_public_key_data(KmxKey *self, gsize *len);
+GBytes *kmx_key_dup_public_key(KmxKey *self);
 gboolean kmx_key_get_exportable(KmxKey *self);
 const char *kmx_key_get_locator(KmxKey *self);
 

@@ -55,14 +55,6 @@ kmx_exported_device_get_path(KmxExportedDevice *edev)
 
 /* ---- properties from the model ------------------------------------------ */
 
-static GVariant *
-kmx_bytes_variant(GBytes *bytes)
-{
-	if (bytes == NULL)
-		return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE, NULL, 0, 1);
-	return g_variant_new_from_bytes(G_VARIANT_TYPE("ay"), bytes, TRUE);
-}
-
 static gint
 kmx_compare_strings(gconstpointer a, gconstpointer b)
 {
@@ -206,8 +198,14 @@ kmx_key_property_new(KmxExportedDevice *edev, KmxKey *key, const char *name)
 		g_auto(GStrv) usage = kmx_key_usage_to_strv(kmx_key_get_usage(key));
 		return g_variant_new_strv((const char *const *)usage, -1);
 	}
-	if (g_str_equal(name, "PublicKey"))
-		return kmx_bytes_variant(kmx_key_get_public_key(key));
+	if (g_str_equal(name, "PublicKey")) {
+		gsize len;
+		const guint8 *spki = kmx_key_get_public_key_data(key, &len);
+		return g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
+						 spki,
+						 spki != NULL ? len : 0,
+						 1);
+	}
 	if (g_str_equal(name, "Locked"))
 		return g_variant_new_boolean((flags & KMX_DEVICE_FLAG_LOCKED) != 0);
 	if (g_str_equal(name, "Available"))

@@ -258,6 +258,7 @@ kmx_ssh_agent_key_blob(KmxSshAgent *self, KmxKey *key)
 {
 	const char *id = kmx_key_get_id(key);
 	GBytes *blob = g_hash_table_lookup(self->blob_of_key, id);
+	g_autoptr(GBytes) spki = NULL;
 	g_autoptr(GError) error = NULL;
 
 	if (blob != NULL) {
@@ -268,9 +269,9 @@ kmx_ssh_agent_key_blob(KmxSshAgent *self, KmxKey *key)
 	}
 	if (!(kmx_key_get_usage(key) & KMX_KEY_USAGE_SIGN) ||
 	    kmx_ssh_key_type_name(kmx_key_get_key_type(key)) == NULL ||
-	    kmx_key_get_public_key(key) == NULL)
+	    (spki = kmx_key_dup_public_key(key)) == NULL)
 		return NULL;
-	blob = kmx_ssh_public_key_from_spki(kmx_key_get_public_key(key), NULL, &error);
+	blob = kmx_ssh_public_key_from_spki(spki, NULL, &error);
 	if (blob == NULL) {
 		g_debug("ssh-agent: key %s has no OpenSSH form: %s", id, error->message);
 		return NULL;
