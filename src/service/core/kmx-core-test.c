@@ -489,6 +489,45 @@ test_key_table(void)
 	g_assert_null(kmx_key_table_lookup(table, ids->pdata[1]));
 }
 
+/* a key finds its device while the device lives, and knows when it is
+ * gone, whether made with properties or with its facts, on any thread */
+static gpointer
+device_of_key_thread(gpointer key)
+{
+	return kmx_key_dup_device(key);
+}
+
+static void
+test_key_device_gone(void)
+{
+	KmxDevice *dev = g_object_new(KMX_TYPE_DEVICE, "id", "test:0", "backend", "test", NULL);
+	g_autoptr(GBytes) spki = g_bytes_new_static("not really DER", 14);
+	KmxKeyFacts facts = {.device = dev, .public_key = spki, .key_type = KMX_KEY_TYPE_ED25519};
+	g_autoptr(KmxKey) made = kmx_key_new_with_facts(KMX_TYPE_KEY, &facts);
+	g_autoptr(KmxKey) with_props = g_object_new(KMX_TYPE_KEY, "device", dev, "id", "ab", NULL);
+	g_autoptr(KmxDevice) from_thread = NULL;
+	g_autoptr(KmxDevice) prop = NULL;
+
+	kmx_device_add_key(dev, made);
+	g_assert_true(kmx_key_get_device(made) == dev);
+	g_assert_true(kmx_key_get_device(with_props) == dev);
+	from_thread = g_thread_join(g_thread_new("key", device_of_key_thread, with_props));
+	g_assert_true(from_thread == dev);
+	g_clear_object(&from_thread);
+	g_object_get(made, "device", &prop, NULL);
+	g_assert_true(prop == dev);
+	g_clear_object(&prop);
+
+	g_object_add_weak_pointer(G_OBJECT(dev), (gpointer *)&dev);
+	g_object_unref(dev);
+	g_assert_null(dev); /* the keys did not keep it */
+	g_assert_null(kmx_key_get_device(made));
+	g_assert_null(kmx_key_dup_device(with_props));
+	g_object_get(with_props, "device", &prop, NULL);
+	g_assert_null(prop);
+	g_assert_cmpstr(kmx_key_get_id(with_props), ==, "ab");
+}
+
 /* a key made from its facts is the key g_object_new() with the same
  * properties makes: the construct properties' defaults do not undo them */
 static void
@@ -830,6 +869,7 @@ main(int argc, char **argv)
 	g_test_add_func("/kmx/key/new-with-facts", test_key_new_with_facts);
 	g_test_add_func("/kmx/key/id-hash", test_key_id_hash);
 	g_test_add_func("/kmx/key/table", test_key_table);
+	g_test_add_func("/kmx/key/device-gone", test_key_device_gone);
 	g_test_add_func("/kmx/device/key-removed-from-thread", test_device_key_removed_from_thread);
 	g_test_add_func("/kmx/executor/unref-on-own-thread", test_executor_unref_on_own_thread);
 	g_test_add_func("/kmx/options/parse", test_options_parse);
