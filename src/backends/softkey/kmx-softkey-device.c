@@ -258,7 +258,7 @@ kmx_softkey_device_recover_key(KmxSoftkeyDevice *self,
 	info.exportable = FALSE;
 	if (!kmx_softkey_key_info_save(info_path, &info, error))
 		return NULL;
-	return kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, &info);
+	return kmx_softkey_key_new(KMX_DEVICE(self), id, &info);
 }
 
 /* rebuild the .info of the .pem files in @pems, which keeps those that
@@ -435,7 +435,7 @@ kmx_softkey_device_load_key(KmxSoftkeyLoadShare *share, const char *name)
 		share->broken_keys++;
 		return NULL;
 	}
-	return kmx_softkey_key_new_take(KMX_DEVICE(self), self->dir, id, info);
+	return kmx_softkey_key_new_take(KMX_DEVICE(self), id, info);
 }
 
 static gpointer
@@ -659,6 +659,20 @@ const char *
 kmx_softkey_device_get_dir(KmxSoftkeyDevice *self)
 {
 	return self->dir;
+}
+
+/**
+ * kmx_softkey_device_get_key_path:
+ * @suffix: ".pem" or ".info"
+ *
+ * Returns: (transfer full): the path of a key file of the store
+ */
+char *
+kmx_softkey_device_get_key_path(KmxSoftkeyDevice *self, const char *id, const char *suffix)
+{
+	g_autofree char *name = g_strconcat(id, suffix, NULL);
+
+	return g_build_filename(self->dir, name, NULL);
 }
 
 /**
@@ -899,7 +913,7 @@ kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 			(void)kmx_file_remove_durable(info_path, NULL);
 		return NULL;
 	}
-	key = kmx_softkey_key_new(KMX_DEVICE(self), self->dir, id, &info);
+	key = kmx_softkey_key_new(KMX_DEVICE(self), id, &info);
 	g_mutex_lock(&self->mutex);
 	kmx_key_table_insert(self->keys, KMX_KEY(key));
 	if (had_pem && self->incomplete_keys > 0)
@@ -1094,9 +1108,9 @@ kmx_softkey_device_import_key(KmxDevice *device,
 gboolean
 kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError **error)
 {
-	g_autofree char *pem = kmx_softkey_key_get_path(key, ".pem");
-	g_autofree char *info = kmx_softkey_key_get_path(key, ".info");
 	const char *id = kmx_key_get_id(KMX_KEY(key));
+	g_autofree char *pem = kmx_softkey_device_get_key_path(self, id, ".pem");
+	g_autofree char *info = kmx_softkey_device_get_key_path(self, id, ".info");
 	gboolean ok;
 
 	/* the id stays reserved until both files are gone: an import of the

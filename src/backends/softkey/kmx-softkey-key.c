@@ -14,6 +14,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "kmx-error.h"
 #include "kmx-softkey-device.h"
 #include "kmx-softkey-key.h"
@@ -21,8 +26,6 @@
 
 struct _KmxSoftkeyKey {
 	KmxKey parent_instance;
-	char *dir;
-	char *created;
 	GMutex load_mutex; /* one thread decrypts; the others wait for it */
 	GMutex file_mutex; /* serialises SetLabel and Delete, and guards deleted */
 	GMutex mutex;	   /* generation, ossl, der */
@@ -59,19 +62,34 @@ kmx_softkey_key_finalize(GObject *object)
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(object);
 
 	kmx_softkey_key_drop_secrets(self);
-	g_clear_pointer(&self->dir, g_ref_string_release);
-	g_free(self->created);
 	g_mutex_clear(&self->mutex);
 	g_mutex_clear(&self->load_mutex);
 	g_mutex_clear(&self->file_mutex);
 	G_OBJECT_CLASS(kmx_softkey_key_parent_class)->finalize(object);
 }
 
+/**
+ * kmx_softkey_key_get_path:
+ * @suffix: ".pem" or ".info"
+ *
+ * Returns: (transfer full) (nullable): the path of one of the key's files
+ * in its store's directory; %NULL once the store is gone
+ */
 char *
-kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix)
+kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix, GError **error)
 {
-	g_autofree char *name = g_strconcat(kmx_key_get_id(KMX_KEY(self)), suffix, NULL);
-	return g_build_filename(self->dir, name, NULL);
+	g_autoptr(KmxDevice) store = kmx_key_dup_device(KMX_KEY(self));
+
+	if (store == NULL) {
+		g_set_error_literal(error,
+				    KMX_ERROR,
+				    KMX_ERROR_UNAVAILABLE,
+				    "the key's store is gone");
+		return NULL;
+	}
+	return kmx_softkey_device_get_key_path(KMX_SOFTKEY_DEVICE(store),
+					       kmx_key_get_id(KMX_KEY(self)),
+					       suffix);
 }
 
 static KmxSoftkeyDevice *
@@ -116,7 +134,9 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	file_key = kmx_softkey_device_dup_file_key(store, error);
 	if (file_key == NULL)
 		return FALSE;
-	path = kmx_softkey_key_get_path(self, ".pem");
+	path = kmx_softkey_key_get_path(self, ".pem", error);
+	if (path == NULL)
+		return FALSE;
 	der = kmx_softkey_pem_decrypt(path, file_key, error);
 	if (der == NULL)
 		return FALSE;
@@ -303,11 +323,32 @@ kmx_softkey_key_derive(KmxKey *key,
 	return secret != NULL ? kmx_secret_to_bytes(secret) : NULL;
 }
 
+/* the creation time in the key's .info, or NULL if there is none or the
+ * file cannot be read (a damaged .info is written afresh without it) */
+static char *
+kmx_softkey_key_read_created(const char *path, const char *id)
+{
+	g_autoptr(KmxSoftkeyKeyInfo) info = NULL;
+	struct stat st;
+	int fd;
+
+	do
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0)
+		info = kmx_softkey_key_info_read(fd, &st, path, id, NULL);
+	close(fd);
+	return info != NULL ? g_steal_pointer(&info->created) : NULL;
+}
+
 static gboolean
 kmx_softkey_key_set_label(KmxKey *key, const char *label, GCancellable *cancellable, GError **error)
 {
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
-	g_autofree char *path = kmx_softkey_key_get_path(self, ".info");
+	g_autofree char *path = NULL;
+	g_autofree char *created = NULL;
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = NULL;
 	g_autoptr(GBytes) spki = kmx_key_dup_public_key(key);
 	KmxSoftkeyKeyInfo info = {
@@ -315,7 +356,6 @@ kmx_softkey_key_set_label(KmxKey *key, const char *label, GCancellable *cancella
 	    .type = kmx_key_get_key_type(key),
 	    .usage = kmx_key_get_usage(key),
 	    .spki = spki,
-	    .created = self->created,
 	    .exportable = kmx_key_get_exportable(key),
 	};
 
@@ -338,6 +378,13 @@ kmx_softkey_key_set_label(KmxKey *key, const char *label, GCancellable *cancella
 			    kmx_key_get_id(key));
 		return FALSE;
 	}
+	path = kmx_softkey_key_get_path(self, ".info", error);
+	if (path == NULL)
+		return FALSE;
+	/* the creation time stays as the file has it (a store of 10,000 keys
+	 * does not keep 10,000 of them in memory for a relabel) */
+	created = kmx_softkey_key_read_created(path, kmx_key_get_id(key));
+	info.created = created;
 	return kmx_softkey_key_info_save(path, &info, error);
 }
 
@@ -354,8 +401,8 @@ kmx_softkey_key_delete_key(KmxKey *key, GCancellable *cancellable, GError **erro
 		return TRUE;
 	if (!kmx_softkey_device_delete_key(store, self, error)) {
 		/* the key file went but its .info stayed: no label either */
-		g_autofree char *pem = kmx_softkey_key_get_path(self, ".pem");
-		self->deleted = !g_file_test(pem, G_FILE_TEST_EXISTS);
+		g_autofree char *pem = kmx_softkey_key_get_path(self, ".pem", NULL);
+		self->deleted = pem != NULL && !g_file_test(pem, G_FILE_TEST_EXISTS);
 		return FALSE;
 	}
 	self->deleted = TRUE;
@@ -388,36 +435,29 @@ kmx_softkey_key_init(KmxSoftkeyKey *self)
 /**
  * kmx_softkey_key_new:
  * @device: the store
- * @dir: the store's directory
  * @id: the key id, already checked against @info's public key
  * @info: the key's public facts
  *
  * Returns: (transfer full): a key; nothing is decrypted
  */
 KmxSoftkeyKey *
-kmx_softkey_key_new(KmxDevice *device,
-		    const char *dir,
-		    const char *id,
-		    const KmxSoftkeyKeyInfo *info)
+kmx_softkey_key_new(KmxDevice *device, const char *id, const KmxSoftkeyKeyInfo *info)
 {
 	KmxSoftkeyKeyInfo copy = *info;
 
 	copy.label = g_strdup(info->label);
-	copy.created = g_strdup(info->created);
-	return kmx_softkey_key_new_take(device, dir, id, &copy);
+	return kmx_softkey_key_new_take(device, id, &copy);
 }
 
 /**
  * kmx_softkey_key_new_take:
  *
- * kmx_softkey_key_new(), taking @info's label and creation time (set to
- * %NULL) instead of copying them: the loader's, once per key.
+ * kmx_softkey_key_new(), taking @info's label (set to %NULL) instead of
+ * copying it: the loader's, once per key.  The creation time stays in the
+ * .info, read again when the label changes.
  */
 KmxSoftkeyKey *
-kmx_softkey_key_new_take(KmxDevice *device,
-			 const char *dir,
-			 const char *id,
-			 KmxSoftkeyKeyInfo *info)
+kmx_softkey_key_new_take(KmxDevice *device, const char *id, KmxSoftkeyKeyInfo *info)
 {
 	/* the id is given: the base class need not hash the public key again */
 	KmxKeyFacts facts = {
@@ -429,10 +469,5 @@ kmx_softkey_key_new_take(KmxDevice *device,
 	    .public_key = info->spki,
 	    .exportable = info->exportable,
 	};
-	KmxSoftkeyKey *self = kmx_key_new_with_facts(KMX_TYPE_SOFTKEY_KEY, &facts);
-
-	/* every key of a store has the same directory: one string for all */
-	self->dir = g_ref_string_new_intern(dir);
-	self->created = g_steal_pointer(&info->created);
-	return self;
+	return kmx_key_new_with_facts(KMX_TYPE_SOFTKEY_KEY, &facts);
 }

@@ -11,14 +11,10 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(KmxSoftkeyKey, kmx_softkey_key, KMX, SOFTKEY_KEY, KmxKey)
 
 KmxSoftkeyKey *kmx_softkey_key_new(KmxDevice *device,
-				   const char *dir,
 				   const char *id,
 				   const KmxSoftkeyKeyInfo *info);
-KmxSoftkeyKey *kmx_softkey_key_new_take(KmxDevice *device,
-					const char *dir,
-					const char *id,
-					KmxSoftkeyKeyInfo *info);
-char *kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix);
+KmxSoftkeyKey *kmx_softkey_key_new_take(KmxDevice *device, const char *id, KmxSoftkeyKeyInfo *info);
+char *kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix, GError **error);
 void kmx_softkey_key_drop_secrets(KmxSoftkeyKey *self);
 
 G_END_DECLS

@@ -2134,6 +2134,63 @@ write_bulk_key(const char *store, const char *fake_pem)
 	return g_steal_pointer(&id);
 }
 
+/* the creation time is not kept in memory: SetLabel writes the one the
+ * .info has, whether keymux made the key or found it at start-up; a
+ * damaged .info is written afresh, with the new label and no time */
+static char *
+info_created(const char *path)
+{
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+
+	g_assert_true(g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL));
+	return g_key_file_get_string(kf, "key", "created", NULL);
+}
+
+static void
+test_label_keeps_created(Fixture *f, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(KmxKey) key = generate(f, KMX_KEY_TYPE_ED25519, "x");
+	g_autofree char *info = key_file(f, kmx_key_get_id(key), ".info");
+	g_autofree char *before = info_created(info);
+	g_autofree char *after = NULL;
+	g_autofree char *bulk_id = NULL;
+	g_autofree char *bulk_info = NULL;
+	g_autofree char *label = NULL;
+	g_autoptr(GKeyFile) kf = g_key_file_new();
+	g_autofree char *store = store_path(f, "login", "");
+	KmxKey *bulk;
+
+	g_assert_nonnull(before);
+	g_assert_true(kmx_key_save_label(key, "renamed", NULL, &error));
+	g_assert_no_error(error);
+	after = info_created(info);
+	g_assert_cmpstr(after, ==, before);
+	g_clear_pointer(&after, g_free);
+
+	bulk_id = write_bulk_key(store, "not decrypted\n");
+	bulk_info = key_file(f, bulk_id, ".info");
+	g_clear_object(&key);
+	fixture_restart(f);
+	bulk = kmx_device_find_key(f->device, bulk_id);
+	g_assert_nonnull(bulk);
+	g_assert_true(kmx_key_save_label(bulk, "bulk renamed", NULL, &error));
+	g_assert_no_error(error);
+	after = info_created(bulk_info);
+	g_assert_cmpstr(after, ==, "2025-01-01T00:00:00Z");
+	g_clear_pointer(&after, g_free);
+
+	g_assert_true(g_file_set_contents(bulk_info, "[key]\ngarbage\n", -1, NULL));
+	g_assert_true(kmx_key_save_label(bulk, "written afresh", NULL, &error));
+	g_assert_no_error(error);
+	g_assert_true(g_key_file_load_from_file(kf, bulk_info, G_KEY_FILE_NONE, NULL));
+	label = g_key_file_get_string(kf, "key", "label", NULL);
+	g_assert_cmpstr(label, ==, "written afresh");
+	g_assert_false(g_key_file_has_key(kf, "key", "created", NULL));
+	fixture_restart(f);
+	g_assert_nonnull(kmx_device_find_key(f->device, bulk_id));
+}
+
 static void
 test_many_keys(Fixture *f, gconstpointer data)
 {
@@ -2342,6 +2399,7 @@ main(int argc, char **argv)
 	add("/kmx/softkey/corrupt", test_corrupt);
 	add("/kmx/softkey/leftovers", test_leftovers);
 	add("/kmx/softkey/label-delete", test_label_delete);
+	add("/kmx/softkey/label-keeps-created", test_label_keeps_created);
 	add("/kmx/softkey/concurrent-import", test_concurrent_import);
 	add("/kmx/softkey/recovery", test_recovery);
 	add("/kmx/softkey/scaling", test_scaling);
