@@ -36,13 +36,25 @@ until_locked() {
 	fail "$1 did not lock"
 }
 
-# start_logind NAME [ARGS]: a logind stand-in fed through fd 7
+# start_logind NAME [ARGS]: a logind stand-in fed through fd 7.  It takes
+# its name without queueing, so the one before it (which ends when the
+# caller closes fd 7) must have left the bus first
+logind_pid=
+login1_free() {
+	! busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+		GetNameOwner s org.freedesktop.login1
+}
 start_logind() {
 	local name=$1
 	shift
+	if [ -n "$logind_pid" ]; then
+		wait "$logind_pid" || true
+		until_ok login1_free
+	fi
 	rm -f "$name.in"
 	mkfifo "$name.in"
 	"$KMX_TEST_LOGIND" --snapshot "$T/log" "$@" <"$name.in" >"$name.out" 2>"$name.err" &
+	logind_pid=$!
 	KMX_PIDS+=($!)
 	exec 7>"$name.in"
 	wait_line "$name.out" '^ready$'
