@@ -7,6 +7,9 @@
 kmx_own_pcscd "$@"
 kmx_setup
 
+# exit_log: keymuxd's log since it was last told to exit
+exit_log() { awk '/signal received: locking everything and exiting/ { b = "" } { b = b $0 "\n" } END { printf "%s", b }' "$KMX_TMP/keymuxd.log"; }
+
 kmx_start_pcscd
 kmx_start_card_sim --serial 0000BEEF --keys sig=ecdsa-p256,dec=x25519,aut=ed25519 --name 'Doe<<Jane'
 until_ok grep -q '^inserted' "$KMX_TMP/card.log"
@@ -346,6 +349,9 @@ assert_eq "b true" "$(kmx_prop "$D" org.keymux.Keystore1.Device Locked)"
 kmx_card_pull
 until_ok prop_is "$D" Available "b false"
 kmx_stop_daemon || fail "keymuxd did not exit cleanly"
+# a card keymuxd holds at exit is let go: its PC/SC context and connection
+# released (an unlocked or pulled card's device outlived the exit before)
+assert_contains "$(exit_log)" "the PC/SC connection to the card in Virtual PCD 00 00 is closed"
 kmx_start_daemon
 until_ok listed "$D"
 assert_eq "b false" "$(kmx_prop "$D" org.keymux.Keystore1.Device Available)"
@@ -485,3 +491,5 @@ assert_contains "$err" "org.keymux.Keystore1.Error.Failed"
 assert_eq "b true" "$(kmx_prop "$D3" org.keymux.Keystore1.Device Available)"
 
 kmx_stop_daemon || fail "keymuxd did not exit cleanly"
+assert_contains "$(exit_log)" "the PC/SC connection to the card in Virtual PCD 00 00 is closed"
+assert_contains "$(exit_log)" "the PC/SC connection to the card in Virtual PCD 00 01 is closed"

@@ -11,13 +11,54 @@ K() { "$KEYMUXCTL" "$@"; }
 # json EXPR: parse stdin as JSON into d, then run the python statements EXPR
 json() { /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); $1"; }
 lines() { grep -c '' <"$1" || true; }
-# wait_for FILE TEXT [SECONDS]: bounded wait until FILE contains TEXT
+# The monitors' output is read only past a mark taken before the action
+# waited on, so that a line printed for an earlier event never answers for
+# a later one.  since[FILE] is the byte offset of FILE's mark.
+declare -A since=()
+marks=0
+# the complete lines of FILE past byte OFFSET (a line still being written
+# is left for the next look)
+lines_from() {
+	local chunk
+	chunk=$(tail -c +$(($2 + 1)) "$1" 2>/dev/null; printf x)
+	chunk=${chunk%x}
+	case $chunk in *$'\n'*) printf '%s\n' "${chunk%$'\n'*}" ;; esac
+}
+# mark FILE...: FILE's writer starts with the action (or is idle): its
+# lines from now on
+mark() {
+	local f
+	for f in "$@"; do since[$f]=$(stat -c %s "$f" 2>/dev/null || echo 0); done
+}
+# mark_monitors FILE...: the monitors writing FILE may still be printing
+# earlier events: a label set on a key of the marks' own is the last
+# event before the mark, and each FILE is marked past its line (the bus
+# keeps keymuxd's signals in order)
+mark_monitors() {
+	local f n text
+	marks=$((marks + 1))
+	text="monitor mark $marks."
+	K set-label "$MARK_KEY" "$text"
+	for f in "$@"; do
+		for _ in $(seq 200); do
+			n=$(lines_from "$f" 0 | grep -nF -- "$text" | cut -d: -f1) && break
+			sleep 0.05
+		done
+		[ -n "$n" ] || fail "the mark '$text' did not show up in $f: $(cat "$f")"
+		since[$f]=$(head -n "$n" "$f" | wc -c)
+	done
+}
+# wait_for FILE TEXT [SECONDS]: bounded wait until a line of FILE past its
+# mark (which this uses up) contains TEXT; those lines are in $waited
 wait_for() {
+	local from=${since[$1]:-}
+	[ -n "$from" ] || fail "wait_for $1: no mark taken before the action"
+	unset "since[$1]"
 	for _ in $(seq $((${3:-10} * 20))); do
-		grep -qF -- "$2" "$1" 2>/dev/null && return 0
+		waited=$(lines_from "$1" "$from" | grep -F -- "$2") && return 0
 		sleep 0.05
 	done
-	fail "'$2' did not show up in $1 within ${3:-10} s: $(cat "$1")"
+	fail "'$2' did not show up in $1 past byte $from within ${3:-10} s: $(cat "$1")"
 }
 # the errors of keymuxctl are one line, without the D-Bus prefix
 assert_one_error_line() {
@@ -258,15 +299,21 @@ if [ -d "$KEYMUX_DATA_DIR" ]; then
 fi
 
 # ---- monitor: events as they happen ----
+MARK_KEY=$(K generate --label "monitor marks" ed25519)
+mark mon.out mon.err monj.out monj.err
 kmx_bg "$KEYMUXCTL" monitor >mon.out 2>mon.err
 wait_for mon.err "monitoring"
 kmx_bg "$KEYMUXCTL" monitor --json >monj.out 2>monj.err
 wait_for monj.err "monitoring"
+mark_monitors mon.out
 MON=$(K generate --label watched ed25519)
 wait_for mon.out "key-added $MON"
-assert_contains "$(grep -F "key-added $MON" mon.out)" "device=softkey:login"
+assert_contains "$waited" "device=softkey:login"
+mark_monitors mon.out
 K set-label "$MON" "watched again"
 wait_for mon.out "key-changed $MON"
+assert_contains "$waited" "watched again"
+mark_monitors mon.out monj.out
 K delete --yes "$MON"
 wait_for mon.out "key-removed $MON"
 wait_for monj.out "\"key-removed\""
@@ -282,9 +329,11 @@ printf '\nfirst-pw\n' | K passwd softkey:login
 K devices --json | json '
 dev = [x for x in d if x["id"] == "softkey:login"][0]
 assert dev["details"]["protected"] is True, dev'
+mark_monitors mon.out
 K lock softkey:login
 wait_for mon.out "device-changed softkey:login"
-assert_contains "$(grep -F "device-changed softkey:login" mon.out)" "Locked=true"
+assert_contains "$waited" "Locked=true"
+K delete --yes "$MARK_KEY"
 assert_contains "$(K devices | grep softkey:login)" "locked"
 K devices --json | json 'assert [x for x in d if x["id"] == "softkey:login"][0]["locked"] is True'
 # metadata works while locked

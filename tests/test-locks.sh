@@ -36,13 +36,25 @@ until_locked() {
 	fail "$1 did not lock"
 }
 
-# start_logind NAME [ARGS]: a logind stand-in fed through fd 7
+# start_logind NAME [ARGS]: a logind stand-in fed through fd 7.  It takes
+# its name without queueing, so the one before it (which ends when the
+# caller closes fd 7) must have left the bus first
+logind_pid=
+login1_free() {
+	! busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+		GetNameOwner s org.freedesktop.login1
+}
 start_logind() {
 	local name=$1
 	shift
+	if [ -n "$logind_pid" ]; then
+		wait "$logind_pid" || true
+		until_ok login1_free
+	fi
 	rm -f "$name.in"
 	mkfifo "$name.in"
 	"$KMX_TEST_LOGIND" --snapshot "$T/log" "$@" <"$name.in" >"$name.out" 2>"$name.err" &
+	logind_pid=$!
 	KMX_PIDS+=($!)
 	exec 7>"$name.in"
 	wait_line "$name.out" '^ready$'
@@ -77,6 +89,22 @@ assert_eq "b true" "$(locked "$TEST")"
 wait_line sign.out '^exit'
 assert_contains "$(cat sign.out)" "exit 0" "the signature under way completed"
 assert_not_contains "$(cat l1.out)" "inhibit 2" "no new inhibitor before resume"
+
+# ---- LockAll replies once every device has locked: Locked read right
+# after the reply is true, with a 1.5 s signature under way on the test
+# device, whose lock waits behind it ----
+signs() { grep -c '^sign 0001 ' "$T/log" || true; }
+signs_past() { [ "$(signs)" -gt "$1" ]; }
+kmx_device softkey:login Unlock sa{sv} "pw" 0
+kmx_device test:0001 Unlock sa{sv} 123456 0
+before=$(signs)
+(kmx_key "$key" Sign saya{sv} ed25519 2 104 105 0 >sign2.out 2>&1; echo "exit $?" >>sign2.out) &
+until_ok signs_past "$before"
+kmx_manager LockAll
+assert_eq "b true" "$(locked "$TEST")" "the busy device's Locked right after LockAll's reply"
+assert_eq "b true" "$(locked "$SOFT")" "the store's Locked right after LockAll's reply"
+wait_line sign2.out '^exit'
+assert_contains "$(cat sign2.out)" "exit 0" "the signature under way completed"
 
 # ---- the other session's lock is not ours; resume takes a new inhibitor ----
 kmx_device softkey:login Unlock sa{sv} "pw" 0

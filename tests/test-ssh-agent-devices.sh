@@ -84,5 +84,26 @@ for round in 1 2 3 4 5; do
 	fi
 	assert_eq "$live" "$(cached)" "keys in the agent's cache after round $round"
 done
+
+# ---- LOCK (ssh-add -x) replies once every device has locked: a card busy
+# with a 1.5 s signature too, whose lock waits behind it ----
+printf '[device]\npin=123456\nadmin-pin=12345678\ndelay-ms=1500\n' >"$T/.plug.tmp"
+mv "$T/.plug.tmp" "$T/plugged/0002"
+until_ok listed "$(kmx_device_path test:0002)"
+slow=$(kmx_device test:0002 GenerateKey ssa{sv} ed25519 slow 1 admin-secret s 12345678 |
+	sed -n 's/^o "\(.*\)"$/\1/p')
+kmx_device test:0002 Unlock sa{sv} 123456 0
+assert_eq "b false" "$(prop softkey:login Locked)"
+signs_past() { [ "$(grep -c '^sign 0002 ' "$T/log" || true)" -gt "$1" ]; }
+before=$(grep -c '^sign 0002 ' "$T/log" || true)
+(kmx_key "$slow" Sign saya{sv} ed25519 2 104 105 0 >slow.out 2>&1; echo "exit $?" >>slow.out) &
+until_ok signs_past "$before"
+askpass lockpw "lock password"
+SSH_ASKPASS="$KMX_TMP/lockpw" SSH_ASKPASS_REQUIRE=force ssh-add -x </dev/null >/dev/null 2>lock.err ||
+	fail "ssh-add -x: $(cat lock.err)"
+assert_eq "b true" "$(prop test:0002 Locked)" "the busy card's Locked right after LOCK's reply"
+assert_eq "b true" "$(prop softkey:login Locked)" "the store's Locked right after LOCK's reply"
+until_ok grep -q '^exit' slow.out
+assert_contains "$(cat slow.out)" "exit 0" "the signature under way completed"
 kmx_stop_daemon
 echo "ok"

@@ -258,6 +258,13 @@ main(int argc, char **argv)
 	kmx_dbus_service_unexport(service);
 	kmx_ssh_agent_stop(agent);
 	kmx_manager_shutdown(manager);
+	/* what the executors and the backends' watchers posted to the main
+	 * loop since it stopped (the state a lock set, a request's result, a
+	 * card found) holds references to devices: run it, so that every
+	 * device is freed and closes what it holds, a card its PC/SC context
+	 * and connection */
+	for (guint i = 0; i < 10000 && g_main_context_iteration(NULL, FALSE); i++)
+		; /* bounded: a client still calling cannot hold the exit up */
 	if (!g_dbus_connection_is_closed(connection))
 		g_dbus_connection_flush_sync(connection, NULL, NULL);
 	return m.status;

@@ -1875,7 +1875,11 @@ kmx_card_device_finalize(GObject *object)
 	/* the connection releases the handle and the context, at once or
 	 * when a card that stopped answering does answer */
 	if (self->io != NULL) {
-		kmx_card_io_free(self->io);
+		if (kmx_card_io_free(self->io))
+			g_debug("the PC/SC connection to the card in %s is closed", self->reader);
+		else
+			g_debug("the PC/SC connection to the card in %s closes once it answers",
+				self->reader);
 	} else {
 		if (self->has_handle)
 			SCardDisconnect(self->handle, SCARD_LEAVE_CARD);

@@ -139,27 +139,31 @@ kmx_card_io_new(SCARDCONTEXT ctx, SCARDHANDLE handle)
  *
  * Disconnects and releases the context now, or hands that to the thread
  * when it still waits for the card: this never blocks on the card.
+ *
+ * Returns: %TRUE when the context is released now, %FALSE when the thread
+ *   releases it once the card answers
  */
-void
+gboolean
 kmx_card_io_free(KmxCardIo *self)
 {
 	GThread *thread;
 
 	if (self == NULL)
-		return;
+		return TRUE;
 	g_mutex_lock(&self->mutex);
 	thread = g_steal_pointer(&self->thread);
 	if (self->busy && self->abandoned) {
 		self->orphaned = TRUE;
 		g_mutex_unlock(&self->mutex);
 		g_thread_unref(thread);
-		return;
+		return FALSE;
 	}
 	self->quit = TRUE;
 	g_cond_broadcast(&self->cond);
 	g_mutex_unlock(&self->mutex);
 	g_thread_join(thread);
 	kmx_card_io_release(self);
+	return TRUE;
 }
 
 /**

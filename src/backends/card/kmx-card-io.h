@@ -10,7 +10,7 @@ G_BEGIN_DECLS
 typedef struct _KmxCardIo KmxCardIo;
 
 KmxCardIo *kmx_card_io_new(SCARDCONTEXT ctx, SCARDHANDLE handle);
-void kmx_card_io_free(KmxCardIo *self);
+gboolean kmx_card_io_free(KmxCardIo *self);
 gboolean kmx_card_io_is_stuck(KmxCardIo *self, gboolean *recovered);
 LONG kmx_card_io_transmit(KmxCardIo *self,
 			  const SCARD_IO_REQUEST *pci,

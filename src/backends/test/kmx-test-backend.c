@@ -134,6 +134,8 @@ kmx_test_key_sign(KmxKey *key,
 	int rc;
 
 	kmx_test_check_thread(KMX_DEVICE(device), "sign");
+	/* a test waits for this line to know a signature is under way */
+	kmx_test_log(device, "sign", TRUE);
 	/* a slow card: the caller may pull it out meanwhile */
 	for (guint waited = 0; waited < device->delay_ms; waited += 10) {
 		if (!kmx_test_device_check_present(device, error))

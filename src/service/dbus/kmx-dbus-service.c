@@ -528,10 +528,17 @@ kmx_dbus_find_key(KmxDBusService *self, GDBusMethodInvocation *invocation, gpoin
 }
 
 static void
+kmx_dbus_locked_all(gpointer user_data, gpointer unused)
+{
+	g_dbus_method_invocation_return_value(user_data, NULL);
+}
+
+/* the reply waits for every device's lock and its Locked: a caller that
+ * reads Locked after it sees true (and PropertiesChanged came first) */
+static void
 kmx_dbus_lock_all(KmxDBusService *self, GDBusMethodInvocation *invocation, gpointer data)
 {
-	kmx_manager_lock_all(self->manager);
-	g_dbus_method_invocation_return_value(invocation, NULL);
+	kmx_manager_lock_all_then(self->manager, kmx_dbus_locked_all, invocation);
 }
 
 /* the prompter the caller of @invocation registered at @path */

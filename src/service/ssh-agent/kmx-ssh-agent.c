@@ -588,13 +588,23 @@ kmx_ssh_conn_add(KmxSshConn *conn, KmxSshAgentMessage *m)
 /* ---- LOCK, UNLOCK ---------------------------------------------------------------- */
 
 static void
+kmx_ssh_conn_locked(gpointer user_data, gpointer unused)
+{
+	KmxSshConn *conn = user_data;
+
+	kmx_ssh_conn_reply_code(conn, SSH_AGENT_SUCCESS);
+	kmx_ssh_conn_unref(conn);
+}
+
+static void
 kmx_ssh_conn_lock(KmxSshConn *conn)
 {
 	/* the agent's passphrase is no keymux secret: LOCK locks every device,
-	 * which its own secrets open again */
-	kmx_manager_lock_all(conn->agent->manager);
+	 * which its own secrets open again; the reply once every one is */
 	kmx_audit_record_event(conn->caller, "lock-all", "every device", NULL);
-	kmx_ssh_conn_reply_code(conn, SSH_AGENT_SUCCESS);
+	kmx_manager_lock_all_then(conn->agent->manager,
+				  kmx_ssh_conn_locked,
+				  kmx_ssh_conn_ref(conn));
 }
 
 typedef struct {
