@@ -99,7 +99,7 @@ kmx_key_table_find(const KmxKeyTable *self, const char *id, gboolean *found, gbo
 				dead = i;
 			continue;
 		}
-		if (strcmp(kmx_key_get_id(slot), id) == 0) {
+		if (strcmp(kmx_key_peek_id(slot), id) == 0) {
 			*found = TRUE;
 			return i;
 		}
@@ -125,7 +125,7 @@ kmx_key_table_resize(KmxKeyTable *self, gsize n_keys)
 
 		if (!slot_has_key(old[i]))
 			continue;
-		j = kmx_key_id_hash(kmx_key_get_id(old[i])) & mask;
+		j = kmx_key_id_hash(kmx_key_peek_id(old[i])) & mask;
 		while (self->slots[j] != NULL)
 			j = (j + 1) & mask;
 		self->slots[j] = old[i];
@@ -170,7 +170,7 @@ kmx_key_table_insert(KmxKeyTable *self, KmxKey *key)
 
 	g_return_if_fail(self != NULL);
 	g_return_if_fail(KMX_IS_KEY(key));
-	id = kmx_key_get_id(key);
+	id = kmx_key_peek_id(key);
 	g_return_if_fail(id != NULL);
 
 	i = kmx_key_table_find(self, id, &found, TRUE);

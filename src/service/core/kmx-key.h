@@ -95,6 +95,7 @@ typedef struct {
 gpointer kmx_key_new_with_facts(GType type, KmxKeyFacts *facts);
 
 const char *kmx_key_get_id(KmxKey *self);
+const char *kmx_key_peek_id(KmxKey *self);
 KmxDevice *kmx_key_get_device(KmxKey *self);
 KmxDevice *kmx_key_dup_device(KmxKey *self);
 char *kmx_key_dup_label(KmxKey *self);
