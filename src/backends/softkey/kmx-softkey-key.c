@@ -75,27 +75,12 @@ kmx_softkey_key_finalize(GObject *object)
  * Returns: (transfer full) (nullable): the path of one of the key's files
  * in its store's directory; %NULL once the store is gone
  */
-char *
-kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix, GError **error)
-{
-	g_autoptr(KmxDevice) store = kmx_key_dup_device(KMX_KEY(self));
-
-	if (store == NULL) {
-		g_set_error_literal(error,
-				    KMX_ERROR,
-				    KMX_ERROR_UNAVAILABLE,
-				    "the key's store is gone");
-		return NULL;
-	}
-	return kmx_softkey_device_get_key_path(KMX_SOFTKEY_DEVICE(store),
-					       kmx_key_get_id(KMX_KEY(self)),
-					       suffix);
-}
-
+/* the key's store, held while it is used, or NULL once it is gone */
 static KmxSoftkeyDevice *
-kmx_softkey_key_get_store(KmxSoftkeyKey *self, GError **error)
+kmx_softkey_key_dup_store(KmxSoftkeyKey *self, GError **error)
 {
-	KmxDevice *device = kmx_key_get_device(KMX_KEY(self));
+	KmxDevice *device = kmx_key_dup_device(KMX_KEY(self));
+
 	if (device == NULL) {
 		g_set_error_literal(error,
 				    KMX_ERROR,
@@ -104,6 +89,16 @@ kmx_softkey_key_get_store(KmxSoftkeyKey *self, GError **error)
 		return NULL;
 	}
 	return KMX_SOFTKEY_DEVICE(device);
+}
+
+char *
+kmx_softkey_key_get_path(KmxSoftkeyKey *self, const char *suffix, GError **error)
+{
+	g_autoptr(KmxSoftkeyDevice) store = kmx_softkey_key_dup_store(self, error);
+
+	if (store == NULL)
+		return NULL;
+	return kmx_softkey_device_get_key_path(store, kmx_key_get_id(KMX_KEY(self)), suffix);
 }
 
 /* decrypt the key file once per unlock, check it is the key we list, and
@@ -117,7 +112,7 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	g_autoptr(KmxSoftkeyOsslKey) ossl = NULL;
 	g_autoptr(GBytes) spki = NULL;
 	g_autofree char *path = NULL;
-	KmxSoftkeyDevice *store;
+	g_autoptr(KmxSoftkeyDevice) store = NULL;
 	guint generation;
 	gboolean loaded;
 
@@ -128,7 +123,7 @@ kmx_softkey_key_load(KmxSoftkeyKey *self, GError **error)
 	if (loaded)
 		return TRUE;
 
-	store = kmx_softkey_key_get_store(self, error);
+	store = kmx_softkey_key_dup_store(self, error);
 	if (store == NULL)
 		return FALSE;
 	file_key = kmx_softkey_device_dup_file_key(store, error);
@@ -392,7 +387,7 @@ static gboolean
 kmx_softkey_key_delete_key(KmxKey *key, GCancellable *cancellable, GError **error)
 {
 	KmxSoftkeyKey *self = KMX_SOFTKEY_KEY(key);
-	KmxSoftkeyDevice *store = kmx_softkey_key_get_store(self, error);
+	g_autoptr(KmxSoftkeyDevice) store = kmx_softkey_key_dup_store(self, error);
 	G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&self->file_mutex);
 
 	if (store == NULL)
@@ -401,8 +396,9 @@ kmx_softkey_key_delete_key(KmxKey *key, GCancellable *cancellable, GError **erro
 		return TRUE;
 	if (!kmx_softkey_device_delete_key(store, self, error)) {
 		/* the key file went but its .info stayed: no label either */
-		g_autofree char *pem = kmx_softkey_key_get_path(self, ".pem", NULL);
-		self->deleted = pem != NULL && !g_file_test(pem, G_FILE_TEST_EXISTS);
+		g_autofree char *pem =
+		    kmx_softkey_device_get_key_path(store, kmx_key_get_id(key), ".pem");
+		self->deleted = !g_file_test(pem, G_FILE_TEST_EXISTS);
 		return FALSE;
 	}
 	self->deleted = TRUE;

@@ -417,8 +417,7 @@ test_key_table(void)
 
 	for (guint i = 0; i < n_ids; i++) {
 		if (i % 3 == 0) /* one hash for all of these */
-			g_ptr_array_add(ids,
-					g_strdup_printf("%032d%032u", 0, i));
+			g_ptr_array_add(ids, g_strdup_printf("%032d%032u", 0, i));
 		else if (i % 3 == 1)
 			g_ptr_array_add(ids, g_strdup_printf("%064u", i));
 		else

@@ -369,7 +369,6 @@ static void
 kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 {
 	GPtrArray *keys = kmx_device_get_keys(edev->device);
-	g_autoptr(GHashTable) present = g_hash_table_new(g_str_hash, g_str_equal);
 	g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
 	gboolean changed = FALSE;
 	/* the first look at the device (start-up: 10,000 keys) has nothing
@@ -383,8 +382,6 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 		const char *key_id = kmx_key_get_id(key);
 
 		known = first ? NULL : kmx_key_table_lookup(edev->keys, key_id);
-		if (!first)
-			g_hash_table_add(present, (gpointer)key_id);
 		if (known == key)
 			continue;
 		if (known != NULL) {
@@ -406,7 +403,8 @@ kmx_exported_device_sync_keys(KmxExportedDevice *edev, gboolean announce)
 	}
 	kmx_key_table_iter_init(&iter, edev->keys);
 	while (!first && kmx_key_table_iter_next(&iter, &known)) {
-		if (g_hash_table_contains(present, kmx_key_get_id(known)))
+		/* still on the device: its own table says so */
+		if (kmx_device_find_key(edev->device, kmx_key_get_id(known)) != NULL)
 			continue;
 		changed = TRUE;
 		g_ptr_array_add(gone, g_strconcat(edev->path, "/", kmx_key_get_id(known), NULL));
