@@ -97,17 +97,23 @@ kmx_key_id_hash(gconstpointer id)
  * read by its instance init before any constructed() runs */
 static __thread KmxKeyFacts *kmx_key_pending_facts;
 
+/* the key's block from its id (any case; none or empty: the public key's)
+ * and public key */
 static void
 kmx_key_set_facts(KmxKeyPrivate *priv, const char *id, GBytes *public_key)
 {
 	gsize spki_len = public_key != NULL ? g_bytes_get_size(public_key) : 0;
+	g_autofree char *computed = NULL;
 	gsize id_len;
 
 	g_free(priv->facts);
 	priv->facts = NULL;
 	priv->spki_len = 0;
-	if (id == NULL)
-		return;
+	if (id == NULL || id[0] == '\0') {
+		if (public_key == NULL)
+			return;
+		id = computed = kmx_key_compute_id(public_key);
+	}
 	g_return_if_fail(spki_len <= G_MAXUINT32);
 	id_len = strlen(id);
 	priv->facts = g_malloc(spki_len + id_len + 1);
@@ -166,8 +172,6 @@ kmx_key_constructed(GObject *object)
 	if (!priv->made_with_facts) {
 		KmxKeyConstruct *c = g_object_steal_qdata(object, kmx_key_construct_quark());
 
-		if (c != NULL && c->id == NULL && c->public_key != NULL)
-			c->id = kmx_key_compute_id(c->public_key);
 		if (c != NULL)
 			kmx_key_set_facts(priv, c->id, c->public_key);
 		kmx_key_construct_free(c);
@@ -242,9 +246,7 @@ kmx_key_set_property(GObject *object, guint prop_id, const GValue *value, GParam
 	case PROP_ID:
 		c = kmx_key_construct_get(object);
 		g_free(c->id);
-		c->id = g_ascii_strdown(g_value_get_string(value) ?: "", -1);
-		if (c->id[0] == '\0')
-			g_clear_pointer(&c->id, g_free);
+		c->id = g_value_dup_string(value);
 		break;
 	case PROP_DEVICE:
 		kmx_device_anchor_unref(priv->anchor);
@@ -323,12 +325,7 @@ kmx_key_init(KmxKey *self)
 		return;
 	kmx_key_pending_facts = NULL;
 	priv->made_with_facts = TRUE;
-	if (facts->id != NULL && facts->id[0] != '\0') {
-		kmx_key_set_facts(priv, facts->id, facts->public_key);
-	} else if (facts->public_key != NULL) {
-		g_autofree char *id = kmx_key_compute_id(facts->public_key);
-		kmx_key_set_facts(priv, id, facts->public_key);
-	}
+	kmx_key_set_facts(priv, facts->id, facts->public_key);
 	if (facts->device != NULL)
 		priv->anchor = kmx_device_ref_anchor(facts->device);
 	/* made with its label: nothing announced (see PROP_LABEL) */
