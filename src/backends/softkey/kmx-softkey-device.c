@@ -87,8 +87,14 @@ kmx_softkey_device_is_temp_file(const char *name, gsize len)
 	       kmx_softkey_device_is_key_id(name, 64);
 }
 
-static char *
-kmx_softkey_device_path(KmxSoftkeyDevice *self, const char *id, const char *suffix)
+/**
+ * kmx_softkey_device_get_key_path:
+ * @suffix: ".pem" or ".info"
+ *
+ * Returns: (transfer full): the path of a key file of the store
+ */
+char *
+kmx_softkey_device_get_key_path(KmxSoftkeyDevice *self, const char *id, const char *suffix)
 {
 	g_autofree char *name = g_strconcat(id, suffix, NULL);
 	return g_build_filename(self->dir, name, NULL);
@@ -210,8 +216,8 @@ kmx_softkey_device_recover_key(KmxSoftkeyDevice *self,
 			       const char *id,
 			       GError **error)
 {
-	g_autofree char *pem = kmx_softkey_device_path(self, id, ".pem");
-	g_autofree char *info_path = kmx_softkey_device_path(self, id, ".info");
+	g_autofree char *pem = kmx_softkey_device_get_key_path(self, id, ".pem");
+	g_autofree char *info_path = kmx_softkey_device_get_key_path(self, id, ".info");
 	g_auto(gnutls_x509_privkey_t) x = NULL;
 	g_autoptr(KmxSecret) der = NULL;
 	g_autoptr(GBytes) spki = NULL;
@@ -655,26 +661,6 @@ kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe)
 	return g_steal_pointer(&keys);
 }
 
-const char *
-kmx_softkey_device_get_dir(KmxSoftkeyDevice *self)
-{
-	return self->dir;
-}
-
-/**
- * kmx_softkey_device_get_key_path:
- * @suffix: ".pem" or ".info"
- *
- * Returns: (transfer full): the path of a key file of the store
- */
-char *
-kmx_softkey_device_get_key_path(KmxSoftkeyDevice *self, const char *id, const char *suffix)
-{
-	g_autofree char *name = g_strconcat(id, suffix, NULL);
-
-	return g_build_filename(self->dir, name, NULL);
-}
-
 /**
  * kmx_softkey_device_dup_file_key:
  *
@@ -882,8 +868,8 @@ kmx_softkey_device_store_key(KmxSoftkeyDevice *self,
 			     GError **error)
 {
 	g_autofree char *id = kmx_key_compute_id(parsed->spki);
-	g_autofree char *pem = kmx_softkey_device_path(self, id, ".pem");
-	g_autofree char *info_path = kmx_softkey_device_path(self, id, ".info");
+	g_autofree char *pem = kmx_softkey_device_get_key_path(self, id, ".pem");
+	g_autofree char *info_path = kmx_softkey_device_get_key_path(self, id, ".info");
 	g_autoptr(GDateTime) now = g_date_time_new_now_utc();
 	g_autofree char *created = g_date_time_format_iso8601(now);
 	g_autofree char *fallback = NULL;

@@ -14,7 +14,6 @@ KmxSoftkeyDevice *kmx_softkey_device_new(const char *backend_name,
 					 const char *store_name,
 					 const char *dir);
 GPtrArray *kmx_softkey_device_load(KmxSoftkeyDevice *self, const char *unsafe);
-const char *kmx_softkey_device_get_dir(KmxSoftkeyDevice *self);
 char *kmx_softkey_device_get_key_path(KmxSoftkeyDevice *self, const char *id, const char *suffix);
 KmxSecret *kmx_softkey_device_dup_file_key(KmxSoftkeyDevice *self, GError **error);
 gboolean kmx_softkey_device_delete_key(KmxSoftkeyDevice *self, KmxSoftkeyKey *key, GError **error);
